@@ -1,0 +1,114 @@
+// Saved counterexamples: format version 1. The op list is the source of truth for replay; the
+// rest says what it reproduced, under which configuration, and how it was found.
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { type Op, formatOp, validateOp } from '../model/ops.ts';
+import { type Config, geometryOf } from '../model/system.ts';
+import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, RFC_V2_OPTIONS } from '../model/options.ts';
+import { isMutantName } from '../model/mutants.ts';
+import { invariantById } from '../invariants/index.ts';
+import { GEOMETRIES } from '../model/geometry.ts';
+
+export const FORMAT = 'asi-check-counterexample';
+export const FORMAT_VERSION = 1;
+
+export interface Counterexample {
+  readonly format: typeof FORMAT;
+  readonly version: typeof FORMAT_VERSION;
+  /** A short title: the invariant and what the ops do. */
+  readonly title: string;
+  readonly invariant: string;
+  readonly message: string;
+  readonly config: Config;
+  readonly ops: readonly Op[];
+  /** The ops as one readable line each (informative; `ops` is what replays). */
+  readonly trace: readonly string[];
+  readonly found?: { readonly by: string; readonly seed?: string | number; readonly path?: string; readonly runs?: number };
+}
+
+export class CounterexampleError extends Error {}
+
+export function makeCounterexample(config: Config, ops: readonly Op[], invariant: string, message: string, title: string, found?: Counterexample['found']): Counterexample {
+  const g = geometryOf(config);
+  return { format: FORMAT, version: FORMAT_VERSION, title, invariant, message, config, ops, trace: ops.map((op) => formatOp(g, op)), ...(found ? { found } : {}) };
+}
+
+/**
+ * The configuration, the invariant and the shape of the ops (kinds, not arguments): two files with
+ * one signature are one bug, as syzbot groups crashes by title.
+ */
+export function signature(c: Pick<Counterexample, 'invariant' | 'ops' | 'config'>): string {
+  const shape = c.ops.map((o) => o.op).join(',');
+  return createHash('sha256').update(`${JSON.stringify(c.config)}|${c.invariant}|${shape}`).digest('hex').slice(0, 12);
+}
+
+export function fileNameFor(c: Counterexample): string {
+  const who = c.config.mutant ? `mutant-${c.config.mutant}` : c.config.profile;
+  return `${who}--${c.invariant.toLowerCase()}--${signature(c)}.json`;
+}
+
+/** Writes next to the target and renames, so a reader never sees a partial file. */
+export function saveCounterexample(dir: string, c: Counterexample): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, fileNameFor(c));
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify(c, null, 2) + '\n');
+    renameSync(tmp, path);
+  } finally {
+    if (existsSync(tmp)) unlinkSync(tmp);
+  }
+  return path;
+}
+
+function validateConfig(x: unknown): Config {
+  if (typeof x !== 'object' || x === null) throw new CounterexampleError('config is not an object');
+  const c = x as Record<string, unknown>;
+  if (typeof c.geometry !== 'string' || !Object.hasOwn(GEOMETRIES, c.geometry)) throw new CounterexampleError(`unknown geometry ${JSON.stringify(c.geometry)}`);
+  if (!Number.isInteger(c.cpus) || (c.cpus as number) < 1 || (c.cpus as number) > 4) throw new CounterexampleError(`cpus must be 1-4, got ${JSON.stringify(c.cpus)}`);
+  if (!isProfileName(c.profile)) throw new CounterexampleError(`unknown profile ${JSON.stringify(c.profile)}`);
+  if (c.mutant !== undefined && !isMutantName(c.mutant)) throw new CounterexampleError(`unknown mutant ${JSON.stringify(c.mutant)}`);
+  if (c.options !== undefined) {
+    if (typeof c.options !== 'object' || c.options === null) throw new CounterexampleError('options is not an object');
+    for (const [k, v] of Object.entries(c.options)) {
+      if (!(OPTION_NAMES as readonly string[]).includes(k)) throw new CounterexampleError(`unknown design option ${JSON.stringify(k)}`);
+      if (typeof v !== typeof RFC_V2_OPTIONS[k as keyof typeof RFC_V2_OPTIONS]) throw new CounterexampleError(`design option ${k} has the wrong type`);
+      if (k === 'overlapPolicy' && !(OVERLAP_POLICIES as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown overlapPolicy ${JSON.stringify(v)}`);
+    }
+  }
+  return c as unknown as Config;
+}
+
+/** Parses and validates a file's text; every defect is a CounterexampleError naming it. */
+export function parseCounterexample(text: string): Counterexample {
+  let x: unknown;
+  try {
+    x = JSON.parse(text);
+  } catch (e) {
+    throw new CounterexampleError(`not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof x !== 'object' || x === null) throw new CounterexampleError('not a JSON object');
+  const o = x as Record<string, unknown>;
+  if (o.format !== FORMAT) throw new CounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
+  if (o.version !== FORMAT_VERSION) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check reads version ${FORMAT_VERSION})`);
+  if (typeof o.invariant !== 'string' || !invariantById(o.invariant)) throw new CounterexampleError(`unknown invariant ${JSON.stringify(o.invariant)}`);
+  const config = validateConfig(o.config);
+  if (!Array.isArray(o.ops) || o.ops.length === 0) throw new CounterexampleError('ops must be a non-empty array');
+  o.ops.forEach((op, i) => {
+    const err = validateOp(op);
+    if (err) throw new CounterexampleError(`op ${i + 1}: ${err}`);
+  });
+  return { ...(o as unknown as Counterexample), config };
+}
+
+export function loadCounterexample(path: string): Counterexample {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new CounterexampleError(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseCounterexample(text);
+}

@@ -1,0 +1,40 @@
+// Hunting for a counterexample with fast-check: random choice lists, fast-check's shrinking, then
+// ddmin over the concrete ops. Used by the tests (mutants, the fixed profile) and by findings.ts.
+
+import fc from 'fast-check';
+import { choicesArb } from '../generators/arbitraries.ts';
+import type { Choice } from '../generators/choose.ts';
+import type { Op } from '../model/ops.ts';
+import type { Config } from '../model/system.ts';
+import type { Violation } from '../invariants/index.ts';
+import { runChoices, runOps } from './run.ts';
+import { ddmin } from './shrink.ts';
+
+export interface HuntOptions {
+  readonly seed: number;
+  readonly numRuns: number;
+  readonly maxLength?: number;
+}
+
+export interface Found {
+  /** Runs fast-check needed before the first failure. */
+  readonly runsToFailure: number;
+  readonly ops: readonly Op[];
+  readonly violation: Violation;
+  readonly path: string;
+  readonly seed: number;
+}
+
+export function hunt(config: Config, o: HuntOptions): Found | undefined {
+  const result = fc.check(
+    fc.property(choicesArb(o.maxLength ?? 25), (choices: Choice[]) => runChoices(config, choices).failure === undefined),
+    { seed: o.seed, numRuns: o.numRuns },
+  );
+  if (!result.failed || !result.counterexample) return undefined;
+  const [choices] = result.counterexample;
+  const first = runChoices(config, choices);
+  const invariant = first.failure!.violations[0].invariant;
+  const ops = ddmin(config, first.ops, invariant);
+  const violation = runOps(config, ops).failure!.violations.find((v) => v.invariant === invariant)!;
+  return { runsToFailure: result.numRuns, ops, violation, path: result.counterexamplePath ?? '', seed: o.seed };
+}

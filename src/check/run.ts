@@ -1,0 +1,74 @@
+// Running operations against the model with every invariant checked after every step.
+
+import { type Choice, type Weights, resolveOp } from '../generators/choose.ts';
+import { type Invariant, type Violation, checkAll } from '../invariants/index.ts';
+import { type Op, formatOp } from '../model/ops.ts';
+import { type Outcome, createSystem, step } from '../model/step.ts';
+import type { Config, System } from '../model/system.ts';
+import { ERRNO_NAMES } from '../model/kernel.ts';
+
+export interface Failure {
+  /** Index of the op after which the invariants failed. */
+  readonly step: number;
+  readonly violations: readonly Violation[];
+}
+
+export interface RunResult {
+  readonly ops: readonly Op[];
+  readonly failure?: Failure;
+  readonly system: System;
+}
+
+export interface StepRecord {
+  readonly op: Op;
+  readonly outcome: Outcome;
+}
+
+export interface RunOptions {
+  readonly invariants?: readonly Invariant[];
+  readonly onStep?: (sys: System, rec: StepRecord, index: number) => void;
+}
+
+/** Replays concrete ops, stopping at the first step after which an invariant fails. */
+export function runOps(config: Config, ops: readonly Op[], opts: RunOptions = {}): RunResult {
+  return runWith(config, ops.length, (_, i) => ops[i], opts);
+}
+
+/** Resolves and runs choices one by one; the result holds the concrete ops that ran. */
+export function runChoices(config: Config, choices: readonly Choice[], weights?: Weights, opts: RunOptions = {}): RunResult {
+  return runWith(config, choices.length, (sys, i) => resolveOp(sys, choices[i], weights), opts);
+}
+
+export function runWith(config: Config, n: number, next: (sys: System, i: number) => Op, opts: RunOptions = {}): RunResult {
+  const sys = createSystem(config);
+  const ran: Op[] = [];
+  for (let i = 0; i < n; i++) {
+    const op = next(sys, i);
+    ran.push(op);
+    const outcome = step(sys, op);
+    opts.onStep?.(sys, { op, outcome }, i);
+    const violations = checkAll(sys, opts.invariants);
+    if (violations.length) return { ops: ran, failure: { step: i, violations }, system: sys };
+  }
+  return { ops: ran, system: sys };
+}
+
+export function formatRet(op: Op, ret: number): string {
+  if (ret < 0) return ERRNO_NAMES[ret] ?? String(ret);
+  if (op.op === 'asi_create') return `asi#${ret}`;
+  if (ret > 0 && ['task_create', 'vmalloc', 'kmalloc', 'module_load'].includes(op.op)) return `#${ret}`;
+  return String(ret);
+}
+
+/** A numbered trace: op, return value, and what the modelled code logged. */
+export function traceLines(config: Config, ops: readonly Op[], withLog = true): string[] {
+  const lines: string[] = [];
+  const res = runOps(config, ops, {
+    onStep: (sys, rec, i) => {
+      lines.push(`${String(i + 1).padStart(3)}. ${formatOp(sys.g, rec.op)} = ${formatRet(rec.op, rec.outcome.ret)}`);
+      if (withLog) for (const e of rec.outcome.log) lines.push(`       ${e.kind}: ${e.text}`);
+    },
+  });
+  for (const v of res.failure?.violations ?? []) lines.push(`  VIOLATION ${v.invariant}: ${v.message}`);
+  return lines;
+}

@@ -1,0 +1,184 @@
+// Turning raw random numbers into operations on the live state. A `Choice` is a few naturals; the
+// same choice resolves against the current system to one concrete Op. fast-check shrinks choices
+// (towards 0: earlier kinds, first candidates), the seeded walk draws them from seedrandom, and
+// both record the concrete ops, which are what a counterexample saves.
+
+import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/geometry.ts';
+import { PERCPU_VAR_NAMES, PERCPU_VARS, TASK_STRUCT_SIZE, THREAD_PAGES, perCpuPtr, taskStackVa } from '../model/kernel.ts';
+import type { Op, OpKind } from '../model/ops.ts';
+import type { System } from '../model/system.ts';
+
+export interface Choice {
+  readonly kind: number;
+  readonly a: number;
+  readonly b: number;
+  readonly c: number;
+  readonly d: number;
+}
+
+export type Weights = Readonly<Record<OpKind, number>>;
+
+export const DEFAULT_WEIGHTS: Weights = {
+  asi_create: 4,
+  asi_destroy: 2,
+  asi_map: 16,
+  asi_unmap: 10,
+  asi_remap: 3,
+  asi_map_percpu: 3,
+  asi_unmap_percpu: 2,
+  asi_map_module: 2,
+  task_create: 3,
+  task_exit: 3,
+  vmalloc: 3,
+  vfree: 3,
+  kmalloc: 3,
+  kfree: 3,
+  module_load: 2,
+  module_unload: 1,
+  fail_alloc: 2,
+};
+
+function pick<T>(xs: readonly T[], n: number): T {
+  return xs[n % xs.length];
+}
+
+function pickKind(w: Weights, n: number): OpKind {
+  const kinds = Object.keys(w) as OpKind[];
+  const total = kinds.reduce((s, k) => s + w[k], 0);
+  let x = n % total;
+  for (const k of kinds) {
+    if (x < w[k]) return k;
+    x -= w[k];
+  }
+  return kinds[0];
+}
+
+/** Ids that exist, plus one that does not, so misuse is exercised too (1 in 8). */
+function pickId(ids: readonly number[], n: number, missing: number): number {
+  if (ids.length === 0 || n % 8 === 7) return missing;
+  return pick(ids, n >> 3);
+}
+
+/** Start addresses worth trying: objects, tracked ranges, region and large-page edges. */
+export function interestingPointers(sys: System, asiId: number): number[] {
+  const k = sys.kernel;
+  const l = k.layout;
+  const g = sys.g;
+  const out: number[] = [];
+  const asi = sys.asis.get(asiId);
+  if (asi) for (const r of asi.ranges) out.push(r.ptr, r.ptr + PAGE_SIZE, roundDown(r.ptr + r.size - 1, PAGE_SIZE));
+  for (const t of k.tasks.values()) out.push(taskStackVa(sys, t), t.structVa);
+  for (const v of k.vmAreas.values()) out.push(v.va, v.va + (v.pages - 1) * PAGE_SIZE);
+  for (const o of k.kmallocs.values()) out.push(o.va);
+  for (const m of k.modules.values()) out.push(m.va);
+  for (const v of PERCPU_VAR_NAMES) out.push(perCpuPtr(sys, v, 0));
+  const pmd = levelSize(g, PGT_LEVEL_PMD);
+  out.push(
+    l.startKernelMap,
+    l.startKernelMap + pmd - PAGE_SIZE,
+    l.startKernelMap + pmd,
+    l.startKernelMap + 2 * pmd,
+    l.ceaPerCpu,
+    l.espfixBase,
+    l.modulesStart,
+    l.directMap,
+    l.directMap + pmd - PAGE_SIZE,
+    l.directMap + levelSize(g, 2) - PAGE_SIZE,
+    l.vmallocStart,
+  );
+  return out;
+}
+
+function sizeFor(sys: System, n: number, m: number): number {
+  const sizes = [
+    PAGE_SIZE,
+    2 * PAGE_SIZE,
+    THREAD_PAGES * PAGE_SIZE,
+    TASK_STRUCT_SIZE,
+    PAGE_SIZE + 1,
+    PAGE_SIZE - 1,
+    3 * PAGE_SIZE + 1,
+    8,
+    0x40,
+    levelSize(sys.g, PGT_LEVEL_PMD),
+    levelSize(sys.g, PGT_LEVEL_PMD) + PAGE_SIZE,
+  ];
+  return n % 4 === 3 ? (1 + (m % 12)) * PAGE_SIZE : pick(sizes, n >> 2);
+}
+
+/** The newest kernel objects first: what was just allocated is what a caller maps next. */
+function recentObjects(sys: System): number[] {
+  const k = sys.kernel;
+  const objs = [...k.vmAreas.values(), ...k.kmallocs.values(), ...k.modules.values()].sort((a, b) => b.id - a.id);
+  return objs.slice(0, 3).map((o) => o.va);
+}
+
+/**
+ * A pointer: a recent object (3 in 8), another interesting one (2 in 8), one moved by a small
+ * unaligned offset or by whole pages, or a random direct-map page.
+ */
+function pointerFor(sys: System, asi: number, n: number, m: number): number {
+  const recent = recentObjects(sys);
+  const base = n % 8 < 3 && recent.length ? pick(recent, n >> 3) : pick(interestingPointers(sys, asi), n >> 3);
+  switch (n % 8) {
+    case 5:
+      return base + pick([0x10, 0x800, PAGE_SIZE - 8], m);
+    case 6:
+      return base + (m % 4) * PAGE_SIZE;
+    case 7:
+      return sys.kernel.layout.directMap + (m % sys.kernel.layout.physFrames) * PAGE_SIZE;
+    default:
+      return base;
+  }
+}
+
+/** Mostly asi_map (PTE level); the other levels as asi_map_range callers use them. */
+const LEVELS: readonly PgtLevel[] = [0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4];
+
+export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WEIGHTS): Op {
+  const k = sys.kernel;
+  const asis = [...sys.asis.keys()];
+  const asi = pickId(asis, ch.a, sys.nextAsiId);
+  const idle = [...k.tasks.keys()].filter((t) => !k.current.includes(t));
+  switch (pickKind(weights, ch.kind)) {
+    case 'asi_create':
+      return { op: 'asi_create', flags: ch.b % 16 === 15 ? 0x20 : ch.b % 32 };
+    case 'asi_destroy':
+      return { op: 'asi_destroy', asi };
+    case 'asi_map':
+      return { op: 'asi_map', asi, ptr: pointerFor(sys, asi, ch.b, ch.d), size: sizeFor(sys, ch.c, ch.d), level: pick(LEVELS, ch.d) };
+    case 'asi_unmap': {
+      const starts = sys.asis.get(asi)?.ranges.map((r) => r.ptr) ?? [];
+      return { op: 'asi_unmap', asi, ptr: starts.length && ch.b % 4 !== 3 ? pick(starts, ch.b >> 2) : pointerFor(sys, asi, ch.b, ch.d) };
+    }
+    case 'asi_remap': {
+      const starts = sys.asis.get(asi)?.ranges.map((r) => r.ptr) ?? [];
+      const cur = starts.length && ch.d % 3 !== 2 ? pick(starts, ch.d) : null;
+      return { op: 'asi_remap', asi, cur, ptr: pointerFor(sys, asi, ch.b, ch.d), size: sizeFor(sys, ch.c, ch.d) };
+    }
+    case 'asi_map_percpu':
+      return { op: 'asi_map_percpu', asi, var: pick(PERCPU_VAR_NAMES, ch.b) };
+    case 'asi_unmap_percpu':
+      return { op: 'asi_unmap_percpu', asi, var: pick(PERCPU_VAR_NAMES, ch.b) };
+    case 'asi_map_module':
+      return { op: 'asi_map_module', asi, module: pickId([...k.modules.keys()], ch.b, k.nextId) };
+    case 'task_create':
+      return { op: 'task_create' };
+    case 'task_exit':
+      return { op: 'task_exit', task: pickId(ch.b % 8 === 6 ? k.current : idle, ch.b, k.nextId) };
+    case 'vmalloc':
+      return { op: 'vmalloc', pages: 1 + (ch.b % 6), sensitive: ch.c % 2 === 0 };
+    case 'vfree':
+      return { op: 'vfree', id: pickId([...k.vmAreas.values()].filter((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc').map((v) => v.id), ch.b, k.nextId) };
+    case 'kmalloc':
+      return { op: 'kmalloc', size: pick([0x40, 0x200, PAGE_SIZE, 3 * PAGE_SIZE, PERCPU_VARS.rcu_data.size, 2 * PAGE_SIZE + 1], ch.b), sensitive: ch.c % 2 === 0 };
+    case 'kfree':
+      return { op: 'kfree', id: pickId([...k.kmallocs.values()].filter((o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc').map((o) => o.id), ch.b, k.nextId) };
+    case 'module_load':
+      return { op: 'module_load', pages: 1 + (ch.b % 4) };
+    case 'module_unload':
+      return { op: 'module_unload', id: pickId([...k.modules.keys()], ch.b, k.nextId) };
+    case 'fail_alloc':
+      return { op: 'fail_alloc', after: ch.b % 6 };
+  }
+}

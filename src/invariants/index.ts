@@ -1,0 +1,45 @@
+// The invariant catalogue, in the order violations are reported: structural first, then tracking,
+// then what the page tables expose. Ids are published (saved counterexamples name them): keep them.
+
+import type { System } from '../model/system.ts';
+import { PT_OWN, PT_WF } from './pagetables.ts';
+import { RANGE_EXACT, RANGE_NO_LEAK, RANGE_NO_OVERLAP, RANGE_OVERLAP_ACCOUNTED } from './ranges.ts';
+import { REFINE } from './refine.ts';
+import { ISOLATION } from './isolation.ts';
+import type { Invariant, Violation } from './types.ts';
+
+export type { Invariant, Violation } from './types.ts';
+
+export const NO_WARN: Invariant = {
+  id: 'NO-WARN',
+  statement: "No WARN_ON of the modelled code fires: the author's own assertions hold.",
+  source: 'RFC v2 patch 14 (WARN_ON in asi_unmap_overlap)',
+  check: (sys) => sys.ghost.events.find((e) => e.invariant === 'NO-WARN')?.message,
+};
+
+export const INVARIANTS: readonly Invariant[] = [
+  PT_WF,
+  PT_OWN,
+  RANGE_NO_OVERLAP,
+  RANGE_OVERLAP_ACCOUNTED,
+  RANGE_NO_LEAK,
+  RANGE_EXACT,
+  REFINE,
+  ISOLATION,
+  NO_WARN,
+];
+
+export function invariantById(id: string): Invariant | undefined {
+  return INVARIANTS.find((i) => i.id === id);
+}
+
+/** Every invariant that applies to this system and does not hold, in catalogue order. */
+export function checkAll(sys: System, only?: readonly Invariant[]): Violation[] {
+  const out: Violation[] = [];
+  for (const inv of only ?? INVARIANTS) {
+    if (inv.appliesTo && !inv.appliesTo(sys)) continue;
+    const message = inv.check(sys);
+    if (message !== undefined) out.push({ invariant: inv.id, message });
+  }
+  return out;
+}

@@ -1,0 +1,73 @@
+// PT-WF and PT-OWN: the page tables are trees of live page-table pages, and ASI code touches only
+// the pages it allocated.
+
+import { type PgtLevel, PGT_LEVEL_PGD, PGT_LEVEL_PTE, LEVEL_NAMES, PAGE_SIZE, levelSize } from '../model/geometry.ts';
+import { allocationOfFrame, frameCount } from '../model/memory.ts';
+import { lowerLevel } from '../model/pagetable.ts';
+import { entryFrame, isLarge, isNone, isPresent } from '../model/pte.ts';
+import type { System } from '../model/system.ts';
+import type { Invariant } from './types.ts';
+
+function roots(sys: System): { name: string; root: number }[] {
+  return [{ name: 'kernel', root: sys.kernel.pgd }, ...[...sys.asis.values()].map((a) => ({ name: `asi#${a.id}`, root: a.pgd }))];
+}
+
+/** The first defect of the tree under `root`, if any. */
+function malformed(sys: System, root: number): string | undefined {
+  const seenAt = new Map<number, PgtLevel>();
+  const visit = (table: number, level: PgtLevel): string | undefined => {
+    const a = allocationOfFrame(sys.mem, table);
+    if (!a || a.kind !== 'pgtable' || !sys.tables.has(table)) return `pfn ${table} used as a ${LEVEL_NAMES[level]} table is ${a ? a.name : 'free'}`;
+    if (a.level !== level) return `pfn ${table} (${a.name}) used as a ${LEVEL_NAMES[level]} table`;
+    const prev = seenAt.get(table);
+    if (prev !== undefined) return prev === level ? undefined : `pfn ${table} is both a ${LEVEL_NAMES[prev]} and a ${LEVEL_NAMES[level]} table`;
+    seenAt.set(table, level);
+    const entries = sys.tables.get(table)!;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      if (isNone(e) || !isPresent(e)) continue;
+      const f = entryFrame(e);
+      if (level === PGT_LEVEL_PTE || isLarge(e)) {
+        const n = levelSize(sys.g, level) / PAGE_SIZE;
+        if (f + n > frameCount(sys.mem) || f % n !== 0) return `${LEVEL_NAMES[level]} entry ${i} of pfn ${table} maps pfn ${f}, outside memory or misaligned`;
+        continue;
+      }
+      const err = visit(f, lowerLevel(level));
+      if (err) return err;
+    }
+    return undefined;
+  };
+  return visit(root, PGT_LEVEL_PGD);
+}
+
+export const PT_WF: Invariant = {
+  id: 'PT-WF',
+  statement: 'Every table an entry points to is a live page-table page of the right level; leaves map existing, aligned frames.',
+  source: 'x86-64 paging; RFC v2 patch 06 (asi_pXX_alloc)',
+  check(sys) {
+    for (const { name, root } of roots(sys)) {
+      const err = malformed(sys, root);
+      if (err) return `${name} page table: ${err}`;
+    }
+    return undefined;
+  },
+};
+
+export const PT_OWN: Invariant = {
+  id: 'PT-OWN',
+  statement: 'An ASI writes and frees only page-table pages it allocated; kernel tables are never changed by ASI code.',
+  source: 'RFC v2 patch 04 (backend_pages), patch 05 (asi_valid_offset)',
+  check(sys) {
+    const e = sys.ghost.events.find((ev) => ev.invariant === 'PT-OWN');
+    if (e) return e.message;
+    for (const asi of sys.asis.values()) {
+      for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) {
+        const a = allocationOfFrame(sys.mem, f);
+        if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) {
+          return `asi#${asi.id} counts pfn ${f} as its own page-table page, but it is ${a ? a.name : 'free'}`;
+        }
+      }
+    }
+    return undefined;
+  },
+};

@@ -1,0 +1,39 @@
+// REFINE: what an ASI maps is a sub-map of what the kernel maps, now, not when it was copied.
+
+import { PAGE_SIZE, formatVa } from '../model/geometry.ts';
+import { leaves, walk } from '../model/pagetable.ts';
+import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/pte.ts';
+import type { System } from '../model/system.ts';
+import type { Invariant } from './types.ts';
+
+/** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
+function wider(asi: number, kernel: number): boolean {
+  return (asi & ~kernel & (_PAGE_RW | _PAGE_USER)) !== 0 || (kernel & _PAGE_NX & ~asi) !== 0;
+}
+
+export const REFINE: Invariant = {
+  id: 'REFINE',
+  statement:
+    'Every ASI translation is a kernel translation: same frame, no wider permissions; and no tracked range reaches memory the kernel has freed since it was mapped.',
+  source: 'RFC v2 patch 08 (entries are copies of the kernel page table), patch 10 (ranges outlive nothing)',
+  check(sys) {
+    for (const asi of sys.asis.values()) {
+      for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+        for (let va = l.va; va < l.va + l.size; ) {
+          const k = walk(sys.g, sys.tables, sys.kernel.pgd, va);
+          const asiFrame = l.frame + (va - l.va) / PAGE_SIZE;
+          if (!k.ok) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, which the kernel no longer maps`;
+          const kFrame = k.leaf.frame + (va - k.leaf.va) / PAGE_SIZE;
+          if (kFrame !== asiFrame) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, the kernel maps it to pfn ${kFrame}`;
+          if (wider(l.flags, k.leaf.flags)) return `asi#${asi.id} maps ${formatVa(sys.g, va)} ${formatFlags(l.flags)}, wider than the kernel's ${formatFlags(k.leaf.flags)}`;
+          va = Math.min(l.va + l.size, k.leaf.va + k.leaf.size);
+        }
+      }
+      for (const r of asi.ranges) {
+        const gone = r.ghostAllocs.find((id) => !sys.mem.allocs.has(id));
+        if (gone !== undefined) return `asi#${asi.id}: range [${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) still maps memory of allocation #${gone}, which the kernel has freed (stale mapping)`;
+      }
+    }
+    return undefined;
+  },
+};

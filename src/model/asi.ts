@@ -1,0 +1,640 @@
+// struct asi and its page table: RFC v2 patches 01, 04-16, 19-20 (arch/x86/mm/asi.c and
+// asi_pagetable.c), function by function. The `rfc-v2` profile runs the posted code as written;
+// each design option of options.ts changes one named place, marked `// fixed: <option>`.
+
+import {
+  type PgtLevel,
+  PAGE_SIZE,
+  PGT_LEVEL_P4D,
+  PGT_LEVEL_PGD,
+  PGT_LEVEL_PMD,
+  PGT_LEVEL_PTE,
+  PGT_LEVEL_PUD,
+  LEVEL_NAMES,
+  addrEnd,
+  entriesPerTable,
+  formatVa,
+  indexAt,
+  levelSize,
+  roundDown,
+  roundUp,
+} from './geometry.ts';
+import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation } from './memory.ts';
+import { framesReached, lowerLevel, mappedPages, reachableTables } from './pagetable.ts';
+import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, mkEntry } from './pte.ts';
+import { type Log, log } from './trace.ts';
+import { type Asi, type AsiRange, type System, mutant } from './system.ts';
+import {
+  EBUSY,
+  EINVAL,
+  ENOMEM,
+  type EntrySlot,
+  type PercpuVar,
+  PERCPU_VARS,
+  perCpuPtr,
+  taskStackVa,
+} from './kernel.ts';
+
+// asi_create() map flags (patches 15, 16, 19, 20).
+export const ASI_MAP_STACK_CANARY = 0x01;
+export const ASI_MAP_CPU_PTR = 0x02;
+export const ASI_MAP_CURRENT_TASK = 0x04;
+export const ASI_MAP_RCU_DATA = 0x08;
+export const ASI_MAP_CPU_HW_EVENTS = 0x10;
+export const ASI_MAP_ALL = 0x1f;
+
+/** asi_map_percpu_options[] (patches 15, 16, 19, 20). */
+const ASI_MAP_PERCPU_OPTIONS: readonly { flag: number; var: PercpuVar }[] = [
+  { flag: ASI_MAP_STACK_CANARY, var: 'fixed_percpu_data' },
+  { flag: ASI_MAP_CPU_PTR, var: 'this_cpu_off' },
+  { flag: ASI_MAP_CURRENT_TASK, var: 'current_task' },
+  { flag: ASI_MAP_RCU_DATA, var: 'rcu_data' },
+  { flag: ASI_MAP_CPU_HW_EVENTS, var: 'cpu_hw_events' },
+];
+
+export function formatMapFlags(flags: number): string {
+  const names = ['STACK_CANARY', 'CPU_PTR', 'CURRENT_TASK', 'RCU_DATA', 'CPU_HW_EVENTS'];
+  const set = names.filter((_, i) => flags & (1 << i));
+  return set.length ? set.join('|') : '0';
+}
+
+// ---- entries and ownership ------------------------------------------------------------------
+
+function entryAt(sys: System, slot: EntrySlot): number {
+  return sys.tables.get(slot.table)![slot.index];
+}
+
+export function ownsTable(asi: Asi, frame: number): boolean {
+  return frame === asi.pgd || asi.backend.some((b) => b.frame === frame);
+}
+
+/** Every ASI page-table write goes through here; a write to a table the ASI does not own is PT-OWN's. */
+function asiWrite(sys: System, asi: Asi, slot: EntrySlot, value: number): void {
+  if (!ownsTable(asi, slot.table)) {
+    sys.ghost.events.push({
+      invariant: 'PT-OWN',
+      message: `ASI ${asi.id} wrote ${formatEntry(value)} into table pfn ${slot.table} (${allocationOfFrame(sys.mem, slot.table)?.name ?? 'free'}), which it does not own`,
+    });
+  }
+  sys.tables.get(slot.table)![slot.index] = value;
+}
+
+/** A translation the ASI loses: ghost history for RANGE-OVERLAP-ACCOUNTED. */
+function asiClear(sys: System, asi: Asi, slot: EntrySlot, va: number, level: PgtLevel): void {
+  if (isNone(entryAt(sys, slot))) return;
+  asiWrite(sys, asi, slot, 0);
+  sys.ghost.cleared.push({ asi: asi.id, va, size: levelSize(sys.g, level) });
+}
+
+/** asi_valid_offset (patch 04): the pointer is in a backend page. asi->pgd is not one. */
+function asiValidOffset(asi: Asi, table: number): boolean {
+  return asi.backend.some((b) => b.frame === table);
+}
+
+function slotIn(sys: System, table: number, level: PgtLevel, addr: number): EntrySlot {
+  return { table, index: indexAt(sys.g, level, addr) };
+}
+
+/** asi_pmd_offset/asi_pud_offset/asi_pte_offset (patch 05): the lower table must be the ASI's. */
+function asiOffset(sys: System, asi: Asi, parent: EntrySlot, level: PgtLevel, addr: number, out: Log): EntrySlot | number {
+  const e = entryAt(sys, parent);
+  const table = entryFrame(e);
+  const wrongKind = sys.options.offsetChecksLevel && (isLarge(e) || asi.backend.find((b) => b.frame === table)?.level !== level); // fixed: offsetChecksLevel
+  if ((wrongKind || !asiValidOffset(asi, table)) && !mutant(sys, 'offset-not-validated')) {
+    log(out, 'pr_err', `ASI ${asi.id}: ${LEVEL_NAMES[level].toUpperCase()} pfn ${table} not found`);
+    return EINVAL;
+  }
+  return slotIn(sys, table, level, addr);
+}
+
+/** asi_add_backend_page (patch 04). */
+function allocBackendPage(sys: System, asi: Asi, level: PgtLevel): number | undefined {
+  const a = allocFrames(sys.mem, { kind: 'pgtable', owner: { kind: 'asi', id: asi.id }, name: `ASI ${asi.id} ${LEVEL_NAMES[level]} table`, pages: 1, sensitive: false, level });
+  if (!a) return undefined;
+  sys.tables.set(a.frames[0], new Int32Array(entriesPerTable(sys.g)));
+  asi.backend.push({ frame: a.frames[0], level });
+  return a.frames[0];
+}
+
+/** asi_pud_alloc/asi_pmd_alloc/asi_pte_alloc (patch 06). */
+function asiAlloc(sys: System, asi: Asi, parent: EntrySlot, level: PgtLevel, addr: number, out: Log): EntrySlot | number {
+  if (!isNone(entryAt(sys, parent))) return asiOffset(sys, asi, parent, level, addr, out);
+  const table = allocBackendPage(sys, asi, level);
+  if (table === undefined) return ENOMEM;
+  asiWrite(sys, asi, parent, mkEntry(table, _KERNPG_TABLE));
+  return slotIn(sys, table, level, addr);
+}
+
+/**
+ * asi_set_pmd/asi_set_pud/asi_set_p4d (patch 07): equal is fine, overwriting is -EBUSY.
+ * asi_set_pgd has the same shape but tests pgd_none(), which is always false with 4-level paging,
+ * so with an empty destination it still refuses: the posted code cannot map at PGT_LEVEL_PGD.
+ */
+function asiSet(sys: System, asi: Asi, slot: EntrySlot, value: number, level: PgtLevel, out: Log): number {
+  const cur = entryAt(sys, slot);
+  if (cur === value) return 0;
+  const destNone = level === PGT_LEVEL_PGD ? false : isNone(cur);
+  if (!destNone) {
+    log(out, 'pr_err', `ASI ${asi.id}: ${LEVEL_NAMES[level].toUpperCase()} overwriting ${formatEntry(cur)} with ${formatEntry(value)}`);
+    return EBUSY;
+  }
+  asiWrite(sys, asi, slot, value);
+  return 0;
+}
+
+// ---- copy (patch 08) ------------------------------------------------------------------------
+
+/** What one copy did: entries it relies on ("level:va") and entries it changed from none. */
+interface CopyCtx {
+  readonly keys: string[];
+  readonly newlySet: { slot: EntrySlot; va: number; level: PgtLevel }[];
+}
+
+function entryKey(sys: System, level: PgtLevel, va: number): string {
+  return `${level}:${roundDown(va, levelSize(sys.g, level))}`;
+}
+
+/** asi_set_pXX as called by the copy loops, recording what the range now relies on. */
+function copySet(sys: System, asi: Asi, slot: EntrySlot, value: number, level: PgtLevel, va: number, ctx: CopyCtx, out: Log): number {
+  const wasNone = isNone(entryAt(sys, slot));
+  const err = level === PGT_LEVEL_PTE ? (asiWrite(sys, asi, slot, value), 0) : asiSet(sys, asi, slot, value, level, out);
+  if (err || isNone(value)) return err;
+  ctx.keys.push(entryKey(sys, level, va));
+  if (wasNone) ctx.newlySet.push({ slot, va: roundDown(va, levelSize(sys.g, level)), level });
+  return 0;
+}
+
+function copyPteRange(sys: System, asi: Asi, dstPmd: EntrySlot, srcPmd: EntrySlot, addr: number, end: number, ctx: CopyCtx, out: Log): number {
+  const dst = asiAlloc(sys, asi, dstPmd, PGT_LEVEL_PTE, addr, out);
+  if (typeof dst === 'number') return dst;
+  addr = roundDown(addr, PAGE_SIZE);
+  const src = entryFrame(entryAt(sys, srcPmd));
+  const stop = mutant(sys, 'pte-copy-stops-early') ? end - PAGE_SIZE : end;
+  do {
+    let value = sys.tables.get(src)![indexAt(sys.g, PGT_LEVEL_PTE, addr)];
+    if (mutant(sys, 'copy-drops-nx')) value = value & ~_PAGE_NX;
+    copySet(sys, asi, slotIn(sys, dst.table, PGT_LEVEL_PTE, addr), value, PGT_LEVEL_PTE, addr, ctx, out);
+    addr += PAGE_SIZE;
+  } while (addr < stop);
+  return 0;
+}
+
+/**
+ * fixed: splitLargePages. The ASI builds its own lower tables under `parent` and maps only the
+ * requested part of the kernel large page `large` (at largeLevel) in entries of the requested level.
+ */
+function splitLarge(sys: System, asi: Asi, parent: EntrySlot, large: number, largeLevel: PgtLevel, addr: number, end: number, req: PgtLevel, ctx: CopyCtx, out: Log): number {
+  const level = lowerLevel(largeLevel);
+  const dst = asiAlloc(sys, asi, parent, level, addr, out);
+  if (typeof dst === 'number') return dst;
+  const largeBase = roundDown(addr, levelSize(sys.g, largeLevel));
+  const flags = entryFlags(large);
+  const everything = mutant(sys, 'split-maps-whole-large-page');
+  let a = everything ? largeBase : addr;
+  const stop = everything ? largeBase + levelSize(sys.g, largeLevel) : end;
+  do {
+    const next = addrEnd(sys.g, level, a, stop);
+    const frame = entryFrame(large) + (roundDown(a, levelSize(sys.g, level)) - largeBase) / PAGE_SIZE;
+    const slot = slotIn(sys, dst.table, level, a);
+    const err =
+      level === PGT_LEVEL_PTE || (everything ? level <= req : takesWholeEntry(sys, req, level, a, next))
+        ? copySet(sys, asi, slot, mkEntry(frame, level === PGT_LEVEL_PTE ? flags & ~_PAGE_PSE : flags), level, a, ctx, out)
+        : splitLarge(sys, asi, slot, mkEntry(frame, flags), level, a, next, req, ctx, out);
+    if (err) return err;
+    a = next;
+  } while (a < stop);
+  return 0;
+}
+
+/** asi_copy_pmd_range and asi_copy_pud_range: the same loop one level apart. */
+function copyMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | typeof PGT_LEVEL_PUD, dstParent: EntrySlot, srcParent: EntrySlot, addr: number, end: number, req: PgtLevel, ctx: CopyCtx, out: Log): number {
+  const dst = asiAlloc(sys, asi, dstParent, level, addr, out);
+  if (typeof dst === 'number') return dst;
+  const srcTable = entryFrame(entryAt(sys, srcParent));
+  do {
+    const next = addrEnd(sys.g, level, addr, end);
+    const dstSlot = slotIn(sys, dst.table, level, addr);
+    const srcSlot = slotIn(sys, srcTable, level, addr);
+    const src = entryAt(sys, srcSlot);
+    let err: number;
+    const whole = takesWholeEntry(sys, req, level, addr, next);
+    if (isLarge(src) && !whole && sys.options.splitLargePages) {
+      err = splitLarge(sys, asi, dstSlot, src, level, addr, next, req, ctx, out); // fixed: splitLargePages
+    } else if (whole || isNone(src) || isLarge(src)) {
+      err = copySet(sys, asi, dstSlot, src, level, addr, ctx, out);
+    } else {
+      err = level === PGT_LEVEL_PMD ? copyPteRange(sys, asi, dstSlot, srcSlot, addr, next, ctx, out) : copyMidRange(sys, asi, PGT_LEVEL_PMD, dstSlot, srcSlot, addr, next, req, ctx, out);
+      if (err) log(out, 'pr_err', `ASI ${asi.id}: ${LEVEL_NAMES[level].toUpperCase()} error copying ${LEVEL_NAMES[level - 1].toUpperCase()} addr=${formatVa(sys.g, addr)} next=${formatVa(sys.g, next)}`);
+    }
+    if (err) return err;
+    addr = next;
+  } while (addr < end);
+  return 0;
+}
+
+/**
+ * asi_copy_pgd_range, with asi_copy_p4d_range folded in: asi_p4d_alloc() returns the pgd itself
+ * when 5-level paging is off, and pgd_none() is always false then, so only PGT_LEVEL_PGD takes the
+ * asi_set_pgd() branch.
+ */
+function copyPgdRange(sys: System, asi: Asi, addr: number, end: number, req: PgtLevel, ctx: CopyCtx, out: Log): number {
+  do {
+    const next = addrEnd(sys.g, PGT_LEVEL_PGD, addr, end);
+    const dst = slotIn(sys, asi.pgd, PGT_LEVEL_PGD, addr);
+    const src = slotIn(sys, sys.kernel.pgd, PGT_LEVEL_PGD, addr);
+    let err: number;
+    if (req === PGT_LEVEL_PGD && !sys.options.exactExtent) {
+      err = asiSet(sys, asi, dst, entryAt(sys, src), PGT_LEVEL_PGD, out);
+      if (!err && !isNone(entryAt(sys, src))) ctx.keys.push(entryKey(sys, PGT_LEVEL_PGD, addr));
+    } else if (takesWholeEntry(sys, Math.min(req, PGT_LEVEL_P4D) as PgtLevel, PGT_LEVEL_P4D, addr, next) || isNone(entryAt(sys, src))) {
+      err = copySet(sys, asi, dst, entryAt(sys, src), PGT_LEVEL_P4D, addr, ctx, out);
+    } else {
+      err = copyMidRange(sys, asi, PGT_LEVEL_PUD, dst, src, addr, next, req, ctx, out);
+      if (err) log(out, 'pr_err', `ASI ${asi.id}: PGD error copying P4D addr=${formatVa(sys.g, addr)} next=${formatVa(sys.g, next)}`);
+    }
+    if (err) return err;
+    addr = next;
+  } while (addr < end);
+  return 0;
+}
+
+// ---- range tracking (patches 10, 14) --------------------------------------------------------
+
+/** ASI_RANGE_MAP_ADDR / ASI_RANGE_MAP_END (patch 14): the range rounded out to its level. */
+function rfcRangeExtent(sys: System, r: { ptr: number; size: number; level: PgtLevel }): [number, number] {
+  const s = levelSize(sys.g, r.level);
+  return [roundDown(r.ptr, s), roundUp(r.ptr + r.size, s)];
+}
+
+/** What a range's mapping can reach: its RFC extent, or only its pages with exactExtent. */
+export function rangeExtent(sys: System, r: { ptr: number; size: number; level: PgtLevel }): [number, number] {
+  return sys.options.exactExtent ? [roundDown(r.ptr, PAGE_SIZE), roundUp(r.ptr + r.size, PAGE_SIZE)] : rfcRangeExtent(sys, r);
+}
+
+/**
+ * Whether the copy (or clear) takes the whole entry at this level for [addr, next): the RFC does at
+ * exactly the requested level; with exactExtent only where the request covers the entry.
+ */
+function takesWholeEntry(sys: System, req: PgtLevel, level: PgtLevel, addr: number, next: number): boolean {
+  if (!sys.options.exactExtent) return req === level;
+  const size = levelSize(sys.g, level);
+  return req >= level && addr % size === 0 && next - addr === size; // fixed: exactExtent
+}
+
+function describe(sys: System, r: { ptr: number; size: number; level: PgtLevel }): string {
+  return `${formatVa(sys.g, r.ptr)}/${r.size.toString(16)}/${r.level}`;
+}
+
+/** Allocations reached by the range's bytes through the kernel page table (ghost, for REFINE). */
+function reachedAllocations(sys: System, ptr: number, size: number): number[] {
+  const ids = new Set<number>();
+  for (const fb of framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size)) {
+    const a = allocationOfFrame(sys.mem, fb.frame);
+    if (a) ids.add(a.id);
+  }
+  return [...ids];
+}
+
+/** asi_map_overlap (patch 14), as posted: counts raw new range against existing rounded extents. */
+function asiMapOverlap(sys: System, asi: Asi, ptr: number, size: number, level: PgtLevel, ctx: CopyCtx, out: Log): number {
+  const addr = ptr;
+  const end = ptr + size;
+  let needMapping = true;
+  let overlap = 0;
+  for (const range of asi.ranges) {
+    if (range.ptr === ptr && range.size === size) {
+      log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} already mapped`);
+      return EBUSY;
+    }
+    const [mapAddr, mapEnd] = rfcRangeExtent(sys, range);
+    if (end <= mapAddr || addr >= mapEnd) continue;
+    log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} overlaps with ${describe(sys, range)}`);
+    range.overlap++;
+    overlap++;
+    if (addr >= mapAddr && end <= mapEnd) {
+      log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} implicitly mapped`);
+      needMapping = false;
+    }
+  }
+  if (needMapping) {
+    const err = copyPgdRange(sys, asi, addr, end, level, ctx, out);
+    if (err) return err;
+  }
+  return overlap;
+}
+
+/** Ranges whose extents meet [lo, hi) (the refuse policy's test). */
+function overlapping(sys: System, asi: Asi, lo: number, hi: number): AsiRange[] {
+  return asi.ranges.filter((r) => {
+    const [a, b] = rangeExtent(sys, r);
+    return a < hi && lo < b;
+  });
+}
+
+/** The map step of each overlap policy; returns the overlap count or -errno. */
+function mapWithPolicy(sys: System, asi: Asi, ptr: number, size: number, level: PgtLevel, ctx: CopyCtx, out: Log): number {
+  const policy = sys.options.overlapPolicy;
+  if (policy === 'count-ranges') return asiMapOverlap(sys, asi, ptr, size, level, ctx, out);
+  if (asi.ranges.some((r) => r.ptr === ptr && r.size === size)) {
+    log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} already mapped`);
+    return EBUSY;
+  }
+  if (policy === 'refuse' && !mutant(sys, 'overlap-check-skipped')) {
+    const [lo, hi] = rangeExtent(sys, { ptr, size, level });
+    const other = overlapping(sys, asi, lo, hi)[0];
+    if (other) {
+      log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} refused: overlaps ${describe(sys, other)}`);
+      return EBUSY;
+    }
+  }
+  return copyPgdRange(sys, asi, ptr, ptr + size, level, ctx, out) || 0;
+}
+
+/** fixed: rollbackOnError. Undo what a failed map set, and the counts it took. */
+function rollback(sys: System, asi: Asi, ctx: CopyCtx, countsTaken: AsiRange[]): void {
+  if (mutant(sys, 'rollback-forgets-tables')) return;
+  for (const s of ctx.newlySet) asiClear(sys, asi, s.slot, s.va, s.level);
+  for (const r of countsTaken) r.overlap--;
+}
+
+/** asi_map_range (patches 08, 10, 14). */
+export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, level: PgtLevel, out: Log): number {
+  const [mapAddr, mapEnd] = rfcRangeExtent(sys, { ptr, size, level });
+  const quiet = isCurrentStackOrTask(sys, ptr);
+  if (!quiet) {
+    log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} -> ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, mapEnd)}`);
+    if (mapAddr < ptr) log(out, 'pr_debug', `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, ptr)}`);
+    if (mapEnd > ptr + size) log(out, 'pr_debug', `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, ptr + size)}-${formatVa(sys.g, mapEnd)}`);
+  }
+  const ctx: CopyCtx = { keys: [], newlySet: [] };
+  const before = asi.ranges.map((r) => r.overlap);
+  const overlap = mapWithPolicy(sys, asi, ptr, size, level, ctx, out);
+  const countsTaken = () => asi.ranges.filter((r, i) => r.overlap !== before[i]);
+  if (overlap < 0) {
+    if (sys.options.rollbackOnError) rollback(sys, asi, ctx, countsTaken());
+    return overlap;
+  }
+  // kmalloc(sizeof(*range_mapping), GFP_KERNEL): after the copy in patch 14.
+  if (allocationFails(sys.mem)) {
+    if (sys.options.rollbackOnError) rollback(sys, asi, ctx, countsTaken());
+    return ENOMEM;
+  }
+  // A range holds one reference per entry it relies on, however many of its pages the entry serves.
+  const newlySet = new Set(ctx.newlySet.map((s) => entryKey(sys, s.level, s.va)));
+  const keys = [...new Set(ctx.keys)].filter((k) => !mutant(sys, 'refcount-not-taken') || newlySet.has(k));
+  if (sys.options.overlapPolicy === 'refcount-entries') for (const k of keys) asi.entryRefs.set(k, (asi.entryRefs.get(k) ?? 0) + 1);
+  asi.ranges.unshift({ ptr, size, level, overlap, entries: keys, ghostAllocs: reachedAllocations(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size) });
+  return 0;
+}
+
+/** asi_map (patch 08). */
+export function asiMap(sys: System, asi: Asi, ptr: number, size: number, out: Log): number {
+  return asiMapRange(sys, asi, ptr, size, PGT_LEVEL_PTE, out);
+}
+
+function isCurrentStackOrTask(sys: System, ptr: number): boolean {
+  const t = sys.kernel.tasks.get(sys.kernel.current[0]);
+  return t !== undefined && (ptr === taskStackVa(sys, t) || ptr === t.structVa);
+}
+
+// ---- clear (patch 11) -----------------------------------------------------------------------
+
+function clearPteRange(sys: System, asi: Asi, pmd: EntrySlot, addr: number, end: number, out: Log): void {
+  const pte = asiOffset(sys, asi, pmd, PGT_LEVEL_PTE, addr, out);
+  if (typeof pte === 'number') return;
+  if (sys.options.clearAlignedStart) addr = roundDown(addr, PAGE_SIZE); // fixed: clearAlignedStart
+  const first = indexAt(sys.g, PGT_LEVEL_PTE, addr);
+  let i = 0;
+  do {
+    asiClear(sys, asi, { table: pte.table, index: first + i }, roundDown(addr, PAGE_SIZE), PGT_LEVEL_PTE);
+    i++;
+    addr += PAGE_SIZE;
+  } while (addr < end && first + i < entriesPerTable(sys.g));
+}
+
+/** asi_clear_pmd_range and asi_clear_pud_range. */
+function clearMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | typeof PGT_LEVEL_PUD, parent: EntrySlot, addr: number, end: number, req: PgtLevel, out: Log): void {
+  const dst = asiOffset(sys, asi, parent, level, addr, out);
+  if (typeof dst === 'number') return;
+  do {
+    const next = addrEnd(sys.g, level, addr, end);
+    const slot = slotIn(sys, dst.table, level, addr);
+    const e = entryAt(sys, slot);
+    const skip = isNone(e) || (level === PGT_LEVEL_PMD && !sys.options.clearPresentPmd);
+    if (skip) {
+      // Patch 11 skips `pmd_none(*pmd) || pmd_present(*pmd)`: every populated PMD entry.
+    } else if (takesWholeEntry(sys, req, level, addr, next) || isLarge(e)) {
+      asiClear(sys, asi, slot, addr, level);
+    } else if (level === PGT_LEVEL_PMD) {
+      clearPteRange(sys, asi, slot, addr, next, out);
+    } else {
+      clearMidRange(sys, asi, PGT_LEVEL_PMD, slot, addr, next, req, out);
+    }
+    addr = next;
+  } while (addr < end);
+}
+
+/** asi_clear_pgd_range with asi_clear_p4d_range folded in (pgd_none() is false with 4 levels). */
+function clearPgdRange(sys: System, asi: Asi, addr: number, end: number, req: PgtLevel, out: Log): void {
+  do {
+    const next = addrEnd(sys.g, PGT_LEVEL_PGD, addr, end);
+    const slot = slotIn(sys, asi.pgd, PGT_LEVEL_PGD, addr);
+    const e = entryAt(sys, slot);
+    if (req === PGT_LEVEL_PGD && !sys.options.exactExtent) asiClear(sys, asi, slot, addr, PGT_LEVEL_PGD);
+    else if (isNone(e)) {
+      // p4d_none
+    } else if (takesWholeEntry(sys, Math.min(req, PGT_LEVEL_P4D) as PgtLevel, PGT_LEVEL_P4D, addr, next)) asiClear(sys, asi, slot, addr, PGT_LEVEL_P4D);
+    else clearMidRange(sys, asi, PGT_LEVEL_PUD, slot, addr, next, req, out);
+    addr = next;
+  } while (addr < end);
+}
+
+/** asi_unmap_overlap (patch 14), as posted. */
+function asiUnmapOverlap(sys: System, asi: Asi, range: AsiRange, out: Log): void {
+  const addr = range.ptr;
+  const end = range.ptr + range.size;
+  let overlap = range.overlap;
+  let needUnmapping = true;
+  for (const r of asi.ranges) {
+    if (!overlap) break;
+    if (range.ptr === r.ptr && range.size === r.size) warnOn(sys, out, 'asi_unmap_overlap: range->ptr == r->ptr && range->size == r->size');
+    const [mapAddr, mapEnd] = rfcRangeExtent(sys, r);
+    if (end < mapAddr || addr >= mapEnd) continue;
+    log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)} overlaps with ${describe(sys, r)}`);
+    r.overlap--;
+    overlap--;
+    if (mapAddr <= addr && end <= mapEnd) {
+      log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)} still mapped`);
+      needUnmapping = false;
+    }
+  }
+  if (overlap) warnOn(sys, out, `asi_unmap_overlap: overlap (${overlap} left of ${range.overlap})`);
+  if (!needUnmapping) return;
+  clearPgdRange(sys, asi, addr, end, range.level, out);
+  overlap = range.overlap;
+  for (const r of asi.ranges) {
+    if (!overlap) break;
+    const [mapAddr, mapEnd] = rfcRangeExtent(sys, r);
+    if (end < mapAddr || addr >= mapEnd) continue;
+    log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)} remaps ${describe(sys, r)}`);
+    overlap--;
+    const err = copyPgdRange(sys, asi, r.ptr, r.ptr + r.size, r.level, { keys: [], newlySet: [] }, out);
+    if (err) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)} remaps ${describe(sys, r)} error ${err}`);
+  }
+}
+
+/** The ASI's slot for an entry key "level:va", walking only tables the ASI owns. */
+function ownedSlot(sys: System, asi: Asi, level: PgtLevel, va: number): EntrySlot | undefined {
+  let table = asi.pgd;
+  for (let l: PgtLevel = PGT_LEVEL_PGD; ; l = lowerLevel(l)) {
+    const slot = slotIn(sys, table, l, va);
+    if (l === level || (level === PGT_LEVEL_P4D && l === PGT_LEVEL_PGD)) return slot;
+    const e = entryAt(sys, slot);
+    if (isNone(e) || isLarge(e) || !ownsTable(asi, entryFrame(e))) return undefined;
+    table = entryFrame(e);
+  }
+}
+
+/** fixed: overlapPolicy=refcount-entries. Drop the range's references; clear entries nobody holds. */
+function unmapRefcounted(sys: System, asi: Asi, range: AsiRange): void {
+  const keys = mutant(sys, 'unmap-first-page-only') ? range.entries.slice(0, 1) : range.entries;
+  const floor = mutant(sys, 'refcount-off-by-one') ? 1 : 0;
+  for (const k of keys) {
+    const n = (asi.entryRefs.get(k) ?? 0) - 1;
+    if (n > floor) {
+      asi.entryRefs.set(k, n);
+      continue;
+    }
+    asi.entryRefs.delete(k);
+    const [l, v] = k.split(':').map(Number);
+    const slot = ownedSlot(sys, asi, l as PgtLevel, v);
+    if (slot) asiClear(sys, asi, slot, v, l as PgtLevel);
+  }
+}
+
+/** asi_unmap (patches 11, 14): the range is found by its exact start, the newest first. */
+export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log): number {
+  const range = asi.ranges.find((r) => r.ptr === ptr);
+  if (!range) {
+    log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${formatVa(sys.g, ptr)} - not mapped`);
+    return 0;
+  }
+  asiUnmapRange(sys, asi, range, out);
+  return 0;
+}
+
+/** The body of asi_unmap once the range is known: list_del, then clear as the policy says. */
+export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log): void {
+  if (!isCurrentStackOrTask(sys, range.ptr)) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)}`);
+  asi.ranges.splice(asi.ranges.indexOf(range), 1);
+  if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
+  else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
+  else clearPgdRange(sys, asi, range.ptr, range.ptr + range.size, range.level, out);
+}
+
+/** asi_remap (patch 13): the caller's pointer variable is `cur`; returns what it holds afterwards. */
+export function asiRemap(sys: System, asi: Asi, cur: number | null, ptr: number, size: number, out: Log): { ret: number; cur: number | null } {
+  if (cur === ptr) return { ret: 0, cur };
+  if (cur !== null) asiUnmap(sys, asi, cur, out);
+  const err = asiMap(sys, asi, ptr, size, out);
+  return err ? { ret: err, cur: null } : { ret: 0, cur: ptr };
+}
+
+// ---- percpu (patch 12) ----------------------------------------------------------------------
+
+export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): void {
+  for (let cpu = 0; cpu < sys.config.cpus; cpu++) asiUnmap(sys, asi, perCpuPtr(sys, v, cpu), out);
+}
+
+export function asiMapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): number {
+  for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
+    const err = asiMap(sys, asi, perCpuPtr(sys, v, cpu), PERCPU_VARS[v].size, out);
+    if (err) {
+      asiUnmapPercpu(sys, asi, v, out);
+      return err;
+    }
+  }
+  return 0;
+}
+
+// ---- create / destroy (patches 01, 04, 10, 15) ----------------------------------------------
+
+/** asi_init_mapping (patch 15). */
+function asiInitMapping(sys: System, asi: Asi, out: Log): number {
+  const l = sys.kernel.layout;
+  let err = asiMap(sys, asi, l.startKernelMap, l.kernelImageSize, out);
+  if (err) return err;
+  err = asiMapRange(sys, asi, l.ceaPerCpu, levelSize(sys.g, PGT_LEVEL_P4D), PGT_LEVEL_P4D, out);
+  if (err) return err;
+  err = asiMapPercpu(sys, asi, 'cpu_asi_session', out);
+  if (err) return err;
+  for (const option of ASI_MAP_PERCPU_OPTIONS) {
+    if (asi.mappingFlags & option.flag) {
+      err = asiMapPercpu(sys, asi, option.var, out);
+      if (err) return err;
+    }
+  }
+  return 0;
+}
+
+/** asi_create (patches 01, 04, 10, 15, 16): the new ASI's id, or -errno where the RFC returns NULL. */
+export function asiCreate(sys: System, mapFlags: number, out: Log): number {
+  if (allocationFails(sys.mem)) return ENOMEM; // kzalloc(sizeof(*asi))
+  const id = sys.nextAsiId++;
+  const pgd = allocFrames(sys.mem, { kind: 'pgtable', owner: { kind: 'asi', id }, name: `ASI ${id} pgd`, pages: 1, sensitive: false, level: PGT_LEVEL_PGD });
+  if (!pgd) return ENOMEM;
+  sys.tables.set(pgd.frames[0], new Int32Array(entriesPerTable(sys.g)));
+  const asi: Asi = { id, pgd: pgd.frames[0], mappingFlags: mapFlags, backend: [], ranges: [], entryRefs: new Map() };
+  sys.asis.set(id, asi);
+  const err = asiInitMapping(sys, asi, out);
+  if (err) {
+    asiDestroy(sys, asi, out);
+    return err;
+  }
+  return id;
+}
+
+/** free_page() by ASI code: freeing a page it does not own is PT-OWN's. */
+function asiFreePage(sys: System, asi: Asi, frame: number): void {
+  const a = allocationOfFrame(sys.mem, frame);
+  if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) {
+    sys.ghost.events.push({ invariant: 'PT-OWN', message: `ASI ${asi.id} freed pfn ${frame} (${a?.name ?? 'already free'}), which it does not own` });
+  }
+  if (a) freeAllocation(sys.mem, a.id);
+  sys.tables.delete(frame);
+}
+
+/**
+ * fixed: freeUnmapsAsi. Before a page is freed (by the kernel, or by asi_destroy), every ASI range
+ * that reaches one of its frames through the kernel page table is unmapped, so no ASI keeps a path
+ * to memory that will be reused.
+ */
+export function unmapFromAsis(sys: System, a: Allocation | undefined, out: Log, except?: Asi): void {
+  if (!a || !sys.options.freeUnmapsAsi || (a.kind === 'vmalloc' && mutant(sys, 'vfree-skips-asi-unmap'))) return;
+  const frames = new Set(a.frames);
+  for (const asi of [...sys.asis.values()]) {
+    if (asi === except) continue;
+    for (const r of [...asi.ranges]) {
+      if (framesReached(sys.g, sys.tables, sys.kernel.pgd, r.ptr, r.ptr + r.size).some((fb) => frames.has(fb.frame))) {
+        log(out, 'note', `free of ${a.name}: unmapping it from asi#${asi.id}`);
+        asiUnmapRange(sys, asi, r, out);
+      }
+    }
+  }
+}
+
+/** asi_destroy (patches 01, 04, 10): the pgd, then the range list, then the backend pages. */
+export function asiDestroy(sys: System, asi: Asi, out: Log): void {
+  for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) unmapFromAsis(sys, allocationOfFrame(sys.mem, f), out, asi);
+  const reachable = mutant(sys, 'fini-frees-kernel-tables') ? [...reachableTables(sys.g, sys.tables, asi.pgd).keys()].filter((f) => f !== asi.pgd) : [];
+  asiFreePage(sys, asi, asi.pgd);
+  asi.ranges = [];
+  if (mutant(sys, 'fini-frees-kernel-tables')) for (const f of reachable) asiFreePage(sys, asi, f);
+  else if (!mutant(sys, 'fini-backend-skipped')) for (const b of asi.backend) asiFreePage(sys, asi, b.frame);
+  sys.asis.delete(asi.id);
+}
+
+export function warnOn(sys: System, out: Log, what: string): void {
+  log(out, 'WARN_ON', what);
+  sys.ghost.events.push({ invariant: 'NO-WARN', message: `WARN_ON(${what})` });
+}

@@ -1,0 +1,373 @@
+// The kernel address space (Documentation/x86/x86_64/mm.rst, scaled by the geometry) and the
+// kernel's own run-time changes to it. Only the kernel writes kernel page tables.
+
+import {
+  type Geometry,
+  type PgtLevel,
+  PAGE_SIZE,
+  PGT_LEVEL_PGD,
+  PGT_LEVEL_PMD,
+  PGT_LEVEL_PTE,
+  PGT_LEVEL_PUD,
+  entriesPerTable,
+  indexAt,
+  levelSize,
+  roundUp,
+} from './geometry.ts';
+import { type AllocKind, type Owner, type Part, allocFrames, freeAllocation, newMemory } from './memory.ts';
+import { lowerLevel } from './pagetable.ts';
+import {
+  _KERNPG_TABLE,
+  _PAGE_PSE,
+  PAGE_KERNEL,
+  PAGE_KERNEL_ROX,
+  entryFrame,
+  isLarge,
+  isNone,
+  mkEntry,
+} from './pte.ts';
+import {
+  type Config,
+  type KernelObject,
+  type Layout,
+  type System,
+  type Task,
+  type VmArea,
+  geometryOf,
+  resolveOptions,
+} from './system.ts';
+
+export const ENOMEM = -12;
+export const EBUSY = -16;
+export const EINVAL = -22;
+export const ESRCH = -3;
+export const ENOENT = -2;
+
+export const ERRNO_NAMES: Record<number, string> = {
+  [ENOMEM]: '-ENOMEM',
+  [EBUSY]: '-EBUSY',
+  [EINVAL]: '-EINVAL',
+  [ESRCH]: '-ESRCH',
+  [ENOENT]: '-ENOENT',
+};
+
+const KERNEL: Owner = { kind: 'kernel', id: 0 };
+
+/** Top-level slots of each region, as on x86-64 (pgd_index of each base address in mm.rst). */
+const SLOTS: Record<Geometry['name'], { direct: number; vmalloc: number; cea: number; espfix: number; kernel: number }> = {
+  real: { direct: 273, vmalloc: 402, cea: 508, espfix: 509, kernel: 511 },
+  small: { direct: 1, vmalloc: 2, cea: 4, espfix: 5, kernel: 7 },
+};
+
+const PHYS_FRAMES: Record<Geometry['name'], number> = { real: 4096, small: 256 };
+
+/** THREAD_SIZE: 4 pages (THREAD_SIZE_ORDER 2), vmalloc'd with a guard page (VMAP_STACK). */
+export const THREAD_PAGES = 4;
+export const TASK_STRUCT_SIZE = 0x1a40;
+const CEA_PAGES_PER_CPU = 3;
+const KERNEL_BSS_PAGES = 4;
+
+export function computeLayout(g: Geometry): Layout {
+  const slot = levelSize(g, PGT_LEVEL_PGD);
+  const pud = levelSize(g, PGT_LEVEL_PUD);
+  const s = SLOTS[g.name];
+  const startKernelMap = s.kernel * slot + (entriesPerTable(g) - 2) * pud;
+  return {
+    directMap: s.direct * slot,
+    vmallocStart: s.vmalloc * slot,
+    vmallocEnd: (s.vmalloc + 1) * slot,
+    ceaBase: s.cea * slot,
+    ceaPerCpu: s.cea * slot + PAGE_SIZE,
+    espfixBase: s.espfix * slot,
+    startKernelMap,
+    kernelImageSize: pud / 2,
+    modulesStart: startKernelMap + pud / 2,
+    modulesEnd: startKernelMap + pud,
+    physFrames: PHYS_FRAMES[g.name],
+  };
+}
+
+/**
+ * Static percpu variables, at their offsets in each CPU's percpu area. The order follows the
+ * percpu sections: ..first (fixed_percpu_data), ..page_aligned (cpu_asi_session), ..read_mostly
+ * and the rest, so mapping one variable's page shows its neighbours.
+ */
+export const PERCPU_VARS = {
+  fixed_percpu_data: { offset: 0x0, size: 0x30 },
+  cpu_asi_session: { offset: 0x1000, size: 0x1000 },
+  this_cpu_off: { offset: 0x2000, size: 0x8 },
+  current_task: { offset: 0x2040, size: 0x8 },
+  rcu_data: { offset: 0x2080, size: 0x400 },
+  batched_entropy_u64: { offset: 0x2500, size: 0x100, sensitive: true },
+  cpu_hw_events: { offset: 0x3000, size: 0xa00 },
+  cpu_tlbstate: { offset: 0x3c00, size: 0x100 },
+} as const;
+export type PercpuVar = keyof typeof PERCPU_VARS;
+export const PERCPU_VAR_NAMES = Object.keys(PERCPU_VARS) as PercpuVar[];
+
+/**
+ * With percpuSecretsOwnPage the CSPRNG state moves to a page of its own at the end of the area and
+ * fills it, so that no page-granular mapping of anything else can reach it.
+ */
+function percpuLayout(secretsOwnPage: boolean): { pages: number; parts: Part[] } {
+  const parts = PERCPU_VAR_NAMES.map((name) => {
+    const v = PERCPU_VARS[name];
+    const sensitive = 'sensitive' in v && v.sensitive;
+    return sensitive && secretsOwnPage ? { name, offset: 0x4000, size: PAGE_SIZE, sensitive } : { name, offset: v.offset, size: v.size, sensitive };
+  });
+  return { pages: secretsOwnPage ? 5 : 4, parts };
+}
+
+export function percpuVarOffset(sys: System, name: PercpuVar): number {
+  return sys.mem.allocs.get(sys.kernel.percpu[0])!.parts!.find((p) => p.name === name)!.offset;
+}
+
+/** per_cpu_ptr(&var, cpu): percpu areas live in the direct map. */
+export function perCpuPtr(sys: System, name: PercpuVar, cpu: number): number {
+  const area = sys.mem.allocs.get(sys.kernel.percpu[cpu])!;
+  return directMapVa(sys, area.frames[0]) + percpuVarOffset(sys, name);
+}
+
+export function directMapVa(sys: System, frame: number): number {
+  return sys.kernel.layout.directMap + frame * PAGE_SIZE;
+}
+
+// ---- kernel page-table writes -------------------------------------------------------------
+
+/** A page-table entry slot: the table page and the index in it. */
+export interface EntrySlot {
+  readonly table: number;
+  readonly index: number;
+}
+
+function allocKernelTable(sys: System, level: PgtLevel, boot: boolean): number | undefined {
+  const a = allocFrames(sys.mem, { kind: 'pgtable', owner: KERNEL, name: `kernel ${levelName(level)} table`, pages: 1, sensitive: false, level, boot });
+  if (!a) return undefined;
+  sys.tables.set(a.frames[0], new Int32Array(entriesPerTable(sys.g)));
+  return a.frames[0];
+}
+
+function levelName(level: PgtLevel): string {
+  return ['pte', 'pmd', 'pud', 'p4d', 'pgd'][level];
+}
+
+/** The kernel's slot for va at `level`, allocating missing tables on the way (pXX_alloc). */
+function kernelSlot(sys: System, va: number, level: PgtLevel, boot: boolean): EntrySlot | undefined {
+  let table = sys.kernel.pgd;
+  for (let l: PgtLevel = PGT_LEVEL_PGD; ; l = lowerLevel(l)) {
+    const index = indexAt(sys.g, l, va);
+    if (l === level) return { table, index };
+    const entries = sys.tables.get(table)!;
+    if (isNone(entries[index])) {
+      const t = allocKernelTable(sys, lowerLevel(l), boot);
+      if (t === undefined) return undefined;
+      entries[index] = mkEntry(t, _KERNPG_TABLE);
+    } else if (isLarge(entries[index])) {
+      throw new Error(`model bug: kernel mapping ${va.toString(16)} under a large page`);
+    }
+    table = entryFrame(entries[index]);
+  }
+}
+
+function kernelMap(sys: System, va: number, frame: number, flags: number, level: PgtLevel, boot: boolean): boolean {
+  const slot = kernelSlot(sys, va, level, boot);
+  if (!slot) return false;
+  sys.tables.get(slot.table)![slot.index] = mkEntry(frame, level === PGT_LEVEL_PTE ? flags : flags | _PAGE_PSE);
+  return true;
+}
+
+/** The kernel clears a 4K mapping (vunmap); its page-table pages stay, as in Linux. */
+function kernelUnmapPage(sys: System, va: number): void {
+  const slot = kernelSlot(sys, va, PGT_LEVEL_PTE, true)!;
+  sys.tables.get(slot.table)![slot.index] = 0;
+}
+
+/** Map frames with the largest aligned pages up to `largest` (the direct map, the kernel image). */
+function mapLargest(sys: System, va: number, firstFrame: number, pages: number, flags: number, largest: PgtLevel): void {
+  let done = 0;
+  while (done < pages) {
+    let level = largest;
+    for (; level > PGT_LEVEL_PTE; level = (level - 1) as PgtLevel) {
+      const n = levelSize(sys.g, level) / PAGE_SIZE;
+      if ((va + done * PAGE_SIZE) % levelSize(sys.g, level) === 0 && (firstFrame + done) % n === 0 && pages - done >= n) break;
+    }
+    kernelMap(sys, va + done * PAGE_SIZE, firstFrame + done, flags, level, true);
+    done += levelSize(sys.g, level) / PAGE_SIZE;
+  }
+}
+
+// ---- boot ----------------------------------------------------------------------------------
+
+export function boot(config: Config): System {
+  const g = geometryOf(config);
+  const options = resolveOptions(config);
+  const layout = computeLayout(g);
+  const mem = newMemory(layout.physFrames);
+  const tables = new Map<number, Int32Array>();
+  const sys: System = {
+    config,
+    options,
+    g,
+    mem,
+    tables,
+    kernel: { pgd: -1, layout, percpu: [], current: [], tasks: new Map(), vmAreas: new Map(), kmallocs: new Map(), modules: new Map(), nextId: 1 },
+    asis: new Map(),
+    nextAsiId: 1,
+    ghost: { events: [], cleared: [] },
+  };
+  const large = levelSize(g, PGT_LEVEL_PMD) / PAGE_SIZE;
+  const image = allocFrames(mem, { kind: 'kernel-image', owner: KERNEL, name: 'kernel image', pages: 2 * large + KERNEL_BSS_PAGES, sensitive: false, contiguousAlign: large, boot: true })!;
+  const pgd = allocFrames(mem, { kind: 'pgtable', owner: KERNEL, name: 'kernel pgd', pages: 1, sensitive: false, level: PGT_LEVEL_PGD, boot: true })!.frames[0];
+  tables.set(pgd, new Int32Array(entriesPerTable(g)));
+  Object.assign(sys.kernel, { pgd });
+
+  // Kernel image: text (large, RX), data (large, RW NX), then bss in 4K pages.
+  const f0 = image.frames[0];
+  mapLargest(sys, layout.startKernelMap, f0, large, PAGE_KERNEL_ROX, PGT_LEVEL_PMD);
+  mapLargest(sys, layout.startKernelMap + large * PAGE_SIZE, f0 + large, large, PAGE_KERNEL, PGT_LEVEL_PMD);
+  mapLargest(sys, layout.startKernelMap + 2 * large * PAGE_SIZE, f0 + 2 * large, KERNEL_BSS_PAGES, PAGE_KERNEL, PGT_LEVEL_PTE);
+
+  // Direct map of all physical memory, 1G/2M pages where aligned (gbpages).
+  mapLargest(sys, layout.directMap, 0, layout.physFrames, PAGE_KERNEL, PGT_LEVEL_PUD);
+
+  // cpu_entry_area: the read-only IDT page, then each CPU's GDT/TSS/entry stack; and espfix.
+  const cea = allocFrames(mem, { kind: 'cpu-entry-area', owner: KERNEL, name: 'cpu_entry_area', pages: 1 + CEA_PAGES_PER_CPU * config.cpus, sensitive: false, boot: true })!;
+  cea.frames.forEach((f, i) => kernelMap(sys, layout.ceaBase + i * PAGE_SIZE, f, PAGE_KERNEL, PGT_LEVEL_PTE, true));
+  const espfix = allocFrames(mem, { kind: 'cpu-entry-area', owner: KERNEL, name: 'espfix stack', pages: 1, sensitive: false, boot: true })!;
+  kernelMap(sys, layout.espfixBase, espfix.frames[0], PAGE_KERNEL, PGT_LEVEL_PTE, true);
+
+  const pcpu = percpuLayout(options.percpuSecretsOwnPage);
+  for (let cpu = 0; cpu < config.cpus; cpu++) {
+    const area = allocFrames(mem, { kind: 'percpu', owner: { kind: 'cpu', id: cpu }, name: `percpu area cpu${cpu}`, pages: pcpu.pages, sensitive: false, parts: pcpu.parts, contiguousAlign: 1, boot: true })!;
+    (sys.kernel.percpu as number[]).push(area.id);
+  }
+  // One task per CPU (its idle/current task), created as any other task but at boot.
+  for (let cpu = 0; cpu < config.cpus; cpu++) {
+    const t = taskCreate(sys, true);
+    if (typeof t !== 'number' || t < 0) throw new Error('model bug: boot task allocation failed');
+    sys.kernel.current.push(t);
+  }
+  return sys;
+}
+
+// ---- run-time kernel changes ---------------------------------------------------------------
+
+function nextId(sys: System): number {
+  return sys.kernel.nextId++;
+}
+
+/** First fit in [start, end) among the areas in use: freed VA is reused, as vmalloc does. */
+function findVa(sys: System, start: number, end: number, used: Iterable<VmArea>, span: number): number | undefined {
+  const busy = [...used].sort((a, b) => a.va - b.va);
+  let va = start;
+  for (const a of busy) {
+    if (a.va - va >= span * PAGE_SIZE) break;
+    va = Math.max(va, a.va + a.span * PAGE_SIZE);
+  }
+  return va + span * PAGE_SIZE <= end ? va : undefined;
+}
+
+interface VmRequest {
+  readonly kind: AllocKind;
+  readonly owner: Owner;
+  readonly name: string;
+  readonly pages: number;
+  readonly sensitive: boolean;
+  readonly flags: number;
+  readonly boot?: boolean;
+}
+
+/** vmalloc/module_alloc: VA first, then frames, then the PTEs; ENOMEM undoes what was done. */
+function vmAlloc(sys: System, area: Map<number, VmArea>, start: number, end: number, guard: number, req: VmRequest): VmArea | number {
+  const va = findVa(sys, start, end, [...sys.kernel.vmAreas.values(), ...sys.kernel.modules.values()], req.pages + guard);
+  if (va === undefined) return ENOMEM;
+  const a = allocFrames(sys.mem, { ...req, ...(req.boot ? { boot: true } : {}) });
+  if (!a) return ENOMEM;
+  for (let i = 0; i < req.pages; i++) {
+    if (!kernelMap(sys, va + i * PAGE_SIZE, a.frames[i], req.flags, PGT_LEVEL_PTE, req.boot ?? false)) {
+      for (let j = 0; j < i; j++) kernelUnmapPage(sys, va + j * PAGE_SIZE);
+      freeAllocation(sys.mem, a.id);
+      return ENOMEM;
+    }
+  }
+  const vm: VmArea = { id: nextId(sys), va, pages: req.pages, span: req.pages + guard, alloc: a.id };
+  area.set(vm.id, vm);
+  return vm;
+}
+
+function vmFree(sys: System, area: Map<number, VmArea>, id: number): VmArea | undefined {
+  const vm = area.get(id);
+  if (!vm) return undefined;
+  for (let i = 0; i < vm.pages; i++) kernelUnmapPage(sys, vm.va + i * PAGE_SIZE);
+  freeAllocation(sys.mem, vm.alloc);
+  area.delete(id);
+  return vm;
+}
+
+export function vmalloc(sys: System, pages: number, sensitive: boolean, name = 'vmalloc', owner: Owner = KERNEL, kind: AllocKind = 'vmalloc', boot = false): VmArea | number {
+  const l = sys.kernel.layout;
+  return vmAlloc(sys, sys.kernel.vmAreas, l.vmallocStart, l.vmallocEnd, 1, { kind, owner, name, pages, sensitive, flags: PAGE_KERNEL, boot });
+}
+
+export function vfree(sys: System, id: number): VmArea | undefined {
+  return vmFree(sys, sys.kernel.vmAreas, id);
+}
+
+/** kmalloc of whole pages from the direct map (slab neighbours within a page are not modelled). */
+export function kmalloc(sys: System, size: number, sensitive: boolean, name = 'kmalloc', owner: Owner = KERNEL, kind: AllocKind = 'kmalloc', boot = false): KernelObject | number {
+  const pages = Math.max(1, roundUp(size, PAGE_SIZE) / PAGE_SIZE);
+  const order = 2 ** Math.ceil(Math.log2(pages));
+  const a = allocFrames(sys.mem, { kind, owner, name, pages, sensitive, contiguousAlign: order, boot });
+  if (!a) return ENOMEM;
+  const obj: KernelObject = { id: nextId(sys), va: directMapVa(sys, a.frames[0]), size, alloc: a.id };
+  sys.kernel.kmallocs.set(obj.id, obj);
+  return obj;
+}
+
+export function kfree(sys: System, id: number): KernelObject | undefined {
+  const obj = sys.kernel.kmallocs.get(id);
+  if (!obj) return undefined;
+  freeAllocation(sys.mem, obj.alloc);
+  sys.kernel.kmallocs.delete(id);
+  return obj;
+}
+
+/** copy_process: task_struct from the slab, then a vmalloc'd stack. Returns the task id or -errno. */
+export function taskCreate(sys: System, boot = false): number {
+  const id = nextId(sys);
+  const owner: Owner = { kind: 'task', id };
+  const struct = kmalloc(sys, TASK_STRUCT_SIZE, true, `task_struct of task ${id}`, owner, 'task-struct', boot);
+  if (typeof struct === 'number') return struct;
+  const stack = vmalloc(sys, THREAD_PAGES, true, `stack of task ${id}`, owner, 'task-stack', boot);
+  if (typeof stack === 'number') {
+    kfree(sys, struct.id);
+    return stack;
+  }
+  sys.kernel.tasks.set(id, { id, stack: stack.id, struct: struct.id, structVa: struct.va });
+  return id;
+}
+
+export function taskStackVa(sys: System, t: Task): number {
+  return sys.kernel.vmAreas.get(t.stack)!.va;
+}
+
+/** do_exit + free_task: a running task cannot exit from under its CPU. */
+export function taskExit(sys: System, id: number): number {
+  const t = sys.kernel.tasks.get(id);
+  if (!t) return ESRCH;
+  if (sys.kernel.current.includes(id)) return EBUSY;
+  vfree(sys, t.stack);
+  kfree(sys, t.struct);
+  sys.kernel.tasks.delete(id);
+  return 0;
+}
+
+/** load_module: core_layout in the modules area, text RX then data RW. */
+export function moduleLoad(sys: System, pages: number): VmArea | number {
+  const l = sys.kernel.layout;
+  return vmAlloc(sys, sys.kernel.modules, l.modulesStart, l.modulesEnd, 0, { kind: 'module', owner: KERNEL, name: 'module', pages, sensitive: false, flags: PAGE_KERNEL_ROX });
+}
+
+export function moduleUnload(sys: System, id: number): VmArea | undefined {
+  return vmFree(sys, sys.kernel.modules, id);
+}

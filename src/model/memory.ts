@@ -1,0 +1,168 @@
+// Physical memory: frames, the allocations that own them, and the objects inside allocations that
+// carry a sensitivity label. Sensitivity belongs to the data (the frame's owner), never to the
+// address used to reach it, so the same frame seen through the direct map or through vmalloc is
+// equally sensitive.
+
+import { PAGE_SIZE } from './geometry.ts';
+
+export type AllocKind =
+  | 'kernel-image'
+  | 'cpu-entry-area'
+  | 'pgtable'
+  | 'percpu'
+  | 'task-stack'
+  | 'task-struct'
+  | 'vmalloc'
+  | 'kmalloc'
+  | 'module';
+
+/** Who an allocation belongs to: the kernel, task n, CPU n, ASI n. */
+export interface Owner {
+  readonly kind: 'kernel' | 'task' | 'cpu' | 'asi';
+  readonly id: number;
+}
+
+/** A named part of an allocation, at a byte offset (percpu variables side by side in one page). */
+export interface Part {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly sensitive: boolean;
+}
+
+export interface Allocation {
+  readonly id: number;
+  readonly kind: AllocKind;
+  readonly owner: Owner;
+  readonly frames: readonly number[];
+  readonly name: string;
+  /** Page-table pages: the level of table this page holds. */
+  readonly level?: number;
+  /** Without parts the allocation is one object with this label. */
+  readonly sensitive: boolean;
+  readonly parts?: readonly Part[];
+}
+
+export interface Memory {
+  /** Allocation id per frame, -1 when the frame is free. */
+  readonly frameAlloc: Int32Array;
+  readonly allocs: Map<number, Allocation>;
+  nextAllocId: number;
+  /** Fault injection: the allocation this many allocations from now fails (-1: none armed). */
+  failIn: number;
+}
+
+export function newMemory(frames: number): Memory {
+  return { frameAlloc: new Int32Array(frames).fill(-1), allocs: new Map(), nextAllocId: 1, failIn: -1 };
+}
+
+export function cloneMemory(m: Memory): Memory {
+  return { frameAlloc: m.frameAlloc.slice(), allocs: new Map(m.allocs), nextAllocId: m.nextAllocId, failIn: m.failIn };
+}
+
+export function frameCount(m: Memory): number {
+  return m.frameAlloc.length;
+}
+
+/** Consumes one allocation attempt from the fault-injection budget; true when this one must fail. */
+export function allocationFails(m: Memory): boolean {
+  if (m.failIn < 0) return false;
+  m.failIn -= 1;
+  return m.failIn === -1;
+}
+
+export interface AllocRequest {
+  readonly kind: AllocKind;
+  readonly owner: Owner;
+  readonly name: string;
+  readonly pages: number;
+  readonly sensitive: boolean;
+  readonly level?: number;
+  readonly parts?: readonly Part[];
+  /** Physically contiguous, starting at a multiple of this many frames (slab pages, percpu chunks). */
+  readonly contiguousAlign?: number;
+  /** Boot-time allocations (memblock) are not subject to fault injection. */
+  readonly boot?: boolean;
+}
+
+/**
+ * alloc_pages: lowest free frames first, so that a frame freed by one owner is the next one handed
+ * to another (the reuse that makes stale mappings dangerous). Returns undefined on failure.
+ */
+export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefined {
+  if (!req.boot && allocationFails(m)) return undefined;
+  const frames = req.contiguousAlign ? findContiguous(m, req.pages, req.contiguousAlign) : findAny(m, req.pages);
+  if (!frames) return undefined;
+  const a: Allocation = {
+    id: m.nextAllocId++,
+    kind: req.kind,
+    owner: req.owner,
+    frames,
+    name: req.name,
+    sensitive: req.sensitive,
+    ...(req.level !== undefined ? { level: req.level } : {}),
+    ...(req.parts ? { parts: req.parts } : {}),
+  };
+  m.allocs.set(a.id, a);
+  for (const f of frames) m.frameAlloc[f] = a.id;
+  return a;
+}
+
+function findAny(m: Memory, pages: number): number[] | undefined {
+  const out: number[] = [];
+  for (let f = 0; f < m.frameAlloc.length && out.length < pages; f++) if (m.frameAlloc[f] === -1) out.push(f);
+  return out.length === pages ? out : undefined;
+}
+
+function findContiguous(m: Memory, pages: number, align: number): number[] | undefined {
+  for (let start = 0; start + pages <= m.frameAlloc.length; start += align) {
+    let ok = true;
+    for (let f = start; f < start + pages; f++) if (m.frameAlloc[f] !== -1) { ok = false; break; }
+    if (ok) return Array.from({ length: pages }, (_, i) => start + i);
+  }
+  return undefined;
+}
+
+export function freeAllocation(m: Memory, id: number): Allocation | undefined {
+  const a = m.allocs.get(id);
+  if (!a) return undefined;
+  for (const f of a.frames) if (m.frameAlloc[f] === id) m.frameAlloc[f] = -1;
+  m.allocs.delete(id);
+  return a;
+}
+
+export function allocationOfFrame(m: Memory, frame: number): Allocation | undefined {
+  const id = m.frameAlloc[frame];
+  return id === undefined || id < 0 ? undefined : m.allocs.get(id);
+}
+
+/** The objects of an allocation that overlap bytes [lo, hi) of one of its frames. */
+export interface ObjectRef {
+  readonly alloc: Allocation;
+  /** Index into parts, or -1 for the whole allocation. */
+  readonly part: number;
+}
+
+export function objectName(o: ObjectRef): string {
+  return o.part < 0 ? o.alloc.name : `${o.alloc.name}:${o.alloc.parts![o.part].name}`;
+}
+
+export function objectKey(o: ObjectRef): string {
+  return `${o.alloc.id}/${o.part}`;
+}
+
+export function objectSensitive(o: ObjectRef): boolean {
+  return o.part < 0 ? o.alloc.sensitive : o.alloc.parts![o.part].sensitive;
+}
+
+export function objectsInFrame(m: Memory, frame: number, lo = 0, hi = PAGE_SIZE): ObjectRef[] {
+  const a = allocationOfFrame(m, frame);
+  if (!a) return [];
+  if (!a.parts) return [{ alloc: a, part: -1 }];
+  const base = a.frames.indexOf(frame) * PAGE_SIZE;
+  const out: ObjectRef[] = [];
+  a.parts.forEach((p, i) => {
+    if (p.offset < base + hi && p.offset + p.size > base + lo) out.push({ alloc: a, part: i });
+  });
+  return out;
+}

@@ -1,0 +1,172 @@
+// The whole modelled machine as one plain value: physical memory, page tables, the kernel's
+// address space and objects, the ASIs, and ghost state (verification-only history that the
+// invariants read; the modelled kernel never does).
+
+import { type Geometry, GEOMETRIES } from './geometry.ts';
+import { type Memory, cloneMemory } from './memory.ts';
+import { type Tables, cloneTables } from './pagetable.ts';
+import { type DesignOptions, type ProfileName, PROFILES } from './options.ts';
+import { type MutantName } from './mutants.ts';
+import type { PgtLevel } from './geometry.ts';
+
+export interface Config {
+  readonly geometry: Geometry['name'];
+  readonly cpus: number;
+  readonly profile: ProfileName;
+  /** Overrides of the profile's design options. */
+  readonly options?: Partial<DesignOptions>;
+  readonly mutant?: MutantName;
+}
+
+export const DEFAULT_CONFIG: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+
+export function resolveOptions(c: Config): DesignOptions {
+  return { ...PROFILES[c.profile].options, ...(c.options ?? {}) };
+}
+
+/** A VA range tracked by an ASI: struct asi_range_mapping (RFC v2 patches 10, 14). */
+export interface AsiRange {
+  readonly ptr: number;
+  readonly size: number;
+  readonly level: PgtLevel;
+  /** The RFC's overlap count (patch 14). */
+  overlap: number;
+  /** refcount-entries policy: the entries this range holds a reference to ("level:va"). */
+  entries: string[];
+  /** Ghost: the allocations the range's bytes reached when it was mapped. */
+  readonly ghostAllocs: readonly number[];
+  /** Ghost: the pages of the range the kernel mapped when it was mapped. */
+  readonly ghostPages: readonly number[];
+}
+
+/** One page the ASI allocated for its page table: an entry of the backend_pages XArray (patch 04). */
+export interface BackendPage {
+  readonly frame: number;
+  readonly level: PgtLevel;
+}
+
+/** struct asi. */
+export interface Asi {
+  readonly id: number;
+  /** asi->pgd: freed by asi_destroy itself, not a backend page. */
+  readonly pgd: number;
+  readonly mappingFlags: number;
+  readonly backend: BackendPage[];
+  /** asi->mapping_list, head first (list_add inserts at the head). */
+  ranges: AsiRange[];
+  /** refcount-entries policy: references per entry "level:va". */
+  readonly entryRefs: Map<string, number>;
+}
+
+export interface VmArea {
+  readonly id: number;
+  readonly va: number;
+  readonly pages: number;
+  /** VA pages reserved, guard page included. */
+  readonly span: number;
+  readonly alloc: number;
+}
+
+export interface Task {
+  readonly id: number;
+  readonly stack: number;
+  readonly struct: number;
+  readonly structVa: number;
+}
+
+export interface KernelObject {
+  readonly id: number;
+  readonly va: number;
+  readonly size: number;
+  readonly alloc: number;
+}
+
+export interface Layout {
+  readonly directMap: number;
+  readonly vmallocStart: number;
+  readonly vmallocEnd: number;
+  readonly ceaBase: number;
+  /** CPU_ENTRY_AREA_PER_CPU: one page above the base (the read-only IDT is first). */
+  readonly ceaPerCpu: number;
+  readonly espfixBase: number;
+  readonly startKernelMap: number;
+  readonly kernelImageSize: number;
+  readonly modulesStart: number;
+  readonly modulesEnd: number;
+  readonly physFrames: number;
+}
+
+export interface KernelState {
+  readonly pgd: number;
+  readonly layout: Layout;
+  /** Percpu area allocation of each CPU. */
+  readonly percpu: readonly number[];
+  /** The task each CPU runs. */
+  readonly current: number[];
+  readonly tasks: Map<number, Task>;
+  readonly vmAreas: Map<number, VmArea>;
+  readonly kmallocs: Map<number, KernelObject>;
+  readonly modules: Map<number, VmArea>;
+  nextId: number;
+}
+
+export interface GhostEvent {
+  readonly invariant: 'PT-OWN' | 'NO-WARN';
+  readonly message: string;
+}
+
+export interface Ghost {
+  /** Events of the current step that an invariant must report (an ASI writing a kernel table...). */
+  events: GhostEvent[];
+  /** Entries cleared in an ASI page table during the current step. */
+  cleared: { asi: number; va: number; size: number }[];
+}
+
+export interface System {
+  readonly config: Config;
+  readonly options: DesignOptions;
+  readonly g: Geometry;
+  readonly mem: Memory;
+  readonly tables: Tables;
+  readonly kernel: KernelState;
+  readonly asis: Map<number, Asi>;
+  nextAsiId: number;
+  ghost: Ghost;
+}
+
+export function geometryOf(c: Config): Geometry {
+  return GEOMETRIES[c.geometry];
+}
+
+export function mutant(sys: System, name: MutantName): boolean {
+  return sys.config.mutant === name;
+}
+
+export function cloneSystem(s: System): System {
+  const k = s.kernel;
+  return {
+    ...s,
+    mem: cloneMemory(s.mem),
+    tables: cloneTables(s.tables),
+    kernel: {
+      ...k,
+      current: [...k.current],
+      tasks: new Map(k.tasks),
+      vmAreas: new Map(k.vmAreas),
+      kmallocs: new Map(k.kmallocs),
+      modules: new Map(k.modules),
+    },
+    asis: new Map(
+      [...s.asis].map(([id, a]) => [
+        id,
+        {
+          ...a,
+          backend: [...a.backend],
+          ranges: a.ranges.map((r) => ({ ...r, entries: [...r.entries] })),
+          entryRefs: new Map(a.entryRefs),
+        },
+      ]),
+    ),
+    ghost: { events: [...s.ghost.events], cleared: [...s.ghost.cleared] },
+  };
+}

@@ -1,0 +1,35 @@
+// The `fixed` profile violates no invariant over random operation sequences; a failure is shrunk
+// and saved to counterexamples/ so that it replays from then on.
+
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { choicesArb } from '../src/generators/arbitraries.ts';
+import { runChoices, traceLines } from '../src/check/run.ts';
+import { ddmin } from '../src/check/shrink.ts';
+import { makeCounterexample, saveCounterexample } from '../src/check/counterexample.ts';
+import type { Config } from '../src/model/system.ts';
+
+const dir = join(import.meta.dirname, '..', 'counterexamples');
+
+function propertyHolds(config: Config, numRuns: number, seed: number, maxLength: number): void {
+  const result = fc.check(fc.property(choicesArb(maxLength), (choices) => runChoices(config, choices).failure === undefined), { numRuns, seed });
+  if (!result.failed) return;
+  const run = runChoices(config, result.counterexample![0]);
+  const v = run.failure!.violations[0];
+  const ops = ddmin(config, run.ops, v.invariant);
+  const path = saveCounterexample(dir, makeCounterexample(config, ops, v.invariant, v.message, `fixed profile: ${v.invariant}`, { by: 'npm test', seed, path: result.counterexamplePath ?? '' }));
+  expect.fail(`${v.invariant}: ${v.message}\nsaved ${path}\n${traceLines(config, ops).join('\n')}`);
+}
+
+describe('the fixed profile', () => {
+  test('violates no invariant (small geometry, 2 CPUs)', () => {
+    propertyHolds({ geometry: 'small', cpus: 2, profile: 'fixed' }, 400, 1, 30);
+  });
+  test('violates no invariant (small geometry, 1 CPU, refuse overlaps)', () => {
+    propertyHolds({ geometry: 'small', cpus: 1, profile: 'fixed', options: { overlapPolicy: 'refuse' } }, 150, 2, 30);
+  });
+  test('violates no invariant (real x86-64 geometry)', () => {
+    propertyHolds({ geometry: 'real', cpus: 2, profile: 'fixed' }, 30, 3, 20);
+  });
+});

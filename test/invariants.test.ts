@@ -1,0 +1,489 @@
+// Every invariant of the catalogue, twice: it holds all along a correct run of the fixed design,
+// and it reports a hand-built bad state (the state is broken directly, not through the model, so
+// the test does not depend on the model being wrong in that exact way). A check that never fires
+// or always fires would fail one of the two.
+
+import { describe, expect, test } from 'vitest';
+import { INVARIANTS, checkAll, type Invariant } from '../src/invariants/index.ts';
+import { createSystem, step } from '../src/model/step.ts';
+import { type Op, formatOp } from '../src/model/ops.ts';
+import type { Asi, AsiRange, System } from '../src/model/system.ts';
+import type { DesignOptions } from '../src/model/options.ts';
+import {
+  type PgtLevel,
+  PAGE_SIZE,
+  PGT_LEVEL_PGD,
+  PGT_LEVEL_PMD,
+  PGT_LEVEL_PTE,
+  PGT_LEVEL_PUD,
+  formatVa,
+  indexAt,
+} from '../src/model/geometry.ts';
+import { leaves, lowerLevel, walk } from '../src/model/pagetable.ts';
+import { _KERNPG_TABLE, _PAGE_NX, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags, isNone, mkEntry } from '../src/model/pte.ts';
+import { frameCount, freeAllocation } from '../src/model/memory.ts';
+import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY } from '../src/model/asi.ts';
+import { EBUSY, THREAD_PAGES, taskStackVa } from '../src/model/kernel.ts';
+
+// ---- building states -------------------------------------------------------------------------
+
+type Options = Partial<DesignOptions>;
+
+/** Percpu variables on pages of their own: with overlapPolicy=refuse, ASI_MAP_ALL overlaps itself. */
+const NON_OVERLAPPING_FLAGS = ASI_MAP_STACK_CANARY | ASI_MAP_CPU_PTR | ASI_MAP_CPU_HW_EVENTS;
+
+function boot(options?: Options): System {
+  return createSystem({ geometry: 'small', cpus: 2, profile: 'fixed', ...(options ? { options } : {}) });
+}
+
+function run(sys: System, op: Op): number {
+  return step(sys, op).ret;
+}
+
+interface Fixture {
+  readonly sys: System;
+  readonly asi: Asi;
+  /** A task of its own whose 4-page stack the ASI maps at PTE level. */
+  readonly task: number;
+  readonly stackVa: number;
+  readonly stackRange: AsiRange;
+}
+
+/** A fixed-design system with one ASI that maps one task's stack. */
+function withMappedStack(options?: Options, flags = ASI_MAP_ALL): Fixture {
+  const sys = boot(options);
+  const id = run(sys, { op: 'asi_create', flags });
+  expect(id, 'asi_create').toBeGreaterThan(0);
+  const task = run(sys, { op: 'task_create' });
+  expect(task, 'task_create').toBeGreaterThan(0);
+  const stackVa = taskStackVa(sys, sys.kernel.tasks.get(task)!);
+  expect(run(sys, { op: 'asi_map', asi: id, ptr: stackVa, size: THREAD_PAGES * PAGE_SIZE, level: PGT_LEVEL_PTE }), 'asi_map of the stack').toBe(0);
+  const asi = sys.asis.get(id)!;
+  const stackRange = asi.ranges.find((r) => r.ptr === stackVa)!;
+  expect(stackRange).toBeDefined();
+  return { sys, asi, task, stackVa, stackRange };
+}
+
+/** The slot of the entry at `level` on the way to `va` in the tree under `root` (no allocation). */
+function slotAt(sys: System, root: number, va: number, level: PgtLevel): { table: number; index: number } {
+  let table = root;
+  for (let l: PgtLevel = PGT_LEVEL_PGD; l !== level; l = lowerLevel(l)) {
+    const e = sys.tables.get(table)![indexAt(sys.g, l, va)];
+    expect(isNone(e), `no ${l}-level entry on the way to ${formatVa(sys.g, va)}`).toBe(false);
+    table = entryFrame(e);
+  }
+  return { table, index: indexAt(sys.g, level, va) };
+}
+
+function setEntry(sys: System, slot: { table: number; index: number }, value: number): void {
+  sys.tables.get(slot.table)![slot.index] = value;
+}
+
+function getEntry(sys: System, slot: { table: number; index: number }): number {
+  return sys.tables.get(slot.table)![slot.index];
+}
+
+/** The ASI leaf that maps va (a PTE of the ASI's own table). */
+function asiLeaf(f: Fixture, va: number) {
+  const w = walk(f.sys.g, f.sys.tables, f.asi.pgd, va);
+  if (!w.ok) throw new Error(`the ASI does not map ${formatVa(f.sys.g, va)}`);
+  expect(f.asi.backend.some((b) => b.frame === w.leaf.table), 'leaf table is an ASI backend page').toBe(true);
+  return w.leaf;
+}
+
+/** The check fires with a message, and the message names what it found. */
+function expectCaught(inv: Invariant, sys: System, ...mentions: string[]): string {
+  const message = inv.check(sys);
+  expect(typeof message, `${inv.id} must report the hand-built bad state`).toBe('string');
+  expect(message!.length).toBeGreaterThan(0);
+  for (const m of mentions) expect(message).toContain(m);
+  return message!;
+}
+
+// ---- correct runs ----------------------------------------------------------------------------
+
+/**
+ * A correct run: create an ASI, map a task's stack and (overlapping) one page of it, map a sensitive
+ * kmalloc object and free it, unmap both stack ranges, let the task exit, destroy the ASI. The
+ * invariant is checked after every step, as the runner does.
+ */
+function holdsAlongCorrectRun(inv: Invariant, options?: Options, flags = ASI_MAP_ALL): void {
+  const sys = boot(options);
+  if (inv.appliesTo) expect(inv.appliesTo(sys), `${inv.id} applies to this configuration`).toBe(true);
+  const refuse = sys.options.overlapPolicy === 'refuse';
+  const ok = (op: Op, expected?: number): number => {
+    const ret = run(sys, op);
+    if (expected !== undefined) expect(ret, formatOp(sys.g, op)).toBe(expected);
+    else expect(ret, formatOp(sys.g, op)).toBeGreaterThan(0);
+    expect(inv.check(sys), `${inv.id} after ${formatOp(sys.g, op)}`).toBeUndefined();
+    return ret;
+  };
+  expect(inv.check(sys), `${inv.id} after boot`).toBeUndefined();
+  const asi = ok({ op: 'asi_create', flags });
+  const task = ok({ op: 'task_create' });
+  const stackVa = taskStackVa(sys, sys.kernel.tasks.get(task)!);
+  ok({ op: 'asi_map', asi, ptr: stackVa, size: THREAD_PAGES * PAGE_SIZE, level: PGT_LEVEL_PTE }, 0);
+  ok({ op: 'asi_map', asi, ptr: stackVa + PAGE_SIZE, size: PAGE_SIZE, level: PGT_LEVEL_PTE }, refuse ? EBUSY : 0);
+  const obj = ok({ op: 'kmalloc', size: PAGE_SIZE, sensitive: true });
+  ok({ op: 'asi_map', asi, ptr: sys.kernel.kmallocs.get(obj)!.va, size: 0x40, level: PGT_LEVEL_PTE }, 0);
+  ok({ op: 'kfree', id: obj }, 0);
+  ok({ op: 'asi_unmap', asi, ptr: stackVa + PAGE_SIZE }, 0);
+  ok({ op: 'asi_unmap', asi, ptr: stackVa }, 0);
+  ok({ op: 'task_exit', task }, 0);
+  ok({ op: 'asi_destroy', asi }, 0);
+}
+
+// ---- hand-built bad states, per invariant ------------------------------------------------------
+
+interface Case {
+  readonly name: string;
+  readonly run: (inv: Invariant) => void;
+}
+
+interface Spec {
+  readonly holds: Case[];
+  readonly caught: Case[];
+  /** Further statements about the invariant. */
+  readonly also?: Case[];
+}
+
+const SPECS: Record<string, Spec> = {
+  'PT-WF': {
+    holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
+    caught: [
+      {
+        name: 'an ASI pmd entry that points at a kernel-image frame, which is not a page-table page',
+        run: (inv) => {
+          const f = withMappedStack();
+          expect(inv.check(f.sys)).toBeUndefined();
+          const image = [...f.sys.mem.allocs.values()].find((a) => a.kind === 'kernel-image')!;
+          const frame = image.frames[0];
+          setEntry(f.sys, slotAt(f.sys, f.asi.pgd, f.stackVa, PGT_LEVEL_PMD), mkEntry(frame, _KERNPG_TABLE));
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${frame}`);
+        },
+      },
+      {
+        name: 'an ASI pud entry that points at a PTE table (a table of the wrong level)',
+        run: (inv) => {
+          const f = withMappedStack();
+          const pte = asiLeaf(f, f.stackVa).table;
+          setEntry(f.sys, slotAt(f.sys, f.asi.pgd, f.stackVa, PGT_LEVEL_PUD), mkEntry(pte, _KERNPG_TABLE));
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${pte}`);
+        },
+      },
+      {
+        name: 'an ASI leaf that maps a frame beyond physical memory',
+        run: (inv) => {
+          const f = withMappedStack();
+          const leaf = asiLeaf(f, f.stackVa);
+          setEntry(f.sys, leaf, mkEntry(frameCount(f.sys.mem) + 1, PAGE_KERNEL));
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${leaf.table}`);
+        },
+      },
+      {
+        name: 'a kernel pmd entry that points at a freed frame',
+        run: (inv) => {
+          const f = withMappedStack();
+          const free = f.sys.mem.frameAlloc.indexOf(-1);
+          expect(free).toBeGreaterThanOrEqual(0);
+          setEntry(f.sys, slotAt(f.sys, f.sys.kernel.pgd, f.stackVa, PGT_LEVEL_PMD), mkEntry(free, _KERNPG_TABLE));
+          expectCaught(inv, f.sys, 'kernel', `pfn ${free}`);
+        },
+      },
+    ],
+  },
+
+  'PT-OWN': {
+    holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
+    caught: [
+      {
+        name: 'a PT-OWN ghost event of the current step (an ASI wrote a table it does not own)',
+        run: (inv) => {
+          const f = withMappedStack();
+          expect(inv.check(f.sys)).toBeUndefined();
+          const message = `ASI ${f.asi.id} wrote into table pfn ${f.sys.kernel.pgd}, which it does not own`;
+          f.sys.ghost.events.push({ invariant: 'PT-OWN', message });
+          expect(expectCaught(inv, f.sys)).toBe(message);
+        },
+      },
+      {
+        name: 'an ASI that counts a kernel page-table page among its backend pages',
+        run: (inv) => {
+          const f = withMappedStack();
+          const kernelTable = slotAt(f.sys, f.sys.kernel.pgd, f.stackVa, PGT_LEVEL_PTE).table;
+          f.asi.backend.push({ frame: kernelTable, level: PGT_LEVEL_PTE });
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${kernelTable}`);
+        },
+      },
+      {
+        name: "an ASI whose pgd is another ASI's page-table page",
+        run: (inv) => {
+          const f = withMappedStack();
+          const other = run(f.sys, { op: 'asi_create', flags: 0 });
+          expect(other).toBeGreaterThan(0);
+          expect(inv.check(f.sys)).toBeUndefined();
+          const stolen = f.sys.asis.get(other)!.pgd;
+          f.asi.backend.push({ frame: stolen, level: PGT_LEVEL_PGD });
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${stolen}`);
+        },
+      },
+    ],
+  },
+
+  'RANGE-NO-OVERLAP': {
+    holds: [{ name: 'overlapPolicy=refuse (an overlapping map is refused)', run: (inv) => holdsAlongCorrectRun(inv, { overlapPolicy: 'refuse' }, NON_OVERLAPPING_FLAGS) }],
+    caught: [
+      {
+        name: 'two tracked ranges of one ASI whose extents overlap',
+        run: (inv) => {
+          const f = withMappedStack({ overlapPolicy: 'refuse' }, NON_OVERLAPPING_FLAGS);
+          expect(inv.check(f.sys)).toBeUndefined();
+          f.asi.ranges.push({ ...f.stackRange, ptr: f.stackVa + PAGE_SIZE, size: PAGE_SIZE, entries: [], ghostAllocs: [] });
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, f.stackVa + PAGE_SIZE));
+        },
+      },
+    ],
+    also: [
+      {
+        name: 'applies under overlapPolicy=refuse only: the other policies allow overlaps',
+        run: (inv) => {
+          expect(inv.appliesTo?.(boot({ overlapPolicy: 'refuse' }))).toBe(true);
+          expect(inv.appliesTo?.(boot({ overlapPolicy: 'count-ranges' }))).toBe(false);
+          expect(inv.appliesTo?.(boot({ overlapPolicy: 'refcount-entries' }))).toBe(false);
+        },
+      },
+    ],
+  },
+
+  'RANGE-OVERLAP-ACCOUNTED': {
+    holds: [
+      { name: 'fixed profile (overlapPolicy=refcount-entries)', run: (inv) => holdsAlongCorrectRun(inv) },
+      { name: 'fixed profile with overlapPolicy=count-ranges', run: (inv) => holdsAlongCorrectRun(inv, { overlapPolicy: 'count-ranges' }) },
+    ],
+    caught: [
+      {
+        name: 'count-ranges: a range whose overlap count is not the number of ranges overlapping it',
+        run: (inv) => {
+          const f = withMappedStack({ overlapPolicy: 'count-ranges' });
+          expect(inv.check(f.sys)).toBeUndefined();
+          f.stackRange.overlap += 1;
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, f.stackVa));
+        },
+      },
+      {
+        name: 'refcount-entries: an entry whose reference count is not the number of ranges relying on it',
+        run: (inv) => {
+          const f = withMappedStack({ overlapPolicy: 'refcount-entries' });
+          expect(inv.check(f.sys)).toBeUndefined();
+          const key = f.stackRange.entries[0];
+          expect(key).toBeDefined();
+          f.asi.entryRefs.set(key, (f.asi.entryRefs.get(key) ?? 0) + 1);
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, key);
+        },
+      },
+      {
+        name: 'refcount-entries: a reference held for an entry no range relies on',
+        run: (inv) => {
+          const f = withMappedStack({ overlapPolicy: 'refcount-entries' });
+          const key = `${PGT_LEVEL_PTE}:${f.sys.kernel.layout.vmallocEnd - PAGE_SIZE}`;
+          expect(f.asi.ranges.some((r) => r.entries.includes(key))).toBe(false);
+          f.asi.entryRefs.set(key, 1);
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, key);
+        },
+      },
+      {
+        name: 'a step that cleared a translation a live range still covers',
+        run: (inv) => {
+          const f = withMappedStack();
+          const va = f.stackVa + PAGE_SIZE;
+          setEntry(f.sys, asiLeaf(f, va), 0);
+          f.sys.ghost.cleared.push({ asi: f.asi.id, va, size: PAGE_SIZE });
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, va));
+        },
+      },
+    ],
+  },
+
+  'RANGE-NO-LEAK': {
+    holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
+    caught: [
+      {
+        name: 'a translation left in the ASI page table after its range stopped being tracked',
+        run: (inv) => {
+          const f = withMappedStack();
+          expect(inv.check(f.sys)).toBeUndefined();
+          f.asi.ranges = f.asi.ranges.filter((r) => r !== f.stackRange);
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, f.stackVa));
+        },
+      },
+      {
+        name: 'an ASI removed from the system while its page-table pages stay allocated',
+        run: (inv) => {
+          const f = withMappedStack();
+          const owned = [f.asi.pgd, ...f.asi.backend.map((b) => b.frame)];
+          f.sys.asis.delete(f.asi.id);
+          const message = expectCaught(inv, f.sys, `asi#${f.asi.id}`);
+          const pfn = Number(/pfn (\d+)/.exec(message)?.[1]);
+          expect(owned).toContain(pfn);
+        },
+      },
+      {
+        name: 'an ASI page-table page that is allocated but not tracked as a backend page',
+        run: (inv) => {
+          const f = withMappedStack();
+          const lost = f.asi.backend.pop()!;
+          expectCaught(inv, f.sys, `pfn ${lost.frame}`);
+        },
+      },
+    ],
+  },
+
+  'RANGE-EXACT': {
+    holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
+    caught: [
+      {
+        name: 'a page of a tracked range that the kernel maps but the ASI does not',
+        run: (inv) => {
+          const f = withMappedStack();
+          expect(inv.check(f.sys)).toBeUndefined();
+          const va = f.stackVa + 2 * PAGE_SIZE;
+          setEntry(f.sys, asiLeaf(f, va), 0);
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, va));
+        },
+      },
+    ],
+  },
+
+  REFINE: {
+    holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
+    caught: [
+      {
+        name: 'an ASI leaf writable where the kernel maps the page read-only',
+        run: (inv) => {
+          const f = withMappedStack();
+          expect(inv.check(f.sys)).toBeUndefined();
+          const leaf = leaves(f.sys.g, f.sys.tables, f.asi.pgd).find((l) => {
+            const k = walk(f.sys.g, f.sys.tables, f.sys.kernel.pgd, l.va);
+            return l.level === PGT_LEVEL_PTE && k.ok && (k.leaf.flags & _PAGE_RW) === 0;
+          });
+          expect(leaf, 'the ASI maps some kernel read-only page (kernel text)').toBeDefined();
+          const e = getEntry(f.sys, leaf!);
+          setEntry(f.sys, leaf!, mkEntry(entryFrame(e), entryFlags(e) | _PAGE_RW));
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, leaf!.va));
+        },
+      },
+      {
+        name: 'an ASI leaf executable where the kernel maps the page NX',
+        run: (inv) => {
+          const f = withMappedStack();
+          const leaf = asiLeaf(f, f.stackVa);
+          const e = getEntry(f.sys, leaf);
+          expect(entryFlags(e) & _PAGE_NX).toBe(_PAGE_NX);
+          setEntry(f.sys, leaf, mkEntry(entryFrame(e), entryFlags(e) & ~_PAGE_NX));
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, f.stackVa));
+        },
+      },
+      {
+        name: 'an ASI leaf that maps a different frame than the kernel at the same address',
+        run: (inv) => {
+          const f = withMappedStack();
+          const leaf = asiLeaf(f, f.stackVa);
+          const e = getEntry(f.sys, leaf);
+          const image = [...f.sys.mem.allocs.values()].find((a) => a.kind === 'kernel-image')!.frames[0];
+          setEntry(f.sys, leaf, mkEntry(image, entryFlags(e)));
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${image}`);
+        },
+      },
+      {
+        name: 'a live range whose memory the kernel has freed since it was mapped (stale mapping)',
+        run: (inv) => {
+          const f = withMappedStack();
+          const alloc = f.stackRange.ghostAllocs[0];
+          expect(alloc).toBeDefined();
+          expect(freeAllocation(f.sys.mem, alloc)).toBeDefined();
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `#${alloc}`);
+        },
+      },
+    ],
+  },
+
+  ISOLATION: {
+    holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
+    caught: [
+      {
+        name: "an ASI entry that exposes another task's stack, which no range requested",
+        run: (inv) => {
+          const f = withMappedStack();
+          expect(inv.check(f.sys)).toBeUndefined();
+          const victim = [...f.sys.kernel.tasks.values()].find((t) => t.id !== f.task)!;
+          const stack = f.sys.mem.allocs.get(f.sys.kernel.vmAreas.get(victim.stack)!.alloc)!;
+          expect(stack.sensitive).toBe(true);
+          const frame = stack.frames[0];
+          const table = asiLeaf(f, f.stackVa).table;
+          const entries = f.sys.tables.get(table)!;
+          const index = entries.findIndex((e) => isNone(e));
+          expect(index, 'a free slot in the ASI PTE table').toBeGreaterThanOrEqual(0);
+          entries[index] = mkEntry(frame, PAGE_KERNEL);
+          expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${frame}`, stack.name);
+        },
+      },
+    ],
+  },
+
+  'NO-WARN': {
+    holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
+    caught: [
+      {
+        name: 'a WARN_ON of the modelled code in the current step',
+        run: (inv) => {
+          const f = withMappedStack();
+          expect(inv.check(f.sys)).toBeUndefined();
+          const message = 'WARN_ON(asi_unmap_overlap: overlap)';
+          f.sys.ghost.events.push({ invariant: 'NO-WARN', message });
+          expect(expectCaught(inv, f.sys)).toBe(message);
+        },
+      },
+    ],
+    also: [
+      {
+        name: 'does not report events that belong to another invariant (PT-OWN)',
+        run: (inv) => {
+          const f = withMappedStack();
+          f.sys.ghost.events.push({ invariant: 'PT-OWN', message: 'not a warning' });
+          expect(inv.check(f.sys)).toBeUndefined();
+        },
+      },
+    ],
+  },
+};
+
+describe('the invariant catalogue', () => {
+  test('every invariant has a correct run and a hand-built bad state in this file, and ids are unique', () => {
+    const ids = INVARIANTS.map((i) => i.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.filter((id) => !SPECS[id] || SPECS[id].holds.length === 0 || SPECS[id].caught.length === 0)).toEqual([]);
+  });
+
+  test('a fresh fixed system with one ASI (ASI_MAP_ALL) violates nothing', () => {
+    const sys = boot();
+    expect(checkAll(sys)).toEqual([]);
+    expect(run(sys, { op: 'asi_create', flags: ASI_MAP_ALL })).toBeGreaterThan(0);
+    expect(checkAll(sys)).toEqual([]);
+  });
+
+  test('checkAll reports a violation under the id of the invariant that found it', () => {
+    const f = withMappedStack();
+    f.sys.ghost.events.push({ invariant: 'NO-WARN', message: 'WARN_ON(x)' });
+    expect(checkAll(f.sys)).toEqual([{ invariant: 'NO-WARN', message: 'WARN_ON(x)' }]);
+  });
+});
+
+for (const inv of INVARIANTS) {
+  describe(`${inv.id}: ${inv.statement}`, () => {
+    const spec = SPECS[inv.id];
+    if (!spec) return;
+    for (const h of spec.holds) test(`holds after every step of a correct run (${h.name})`, () => h.run(inv));
+    for (const c of spec.caught) test(`catches: ${c.name}`, () => c.run(inv));
+    for (const c of spec.also ?? []) test(c.name, () => c.run(inv));
+  });
+}

@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import pc from 'picocolors';
+import { INVARIANTS } from '../invariants/index.ts';
+import { MUTANT_INFO } from '../model/mutants.ts';
+import { PROFILES } from '../model/options.ts';
+import { OP_KINDS } from '../model/ops.ts';
+
+export function registerList(program: Command): void {
+  program
+    .command('list')
+    .description('invariants, mutants, profiles and op kinds')
+    .action(() => {
+      console.log(pc.bold('Invariants'));
+      for (const i of INVARIANTS) console.log(`  ${pc.cyan(i.id.padEnd(24))} ${i.statement}\n  ${' '.repeat(24)} ${pc.dim(i.source)}`);
+      console.log(pc.bold('Mutants'));
+      for (const [m, info] of Object.entries(MUTANT_INFO)) console.log(`  ${pc.cyan(m.padEnd(28))} ${info.where} ${pc.dim(`(${info.expect})`)}`);
+      console.log(pc.bold('Profiles'));
+      for (const [p, info] of Object.entries(PROFILES)) console.log(`  ${pc.cyan(p.padEnd(8))} ${info.description}`);
+      console.log(pc.bold('Op kinds'));
+      console.log(`  ${OP_KINDS.join(', ')}`);
+    });
+}

@@ -1,7 +1,9 @@
 // The asi-check command: one module per subcommand under src/commands/.
 
 import { Command } from 'commander';
+import { registerFuzz } from './commands/fuzz.ts';
 import { registerList } from './commands/list.ts';
+import { registerMutants } from './commands/mutants.ts';
 import { registerReplay } from './commands/replay.ts';
 import { EXIT_USAGE } from './commands/usage.ts';
 
@@ -11,6 +13,8 @@ const program = new Command('asi-check')
 
 registerList(program);
 registerReplay(program);
+registerFuzz(program);
+registerMutants(program);
 
 // `asi-check list | head` closes the pipe early; that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_USAGE));

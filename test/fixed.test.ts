@@ -30,6 +30,6 @@ describe('the fixed profile', () => {
     propertyHolds({ geometry: 'small', cpus: 1, profile: 'fixed', options: { overlapPolicy: 'refuse' } }, 150, 2, 30);
   });
   test('violates no invariant (real x86-64 geometry)', () => {
-    propertyHolds({ geometry: 'real', cpus: 2, profile: 'fixed' }, 30, 3, 20);
+    propertyHolds({ geometry: 'real', cpus: 2, profile: 'fixed' }, 12, 3, 20);
   });
 });

@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { INVARIANTS, checkAll, type Invariant } from '../src/invariants/index.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { type Op, formatOp } from '../src/model/ops.ts';
-import type { Asi, AsiRange, System } from '../src/model/system.ts';
+import type { Asi, AsiRange, GhostEvent, System } from '../src/model/system.ts';
 import type { DesignOptions } from '../src/model/options.ts';
 import {
   type PgtLevel,
@@ -23,7 +23,8 @@ import { leaves, lowerLevel, walk } from '../src/model/pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags, isNone, mkEntry } from '../src/model/pte.ts';
 import { frameCount, freeAllocation } from '../src/model/memory.ts';
 import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY } from '../src/model/asi.ts';
-import { EBUSY, THREAD_PAGES, taskStackVa } from '../src/model/kernel.ts';
+import { EBUSY, THREAD_PAGES, perCpuPtr, taskStackVa } from '../src/model/kernel.ts';
+import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, kernelCr3 } from '../src/model/cpu.ts';
 
 // ---- building states -------------------------------------------------------------------------
 
@@ -147,7 +148,175 @@ interface Spec {
   readonly also?: Case[];
 }
 
+// ---- CPUs ---------------------------------------------------------------------------------------
+
+/** A fixed-design system where cpu0 runs isolated in an ASI_MAP_ALL ASI. */
+function isolatedCpu0(): { sys: System; asi: Asi } {
+  const sys = boot();
+  const id = run(sys, { op: 'asi_create', flags: ASI_MAP_ALL });
+  expect(run(sys, { op: 'asi_enter', cpu: 0, asi: id, intr: [] }), 'asi_enter').toBe(0);
+  expect(sys.cpus[0].session.state).toBe(ASI_SESSION_STATE_ACTIVE);
+  return { sys, asi: sys.asis.get(id)! };
+}
+
+/**
+ * A correct CPU run: enter with an IRQ inside the barrier window and an NMI nested in it, an access
+ * that faults into asi_fault, an NMI while isolated, a context switch, exit, and an IPI shootdown.
+ */
+function holdsAlongCpuRun(inv: Invariant): void {
+  const sys = boot();
+  const ok = (op: Op): number => {
+    const ret = run(sys, op);
+    expect(ret, formatOp(sys.g, op)).toBeGreaterThanOrEqual(0);
+    expect(inv.check(sys), `${inv.id} after ${formatOp(sys.g, op)}`).toBeUndefined();
+    return ret;
+  };
+  const asi = ok({ op: 'asi_create', flags: ASI_MAP_ALL });
+  const task = ok({ op: 'task_create' });
+  const area = ok({ op: 'vmalloc', pages: 2, sensitive: true });
+  ok({ op: 'asi_enter', cpu: 0, asi, intr: [{ at: 11, kind: 'irq', nested: [{ at: 3, kind: 'nmi' }] }] });
+  ok({ op: 'asi_enter', cpu: 0, asi, intr: [] });
+  ok({ op: 'access', cpu: 0, va: sys.kernel.vmAreas.get(area)!.va, access: 'read', intr: [] });
+  ok({ op: 'asi_enter', cpu: 1, asi, intr: [] });
+  ok({ op: 'interrupt', cpu: 1, kind: 'nmi', intr: [{ at: 2, kind: 'exception' }] });
+  ok({ op: 'schedule', cpu: 1, task, intr: [] });
+  ok({ op: 'asi_enter', cpu: 1, asi, intr: [{ at: 5, kind: 'switch' }] });
+  ok({ op: 'asi_exit', cpu: 1, asi, intr: [{ at: 3, kind: 'irq' }] });
+  ok({ op: 'vfree', id: area });
+}
+
+function ghostCase(id: GhostEvent['invariant'], name: string): Case {
+  return {
+    name,
+    run: (inv) => {
+      const { sys } = isolatedCpu0();
+      expect(inv.check(sys)).toBeUndefined();
+      sys.ghost.events.push({ invariant: id, message: `cpu0: ${name}` });
+      expect(expectCaught(inv, sys, 'cpu0')).toBe(`cpu0: ${name}`);
+    },
+  };
+}
+
 const SPECS: Record<string, Spec> = {
+  'ENTRY-MAPPED': {
+    holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
+    caught: [
+      {
+        name: "an ASI whose pte for cpu1's cpu_asi_session is cleared",
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          expect(inv.check(sys)).toBeUndefined();
+          const va = perCpuPtr(sys, 'cpu_asi_session', 1);
+          setEntry(sys, slotAt(sys, asi.pgd, va, PGT_LEVEL_PTE), 0);
+          expectCaught(inv, sys, `asi#${asi.id}`, 'cpu_asi_session', formatVa(sys.g, va));
+        },
+      },
+      ghostCase('ENTRY-MAPPED', 'double fault recorded by the entry path'),
+    ],
+  },
+  PROGRESS: {
+    holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
+    caught: [ghostCase('PROGRESS', 'fault loop recorded by the page-fault path')],
+    also: [
+      {
+        name: 'rfc-v2: a probe of an unmapped address in an IRQ that aborted isolation loops forever in asi_fault',
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'rfc-v2' });
+          const asi = run(sys, { op: 'asi_create', flags: 0 });
+          run(sys, { op: 'asi_enter', cpu: 0, asi, intr: [] });
+          run(sys, { op: 'interrupt', cpu: 0, kind: 'irq', va: sys.kernel.layout.vmallocEnd - PAGE_SIZE, intr: [] });
+          expectCaught(inv, sys, 'cpu0', 'fault loop');
+        },
+      },
+    ],
+  },
+  'CR3-RESTORED': {
+    holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
+    caught: [
+      {
+        name: 'a CPU with an INACTIVE session left on the ASI CR3',
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          expect(inv.check(sys)).toBeUndefined();
+          Object.assign(sys.cpus[0].session, { state: ASI_SESSION_STATE_INACTIVE, asi: null, task: null });
+          expectCaught(inv, sys, 'cpu0', `asi#${asi.id}`);
+        },
+      },
+      ghostCase('CR3-RESTORED', 'handler body on the ASI CR3'),
+    ],
+  },
+  SESSION: {
+    holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
+    caught: [
+      {
+        name: 'abort_depth left at 1 after every handler returned',
+        run: (inv) => {
+          const { sys } = isolatedCpu0();
+          expect(inv.check(sys)).toBeUndefined();
+          sys.cpus[0].session.abortDepth = 1;
+          expectCaught(inv, sys, 'cpu0', 'abort_depth');
+        },
+      },
+      {
+        name: 'an ACTIVE session whose ASI was destroyed',
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          sys.asis.delete(asi.id);
+          expectCaught(inv, sys, 'cpu0', `asi#${asi.id}`);
+        },
+      },
+    ],
+  },
+  STACK: {
+    holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
+    caught: [
+      {
+        name: "the isolated CPU's stack page cleared from the ASI",
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          expect(inv.check(sys)).toBeUndefined();
+          const va = taskStackVa(sys, sys.kernel.tasks.get(sys.kernel.current[0])!);
+          setEntry(sys, slotAt(sys, asi.pgd, va, PGT_LEVEL_PTE), 0);
+          expectCaught(inv, sys, 'cpu0', formatVa(sys.g, va));
+        },
+      },
+      {
+        name: 'a stack mapped by asi_enter still mapped after its session ended',
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          Object.assign(sys.cpus[0].session, { state: ASI_SESSION_STATE_INACTIVE, asi: null, task: null });
+          sys.cpus[0].cr3 = kernelCr3(sys);
+          expectCaught(inv, sys, `asi#${asi.id}`, 'still maps', 'mapped by asi_enter on cpu0');
+        },
+      },
+    ],
+  },
+  'KERNEL-RULES': {
+    holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
+    caught: [
+      {
+        name: 'schedule() on a CPU whose preempt_count was left raised',
+        run: (inv) => {
+          const sys = boot();
+          const task = run(sys, { op: 'task_create' });
+          sys.cpus[0].preemptCount = 1;
+          run(sys, { op: 'schedule', cpu: 0, task, intr: [] });
+          expectCaught(inv, sys, 'cpu0', 'preempt_count 1');
+        },
+      },
+    ],
+    also: [
+      {
+        name: 'rfc-v2: asi_map_range allocates with GFP_KERNEL under spin_lock_irqsave(&asi->lock)',
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'rfc-v2' });
+          run(sys, { op: 'asi_create', flags: 0 });
+          expectCaught(inv, sys, 'sleeping function', 'asi#1->lock');
+        },
+      },
+    ],
+  },
+
   'PT-WF': {
     holds: [{ name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) }],
     caught: [
@@ -425,6 +594,17 @@ const SPECS: Record<string, Spec> = {
           expect(index, 'a free slot in the ASI PTE table').toBeGreaterThanOrEqual(0);
           entries[index] = mkEntry(frame, PAGE_KERNEL);
           expectCaught(inv, f.sys, `asi#${f.asi.id}`, `pfn ${frame}`, stack.name);
+        },
+      },
+      {
+        name: "a Global TLB entry of an isolated CPU that reaches another task's stack",
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          expect(inv.check(sys)).toBeUndefined();
+          const victim = [...sys.kernel.tasks.values()].find((t) => t.id !== sys.kernel.current[0])!;
+          const stack = sys.mem.allocs.get(sys.kernel.vmAreas.get(victim.stack)!.alloc)!;
+          sys.cpus[0].tlb.set(`G:${Math.floor(taskStackVa(sys, victim) / PAGE_SIZE)}`, { frame: stack.frames[0], flags: PAGE_KERNEL });
+          expectCaught(inv, sys, 'cpu0', `asi#${asi.id}`, 'Global TLB entry', stack.name);
         },
       },
     ],

@@ -23,7 +23,7 @@ describe('saved counterexamples', () => {
         if (e instanceof CounterexampleError) throw new Error(`${file}: ${e.message}`);
         throw e;
       }
-      const recorded = runOps(c.config, c.ops).failure;
+      const recorded = runOps(c.config, c.ops, { stopOn: c.invariant }).failure;
       expect(recorded?.violations.map((v) => v.invariant), `${file} no longer reproduces ${c.invariant}`).toContain(c.invariant);
       const fixed = runOps({ geometry: c.config.geometry, cpus: c.config.cpus, profile: 'fixed' }, c.ops).failure;
       expect(fixed?.violations ?? [], `${file} violates invariants under fixed`).toEqual([]);

@@ -108,7 +108,7 @@ export function loadCounterexample(path: string): Counterexample {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new CounterexampleError(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CounterexampleError(`cannot read (${(e as Error).message.split(',')[0]})`);
   }
   return parseCounterexample(text);
 }

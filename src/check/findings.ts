@@ -9,6 +9,8 @@ import type { Config } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { GEOMETRIES } from '../model/geometry.ts';
 import { hunt } from './hunt.ts';
+import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
+import { FOUNDATION_WEIGHTS } from '../generators/choose.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { makeCounterexample, saveCounterexample } from './counterexample.ts';
 
@@ -17,19 +19,32 @@ export interface Rung {
   /** The design option that fixes it; the rungs after this one run with it on. */
   readonly fix: Partial<DesignOptions>;
   readonly numRuns: number;
+  /** Findings F1-F9 were made before CPUs existed: with the foundation's invariants and op weights. */
+  readonly foundation?: true;
 }
 
 /** In the order the checker found them (seed 42, small geometry, 2 CPUs). */
 export const LADDER: readonly Rung[] = [
-  { title: 'a PTE-level asi_map of a direct-map page copies the whole 1G/2M kernel page', fix: { splitLargePages: true }, numRuns: 200 },
-  { title: 'mapping a percpu variable maps its page, and the CSPRNG state beside it', fix: { percpuSecretsOwnPage: true }, numRuns: 300 },
-  { title: 'asi_unmap of a PTE-level range clears nothing: asi_clear_pmd_range skips present PMDs', fix: { clearPresentPmd: true }, numRuns: 300 },
-  { title: 'asi_map_range rounds the range out to its level and maps what the rounding reaches', fix: { exactExtent: true }, numRuns: 500 },
-  { title: 'memory freed by the kernel stays mapped in the ASI', fix: { freeUnmapsAsi: true }, numRuns: 1000 },
-  { title: 'asi_clear_pte_range from an unaligned start misses the last page', fix: { clearAlignedStart: true }, numRuns: 1000 },
-  { title: 'overlap counts and "implicitly mapped" use the old ranges\' rounded extents, not what is mapped', fix: { overlapPolicy: 'refcount-entries' }, numRuns: 1000 },
-  { title: 'a failed asi_map_range leaves what it copied mapped but untracked', fix: { rollbackOnError: true }, numRuns: 2000 },
-  { title: "a large entry whose frame is one of the ASI's own tables passes asi_valid_offset", fix: { offsetChecksLevel: true }, numRuns: 2000 },
+  { title: 'a PTE-level asi_map of a direct-map page copies the whole 1G/2M kernel page', fix: { splitLargePages: true }, numRuns: 200, foundation: true },
+  { title: 'mapping a percpu variable maps its page, and the CSPRNG state beside it', fix: { percpuSecretsOwnPage: true }, numRuns: 300, foundation: true },
+  { title: 'asi_unmap of a PTE-level range clears nothing: asi_clear_pmd_range skips present PMDs', fix: { clearPresentPmd: true }, numRuns: 300, foundation: true },
+  { title: 'asi_map_range rounds the range out to its level and maps what the rounding reaches', fix: { exactExtent: true }, numRuns: 500, foundation: true },
+  { title: 'memory freed by the kernel stays mapped in the ASI', fix: { freeUnmapsAsi: true }, numRuns: 1000, foundation: true },
+  { title: 'asi_clear_pte_range from an unaligned start misses the last page', fix: { clearAlignedStart: true }, numRuns: 1000, foundation: true },
+  { title: 'overlap counts and "implicitly mapped" use the old ranges\' rounded extents, not what is mapped', fix: { overlapPolicy: 'refcount-entries' }, numRuns: 1000, foundation: true },
+  { title: 'a failed asi_map_range leaves what it copied mapped but untracked', fix: { rollbackOnError: true }, numRuns: 2000, foundation: true },
+  { title: "a large entry whose frame is one of the ASI's own tables passes asi_valid_offset", fix: { offsetChecksLevel: true }, numRuns: 2000, foundation: true },
+  // CPUs (issue 4): every invariant, every op kind.
+  { title: 'with exact extents the read-only IDT below CPU_ENTRY_AREA_PER_CPU is no longer mapped: any interrupt while isolated double-faults', fix: { initMapsIdt: true }, numRuns: 3000 },
+  { title: 'asi_map_range allocates page tables and its range_mapping with GFP_KERNEL under spin_lock_irqsave(&asi->lock)', fix: { atomicAllocs: true }, numRuns: 3000 },
+  { title: 'asi_unmap can remove the core mappings (cpu_asi_session) and the stack asi_enter mapped: the entry path double-faults', fix: { protectInternalRanges: true }, numRuns: 3000 },
+  { title: 'a fault in a handler that aborted isolation is reported handled by asi_fault and retried forever', fix: { faultChecksDepth: true }, numRuns: 3000 },
+  { title: 'Global TLB entries survive the CR3 write of asi_enter: what the kernel touched stays reachable while isolated', fix: { flushGlobalOnEnter: true }, numRuns: 3000 },
+  { title: 'asi_destroy frees an ASI that a CPU is still isolated in', fix: { destroyChecksSessions: true }, numRuns: 3000 },
+  { title: 'asi_fault (and asi_enter, asi_exit) take get_cpu_var() and never put it: schedule() while atomic', fix: { putCpuVar: true }, numRuns: 3000 },
+  { title: 'an NMI inside asi_start_abort, between state = ABORTED and abort_depth++, exits the session; abort_depth is left at 1', fix: { startAbortCountsFirst: true }, numRuns: 3000 },
+  { title: 'an interrupt between asi_barrier_end clearing retry_abort and its state check runs its handler on the ASI page table', fix: { barrierEndChecksFirst: true }, numRuns: 3000 },
+  { title: "asi_exit(asi) with another ASI than the session's unmaps the stack from the wrong ASI", fix: { exitChecksAsi: true }, numRuns: 3000 },
 ];
 
 export const LADDER_SEED = 42;
@@ -45,7 +60,7 @@ function main(): void {
   LADDER.forEach((rung, i) => {
     const config = rungConfig(i);
     const t0 = performance.now();
-    const f = hunt(config, { seed: LADDER_SEED, numRuns: rung.numRuns });
+    const f = hunt(config, { seed: LADDER_SEED, numRuns: rung.numRuns, ...(rung.foundation ? { invariants: FOUNDATION_INVARIANTS, weights: FOUNDATION_WEIGHTS } : {}) });
     const ms = (performance.now() - t0).toFixed(0);
     if (!f) {
       console.log(`F${i + 1} ${rung.title}: not found in ${rung.numRuns} runs (${ms} ms)`);

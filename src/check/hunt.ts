@@ -3,10 +3,10 @@
 
 import fc from 'fast-check';
 import { choicesArb } from '../generators/arbitraries.ts';
-import type { Choice } from '../generators/choose.ts';
+import type { Choice, Weights } from '../generators/choose.ts';
 import type { Op } from '../model/ops.ts';
 import type { Config } from '../model/system.ts';
-import type { Violation } from '../invariants/index.ts';
+import type { Invariant, Violation } from '../invariants/index.ts';
 import { runChoices, runOps } from './run.ts';
 import { ddmin } from './shrink.ts';
 
@@ -14,6 +14,8 @@ export interface HuntOptions {
   readonly seed: number;
   readonly numRuns: number;
   readonly maxLength?: number;
+  readonly invariants?: readonly Invariant[];
+  readonly weights?: Weights;
 }
 
 export interface Found {
@@ -26,15 +28,16 @@ export interface Found {
 }
 
 export function hunt(config: Config, o: HuntOptions): Found | undefined {
+  const opts = o.invariants ? { invariants: o.invariants } : {};
   const result = fc.check(
-    fc.property(choicesArb(o.maxLength ?? 25), (choices: Choice[]) => runChoices(config, choices).failure === undefined),
+    fc.property(choicesArb(o.maxLength ?? 25), (choices: Choice[]) => runChoices(config, choices, o.weights, opts).failure === undefined),
     { seed: o.seed, numRuns: o.numRuns },
   );
   if (!result.failed || !result.counterexample) return undefined;
   const [choices] = result.counterexample;
-  const first = runChoices(config, choices);
+  const first = runChoices(config, choices, o.weights, opts);
   const invariant = first.failure!.violations[0].invariant;
   const ops = ddmin(config, first.ops, invariant);
-  const violation = runOps(config, ops).failure!.violations.find((v) => v.invariant === invariant)!;
+  const violation = runOps(config, ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!;
   return { runsToFailure: result.numRuns, ops, violation, path: result.counterexamplePath ?? '', seed: o.seed };
 }

@@ -27,6 +27,11 @@ export interface StepRecord {
 export interface RunOptions {
   readonly invariants?: readonly Invariant[];
   readonly onStep?: (sys: System, rec: StepRecord, index: number) => void;
+  /**
+   * Run on until this invariant fails, past violations of others: a saved counterexample keeps
+   * reproducing its invariant when invariants added later fire earlier in the same ops.
+   */
+  readonly stopOn?: string;
 }
 
 /** Replays concrete ops, stopping at the first step after which an invariant fails. */
@@ -48,7 +53,7 @@ export function runWith(config: Config, n: number, next: (sys: System, i: number
     const outcome = step(sys, op);
     opts.onStep?.(sys, { op, outcome }, i);
     const violations = checkAll(sys, opts.invariants);
-    if (violations.length) return { ops: ran, failure: { step: i, violations }, system: sys };
+    if (violations.length && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn))) return { ops: ran, failure: { step: i, violations }, system: sys };
   }
   return { ops: ran, system: sys };
 }

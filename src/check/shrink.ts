@@ -6,18 +6,23 @@ import type { Config } from '../model/system.ts';
 import { runOps } from './run.ts';
 
 export function violates(config: Config, ops: readonly Op[], invariant: string): boolean {
-  return runOps(config, ops).failure?.violations.some((v) => v.invariant === invariant) ?? false;
+  return runOps(config, ops, { stopOn: invariant }).failure !== undefined;
 }
 
 export function ddmin(config: Config, ops: readonly Op[], invariant: string): Op[] {
-  let cur = [...ops];
+  return ddminBy(ops, (candidate) => violates(config, candidate, invariant));
+}
+
+/** ddmin over any list: `fails` says whether a (non-empty) sublist still shows the failure. */
+export function ddminBy<T>(items: readonly T[], fails: (candidate: T[]) => boolean): T[] {
+  let cur = [...items];
   let n = 2;
   while (cur.length >= 2) {
     const chunk = Math.ceil(cur.length / n);
     let reduced = false;
     for (let start = 0; start < cur.length; start += chunk) {
       const candidate = [...cur.slice(0, start), ...cur.slice(start + chunk)];
-      if (candidate.length && violates(config, candidate, invariant)) {
+      if (candidate.length && fails(candidate)) {
         cur = candidate;
         n = Math.max(n - 1, 2);
         reduced = true;

@@ -1,28 +1,118 @@
+// `asi-check replay`: re-runs a saved counterexample or a seeded fuzz walk and prints the numbered
+// trace with each step's state diff; `--html` also writes the report as one HTML page.
+
+import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import { CounterexampleError, loadCounterexample } from '../check/counterexample.ts';
-import { runOps, traceLines } from '../check/run.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, usageError } from './usage.ts';
+import { type RunOptions, type RunResult, runOps } from '../check/run.ts';
+import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
+import type { MutantName } from '../model/mutants.ts';
+import type { ProfileName } from '../model/options.ts';
+import type { Config } from '../model/system.ts';
+import { type ReportHeader, renderHtml } from '../report/html.ts';
+import { type Replay, recordReplay } from '../report/record.ts';
+import { replayLines } from '../report/text.ts';
+import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, exitUsageOnCommanderError, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
+
+interface ReplayFlags {
+  readonly seed?: string;
+  readonly steps: number;
+  readonly profile: ProfileName;
+  readonly mutant?: MutantName;
+  readonly geometry: Config['geometry'];
+  readonly cpus: number;
+  readonly html?: string;
+}
+
+/** What is replayed: a run to record, and how to judge its outcome. */
+interface Subject {
+  readonly title: string;
+  readonly source: string;
+  readonly config: Config;
+  readonly run: (opts: RunOptions) => RunResult;
+  readonly recorded?: { readonly invariant: string; readonly message: string };
+}
+
+/** Flags that only shape a seeded walk; a file carries its own configuration. */
+const WALK_FLAGS = ['steps', 'profile', 'mutant', 'geometry', 'cpus'] as const;
+
+function fromFile(file: string): Subject {
+  let c;
+  try {
+    c = loadCounterexample(file);
+  } catch (e) {
+    if (e instanceof CounterexampleError) usageError(`${file}: ${e.message}`);
+    throw e;
+  }
+  return { title: c.title, source: file, config: c.config, run: (opts) => runOps(c.config, c.ops, { ...opts, stopOn: c.invariant }), recorded: { invariant: c.invariant, message: c.message } };
+}
+
+function fromSeed(seed: string, f: ReplayFlags): Subject {
+  const config = configFromFlags(f);
+  // Quoted only when a shell would split or expand it: fuzz's seeds ("base/s0/w1/7") print as they are.
+  const word = /^[\w./:@+-]+$/.test(seed) ? seed : `'${seed.replaceAll("'", `'\\''`)}'`;
+  const command = ['asi-check replay --seed', word, `--steps ${f.steps} --profile ${f.profile}`, f.mutant ? `--mutant ${f.mutant}` : '', `--geometry ${f.geometry} --cpus ${f.cpus}`];
+  return { title: `seeded walk ${seed}`, source: command.filter(Boolean).join(' '), config, run: (opts) => runSeededWalk(config, seed, f.steps, undefined, opts) };
+}
+
+/** Whether the run reproduces, and one sentence saying so. */
+function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } {
+  const found = r.failure?.violations.map((v) => v.invariant) ?? [];
+  const where = r.failure ? ` after step ${r.failure.step + 1}` : '';
+  if (!s.recorded) {
+    return found.length
+      ? { reproduced: true, verdict: `violates ${found.join(', ')}${where}` }
+      : { reproduced: false, verdict: `no violation in ${r.steps.length} steps (profile ${s.config.profile})` };
+  }
+  if (found.includes(s.recorded.invariant)) return { reproduced: true, verdict: `reproduces ${s.recorded.invariant}${where}` };
+  const instead = found.length ? `; the run violates ${found.join(', ')}${where} instead` : '';
+  return { reproduced: false, verdict: `the recorded ${s.recorded.invariant} no longer reproduces under profile ${s.config.profile}${instead}` };
+}
+
+/** Writes next to the target and renames, so a browser never loads a half-written report. */
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  let failed: string | undefined;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    failed = (e as Error).message.split(',')[0];
+  } finally {
+    if (existsSync(tmp)) unlinkSync(tmp);
+  }
+  if (failed) usageError(`${path}: cannot write the report (${failed})`);
+}
 
 export function registerReplay(program: Command): void {
-  program
-    .command('replay')
-    .description('re-run a saved counterexample and print its numbered trace; exit 1 if it still reproduces')
-    .argument('<file>', 'a counterexample JSON file')
-    .action((file: string) => {
-      let c;
-      try {
-        c = loadCounterexample(file);
-      } catch (e) {
-        if (e instanceof CounterexampleError) usageError(`${file}: ${e.message}`);
-        throw e;
+  exitUsageOnCommanderError(program.command('replay'))
+    .description('re-run a saved counterexample or a seeded walk, print its numbered trace with state diffs; exit 1 if it reproduces')
+    .argument('[file]', 'a counterexample JSON file')
+    .option('--seed <seed>', 'instead of a file: the walk seed that `asi-check fuzz` printed')
+    .option('--steps <n>', 'with --seed: ops in the walk', intIn(1, 100_000), DEFAULT_WALK_STEPS)
+    .option('--profile <profile>', 'with --seed: design profile', parseProfile, 'fixed' as ProfileName)
+    .option('--mutant <mutant>', 'with --seed: run a mutant of the model', parseMutant)
+    .option('--geometry <geometry>', 'with --seed: small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
+    .option('--cpus <n>', 'with --seed: CPUs', intIn(1, 4), 2)
+    .option('--html <out.html>', 'also write a self-contained HTML report')
+    .action((file: string | undefined, flags: ReplayFlags, cmd: Command) => {
+      if ((file === undefined) === (flags.seed === undefined)) usageError('replay takes a counterexample file or --seed, not both or neither');
+      const stray = WALK_FLAGS.filter((f) => cmd.getOptionValueSource(f) === 'cli');
+      if (file !== undefined && stray.length) usageError(`${file}: --${stray.join(', --')} only apply to --seed (a file carries its own configuration)`);
+      const subject = file !== undefined ? fromFile(file) : fromSeed(flags.seed!, flags);
+      const replay = recordReplay(subject.config, subject.run, subject.recorded ? [subject.recorded.message] : []);
+      const { reproduced, verdict } = judge(subject, replay);
+      console.log(pc.bold(subject.title));
+      console.log(pc.dim(`source: ${subject.source}`));
+      console.log(pc.dim(`config: ${JSON.stringify(subject.config)}`));
+      for (const line of replayLines(replay)) console.log(line);
+      console.log(reproduced ? pc.red(verdict) : pc.green(verdict));
+      if (flags.html) {
+        const header: ReportHeader = { title: subject.title, verdict, reproduced, source: subject.source, ...(subject.recorded ? { recorded: subject.recorded } : {}) };
+        writeAtomically(flags.html, renderHtml(header, replay));
+        console.log(pc.dim(`report: ${flags.html}`));
       }
-      console.log(pc.bold(c.title));
-      console.log(pc.dim(`config: ${JSON.stringify(c.config)}`));
-      for (const line of traceLines(c.config, c.ops)) console.log(line.startsWith('  VIOLATION') ? pc.red(line) : line);
-      const failure = runOps(c.config, c.ops).failure;
-      const reproduced = failure?.violations.some((v) => v.invariant === c.invariant) ?? false;
-      console.log(reproduced ? pc.red(`reproduces ${c.invariant}`) : pc.green(`no longer reproduces ${c.invariant}`));
       process.exit(reproduced ? EXIT_VIOLATION : EXIT_CLEAN);
     });
 }

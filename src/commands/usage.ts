@@ -1,7 +1,7 @@
 // Bad usage ends in one line on stderr and exit status 2, never a stack trace: the shared helpers
 // every command uses to turn flag values into a model configuration.
 
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { GEOMETRIES } from '../model/geometry.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { PROFILES, type ProfileName } from '../model/options.ts';
@@ -15,6 +15,14 @@ export const EXIT_USAGE = 2;
 export function usageError(message: string): never {
   console.error(`asi-check: ${message}`);
   process.exit(EXIT_USAGE);
+}
+
+/**
+ * Commander's own usage errors (unknown option, bad value) exit 2 too. A subcommand inherits the
+ * program's exitOverride only if it was set before the subcommand was created, so a command sets it.
+ */
+export function exitUsageOnCommanderError(cmd: Command): Command {
+  return cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT_CLEAN : EXIT_USAGE));
 }
 
 function oneOf<T extends string>(what: string, known: readonly string[]) {

@@ -5,7 +5,8 @@
 
 import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/geometry.ts';
 import { PERCPU_VAR_NAMES, PERCPU_VARS, TASK_STRUCT_SIZE, THREAD_PAGES, perCpuPtr, taskStackVa } from '../model/kernel.ts';
-import type { Op, OpKind } from '../model/ops.ts';
+import { ACCESS_KINDS, type Op, type OpKind } from '../model/ops.ts';
+import type { Intr, IntrKind } from '../model/entry.ts';
 import type { System } from '../model/system.ts';
 
 export interface Choice {
@@ -18,7 +19,8 @@ export interface Choice {
 
 export type Weights = Readonly<Record<OpKind, number>>;
 
-export const DEFAULT_WEIGHTS: Weights = {
+/** The weights of the foundation (no CPU ops): the findings ladder's first rungs were found with these. */
+export const FOUNDATION_WEIGHTS: Weights = {
   asi_create: 4,
   asi_destroy: 2,
   asi_map: 16,
@@ -36,6 +38,21 @@ export const DEFAULT_WEIGHTS: Weights = {
   module_load: 2,
   module_unload: 1,
   fail_alloc: 2,
+  asi_enter: 0,
+  asi_exit: 0,
+  interrupt: 0,
+  access: 0,
+  schedule: 0,
+};
+
+/** CPU ops are a third of a walk, so interrupts land inside enter, exit and abort paths often. */
+export const DEFAULT_WEIGHTS: Weights = {
+  ...FOUNDATION_WEIGHTS,
+  asi_enter: 10,
+  asi_exit: 7,
+  interrupt: 7,
+  access: 7,
+  schedule: 3,
 };
 
 function pick<T>(xs: readonly T[], n: number): T {
@@ -132,6 +149,42 @@ function pointerFor(sys: System, asi: number, n: number, m: number): number {
   }
 }
 
+/**
+ * A deterministic stream of naturals from one choice value (an xorshift-multiply mix), so that one
+ * Choice can describe several nested events; 0 stays the simplest (fast-check shrinks towards it).
+ */
+function stream(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) >>> 0;
+    x = (Math.imul(x ^ (x >>> 12), 0x297a2d39) + 0x9e3779b9) >>> 0;
+    return x >>> 4;
+  };
+}
+
+/** The longest path (asi_enter with the current task mapped) has 14 points; 16 reaches past its end. */
+const MAX_AT = 16;
+const EVENT_KINDS: readonly IntrKind[] = ['irq', 'irq', 'nmi', 'nmi', 'exception', 'switch'];
+
+/** Addresses a handler or an access touches: mapped objects, percpu data, and unmapped holes. */
+function touchedVa(sys: System, n: number): number {
+  const l = sys.kernel.layout;
+  const holes = [l.vmallocEnd - PAGE_SIZE, l.modulesEnd - PAGE_SIZE];
+  return n % 4 === 3 ? pick(holes, n >> 2) : pick(interestingPointers(sys, -1), n >> 2);
+}
+
+function eventsFor(sys: System, seed: number, depth = 0): Intr[] {
+  if (seed === 0) return [];
+  const r = stream(seed);
+  const count = depth ? 1 : [1, 1, 1, 2, 0][r() % 5];
+  return Array.from({ length: count }, () => {
+    const kind = pick(EVENT_KINDS, r());
+    const x = r();
+    const e: Intr = { at: r() % MAX_AT, kind, ...(kind !== 'switch' && x % 3 === 0 ? { va: touchedVa(sys, r()) } : {}) };
+    return depth < 1 && x % 3 === 1 ? { ...e, nested: eventsFor(sys, r() | 1, depth + 1) } : e;
+  });
+}
+
 /** Mostly asi_map (PTE level); the other levels as asi_map_range callers use them. */
 const LEVELS: readonly PgtLevel[] = [0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4];
 
@@ -180,5 +233,20 @@ export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WE
       return { op: 'module_unload', id: pickId([...k.modules.keys()], ch.b, k.nextId) };
     case 'fail_alloc':
       return { op: 'fail_alloc', after: ch.b % 6 };
+    case 'asi_enter':
+      return { op: 'asi_enter', cpu: ch.b % sys.config.cpus, asi, intr: eventsFor(sys, ch.d) };
+    case 'asi_exit': {
+      const cpu = ch.b % sys.config.cpus;
+      const own = sys.cpus[cpu].session.asi;
+      return { op: 'asi_exit', cpu, asi: own !== null && ch.a % 4 !== 3 ? own : asi, intr: eventsFor(sys, ch.d) };
+    }
+    case 'interrupt': {
+      const kind = pick(EVENT_KINDS, ch.c);
+      return { op: 'interrupt', cpu: ch.b % sys.config.cpus, kind, ...(kind !== 'switch' && ch.c % 3 === 2 ? { va: touchedVa(sys, ch.a) } : {}), intr: eventsFor(sys, ch.d) };
+    }
+    case 'access':
+      return { op: 'access', cpu: ch.b % sys.config.cpus, va: touchedVa(sys, ch.a) + (ch.c % 2) * 8, access: pick(ACCESS_KINDS, ch.c >> 1), intr: eventsFor(sys, ch.d) };
+    case 'schedule':
+      return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: pickId(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId), intr: eventsFor(sys, ch.d) };
   }
 }

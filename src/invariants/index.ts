@@ -6,6 +6,7 @@ import { PT_OWN, PT_WF } from './pagetables.ts';
 import { RANGE_EXACT, RANGE_NO_LEAK, RANGE_NO_OVERLAP, RANGE_OVERLAP_ACCOUNTED } from './ranges.ts';
 import { REFINE } from './refine.ts';
 import { ISOLATION } from './isolation.ts';
+import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, PROGRESS, SESSION, STACK } from './cpu.ts';
 import type { Invariant, Violation } from './types.ts';
 
 export type { Invariant, Violation } from './types.ts';
@@ -17,7 +18,8 @@ export const NO_WARN: Invariant = {
   check: (sys) => sys.ghost.events.find((e) => e.invariant === 'NO-WARN')?.message,
 };
 
-export const INVARIANTS: readonly Invariant[] = [
+/** The catalogue of the foundation (page tables and ranges): what the first findings were checked against. */
+export const FOUNDATION_INVARIANTS: readonly Invariant[] = [
   PT_WF,
   PT_OWN,
   RANGE_NO_OVERLAP,
@@ -26,6 +28,25 @@ export const INVARIANTS: readonly Invariant[] = [
   RANGE_EXACT,
   REFINE,
   ISOLATION,
+  NO_WARN,
+];
+
+/** Crashes and hangs first (the CPU stops), then what runs on the wrong CR3, then the rules broken on the way. */
+export const INVARIANTS: readonly Invariant[] = [
+  PT_WF,
+  PT_OWN,
+  ENTRY_MAPPED,
+  PROGRESS,
+  CR3_RESTORED,
+  SESSION,
+  STACK,
+  RANGE_NO_OVERLAP,
+  RANGE_OVERLAP_ACCOUNTED,
+  RANGE_NO_LEAK,
+  RANGE_EXACT,
+  REFINE,
+  ISOLATION,
+  KERNEL_RULES,
   NO_WARN,
 ];
 

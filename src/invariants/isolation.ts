@@ -8,6 +8,9 @@ import { frameAt, framesReached, leaves } from '../model/pagetable.ts';
 import { objectKey, objectName, objectSensitive, objectsInFrame } from '../model/memory.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { usableTlbEntries } from '../model/cpu.ts';
+import { _PAGE_GLOBAL } from '../model/pte.ts';
+import { isolatedIn } from './cpu.ts';
 
 function requestedObjects(sys: System, asi: Asi): Set<string> {
   const keys = new Set<string>();
@@ -19,10 +22,30 @@ function requestedObjects(sys: System, asi: Asi): Set<string> {
   return keys;
 }
 
+/** A CPU running isolated also reaches what its TLB caches for its PCID, and every Global entry. */
+function tlbExposure(sys: System): string | undefined {
+  for (const cpu of sys.cpus) {
+    const asi = cpu.dead ? undefined : isolatedIn(sys, cpu);
+    if (!asi) continue;
+    let requested: Set<string> | undefined;
+    for (const { vpn, entry } of usableTlbEntries(cpu)) {
+      for (const o of objectsInFrame(sys.mem, entry.frame)) {
+        if (!objectSensitive(o)) continue;
+        requested ??= requestedObjects(sys, asi);
+        if (!requested.has(objectKey(o))) {
+          const global = entry.flags & _PAGE_GLOBAL ? 'Global ' : '';
+          return `cpu${cpu.id}, isolated in asi#${asi.id}, reaches ${objectName(o)} (pfn ${entry.frame}) at ${formatVa(sys.g, vpn * 4096)} through a ${global}TLB entry, which no range of asi#${asi.id} requested`;
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
 export const ISOLATION: Invariant = {
   id: 'ISOLATION',
-  statement: 'No sensitive object is reachable through an ASI page table unless a live range of that ASI asked for part of it.',
-  source: 'RFC v2 cover letter (the ASI maps only what VMExit handlers need); patches 08, 12, 15',
+  statement: 'No sensitive object is reachable through an ASI page table, or through the TLB of a CPU isolated in it (Global entries included), unless a live range of that ASI asked for part of it.',
+  source: 'RFC v2 cover letter (the ASI maps only what VMExit handlers need); patches 08, 12, 15; SPEC 2.4 (TLB)',
   check(sys) {
     for (const asi of sys.asis.values()) {
       let requested: Set<string> | undefined;
@@ -40,6 +63,6 @@ export const ISOLATION: Invariant = {
         }
       }
     }
-    return undefined;
+    return tlbExposure(sys);
   },
 };

@@ -23,6 +23,8 @@ import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeA
 import { framesReached, lowerLevel, mappedPages, reachableTables } from './pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, mkEntry } from './pte.ts';
 import { type Log, log } from './trace.ts';
+import { asiPcid, flushTlbRange } from './cpu.ts';
+import { mightSleep, spinLock, spinUnlock } from './context.ts';
 import { type Asi, type AsiRange, type System, mutant } from './system.ts';
 import {
   EBUSY,
@@ -109,6 +111,7 @@ function asiOffset(sys: System, asi: Asi, parent: EntrySlot, level: PgtLevel, ad
 
 /** asi_add_backend_page (patch 04). */
 function allocBackendPage(sys: System, asi: Asi, level: PgtLevel): number | undefined {
+  mightSleep(sys, `alloc_page for an asi#${asi.id} ${LEVEL_NAMES[level]} table`);
   const a = allocFrames(sys.mem, { kind: 'pgtable', owner: { kind: 'asi', id: asi.id }, name: `ASI ${asi.id} ${LEVEL_NAMES[level]} table`, pages: 1, sensitive: false, level });
   if (!a) return undefined;
   sys.tables.set(a.frames[0], new Int32Array(entriesPerTable(sys.g)));
@@ -366,6 +369,14 @@ export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, le
     if (mapAddr < ptr) log(out, 'pr_debug', `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, ptr)}`);
     if (mapEnd > ptr + size) log(out, 'pr_debug', `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, ptr + size)}-${formatVa(sys.g, mapEnd)}`);
   }
+  spinLock(sys, asiLock(asi), true);
+  const ret = asiMapRangeLocked(sys, asi, ptr, size, level, out);
+  spinUnlock(sys, asiLock(asi));
+  return ret;
+}
+
+/** spin_lock_irqsave(&asi->lock) is held from the copy to list_add (patches 08, 10, 14). */
+function asiMapRangeLocked(sys: System, asi: Asi, ptr: number, size: number, level: PgtLevel, out: Log): number {
   const ctx: CopyCtx = { keys: [], newlySet: [] };
   const before = asi.ranges.map((r) => r.overlap);
   const overlap = mapWithPolicy(sys, asi, ptr, size, level, ctx, out);
@@ -374,7 +385,8 @@ export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, le
     if (sys.options.rollbackOnError) rollback(sys, asi, ctx, countsTaken());
     return overlap;
   }
-  // kmalloc(sizeof(*range_mapping), GFP_KERNEL): after the copy in patch 14.
+  // kmalloc(sizeof(*range_mapping), GFP_KERNEL): after the copy in patch 14, still under the lock.
+  mightSleep(sys, `kmalloc(range_mapping) in asi_map_range of asi#${asi.id}`);
   if (allocationFails(sys.mem)) {
     if (sys.options.rollbackOnError) rollback(sys, asi, ctx, countsTaken());
     return ENOMEM;
@@ -513,8 +525,8 @@ function unmapRefcounted(sys: System, asi: Asi, range: AsiRange): void {
 }
 
 /** asi_unmap (patches 11, 14): the range is found by its exact start, the newest first. */
-export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log): number {
-  const range = asi.ranges.find((r) => r.ptr === ptr);
+export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log, madeBy?: AsiRange['madeBy']): number {
+  const range = asi.ranges.find((r) => r.ptr === ptr && (!sys.options.protectInternalRanges || r.madeBy === madeBy));
   if (!range) {
     log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${formatVa(sys.g, ptr)} - not mapped`);
     return 0;
@@ -526,10 +538,27 @@ export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log): number {
 /** The body of asi_unmap once the range is known: list_del, then clear as the policy says. */
 export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log): void {
   if (!isCurrentStackOrTask(sys, range.ptr)) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)}`);
+  spinLock(sys, asiLock(asi), true);
   asi.ranges.splice(asi.ranges.indexOf(range), 1);
   if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
   else clearPgdRange(sys, asi, range.ptr, range.ptr + range.size, range.level, out);
+  spinUnlock(sys, asiLock(asi));
+  if (sys.options.asiUnmapFlushesTlb) flushAsiRange(sys, asi, range);
+}
+
+/**
+ * fixed: asiUnmapFlushesTlb. The RFC clears entries without any TLB flush, so a CPU running
+ * isolated keeps translations of what was just unmapped; the fix shoots down the range on every
+ * CPU (the ASI's PCID and Global entries).
+ */
+function flushAsiRange(sys: System, asi: Asi, range: AsiRange): void {
+  const [lo, hi] = rangeExtent(sys, range);
+  for (const cpu of sys.cpus) flushTlbRange(cpu, asiPcid(sys), lo, hi);
+}
+
+export function asiLock(asi: Asi): string {
+  return `asi#${asi.id}->lock`;
 }
 
 /** asi_remap (patch 13): the caller's pointer variable is `cur`; returns what it holds afterwards. */
@@ -542,15 +571,15 @@ export function asiRemap(sys: System, asi: Asi, cur: number | null, ptr: number,
 
 // ---- percpu (patch 12) ----------------------------------------------------------------------
 
-export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): void {
-  for (let cpu = 0; cpu < sys.config.cpus; cpu++) asiUnmap(sys, asi, perCpuPtr(sys, v, cpu), out);
+export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log, cpus = sys.config.cpus): void {
+  for (let cpu = 0; cpu < cpus; cpu++) asiUnmap(sys, asi, perCpuPtr(sys, v, cpu), out);
 }
 
 export function asiMapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): number {
   for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
     const err = asiMap(sys, asi, perCpuPtr(sys, v, cpu), PERCPU_VARS[v].size, out);
     if (err) {
-      asiUnmapPercpu(sys, asi, v, out);
+      asiUnmapPercpu(sys, asi, v, out, sys.options.percpuUndoesOwn ? cpu : sys.config.cpus);
       return err;
     }
   }
@@ -564,9 +593,12 @@ function asiInitMapping(sys: System, asi: Asi, out: Log): number {
   const l = sys.kernel.layout;
   let err = asiMap(sys, asi, l.startKernelMap, l.kernelImageSize, out);
   if (err) return err;
-  err = asiMapRange(sys, asi, l.ceaPerCpu, levelSize(sys.g, PGT_LEVEL_P4D), PGT_LEVEL_P4D, out);
+  // CPU_ENTRY_AREA_PER_CPU starts one page above the read-only IDT, which interrupt delivery reads:
+  // the RFC gets the IDT only from rounding out to the P4D (see initMapsIdt).
+  const cea = sys.options.initMapsIdt ? l.ceaBase : l.ceaPerCpu;
+  err = asiMapRange(sys, asi, cea, levelSize(sys.g, PGT_LEVEL_P4D), PGT_LEVEL_P4D, out);
   if (err) return err;
-  err = asiMapPercpu(sys, asi, 'cpu_asi_session', out);
+  err = mutant(sys, 'init-skips-session') ? 0 : asiMapPercpu(sys, asi, 'cpu_asi_session', out);
   if (err) return err;
   for (const option of ASI_MAP_PERCPU_OPTIONS) {
     if (asi.mappingFlags & option.flag) {
@@ -579,6 +611,7 @@ function asiInitMapping(sys: System, asi: Asi, out: Log): number {
 
 /** asi_create (patches 01, 04, 10, 15, 16): the new ASI's id, or -errno where the RFC returns NULL. */
 export function asiCreate(sys: System, mapFlags: number, out: Log): number {
+  mightSleep(sys, 'kzalloc(struct asi) in asi_create');
   if (allocationFails(sys.mem)) return ENOMEM; // kzalloc(sizeof(*asi))
   const id = sys.nextAsiId++;
   const pgd = allocFrames(sys.mem, { kind: 'pgtable', owner: { kind: 'asi', id }, name: `ASI ${id} pgd`, pages: 1, sensitive: false, level: PGT_LEVEL_PGD });
@@ -591,6 +624,7 @@ export function asiCreate(sys: System, mapFlags: number, out: Log): number {
     asiDestroy(sys, asi, out);
     return err;
   }
+  for (const r of asi.ranges) r.madeBy = 'core';
   return id;
 }
 

@@ -34,14 +34,20 @@ import {
   type Task,
   type VmArea,
   geometryOf,
+  newGhost,
   resolveOptions,
 } from './system.ts';
+import { bootCpus } from './cpu.ts';
+import { processContext } from './context.ts';
 
 export const ENOMEM = -12;
 export const EBUSY = -16;
 export const EINVAL = -22;
 export const ESRCH = -3;
 export const ENOENT = -2;
+export const EFAULT = -14;
+/** Not an errno: the op's CPU hung or took a double fault earlier in the step, and runs nothing more. */
+export const ECPUDEAD = -1000;
 
 export const ERRNO_NAMES: Record<number, string> = {
   [ENOMEM]: '-ENOMEM',
@@ -49,6 +55,8 @@ export const ERRNO_NAMES: Record<number, string> = {
   [EINVAL]: '-EINVAL',
   [ESRCH]: '-ESRCH',
   [ENOENT]: '-ENOENT',
+  [EFAULT]: '-EFAULT',
+  [ECPUDEAD]: 'cpu dead',
 };
 
 const KERNEL: Owner = { kind: 'kernel', id: 0 };
@@ -64,7 +72,8 @@ const PHYS_FRAMES: Record<Geometry['name'], number> = { real: 4096, small: 256 }
 /** THREAD_SIZE: 4 pages (THREAD_SIZE_ORDER 2), vmalloc'd with a guard page (VMAP_STACK). */
 export const THREAD_PAGES = 4;
 export const TASK_STRUCT_SIZE = 0x1a40;
-const CEA_PAGES_PER_CPU = 3;
+/** A CPU's GDT, TSS and IST/entry stack pages in cpu_entry_area. */
+export const CEA_PAGES_PER_CPU = 3;
 const KERNEL_BSS_PAGES = 4;
 
 export function computeLayout(g: Geometry): Layout {
@@ -213,7 +222,9 @@ export function boot(config: Config): System {
     kernel: { pgd: -1, layout, percpu: [], current: [], tasks: new Map(), vmAreas: new Map(), kmallocs: new Map(), modules: new Map(), nextId: 1 },
     asis: new Map(),
     nextAsiId: 1,
-    ghost: { events: [], cleared: [] },
+    cpus: [],
+    exec: processContext(),
+    ghost: newGhost(),
   };
   const large = levelSize(g, PGT_LEVEL_PMD) / PAGE_SIZE;
   const image = allocFrames(mem, { kind: 'kernel-image', owner: KERNEL, name: 'kernel image', pages: 2 * large + KERNEL_BSS_PAGES, sensitive: false, contiguousAlign: large, boot: true })!;
@@ -247,6 +258,7 @@ export function boot(config: Config): System {
     if (typeof t !== 'number' || t < 0) throw new Error('model bug: boot task allocation failed');
     sys.kernel.current.push(t);
   }
+  sys.cpus.push(...bootCpus(sys));
   return sys;
 }
 

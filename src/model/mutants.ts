@@ -53,6 +53,47 @@ export const MUTANTS = {
     where: 'asi_unmap (refcount path): an entry is cleared when its count drops to 1, not 0',
     expect: 'RANGE-OVERLAP-ACCOUNTED',
   },
+  // CPUs, sessions and entry code (issue 4).
+  'original-cr3-saved-late': {
+    where: 'asi_enter: original_cr3 is read with __get_current_cr3_fast() after the session is ACTIVE, so it is the isolation CR3',
+    expect: 'CR3-RESTORED',
+  },
+  'stack-mapped-after-cr3': {
+    where: 'asi_enter: the current stack is mapped after load_cr3(), not before',
+    expect: 'STACK',
+  },
+  'barrier-not-set': {
+    where: 'asi_enter: asi_barrier_begin() is left out, so an abort before load_cr3() is undone by it',
+    expect: 'SESSION',
+  },
+  'nmi-skips-abort': {
+    where: 'paranoid_entry: ASI_START_ABORT_ELSE_JUMP always jumps, so an NMI handler runs on the ASI page table',
+    expect: 'SESSION',
+  },
+  'finish-abort-skips-exit': {
+    where: 'asi_finish_abort: abort_depth reaching 0 does not call asi_exit(), the session stays ABORTED',
+    expect: 'SESSION',
+  },
+  'exit-keeps-stack': {
+    where: 'asi_exit: current->stack is not unmapped',
+    expect: 'STACK',
+  },
+  'switch-does-not-abort': {
+    where: 'prepare_task_switch: asi_abort() is left out, the next task runs in the previous task\'s session',
+    expect: 'SESSION',
+  },
+  'global-flush-too-early': {
+    where: 'asi_enter: the Global TLB flush comes before the session is ACTIVE, so an interrupt can refill it before load_cr3()',
+    expect: 'ISOLATION',
+  },
+  'fault-always-handled': {
+    where: 'asi_fault: reports every kernel fault handled, isolation or not',
+    expect: 'PROGRESS',
+  },
+  'init-skips-session': {
+    where: 'asi_init_mapping: cpu_asi_session is not mapped',
+    expect: 'ENTRY-MAPPED',
+  },
 } as const;
 
 export type MutantName = keyof typeof MUTANTS;

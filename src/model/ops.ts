@@ -4,6 +4,8 @@
 import { type Geometry, type PgtLevel, LEVEL_NAMES, PGT_LEVEL_PTE, formatSize, formatVa } from './geometry.ts';
 import { type PercpuVar, PERCPU_VAR_NAMES } from './kernel.ts';
 import { formatMapFlags } from './asi.ts';
+import { type Intr, type IntrKind, INTR_KINDS } from './entry.ts';
+import type { AccessKind } from './cpu.ts';
 
 export type Op =
   | { readonly op: 'asi_create'; readonly flags: number }
@@ -22,7 +24,13 @@ export type Op =
   | { readonly op: 'kfree'; readonly id: number }
   | { readonly op: 'module_load'; readonly pages: number }
   | { readonly op: 'module_unload'; readonly id: number }
-  | { readonly op: 'fail_alloc'; readonly after: number };
+  | { readonly op: 'fail_alloc'; readonly after: number }
+  // Per-CPU ops (issue 4): `intr` lists the events arriving between the micro-steps of the op's path.
+  | { readonly op: 'asi_enter'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[] }
+  | { readonly op: 'asi_exit'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[] }
+  | { readonly op: 'interrupt'; readonly cpu: number; readonly kind: IntrKind; readonly va?: number; readonly intr: readonly Intr[] }
+  | { readonly op: 'access'; readonly cpu: number; readonly va: number; readonly access: AccessKind; readonly intr: readonly Intr[] }
+  | { readonly op: 'schedule'; readonly cpu: number; readonly task: number; readonly intr: readonly Intr[] };
 
 export type OpKind = Op['op'];
 
@@ -44,7 +52,23 @@ export const OP_KINDS: readonly OpKind[] = [
   'module_load',
   'module_unload',
   'fail_alloc',
+  'asi_enter',
+  'asi_exit',
+  'interrupt',
+  'access',
+  'schedule',
 ];
+
+export const ACCESS_KINDS: readonly AccessKind[] = ['read', 'write', 'exec'];
+
+export function formatIntr(g: Geometry, e: Intr): string {
+  const nested = e.nested?.length ? ` {${e.nested.map((n) => formatIntr(g, n)).join(', ')}}` : '';
+  return `${e.kind}@${e.at}${e.va === undefined ? '' : ` touching ${formatVa(g, e.va)}`}${nested}`;
+}
+
+function withIntr(g: Geometry, line: string, intr: readonly Intr[]): string {
+  return intr.length ? `${line} [${intr.map((e) => formatIntr(g, e)).join(', ')}]` : line;
+}
 
 export function formatOp(g: Geometry, op: Op): string {
   const va = (x: number) => formatVa(g, x);
@@ -85,7 +109,33 @@ export function formatOp(g: Geometry, op: Op): string {
       return `module_unload module#${op.id}`;
     case 'fail_alloc':
       return `fail_alloc after ${op.after}`;
+    case 'asi_enter':
+      return withIntr(g, `cpu${op.cpu}: asi_enter asi#${op.asi}`, op.intr);
+    case 'asi_exit':
+      return withIntr(g, `cpu${op.cpu}: asi_exit asi#${op.asi}`, op.intr);
+    case 'interrupt':
+      return withIntr(g, `cpu${op.cpu}: ${op.kind}${op.va === undefined ? '' : ` touching ${va(op.va)}`}`, op.intr);
+    case 'access':
+      return withIntr(g, `cpu${op.cpu}: ${op.access} ${va(op.va)}`, op.intr);
+    case 'schedule':
+      return withIntr(g, `cpu${op.cpu}: schedule to task#${op.task}`, op.intr);
   }
+}
+
+function validateIntr(x: unknown, depth = 0): string | undefined {
+  if (!Array.isArray(x)) return 'intr must be a list';
+  if (depth > 3) return 'intr nests too deep';
+  for (const e of x as Record<string, unknown>[]) {
+    if (typeof e !== 'object' || e === null) return 'an intr entry is not an object';
+    if (!Number.isSafeInteger(e.at) || (e.at as number) < 0) return 'intr: at must be a non-negative integer';
+    if (!(INTR_KINDS as readonly unknown[]).includes(e.kind)) return `intr: unknown kind ${JSON.stringify(e.kind)}`;
+    if (e.va !== undefined && (!Number.isSafeInteger(e.va) || (e.va as number) < 0)) return 'intr: va must be a non-negative integer';
+    if (e.nested !== undefined) {
+      const err = validateIntr(e.nested, depth + 1);
+      if (err) return err;
+    }
+  }
+  return undefined;
 }
 
 /** Checks a value read from a file is an Op; returns a reason when it is not. */
@@ -113,6 +163,11 @@ export function validateOp(x: unknown): string | undefined {
     module_load: [() => int('pages')],
     module_unload: [() => int('id')],
     fail_alloc: [() => int('after')],
+    asi_enter: [() => int('cpu'), () => int('asi'), () => validateIntr(o.intr)],
+    asi_exit: [() => int('cpu'), () => int('asi'), () => validateIntr(o.intr)],
+    interrupt: [() => int('cpu'), () => ((INTR_KINDS as readonly unknown[]).includes(o.kind) ? undefined : `interrupt: unknown kind ${JSON.stringify(o.kind)}`), () => (o.va === undefined ? undefined : int('va')), () => validateIntr(o.intr)],
+    access: [() => int('cpu'), () => int('va'), () => ((ACCESS_KINDS as readonly unknown[]).includes(o.access) ? undefined : `access: unknown kind ${JSON.stringify(o.access)}`), () => validateIntr(o.intr)],
+    schedule: [() => int('cpu'), () => int('task'), () => validateIntr(o.intr)],
   };
   for (const check of fields[o.op as OpKind]) {
     const err = check();

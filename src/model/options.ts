@@ -43,6 +43,56 @@ export interface DesignOptions {
   freeUnmapsAsi: boolean;
   /** Sensitive percpu variables live on their own page, never beside a variable an ASI maps. */
   percpuSecretsOwnPage: boolean;
+  /**
+   * ASI code never sleeps in atomic context: asi_map_range allocates page-table pages and its
+   * range_mapping with GFP_KERNEL under spin_lock_irqsave(&asi->lock) (patches 06, 10, 14), and
+   * asi_enter maps the stack after get_cpu_var() (patch 15). The fix allocates with GFP_ATOMIC.
+   */
+  atomicAllocs: boolean;
+  /** asi_enter, asi_exit and asi_fault pair get_cpu_var() with put_cpu_var(); the RFC never puts. */
+  putCpuVar: boolean;
+  /**
+   * asi_enter also flushes Global TLB entries. The kernel maps itself Global, and a CR3 write keeps
+   * Global entries, so whatever the kernel touched stays reachable while isolated.
+   */
+  flushGlobalOnEnter: boolean;
+  /** asi_unmap shoots down the unmapped range on every CPU; the RFC clears entries without a flush. */
+  asiUnmapFlushesTlb: boolean;
+  /**
+   * asi_fault handles a fault only when it hit isolated code (abort depth 1 and an ASI CR3 at the
+   * fault); the RFC also swallows faults taken by handlers that run after the abort, which retry forever.
+   */
+  faultChecksDepth: boolean;
+  /**
+   * asi_barrier_end checks for an abort before it clears retry_abort. The RFC clears it first, so an
+   * interrupt between the two finds the session ABORTED, skips the CR3 restore and runs on the ASI.
+   */
+  barrierEndChecksFirst: boolean;
+  /** asi_destroy refuses (-EBUSY) an ASI that a CPU's session still uses; the RFC frees it under the CPU. */
+  destroyChecksSessions: boolean;
+  /**
+   * asi_start_abort increments abort_depth before it changes the state. The RFC increments last, so
+   * an NMI inside the abort exits the session and the interrupted handler then leaves abort_depth 1.
+   */
+  startAbortCountsFirst: boolean;
+  /**
+   * asi_unmap (and asi_unmap_percpu) only find ranges a caller mapped: the core mappings of
+   * asi_init_mapping and the stack/task asi_enter maps cannot be unmapped from under the entry code.
+   */
+  protectInternalRanges: boolean;
+  /** asi_map_percpu's error path unmaps only the CPUs it mapped; the RFC unmaps every CPU's pointer. */
+  percpuUndoesOwn: boolean;
+  /**
+   * asi_init_mapping maps cpu_entry_area from CPU_ENTRY_AREA_BASE, so the read-only IDT one page
+   * below CPU_ENTRY_AREA_PER_CPU is mapped. The RFC maps from the per-CPU part and gets the IDT
+   * only because the range is rounded out to a P4D; with exactExtent the IDT is gone.
+   */
+  initMapsIdt: boolean;
+  /**
+   * asi_exit(asi) refuses (-EINVAL) an asi other than the session's. The RFC exits the session and
+   * unmaps the current stack from the asi it was given, so the session's ASI keeps the stack.
+   */
+  exitChecksAsi: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -55,6 +105,18 @@ export const OPTION_NAMES = [
   'rollbackOnError',
   'freeUnmapsAsi',
   'percpuSecretsOwnPage',
+  'atomicAllocs',
+  'putCpuVar',
+  'flushGlobalOnEnter',
+  'asiUnmapFlushesTlb',
+  'faultChecksDepth',
+  'barrierEndChecksFirst',
+  'destroyChecksSessions',
+  'startAbortCountsFirst',
+  'protectInternalRanges',
+  'percpuUndoesOwn',
+  'initMapsIdt',
+  'exitChecksAsi',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -67,6 +129,18 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   rollbackOnError: false,
   freeUnmapsAsi: false,
   percpuSecretsOwnPage: false,
+  atomicAllocs: false,
+  putCpuVar: false,
+  flushGlobalOnEnter: false,
+  asiUnmapFlushesTlb: false,
+  faultChecksDepth: false,
+  barrierEndChecksFirst: false,
+  destroyChecksSessions: false,
+  startAbortCountsFirst: false,
+  protectInternalRanges: false,
+  percpuUndoesOwn: false,
+  initMapsIdt: false,
+  exitChecksAsi: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -79,6 +153,18 @@ export const FIXED_OPTIONS: DesignOptions = {
   rollbackOnError: true,
   freeUnmapsAsi: true,
   percpuSecretsOwnPage: true,
+  atomicAllocs: true,
+  putCpuVar: true,
+  flushGlobalOnEnter: true,
+  asiUnmapFlushesTlb: true,
+  faultChecksDepth: true,
+  barrierEndChecksFirst: true,
+  destroyChecksSessions: true,
+  startAbortCountsFirst: true,
+  protectInternalRanges: true,
+  percpuUndoesOwn: true,
+  initMapsIdt: true,
+  exitChecksAsi: true,
 };
 
 export type ProfileName = 'rfc-v2' | 'fixed';

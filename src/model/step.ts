@@ -3,7 +3,12 @@
 
 import { type Allocation } from './memory.ts';
 import { type Log, log } from './trace.ts';
-import { type Asi, type Config, type System } from './system.ts';
+import { type Asi, type Config, type System, type VmArea, newGhost } from './system.ts';
+import { type Cpu, cr3Root, invlpg } from './cpu.ts';
+import { checkSchedulable, processContext } from './context.ts';
+import { type Exec, type Path, asiEnter, asiExit } from './session.ts';
+import { accessVa, arrive, contextSwitch, drive } from './entry.ts';
+import { PAGE_SIZE } from './geometry.ts';
 import { type Op } from './ops.ts';
 import {
   ASI_MAP_ALL,
@@ -17,6 +22,8 @@ import {
   unmapFromAsis,
 } from './asi.ts';
 import {
+  EBUSY,
+  ECPUDEAD,
   EINVAL,
   ENOENT,
   ESRCH,
@@ -63,20 +70,76 @@ function created(x: { id: number } | number): number {
 
 /** Applies one operation. The system is changed in place; clone first to keep the old state. */
 export function step(sys: System, op: Op): Outcome {
-  sys.ghost = { events: [], cleared: [] };
+  sys.ghost = newGhost();
   const out: Log = [];
-  const ret = apply(sys, op, out);
+  const cpu = 'cpu' in op ? sys.cpus[op.cpu] : undefined;
+  sys.exec = cpu ?? processContext();
+  const ret = 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out)) : EINVAL) : apply(sys, op, out);
+  sys.exec = processContext();
   return { ret, log: out };
 }
 
-function apply(sys: System, op: Op, out: Log): number {
+type CpuOp = Extract<Op, { cpu: number }>;
+
+function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log): number {
+  const k: Exec = { sys, cpu, out };
+  const ran = <R>(path: string, gen: Path<R>): R | number => {
+    const r = drive(k, path, gen, op.intr);
+    return cpu.dead ? ECPUDEAD : (r as R);
+  };
+  switch (op.op) {
+    case 'asi_enter':
+      return withAsi(sys, op.asi, out, (asi) => ran('asi_enter', asiEnter(k, asi)));
+    case 'asi_exit':
+      return withAsi(sys, op.asi, out, (asi) => {
+        const own = cpu.session.asi;
+        if (sys.options.exitChecksAsi && own !== null && own !== asi.id) return EINVAL;
+        return ran('asi_exit', asiExit(k, asi.id)) === ECPUDEAD ? ECPUDEAD : 0;
+      });
+    case 'interrupt':
+      // A standalone event: its own nested events land inside its handler.
+      arrive(k, { at: 0, kind: op.kind, ...(op.va === undefined ? {} : { va: op.va }), nested: op.intr });
+      return cpu.dead ? ECPUDEAD : 0;
+    case 'access':
+      return accessVa(k, op.va, op.access, false, op.intr);
+    case 'schedule': {
+      if (!sys.kernel.tasks.has(op.task)) return ESRCH;
+      if (sys.kernel.current.includes(op.task)) return EBUSY;
+      checkSchedulable(sys, cpu, 'schedule()');
+      ran('schedule', contextSwitch(k, op.task));
+      return cpu.dead ? ECPUDEAD : 0;
+    }
+  }
+}
+
+/**
+ * flush_tlb_kernel_range after the kernel unmaps memory: an IPI to every CPU, whose handler (which
+ * aborts isolation like any interrupt) invalidates the range in the PCID it then runs on.
+ */
+function shootdown(sys: System, area: VmArea, out: Log): void {
+  for (const cpu of sys.cpus) {
+    if (cpu.dead) continue;
+    const k: Exec = { sys, cpu, out };
+    sys.exec = cpu;
+    arrive(k, { at: 0, kind: 'irq' });
+    for (let va = area.va; va < area.va + area.pages * PAGE_SIZE; va += PAGE_SIZE) invlpg(cpu, va);
+  }
+  sys.exec = processContext();
+}
+
+function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log): number {
   const k = sys.kernel;
   switch (op.op) {
     case 'asi_create':
       if (op.flags & ~ASI_MAP_ALL) return EINVAL;
       return asiCreate(sys, op.flags, out);
     case 'asi_destroy':
-      return withAsi(sys, op.asi, out, (asi) => (asiDestroy(sys, asi, out), 0));
+      return withAsi(sys, op.asi, out, (asi) => {
+        const user = sys.cpus.find((c) => c.session.asi === asi.id || cr3Root(c.cr3) === asi.pgd);
+        if (user && sys.options.destroyChecksSessions) return EBUSY;
+        asiDestroy(sys, asi, out);
+        return 0;
+      });
     case 'asi_map':
       if (op.ptr + op.size > vaLimit(sys.g) || op.size === 0) return EINVAL;
       return withAsi(sys, op.asi, out, (asi) => asiMapRange(sys, asi, op.ptr, op.size, op.level, out));
@@ -99,11 +162,14 @@ function apply(sys: System, op: Op, out: Log): number {
       return taskCreate(sys);
     case 'task_exit': {
       const t = k.tasks.get(op.task);
+      const stack = t && k.vmAreas.get(t.stack);
       if (t && !k.current.includes(op.task)) {
-        unmapFromAsis(sys, allocationOf(sys, k.vmAreas.get(t.stack)?.alloc), out);
+        unmapFromAsis(sys, allocationOf(sys, stack?.alloc), out);
         unmapFromAsis(sys, allocationOf(sys, k.kmallocs.get(t.struct)?.alloc), out);
       }
-      return taskExit(sys, op.task);
+      const ret = taskExit(sys, op.task);
+      if (ret === 0 && stack) shootdown(sys, stack, out);
+      return ret;
     }
     case 'vmalloc':
       if (op.pages < 1 || op.pages > MAX_PAGES) return EINVAL;
@@ -113,6 +179,7 @@ function apply(sys: System, op: Op, out: Log): number {
       if (!area || allocationOf(sys, area.alloc)?.kind !== 'vmalloc') return ENOENT;
       unmapFromAsis(sys, allocationOf(sys, area.alloc), out);
       vfree(sys, op.id);
+      shootdown(sys, area, out);
       return 0;
     }
     case 'kmalloc':
@@ -133,6 +200,7 @@ function apply(sys: System, op: Op, out: Log): number {
       if (!m) return ENOENT;
       unmapFromAsis(sys, allocationOf(sys, m.alloc), out);
       moduleUnload(sys, op.id);
+      shootdown(sys, m, out);
       return 0;
     }
     case 'fail_alloc':

@@ -8,6 +8,8 @@ import { type Tables, cloneTables } from './pagetable.ts';
 import { type DesignOptions, type ProfileName, PROFILES } from './options.ts';
 import { type MutantName } from './mutants.ts';
 import type { PgtLevel } from './geometry.ts';
+import { type Cpu, cloneCpu } from './cpu.ts';
+import { type ExecContext, processContext } from './context.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -37,6 +39,11 @@ export interface AsiRange {
   readonly ghostAllocs: readonly number[];
   /** Ghost: the pages of the range the kernel mapped when it was mapped. */
   readonly ghostPages: readonly number[];
+  /**
+   * Who made the range: asi_init_mapping ('core'), asi_enter on a CPU (its number), or a caller.
+   * The RFC cannot tell them apart; with protectInternalRanges asi_unmap only finds callers' ranges.
+   */
+  madeBy?: 'core' | number;
 }
 
 /** One page the ASI allocated for its page table: an entry of the backend_pages XArray (patch 04). */
@@ -111,7 +118,7 @@ export interface KernelState {
 }
 
 export interface GhostEvent {
-  readonly invariant: 'PT-OWN' | 'NO-WARN';
+  readonly invariant: 'PT-OWN' | 'NO-WARN' | 'KERNEL-RULES' | 'CR3-RESTORED' | 'SESSION' | 'ENTRY-MAPPED' | 'PROGRESS';
   readonly message: string;
 }
 
@@ -120,6 +127,12 @@ export interface Ghost {
   events: GhostEvent[];
   /** Entries cleared in an ASI page table during the current step. */
   cleared: { asi: number; va: number; size: number }[];
+  /** Where interrupts landed during the current step: "path:point:kind" (coverage). */
+  landed: string[];
+}
+
+export function newGhost(): Ghost {
+  return { events: [], cleared: [], landed: [] };
 }
 
 export interface System {
@@ -131,6 +144,9 @@ export interface System {
   readonly kernel: KernelState;
   readonly asis: Map<number, Asi>;
   nextAsiId: number;
+  readonly cpus: Cpu[];
+  /** Where the code of the current step runs (the op's CPU, or a process context). */
+  exec: ExecContext;
   ghost: Ghost;
 }
 
@@ -167,6 +183,8 @@ export function cloneSystem(s: System): System {
         },
       ]),
     ),
-    ghost: { events: [...s.ghost.events], cleared: [...s.ghost.cleared] },
+    cpus: s.cpus.map(cloneCpu),
+    exec: processContext(),
+    ghost: { events: [...s.ghost.events], cleared: [...s.ghost.cleared], landed: [...s.ghost.landed] },
   };
 }

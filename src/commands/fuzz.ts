@@ -1,0 +1,191 @@
+// `asi-check fuzz`: long seeded random walks on worker threads. Each violation is shrunk in its
+// worker, deduplicated here by signature, and saved when new; Ctrl-C keeps everything found so far.
+
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { statSync } from 'node:fs';
+import { type Command, InvalidArgumentError } from 'commander';
+import pc from 'picocolors';
+import { DEFAULT_WALK_STEPS, walkSeed } from '../check/seeded.ts';
+import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuzz/engine.ts';
+import { coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress } from '../check/fuzz/progress.ts';
+import { type Finding, loadKnown } from '../check/fuzz/store.ts';
+import { MAX_SHRINKS_PER_KIND } from '../check/fuzz/walker.ts';
+import type { MutantName } from '../model/mutants.ts';
+import type { ProfileName } from '../model/options.ts';
+import type { Config } from '../model/system.ts';
+import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, exitUsageOnCommanderError, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
+
+/** The time budget when neither --seconds nor --runs is given. */
+export const DEFAULT_FUZZ_SECONDS = 60;
+/** How often workers report their counts: often enough for a live line, rarely enough to cost nothing. */
+const STATS_EVERY_MS = 200;
+
+interface FuzzFlags {
+  readonly seconds?: number;
+  readonly runs?: number;
+  readonly steps: number;
+  readonly seed?: string;
+  readonly shard: Shard;
+  readonly workers: number;
+  readonly profile: ProfileName;
+  readonly mutant?: MutantName;
+  readonly geometry: Config['geometry'];
+  readonly cpus: number;
+  readonly out: string;
+  readonly known: string[];
+  readonly json?: boolean;
+}
+
+export function parseShard(value: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(value);
+  const [index, count] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || count < 1 || index < 1 || index > count) throw new InvalidArgumentError(`expected i/n with 1 <= i <= n, got '${value}'`);
+  return { index, count };
+}
+
+/** A random base seed when none is given; it is printed, so the run can be repeated. */
+export function defaultSeed(): string {
+  return randomBytes(4).toString('hex');
+}
+
+function shrinkNote(f: Finding): string {
+  const v = f.first;
+  return `${v.ops.length} ops (from ${v.rawLength}${v.argsSimplified ? `, ${v.argsSimplified} args simplified` : ''})`;
+}
+
+const newOrKnown = (f: Finding) => (f.isNew ? pc.red('NEW  ') : pc.yellow('known'));
+
+/** The line printed as a signature is first seen. */
+function findingLine(f: Finding): string {
+  return `${newOrKnown(f)} ${pc.bold(f.invariant)}: ${shrinkNote(f)}, walk ${f.first.walkSeed} -> ${f.file}`;
+}
+
+function crashLine(c: Crash, steps: number, config: Config): string {
+  const where = c.walkSeed ? `walk ${c.walkSeed} (${replayCommand(c.walkSeed, steps, config)})` : 'a worker';
+  return pc.red(`CRASH in ${where}:\n${c.message}`);
+}
+
+function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResult) {
+  return {
+    seed,
+    config,
+    shard: flags.shard,
+    workers: flags.workers,
+    walkSteps: flags.steps,
+    budget: { seconds: flags.seconds, runs: flags.runs },
+    walks: r.walks,
+    steps: r.steps,
+    seconds: Number(r.seconds.toFixed(3)),
+    stepsPerSecond: rate(r.steps, r.seconds),
+    interrupted: r.interrupted,
+    coverage: { ...coverageFigures(r.coverage), byKind: r.coverage },
+    repeats: r.repeats,
+    violations: r.findings.map((f) => ({
+      invariant: f.invariant,
+      signature: f.signature,
+      file: f.file,
+      new: f.isNew,
+      walkSeed: f.first.walkSeed,
+      walks: f.walks,
+      rawLength: f.first.rawLength,
+      argsSimplified: f.first.argsSimplified,
+      replay: replayCommand(f.first.walkSeed, flags.steps, config),
+      ops: f.first.ops,
+    })),
+    crashes: r.crashes,
+    perWorker: r.perWorker,
+  };
+}
+
+function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResult): void {
+  const c = coverageFigures(r.coverage);
+  console.log(
+    pc.bold(`fuzz: ${count(r.walks)} walks, ${count(r.steps)} ops in ${r.seconds.toFixed(1)} s (${count(rate(r.steps, r.seconds))} steps/s)`) +
+      `, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, seed ${seed}${r.interrupted ? pc.yellow(', interrupted') : ''}`,
+  );
+  console.log(`op kinds ${c.kindsSeen}/${c.kindsTotal}, outcomes ${c.outcomes}:`);
+  for (const line of coverageTable(r.coverage)) console.log(line);
+  const fresh = r.findings.filter((f) => f.isNew).length;
+  const hits = r.findings.reduce((n, f) => n + f.walks, 0);
+  if (r.findings.length === 0) console.log(pc.green('violations: none'));
+  else console.log(pc.red(`violations: ${r.findings.length} signature${r.findings.length === 1 ? '' : 's'} (${fresh} new, ${r.findings.length - fresh} known) in ${count(hits)} walks:`));
+  for (const f of r.findings) {
+    console.log(`  ${newOrKnown(f)} ${pc.bold(f.invariant)}: ${shrinkNote(f)}, ${count(f.walks)} walks`);
+    console.log(`        asi-check replay ${shellWord(f.file)}`);
+    console.log(pc.dim(`        ${replayCommand(f.first.walkSeed, flags.steps, config)}`));
+  }
+  if (r.repeats) console.log(pc.dim(`  and ${count(r.repeats)} more violating walks not shrunk: their invariant and failing op kind had been shrunk ${MAX_SHRINKS_PER_KIND} times in that worker`));
+  for (const crash of r.crashes) console.log(crashLine(crash, flags.steps, config));
+}
+
+async function fuzz(flags: FuzzFlags): Promise<void> {
+  for (const dir of flags.known) if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) usageError(`--known ${dir}: not a directory`);
+  const config = configFromFlags(flags);
+  const seed = flags.seed ?? defaultSeed();
+  const seconds = flags.seconds ?? (flags.runs === undefined ? DEFAULT_FUZZ_SECONDS : undefined);
+  const known = loadKnown([flags.out, ...flags.known]);
+  for (const line of known.unreadable) console.error(`asi-check: not counted as known: ${line}`);
+
+  // With --json, stdout carries only the summary; what a person watches goes to stderr.
+  const human = flags.json ? process.stderr : process.stdout;
+  const budget = [seconds !== undefined ? `${seconds} s` : '', flags.runs !== undefined ? `${flags.runs} walks` : ''].filter(Boolean).join(' or ');
+  human.write(
+    `${pc.bold('asi-check fuzz')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, ` +
+      `${flags.steps}-op walks, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, ${budget}, ${known.files.size} known signatures\n` +
+      `seed ${pc.bold(seed)}: walk i of worker w is ${seed}/s${flags.shard.index}/w<w>/<i>, e.g. ${replayCommand(walkSeed(seed, flags.shard.index, 0, 0), flags.steps, config)}\n`,
+  );
+
+  // The line is first drawn on a timer, after `run` below exists.
+  const progress = startProgress(human, () => {
+    const findings = run.store.list();
+    const fresh = findings.filter((f) => f.isNew).length;
+    return progressLine({ seconds: run.elapsed(), walks: run.tally.walks, steps: run.tally.steps, newFindings: fresh, knownFindings: findings.length - fresh, coverage: run.tally.coverage() });
+  });
+
+  const run = startFuzz(
+    { config, base: seed, shard: flags.shard, workers: flags.workers, steps: flags.steps, seconds, runs: flags.runs, outDir: flags.out, known, statsEveryMs: STATS_EVERY_MS },
+    {
+      onFinding: (f, firstThisRun) => firstThisRun && progress.note(findingLine(f)),
+      onCrash: (c) => progress.note(crashLine(c, flags.steps, config)),
+    },
+  );
+  let signals = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    if (++signals === 1) {
+      progress.note(pc.yellow(`${name}: finishing the walks in progress (and their shrinking); again to stop at once`));
+      run.stop();
+    } else void run.kill();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const result = await run.result;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  progress.stop();
+
+  if (flags.json) console.log(JSON.stringify(jsonSummary(seed, flags, config, result), null, 2));
+  else printSummary(seed, flags, config, result);
+  process.exitCode = result.findings.length || result.crashes.length ? EXIT_VIOLATION : EXIT_CLEAN;
+}
+
+export function registerFuzz(program: Command): void {
+  const cmd = program
+    .command('fuzz')
+    .description('long seeded random walks on worker threads; each new violation is shrunk and saved; exit 1 if any violation was found')
+    .option('--seconds <n>', `time budget (default ${DEFAULT_FUZZ_SECONDS} when --runs is not given)`, intIn(1))
+    .option('--runs <n>', 'walks to run in all (split across workers)', intIn(1))
+    .option('--steps <n>', 'ops per walk', intIn(1, 100_000), DEFAULT_WALK_STEPS)
+    .option('--seed <seed>', 'base seed of the run (default: random, printed)')
+    .option('--shard <i/n>', 'run shard i of n: shards never share a walk', parseShard, { index: 1, count: 1 })
+    .option('--workers <k>', 'worker threads', intIn(1, 64), Math.min(2, availableParallelism()))
+    .option('--profile <profile>', 'design profile', parseProfile, 'fixed' as ProfileName)
+    .option('--mutant <mutant>', 'run a mutant of the model (with the design options it needs)', parseMutant)
+    .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
+    .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
+    .option('--out <dir>', 'where new counterexamples are saved', 'counterexamples')
+    .option('--known <dir>', 'counterexamples here count as known too (repeatable)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
+    .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
+    .action((flags: FuzzFlags) => fuzz(flags));
+  exitUsageOnCommanderError(cmd);
+}

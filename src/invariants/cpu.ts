@@ -1,0 +1,128 @@
+// Invariants of the CPUs (SPEC §3): what CR3 a CPU runs on, the session's consistency, the stack
+// while isolated, the entry path, progress and the kernel's own rules. Events the paths record
+// mid-step (a handler body on the wrong CR3, a double fault, a fault loop) are read from the ghost;
+// the rest is checked on the state between ops.
+
+import { type Cpu, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, cr3Root, formatCr3 } from '../model/cpu.ts';
+import { PAGE_SIZE, formatVa } from '../model/geometry.ts';
+import { THREAD_PAGES, taskStackVa } from '../model/kernel.ts';
+import { ASI_MAP_CURRENT_TASK } from '../model/asi.ts';
+import { entryCode } from '../model/entry.ts';
+import { walk } from '../model/pagetable.ts';
+import { asiCr3 } from '../model/session.ts';
+import type { Asi, GhostEvent, System } from '../model/system.ts';
+import type { Invariant } from './types.ts';
+
+function ghostEvent(sys: System, id: GhostEvent['invariant']): string | undefined {
+  return sys.ghost.events.find((e) => e.invariant === id)?.message;
+}
+
+function live(sys: System): Cpu[] {
+  return sys.cpus.filter((c) => !c.dead);
+}
+
+export function isolatedIn(sys: System, cpu: Cpu): Asi | undefined {
+  return cpu.session.state === ASI_SESSION_STATE_ACTIVE ? [...sys.asis.values()].find((a) => a.pgd === cr3Root(cpu.cr3)) : undefined;
+}
+
+export const CR3_RESTORED: Invariant = {
+  id: 'CR3-RESTORED',
+  statement: 'Every handler body, at any nesting and any micro-step, runs on the kernel CR3; a CPU that is not isolated runs on the kernel CR3.',
+  source: 'RFC v2 patch 02 (ASI_START_ABORT in interrupt_entry, error_entry, paranoid_entry)',
+  check(sys) {
+    const e = ghostEvent(sys, 'CR3-RESTORED');
+    if (e) return e;
+    for (const c of live(sys)) {
+      if (c.session.state !== ASI_SESSION_STATE_ACTIVE && cr3Root(c.cr3) !== sys.kernel.pgd) return `cpu${c.id} is not isolated (session ${SESSION_STATE_NAMES[c.session.state]}) but runs on cr3 ${formatCr3(sys, c.cr3)}`;
+    }
+    return undefined;
+  },
+};
+
+export const SESSION: Invariant = {
+  id: 'SESSION',
+  statement: 'Between ops a session is INACTIVE with nothing cached, or ACTIVE on its own live ASI and task with CR3 on that ASI; an ASI page table is only loaded while ACTIVE or inside the barrier window.',
+  source: 'RFC v2 patches 01, 02 (asi_session, asi_barrier_begin/end), 21 (isolation_cr3)',
+  check(sys) {
+    const e = ghostEvent(sys, 'SESSION');
+    if (e) return e;
+    for (const c of live(sys)) {
+      const s = c.session;
+      const at = `cpu${c.id}`;
+      if (s.retryAbort) return `${at}: retry_abort is still set after the op`;
+      if (s.abortDepth !== 0) return `${at}: abort_depth is ${s.abortDepth} with no handler running`;
+      if (s.state === ASI_SESSION_STATE_INACTIVE) {
+        if (s.asi !== null || s.task !== null) return `${at}: INACTIVE session still names asi#${s.asi}, task#${s.task}`;
+        continue;
+      }
+      if (s.state !== ASI_SESSION_STATE_ACTIVE) return `${at}: session left ${SESSION_STATE_NAMES[s.state]} after every handler returned`;
+      const asi = s.asi === null ? undefined : sys.asis.get(s.asi);
+      if (!asi) return `${at}: ACTIVE session on asi#${s.asi}, which does not exist (asi_destroy freed it under the CPU)`;
+      if (s.task !== sys.kernel.current[c.id]) return `${at}: ACTIVE session of task#${s.task} while task#${sys.kernel.current[c.id]} runs`;
+      if (c.cr3 !== asiCr3(sys, asi)) return `${at}: ACTIVE session on asi#${asi.id} but cr3 is ${formatCr3(sys, c.cr3)}`;
+    }
+    return undefined;
+  },
+};
+
+function maps(sys: System, asi: Asi, va: number): boolean {
+  return walk(sys.g, sys.tables, asi.pgd, va).ok;
+}
+
+export const STACK: Invariant = {
+  id: 'STACK',
+  statement: "While a CPU is isolated its current stack (and task, with ASI_MAP_CURRENT_TASK) is mapped in the ASI; no task's stack stays mapped by asi_enter once that task has left the session.",
+  source: 'RFC v2 patches 15, 16 (asi_enter/asi_exit map and unmap current->stack and current)',
+  check(sys) {
+    const sessionTasks = new Map<number, Set<number>>();
+    for (const c of live(sys)) {
+      const asi = isolatedIn(sys, c);
+      if (!asi) continue;
+      const t = sys.kernel.tasks.get(sys.kernel.current[c.id])!;
+      for (let p = 0; p < THREAD_PAGES; p++) {
+        const va = taskStackVa(sys, t) + p * PAGE_SIZE;
+        if (!maps(sys, asi, va)) return `cpu${c.id} runs isolated in asi#${asi.id} but its stack page ${formatVa(sys.g, va)} (task#${t.id}) is not mapped there`;
+      }
+      if (asi.mappingFlags & ASI_MAP_CURRENT_TASK && !maps(sys, asi, t.structVa)) return `cpu${c.id} runs isolated in asi#${asi.id} with ASI_MAP_CURRENT_TASK but task#${t.id} is not mapped there`;
+      if (!sessionTasks.has(asi.id)) sessionTasks.set(asi.id, new Set());
+      sessionTasks.get(asi.id)!.add(t.id);
+    }
+    for (const asi of sys.asis.values()) {
+      for (const r of asi.ranges) {
+        if (typeof r.madeBy !== 'number') continue;
+        const owner = [...sys.kernel.tasks.values()].find((t) => taskStackVa(sys, t) === r.ptr || t.structVa === r.ptr);
+        if (owner && !sessionTasks.get(asi.id)?.has(owner.id)) return `asi#${asi.id} still maps ${r.ptr === owner.structVa ? 'the task_struct' : 'the stack'} of task#${owner.id} (mapped by asi_enter on cpu${r.madeBy}) after it left isolation`;
+      }
+    }
+    return undefined;
+  },
+};
+
+export const ENTRY_MAPPED: Invariant = {
+  id: 'ENTRY-MAPPED',
+  statement: 'Everything interrupt entry and the abort path touch before switching CR3 is mapped in every ASI: no double fault.',
+  source: 'RFC v2 patch 15 (asi_init_mapping: kernel image, cpu_entry_area, cpu_asi_session)',
+  check(sys) {
+    const e = ghostEvent(sys, 'ENTRY-MAPPED');
+    if (e) return e;
+    for (const asi of sys.asis.values()) {
+      for (let cpu = 0; cpu < sys.config.cpus; cpu++) for (const n of entryCode(sys, cpu)) if (!maps(sys, asi, n.va)) return `asi#${asi.id} does not map ${n.what} (${formatVa(sys.g, n.va)}): an interrupt while isolated in it double-faults`;
+    }
+    return undefined;
+  },
+};
+
+export const PROGRESS: Invariant = {
+  id: 'PROGRESS',
+  statement: 'A fault taken while isolated, or in a handler that aborted isolation, makes progress: no fault loop, no hang.',
+  source: 'RFC v2 patch 03 (asi_fault reports the fault handled and the access is retried)',
+  check: (sys) => ghostEvent(sys, 'PROGRESS'),
+};
+
+export const KERNEL_RULES: Invariant = {
+  id: 'KERNEL-RULES',
+  statement: 'No sleeping allocation in atomic context, no spinlock taken twice on one CPU, preempt_count balanced at schedule().',
+  source: 'kernel rules (might_sleep, lockdep, preempt_count) applied to RFC v2 patches 01-03, 06, 10, 14, 15',
+  check: (sys) => ghostEvent(sys, 'KERNEL-RULES'),
+};
+

@@ -1,0 +1,224 @@
+// Entry code and the scheduler around the ASI session: interrupt, exception and NMI delivery
+// (entry_64.S with the ASI_START_ABORT/ASI_FINISH_ABORT hooks of RFC v2 patch 02), the page-fault
+// handler calling asi_fault (patch 03), prepare_task_switch (patch 02), and kernel memory accesses
+// through the TLB and CR3. `drive` runs a path and delivers interrupts between its micro-steps.
+
+import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, formatCr3, invlpg, permits, translate } from './cpu.ts';
+import { inAtomic } from './context.ts';
+import { type Exec, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort } from './session.ts';
+import { PAGE_SIZE, formatVa } from './geometry.ts';
+import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, perCpuPtr, taskStackVa } from './kernel.ts';
+import { type System, mutant } from './system.ts';
+import { walk } from './pagetable.ts';
+import { log } from './trace.ts';
+
+export const INTR_KINDS = ['irq', 'exception', 'nmi', 'switch'] as const;
+export type IntrKind = (typeof INTR_KINDS)[number];
+
+/**
+ * An event arriving on the op's CPU after micro-step `at` of the op's path (0: before the first).
+ * `va`: the handler body touches it (a probe_kernel_read, fixed up if unmapped). `nested`: events
+ * arriving inside this handler, at its own micro-step indices.
+ */
+export interface Intr {
+  readonly at: number;
+  readonly kind: IntrKind;
+  readonly va?: number;
+  readonly nested?: readonly Intr[];
+}
+
+/** A fault retried this often without progress is a hang. */
+const MAX_FAULT_RETRIES = 4;
+
+/** Runs a path to its end, delivering each event at its micro-step; undefined if the CPU died. */
+export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly Intr[] = []): R | undefined {
+  let point = 'start';
+  for (let i = 0; ; i++) {
+    for (const e of events) if (e.at === i) deliver(k, e, `${path}@${point}`);
+    if (k.cpu.dead) return undefined;
+    const r = gen.next();
+    if (r.done) {
+      for (const e of events) if (e.at > i) deliver(k, e, `${path}@return`);
+      return k.cpu.dead ? undefined : r.value;
+    }
+    point = r.value;
+  }
+}
+
+function deliverable(k: Exec, kind: IntrKind): string | undefined {
+  const c = k.cpu;
+  if (kind === 'irq' && c.irqsDisabled) return 'IRQs are off';
+  if (kind === 'nmi' && c.handlers.includes('nmi')) return 'NMIs are blocked until iret';
+  if (kind === 'switch' && inAtomic(c)) return 'not preemptible';
+  if (kind === 'switch' && runnableTask(k) === undefined) return 'no other task to run';
+  return undefined;
+}
+
+/** An event arriving between ops, where the CPU runs whatever it was running. */
+export function arrive(k: Exec, e: Intr): void {
+  deliver(k, e, 'idle');
+}
+
+function deliver(k: Exec, e: Intr, where: string): void {
+  if (k.cpu.dead) return;
+  const blocked = deliverable(k, e.kind);
+  if (blocked) {
+    log(k.out, 'note', `cpu${k.cpu.id}: ${e.kind} at ${where} held off: ${blocked}`);
+    return;
+  }
+  k.sys.ghost.landed.push(`${where}:${e.kind}`);
+  log(k.out, 'note', `cpu${k.cpu.id}: ${e.kind} at ${where} (cr3 ${formatCr3(k.sys, k.cpu.cr3)})`);
+  if (e.kind === 'switch') preempt(k, e.nested ?? []);
+  else drive(k, e.kind, interruptHandler(k, e.kind, e.va), e.nested ?? []);
+}
+
+// ---- hardware delivery ----------------------------------------------------------------------
+
+function die(k: Exec, invariant: 'ENTRY-MAPPED' | 'PROGRESS', why: string): void {
+  k.cpu.dead = why;
+  k.sys.ghost.events.push({ invariant, message: `cpu${k.cpu.id}: ${why}` });
+  log(k.out, 'pr_err', `cpu${k.cpu.id}: ${why}`);
+}
+
+export interface Touch {
+  readonly what: string;
+  readonly va: number;
+  readonly access: AccessKind;
+}
+
+/**
+ * What the CPU and the entry code of `cpu` touch before any handler code can switch CR3, the task
+ * stack aside: the IDT, the CPU's GDT, TSS and IST stack in cpu_entry_area, the entry text, and
+ * cpu_asi_session.state read by ASI_START_ABORT. A miss here is a double fault.
+ */
+export function entryCode(sys: System, cpu: number): Touch[] {
+  const l = sys.kernel.layout;
+  const cea = l.ceaPerCpu + cpu * CEA_PAGES_PER_CPU * PAGE_SIZE;
+  return [
+    { what: 'the IDT', va: l.ceaBase, access: 'read' },
+    { what: `cpu${cpu}'s GDT`, va: cea, access: 'read' },
+    { what: `cpu${cpu}'s TSS`, va: cea + PAGE_SIZE, access: 'read' },
+    { what: `cpu${cpu}'s IST stack`, va: cea + 2 * PAGE_SIZE, access: 'write' },
+    { what: 'the entry text', va: l.startKernelMap, access: 'exec' },
+    { what: `cpu${cpu}'s cpu_asi_session`, va: perCpuPtr(sys, 'cpu_asi_session', cpu), access: 'read' },
+  ];
+}
+
+/** An interrupt or exception pushes its frame on the current stack; an NMI uses its IST stack. */
+function entryTouches(k: Exec, kind: HandlerKind): Touch[] {
+  if (kind === 'nmi') return entryCode(k.sys, k.cpu.id);
+  const task = k.sys.kernel.tasks.get(k.sys.kernel.current[k.cpu.id])!;
+  const stackTop = taskStackVa(k.sys, task) + (THREAD_PAGES - 1) * PAGE_SIZE;
+  return [...entryCode(k.sys, k.cpu.id), { what: 'the current stack', va: stackTop, access: 'write' }];
+}
+
+function enterHandler(k: Exec, kind: HandlerKind): boolean {
+  for (const t of entryTouches(k, kind)) {
+    if (!translate(k.sys, k.cpu, t.va, t.access).ok) {
+      die(k, 'ENTRY-MAPPED', `double fault: ${kind} entry cannot reach ${t.what} at ${formatVa(k.sys.g, t.va)} through cr3 ${formatCr3(k.sys, k.cpu.cr3)}`);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** CR3-RESTORED at the first micro-step of every handler body. */
+function handlerBody(k: Exec, kind: HandlerKind): void {
+  if (cr3Root(k.cpu.cr3) === k.sys.kernel.pgd) return;
+  const s = k.cpu.session;
+  k.sys.ghost.events.push({
+    invariant: 'CR3-RESTORED',
+    message: `cpu${k.cpu.id}: the ${kind} handler body runs on cr3 ${formatCr3(k.sys, k.cpu.cr3)}, not the kernel's (session ${SESSION_STATE_NAMES[s.state]}, retry_abort ${s.retryAbort}, abort_depth ${s.abortDepth})`,
+  });
+}
+
+/** interrupt_entry / error_entry / paranoid_entry with the ASI hooks, the handler, and its exit. */
+function* interruptHandler(k: Exec, kind: HandlerKind, va?: number): Path {
+  const cpu = k.cpu;
+  if (!enterHandler(k, kind)) return;
+  const irqsWereDisabled = cpu.irqsDisabled;
+  if (kind !== 'exception') cpu.irqsDisabled = true;
+  cpu.handlers.push(kind);
+  yield 'entry';
+  if (kind !== 'nmi' || !mutant(k.sys, 'nmi-skips-abort')) yield* asiStartAbort(k);
+  handlerBody(k, kind);
+  yield 'handler body';
+  if (va !== undefined) accessVa(k, va, 'read', true);
+  yield* asiFinishAbort(k);
+  cpu.handlers.pop();
+  cpu.irqsDisabled = irqsWereDisabled;
+}
+
+type FaultResult = 'retry' | 'fixup' | 'oops';
+
+/** page_fault -> error_entry -> do_page_fault -> do_kern_addr_fault -> asi_fault (patches 02, 03). */
+function* pageFaultHandler(k: Exec, va: number, access: AccessKind, probe: boolean): Path<FaultResult> {
+  const { sys, cpu } = k;
+  const faultCr3 = cpu.cr3;
+  if (!enterHandler(k, 'page-fault')) return 'oops';
+  const irqsWereDisabled = cpu.irqsDisabled;
+  cpu.irqsDisabled = true;
+  cpu.handlers.push('page-fault');
+  yield 'entry';
+  yield* asiStartAbort(k);
+  handlerBody(k, 'page-fault');
+  yield 'do_page_fault';
+  let result: FaultResult;
+  if (asiFault(k, faultCr3)) result = 'retry';
+  else {
+    // The kernel's own handling: a spurious fault if the current page table allows the access,
+    // an exception-table fixup for a probe, an oops otherwise.
+    const w = walk(sys.g, sys.tables, cr3Root(cpu.cr3), va);
+    if (w.ok && permits(w.leaf.flags, access)) {
+      invlpg(cpu, va);
+      result = 'retry';
+    } else result = probe ? 'fixup' : 'oops';
+  }
+  yield* asiFinishAbort(k);
+  cpu.handlers.pop();
+  cpu.irqsDisabled = irqsWereDisabled;
+  return result;
+}
+
+/** A kernel access of `va` on this CPU: faults go to the page-fault handler and are retried. */
+export function accessVa(k: Exec, va: number, access: AccessKind, probe: boolean, events: readonly Intr[] = []): number {
+  for (let attempt = 0; ; attempt++) {
+    if (k.cpu.dead) return ECPUDEAD;
+    if (translate(k.sys, k.cpu, va, access).ok) return 0;
+    if (attempt === MAX_FAULT_RETRIES) {
+      die(k, 'PROGRESS', `fault loop: ${access} of ${formatVa(k.sys.g, va)} faults ${attempt} times in a row, each reported handled (cr3 ${formatCr3(k.sys, k.cpu.cr3)})`);
+      return ECPUDEAD;
+    }
+    const r = drive(k, 'page-fault', pageFaultHandler(k, va, access, probe), attempt === 0 ? events : []);
+    if (r === undefined) return ECPUDEAD;
+    if (r !== 'retry') {
+      log(k.out, 'note', `cpu${k.cpu.id}: ${access} of ${formatVa(k.sys.g, va)}: ${r === 'fixup' ? 'fixed up, -EFAULT' : 'oops: unable to handle kernel paging request'}`);
+      return EFAULT;
+    }
+  }
+}
+
+// ---- the scheduler --------------------------------------------------------------------------
+
+/** A task that no CPU runs, lowest id first. */
+export function runnableTask(k: Exec): number | undefined {
+  const running = new Set(k.sys.kernel.current);
+  return [...k.sys.kernel.tasks.keys()].find((t) => !running.has(t));
+}
+
+/** __schedule: prepare_task_switch (asi_abort, patch 02), then switch_to. All tasks share init_mm. */
+export function* contextSwitch(k: Exec, next: number): Path {
+  k.cpu.preemptCount++;
+  if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
+  yield 'prepare_task_switch';
+  k.sys.kernel.current[k.cpu.id] = next;
+  yield 'switch_to';
+  k.cpu.preemptCount--;
+}
+
+/** Preemption at a point where the CPU is preemptible: another task runs, then this one again. */
+function preempt(k: Exec, events: readonly Intr[]): void {
+  const prev = k.sys.kernel.current[k.cpu.id];
+  drive(k, 'schedule', contextSwitch(k, runnableTask(k)!), events);
+  if (!k.cpu.dead) drive(k, 'schedule', contextSwitch(k, prev));
+}

@@ -1,0 +1,293 @@
+// The ASI session code of RFC v2 patches 01-03, 15, 16 and 21, function by function, as generators:
+// each `yield` is a point between two micro-steps where an interrupt, exception, NMI or context
+// switch may arrive (src/model/entry.ts delivers them). The yielded string names the point.
+
+import { type Cpu, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from './cpu.ts';
+import { getCpuVar, putCpuVar, spinLock, spinUnlock } from './context.ts';
+import { ASI_MAP_CURRENT_TASK, asiMap, asiUnmap, warnOn } from './asi.ts';
+import { EBUSY, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from './kernel.ts';
+import { PAGE_SIZE } from './geometry.ts';
+import { type Log, log } from './trace.ts';
+import { type Asi, type System, mutant } from './system.ts';
+
+/** A code path: yields the name of each point an interrupt may arrive at, returns the C return value. */
+export type Path<R = void> = Generator<string, R, void>;
+
+/** The CPU a path runs on, with the system and the log of the current step. */
+export interface Exec {
+  readonly sys: System;
+  readonly cpu: Cpu;
+  readonly out: Log;
+}
+
+function currentTask(k: Exec): number {
+  return k.sys.kernel.current[k.cpu.id];
+}
+
+/** The isolation CR3 of an ASI: __sme_pa(asi->pgd) (patch 21), PCID 0 as load_cr3() writes it. */
+export function asiCr3(sys: System, asi: Asi): number {
+  return buildCr3(asi.pgd, asiPcid(sys));
+}
+
+/**
+ * Every CR3 write of the session code. An ASI page table may only be loaded while the session is
+ * ACTIVE, or inside the asi_barrier_begin/end window that patch 02 allows for exactly this.
+ */
+function loadCr3(k: Exec, cr3: number): void {
+  const s = k.cpu.session;
+  const isAsiRoot = [...k.sys.asis.values()].some((a) => a.pgd === cr3Root(cr3));
+  if (isAsiRoot && s.state !== ASI_SESSION_STATE_ACTIVE && !s.retryAbort) {
+    k.sys.ghost.events.push({ invariant: 'SESSION', message: `cpu${k.cpu.id} loads cr3 ${formatCr3(k.sys, cr3)} while its session is ${SESSION_STATE_NAMES[s.state]}` });
+  }
+  writeCr3(k.cpu, cr3);
+}
+
+function putIfFixed(k: Exec): void {
+  if (k.sys.options.putCpuVar) putCpuVar(k.sys);
+}
+
+/** __get_current_cr3_fast (patch 21): the cached isolation CR3 while ACTIVE, cpu_tlbstate otherwise. */
+export function getCurrentCr3Fast(k: Exec): number {
+  return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? k.cpu.session.isolationCr3 : kernelCr3(k.sys);
+}
+
+/** cr4_read_shadow (patch 21). */
+export function cr4ReadShadow(k: Exec): number {
+  return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? k.cpu.session.originalCr4 : k.cpu.cr4;
+}
+
+/** asi_restore_cr3 (patch 02). */
+function* asiRestoreCr3(k: Exec): Path<number> {
+  const original = k.cpu.session.originalCr3;
+  if (original) {
+    loadCr3(k, original);
+    yield 'write_cr3(original_cr3)';
+  }
+  return original;
+}
+
+/** asi_enter (patches 01, 02, 15, 16, 21). */
+export function* asiEnter(k: Exec, asi: Asi): Path<number> {
+  const { sys, cpu, out } = k;
+  const s = cpu.session;
+  const state = s.state;
+  yield 'read state';
+  if (state === ASI_SESSION_STATE_ABORTED) warnOn(sys, out, 'state == ASI_SESSION_STATE_ABORTED');
+  if (state === ASI_SESSION_STATE_ACTIVE) {
+    if (s.asi !== asi.id) {
+      // The caller's mistake, refused with -EBUSY: the API doing its job, not a broken assertion.
+      log(out, 'WARN_ON', 'current_asi != asi');
+      return EBUSY;
+    }
+    if (s.task !== currentTask(k)) warnOn(sys, out, 'asi_session->task != current');
+    return 0;
+  }
+  getCpuVar(sys);
+  s.asi = asi.id;
+  s.task = currentTask(k);
+  yield 'asi_session->asi = asi';
+  if (s.abortDepth > 0) warnOn(sys, out, 'asi_session->abort_depth > 0');
+
+  // We need a stack to run with isolation, so map the current stack (patch 15).
+  const task = sys.kernel.tasks.get(currentTask(k))!;
+  const mapStack = () => mapForSession(k, asi, taskStackVa(sys, task), THREAD_PAGES * PAGE_SIZE);
+  const late = mutant(sys, 'stack-mapped-after-cr3');
+  let err = late ? 0 : mapStack();
+  yield 'map current stack';
+  if (!err && asi.mappingFlags & ASI_MAP_CURRENT_TASK) {
+    err = mapForSession(k, asi, task.structVa, TASK_STRUCT_SIZE);
+    yield 'map current task';
+    if (err) asiUnmap(sys, asi, taskStackVa(sys, task), out, k.cpu.id);
+  }
+  if (err) {
+    s.asi = null;
+    s.task = null;
+    putIfFixed(k);
+    return err;
+  }
+
+  const saveLate = mutant(sys, 'original-cr3-saved-late');
+  if (!saveLate) s.originalCr3 = getCurrentCr3Fast(k);
+  s.originalCr4 = cr4ReadShadow(k);
+  s.isolationCr3 = asiCr3(sys, asi);
+  yield 'asi_session->original_cr3 = cr3';
+
+  // asi_barrier_begin(): interrupts from here to asi_barrier_end() retain the abort.
+  if (!mutant(sys, 'barrier-not-set')) s.retryAbort = true;
+  yield 'asi_barrier_begin';
+  const flushEarly = mutant(sys, 'global-flush-too-early');
+  if (sys.options.flushGlobalOnEnter && flushEarly) {
+    flushTlbAll(cpu);
+    yield '__flush_tlb_global';
+  }
+  s.state = ASI_SESSION_STATE_ACTIVE;
+  yield 'state = ACTIVE';
+  if (saveLate) s.originalCr3 = getCurrentCr3Fast(k);
+  loadCr3(k, s.isolationCr3);
+  yield 'load_cr3(asi->pgd)';
+  if (late) {
+    mapStack();
+    yield 'map current stack';
+  }
+  if (sys.options.flushGlobalOnEnter && !flushEarly) {
+    flushTlbAll(cpu);
+    yield '__flush_tlb_global';
+  }
+  yield* asiBarrierEnd(k);
+  putIfFixed(k);
+  return 0;
+}
+
+function mapForSession(k: Exec, asi: Asi, ptr: number, size: number): number {
+  const err = asiMap(k.sys, asi, ptr, size, k.out);
+  if (!err) asi.ranges[0].madeBy = k.cpu.id;
+  return err;
+}
+
+/** asi_barrier_end (patch 02); the fixed order decides under retry_abort and only then clears it. */
+function* asiBarrierEnd(k: Exec): Path {
+  const s = k.cpu.session;
+  if (!k.sys.options.barrierEndChecksFirst) {
+    s.retryAbort = false;
+    yield 'asi_barrier_end: retry_abort = false';
+  }
+  if (s.state === ASI_SESSION_STATE_ABORTED) {
+    yield* asiRestoreCr3(k);
+    if (s.retryAbort) {
+      s.retryAbort = false;
+      yield 'asi_barrier_end: retry_abort = false';
+    }
+    yield* asiAbort(k);
+    return;
+  }
+  if (s.retryAbort) {
+    s.retryAbort = false;
+    yield 'asi_barrier_end: retry_abort = false';
+  }
+}
+
+/** asi_exit (patches 01, 02, 15, 16). */
+export function* asiExit(k: Exec, asiId: number | null): Path {
+  const { sys, out } = k;
+  const s = k.cpu.session;
+  const state = s.state;
+  yield 'read state';
+  if (state === ASI_SESSION_STATE_INACTIVE) return;
+  if (state === ASI_SESSION_STATE_ACTIVE) yield* asiRestoreCr3(k);
+
+  getCpuVar(sys);
+  s.state = ASI_SESSION_STATE_INACTIVE;
+  yield 'state = INACTIVE';
+  if (s.asi === null) {
+    // exit was already done (by an interrupt that aborted this exit)
+    putIfFixed(k);
+    return;
+  }
+  if (s.retryAbort) warnOn(sys, out, 'asi_session->retry_abort');
+  if (s.task !== currentTask(k)) warnOn(sys, out, 'asi_session->task != current');
+  s.asi = null;
+  s.task = null;
+  s.originalCr3 = 0;
+  yield 'asi_session->asi = NULL';
+  s.abortDepth = 0;
+  yield 'abort_depth = 0';
+
+  const asi = asiId === null ? undefined : sys.asis.get(asiId);
+  if (!asi) {
+    sys.ghost.events.push({ invariant: 'SESSION', message: `cpu${k.cpu.id}: asi_exit unmaps the stack from asi#${asiId}, which no longer exists` });
+    putIfFixed(k);
+    return;
+  }
+  const task = sys.kernel.tasks.get(currentTask(k))!;
+  if (!mutant(sys, 'exit-keeps-stack')) asiUnmap(sys, asi, taskStackVa(sys, task), out, k.cpu.id);
+  yield 'unmap current stack';
+  if (asi.mappingFlags & ASI_MAP_CURRENT_TASK) {
+    asiUnmap(sys, asi, task.structVa, out, k.cpu.id);
+    yield 'unmap current task';
+  }
+  putIfFixed(k);
+}
+
+/** asi_abort (patch 02): what prepare_task_switch calls. */
+export function* asiAbort(k: Exec): Path {
+  if (k.cpu.session.state === ASI_SESSION_STATE_INACTIVE) return;
+  yield* asiExit(k, k.cpu.session.asi);
+}
+
+/** asi_start_abort (patch 02): ASI_START_ABORT at the start of every interrupt and exception handler. */
+export function* asiStartAbort(k: Exec): Path<number> {
+  const s = k.cpu.session;
+  // fixed: count first, so that an NMI landing inside this abort sees a depth above its own and
+  // leaves the session ABORTED for us instead of exiting it under our feet.
+  const countFirst = k.sys.options.startAbortCountsFirst && s.state !== ASI_SESSION_STATE_INACTIVE;
+  if (countFirst) {
+    s.abortDepth = (s.abortDepth + 1) >>> 0;
+    yield 'abort_depth++';
+  }
+  const state = s.state;
+  yield 'ASI_START_ABORT: read state';
+  let original: number;
+  switch (state) {
+    case ASI_SESSION_STATE_INACTIVE:
+      return 0;
+    case ASI_SESSION_STATE_ACTIVE:
+      original = yield* asiRestoreCr3(k);
+      s.state = ASI_SESSION_STATE_ABORTED;
+      yield 'state = ABORTED';
+      break;
+    case ASI_SESSION_STATE_ABORTED:
+      // Already restored, unless an asi_barrier window asks to restore again.
+      original = s.retryAbort ? yield* asiRestoreCr3(k) : s.originalCr3;
+      break;
+  }
+  if (!countFirst) {
+    s.abortDepth = (s.abortDepth + 1) >>> 0;
+    yield 'abort_depth++';
+  }
+  return original;
+}
+
+/** asi_finish_abort (patch 02): ASI_FINISH_ABORT at the end of every handler. */
+export function* asiFinishAbort(k: Exec): Path {
+  const s = k.cpu.session;
+  const state = s.state;
+  yield 'ASI_FINISH_ABORT: read state';
+  if (state === ASI_SESSION_STATE_INACTIVE) return;
+  if (state !== ASI_SESSION_STATE_ABORTED) warnOn(k.sys, k.out, 'state != ASI_SESSION_STATE_ABORTED');
+  s.abortDepth = (s.abortDepth - 1) >>> 0;
+  yield 'abort_depth--';
+  if (s.abortDepth > 0 || s.retryAbort || mutant(k.sys, 'finish-abort-skips-exit')) return;
+  yield* asiExit(k, s.asi);
+}
+
+/**
+ * asi_fault (patch 03), called by do_kern_addr_fault before anything else: true reports the fault
+ * handled, and the faulting instruction is retried. faultCr3 is the CR3 the fault was taken on.
+ */
+export function asiFault(k: Exec, faultCr3: number): boolean {
+  const { sys, out } = k;
+  const s = k.cpu.session;
+  getCpuVar(sys);
+  if (s.state === ASI_SESSION_STATE_INACTIVE) {
+    putIfFixed(k);
+    return mutant(sys, 'fault-always-handled');
+  }
+  const asi = s.asi === null ? undefined : sys.asis.get(s.asi);
+  if (sys.options.faultChecksDepth && (s.abortDepth !== 1 || !asi || cr3Root(faultCr3) !== asi.pgd)) {
+    putIfFixed(k);
+    return false;
+  }
+  if (s.state !== ASI_SESSION_STATE_ABORTED) warnOn(sys, out, 'asi_session->state != ASI_SESSION_STATE_ABORTED');
+  if (s.abortDepth !== 1) warnOn(sys, out, 'asi_session->abort_depth != 1');
+  if (!asi) {
+    sys.ghost.events.push({ invariant: 'SESSION', message: `cpu${k.cpu.id}: asi_fault logs to asi#${s.asi} of an ${SESSION_STATE_NAMES[s.state]} session, which no longer exists (NULL or freed struct asi)` });
+    putIfFixed(k);
+    return true;
+  }
+  // asi_log_fault: spin_lock(&asi->fault_lock), not irqsave.
+  spinLock(sys, `asi#${asi.id}->fault_lock`, false);
+  spinUnlock(sys, `asi#${asi.id}->fault_lock`);
+  log(out, 'pr_info', `ASI ${asi.id}: PF on cpu${k.cpu.id} (retried without isolation)`);
+  putIfFixed(k);
+  return true;
+}

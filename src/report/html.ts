@@ -1,0 +1,184 @@
+// The replay as one self-contained HTML page (inline CSS, no scripts, no external URLs): the
+// summary, every step with its outcome and diff, the CPUs step by step, and the ASI page tables
+// where the run stopped with the entries the violation names highlighted. Pure: text in, text out;
+// every piece of model text goes through `esc`.
+
+import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/geometry.ts';
+import { lowerLevel } from '../model/pagetable.ts';
+import type { Config } from '../model/system.ts';
+import { changeSign, cpuField, describeChange, formatRange } from './diff.ts';
+import { type PtRow, covers } from './pagetree.ts';
+import type { AsiReport, Replay } from './record.ts';
+import type { CpuView } from './snapshot.ts';
+
+export interface ReportHeader {
+  readonly title: string;
+  /** One sentence: does it reproduce, and what. */
+  readonly verdict: string;
+  readonly reproduced: boolean;
+  /** Where the ops came from: the file, or the command that re-runs the walk. */
+  readonly source: string;
+  /** What a saved file recorded. */
+  readonly recorded?: { readonly invariant: string; readonly message: string };
+}
+
+export function esc(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const CSS = `
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px 32px; color: #1d232a; background: #fff; }
+h1 { font-size: 20px; margin: 0 0 12px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 2px solid #d0d7de; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+code, .mono, td.mono { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
+table { border-collapse: collapse; margin: 4px 0 12px; }
+th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f2f4f7; font-weight: 600; }
+dl.summary { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
+dl.summary dt { font-weight: 600; color: #57606a; } dl.summary dd { margin: 0; }
+.verdict { font-weight: 700; padding: 6px 10px; border-radius: 4px; display: inline-block; }
+.verdict.bad { background: #ffebe9; color: #a40e26; } .verdict.good { background: #dafbe1; color: #116329; }
+.violation { color: #a40e26; font-weight: 600; }
+tr.fail > td { background: #fff1f0; }
+td.n { text-align: right; color: #57606a; }
+td.op { white-space: nowrap; }
+.log { color: #6e7781; } .add { color: #116329; } .del { color: #a40e26; } .mod { color: #9a6700; }
+.err { color: #a40e26; }
+tr.hit > td { background: #fff3b0; } tr.hit.leaf > td, tr.hit.range > td { background: #ffd33d; font-weight: 600; }
+td.changed { background: #ddf4ff; }
+.differs { color: #a40e26; font-weight: 600; }
+.shared { color: #6e7781; font-style: italic; }
+.none { color: #6e7781; font-style: italic; }
+.legend span { display: inline-block; padding: 0 6px; margin-right: 8px; border: 1px solid #d0d7de; }
+`;
+
+function configText(c: Config): string {
+  const parts = [`geometry ${c.geometry}`, `cpus ${c.cpus}`, `profile ${c.profile}`];
+  if (c.mutant) parts.push(`mutant ${c.mutant}`);
+  if (c.options && Object.keys(c.options).length) parts.push(`options ${JSON.stringify(c.options)}`);
+  return parts.join(' · ');
+}
+
+function summary(h: ReportHeader, r: Replay): string {
+  const rows: [string, string][] = [
+    ['verdict', `<span class="verdict ${h.reproduced ? 'bad' : 'good'}">${esc(h.verdict)}</span>`],
+    ['source', `<code>${esc(h.source)}</code>`],
+    ['config', `<code>${esc(configText(r.config))}</code>`],
+  ];
+  if (h.recorded) rows.push(['recorded', `<b>${esc(h.recorded.invariant)}</b>: ${esc(h.recorded.message)}`]);
+  for (const v of r.failure?.violations ?? []) rows.push([`after step ${r.failure!.step + 1}`, `<span class="violation">${esc(v.invariant)}</span>: ${esc(v.message)}`]);
+  const dl = rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('');
+  return `<section id="summary"><h1>${esc(h.title)}</h1><dl class="summary">${dl}</dl></section>`;
+}
+
+const SIGN_CLASS = { '+': 'add', '-': 'del', '~': 'mod' } as const;
+
+function steps(r: Replay): string {
+  const failAt = r.failure ? r.failure.step + 1 : -1;
+  const body = r.steps
+    .map((s) => {
+      const details = [
+        ...s.log.map((e) => `<div class="log">${esc(`${e.kind}: ${e.text}`)}</div>`),
+        ...s.changes.map((c) => {
+          const sign = changeSign(c);
+          return `<div class="${SIGN_CLASS[sign]}">${esc(`${sign} ${describeChange(r.g, c)}`)}</div>`;
+        }),
+        ...(s.n === failAt ? r.failure!.violations.map((v) => `<div class="violation">${esc(`VIOLATION ${v.invariant}: ${v.message}`)}</div>`) : []),
+      ];
+      const ret = s.ret.startsWith('-E') ? `<span class="err">${esc(s.ret)}</span>` : esc(s.ret);
+      return `<tr${s.n === failAt ? ' class="fail"' : ''}><td class="n">${s.n}</td><td class="mono op">${esc(s.op)}</td><td class="mono">${ret}</td><td class="mono">${details.join('')}</td></tr>`;
+    })
+    .join('\n');
+  return `<section id="steps"><h2>Steps</h2><table><thead><tr><th>#</th><th>op</th><th>returns</th><th>log and state changes</th></tr></thead><tbody>\n${body}\n</tbody></table></section>`;
+}
+
+/** The CPU fields shown, in the order CpuView declares them, plus any a later model adds. */
+function cpuFields(views: readonly CpuView[]): string[] {
+  return [...new Set(views.flatMap((v) => Object.keys(v)))].filter((f) => f !== 'cpu');
+}
+
+function cpuTimeline(r: Replay): string {
+  const timeline: { label: string; cpus: readonly CpuView[] }[] = [{ label: 'boot', cpus: r.bootCpus }, ...r.steps.map((s) => ({ label: String(s.n), cpus: s.cpus }))];
+  const all = timeline.flatMap((t) => t.cpus);
+  if (all.length === 0) return `<section id="cpus"><h2>CPUs</h2><p class="none">The model has no per-CPU state (CR3, asi_session, interrupt depth) yet.</p></section>`;
+  const ids = [...new Set(all.map((c) => c.cpu))].sort((a, b) => a - b);
+  const fields = cpuFields(all);
+  const head = `<tr><th rowspan="2">step</th>${ids.map((id) => `<th colspan="${fields.length}">cpu${id}</th>`).join('')}</tr><tr>${ids.map(() => fields.map((f) => `<th>${esc(f)}</th>`).join('')).join('')}</tr>`;
+  const body = timeline
+    .map((t, i) => {
+      const cells = ids.flatMap((id) => {
+        const now = t.cpus.find((c) => c.cpu === id) ?? {};
+        const before = i === 0 ? now : (timeline[i - 1].cpus.find((c) => c.cpu === id) ?? {});
+        return fields.map((f) => `<td class="mono${cpuField(now, f) !== cpuField(before, f) ? ' changed' : ''}">${esc(cpuField(now, f))}</td>`);
+      });
+      return `<tr><td class="n">${esc(t.label)}</td>${cells.join('')}</tr>`;
+    })
+    .join('\n');
+  return `<section id="cpus"><h2>CPUs</h2><p class="legend"><span class="changed" style="background:#ddf4ff">changed by the step</span></p><table><thead>${head}</thead><tbody>\n${body}\n</tbody></table></section>`;
+}
+
+/** Entry sizes span 4K to 512G: "2M" reads better than "+512p". */
+function humanSize(bytes: number): string {
+  for (const [unit, n] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (bytes % n === 0) return `${bytes / n}${unit}`;
+  return `0x${bytes.toString(16)}`;
+}
+
+/** Where an entry points: a lower table, the frames of a leaf, or nowhere. */
+function pointsTo(row: PtRow): string {
+  const pages = row.size / PAGE_SIZE;
+  if (row.kind === 'none') return 'not present';
+  if (row.kind === 'table') return `${LEVEL_NAMES[lowerLevel(row.level)]} table pfn ${row.frame}`;
+  return pages > 1 ? `pfn ${row.frame}-${row.frame + pages - 1}` : `pfn ${row.frame}`;
+}
+
+/** A table entry is either the ASI's own or a kernel table it shares; a leaf agrees with the kernel or not. */
+function kernelView(row: PtRow): string {
+  if (row.kind === 'table') return row.shared ? `<span class="shared">shared with the kernel (${esc(row.frameName)})</span>` : '';
+  return row.kernel ? `<span class="differs">kernel: ${esc(row.kernel)}</span>` : 'same';
+}
+
+function ptRow(r: Replay, row: PtRow): string {
+  const name = `${'\u00a0'.repeat(4 * row.depth)}${LEVEL_NAMES[row.level]}[${row.index}]`;
+  // Entries on the walk to a named address are marked; the entry the violation is about, more so.
+  const cls = row.hit ? (row.kind === 'table' ? ' class="hit"' : ' class="hit leaf"') : '';
+  const cells = [
+    `<td class="mono">${esc(name)}</td>`,
+    `<td class="mono">${esc(`${formatVa(r.g, row.va)} +${humanSize(row.size)}`)}</td>`,
+    `<td class="mono">${esc(pointsTo(row))}</td>`,
+    `<td>${esc(row.kind === 'table' ? '' : row.frameName)}</td>`,
+    `<td class="mono">${esc(row.flags)}</td>`,
+    `<td>${esc(row.kind)}</td>`,
+    `<td>${kernelView(row)}</td>`,
+  ];
+  return `<tr${cls}>${cells.join('')}</tr>`;
+}
+
+function asiSection(r: Replay, a: AsiReport): string {
+  const ranges = a.asi.ranges.length
+    ? `<table><thead><tr><th>tracked range</th><th>level</th><th>overlap</th></tr></thead><tbody>${a.asi.ranges
+        .map((x) => `<tr${covers(r.focus, x.va, x.size) ? ' class="hit range"' : ''}><td class="mono">${esc(formatRange(r.g, x))}</td><td>${esc(LEVEL_NAMES[x.level])}</td><td>${x.overlap}</td></tr>`)
+        .join('\n')}</tbody></table>`
+    : '<p class="none">no tracked ranges</p>';
+  const table = `<table class="pt"><thead><tr><th>entry</th><th>VA range</th><th>points to</th><th>frame holds</th><th>flags</th><th>kind</th><th>kernel's view</th></tr></thead><tbody>\n${a.rows.map((row) => ptRow(r, row)).join('\n')}\n</tbody></table>`;
+  return `<div class="asi" id="asi-${a.asi.id}"><h3>asi#${a.asi.id} — pgd pfn ${a.asi.pgd}, ${a.asi.mappedPages} pages mapped</h3>${ranges}${table}</div>`;
+}
+
+function pageTables(r: Replay): string {
+  const at = r.failure ? `after the failing step ${r.failure.step + 1}` : `after the last step ${r.steps.length}`;
+  const legend = `<p class="legend"><span style="background:#ffd33d">entry the violation names</span><span style="background:#fff3b0">table entry on its walk</span><span class="differs">kernel maps it differently</span> flags: P present, W/r write, U/k user, x/X no-exec, G global, L large</p>`;
+  const named = r.focus.vas.length || r.focus.pfns.length ? `<p>Named by the violation: <code>${esc([...r.focus.vas.map((v) => formatVa(r.g, v)), ...r.focus.pfns.map((p) => `pfn ${p}`)].join(', '))}</code></p>` : '';
+  const body = r.asis.length ? r.asis.map((a) => asiSection(r, a)).join('\n') : '<p class="none">No ASI exists at this point.</p>';
+  return `<section id="pagetables"><h2>ASI page tables ${esc(at)}</h2>${legend}${named}${body}</section>`;
+}
+
+export function renderHtml(h: ReportHeader, r: Replay): string {
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(`asi-check: ${h.title}`)}</title><style>${CSS}</style></head>
+<body>
+${summary(h, r)}
+${steps(r)}
+${cpuTimeline(r)}
+${pageTables(r)}
+</body></html>
+`;
+}

@@ -1,0 +1,137 @@
+// An ASI's page table as rows a person can read (pgd -> pud -> pmd -> pte, present entries only),
+// each compared with the kernel's translation and marked when a violation message names it.
+// Violation messages are text: they name addresses as the kernel prints them (0xffff...), frames as
+// "pfn N" and refcounted entries as "entry LEVEL:VA", so that is what `focusOf` reads.
+
+import { type Geometry, type PgtLevel, PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PTE, entriesPerTable, levelSize, parseVa } from '../model/geometry.ts';
+import { allocationOfFrame } from '../model/memory.ts';
+import { frameAt, lowerLevel, walk } from '../model/pagetable.ts';
+import { _PAGE_PSE, entryFlags, entryFrame, formatFlags, isLarge, isNone, isPresent } from '../model/pte.ts';
+import type { Asi, System } from '../model/system.ts';
+import { ownsTable } from '../model/asi.ts';
+
+/** The addresses and frames a violation names. */
+export interface Focus {
+  readonly vas: readonly number[];
+  readonly pfns: readonly number[];
+}
+
+export function focusOf(g: Geometry, texts: readonly string[]): Focus {
+  const vas: number[] = [];
+  const pfns: number[] = [];
+  for (const t of texts) {
+    for (const m of t.matchAll(/\b0xffff[0-9a-f]{12}\b/gi)) {
+      const va = parseVa(g, m[0]);
+      if (va !== undefined) vas.push(va);
+    }
+    for (const m of t.matchAll(/\bentry \d:(\d+)\b/g)) vas.push(Number(m[1]));
+    for (const m of t.matchAll(/\bpfn (\d+)\b/g)) pfns.push(Number(m[1]));
+  }
+  return { vas: [...new Set(vas)], pfns: [...new Set(pfns)] };
+}
+
+export interface PtRow {
+  /** 0 for pgd entries, one more per level down. */
+  readonly depth: number;
+  readonly level: PgtLevel;
+  /** The table page holding the entry, and the entry's index in it. */
+  readonly table: number;
+  readonly index: number;
+  readonly va: number;
+  readonly size: number;
+  /**
+   * A pointer to a lower table, a large leaf (PSE), a 4K pte leaf, or an empty entry where a named
+   * address should have been translated (frame and flags then mean nothing).
+   */
+  readonly kind: 'table' | 'large' | 'pte' | 'none';
+  readonly frame: number;
+  /** The entry's own flags (not combined along the walk). */
+  readonly flags: string;
+  /** What the frame is: the owning allocation's name, or "free". */
+  readonly frameName: string;
+  /** Table entries: the lower table belongs to the kernel (or anyone but this ASI) and is shared. */
+  readonly shared: boolean;
+  /** Leaf entries: how the kernel's translation differs, or undefined when it agrees. */
+  readonly kernel?: string;
+  /** The entry covers an address or a frame the violation names. */
+  readonly hit: boolean;
+}
+
+export function covers(focus: Focus, va: number, size: number): boolean {
+  return focus.vas.some((v) => v >= va && v < va + size);
+}
+
+/**
+ * The kernel's view of a leaf, at the named addresses inside it (or its first byte): undefined
+ * when the kernel maps the same frame with the same flags there.
+ */
+function kernelDiffers(sys: System, asi: Asi, va: number, size: number, focus: Focus): string | undefined {
+  const named = focus.vas.filter((v) => v >= va && v < va + size);
+  for (const at of named.length ? named : [va]) {
+    const mine = walk(sys.g, sys.tables, asi.pgd, at);
+    const k = walk(sys.g, sys.tables, sys.kernel.pgd, at);
+    if (!mine.ok) {
+      if (k.ok) return `pfn ${frameAt(k.leaf, at)} ${formatFlags(k.leaf.flags)}`;
+      continue;
+    }
+    if (!k.ok) return 'not mapped';
+    const [myFrame, kFrame] = [frameAt(mine.leaf, at), frameAt(k.leaf, at)];
+    if (myFrame !== kFrame) return `pfn ${kFrame}`;
+    const [myFlags, kFlags] = [mine.leaf.flags & ~_PAGE_PSE, k.leaf.flags & ~_PAGE_PSE];
+    if (myFlags !== kFlags) return formatFlags(kFlags);
+  }
+  return undefined;
+}
+
+/**
+ * What the entry's frames hold. A large entry spans many allocations, so it names the frame the
+ * violation is about (at a named address or a named pfn) rather than its first frame.
+ */
+function describeFrames(sys: System, focus: Focus, va: number, frame: number, frames: number): string {
+  const atVa = focus.vas.find((v) => v >= va && v < va + frames * PAGE_SIZE);
+  const named = atVa !== undefined ? frame + Math.floor((atVa - va) / PAGE_SIZE) : focus.pfns.find((p) => p >= frame && p < frame + frames);
+  const shown = frames > 1 ? (named ?? frame) : frame;
+  const name = allocationOfFrame(sys.mem, shown)?.name ?? 'free';
+  return shown === frame && frames === 1 ? name : `pfn ${shown}: ${name}`;
+}
+
+type Position = Pick<PtRow, 'depth' | 'level' | 'table' | 'index' | 'va' | 'size'>;
+
+/** The empty entry where a named address is not translated (RANGE-EXACT's "is not mapped"). */
+function missingRow(sys: System, asi: Asi, focus: Focus, at: Position): PtRow {
+  const kernel = kernelDiffers(sys, asi, at.va, at.size, focus);
+  return { ...at, kind: 'none', frame: 0, flags: '', frameName: '', shared: false, hit: true, ...(kernel ? { kernel } : {}) };
+}
+
+/**
+ * Present entries of the ASI's page table (and empty ones the violation names), depth first. Tables the ASI does not own (kernel tables
+ * its entries point into) are expanded only when the violation names something inside them, so a
+ * shared direct-map pmd does not bury the ASI's own entries.
+ */
+export function asiTableRows(sys: System, asi: Asi, focus: Focus): PtRow[] {
+  const rows: PtRow[] = [];
+  const visit = (table: number, level: PgtLevel, base: number, depth: number): void => {
+    const entries = sys.tables.get(table);
+    if (!entries) return;
+    const size = levelSize(sys.g, level);
+    for (let index = 0; index < entriesPerTable(sys.g); index++) {
+      const e = entries[index];
+      const va = base + index * size;
+      if (isNone(e) || !isPresent(e)) {
+        if (covers(focus, va, size)) rows.push(missingRow(sys, asi, focus, { depth, level, table, index, va, size }));
+        continue;
+      }
+      const frame = entryFrame(e);
+      const kind = level === PGT_LEVEL_PTE ? 'pte' : isLarge(e) ? 'large' : 'table';
+      const frames = kind === 'table' ? 1 : size / PAGE_SIZE;
+      const hit = covers(focus, va, size) || focus.pfns.some((p) => p >= frame && p < frame + frames);
+      const shared = kind === 'table' && !ownsTable(asi, frame);
+      const kernel = kind === 'table' ? undefined : kernelDiffers(sys, asi, va, size, focus);
+      const frameName = describeFrames(sys, focus, va, frame, frames);
+      rows.push({ depth, level, table, index, va, size, kind, frame, flags: formatFlags(entryFlags(e)), frameName, shared, hit, ...(kernel ? { kernel } : {}) });
+      if (kind === 'table' && (!shared || covers(focus, va, size))) visit(frame, lowerLevel(level), va, depth + 1);
+    }
+  };
+  visit(asi.pgd, PGT_LEVEL_PGD, 0, 0);
+  return rows;
+}

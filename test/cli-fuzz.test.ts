@@ -1,0 +1,143 @@
+// `asi-check fuzz` as a user runs it: exit statuses, usage errors, Ctrl-C, reproducibility from the
+// printed seed, disjoint shards, and saved files that `asi-check replay` reproduces. Every run
+// writes to a fresh directory under the OS temp dir, never to counterexamples/.
+
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { loadCounterexample } from '../src/check/counterexample.ts';
+import { runSeededWalk } from '../src/check/seeded.ts';
+import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
+import { configFromFlags } from '../src/commands/usage.ts';
+import { startPool } from '../src/check/fuzz/pool.ts';
+import type { WalkTask, WorkerEvent } from '../src/check/fuzz/protocol.ts';
+import { freshDir, runCli, startCli } from './cli-run.ts';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function out(): string {
+  const d = freshDir('fuzz');
+  dirs.push(d);
+  return d;
+}
+
+// Killed in the first walk or two by a one- or two-op counterexample; any mutant would do, slower.
+const QUICK_MUTANT: MutantName = Object.hasOwn(MUTANT_INFO, 'copy-drops-nx') ? ('copy-drops-nx' as MutantName) : (Object.keys(MUTANT_INFO)[0] as MutantName);
+
+interface Summary {
+  walks: number;
+  steps: number;
+  coverage: { kindsSeen: number; kindsTotal: number; outcomes: number; byKind: unknown };
+  violations: { invariant: string; file: string; new: boolean; walkSeed: string; walks: number; ops: unknown[] }[];
+  perWorker: { worker: number; walks: number; first?: string; last?: string }[];
+  repeats: number;
+}
+
+async function fuzzJson(...args: string[]): Promise<{ status: number | null; summary: Summary; stderr: string }> {
+  const r = await runCli('fuzz', '--json', ...args);
+  return { status: r.status, summary: JSON.parse(r.stdout) as Summary, stderr: r.stderr };
+}
+
+describe.concurrent('asi-check fuzz', () => {
+  test.for([
+    ['--bogus'],
+    ['--seconds', 'abc'],
+    ['--shard', '3/2'],
+    ['--workers', '0'],
+    ['--mutant', 'nope'],
+    ['--known', '/nonexistent/asi-check'],
+  ])('%j is bad usage: one line on stderr, exit 2, no stack trace', async (args) => {
+    const r = await runCli('fuzz', '--runs', '1', '--out', out(), ...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stdout).toBe('');
+  });
+
+  test('a clean run of the fixed profile exits 0 and reports its walks and coverage', async () => {
+    const dir = out();
+    const { status, summary } = await fuzzJson('--runs', '3', '--steps', '10', '--workers', '1', '--seed', 'clean', '--out', dir);
+    expect(summary.violations).toEqual([]);
+    expect(status).toBe(0);
+    expect(summary.walks).toBe(3);
+    expect(summary.steps).toBe(30);
+    expect(summary.coverage.kindsSeen).toBeGreaterThan(0);
+    expect(summary.perWorker).toEqual([{ worker: 0, walks: 3, first: 'clean/s1/w0/0', last: 'clean/s1/w0/2' }]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test('a mutant run exits 1 and saves shrunk counterexamples that replay reproduces; a second run counts them as known', async () => {
+    const dir = out();
+    const first = await fuzzJson('--mutant', QUICK_MUTANT, '--runs', '2', '--workers', '1', '--seed', 'kill', '--out', dir);
+    expect(first.status).toBe(1);
+    expect(first.summary.violations.length).toBeGreaterThan(0);
+    for (const v of first.summary.violations) {
+      expect(v.new).toBe(true);
+      const c = loadCounterexample(v.file);
+      expect(c.invariant).toBe(v.invariant);
+      expect(c.found).toMatchObject({ by: 'fuzz', seed: v.walkSeed });
+      expect(c.ops.length).toBeLessThanOrEqual(6);
+      expect((await runCli('replay', v.file)).status).toBe(1);
+    }
+    const again = await fuzzJson('--mutant', QUICK_MUTANT, '--runs', '2', '--workers', '1', '--seed', 'kill', '--out', dir);
+    expect(again.status).toBe(1);
+    expect(again.summary.violations.map((v) => v.new)).toEqual(first.summary.violations.map(() => false));
+    expect(readdirSync(dir).sort()).toEqual(first.summary.violations.map((v) => basename(v.file)).sort());
+  });
+
+  test('the same seed gives the same walks, violations and files, however the workers interleave', async () => {
+    const [a, b] = [out(), out()];
+    const args = ['--mutant', QUICK_MUTANT, '--runs', '6', '--workers', '2', '--seed', 'same'];
+    const [ra, rb] = await Promise.all([fuzzJson(...args, '--out', a), fuzzJson(...args, '--out', b)]);
+    const comparable = (s: Summary) => ({
+      walks: s.walks,
+      steps: s.steps,
+      coverage: s.coverage,
+      repeats: s.repeats,
+      perWorker: s.perWorker,
+      violations: s.violations.map((v) => ({ ...v, file: basename(v.file) })),
+    });
+    expect(comparable(rb.summary)).toEqual(comparable(ra.summary));
+    expect(readdirSync(b).sort()).toEqual(readdirSync(a).sort());
+    for (const f of readdirSync(a)) expect(readFileSync(join(b, f), 'utf8')).toBe(readFileSync(join(a, f), 'utf8'));
+  });
+
+  test('shards never share a walk: different walk seeds, different op lists', async () => {
+    const args = ['--runs', '2', '--steps', '20', '--workers', '1', '--seed', 'shards', '--profile', 'rfc-v2'];
+    const [one, two] = await Promise.all([fuzzJson(...args, '--shard', '1/2', '--out', out()), fuzzJson(...args, '--shard', '2/2', '--out', out())]);
+    const seeds = (s: Summary) => s.perWorker.flatMap((w) => [w.first!, w.last!]);
+    expect(seeds(one.summary)).toEqual(['shards/s1/w0/0', 'shards/s1/w0/1']);
+    expect(seeds(two.summary)).toEqual(['shards/s2/w0/0', 'shards/s2/w0/1']);
+    const config = configFromFlags({ profile: 'rfc-v2', geometry: 'small', cpus: 2 });
+    const ops = (seed: string) => JSON.stringify(runSeededWalk(config, seed, 20).ops);
+    for (const [i, seed] of seeds(one.summary).entries()) expect(ops(seed)).not.toBe(ops(seeds(two.summary)[i]));
+  });
+
+  test('SIGINT after a violation keeps its saved counterexample, leaves no temp file, prints the summary and exits 1', async () => {
+    const dir = out();
+    const run = startCli(['fuzz', '--mutant', QUICK_MUTANT, '--seconds', '120', '--workers', '1', '--out', dir]);
+    await run.waitFor('NEW');
+    await run.waitFor('steps/s');
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('interrupted');
+    expect(r.stdout).toMatch(/violations: \d+ signatures? \(\d+ new/);
+    const files = readdirSync(dir);
+    expect(files.filter((f) => !f.endsWith('.json'))).toEqual([]);
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(loadCounterexample(join(dir, f)).config.mutant).toBe(QUICK_MUTANT);
+  });
+
+  test('the worker pool also runs where vitest loads it, one worker taking queued tasks in turn', async () => {
+    const config = configFromFlags({ profile: 'rfc-v2', geometry: 'small', cpus: 2 });
+    const task = (worker: number): WalkTask => ({ config, base: 'pool', shard: 1, worker, steps: 10, walks: 2, firstViolationOnly: false, statsEveryMs: 1000 });
+    const events: [number, WorkerEvent['type']][] = [];
+    await startPool([task(0), task(1)], 1, (i, e) => events.push([i, e.type])).done;
+    expect(events.filter(([, type]) => type === 'done')).toEqual([
+      [0, 'done'],
+      [1, 'done'],
+    ]);
+    expect(events.filter(([, type]) => type === 'crash')).toEqual([]);
+  });
+});

@@ -1,0 +1,40 @@
+// `asi-check mutants` as a user runs it: the kill matrix covers every mutant, each killed with a
+// shrunk counterexample that reproduces, and exit status 0 when none survives.
+
+import { describe, expect, test } from 'vitest';
+import { runOps } from '../src/check/run.ts';
+import { MUTANT_INFO } from '../src/model/mutants.ts';
+import type { Op } from '../src/model/ops.ts';
+import { configFromFlags } from '../src/commands/usage.ts';
+import { runCli } from './cli-run.ts';
+
+interface Row {
+  mutant: keyof typeof MUTANT_INFO;
+  killedBy: string | null;
+  walks: number;
+  seconds: number | null;
+  shrunkLength: number | null;
+  ops?: Op[];
+}
+
+describe.concurrent('asi-check mutants', () => {
+  test('every mutant is killed, with a shrunk op list that reproduces its killing invariant', async () => {
+    const r = await runCli('mutants', '--seconds-per-mutant', '10', '--seed', 'matrix', '--json');
+    const summary = JSON.parse(r.stdout) as { mutants: Row[]; survivors: string[] };
+    expect(summary.mutants.map((m) => m.mutant)).toEqual(Object.keys(MUTANT_INFO));
+    expect(summary.survivors).toEqual([]);
+    expect(r.status).toBe(0);
+    for (const m of summary.mutants) {
+      expect(m.walks).toBeGreaterThan(0);
+      expect(m.shrunkLength).toBe(m.ops!.length);
+      const config = configFromFlags({ profile: 'fixed', mutant: m.mutant, geometry: 'small', cpus: 2 });
+      expect(runOps(config, m.ops!, { stopOn: m.killedBy! }).failure?.violations.map((v) => v.invariant)).toContain(m.killedBy);
+    }
+  });
+
+  test('bad usage exits 2 with one line on stderr', async () => {
+    const r = await runCli('mutants', '--seconds-per-mutant', 'soon');
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,125 @@
+// `asi-check replay` as a user runs it: the real command in a child process, its exit status,
+// stdout and stderr. Spawns run concurrently where they are independent (each costs a node + tsx
+// start-up).
+
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..');
+const bin = join(root, 'bin', 'asi-check.js');
+const F5 = join(root, 'counterexamples', 'rfc-v2--refine--ec31c689c1af.json');
+const tmp = mkdtempSync(join(tmpdir(), 'asi-replay-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Run {
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function replay(...args: string[]): Promise<Run> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, 'replay', ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
+    return { status: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { status: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+/** A copy of F5 with `edit` applied to its JSON (or raw text), in the temp dir. */
+function variant(name: string, edit: ((o: Record<string, any>) => void) | string): string {
+  const path = join(tmp, name);
+  if (typeof edit === 'string') writeFileSync(path, edit);
+  else {
+    const o = JSON.parse(readFileSync(F5, 'utf8')) as Record<string, any>;
+    edit(o);
+    writeFileSync(path, JSON.stringify(o));
+  }
+  return path;
+}
+
+describe('asi-check replay FILE', () => {
+  it('exits 1 with a numbered trace, state diffs and the violation when the counterexample reproduces', async () => {
+    const r = await replay(F5);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^ {2}1\. asi_create\(0\) = asi#1$/m);
+    expect(r.stdout).toContain('+ asi#1 created, pgd pfn');
+    expect(r.stdout).toContain('~ kernel maps 293 -> 292 pages');
+    expect(r.stdout).toContain('- freed vmalloc pfn 80 (vmalloc, sensitive)');
+    expect(r.stdout).toContain('VIOLATION REFINE after step 4: asi#1 maps 0xffffffffff40a000 -> pfn 80');
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('reproduces REFINE after step 4');
+    expect(r.stderr).toBe('');
+  });
+
+  it('exits 0 and says so when the same ops no longer reproduce (fixed profile)', async () => {
+    const fixed = variant('fixed.json', (o) => (o.config = { geometry: 'small', cpus: 2, profile: 'fixed' }));
+    const r = await replay(fixed);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('the recorded REFINE no longer reproduces under profile fixed');
+    expect(r.stdout).not.toContain('VIOLATION');
+  });
+
+  it('writes --html atomically: the report has its sections and no temp file is left', async () => {
+    const dir = mkdtempSync(join(tmp, 'html-'));
+    const out = join(dir, 'report.html');
+    const r = await replay(F5, '--html', out);
+    expect(r.status).toBe(1);
+    expect(readdirSync(dir)).toEqual(['report.html']);
+    const html = readFileSync(out, 'utf8');
+    for (const id of ['summary', 'steps', 'cpus', 'pagetables']) expect(html).toContain(`<section id="${id}">`);
+    expect(html).toContain('<tr class="hit leaf">');
+  });
+});
+
+describe('asi-check replay --seed', () => {
+  it('re-runs a walk byte for byte, and with --html too', async () => {
+    const args = ['--seed', 'cli-test/s0/w0/3', '--steps', '40', '--profile', 'rfc-v2'];
+    const out = join(tmp, 'seed.html');
+    const [a, b] = await Promise.all([replay(...args), replay(...args, '--html', out)]);
+    expect([0, 1]).toContain(a.status);
+    expect(b.status).toBe(a.status);
+    expect(a.stdout).toMatch(/^ {2}1\. /m);
+    expect(a.stdout).toContain('source: asi-check replay --seed cli-test/s0/w0/3 --steps 40 --profile rfc-v2 --geometry small --cpus 2');
+    expect(b.stdout).toBe(`${a.stdout}report: ${out}\n`);
+    expect(readFileSync(out, 'utf8')).toContain('<section id="pagetables">');
+  });
+});
+
+describe('bad input: exit 2, one line on stderr, no stack trace', () => {
+  const cases: [string, () => string[], RegExp][] = [
+    ['a missing file', () => [join(tmp, 'missing.json')], /missing\.json: cannot read \(ENOENT: no such file or directory\)$/],
+    ['a file that is not JSON', () => [variant('text.json', 'hello')], /text\.json: not valid JSON/],
+    ['another format', () => [variant('format.json', (o) => (o.format = 'syzkaller'))], /format\.json: not an asi-check counterexample \(format "syzkaller"\)$/],
+    ['an unknown version', () => [variant('v2.json', (o) => (o.version = 2))], /v2\.json: format version 2 is not supported \(this asi-check reads version 1\)$/],
+    ['an unknown op kind', () => [variant('op.json', (o) => (o.ops[1] = { op: 'asi_teleport' }))], /op\.json: op 2: unknown op "asi_teleport"$/],
+    ['an unknown mutant', () => [variant('mutant.json', (o) => (o.config.mutant = 'no-such-mutant'))], /mutant\.json: unknown mutant "no-such-mutant"$/],
+    ['an unknown profile', () => [variant('profile.json', (o) => (o.config.profile = 'rfc-v9'))], /profile\.json: unknown profile "rfc-v9"$/],
+    ['neither a file nor --seed', () => [], /^asi-check: replay takes a counterexample file or --seed, not both or neither$/],
+    ['both a file and --seed', () => [F5, '--seed', '1'], /not both or neither$/],
+    ['a walk flag with a file', () => [F5, '--profile', 'fixed'], /--profile only apply to --seed/],
+    ['a bad --steps', () => ['--seed', '1', '--steps', 'many'], /--steps <n>' argument 'many' is invalid/],
+    ['an unknown --profile', () => ['--seed', '1', '--profile', 'rfc-v9'], /unknown profile 'rfc-v9'/],
+    ['an unknown --mutant', () => ['--seed', '1', '--mutant', 'nope'], /unknown mutant 'nope'/],
+    ['too many --cpus', () => ['--seed', '1', '--cpus', '9'], /expected a whole number from 1 to 4/],
+    ['an --html path that cannot be written', () => [F5, '--html', join(tmp, 'no', 'dir', 'r.html')], /r\.html: cannot write the report \(ENOENT: no such file or directory/],
+  ];
+
+  // One test for the lot, so the spawns run side by side.
+  it('every case', async () => {
+    const runs = await Promise.all(cases.map(([, args]) => replay(...args())));
+    runs.forEach((r, i) => {
+      const [what, , why] = cases[i];
+      expect(r.status, what).toBe(2);
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines, what).toHaveLength(1);
+      expect(lines[0], what).toMatch(/^(asi-check|error): /);
+      expect(lines[0], what).toMatch(why);
+      expect(r.stderr, what).not.toMatch(/\n\s+at /);
+    });
+  });
+});

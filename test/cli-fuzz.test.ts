@@ -54,18 +54,6 @@ describe.concurrent('asi-check fuzz', () => {
     expect(r.stdout).toBe('');
   });
 
-  test('a clean run of the fixed profile exits 0 and reports its walks and coverage', async () => {
-    const dir = out();
-    const { status, summary } = await fuzzJson('--runs', '3', '--steps', '10', '--workers', '1', '--seed', 'clean', '--out', dir);
-    expect(summary.violations).toEqual([]);
-    expect(status).toBe(0);
-    expect(summary.walks).toBe(3);
-    expect(summary.steps).toBe(30);
-    expect(summary.coverage.kindsSeen).toBeGreaterThan(0);
-    expect(summary.perWorker).toEqual([{ worker: 0, walks: 3, first: 'clean/s1/w0/0', last: 'clean/s1/w0/2' }]);
-    expect(readdirSync(dir)).toEqual([]);
-  });
-
   test('a mutant run exits 1 and saves shrunk counterexamples that replay reproduces; a second run counts them as known', async () => {
     const dir = out();
     const first = await fuzzJson('--mutant', QUICK_MUTANT, '--runs', '2', '--workers', '1', '--seed', 'kill', '--out', dir);
@@ -79,15 +67,17 @@ describe.concurrent('asi-check fuzz', () => {
       expect(c.ops.length).toBeLessThanOrEqual(6);
       expect((await runCli('replay', v.file)).status).toBe(1);
     }
-    const again = await fuzzJson('--mutant', QUICK_MUTANT, '--runs', '2', '--workers', '1', '--seed', 'kill', '--out', dir);
+    // Walk 0 again: what it finds is already in the directory.
+    const again = await fuzzJson('--mutant', QUICK_MUTANT, '--runs', '1', '--workers', '1', '--seed', 'kill', '--out', dir);
     expect(again.status).toBe(1);
-    expect(again.summary.violations.map((v) => v.new)).toEqual(first.summary.violations.map(() => false));
+    expect(again.summary.violations.length).toBeGreaterThan(0);
+    expect(again.summary.violations.filter((v) => v.new)).toEqual([]);
     expect(readdirSync(dir).sort()).toEqual(first.summary.violations.map((v) => basename(v.file)).sort());
   });
 
   test('the same seed gives the same walks, violations and files, however the workers interleave', async () => {
     const [a, b] = [out(), out()];
-    const args = ['--mutant', QUICK_MUTANT, '--runs', '6', '--workers', '2', '--seed', 'same'];
+    const args = ['--mutant', QUICK_MUTANT, '--runs', '4', '--workers', '2', '--seed', 'same'];
     const [ra, rb] = await Promise.all([fuzzJson(...args, '--out', a), fuzzJson(...args, '--out', b)]);
     const comparable = (s: Summary) => ({
       walks: s.walks,
@@ -102,13 +92,21 @@ describe.concurrent('asi-check fuzz', () => {
     for (const f of readdirSync(a)) expect(readFileSync(join(b, f), 'utf8')).toBe(readFileSync(join(a, f), 'utf8'));
   });
 
-  test('shards never share a walk: different walk seeds, different op lists', async () => {
-    const args = ['--runs', '2', '--steps', '20', '--workers', '1', '--seed', 'shards', '--profile', 'rfc-v2'];
-    const [one, two] = await Promise.all([fuzzJson(...args, '--shard', '1/2', '--out', out()), fuzzJson(...args, '--shard', '2/2', '--out', out())]);
+  test('clean runs of the fixed profile exit 0; shards never share a walk: different walk seeds, different op lists', async () => {
+    const [d1, d2] = [out(), out()];
+    const args = ['--runs', '2', '--steps', '20', '--workers', '1', '--seed', 'shards'];
+    const [one, two] = await Promise.all([fuzzJson(...args, '--shard', '1/2', '--out', d1), fuzzJson(...args, '--shard', '2/2', '--out', d2)]);
+    for (const { status, summary } of [one, two]) {
+      expect(summary.violations).toEqual([]);
+      expect(status).toBe(0);
+      expect([summary.walks, summary.steps]).toEqual([2, 40]);
+      expect(summary.coverage.kindsSeen).toBeGreaterThan(0);
+    }
+    expect(readdirSync(d1)).toEqual([]);
     const seeds = (s: Summary) => s.perWorker.flatMap((w) => [w.first!, w.last!]);
     expect(seeds(one.summary)).toEqual(['shards/s1/w0/0', 'shards/s1/w0/1']);
     expect(seeds(two.summary)).toEqual(['shards/s2/w0/0', 'shards/s2/w0/1']);
-    const config = configFromFlags({ profile: 'rfc-v2', geometry: 'small', cpus: 2 });
+    const config = configFromFlags({ profile: 'fixed', geometry: 'small', cpus: 2 });
     const ops = (seed: string) => JSON.stringify(runSeededWalk(config, seed, 20).ops);
     for (const [i, seed] of seeds(one.summary).entries()) expect(ops(seed)).not.toBe(ops(seeds(two.summary)[i]));
   });

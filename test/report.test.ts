@@ -111,8 +111,9 @@ describe('renderHtml', () => {
     expect(evil).toContain('a&#38;b.json');
   });
 
-  it('says there is no CPU state while cpuViews is empty', () => {
-    expect(html).toContain('no per-CPU state');
+  it("shows each CPU's cr3, session and task in the timeline", () => {
+    const cpus = html.slice(html.indexOf('<section id="cpus">'), html.indexOf('<section id="pagetables">'));
+    for (const text of ['cpu0', 'cpu1', 'kernel/pcid1', '<th>task</th>', '<th>preempt</th>']) expect(cpus).toContain(text);
   });
 
   it('renders a CPU timeline, marking what each step changed', () => {

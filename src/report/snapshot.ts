@@ -6,6 +6,7 @@
 import { type PgtLevel, PAGE_SIZE } from '../model/geometry.ts';
 import type { AllocKind } from '../model/memory.ts';
 import { leaves } from '../model/pagetable.ts';
+import { ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, formatCr3 } from '../model/cpu.ts';
 import type { System } from '../model/system.ts';
 
 /** One CPU as the report shows it: the page table it runs on and its ASI state. */
@@ -15,18 +16,26 @@ export interface CpuView {
   readonly cr3: string;
   /** The asi_session state (e.g. "none", "entered asi#1", "interrupted"). */
   readonly session: string;
-  /** Interrupt nesting depth. */
+  /** asi_session.abort_depth: 0 between ops unless an abort went wrong. */
   readonly depth: number;
   readonly task?: string;
+  /** preempt_count: a leak shows here before schedule() trips over it. */
+  readonly preempt?: number;
+  /** Why the CPU stopped (double fault, fault loop). */
+  readonly dead?: string;
 }
 
-/**
- * The CPUs of the system. The model has no per-CPU state yet (CR3, asi_session, interrupt depth
- * arrive with the per-CPU model); until then there is nothing to show and reports leave the CPU
- * columns out.
- */
-export function cpuViews(_sys: System): CpuView[] {
-  return [];
+/** The CPUs of the system, as readable strings: the diff and the HTML timeline show every field. */
+export function cpuViews(sys: System): CpuView[] {
+  return sys.cpus.map((c) => ({
+    cpu: c.id,
+    cr3: formatCr3(sys, c.cr3),
+    session: c.session.state === ASI_SESSION_STATE_INACTIVE ? 'none' : `${SESSION_STATE_NAMES[c.session.state]} asi#${c.session.asi}${c.session.retryAbort ? ' retry' : ''}`,
+    depth: c.session.abortDepth,
+    task: `task#${sys.kernel.current[c.id]}`,
+    preempt: c.preemptCount,
+    ...(c.dead ? { dead: c.dead } : {}),
+  }));
 }
 
 /** A VA range tracked by an ASI (struct asi_range_mapping). */

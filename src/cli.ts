@@ -5,11 +5,13 @@ import { registerFuzz } from './commands/fuzz.ts';
 import { registerList } from './commands/list.ts';
 import { registerMutants } from './commands/mutants.ts';
 import { registerReplay } from './commands/replay.ts';
-import { EXIT_USAGE } from './commands/usage.ts';
+import { EXIT_USAGE, exitUsageOnCommanderError } from './commands/usage.ts';
 
-const program = new Command('asi-check')
-  .description('model-based invariant checker for Linux Kernel Address Space Isolation (RFC v2)')
-  .version('0.1.0');
+// Subcommands inherit the exit override when they are created, so it is set first: bad usage of
+// any command exits 2 with commander's one-line message.
+const program = exitUsageOnCommanderError(
+  new Command('asi-check').description('model-based invariant checker for Linux Kernel Address Space Isolation (RFC v2)').version('0.1.0'),
+);
 
 registerList(program);
 registerReplay(program);
@@ -19,5 +21,4 @@ registerMutants(program);
 // `asi-check list | head` closes the pipe early; that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_USAGE));
 
-program.exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
 program.parse();

@@ -29,6 +29,9 @@ describe('the fixed profile', () => {
   test('violates no invariant (small geometry, 1 CPU, refuse overlaps)', () => {
     propertyHolds({ geometry: 'small', cpus: 1, profile: 'fixed', options: { overlapPolicy: 'refuse' } }, 150, 2, 30);
   });
+  test('the v3 design with its two fixes violates no invariant (interrupts resume isolation)', () => {
+    propertyHolds({ geometry: 'small', cpus: 2, profile: 'v3', options: { resumeFlushesGlobal: true, exitDeactivatesFirst: true } }, 200, 4, 30);
+  });
   test('violates no invariant (real x86-64 geometry)', () => {
     propertyHolds({ geometry: 'real', cpus: 2, profile: 'fixed' }, 12, 3, 20);
   });

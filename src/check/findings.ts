@@ -1,6 +1,7 @@
-// The findings ladder: the checker run on `rfc-v2`, and after each finding its fix turned on and the
-// search run again. Each rung's configuration is where the finding was made; `npm run findings`
-// re-runs the ladder and saves each shrunk counterexample in counterexamples/.
+// The findings ladders: the checker run on a profile (`rfc-v2`, then the `v3` design), and after
+// each finding its fix turned on and the search run again. Each rung's configuration is where the
+// finding was made; `npm run findings` re-runs the ladders and saves each shrunk counterexample in
+// counterexamples/.
 
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -47,31 +48,45 @@ export const LADDER: readonly Rung[] = [
   { title: "asi_exit(asi) with another ASI than the session's unmaps the stack from the wrong ASI", fix: { exitChecksAsi: true }, numRuns: 3000 },
 ];
 
+/** The v3 design (interrupts resume isolation), found in this order after the rfc-v2 ladder. */
+export const V3_LADDER: readonly Rung[] = [
+  { title: 'v3: ASI_RESUME reloads the isolation CR3 with NOFLUSH, and Global entries the handler filled stay reachable', fix: { resumeFlushesGlobal: true }, numRuns: 3000 },
+  { title: 'v3: an interrupt between asi_exit restoring CR3 and leaving ACTIVE resumes isolation, and the exit leaves the CPU on the ASI', fix: { exitDeactivatesFirst: true }, numRuns: 3000 },
+];
+
+export const LADDERS = [
+  { profile: 'rfc-v2', prefix: 'F', rungs: LADDER },
+  { profile: 'v3', prefix: 'V', rungs: V3_LADDER },
+] as const;
+
 export const LADDER_SEED = 42;
 
-/** The configuration rung i ran in: rfc-v2 with the fixes of the rungs before it. */
-export function rungConfig(i: number): Config {
-  const options = Object.assign({}, ...LADDER.slice(0, i).map((r) => r.fix)) as Partial<DesignOptions>;
-  return { geometry: 'small', cpus: 2, profile: 'rfc-v2', options };
+/** The configuration rung i of a ladder ran in: its profile with the fixes of the rungs before it. */
+export function rungConfig(i: number, ladder: (typeof LADDERS)[number] = LADDERS[0]): Config {
+  const options = Object.assign({}, ...ladder.rungs.slice(0, i).map((r) => r.fix)) as Partial<DesignOptions>;
+  return { geometry: 'small', cpus: 2, profile: ladder.profile, options };
 }
 
 function main(): void {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'counterexamples');
-  LADDER.forEach((rung, i) => {
-    const config = rungConfig(i);
-    const t0 = performance.now();
-    const f = hunt(config, { seed: LADDER_SEED, numRuns: rung.numRuns, ...(rung.foundation ? { invariants: FOUNDATION_INVARIANTS, weights: FOUNDATION_WEIGHTS } : {}) });
-    const ms = (performance.now() - t0).toFixed(0);
-    if (!f) {
-      console.log(`F${i + 1} ${rung.title}: not found in ${rung.numRuns} runs (${ms} ms)`);
-      return;
-    }
-    const c = makeCounterexample(config, f.ops, f.violation.invariant, f.violation.message, `F${i + 1}: ${rung.title}`, { by: 'findings ladder (fast-check)', seed: f.seed, path: f.path, runs: f.runsToFailure });
-    const path = saveCounterexample(dir, c);
-    console.log(`F${i + 1} ${f.violation.invariant} after ${f.runsToFailure} runs, ${f.ops.length} ops (${ms} ms) -> ${path}`);
-    for (const op of f.ops) console.log(`     ${formatOp(GEOMETRIES.small, op)}`);
-    console.log(`     ${f.violation.message}`);
-  });
+  for (const ladder of LADDERS) {
+    ladder.rungs.forEach((rung: Rung, i) => {
+      const config = rungConfig(i, ladder);
+      const name = `${ladder.prefix}${i + 1}`;
+      const t0 = performance.now();
+      const f = hunt(config, { seed: LADDER_SEED, numRuns: rung.numRuns, ...(rung.foundation ? { invariants: FOUNDATION_INVARIANTS, weights: FOUNDATION_WEIGHTS } : {}) });
+      const ms = (performance.now() - t0).toFixed(0);
+      if (!f) {
+        console.log(`${name} ${rung.title}: not found in ${rung.numRuns} runs (${ms} ms)`);
+        return;
+      }
+      const c = makeCounterexample(config, f.ops, f.violation.invariant, f.violation.message, `${name}: ${rung.title}`, { by: 'findings ladder (fast-check)', seed: f.seed, path: f.path, runs: f.runsToFailure });
+      const path = saveCounterexample(dir, c);
+      console.log(`${name} ${f.violation.invariant} after ${f.runsToFailure} runs, ${f.ops.length} ops (${ms} ms) -> ${path}`);
+      for (const op of f.ops) console.log(`     ${formatOp(GEOMETRIES.small, op)}`);
+      console.log(`     ${f.violation.message}`);
+    });
+  }
   mutantCorpus(dir);
 }
 

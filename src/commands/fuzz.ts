@@ -14,7 +14,7 @@ import { MAX_SHRINKS_PER_KIND } from '../check/fuzz/walker.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { ProfileName } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, exitUsageOnCommanderError, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
+import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
 
 /** The time budget when neither --seconds nor --runs is given. */
 export const DEFAULT_FUZZ_SECONDS = 60;
@@ -187,5 +187,4 @@ export function registerFuzz(program: Command): void {
     .option('--known <dir>', 'counterexamples here count as known too (repeatable)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action((flags: FuzzFlags) => fuzz(flags));
-  exitUsageOnCommanderError(cmd);
 }

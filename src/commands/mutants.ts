@@ -11,7 +11,7 @@ import type { FoundViolation, WalkTask } from '../check/fuzz/protocol.ts';
 import { replayCommand } from '../check/fuzz/progress.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { defaultSeed } from './fuzz.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, exitUsageOnCommanderError, intIn } from './usage.ts';
+import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn } from './usage.ts';
 
 const DEFAULT_SECONDS_PER_MUTANT = 10;
 
@@ -100,5 +100,4 @@ export function registerMutants(program: Command): void {
     .option('--workers <k>', 'mutants run at once', intIn(1, 64), Math.min(2, availableParallelism()))
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action((flags: MutantsFlags) => killMatrix(flags));
-  exitUsageOnCommanderError(cmd);
 }

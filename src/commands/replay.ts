@@ -13,7 +13,7 @@ import type { Config } from '../model/system.ts';
 import { type ReportHeader, renderHtml } from '../report/html.ts';
 import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, exitUsageOnCommanderError, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
+import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
 
 interface ReplayFlags {
   readonly seed?: string;
@@ -86,7 +86,7 @@ function writeAtomically(path: string, text: string): void {
 }
 
 export function registerReplay(program: Command): void {
-  exitUsageOnCommanderError(program.command('replay'))
+  program.command('replay')
     .description('re-run a saved counterexample or a seeded walk, print its numbered trace with state diffs; exit 1 if it reproduces')
     .argument('[file]', 'a counterexample JSON file')
     .option('--seed <seed>', 'instead of a file: the walk seed that `asi-check fuzz` printed')

@@ -78,9 +78,15 @@ export function cr3Pcid(cr3: number): number {
   return cr3 & CR3_PCID_MASK;
 }
 
-/** load_cr3(asi->pgd) writes __sme_pa(pgd): PCID 0, a PCID the kernel itself never uses (patch 01). */
-export function asiPcid(_sys: System): number {
-  return 0;
+/** v3: the ASI's PCID is ASI_PCID_PREFIX << 4 | the kernel's PCID. */
+const ASI_PCID_PREFIX = 1;
+
+/**
+ * load_cr3(asi->pgd) writes __sme_pa(pgd): PCID 0, a PCID the kernel itself never uses (patch 01).
+ * v3 tags the ASI with a PCID of its own so that resuming can keep its TLB entries (NOFLUSH).
+ */
+export function asiPcid(sys: System): number {
+  return sys.options.interruptResumes ? (ASI_PCID_PREFIX << 4) | KERNEL_PCID : 0;
 }
 
 export function kernelCr3(sys: System): number {

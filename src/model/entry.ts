@@ -54,12 +54,15 @@ function deliverable(k: Exec, kind: IntrKind): string | undefined {
   return undefined;
 }
 
-/** An event arriving between ops, where the CPU runs whatever it was running. */
-export function arrive(k: Exec, e: Intr): void {
-  deliver(k, e, 'idle');
+/**
+ * An event arriving between ops, where the CPU runs whatever it was running; `body` is what the
+ * handler does besides touching `e.va` (a TLB shootdown IPI invalidates its range).
+ */
+export function arrive(k: Exec, e: Intr, body?: () => void): void {
+  deliver(k, e, 'idle', body);
 }
 
-function deliver(k: Exec, e: Intr, where: string): void {
+function deliver(k: Exec, e: Intr, where: string, body?: () => void): void {
   if (k.cpu.dead) return;
   const blocked = deliverable(k, e.kind);
   if (blocked) {
@@ -69,7 +72,7 @@ function deliver(k: Exec, e: Intr, where: string): void {
   k.sys.ghost.landed.push(`${where}:${e.kind}`);
   log(k.out, 'note', `cpu${k.cpu.id}: ${e.kind} at ${where} (cr3 ${formatCr3(k.sys, k.cpu.cr3)})`);
   if (e.kind === 'switch') preempt(k, e.nested ?? []);
-  else drive(k, e.kind, interruptHandler(k, e.kind, e.va), e.nested ?? []);
+  else drive(k, e.kind, interruptHandler(k, e.kind, e.va, body), e.nested ?? []);
 }
 
 // ---- hardware delivery ----------------------------------------------------------------------
@@ -133,7 +136,7 @@ function handlerBody(k: Exec, kind: HandlerKind): void {
 }
 
 /** interrupt_entry / error_entry / paranoid_entry with the ASI hooks, the handler, and its exit. */
-function* interruptHandler(k: Exec, kind: HandlerKind, va?: number): Path {
+function* interruptHandler(k: Exec, kind: HandlerKind, va?: number, body?: () => void): Path {
   const cpu = k.cpu;
   if (!enterHandler(k, kind)) return;
   const irqsWereDisabled = cpu.irqsDisabled;
@@ -144,6 +147,7 @@ function* interruptHandler(k: Exec, kind: HandlerKind, va?: number): Path {
   handlerBody(k, kind);
   yield 'handler body';
   if (va !== undefined) accessVa(k, va, 'read', true);
+  body?.();
   yield* asiFinishAbort(k);
   cpu.handlers.pop();
   cpu.irqsDisabled = irqsWereDisabled;

@@ -90,6 +90,11 @@ export const MUTANTS = {
     where: 'asi_fault: reports every kernel fault handled, isolation or not',
     expect: 'PROGRESS',
   },
+  'resume-reloads-before-idepth-dec': {
+    where: 'v3 ASI_RESUME: the isolation CR3 is reloaded before idepth drops to 0, so an interrupt in between leaves the session ACTIVE on the kernel CR3',
+    expect: 'SESSION',
+    options: { interruptResumes: true },
+  },
   'init-skips-session': {
     where: 'asi_init_mapping: cpu_asi_session is not mapped',
     expect: 'ENTRY-MAPPED',

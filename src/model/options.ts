@@ -93,6 +93,23 @@ export interface DesignOptions {
    * unmaps the current stack from the asi it was given, so the session's ASI keeps the stack.
    */
   exitChecksAsi: boolean;
+  /**
+   * The v3 design: an interrupt interrupts isolation instead of aborting it. ASI_INTERRUPT counts the
+   * interrupt depth (idepth) and switches to the kernel CR3; ASI_RESUME at depth 0 reloads the
+   * isolation CR3 with NOFLUSH, the ASI running on its own PCID (prefix << 4 | kernel PCID). Only a
+   * fault asi_fault handles, or a context switch, ends the session.
+   */
+  interruptResumes: boolean;
+  /**
+   * v3: ASI_RESUME flushes Global TLB entries too. What the handler touched on the kernel page table
+   * was cached Global and survives the NOFLUSH reload of the isolation CR3.
+   */
+  resumeFlushesGlobal: boolean;
+  /**
+   * v3: asi_exit leaves ACTIVE before it restores CR3. Restoring first lets an interrupt in between
+   * resume isolation at its ASI_RESUME, and the exit then leaves the CPU on the ASI page table.
+   */
+  exitDeactivatesFirst: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -117,6 +134,9 @@ export const OPTION_NAMES = [
   'percpuUndoesOwn',
   'initMapsIdt',
   'exitChecksAsi',
+  'interruptResumes',
+  'resumeFlushesGlobal',
+  'exitDeactivatesFirst',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -141,6 +161,9 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   percpuUndoesOwn: false,
   initMapsIdt: false,
   exitChecksAsi: false,
+  interruptResumes: false,
+  resumeFlushesGlobal: false,
+  exitDeactivatesFirst: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -165,13 +188,20 @@ export const FIXED_OPTIONS: DesignOptions = {
   percpuUndoesOwn: true,
   initMapsIdt: true,
   exitChecksAsi: true,
+  interruptResumes: false,
+  resumeFlushesGlobal: true,
+  exitDeactivatesFirst: true,
 };
 
-export type ProfileName = 'rfc-v2' | 'fixed';
+/** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
+export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
+
+export type ProfileName = 'rfc-v2' | 'fixed' | 'v3';
 
 export const PROFILES: Record<ProfileName, { readonly description: string; readonly options: DesignOptions }> = {
   'rfc-v2': { description: 'the posted RFC v2 code, exactly, including its mistakes', options: RFC_V2_OPTIONS },
   fixed: { description: 'RFC v2 with every design option of FINDINGS.md turned on', options: FIXED_OPTIONS },
+  v3: { description: 'fixed, but interrupts interrupt and later resume isolation (idepth, ASI PCID, NOFLUSH)', options: V3_OPTIONS },
 };
 
 export function isProfileName(x: unknown): x is ProfileName {

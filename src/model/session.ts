@@ -33,13 +33,13 @@ export function asiCr3(sys: System, asi: Asi): number {
  * Every CR3 write of the session code. An ASI page table may only be loaded while the session is
  * ACTIVE, or inside the asi_barrier_begin/end window that patch 02 allows for exactly this.
  */
-function loadCr3(k: Exec, cr3: number): void {
+function loadCr3(k: Exec, cr3: number, noflush = false): void {
   const s = k.cpu.session;
   const isAsiRoot = [...k.sys.asis.values()].some((a) => a.pgd === cr3Root(cr3));
   if (isAsiRoot && s.state !== ASI_SESSION_STATE_ACTIVE && !s.retryAbort) {
     k.sys.ghost.events.push({ invariant: 'SESSION', message: `cpu${k.cpu.id} loads cr3 ${formatCr3(k.sys, cr3)} while its session is ${SESSION_STATE_NAMES[s.state]}` });
   }
-  writeCr3(k.cpu, cr3);
+  writeCr3(k.cpu, cr3, noflush);
 }
 
 function putIfFixed(k: Exec): void {
@@ -173,7 +173,17 @@ export function* asiExit(k: Exec, asiId: number | null): Path {
   const state = s.state;
   yield 'read state';
   if (state === ASI_SESSION_STATE_INACTIVE) return;
-  if (state === ASI_SESSION_STATE_ACTIVE) yield* asiRestoreCr3(k);
+  if (sys.options.interruptResumes && sys.options.exitDeactivatesFirst) {
+    // v3 fix: leave ACTIVE first, so that an interrupt in between does not resume isolation, then
+    // restore if the CPU is still on the ASI (a nested exit may find it either way).
+    const original = s.originalCr3;
+    s.state = ASI_SESSION_STATE_ABORTED;
+    yield 'state = ABORTED';
+    if (original && cr3Root(k.cpu.cr3) !== sys.kernel.pgd) {
+      loadCr3(k, original);
+      yield 'write_cr3(original_cr3)';
+    }
+  } else if (state === ASI_SESSION_STATE_ACTIVE) yield* asiRestoreCr3(k);
 
   getCpuVar(sys);
   s.state = ASI_SESSION_STATE_INACTIVE;
@@ -216,6 +226,7 @@ export function* asiAbort(k: Exec): Path {
 
 /** asi_start_abort (patch 02): ASI_START_ABORT at the start of every interrupt and exception handler. */
 export function* asiStartAbort(k: Exec): Path<number> {
+  if (k.sys.options.interruptResumes) return yield* asiInterrupt(k);
   const s = k.cpu.session;
   // fixed: count first, so that an NMI landing inside this abort sees a depth above its own and
   // leaves the session ABORTED for us instead of exiting it under our feet.
@@ -249,6 +260,7 @@ export function* asiStartAbort(k: Exec): Path<number> {
 
 /** asi_finish_abort (patch 02): ASI_FINISH_ABORT at the end of every handler. */
 export function* asiFinishAbort(k: Exec): Path {
+  if (k.sys.options.interruptResumes) return yield* asiResume(k);
   const s = k.cpu.session;
   const state = s.state;
   yield 'ASI_FINISH_ABORT: read state';
@@ -258,6 +270,51 @@ export function* asiFinishAbort(k: Exec): Path {
   yield 'abort_depth--';
   if (s.abortDepth > 0 || s.retryAbort || mutant(k.sys, 'finish-abort-skips-exit')) return;
   yield* asiExit(k, s.asi);
+}
+
+/**
+ * v3 ASI_INTERRUPT: count first (an NMI inside sees a depth above its own), then leave the ASI page
+ * table if the CPU is on it. The session stays ACTIVE; abort_depth serves as idepth.
+ */
+function* asiInterrupt(k: Exec): Path<number> {
+  const s = k.cpu.session;
+  const state = s.state;
+  yield 'ASI_INTERRUPT: read state';
+  if (state === ASI_SESSION_STATE_INACTIVE) return 0;
+  s.abortDepth = (s.abortDepth + 1) >>> 0;
+  yield 'idepth++';
+  if (cr3Root(k.cpu.cr3) !== k.sys.kernel.pgd) {
+    loadCr3(k, s.originalCr3, true);
+    yield 'write_cr3(original_cr3 | NOFLUSH)';
+  }
+  return s.originalCr3;
+}
+
+/** v3 ASI_RESUME: at depth 0 go back to the isolation CR3, or exit if asi_fault aborted the session. */
+function* asiResume(k: Exec): Path {
+  const s = k.cpu.session;
+  const state = s.state;
+  yield 'ASI_RESUME: read state';
+  if (state === ASI_SESSION_STATE_INACTIVE) return;
+  const reloadFirst = mutant(k.sys, 'resume-reloads-before-idepth-dec');
+  if (reloadFirst && s.abortDepth === 1 && s.state === ASI_SESSION_STATE_ACTIVE) {
+    loadCr3(k, s.isolationCr3, true);
+    yield 'write_cr3(isolation_cr3 | NOFLUSH)';
+  }
+  s.abortDepth = (s.abortDepth - 1) >>> 0;
+  yield 'idepth--';
+  if (s.abortDepth > 0) return;
+  // Read again: an NMI since the read above may have ended the session.
+  if (s.state === ASI_SESSION_STATE_ABORTED) yield* asiExit(k, s.asi);
+  if (s.state !== ASI_SESSION_STATE_ACTIVE) return;
+  if (!reloadFirst) {
+    loadCr3(k, s.isolationCr3, true);
+    yield 'write_cr3(isolation_cr3 | NOFLUSH)';
+  }
+  if (k.sys.options.resumeFlushesGlobal) {
+    flushTlbAll(k.cpu);
+    yield '__flush_tlb_global';
+  }
 }
 
 /**
@@ -277,13 +334,17 @@ export function asiFault(k: Exec, faultCr3: number): boolean {
     putIfFixed(k);
     return false;
   }
-  if (s.state !== ASI_SESSION_STATE_ABORTED) warnOn(sys, out, 'asi_session->state != ASI_SESSION_STATE_ABORTED');
+  // v3 keeps the session ACTIVE during the interrupt: the fault is the one place it changes.
+  const expected = sys.options.interruptResumes ? ASI_SESSION_STATE_ACTIVE : ASI_SESSION_STATE_ABORTED;
+  if (s.state !== expected) warnOn(sys, out, `asi_session->state != ASI_SESSION_STATE_${SESSION_STATE_NAMES[expected]}`);
   if (s.abortDepth !== 1) warnOn(sys, out, 'asi_session->abort_depth != 1');
   if (!asi) {
     sys.ghost.events.push({ invariant: 'SESSION', message: `cpu${k.cpu.id}: asi_fault logs to asi#${s.asi} of an ${SESSION_STATE_NAMES[s.state]} session, which no longer exists (NULL or freed struct asi)` });
     putIfFixed(k);
     return true;
   }
+  // v3: the fault ends the session, at ASI_RESUME, instead of resuming into the same fault.
+  if (sys.options.interruptResumes) s.state = ASI_SESSION_STATE_ABORTED;
   // asi_log_fault: spin_lock(&asi->fault_lock), not irqsave.
   spinLock(sys, `asi#${asi.id}->fault_lock`, false);
   spinUnlock(sys, `asi#${asi.id}->fault_lock`);

@@ -114,15 +114,16 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log): number {
 
 /**
  * flush_tlb_kernel_range after the kernel unmaps memory: an IPI to every CPU, whose handler (which
- * aborts isolation like any interrupt) invalidates the range in the PCID it then runs on.
+ * leaves isolation like any interrupt) invalidates the range, with INVLPG, in the PCID it runs on.
  */
 function shootdown(sys: System, area: VmArea, out: Log): void {
   for (const cpu of sys.cpus) {
     if (cpu.dead) continue;
     const k: Exec = { sys, cpu, out };
     sys.exec = cpu;
-    arrive(k, { at: 0, kind: 'irq' });
-    for (let va = area.va; va < area.va + area.pages * PAGE_SIZE; va += PAGE_SIZE) invlpg(cpu, va);
+    arrive(k, { at: 0, kind: 'irq' }, () => {
+      for (let va = area.va; va < area.va + area.pages * PAGE_SIZE; va += PAGE_SIZE) invlpg(cpu, va);
+    });
   }
   sys.exec = processContext();
 }

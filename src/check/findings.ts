@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { DesignOptions } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
-import { formatOp } from '../model/ops.ts';
+import { type Op, formatOp } from '../model/ops.ts';
+import { runOps } from './run.ts';
 import { GEOMETRIES } from '../model/geometry.ts';
 import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
@@ -61,6 +62,26 @@ export const LADDERS = [
 
 export const LADDER_SEED = 42;
 
+/**
+ * Findings the random search does not reach within the ladder's budget (they need five or more
+ * specific ops), written down as op lists, each in the configuration after the whole rfc-v2 ladder.
+ */
+export const DIRECTED: readonly { readonly title: string; readonly fix: Partial<DesignOptions>; readonly ops: readonly Op[] }[] = [
+  {
+    title: "asi_unmap clears the entries but flushes no TLB: a CPU isolated in the ASI keeps reaching the unmapped object through a Global entry",
+    fix: { asiUnmapFlushesTlb: true },
+    // 0x24a000 is the kmalloc object's direct-map address in the small geometry (0xffffffffff24a000).
+    ops: [
+      { op: 'asi_create', flags: 0 },
+      { op: 'kmalloc', size: 0x40, sensitive: true },
+      { op: 'asi_map', asi: 1, ptr: 0x24a000, size: 0x40, level: 0 },
+      { op: 'asi_enter', cpu: 0, asi: 1, intr: [] },
+      { op: 'access', cpu: 0, va: 0x24a000, access: 'read', intr: [] },
+      { op: 'asi_unmap', asi: 1, ptr: 0x24a000 },
+    ],
+  },
+];
+
 /** The configuration rung i of a ladder ran in: its profile with the fixes of the rungs before it. */
 export function rungConfig(i: number, ladder: (typeof LADDERS)[number] = LADDERS[0]): Config {
   const options = Object.assign({}, ...ladder.rungs.slice(0, i).map((r) => r.fix)) as Partial<DesignOptions>;
@@ -87,6 +108,19 @@ function main(): void {
       console.log(`     ${f.violation.message}`);
     });
   }
+  DIRECTED.forEach((d, i) => {
+    const name = `F${LADDER.length + i + 1}`;
+    const config = rungConfig(LADDER.length);
+    const failure = runOps(config, d.ops).failure;
+    if (!failure) {
+      console.log(`${name} ${d.title}: no longer reproduces`);
+      return;
+    }
+    const v = failure.violations[0];
+    const path = saveCounterexample(dir, makeCounterexample(config, d.ops, v.invariant, v.message, `${name}: ${d.title}`, { by: 'directed scenario' }));
+    console.log(`${name} ${v.invariant}, ${d.ops.length} ops (directed) -> ${path}`);
+    console.log(`     ${v.message}`);
+  });
   mutantCorpus(dir);
 }
 

@@ -74,7 +74,6 @@ export const STACK: Invariant = {
   statement: "While a CPU is isolated its current stack (and task, with ASI_MAP_CURRENT_TASK) is mapped in the ASI; no task's stack stays mapped by asi_enter once that task has left the session.",
   source: 'RFC v2 patches 15, 16 (asi_enter/asi_exit map and unmap current->stack and current)',
   check(sys) {
-    const sessionTasks = new Map<number, Set<number>>();
     for (const c of live(sys)) {
       const asi = isolatedIn(sys, c);
       if (!asi) continue;
@@ -84,14 +83,14 @@ export const STACK: Invariant = {
         if (!maps(sys, asi, va)) return `cpu${c.id} runs isolated in asi#${asi.id} but its stack page ${formatVa(sys.g, va)} (task#${t.id}) is not mapped there`;
       }
       if (asi.mappingFlags & ASI_MAP_CURRENT_TASK && !maps(sys, asi, t.structVa)) return `cpu${c.id} runs isolated in asi#${asi.id} with ASI_MAP_CURRENT_TASK but task#${t.id} is not mapped there`;
-      if (!sessionTasks.has(asi.id)) sessionTasks.set(asi.id, new Set());
-      sessionTasks.get(asi.id)!.add(t.id);
     }
+    // A session (of any CPU, a dead one included: its state is frozen) that still names the task keeps it.
+    const inSession = (asi: Asi, task: number) => sys.cpus.some((c) => c.session.asi === asi.id && c.session.task === task);
     for (const asi of sys.asis.values()) {
       for (const r of asi.ranges) {
         if (typeof r.madeBy !== 'number') continue;
         const owner = [...sys.kernel.tasks.values()].find((t) => taskStackVa(sys, t) === r.ptr || t.structVa === r.ptr);
-        if (owner && !sessionTasks.get(asi.id)?.has(owner.id)) return `asi#${asi.id} still maps ${r.ptr === owner.structVa ? 'the task_struct' : 'the stack'} of task#${owner.id} (mapped by asi_enter on cpu${r.madeBy}) after it left isolation`;
+        if (owner && !inSession(asi, owner.id)) return `asi#${asi.id} still maps ${r.ptr === owner.structVa ? 'the task_struct' : 'the stack'} of task#${owner.id} (mapped by asi_enter on cpu${r.madeBy}) after it left isolation`;
       }
     }
     return undefined;

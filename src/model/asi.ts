@@ -571,15 +571,15 @@ export function asiRemap(sys: System, asi: Asi, cur: number | null, ptr: number,
 
 // ---- percpu (patch 12) ----------------------------------------------------------------------
 
-export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log, cpus = sys.config.cpus): void {
-  for (let cpu = 0; cpu < cpus; cpu++) asiUnmap(sys, asi, perCpuPtr(sys, v, cpu), out);
+export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): void {
+  for (let cpu = 0; cpu < sys.config.cpus; cpu++) asiUnmap(sys, asi, perCpuPtr(sys, v, cpu), out);
 }
 
 export function asiMapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): number {
   for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
     const err = asiMap(sys, asi, perCpuPtr(sys, v, cpu), PERCPU_VARS[v].size, out);
     if (err) {
-      asiUnmapPercpu(sys, asi, v, out, sys.options.percpuUndoesOwn ? cpu : sys.config.cpus);
+      asiUnmapPercpu(sys, asi, v, out);
       return err;
     }
   }

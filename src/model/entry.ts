@@ -34,10 +34,12 @@ const MAX_FAULT_RETRIES = 4;
 export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly Intr[] = []): R | undefined {
   let point = 'start';
   for (let i = 0; ; i++) {
+    k.sys.ghost.visited.push(`${path}@${point}`);
     for (const e of events) if (e.at === i) deliver(k, e, `${path}@${point}`);
     if (k.cpu.dead) return undefined;
     const r = gen.next();
     if (r.done) {
+      k.sys.ghost.visited.push(`${path}@return`);
       for (const e of events) if (e.at > i) deliver(k, e, `${path}@return`);
       return k.cpu.dead ? undefined : r.value;
     }
@@ -59,13 +61,15 @@ function deliverable(k: Exec, kind: IntrKind): string | undefined {
  * handler does besides touching `e.va` (a TLB shootdown IPI invalidates its range).
  */
 export function arrive(k: Exec, e: Intr, body?: () => void): void {
-  deliver(k, e, 'idle', body);
+  k.sys.ghost.visited.push('idle@between ops');
+  deliver(k, e, 'idle@between ops', body);
 }
 
 function deliver(k: Exec, e: Intr, where: string, body?: () => void): void {
   if (k.cpu.dead) return;
   const blocked = deliverable(k, e.kind);
   if (blocked) {
+    k.sys.ghost.heldOff.push(`${where}:${e.kind}`);
     log(k.out, 'note', `cpu${k.cpu.id}: ${e.kind} at ${where} held off: ${blocked}`);
     return;
   }

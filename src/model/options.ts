@@ -80,8 +80,6 @@ export interface DesignOptions {
    * asi_init_mapping and the stack/task asi_enter maps cannot be unmapped from under the entry code.
    */
   protectInternalRanges: boolean;
-  /** asi_map_percpu's error path unmaps only the CPUs it mapped; the RFC unmaps every CPU's pointer. */
-  percpuUndoesOwn: boolean;
   /**
    * asi_init_mapping maps cpu_entry_area from CPU_ENTRY_AREA_BASE, so the read-only IDT one page
    * below CPU_ENTRY_AREA_PER_CPU is mapped. The RFC maps from the per-CPU part and gets the IDT
@@ -131,7 +129,6 @@ export const OPTION_NAMES = [
   'destroyChecksSessions',
   'startAbortCountsFirst',
   'protectInternalRanges',
-  'percpuUndoesOwn',
   'initMapsIdt',
   'exitChecksAsi',
   'interruptResumes',
@@ -158,7 +155,6 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   destroyChecksSessions: false,
   startAbortCountsFirst: false,
   protectInternalRanges: false,
-  percpuUndoesOwn: false,
   initMapsIdt: false,
   exitChecksAsi: false,
   interruptResumes: false,
@@ -185,7 +181,6 @@ export const FIXED_OPTIONS: DesignOptions = {
   destroyChecksSessions: true,
   startAbortCountsFirst: true,
   protectInternalRanges: true,
-  percpuUndoesOwn: true,
   initMapsIdt: true,
   exitChecksAsi: true,
   interruptResumes: false,

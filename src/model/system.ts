@@ -127,12 +127,14 @@ export interface Ghost {
   events: GhostEvent[];
   /** Entries cleared in an ASI page table during the current step. */
   cleared: { asi: number; va: number; size: number }[];
-  /** Where interrupts landed during the current step: "path:point:kind" (coverage). */
+  /** Coverage of the current step: points "path@point" the paths passed, and events "path@point:kind" delivered or held off there. */
+  visited: string[];
   landed: string[];
+  heldOff: string[];
 }
 
 export function newGhost(): Ghost {
-  return { events: [], cleared: [], landed: [] };
+  return { events: [], cleared: [], visited: [], landed: [], heldOff: [] };
 }
 
 export interface System {
@@ -185,6 +187,6 @@ export function cloneSystem(s: System): System {
     ),
     cpus: s.cpus.map(cloneCpu),
     exec: processContext(),
-    ghost: { events: [...s.ghost.events], cleared: [...s.ghost.cleared], landed: [...s.ghost.landed] },
+    ghost: { events: [...s.ghost.events], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },
   };
 }

@@ -25,44 +25,41 @@ export function isolatedIn(sys: System, cpu: Cpu): Asi | undefined {
   return cpu.session.state === ASI_SESSION_STATE_ACTIVE ? [...sys.asis.values()].find((a) => a.pgd === cr3Root(cpu.cr3)) : undefined;
 }
 
+/** A CPU that is not isolated runs on the kernel CR3. */
+function offKernelCr3(sys: System): string | undefined {
+  for (const c of live(sys)) {
+    if (c.session.state !== ASI_SESSION_STATE_ACTIVE && cr3Root(c.cr3) !== sys.kernel.pgd) return `cpu${c.id} is not isolated (session ${SESSION_STATE_NAMES[c.session.state]}) but runs on cr3 ${formatCr3(sys, c.cr3)}`;
+  }
+  return undefined;
+}
+
 export const CR3_RESTORED: Invariant = {
   id: 'CR3-RESTORED',
   statement: 'Every handler body, at any nesting and any micro-step, runs on the kernel CR3; a CPU that is not isolated runs on the kernel CR3.',
   source: 'RFC v2 patch 02 (ASI_START_ABORT in interrupt_entry, error_entry, paranoid_entry)',
-  check(sys) {
-    const e = ghostEvent(sys, 'CR3-RESTORED');
-    if (e) return e;
-    for (const c of live(sys)) {
-      if (c.session.state !== ASI_SESSION_STATE_ACTIVE && cr3Root(c.cr3) !== sys.kernel.pgd) return `cpu${c.id} is not isolated (session ${SESSION_STATE_NAMES[c.session.state]}) but runs on cr3 ${formatCr3(sys, c.cr3)}`;
-    }
-    return undefined;
-  },
+  check: (sys) => ghostEvent(sys, 'CR3-RESTORED') ?? offKernelCr3(sys),
 };
+
+/** What a session may look like between ops, when no handler runs. */
+function sessionBetweenOps(sys: System, c: Cpu): string | undefined {
+  const s = c.session;
+  const at = `cpu${c.id}`;
+  if (s.retryAbort) return `${at}: retry_abort is still set after the op`;
+  if (s.abortDepth !== 0) return `${at}: abort_depth is ${s.abortDepth} with no handler running`;
+  if (s.state === ASI_SESSION_STATE_INACTIVE) return s.asi !== null || s.task !== null ? `${at}: INACTIVE session still names asi#${s.asi}, task#${s.task}` : undefined;
+  if (s.state !== ASI_SESSION_STATE_ACTIVE) return `${at}: session left ${SESSION_STATE_NAMES[s.state]} after every handler returned`;
+  const asi = s.asi === null ? undefined : sys.asis.get(s.asi);
+  if (!asi) return `${at}: ACTIVE session on asi#${s.asi}, which does not exist (asi_destroy freed it under the CPU)`;
+  if (s.task !== sys.kernel.current[c.id]) return `${at}: ACTIVE session of task#${s.task} while task#${sys.kernel.current[c.id]} runs`;
+  if (c.cr3 !== asiCr3(sys, asi)) return `${at}: ACTIVE session on asi#${asi.id} but cr3 is ${formatCr3(sys, c.cr3)}`;
+  return undefined;
+}
 
 export const SESSION: Invariant = {
   id: 'SESSION',
   statement: 'Between ops a session is INACTIVE with nothing cached, or ACTIVE on its own live ASI and task with CR3 on that ASI; an ASI page table is only loaded while ACTIVE or inside the barrier window.',
   source: 'RFC v2 patches 01, 02 (asi_session, asi_barrier_begin/end), 21 (isolation_cr3)',
-  check(sys) {
-    const e = ghostEvent(sys, 'SESSION');
-    if (e) return e;
-    for (const c of live(sys)) {
-      const s = c.session;
-      const at = `cpu${c.id}`;
-      if (s.retryAbort) return `${at}: retry_abort is still set after the op`;
-      if (s.abortDepth !== 0) return `${at}: abort_depth is ${s.abortDepth} with no handler running`;
-      if (s.state === ASI_SESSION_STATE_INACTIVE) {
-        if (s.asi !== null || s.task !== null) return `${at}: INACTIVE session still names asi#${s.asi}, task#${s.task}`;
-        continue;
-      }
-      if (s.state !== ASI_SESSION_STATE_ACTIVE) return `${at}: session left ${SESSION_STATE_NAMES[s.state]} after every handler returned`;
-      const asi = s.asi === null ? undefined : sys.asis.get(s.asi);
-      if (!asi) return `${at}: ACTIVE session on asi#${s.asi}, which does not exist (asi_destroy freed it under the CPU)`;
-      if (s.task !== sys.kernel.current[c.id]) return `${at}: ACTIVE session of task#${s.task} while task#${sys.kernel.current[c.id]} runs`;
-      if (c.cr3 !== asiCr3(sys, asi)) return `${at}: ACTIVE session on asi#${asi.id} but cr3 is ${formatCr3(sys, c.cr3)}`;
-    }
-    return undefined;
-  },
+  check: (sys) => ghostEvent(sys, 'SESSION') ?? live(sys).map((c) => sessionBetweenOps(sys, c)).find((m) => m !== undefined),
 };
 
 function maps(sys: System, asi: Asi, va: number): boolean {
@@ -97,18 +94,21 @@ export const STACK: Invariant = {
   },
 };
 
+/** Every ASI maps the entry code of every CPU. */
+function entryUnmapped(sys: System): string | undefined {
+  for (const asi of sys.asis.values()) {
+    for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
+      for (const n of entryCode(sys, cpu)) if (!maps(sys, asi, n.va)) return `asi#${asi.id} does not map ${n.what} (${formatVa(sys.g, n.va)}): an interrupt while isolated in it double-faults`;
+    }
+  }
+  return undefined;
+}
+
 export const ENTRY_MAPPED: Invariant = {
   id: 'ENTRY-MAPPED',
   statement: 'Everything interrupt entry and the abort path touch before switching CR3 is mapped in every ASI: no double fault.',
   source: 'RFC v2 patch 15 (asi_init_mapping: kernel image, cpu_entry_area, cpu_asi_session)',
-  check(sys) {
-    const e = ghostEvent(sys, 'ENTRY-MAPPED');
-    if (e) return e;
-    for (const asi of sys.asis.values()) {
-      for (let cpu = 0; cpu < sys.config.cpus; cpu++) for (const n of entryCode(sys, cpu)) if (!maps(sys, asi, n.va)) return `asi#${asi.id} does not map ${n.what} (${formatVa(sys.g, n.va)}): an interrupt while isolated in it double-faults`;
-    }
-    return undefined;
-  },
+  check: (sys) => ghostEvent(sys, 'ENTRY-MAPPED') ?? entryUnmapped(sys),
 };
 
 export const PROGRESS: Invariant = {

@@ -22,7 +22,8 @@ import {
 import { leaves, lowerLevel, walk } from '../src/model/pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags, isNone, mkEntry } from '../src/model/pte.ts';
 import { frameCount, freeAllocation } from '../src/model/memory.ts';
-import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY } from '../src/model/asi.ts';
+import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY, asiLock } from '../src/model/asi.ts';
+import { spinLock } from '../src/model/context.ts';
 import { EBUSY, THREAD_PAGES, perCpuPtr, taskStackVa } from '../src/model/kernel.ts';
 import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, kernelCr3 } from '../src/model/cpu.ts';
 
@@ -306,6 +307,17 @@ const SPECS: Record<string, Spec> = {
       },
     ],
     also: [
+      {
+        name: 'a spinlock taken again on the CPU that holds it (what an NMI running asi_exit inside asi_unmap would do)',
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          sys.exec = sys.cpus[0];
+          spinLock(sys, asiLock(asi), true);
+          expect(inv.check(sys)).toBeUndefined();
+          spinLock(sys, asiLock(asi), false);
+          expectCaught(inv, sys, 'cpu0', 'self-deadlock', `asi#${asi.id}->lock`);
+        },
+      },
       {
         name: 'rfc-v2: asi_map_range allocates with GFP_KERNEL under spin_lock_irqsave(&asi->lock)',
         run: (inv) => {

@@ -2,7 +2,7 @@
 // each `yield` is a point between two micro-steps where an interrupt, exception, NMI or context
 // switch may arrive (src/model/entry.ts delivers them). The yielded string names the point.
 
-import { type Cpu, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from './cpu.ts';
+import { type Cpu, type SessionState, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from './cpu.ts';
 import { getCpuVar, putCpuVar, spinLock, spinUnlock } from './context.ts';
 import { ASI_MAP_CURRENT_TASK, asiMap, asiUnmap, warnOn } from './asi.ts';
 import { EBUSY, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from './kernel.ts';
@@ -228,15 +228,9 @@ export function* asiAbort(k: Exec): Path {
 export function* asiStartAbort(k: Exec): Path<number> {
   if (k.sys.options.interruptResumes) return yield* asiInterrupt(k);
   const s = k.cpu.session;
-  // fixed: count first, so that an NMI landing inside this abort sees a depth above its own and
-  // leaves the session ABORTED for us instead of exiting it under our feet.
-  const countFirst = k.sys.options.startAbortCountsFirst && s.state !== ASI_SESSION_STATE_INACTIVE;
-  if (countFirst) {
-    s.abortDepth = (s.abortDepth + 1) >>> 0;
-    yield 'abort_depth++';
-  }
-  const state = s.state;
-  yield 'ASI_START_ABORT: read state';
+  const countFirst = k.sys.options.startAbortCountsFirst;
+  const state = countFirst ? yield* countThenReadState(k, 'ASI_START_ABORT') : s.state;
+  if (!countFirst) yield 'ASI_START_ABORT: read state';
   let original: number;
   switch (state) {
     case ASI_SESSION_STATE_INACTIVE:
@@ -273,16 +267,30 @@ export function* asiFinishAbort(k: Exec): Path {
 }
 
 /**
- * v3 ASI_INTERRUPT: count first (an NMI inside sees a depth above its own), then leave the ASI page
- * table if the CPU is on it. The session stays ACTIVE; abort_depth serves as idepth.
+ * fixed (startAbortCountsFirst) and v3: this_cpu_inc(abort_depth) before the state is read, undone
+ * if the session is INACTIVE. An NMI anywhere in between sees a depth above its own and leaves the
+ * session for us to end; reading the state first (F17) leaves a window where it ends it under us.
+ */
+function* countThenReadState(k: Exec, macro: string): Path<SessionState> {
+  const s = k.cpu.session;
+  s.abortDepth = (s.abortDepth + 1) >>> 0;
+  yield 'abort_depth++';
+  const state = s.state;
+  yield `${macro}: read state`;
+  if (state === ASI_SESSION_STATE_INACTIVE) {
+    s.abortDepth = (s.abortDepth - 1) >>> 0;
+    yield 'abort_depth-- (inactive)';
+  }
+  return state;
+}
+
+/**
+ * v3 ASI_INTERRUPT: count, then leave the ASI page table if the CPU is on it. The session stays
+ * ACTIVE; abort_depth serves as idepth.
  */
 function* asiInterrupt(k: Exec): Path<number> {
   const s = k.cpu.session;
-  const state = s.state;
-  yield 'ASI_INTERRUPT: read state';
-  if (state === ASI_SESSION_STATE_INACTIVE) return 0;
-  s.abortDepth = (s.abortDepth + 1) >>> 0;
-  yield 'idepth++';
+  if ((yield* countThenReadState(k, 'ASI_INTERRUPT')) === ASI_SESSION_STATE_INACTIVE) return 0;
   if (cr3Root(k.cpu.cr3) !== k.sys.kernel.pgd) {
     loadCr3(k, s.originalCr3, true);
     yield 'write_cr3(original_cr3 | NOFLUSH)';
@@ -302,7 +310,7 @@ function* asiResume(k: Exec): Path {
     yield 'write_cr3(isolation_cr3 | NOFLUSH)';
   }
   s.abortDepth = (s.abortDepth - 1) >>> 0;
-  yield 'idepth--';
+  yield 'abort_depth--';
   if (s.abortDepth > 0) return;
   // Read again: an NMI since the read above may have ended the session.
   if (s.state === ASI_SESSION_STATE_ABORTED) yield* asiExit(k, s.asi);

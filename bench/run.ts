@@ -20,6 +20,8 @@ function bench(config: Config, walks: number, length: number): number {
 const rows: [string, Config, number][] = [
   ['small/fixed', { geometry: 'small', cpus: 2, profile: 'fixed' }, 200],
   ['small/rfc-v2', { geometry: 'small', cpus: 2, profile: 'rfc-v2' }, 200],
+  ['small/v3', { geometry: 'small', cpus: 2, profile: 'v3', options: { resumeFlushesGlobal: true, exitDeactivatesFirst: true } }, 200],
+  ['small/fixed/4cpu', { geometry: 'small', cpus: 4, profile: 'fixed' }, 200],
   ['real/fixed', { geometry: 'real', cpus: 2, profile: 'fixed' }, 20],
 ];
 bench(rows[0][1], 20, 40); // warm-up: the JIT, not the model

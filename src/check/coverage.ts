@@ -14,12 +14,12 @@ export interface InterruptCoverage {
   readonly heldOff: Set<string>;
 }
 
-export function newCoverage(): InterruptCoverage {
+function newCoverage(): InterruptCoverage {
   return { points: new Set(), delivered: new Set(), heldOff: new Set() };
 }
 
 /** The onStep hook that records a step's ghost coverage. */
-export function recordCoverage(c: InterruptCoverage): NonNullable<RunOptions['onStep']> {
+function recordCoverage(c: InterruptCoverage): NonNullable<RunOptions['onStep']> {
   return (sys) => {
     for (const p of sys.ghost.visited) c.points.add(p);
     for (const d of sys.ghost.landed) c.delivered.add(d);

@@ -27,7 +27,7 @@ function where(ctx: ExecContext): string {
   return `${ctx.id >= 0 ? `cpu${ctx.id}` : 'process context'} (${why.join(', ')})`;
 }
 
-export function kernelRule(sys: System, message: string): void {
+function kernelRule(sys: System, message: string): void {
   sys.ghost.events.push({ invariant: 'KERNEL-RULES', message });
 }
 

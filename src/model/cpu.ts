@@ -74,7 +74,7 @@ export function cr3Root(cr3: number): number {
   return Math.floor(cr3 / PAGE_SIZE);
 }
 
-export function cr3Pcid(cr3: number): number {
+function cr3Pcid(cr3: number): number {
   return cr3 & CR3_PCID_MASK;
 }
 
@@ -101,7 +101,7 @@ export function formatCr3(sys: System, cr3: number): string {
   return `${who}/pcid${cr3Pcid(cr3)}`;
 }
 
-export function newSession(): AsiSession {
+function newSession(): AsiSession {
   return { asi: null, state: ASI_SESSION_STATE_INACTIVE, retryAbort: false, abortDepth: 0, isolationCr3: 0, originalCr3: 0, originalCr4: 0, task: null };
 }
 

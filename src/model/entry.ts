@@ -209,7 +209,7 @@ export function accessVa(k: Exec, va: number, access: AccessKind, probe: boolean
 // ---- the scheduler --------------------------------------------------------------------------
 
 /** A task that no CPU runs, lowest id first. */
-export function runnableTask(k: Exec): number | undefined {
+function runnableTask(k: Exec): number | undefined {
   const running = new Set(k.sys.kernel.current);
   return [...k.sys.kernel.tasks.keys()].find((t) => !running.has(t));
 }

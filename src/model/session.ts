@@ -47,12 +47,12 @@ function putIfFixed(k: Exec): void {
 }
 
 /** __get_current_cr3_fast (patch 21): the cached isolation CR3 while ACTIVE, cpu_tlbstate otherwise. */
-export function getCurrentCr3Fast(k: Exec): number {
+function getCurrentCr3Fast(k: Exec): number {
   return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? k.cpu.session.isolationCr3 : kernelCr3(k.sys);
 }
 
 /** cr4_read_shadow (patch 21). */
-export function cr4ReadShadow(k: Exec): number {
+function cr4ReadShadow(k: Exec): number {
   return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? k.cpu.session.originalCr4 : k.cpu.cr4;
 }
 

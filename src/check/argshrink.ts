@@ -1,10 +1,12 @@
 // Argument shrinking: after ddmin has removed every op it can, make the arguments of the ops that
 // remain simpler (smaller numbers, fewer flag bits, page-aligned sizes, `false` for booleans), so a
 // counterexample shows only the arguments that matter. Generic over the Op union: it walks each
-// op's own numeric and boolean fields, so new op kinds are shrunk without changes here.
+// op's own numeric and boolean fields, and its list of events (fewer events, no address touched,
+// nothing nested), so new op kinds are shrunk without changes here.
 
 import { PAGE_SIZE } from '../model/geometry.ts';
 import type { Op } from '../model/ops.ts';
+import type { Intr } from '../model/entry.ts';
 import type { Config } from '../model/system.ts';
 import { violates } from './shrink.ts';
 
@@ -58,11 +60,27 @@ export function simplerValues(v: number): number[] {
   return unique.sort((a, b) => (simpler(a, b) ? -1 : simpler(b, a) ? 1 : 0)).map(Number);
 }
 
-type Field = number | boolean;
+type Field = number | boolean | readonly Intr[];
+
+function isEventList(x: unknown): x is readonly Intr[] {
+  return Array.isArray(x) && x.every((e) => typeof e === 'object' && e !== null && 'at' in e && 'kind' in e);
+}
+
+/** An event list with one event fewer, or one event without its touched address or nested events. */
+function simplerEvents(events: readonly Intr[]): (readonly Intr[])[] {
+  const out: (readonly Intr[])[] = events.map((_, i) => events.filter((__, j) => j !== i));
+  events.forEach((e, i) => {
+    const replace = (x: Intr) => events.map((y, j) => (j === i ? x : y));
+    if (e.nested?.length) for (const n of simplerEvents(e.nested)) out.push(replace({ ...e, nested: n }));
+    if (e.va !== undefined) out.push(replace({ at: e.at, kind: e.kind, ...(e.nested ? { nested: e.nested } : {}) }));
+  });
+  return out;
+}
 
 function simplerField(x: unknown): Field[] {
   if (typeof x === 'boolean') return x ? [false] : [];
   if (typeof x === 'number') return simplerValues(x);
+  if (isEventList(x)) return simplerEvents(x);
   return [];
 }
 

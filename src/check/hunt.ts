@@ -1,5 +1,5 @@
 // Hunting for a counterexample with fast-check: random choice lists, fast-check's shrinking, then
-// ddmin over the concrete ops. Used by the tests (mutants, the fixed profile) and by findings.ts.
+// ddmin over the concrete ops and argument shrinking. Used by the tests (mutants, the fixed profile) and by findings.ts.
 
 import fc from 'fast-check';
 import { choicesArb } from '../generators/arbitraries.ts';
@@ -9,6 +9,7 @@ import type { Config } from '../model/system.ts';
 import type { Invariant, Violation } from '../invariants/index.ts';
 import { runChoices, runOps } from './run.ts';
 import { ddmin } from './shrink.ts';
+import { shrinkArgs } from './argshrink.ts';
 
 export interface HuntOptions {
   readonly seed: number;
@@ -37,7 +38,7 @@ export function hunt(config: Config, o: HuntOptions): Found | undefined {
   const [choices] = result.counterexample;
   const first = runChoices(config, choices, o.weights, opts);
   const invariant = first.failure!.violations[0].invariant;
-  const ops = ddmin(config, first.ops, invariant);
+  const ops = shrinkArgs(config, ddmin(config, first.ops, invariant), invariant).ops;
   const violation = runOps(config, ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!;
   return { runsToFailure: result.numRuns, ops, violation, path: result.counterexamplePath ?? '', seed: o.seed };
 }

@@ -12,6 +12,7 @@ import { PAGE_SIZE } from '../src/model/geometry.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { Config } from '../src/model/system.ts';
 import { configFromFlags } from '../src/commands/usage.ts';
+import { rungConfig } from '../src/check/findings.ts';
 
 const bits = (v: number) => v.toString(2).replaceAll('0', '').length;
 
@@ -79,5 +80,20 @@ describe('shrinkArgs', () => {
     const { config, ops, invariant } = found[0];
     expect(shrinkArgs(config, ops, invariant, 3).tries).toBeLessThanOrEqual(3);
     expect(violates(config, shrinkArgs(config, ops, invariant, 3).ops, invariant)).toBe(true);
+  });
+});
+
+describe('event shrinking', () => {
+  test('an event the violation does not need is dropped, and a touched address too (F17: an NMI inside asi_start_abort)', () => {
+    const config = rungConfig(16);
+    const extra: Op[] = [
+      { op: 'asi_create', flags: 0 },
+      { op: 'asi_enter', cpu: 1, asi: 1, intr: [] },
+      { op: 'asi_enter', cpu: 1, asi: 1, intr: [{ at: 4, kind: 'irq', va: 0x228000, nested: [{ at: 4, kind: 'nmi' }] }, { at: 5, kind: 'switch' }] },
+    ];
+    expect(violates(config, extra, 'SESSION')).toBe(true);
+    const { ops } = shrinkArgs(config, extra, 'SESSION');
+    expect(ops[2]).toEqual({ op: 'asi_enter', cpu: 1, asi: 1, intr: [{ at: 4, kind: 'irq', nested: [{ at: 4, kind: 'nmi' }] }] });
+    expect(violates(config, ops, 'SESSION')).toBe(true);
   });
 });

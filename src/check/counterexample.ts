@@ -49,18 +49,22 @@ export function fileNameFor(c: Counterexample): string {
   return `${who}--${c.invariant.toLowerCase()}--${signature(c)}.json`;
 }
 
-/** Writes next to the target and renames, so a reader never sees a partial file. */
 export function saveCounterexample(dir: string, c: Counterexample): string {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, fileNameFor(c));
+  writeFileAtomically(path, JSON.stringify(c, null, 2) + '\n');
+  return path;
+}
+
+/** Writes next to the target and renames, so a reader never sees a partial file; no temp file survives a failure. */
+export function writeFileAtomically(path: string, text: string): void {
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, JSON.stringify(c, null, 2) + '\n');
+    writeFileSync(tmp, text);
     renameSync(tmp, path);
   } finally {
     if (existsSync(tmp)) unlinkSync(tmp);
   }
-  return path;
 }
 
 function validateConfig(x: unknown): Config {

@@ -1,10 +1,9 @@
 // `asi-check replay`: re-runs a saved counterexample or a seeded fuzz walk and prints the numbered
 // trace with each step's state diff; `--html` also writes the report as one HTML page.
 
-import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { CounterexampleError, loadCounterexample } from '../check/counterexample.ts';
+import { CounterexampleError, loadCounterexample, writeFileAtomically } from '../check/counterexample.ts';
 import { type RunOptions, type RunResult, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
 import type { MutantName } from '../model/mutants.ts';
@@ -72,17 +71,11 @@ function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } 
 
 /** Writes next to the target and renames, so a browser never loads a half-written report. */
 function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  let failed: string | undefined;
   try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
+    writeFileAtomically(path, text);
   } catch (e) {
-    failed = (e as Error).message.split(',')[0];
-  } finally {
-    if (existsSync(tmp)) unlinkSync(tmp);
+    usageError(`${path}: cannot write the report (${(e as Error).message.split(',')[0]})`);
   }
-  if (failed) usageError(`${path}: cannot write the report (${failed})`);
 }
 
 export function registerReplay(program: Command): void {

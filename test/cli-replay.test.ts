@@ -2,34 +2,16 @@
 // stdout and stderr. Spawns run concurrently where they are independent (each costs a node + tsx
 // start-up).
 
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freshDir, root, runCli } from './cli-run.ts';
 
-const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'asi-check.js');
 const F5 = join(root, 'counterexamples', 'rfc-v2--refine--ec31c689c1af.json');
-const tmp = mkdtempSync(join(tmpdir(), 'asi-replay-'));
+const tmp = freshDir('replay');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Run {
-  readonly status: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function replay(...args: string[]): Promise<Run> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, 'replay', ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
-    return { status: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { status: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const replay = (...args: string[]) => runCli('replay', ...args);
 
 /** A copy of F5 with `edit` applied to its JSON (or raw text), in the temp dir. */
 function variant(name: string, edit: ((o: Record<string, any>) => void) | string): string {

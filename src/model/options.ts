@@ -196,7 +196,7 @@ export type ProfileName = 'rfc-v2' | 'fixed' | 'v3';
 export const PROFILES: Record<ProfileName, { readonly description: string; readonly options: DesignOptions }> = {
   'rfc-v2': { description: 'the posted RFC v2 code, exactly, including its mistakes', options: RFC_V2_OPTIONS },
   fixed: { description: 'RFC v2 with every design option of FINDINGS.md turned on', options: FIXED_OPTIONS },
-  v3: { description: 'fixed, but interrupts interrupt and later resume isolation (idepth, ASI PCID, NOFLUSH)', options: V3_OPTIONS },
+  v3: { description: 'fixed, with interrupts that interrupt and later resume isolation (idepth, ASI PCID, NOFLUSH), as designed: V1 and V2 open', options: V3_OPTIONS },
 };
 
 export function isProfileName(x: unknown): x is ProfileName {

@@ -106,8 +106,7 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log): number {
       if (!sys.kernel.tasks.has(op.task)) return ESRCH;
       if (sys.kernel.current.includes(op.task)) return EBUSY;
       checkSchedulable(sys, cpu, 'schedule()');
-      ran('schedule', contextSwitch(k, op.task));
-      return cpu.dead ? ECPUDEAD : 0;
+      return ran('schedule', contextSwitch(k, op.task)) === ECPUDEAD ? ECPUDEAD : 0;
     }
   }
 }

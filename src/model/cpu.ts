@@ -136,12 +136,6 @@ export function writeCr3(cpu: Cpu, cr3: number, noflush = false): void {
   for (const k of [...cpu.tlb.keys()]) if (k.startsWith(prefix)) cpu.tlb.delete(k);
 }
 
-/** INVLPG: the page in the current PCID and any Global entry for it. */
-export function invlpg(cpu: Cpu, va: number): void {
-  const vpn = Math.floor(va / PAGE_SIZE);
-  cpu.tlb.delete(`${cr3Pcid(cpu.cr3)}:${vpn}`);
-  cpu.tlb.delete(`G:${vpn}`);
-}
 
 /** A CR4.PGE toggle (__flush_tlb_global): every entry, Global ones included. */
 export function flushTlbAll(cpu: Cpu): void {
@@ -157,24 +151,30 @@ export function flushTlbRange(cpu: Cpu, pcid: number, lo: number, hi: number): v
   }
 }
 
-export type AccessKind = 'read' | 'write' | 'exec';
+/** INVLPG over [lo, hi): the pages in the current PCID and any Global entry for them. */
+export function invlpg(cpu: Cpu, lo: number, hi = lo + PAGE_SIZE): void {
+  flushTlbRange(cpu, cr3Pcid(cpu.cr3), lo, hi);
+}
 
-export type Translation = { readonly ok: true; readonly frame: number; readonly fromTlb: boolean } | { readonly ok: false };
+export type AccessKind = 'read' | 'write' | 'exec';
 
 export function permits(flags: number, kind: AccessKind): boolean {
   return (kind !== 'write' || (flags & _PAGE_RW) !== 0) && (kind !== 'exec' || (flags & _PAGE_NX) === 0);
 }
 
-/** The MMU: the TLB first (current PCID, then Global), else a walk of CR3 that fills the TLB. */
-export function translate(sys: System, cpu: Cpu, va: number, kind: AccessKind): Translation {
+/**
+ * The MMU: the TLB first (current PCID, then Global), else a walk of CR3 that fills the TLB. False
+ * is a page fault.
+ */
+export function translate(sys: System, cpu: Cpu, va: number, kind: AccessKind): boolean {
   const vpn = Math.floor(va / PAGE_SIZE);
   const hit = cpu.tlb.get(`${cr3Pcid(cpu.cr3)}:${vpn}`) ?? cpu.tlb.get(`G:${vpn}`);
-  if (hit && permits(hit.flags, kind)) return { ok: true, frame: hit.frame, fromTlb: true };
+  if (hit && permits(hit.flags, kind)) return true;
   const w = walk(sys.g, sys.tables, cr3Root(cpu.cr3), va);
-  if (!w.ok || !permits(w.leaf.flags, kind)) return { ok: false };
+  if (!w.ok || !permits(w.leaf.flags, kind)) return false;
   const frame = w.leaf.frame + Math.floor((va - w.leaf.va) / PAGE_SIZE);
   cpu.tlb.set(w.leaf.flags & _PAGE_GLOBAL ? `G:${vpn}` : `${cr3Pcid(cpu.cr3)}:${vpn}`, { frame, flags: w.leaf.flags });
-  return { ok: true, frame, fromTlb: false };
+  return true;
 }
 
 /** The TLB entries a CPU can use now: those of its current PCID and the Global ones. */

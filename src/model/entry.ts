@@ -121,7 +121,7 @@ function entryTouches(k: Exec, kind: HandlerKind): Touch[] {
 
 function enterHandler(k: Exec, kind: HandlerKind): boolean {
   for (const t of entryTouches(k, kind)) {
-    if (!translate(k.sys, k.cpu, t.va, t.access).ok) {
+    if (!translate(k.sys, k.cpu, t.va, t.access)) {
       die(k, 'ENTRY-MAPPED', `double fault: ${kind} entry cannot reach ${t.what} at ${formatVa(k.sys.g, t.va)} through cr3 ${formatCr3(k.sys, k.cpu.cr3)}`);
       return false;
     }
@@ -140,21 +140,33 @@ function handlerBody(k: Exec, kind: HandlerKind): void {
 }
 
 /** interrupt_entry / error_entry / paranoid_entry with the ASI hooks, the handler, and its exit. */
-function* interruptHandler(k: Exec, kind: HandlerKind, va?: number, body?: () => void): Path {
+/**
+ * Every handler's frame: delivery (a double fault gives `crashed`), ASI_START_ABORT, the body at
+ * `bodyPoint`, ASI_FINISH_ABORT, iret. Only exceptions keep IRQs as they were (trap gates).
+ */
+function* handler<R>(k: Exec, kind: HandlerKind, bodyPoint: string, body: () => R, crashed: R): Path<R> {
   const cpu = k.cpu;
-  if (!enterHandler(k, kind)) return;
+  if (!enterHandler(k, kind)) return crashed;
   const irqsWereDisabled = cpu.irqsDisabled;
   if (kind !== 'exception') cpu.irqsDisabled = true;
   cpu.handlers.push(kind);
   yield 'entry';
   if (kind !== 'nmi' || !mutant(k.sys, 'nmi-skips-abort')) yield* asiStartAbort(k);
   handlerBody(k, kind);
-  yield 'handler body';
-  if (va !== undefined) accessVa(k, va, 'read', true);
-  body?.();
+  yield bodyPoint;
+  const result = body();
   yield* asiFinishAbort(k);
   cpu.handlers.pop();
   cpu.irqsDisabled = irqsWereDisabled;
+  return result;
+}
+
+/** interrupt_entry / error_entry / paranoid_entry: the body touches `va` (a probe) and runs `body`. */
+function interruptHandler(k: Exec, kind: HandlerKind, va?: number, body?: () => void): Path {
+  return handler(k, kind, 'handler body', () => {
+    if (va !== undefined) accessVa(k, va, 'read', true);
+    body?.();
+  }, undefined);
 }
 
 type FaultResult = 'retry' | 'fixup' | 'oops';
@@ -162,37 +174,26 @@ type FaultResult = 'retry' | 'fixup' | 'oops';
 /** page_fault -> error_entry -> do_page_fault -> do_kern_addr_fault -> asi_fault (patches 02, 03). */
 function* pageFaultHandler(k: Exec, va: number, access: AccessKind, probe: boolean): Path<FaultResult> {
   const { sys, cpu } = k;
+  // The CR3 the fault was taken on: read when the handler starts, after any event at its point 0.
   const faultCr3 = cpu.cr3;
-  if (!enterHandler(k, 'page-fault')) return 'oops';
-  const irqsWereDisabled = cpu.irqsDisabled;
-  cpu.irqsDisabled = true;
-  cpu.handlers.push('page-fault');
-  yield 'entry';
-  yield* asiStartAbort(k);
-  handlerBody(k, 'page-fault');
-  yield 'do_page_fault';
-  let result: FaultResult;
-  if (asiFault(k, faultCr3)) result = 'retry';
-  else {
+  return yield* handler<FaultResult>(k, 'page-fault', 'do_page_fault', () => {
+    if (asiFault(k, faultCr3)) return 'retry';
     // The kernel's own handling: a spurious fault if the current page table allows the access,
     // an exception-table fixup for a probe, an oops otherwise.
     const w = walk(sys.g, sys.tables, cr3Root(cpu.cr3), va);
     if (w.ok && permits(w.leaf.flags, access)) {
       invlpg(cpu, va);
-      result = 'retry';
-    } else result = probe ? 'fixup' : 'oops';
-  }
-  yield* asiFinishAbort(k);
-  cpu.handlers.pop();
-  cpu.irqsDisabled = irqsWereDisabled;
-  return result;
+      return 'retry';
+    }
+    return probe ? 'fixup' : 'oops';
+  }, 'oops');
 }
 
 /** A kernel access of `va` on this CPU: faults go to the page-fault handler and are retried. */
 export function accessVa(k: Exec, va: number, access: AccessKind, probe: boolean, events: readonly Intr[] = []): number {
   for (let attempt = 0; ; attempt++) {
     if (k.cpu.dead) return ECPUDEAD;
-    if (translate(k.sys, k.cpu, va, access).ok) return 0;
+    if (translate(k.sys, k.cpu, va, access)) return 0;
     if (attempt === MAX_FAULT_RETRIES) {
       die(k, 'PROGRESS', `fault loop: ${access} of ${formatVa(k.sys.g, va)} faults ${attempt} times in a row, each reported handled (cr3 ${formatCr3(k.sys, k.cpu.cr3)})`);
       return ECPUDEAD;

@@ -121,7 +121,7 @@ function shootdown(sys: System, area: VmArea, out: Log): void {
     const k: Exec = { sys, cpu, out };
     sys.exec = cpu;
     arrive(k, { at: 0, kind: 'irq' }, () => {
-      for (let va = area.va; va < area.va + area.pages * PAGE_SIZE; va += PAGE_SIZE) invlpg(cpu, va);
+      invlpg(cpu, area.va, area.va + area.pages * PAGE_SIZE);
     });
   }
   sys.exec = processContext();

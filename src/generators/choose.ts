@@ -162,7 +162,7 @@ function stream(seed: number): () => number {
   };
 }
 
-/** The longest path (asi_enter with the current task mapped) has 14 points; 16 reaches past its end. */
+/** asi_enter passes 9 to 12 points of its own (more when an abort runs asi_exit inside it); 16 also lands events after a path returns. */
 const MAX_AT = 16;
 const EVENT_KINDS: readonly IntrKind[] = ['irq', 'irq', 'nmi', 'nmi', 'exception', 'switch'];
 

@@ -1,6 +1,8 @@
 // The `fixed` profile violates no invariant over random operation sequences; a failure is shrunk
-// and saved to counterexamples/ so that it replays from then on.
+// and saved to a temporary folder (printed), to be committed to counterexamples/ on purpose.
 
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
@@ -10,7 +12,6 @@ import { ddmin } from '../src/check/shrink.ts';
 import { makeCounterexample, saveCounterexample } from '../src/check/counterexample.ts';
 import type { Config } from '../src/model/system.ts';
 
-const dir = join(import.meta.dirname, '..', 'counterexamples');
 
 function propertyHolds(config: Config, numRuns: number, seed: number, maxLength: number): void {
   const result = fc.check(fc.property(choicesArb(maxLength), (choices) => runChoices(config, choices).failure === undefined), { numRuns, seed });
@@ -18,7 +19,7 @@ function propertyHolds(config: Config, numRuns: number, seed: number, maxLength:
   const run = runChoices(config, result.counterexample![0]);
   const v = run.failure!.violations[0];
   const ops = ddmin(config, run.ops, v.invariant);
-  const path = saveCounterexample(dir, makeCounterexample(config, ops, v.invariant, v.message, `fixed profile: ${v.invariant}`, { by: 'npm test', seed, path: result.counterexamplePath ?? '' }));
+  const path = saveCounterexample(mkdtempSync(join(tmpdir(), 'asi-check-fixed-')), makeCounterexample(config, ops, v.invariant, v.message, `fixed profile: ${v.invariant}`, { by: 'npm test', seed, path: result.counterexamplePath ?? '' }));
   expect.fail(`${v.invariant}: ${v.message}\nsaved ${path}\n${traceLines(config, ops).join('\n')}`);
 }
 

@@ -8,9 +8,11 @@ import type { Config, System } from '../model/system.ts';
 import { ERRNO_NAMES } from '../model/kernel.ts';
 
 export interface Failure {
-  /** Index of the op after which the invariants failed. */
+  /** Index of the op after (or inside) which the invariants failed. */
   readonly step: number;
   readonly violations: readonly Violation[];
+  /** The micro-step inside the op ("asi_enter@load_cr3(asi->pgd)"), when the check failed there. */
+  readonly where?: string;
 }
 
 export interface RunResult {
@@ -32,7 +34,15 @@ export interface RunOptions {
    * reproducing its invariant when invariants added later fire earlier in the same ops.
    */
   readonly stopOn?: string;
+  /**
+   * Also judge the invariants that hold inside an op at every micro-step of its paths (default on;
+   * see MICRO_STEP_CHECKS). Off, only the state between ops is judged.
+   */
+  readonly microSteps?: boolean;
 }
+
+/** Whether runs judge invariants at micro-steps unless told otherwise: `npm test` and `fuzz` do. */
+export const MICRO_STEP_CHECKS = true;
 
 /** Replays concrete ops, stopping at the first step after which an invariant fails. */
 export function runOps(config: Config, ops: readonly Op[], opts: RunOptions = {}): RunResult {
@@ -47,13 +57,22 @@ export function runChoices(config: Config, choices: readonly Choice[], weights?:
 export function runWith(config: Config, n: number, next: (sys: System, i: number) => Op, opts: RunOptions = {}): RunResult {
   const sys = createSystem(config);
   const ran: Op[] = [];
+  const counts = (violations: readonly Violation[]) => violations.length > 0 && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn));
   for (let i = 0; i < n; i++) {
     const op = next(sys, i);
     ran.push(op);
-    const outcome = step(sys, op);
+    // The first micro-step whose state fails; the op still runs to its end, as the kernel would.
+    let inside: Failure | undefined;
+    const observe = (where: string) => {
+      if (inside) return;
+      const violations = checkAll(sys, opts.invariants, 'micro-step');
+      if (counts(violations)) inside = { step: i, violations, where };
+    };
+    const outcome = step(sys, op, opts.microSteps ?? MICRO_STEP_CHECKS ? observe : undefined);
     opts.onStep?.(sys, { op, outcome }, i);
+    if (inside) return { ops: ran, failure: inside, system: sys };
     const violations = checkAll(sys, opts.invariants);
-    if (violations.length && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn))) return { ops: ran, failure: { step: i, violations }, system: sys };
+    if (counts(violations)) return { ops: ran, failure: { step: i, violations }, system: sys };
   }
   return { ops: ran, system: sys };
 }
@@ -74,6 +93,7 @@ export function traceLines(config: Config, ops: readonly Op[], withLog = true): 
       if (withLog) for (const e of rec.outcome.log) lines.push(`       ${e.kind}: ${e.text}`);
     },
   });
-  for (const v of res.failure?.violations ?? []) lines.push(`  VIOLATION ${v.invariant}: ${v.message}`);
+  const at = res.failure?.where ? ` (inside the op, at ${res.failure.where})` : '';
+  for (const v of res.failure?.violations ?? []) lines.push(`  VIOLATION ${v.invariant}${at}: ${v.message}`);
   return lines;
 }

@@ -37,7 +37,9 @@ export const CR3_RESTORED: Invariant = {
   id: 'CR3-RESTORED',
   statement: 'Every handler body, at any nesting and any micro-step, runs on the kernel CR3; a CPU that is not isolated runs on the kernel CR3.',
   source: 'RFC v2 patch 02 (ASI_START_ABORT in interrupt_entry, error_entry, paranoid_entry)',
-  check: (sys) => ghostEvent(sys, 'CR3-RESTORED') ?? offKernelCr3(sys),
+  // Inside an op CR3 and the session change one statement apart (asi_enter sets ACTIVE before
+  // load_cr3); handler bodies, where it matters, are judged at their first micro-step (the ghost).
+  check: (sys, phase = 'between-ops') => ghostEvent(sys, 'CR3-RESTORED') ?? (phase === 'between-ops' ? offKernelCr3(sys) : undefined),
 };
 
 /** What a session may look like between ops, when no handler runs. */
@@ -59,7 +61,9 @@ export const SESSION: Invariant = {
   id: 'SESSION',
   statement: 'Between ops a session is INACTIVE with nothing cached, or ACTIVE on its own live ASI and task with CR3 on that ASI; an ASI page table is only loaded while ACTIVE or inside the barrier window.',
   source: 'RFC v2 patches 01, 02 (asi_session, asi_barrier_begin/end), 21 (isolation_cr3)',
-  check: (sys) => ghostEvent(sys, 'SESSION') ?? live(sys).map((c) => sessionBetweenOps(sys, c)).find((m) => m !== undefined),
+  // The session's fields change one statement at a time inside enter, exit and abort: only their
+  // resting state is judged; what a path does wrong on the way is recorded as it happens (the ghost).
+  check: (sys, phase = 'between-ops') => ghostEvent(sys, 'SESSION') ?? (phase === 'between-ops' ? live(sys).map((c) => sessionBetweenOps(sys, c)).find((m) => m !== undefined) : undefined),
 };
 
 function maps(sys: System, asi: Asi, va: number): boolean {
@@ -70,7 +74,9 @@ export const STACK: Invariant = {
   id: 'STACK',
   statement: "While a CPU is isolated its current stack (and task, with ASI_MAP_CURRENT_TASK) is mapped in the ASI; no task's stack stays mapped by asi_enter once that task has left the session.",
   source: 'RFC v2 patches 15, 16 (asi_enter/asi_exit map and unmap current->stack and current)',
-  check(sys) {
+  check(sys, phase = 'between-ops') {
+    // An interrupt may arrive at any micro-step and push its frame on the current stack: the stack
+    // must be mapped wherever the CPU is isolated, inside an op too.
     for (const c of live(sys)) {
       const asi = isolatedIn(sys, c);
       if (!asi) continue;
@@ -81,6 +87,8 @@ export const STACK: Invariant = {
       }
       if (asi.mappingFlags & ASI_MAP_CURRENT_TASK && !maps(sys, asi, t.structVa)) return `cpu${c.id} runs isolated in asi#${asi.id} with ASI_MAP_CURRENT_TASK but task#${t.id} is not mapped there`;
     }
+    // asi_exit ends the session before it unmaps the stack: a stale stack is judged between ops.
+    if (phase === 'micro-step') return undefined;
     // A session (of any CPU, a dead one included: its state is frozen) that still names the task keeps it.
     const inSession = (asi: Asi, task: number) => sys.cpus.some((c) => c.session.asi === asi.id && c.session.task === task);
     for (const asi of sys.asis.values()) {

@@ -6,10 +6,12 @@ import { PT_OWN, PT_WF } from './pagetables.ts';
 import { RANGE_EXACT, RANGE_NO_LEAK, RANGE_NO_OVERLAP, RANGE_OVERLAP_ACCOUNTED } from './ranges.ts';
 import { REFINE } from './refine.ts';
 import { ISOLATION } from './isolation.ts';
+import { TLB_COHERENT } from './tlb.ts';
+import { CALLER_CONTRACT } from './caller.ts';
 import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, PROGRESS, SESSION, STACK } from './cpu.ts';
-import type { Invariant, Violation } from './types.ts';
+import type { Invariant, Phase, Violation } from './types.ts';
 
-export type { Invariant, Violation } from './types.ts';
+export type { Invariant, Phase, Violation } from './types.ts';
 
 export const NO_WARN: Invariant = {
   id: 'NO-WARN',
@@ -31,25 +33,28 @@ export const INVARIANTS: readonly Invariant[] = [
   RANGE_OVERLAP_ACCOUNTED,
   RANGE_NO_LEAK,
   RANGE_EXACT,
+  CALLER_CONTRACT,
   REFINE,
   ISOLATION,
+  TLB_COHERENT,
   KERNEL_RULES,
   NO_WARN,
 ];
 
 /** The catalogue of the foundation (page tables and ranges), in the same order: what F1-F9 were checked against. */
-export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, KERNEL_RULES].includes(i));
+export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES].includes(i));
 
 export function invariantById(id: string): Invariant | undefined {
   return INVARIANTS.find((i) => i.id === id);
 }
 
-/** Every invariant that applies to this system and does not hold, in catalogue order. */
-export function checkAll(sys: System, only?: readonly Invariant[]): Violation[] {
+/** Every invariant that applies to this system (and to this phase) and does not hold, in catalogue order. */
+export function checkAll(sys: System, only?: readonly Invariant[], phase: Phase = 'between-ops'): Violation[] {
   const out: Violation[] = [];
   for (const inv of only ?? INVARIANTS) {
     if (inv.appliesTo && !inv.appliesTo(sys)) continue;
-    const message = inv.check(sys);
+    if (phase === 'micro-step' && inv.betweenOpsOnly) continue;
+    const message = inv.check(sys, phase);
     if (message !== undefined) out.push({ invariant: inv.id, message });
   }
   return out;

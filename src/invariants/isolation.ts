@@ -1,41 +1,87 @@
-// ISOLATION for page tables: an ASI exposes only data its user asked for. A sensitive object (a
-// task's stack or struct, sensitive kmalloc/vmalloc memory, the percpu CSPRNG state) reachable
-// through an ASI page table must be one that some live range of that ASI requested at least one
-// byte of. Page granularity inside a requested object is inherent; whole other objects are not.
+// ISOLATION: an ASI exposes only what its callers asked for. What a range asked for is ghost state
+// recorded when it was mapped: the objects (allocation and part, frame by frame) that its bytes
+// reached through the kernel page table then. A sensitive object reachable through an ASI page
+// table, or through the TLB of a CPU running isolated in it, must be one some live range of that
+// ASI reached, on that frame, when it was mapped.
+//
+// Inherent, and allowed: the rest of a page whose bytes a range reached, when it belongs to the
+// same object (page granularity inside a requested object). Not allowed: another object on that
+// page (a percpu neighbour), other pages the mapping rounds out to, memory allocated later on a
+// frame the range reached while it was free or owned by someone else, and what the kernel maps
+// later under a table the ASI shares with it.
 
-import { LEVEL_NAMES, formatVa } from '../model/geometry.ts';
-import { frameAt, framesReached, leaves } from '../model/pagetable.ts';
-import { objectKey, objectName, objectSensitive, objectsInFrame } from '../model/memory.ts';
+import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/geometry.ts';
+import { frameAt, leaves } from '../model/pagetable.ts';
+import { type ObjectRef, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/memory.ts';
 import type { Asi, System } from '../model/system.ts';
-import type { Invariant } from './types.ts';
+import type { Cpu } from '../model/cpu.ts';
+import type { Invariant, Phase } from './types.ts';
 import { usableTlbEntries } from '../model/cpu.ts';
 import { _PAGE_GLOBAL } from '../model/pte.ts';
 import { isolatedIn } from './cpu.ts';
 
-function requestedObjects(sys: System, asi: Asi): Set<string> {
-  const keys = new Set<string>();
-  for (const r of asi.ranges) {
-    for (const fb of framesReached(sys.g, sys.tables, sys.kernel.pgd, r.ptr, r.ptr + r.size)) {
-      for (const o of objectsInFrame(sys.mem, fb.frame, fb.lo, fb.hi)) keys.add(objectKey(o));
+/** The units every live range of the ASI reached when it was mapped. */
+function requestedUnits(asi: Asi): Set<string> {
+  const units = new Set<string>();
+  for (const r of asi.ranges) for (const u of r.ghostReached) units.add(u);
+  return units;
+}
+
+/** The first sensitive object on `frame` that no range reached there when it was mapped. */
+function unrequested(sys: System, frame: number, requested: Set<string>): ObjectRef | undefined {
+  return objectsInFrame(sys.mem, frame).find((o) => objectSensitive(o) && !requested.has(unitKey(frame, o)));
+}
+
+/** Why the object was not requested, when the ghost shows the frame held something else then. */
+function reuseNote(frame: number, requested: Set<string>): string {
+  const then = [...requested].find((u) => u.startsWith(`${frame}/`));
+  return then === undefined ? '' : ` (pfn ${frame} held allocation #${unitAlloc(then)} when the range was mapped; it was freed and reused since)`;
+}
+
+/**
+ * A CPU runs isolated code: its session is ACTIVE on the ASI its CR3 holds and, inside an op,
+ * neither the asi_enter barrier window (retry_abort) nor a handler's entry or exit is in progress;
+ * those are the ASI's own transitions, which run no caller code.
+ */
+export function runsIsolated(sys: System, cpu: Cpu, phase: Phase): Asi | undefined {
+  if (cpu.dead) return undefined;
+  const asi = isolatedIn(sys, cpu);
+  if (!asi || (phase === 'micro-step' && (cpu.session.retryAbort || cpu.handlers.length > 0))) return undefined;
+  return asi;
+}
+
+function pageTableExposure(sys: System): string | undefined {
+  for (const asi of sys.asis.values()) {
+    let requested: Set<string> | undefined;
+    const seen = new Set<number>();
+    for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+      for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
+        const frame = frameAt(l, va);
+        if (seen.has(frame)) continue;
+        seen.add(frame);
+        if (!objectsInFrame(sys.mem, frame).some(objectSensitive)) continue;
+        requested ??= requestedUnits(asi);
+        const o = unrequested(sys, frame, requested);
+        if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(frame, requested)}`;
+      }
     }
   }
-  return keys;
+  return undefined;
 }
 
 /** A CPU running isolated also reaches what its TLB caches for its PCID, and every Global entry. */
-function tlbExposure(sys: System): string | undefined {
+function tlbExposure(sys: System, phase: Phase): string | undefined {
   for (const cpu of sys.cpus) {
-    const asi = cpu.dead ? undefined : isolatedIn(sys, cpu);
+    const asi = runsIsolated(sys, cpu, phase);
     if (!asi) continue;
     let requested: Set<string> | undefined;
     for (const { vpn, entry } of usableTlbEntries(cpu)) {
-      for (const o of objectsInFrame(sys.mem, entry.frame)) {
-        if (!objectSensitive(o)) continue;
-        requested ??= requestedObjects(sys, asi);
-        if (!requested.has(objectKey(o))) {
-          const global = entry.flags & _PAGE_GLOBAL ? 'Global ' : '';
-          return `cpu${cpu.id}, isolated in asi#${asi.id}, reaches ${objectName(o)} (pfn ${entry.frame}) at ${formatVa(sys.g, vpn * 4096)} through a ${global}TLB entry, which no range of asi#${asi.id} requested`;
-        }
+      if (!objectsInFrame(sys.mem, entry.frame).some(objectSensitive)) continue;
+      requested ??= requestedUnits(asi);
+      const o = unrequested(sys, entry.frame, requested);
+      if (o) {
+        const global = entry.flags & _PAGE_GLOBAL ? 'Global ' : '';
+        return `cpu${cpu.id}, isolated in asi#${asi.id}, reaches ${objectName(o)} (pfn ${entry.frame}) at ${formatVa(sys.g, vpn * PAGE_SIZE)} through a ${global}TLB entry, which no range of asi#${asi.id} reached when it was mapped${reuseNote(entry.frame, requested)}`;
       }
     }
   }
@@ -44,25 +90,8 @@ function tlbExposure(sys: System): string | undefined {
 
 export const ISOLATION: Invariant = {
   id: 'ISOLATION',
-  statement: 'No sensitive object is reachable through an ASI page table, or through the TLB of a CPU isolated in it (Global entries included), unless a live range of that ASI asked for part of it.',
+  statement:
+    'No sensitive object is reachable through an ASI page table, or through the TLB of a CPU running isolated in it (Global entries included), unless a live range of that ASI reached that object on that frame when the range was mapped.',
   source: 'RFC v2 cover letter (the ASI maps only what VMExit handlers need); patches 08, 12, 15; SPEC 2.4 (TLB)',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      let requested: Set<string> | undefined;
-      const seen = new Set<number>();
-      for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-        for (let va = l.va; va < l.va + l.size; va += 4096) {
-          const frame = frameAt(l, va);
-          if (seen.has(frame)) continue;
-          seen.add(frame);
-          for (const o of objectsInFrame(sys.mem, frame)) {
-            if (!objectSensitive(o)) continue;
-            requested ??= requestedObjects(sys, asi);
-            if (!requested.has(objectKey(o))) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it requested`;
-          }
-        }
-      }
-    }
-    return tlbExposure(sys);
-  },
+  check: (sys, phase = 'between-ops') => pageTableExposure(sys) ?? tlbExposure(sys, phase),
 };

@@ -5,6 +5,7 @@ import { leaves, walk } from '../model/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/pte.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { unitAlloc } from '../model/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
 function wider(asi: number, kernel: number): boolean {
@@ -30,7 +31,7 @@ export const REFINE: Invariant = {
         }
       }
       for (const r of asi.ranges) {
-        const gone = r.ghostAllocs.find((id) => !sys.mem.allocs.has(id));
+        const gone = r.ghostReached.map(unitAlloc).find((id) => !sys.mem.allocs.has(id));
         if (gone !== undefined) return `asi#${asi.id}: range [${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) still maps memory of allocation #${gone}, which the kernel has freed (stale mapping)`;
       }
     }

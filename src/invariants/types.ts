@@ -8,6 +8,12 @@ export interface Violation {
   readonly message: string;
 }
 
+/**
+ * When a check runs: after an op (every path has returned, no handler runs), or at a micro-step
+ * inside one (between two statements of a path, where an interrupt could also arrive).
+ */
+export type Phase = 'between-ops' | 'micro-step';
+
 export interface Invariant {
   readonly id: string;
   readonly statement: string;
@@ -15,5 +21,11 @@ export interface Invariant {
   readonly source: string;
   /** Invariants that belong to one design option only say so here. */
   readonly appliesTo?: (sys: System) => boolean;
-  readonly check: (sys: System) => string | undefined;
+  /**
+   * Why the invariant is a property of whole ops and is not judged at micro-steps (a session is
+   * ACTIVE with CR3 still on the kernel for one statement of asi_enter, by design). Invariants
+   * with parts of both kinds judge each part by the phase they are given.
+   */
+  readonly betweenOpsOnly?: string;
+  readonly check: (sys: System, phase?: Phase) => string | undefined;
 }

@@ -19,7 +19,7 @@ import {
   roundDown,
   roundUp,
 } from './geometry.ts';
-import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation } from './memory.ts';
+import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, unitKey } from './memory.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from './pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, mkEntry } from './pte.ts';
 import { type Log, log } from './trace.ts';
@@ -209,6 +209,15 @@ function splitLarge(sys: System, asi: Asi, parent: EntrySlot, large: number, lar
   return 0;
 }
 
+/**
+ * fixed: privateLowerTables. A whole kernel entry that points to a lower table is not copied (the
+ * ASI would share the kernel's table, and whatever the kernel maps there later appears in the
+ * ASI): the copy descends and builds the ASI's own tables, down to the leaves.
+ */
+function descendsPrivately(sys: System, src: number): boolean {
+  return sys.options.privateLowerTables && !isNone(src) && !isLarge(src);
+}
+
 /** asi_copy_pmd_range and asi_copy_pud_range: the same loop one level apart. */
 function copyMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | typeof PGT_LEVEL_PUD, dstParent: EntrySlot, srcParent: EntrySlot, addr: number, end: number, req: PgtLevel, ctx: CopyCtx, out: Log): number {
   const dst = asiAlloc(sys, asi, dstParent, level, addr, out);
@@ -223,7 +232,7 @@ function copyMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | typeo
     const whole = takesWholeEntry(sys, req, level, addr, next);
     if (isLarge(src) && !whole && sys.options.splitLargePages) {
       err = splitLarge(sys, asi, dstSlot, src, level, addr, next, req, ctx, out); // fixed: splitLargePages
-    } else if (whole || isNone(src) || isLarge(src)) {
+    } else if ((whole && !descendsPrivately(sys, src)) || isNone(src) || isLarge(src)) {
       err = copySet(sys, asi, dstSlot, src, level, addr, ctx, out);
     } else {
       err = level === PGT_LEVEL_PMD ? copyPteRange(sys, asi, dstSlot, srcSlot, addr, next, ctx, out) : copyMidRange(sys, asi, PGT_LEVEL_PMD, dstSlot, srcSlot, addr, next, req, ctx, out);
@@ -249,7 +258,7 @@ function copyPgdRange(sys: System, asi: Asi, addr: number, end: number, req: Pgt
     if (req === PGT_LEVEL_PGD && !sys.options.exactExtent) {
       err = asiSet(sys, asi, dst, entryAt(sys, src), PGT_LEVEL_PGD, out);
       if (!err && !isNone(entryAt(sys, src))) ctx.keys.push(entryKey(sys, PGT_LEVEL_PGD, addr));
-    } else if (takesWholeEntry(sys, Math.min(req, PGT_LEVEL_P4D) as PgtLevel, PGT_LEVEL_P4D, addr, next) || isNone(entryAt(sys, src))) {
+    } else if ((takesWholeEntry(sys, Math.min(req, PGT_LEVEL_P4D) as PgtLevel, PGT_LEVEL_P4D, addr, next) && !descendsPrivately(sys, entryAt(sys, src))) || isNone(entryAt(sys, src))) {
       err = copySet(sys, asi, dst, entryAt(sys, src), PGT_LEVEL_P4D, addr, ctx, out);
     } else {
       err = copyMidRange(sys, asi, PGT_LEVEL_PUD, dst, src, addr, next, req, ctx, out);
@@ -264,7 +273,7 @@ function copyPgdRange(sys: System, asi: Asi, addr: number, end: number, req: Pgt
 // ---- range tracking (patches 10, 14) --------------------------------------------------------
 
 /** ASI_RANGE_MAP_ADDR / ASI_RANGE_MAP_END (patch 14): the range rounded out to its level. */
-function rfcRangeExtent(sys: System, r: { ptr: number; size: number; level: PgtLevel }): [number, number] {
+export function rfcRangeExtent(sys: System, r: { ptr: number; size: number; level: PgtLevel }): [number, number] {
   const s = levelSize(sys.g, r.level);
   return [roundDown(r.ptr, s), roundUp(r.ptr + r.size, s)];
 }
@@ -288,14 +297,13 @@ function describe(sys: System, r: { ptr: number; size: number; level: PgtLevel }
   return `${formatVa(sys.g, r.ptr)}/${r.size.toString(16)}/${r.level}`;
 }
 
-/** Allocations reached by the range's bytes through the kernel page table (ghost, for REFINE). */
-function reachedAllocations(sys: System, ptr: number, size: number): number[] {
-  const ids = new Set<number>();
+/** Ghost: the objects, frame by frame, that the range's bytes reach through the kernel page table now. */
+function reachedUnits(sys: System, ptr: number, size: number): string[] {
+  const units = new Set<string>();
   for (const fb of framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size)) {
-    const a = allocationOfFrame(sys.mem, fb.frame);
-    if (a) ids.add(a.id);
+    for (const o of objectsInFrame(sys.mem, fb.frame, fb.lo, fb.hi)) units.add(unitKey(fb.frame, o));
   }
-  return [...ids];
+  return [...units];
 }
 
 /** asi_map_overlap (patch 14), as posted: counts raw new range against existing rounded extents. */
@@ -360,8 +368,22 @@ function rollback(sys: System, asi: Asi, ctx: CopyCtx, countsTaken: AsiRange[]):
   for (const r of countsTaken) r.overlap--;
 }
 
+/**
+ * fixed: mapRequiresLiveMemory. A request that reaches a free frame is refused: no caller owns what
+ * will be allocated there later, yet the ASI would map it.
+ */
+function reachesFreeFrame(sys: System, ptr: number, size: number): number | undefined {
+  if (!sys.options.mapRequiresLiveMemory) return undefined;
+  return framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size).find((fb) => !allocationOfFrame(sys.mem, fb.frame))?.frame;
+}
+
 /** asi_map_range (patches 08, 10, 14). */
 export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, level: PgtLevel, out: Log): number {
+  const free = reachesFreeFrame(sys, ptr, size);
+  if (free !== undefined) {
+    log(out, 'pr_err', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} refused: pfn ${free} is free memory`);
+    return EINVAL;
+  }
   const [mapAddr, mapEnd] = rfcRangeExtent(sys, { ptr, size, level });
   const quiet = isCurrentStackOrTask(sys, ptr);
   if (!quiet) {
@@ -395,7 +417,7 @@ function asiMapRangeLocked(sys: System, asi: Asi, ptr: number, size: number, lev
   const newlySet = new Set(ctx.newlySet.map((s) => entryKey(sys, s.level, s.va)));
   const keys = [...new Set(ctx.keys)].filter((k) => !mutant(sys, 'refcount-not-taken') || newlySet.has(k));
   if (sys.options.overlapPolicy === 'refcount-entries') for (const k of keys) asi.entryRefs.set(k, (asi.entryRefs.get(k) ?? 0) + 1);
-  asi.ranges.unshift({ ptr, size, level, overlap, entries: keys, ghostAllocs: reachedAllocations(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size) });
+  asi.ranges.unshift({ ptr, size, level, overlap, entries: keys, caller: sys.caller, ghostReached: reachedUnits(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size) });
   return 0;
 }
 
@@ -524,9 +546,13 @@ function unmapRefcounted(sys: System, asi: Asi, range: AsiRange): void {
   }
 }
 
-/** asi_unmap (patches 11, 14): the range is found by its exact start, the newest first. */
+/**
+ * asi_unmap (patches 11, 14): the range is found by its exact start, the newest first, whoever made
+ * it. With protectInternalRanges only ranges of the same maker match; with unmapMatchesCaller a
+ * caller's unmap only finds that caller's ranges.
+ */
 export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log, madeBy?: AsiRange['madeBy']): number {
-  const range = asi.ranges.find((r) => r.ptr === ptr && (!sys.options.protectInternalRanges || r.madeBy === madeBy));
+  const range = asi.ranges.find((r) => r.ptr === ptr && (!sys.options.protectInternalRanges || r.madeBy === madeBy) && (!sys.options.unmapMatchesCaller || r.madeBy !== undefined || r.caller === sys.caller));
   if (!range) {
     log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${formatVa(sys.g, ptr)} - not mapped`);
     return 0;
@@ -563,7 +589,10 @@ export function asiLock(asi: Asi): string {
 
 /** asi_remap (patch 13): the caller's pointer variable is `cur`; returns what it holds afterwards. */
 export function asiRemap(sys: System, asi: Asi, cur: number | null, ptr: number, size: number, out: Log): { ret: number; cur: number | null } {
-  if (cur === ptr) return { ret: 0, cur };
+  // Patch 13 compares the pointers only: a new size for the same buffer maps nothing new. The fix
+  // returns early only when the caller's range for the buffer is already as asked.
+  const unchanged = !sys.options.remapChecksSize || asi.ranges.some((r) => r.ptr === ptr && r.madeBy === undefined && r.caller === sys.caller && r.size === size); // fixed: remapChecksSize
+  if (cur === ptr && unchanged) return { ret: 0, cur };
   if (cur !== null) asiUnmap(sys, asi, cur, out);
   const err = asiMap(sys, asi, ptr, size, out);
   return err ? { ret: err, cur: null } : { ret: 0, cur: ptr };
@@ -575,13 +604,21 @@ export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): v
   for (let cpu = 0; cpu < sys.config.cpus; cpu++) asiUnmap(sys, asi, perCpuPtr(sys, v, cpu), out);
 }
 
+/**
+ * asi_map_percpu (patch 12). Its error path calls asi_unmap_percpu(), which unmaps every CPU's
+ * pointer by its start: ranges other callers made for those pointers go too. With percpuUndoesOwn
+ * it undoes only the ranges this call made.
+ */
 export function asiMapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): number {
+  const made: AsiRange[] = [];
   for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
     const err = asiMap(sys, asi, perCpuPtr(sys, v, cpu), PERCPU_VARS[v].size, out);
     if (err) {
-      asiUnmapPercpu(sys, asi, v, out);
+      if (sys.options.percpuUndoesOwn) for (const r of made) asiUnmapRange(sys, asi, r, out); // fixed: percpuUndoesOwn
+      else asiUnmapPercpu(sys, asi, v, out);
       return err;
     }
+    made.push(asi.ranges[0]);
   }
   return 0;
 }

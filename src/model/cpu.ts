@@ -39,6 +39,11 @@ export interface LockHeld {
 export interface TlbEntry {
   readonly frame: number;
   readonly flags: number;
+  /** Ghost: the allocation that owned the frame when the entry was filled (-1: free), for TLB-COHERENT. */
+  readonly alloc: number;
+  /** Ghost: the root of the page table the entry was filled from, and the allocation that root was then. */
+  readonly root: number;
+  readonly rootAlloc: number;
 }
 
 export interface Cpu {
@@ -173,7 +178,9 @@ export function translate(sys: System, cpu: Cpu, va: number, kind: AccessKind): 
   const w = walk(sys.g, sys.tables, cr3Root(cpu.cr3), va);
   if (!w.ok || !permits(w.leaf.flags, kind)) return false;
   const frame = w.leaf.frame + Math.floor((va - w.leaf.va) / PAGE_SIZE);
-  cpu.tlb.set(w.leaf.flags & _PAGE_GLOBAL ? `G:${vpn}` : `${cr3Pcid(cpu.cr3)}:${vpn}`, { frame, flags: w.leaf.flags });
+  const root = cr3Root(cpu.cr3);
+  const fill: TlbEntry = { frame, flags: w.leaf.flags, alloc: sys.mem.frameAlloc[frame] ?? -1, root, rootAlloc: sys.mem.frameAlloc[root] };
+  cpu.tlb.set(w.leaf.flags & _PAGE_GLOBAL ? `G:${vpn}` : `${cr3Pcid(cpu.cr3)}:${vpn}`, fill);
   return true;
 }
 

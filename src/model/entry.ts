@@ -40,10 +40,12 @@ export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly I
     const r = gen.next();
     if (r.done) {
       k.sys.ghost.visited.push(`${path}@return`);
+      k.observe?.(`${path}@return`);
       for (const e of events) if (e.at > i) deliver(k, e, `${path}@return`);
       return k.cpu.dead ? undefined : r.value;
     }
     point = r.value;
+    k.observe?.(`${path}@${point}`);
   }
 }
 

@@ -224,6 +224,7 @@ export function boot(config: Config): System {
     nextAsiId: 1,
     cpus: [],
     exec: processContext(),
+    caller: 0,
     ghost: newGhost(),
   };
   const large = levelSize(g, PGT_LEVEL_PMD) / PAGE_SIZE;

@@ -151,6 +151,19 @@ export function objectKey(o: ObjectRef): string {
   return `${o.alloc.id}/${o.part}`;
 }
 
+/**
+ * A unit of exposure: one object as it sits on one frame. Ghost state records the units a range
+ * reached when it was mapped; allocation ids are never reused, so a frame freed and handed to a
+ * new owner gives new units.
+ */
+export function unitKey(frame: number, o: ObjectRef): string {
+  return `${frame}/${o.alloc.id}/${o.part}`;
+}
+
+export function unitAlloc(key: string): number {
+  return Number(key.split('/')[1]);
+}
+
 export function objectSensitive(o: ObjectRef): boolean {
   return o.part < 0 ? o.alloc.sensitive : o.alloc.parts![o.part].sensitive;
 }

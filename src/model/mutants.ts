@@ -15,6 +15,8 @@ export const MUTANTS = {
   'offset-not-validated': {
     where: 'asi_pXX_offset (patch 05): asi_valid_offset() is skipped, so the ASI walks into kernel tables',
     expect: 'PT-OWN',
+    // Only an ASI that shares kernel tables meets one on its walk.
+    options: { privateLowerTables: false },
   },
   'fini-backend-skipped': {
     where: 'asi_destroy (patch 04): asi_fini_backend() is not called, backend pages stay allocated',
@@ -94,6 +96,10 @@ export const MUTANTS = {
     where: 'v3 ASI_RESUME: the isolation CR3 is reloaded before idepth drops to 0, so an interrupt in between leaves the session ACTIVE on the kernel CR3',
     expect: 'SESSION',
     options: { interruptResumes: true },
+  },
+  'shootdown-skips-last-page': {
+    where: 'flush_tlb_kernel_range after vfree/vunmap: the IPI handler invalidates every page of the area but the last',
+    expect: 'TLB-COHERENT',
   },
   'init-skips-session': {
     where: 'asi_init_mapping: cpu_asi_session is not mapped',

@@ -10,12 +10,13 @@ import type { AccessKind } from './cpu.ts';
 export type Op =
   | { readonly op: 'asi_create'; readonly flags: number }
   | { readonly op: 'asi_destroy'; readonly asi: number }
-  | { readonly op: 'asi_map'; readonly asi: number; readonly ptr: number; readonly size: number; readonly level: PgtLevel }
-  | { readonly op: 'asi_unmap'; readonly asi: number; readonly ptr: number }
-  | { readonly op: 'asi_remap'; readonly asi: number; readonly cur: number | null; readonly ptr: number; readonly size: number }
-  | { readonly op: 'asi_map_percpu'; readonly asi: number; readonly var: PercpuVar }
-  | { readonly op: 'asi_unmap_percpu'; readonly asi: number; readonly var: PercpuVar }
-  | { readonly op: 'asi_map_module'; readonly asi: number; readonly module: number }
+  // ASI API calls: `caller` names which kernel subsystem calls (0 when absent; see System.caller).
+  | { readonly op: 'asi_map'; readonly asi: number; readonly ptr: number; readonly size: number; readonly level: PgtLevel; readonly caller?: number }
+  | { readonly op: 'asi_unmap'; readonly asi: number; readonly ptr: number; readonly caller?: number }
+  | { readonly op: 'asi_remap'; readonly asi: number; readonly cur: number | null; readonly ptr: number; readonly size: number; readonly caller?: number }
+  | { readonly op: 'asi_map_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number }
+  | { readonly op: 'asi_unmap_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number }
+  | { readonly op: 'asi_map_module'; readonly asi: number; readonly module: number; readonly caller?: number }
   | { readonly op: 'task_create' }
   | { readonly op: 'task_exit'; readonly task: number }
   | { readonly op: 'vmalloc'; readonly pages: number; readonly sensitive: boolean }
@@ -70,7 +71,16 @@ function withIntr(g: Geometry, line: string, intr: readonly Intr[]): string {
   return intr.length ? `${line} [${intr.map((e) => formatIntr(g, e)).join(', ')}]` : line;
 }
 
+/** Callers other than 0 are named after the call. */
 export function formatOp(g: Geometry, op: Op): string {
+  const line = formatCall(g, op);
+  return 'caller' in op && op.caller ? `${line} (caller ${op.caller})` : line;
+}
+
+/** Callers of the ASI API that ops may name. */
+export const MAX_CALLERS = 4;
+
+function formatCall(g: Geometry, op: Op): string {
   const va = (x: number) => formatVa(g, x);
   switch (op.op) {
     case 'asi_create':
@@ -169,6 +179,7 @@ export function validateOp(x: unknown): string | undefined {
     access: [() => int('cpu'), () => int('va'), () => ((ACCESS_KINDS as readonly unknown[]).includes(o.access) ? undefined : `access: unknown kind ${JSON.stringify(o.access)}`), () => validateIntr(o.intr)],
     schedule: [() => int('cpu'), () => int('task'), () => validateIntr(o.intr)],
   };
+  if (o.caller !== undefined && (!Number.isSafeInteger(o.caller) || (o.caller as number) < 0 || (o.caller as number) >= MAX_CALLERS)) return `${o.op}: caller must be 0-${MAX_CALLERS - 1}`;
   for (const check of fields[o.op as OpKind]) {
     const err = check();
     if (err) return err;

@@ -108,6 +108,34 @@ export interface DesignOptions {
    * resume isolation at its ASI_RESUME, and the exit then leaves the CPU on the ASI page table.
    */
   exitDeactivatesFirst: boolean;
+  /**
+   * asi_map_range never copies a kernel entry that points to a lower table: it builds the ASI's own
+   * tables down to the leaves. The RFC copies such an entry whole when the request covers it (the
+   * requested level, patch 08), so the ASI shares the kernel's lower table and whatever the kernel
+   * maps under it later (a new task's stack in the vmalloc area) appears in the ASI.
+   */
+  privateLowerTables: boolean;
+  /**
+   * asi_map_range refuses (-EINVAL) a request that reaches a free frame. The RFC maps it, and the
+   * next allocation of that frame (another task's data) is exposed through a range nobody owns.
+   */
+  mapRequiresLiveMemory: boolean;
+  /**
+   * asi_unmap by a caller finds only a range that caller mapped. The RFC finds a range by its start
+   * alone, so one subsystem's unmap removes what another mapped at the same address.
+   */
+  unmapMatchesCaller: boolean;
+  /**
+   * asi_map_percpu's error path undoes only the ranges the call itself made. The RFC calls
+   * asi_unmap_percpu(), which removes every CPU's range for that variable, other callers' too.
+   */
+  percpuUndoesOwn: boolean;
+  /**
+   * asi_remap returns early only when the caller's range for the pointer already has the asked size.
+   * Patch 13 returns 0 whenever the pointer has not changed, so a buffer that grew keeps its old,
+   * smaller mapping (or none at all, if the caller's pointer was never mapped).
+   */
+  remapChecksSize: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -134,6 +162,11 @@ export const OPTION_NAMES = [
   'interruptResumes',
   'resumeFlushesGlobal',
   'exitDeactivatesFirst',
+  'privateLowerTables',
+  'mapRequiresLiveMemory',
+  'unmapMatchesCaller',
+  'percpuUndoesOwn',
+  'remapChecksSize',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -160,6 +193,11 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   interruptResumes: false,
   resumeFlushesGlobal: false,
   exitDeactivatesFirst: false,
+  privateLowerTables: false,
+  mapRequiresLiveMemory: false,
+  unmapMatchesCaller: false,
+  percpuUndoesOwn: false,
+  remapChecksSize: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -186,6 +224,11 @@ export const FIXED_OPTIONS: DesignOptions = {
   interruptResumes: false,
   resumeFlushesGlobal: true,
   exitDeactivatesFirst: true,
+  privateLowerTables: true,
+  mapRequiresLiveMemory: true,
+  unmapMatchesCaller: true,
+  percpuUndoesOwn: true,
+  remapChecksSize: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */

@@ -13,11 +13,18 @@ import { type Asi, type System, mutant } from './system.ts';
 /** A code path: yields the name of each point an interrupt may arrive at, returns the C return value. */
 export type Path<R = void> = Generator<string, R, void>;
 
-/** The CPU a path runs on, with the system and the log of the current step. */
+/**
+ * Called after every micro-step with the path and point just reached ("asi_enter@load_cr3"), so a
+ * checker can judge the state inside an op. The model never imports the checker: this is its hook.
+ */
+export type Observer = (where: string) => void;
+
+/** The CPU a path runs on, with the system, the log of the current step and the step's observer. */
 export interface Exec {
   readonly sys: System;
   readonly cpu: Cpu;
   readonly out: Log;
+  readonly observe?: Observer;
 }
 
 function currentTask(k: Exec): number {

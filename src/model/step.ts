@@ -3,10 +3,10 @@
 
 import { type Allocation } from './memory.ts';
 import { type Log, log } from './trace.ts';
-import { type Asi, type Config, type System, type VmArea, newGhost } from './system.ts';
+import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
 import { type Cpu, cr3Root, invlpg } from './cpu.ts';
 import { checkSchedulable, processContext } from './context.ts';
-import { type Exec, type Path, asiEnter, asiExit } from './session.ts';
+import { type Exec, type Observer, type Path, asiEnter, asiExit } from './session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './entry.ts';
 import { PAGE_SIZE } from './geometry.ts';
 import { type Op } from './ops.ts';
@@ -27,11 +27,13 @@ import {
   EINVAL,
   ENOENT,
   ESRCH,
+  PERCPU_VARS,
   boot,
   kfree,
   kmalloc,
   moduleLoad,
   moduleUnload,
+  perCpuPtr,
   taskCreate,
   taskExit,
   vfree,
@@ -68,21 +70,62 @@ function created(x: { id: number } | number): number {
   return typeof x === 'number' ? x : x.id;
 }
 
-/** Applies one operation. The system is changed in place; clone first to keep the old state. */
-export function step(sys: System, op: Op): Outcome {
+/**
+ * Applies one operation. The system is changed in place; clone first to keep the old state.
+ * `observe` is called at every micro-step of the paths the op runs (see Observer).
+ */
+export function step(sys: System, op: Op, observe?: Observer): Outcome {
   sys.ghost = newGhost();
   const out: Log = [];
   const cpu = 'cpu' in op ? sys.cpus[op.cpu] : undefined;
   sys.exec = cpu ?? processContext();
-  const ret = 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out)) : EINVAL) : apply(sys, op, out);
+  const ret = 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out, observe)) : EINVAL) : apiCall(sys, op, out, observe);
   sys.exec = processContext();
   return { ret, log: out };
 }
 
+type ApiOp = Extract<Op, { caller?: number }>;
+
+const API_OPS: ReadonlySet<Op['op']> = new Set(['asi_map', 'asi_unmap', 'asi_remap', 'asi_map_percpu', 'asi_unmap_percpu', 'asi_map_module']);
+
+function isApiCall(op: Op): op is ApiOp {
+  return API_OPS.has(op.op);
+}
+
+/** What an ASI API op was asked to map: the buffers a caller expects mapped when it returns 0. */
+function asked(sys: System, op: Exclude<Op, CpuOp>): { ptr: number; size: number }[] {
+  switch (op.op) {
+    case 'asi_map':
+    case 'asi_remap':
+      return [{ ptr: op.ptr, size: op.size }];
+    case 'asi_map_percpu':
+      return Array.from({ length: sys.config.cpus }, (_, cpu) => ({ ptr: perCpuPtr(sys, op.var, cpu), size: PERCPU_VARS[op.var].size }));
+    case 'asi_map_module': {
+      const m = sys.kernel.modules.get(op.module);
+      return m ? [{ ptr: m.va, size: m.pages * PAGE_SIZE }] : [];
+    }
+    default:
+      return [];
+  }
+}
+
+/** Runs a non-CPU op; an ASI API call also leaves its ghost record (what it was asked, what it removed). */
+function apiCall(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
+  if (!isApiCall(op) || !sys.asis.has(op.asi)) return apply(sys, op, out, observe);
+  const asi = sys.asis.get(op.asi)!;
+  const before = [...asi.ranges];
+  sys.caller = op.caller ?? 0;
+  const ret = apply(sys, op, out, observe);
+  sys.caller = 0;
+  const removed = before.filter((r) => !asi.ranges.includes(r));
+  sys.ghost.apiCall = { call: op.op, caller: op.caller ?? 0, asi: asi.id, ret, asked: asked(sys, op), removed, released: op.op === 'asi_remap' ? op.cur : null };
+  return ret;
+}
+
 type CpuOp = Extract<Op, { cpu: number }>;
 
-function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log): number {
-  const k: Exec = { sys, cpu, out };
+function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observer): number {
+  const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
   const ran = <R>(path: string, gen: Path<R>): R | number => {
     const r = drive(k, path, gen, op.intr);
     return cpu.dead ? ECPUDEAD : (r as R);
@@ -115,19 +158,20 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log): number {
  * flush_tlb_kernel_range after the kernel unmaps memory: an IPI to every CPU, whose handler (which
  * leaves isolation like any interrupt) invalidates the range, with INVLPG, in the PCID it runs on.
  */
-function shootdown(sys: System, area: VmArea, out: Log): void {
+function shootdown(sys: System, area: VmArea, out: Log, observe?: Observer): void {
   for (const cpu of sys.cpus) {
     if (cpu.dead) continue;
-    const k: Exec = { sys, cpu, out };
+    const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
     sys.exec = cpu;
+    const pages = mutant(sys, 'shootdown-skips-last-page') ? area.pages - 1 : area.pages;
     arrive(k, { at: 0, kind: 'irq' }, () => {
-      invlpg(cpu, area.va, area.va + area.pages * PAGE_SIZE);
+      invlpg(cpu, area.va, area.va + pages * PAGE_SIZE);
     });
   }
   sys.exec = processContext();
 }
 
-function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log): number {
+function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
   const k = sys.kernel;
   switch (op.op) {
     case 'asi_create':
@@ -168,7 +212,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log): number {
         unmapFromAsis(sys, allocationOf(sys, k.kmallocs.get(t.struct)?.alloc), out);
       }
       const ret = taskExit(sys, op.task);
-      if (ret === 0 && stack) shootdown(sys, stack, out);
+      if (ret === 0 && stack) shootdown(sys, stack, out, observe);
       return ret;
     }
     case 'vmalloc':
@@ -179,7 +223,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log): number {
       if (!area || allocationOf(sys, area.alloc)?.kind !== 'vmalloc') return ENOENT;
       unmapFromAsis(sys, allocationOf(sys, area.alloc), out);
       vfree(sys, op.id);
-      shootdown(sys, area, out);
+      shootdown(sys, area, out, observe);
       return 0;
     }
     case 'kmalloc':
@@ -200,7 +244,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log): number {
       if (!m) return ENOENT;
       unmapFromAsis(sys, allocationOf(sys, m.alloc), out);
       moduleUnload(sys, op.id);
-      shootdown(sys, m, out);
+      shootdown(sys, m, out, observe);
       return 0;
     }
     case 'fail_alloc':

@@ -35,8 +35,12 @@ export interface AsiRange {
   overlap: number;
   /** refcount-entries policy: the entries this range holds a reference to ("level:va"). */
   entries: string[];
-  /** Ghost: the allocations the range's bytes reached when it was mapped. */
-  readonly ghostAllocs: readonly number[];
+  /**
+   * Ghost: what the range's bytes reached through the kernel page table when it was mapped, as
+   * unitKey()s (frame, allocation, part): the objects its caller asked for, judged by ISOLATION
+   * and REFINE however the memory behind the range changes later.
+   */
+  readonly ghostReached: readonly string[];
   /** Ghost: the pages of the range the kernel mapped when it was mapped. */
   readonly ghostPages: readonly number[];
   /**
@@ -44,6 +48,8 @@ export interface AsiRange {
    * The RFC cannot tell them apart; with protectInternalRanges asi_unmap only finds callers' ranges.
    */
   madeBy?: 'core' | number;
+  /** For a caller's range: which caller of the ASI API (System.caller when it was mapped). */
+  readonly caller: number;
 }
 
 /** One page the ASI allocated for its page table: an entry of the backend_pages XArray (patch 04). */
@@ -122,9 +128,23 @@ export interface GhostEvent {
   readonly message: string;
 }
 
+/** What one ASI API call did, for CALLER-CONTRACT: what it was asked to map, and the ranges it removed. */
+export interface ApiCall {
+  readonly call: string;
+  readonly caller: number;
+  readonly asi: number;
+  readonly ret: number;
+  readonly asked: readonly { readonly ptr: number; readonly size: number }[];
+  /** asi_remap's old pointer, which the call unmaps whatever it returns. */
+  readonly released: number | null;
+  readonly removed: readonly AsiRange[];
+}
+
 export interface Ghost {
   /** Events of the current step that an invariant must report (an ASI writing a kernel table...). */
   events: GhostEvent[];
+  /** The ASI API call of the current step, if it made one. */
+  apiCall?: ApiCall;
   /** Entries cleared in an ASI page table during the current step. */
   cleared: { asi: number; va: number; size: number }[];
   /** Coverage of the current step: points "path@point" the paths passed, and events "path@point:kind" delivered or held off there. */
@@ -149,6 +169,11 @@ export interface System {
   readonly cpus: Cpu[];
   /** Where the code of the current step runs (the op's CPU, or a process context). */
   exec: ExecContext;
+  /**
+   * Who calls the ASI API in the current step: kernel subsystems sharing one ASI (KVM's setup, its
+   * memslot remaps, a driver) are callers 0, 1, ...; the RFC's API cannot tell them apart.
+   */
+  caller: number;
   ghost: Ghost;
 }
 
@@ -187,6 +212,7 @@ export function cloneSystem(s: System): System {
     ),
     cpus: s.cpus.map(cloneCpu),
     exec: processContext(),
-    ghost: { events: [...s.ghost.events], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },
+    caller: 0,
+    ghost: { ...s.ghost, events: [...s.ghost.events], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },
   };
 }

@@ -1,0 +1,47 @@
+// TLB-COHERENT: what a CPU's TLB caches may run ahead of the page tables only as far as the
+// kernel's flushing rules allow. A translation may go stale (a PTE cleared, its flush still owed),
+// but before the frame behind it is handed to a new owner the flush must have happened: a usable
+// entry that neither the page table it was filled from nor the one the CPU runs on gives any more,
+// to a frame reused since the entry was filled (fill-time owners are ghost state), reads or writes
+// someone else's memory. (A Global entry that the kernel still gives but the ASI does not is
+// ISOLATION's business: the kernel maps itself Global on purpose.)
+
+import { formatVa, PAGE_SIZE } from '../model/geometry.ts';
+import { type Cpu, type TlbEntry, buildCr3, cr3Root, formatCr3, usableTlbEntries } from '../model/cpu.ts';
+import { walk } from '../model/pagetable.ts';
+import type { System } from '../model/system.ts';
+import type { Invariant } from './types.ts';
+
+function allocName(sys: System, id: number): string {
+  return id < 0 ? 'free' : `#${id} ${sys.mem.allocs.get(id)?.name ?? '(since freed)'}`;
+}
+
+/** The page table under `root` maps va to `frame` now. */
+function gives(sys: System, root: number, va: number, frame: number): boolean {
+  const w = walk(sys.g, sys.tables, root, va);
+  return w.ok && w.leaf.frame + Math.floor((va - w.leaf.va) / PAGE_SIZE) === frame;
+}
+
+function stillGiven(sys: System, cpu: Cpu, va: number, e: TlbEntry): boolean {
+  const fillRootLive = sys.mem.frameAlloc[e.root] === e.rootAlloc;
+  return (fillRootLive && gives(sys, e.root, va, e.frame)) || gives(sys, cr3Root(cpu.cr3), va, e.frame);
+}
+
+function incoherent(sys: System, cpu: Cpu): string | undefined {
+  for (const { vpn, entry } of usableTlbEntries(cpu)) {
+    const now = sys.mem.frameAlloc[entry.frame];
+    if (now === entry.alloc || now < 0) continue;
+    const va = vpn * PAGE_SIZE;
+    if (stillGiven(sys, cpu, va, entry)) continue;
+    return `cpu${cpu.id} caches ${formatVa(sys.g, va)} -> pfn ${entry.frame}, filled from ${formatCr3(sys, buildCr3(entry.root, 0)).split('/')[0]} when the frame was ${allocName(sys, entry.alloc)}; neither that page table nor cr3 ${formatCr3(sys, cpu.cr3)} maps it so now, and the frame holds ${allocName(sys, now)}: its flush was owed before the frame was reused`;
+  }
+  return undefined;
+}
+
+export const TLB_COHERENT: Invariant = {
+  id: 'TLB-COHERENT',
+  statement:
+    "Every usable TLB entry of every CPU is a translation that the page table it was filled from, or the one the CPU runs on, gives now, or a stale one whose frame has not been reused since the entry was filled (its flush may still be pending).",
+  source: 'x86 TLB rules (Intel SDM 4.10.4); kernel: flush_tlb_kernel_range before vfree frees the pages; RFC v2 patches 11, 14 (asi_unmap)',
+  check: (sys) => sys.cpus.filter((c) => !c.dead).map((c) => incoherent(sys, c)).find((m) => m !== undefined),
+};

@@ -63,9 +63,11 @@ export function runWith(config: Config, n: number, next: (sys: System, i: number
     ran.push(op);
     // The first micro-step whose state fails; the op still runs to its end, as the kernel would.
     let inside: Failure | undefined;
+    let judged = sys.mem.version;
     const observe = (where: string) => {
       if (inside) return;
-      const violations = checkAll(sys, opts.invariants, 'micro-step');
+      const violations = checkAll(sys, opts.invariants, 'micro-step', sys.mem.version === judged);
+      judged = sys.mem.version;
       if (counts(violations)) inside = { step: i, violations, where };
     };
     const outcome = step(sys, op, opts.microSteps ?? MICRO_STEP_CHECKS ? observe : undefined);

@@ -44,6 +44,7 @@ export const PT_WF: Invariant = {
   id: 'PT-WF',
   statement: 'Every table an entry points to is a live page-table page of the right level; leaves map existing, aligned frames.',
   source: 'x86-64 paging; RFC v2 patch 06 (asi_pXX_alloc)',
+  whileTablesUnchanged: 'unchanged',
   check(sys) {
     for (const { name, root } of roots(sys)) {
       const err = malformed(sys, root);

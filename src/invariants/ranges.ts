@@ -33,6 +33,7 @@ export const RANGE_NO_OVERLAP: Invariant = {
   id: 'RANGE-NO-OVERLAP',
   statement: 'The tracked ranges of one ASI never overlap (overlapPolicy=refuse).',
   source: 'design option overlapPolicy=refuse',
+  whileTablesUnchanged: 'unchanged',
   appliesTo: (sys) => sys.options.overlapPolicy === 'refuse',
   check(sys) {
     for (const asi of sys.asis.values()) {
@@ -51,6 +52,7 @@ export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   statement:
     "Overlap counts are exact (a range's count is the number of other live ranges whose extents meet its own; an entry's reference count is the number of ranges relying on it), and unmapping one range never removes a translation that another live range still covers.",
   source: 'RFC v2 patch 14 (asi_map_overlap, asi_unmap_overlap); design option overlapPolicy=refcount-entries',
+  whileTablesUnchanged: 'unchanged',
   appliesTo: (sys) => sys.options.overlapPolicy !== 'refuse',
   check(sys) {
     for (const asi of sys.asis.values()) {
@@ -96,6 +98,7 @@ export const RANGE_NO_LEAK: Invariant = {
   statement:
     'Every translation in an ASI page table lies in the effective extent of a live tracked range (no unmapped-range leaks), and every ASI page-table page belongs to a live ASI that tracks it (no frame leaks).',
   source: 'RFC v2 patches 04 (backend pages), 10, 11, 14 (asi_unmap)',
+  whileTablesUnchanged: 'unchanged',
   check(sys) {
     for (const asi of sys.asis.values()) {
       for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
@@ -118,6 +121,7 @@ export const RANGE_EXACT: Invariant = {
   id: 'RANGE-EXACT',
   statement: 'Every tracked range is fully present: each page of it that the kernel maps, the ASI maps too.',
   source: 'RFC v2 patches 08, 10, 14 (asi_map_range)',
+  whileTablesUnchanged: 'unchanged',
   check(sys) {
     for (const asi of sys.asis.values()) {
       for (const r of asi.ranges) {

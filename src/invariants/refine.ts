@@ -17,6 +17,7 @@ export const REFINE: Invariant = {
   statement:
     'Every ASI translation is a kernel translation: same frame, no wider permissions; and no tracked range reaches memory the kernel has freed since it was mapped.',
   source: 'RFC v2 patch 08 (entries are copies of the kernel page table), patch 10 (ranges outlive nothing)',
+  whileTablesUnchanged: 'unchanged',
   check(sys) {
     for (const asi of sys.asis.values()) {
       for (const l of leaves(sys.g, sys.tables, asi.pgd)) {

@@ -28,4 +28,11 @@ export interface Invariant {
    */
   readonly betweenOpsOnly?: string;
   readonly check: (sys: System, phase?: Phase) => string | undefined;
+  /**
+   * Inside an op, while allocations, page-table entries and tracked ranges have not changed since
+   * they were last judged (Memory.version), what is left to judge: nothing for an invariant that
+   * reads only those (`'unchanged'`), or the part of its check that CPU state alone can change.
+   * Without it the whole check runs again.
+   */
+  readonly whileTablesUnchanged?: 'unchanged' | ((sys: System, phase: Phase) => string | undefined);
 }

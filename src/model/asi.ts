@@ -19,7 +19,7 @@ import {
   roundDown,
   roundUp,
 } from './geometry.ts';
-import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, unitKey } from './memory.ts';
+import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, touch, unitKey } from './memory.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from './pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, mkEntry } from './pte.ts';
 import { type Log, log } from './trace.ts';
@@ -79,6 +79,7 @@ function asiWrite(sys: System, asi: Asi, slot: EntrySlot, value: number): void {
     });
   }
   sys.tables.get(slot.table)![slot.index] = value;
+  touch(sys.mem);
 }
 
 /** A translation the ASI loses: ghost history for RANGE-OVERLAP-ACCOUNTED. */
@@ -417,6 +418,7 @@ function asiMapRangeLocked(sys: System, asi: Asi, ptr: number, size: number, lev
   const newlySet = new Set(ctx.newlySet.map((s) => entryKey(sys, s.level, s.va)));
   const keys = [...new Set(ctx.keys)].filter((k) => !mutant(sys, 'refcount-not-taken') || newlySet.has(k));
   if (sys.options.overlapPolicy === 'refcount-entries') for (const k of keys) asi.entryRefs.set(k, (asi.entryRefs.get(k) ?? 0) + 1);
+  touch(sys.mem);
   asi.ranges.unshift({ ptr, size, level, overlap, entries: keys, caller: sys.caller, ghostReached: reachedUnits(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size) });
   return 0;
 }
@@ -566,6 +568,7 @@ export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log):
   if (!isCurrentStackOrTask(sys, range.ptr)) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)}`);
   spinLock(sys, asiLock(asi), true);
   asi.ranges.splice(asi.ranges.indexOf(range), 1);
+  touch(sys.mem);
   if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
   else clearPgdRange(sys, asi, range.ptr, range.ptr + range.size, range.level, out);
@@ -700,6 +703,7 @@ export function asiDestroy(sys: System, asi: Asi, out: Log): void {
   const reachable = mutant(sys, 'fini-frees-kernel-tables') ? [...reachableTables(sys.g, sys.tables, asi.pgd).keys()].filter((f) => f !== asi.pgd) : [];
   asiFreePage(sys, asi, asi.pgd);
   asi.ranges = [];
+  touch(sys.mem);
   if (mutant(sys, 'fini-frees-kernel-tables')) for (const f of reachable) asiFreePage(sys, asi, f);
   else if (!mutant(sys, 'fini-backend-skipped')) for (const b of asi.backend) asiFreePage(sys, asi, b.frame);
   sys.asis.delete(asi.id);

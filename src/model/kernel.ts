@@ -14,7 +14,7 @@ import {
   levelSize,
   roundUp,
 } from './geometry.ts';
-import { type AllocKind, type Owner, type Part, allocFrames, freeAllocation, newMemory } from './memory.ts';
+import { type AllocKind, type Owner, type Part, allocFrames, freeAllocation, newMemory, touch } from './memory.ts';
 import { lowerLevel } from './pagetable.ts';
 import {
   _KERNPG_TABLE,
@@ -182,6 +182,7 @@ function kernelMap(sys: System, va: number, frame: number, flags: number, level:
   const slot = kernelSlot(sys, va, level, boot);
   if (!slot) return false;
   sys.tables.get(slot.table)![slot.index] = mkEntry(frame, level === PGT_LEVEL_PTE ? flags : flags | _PAGE_PSE);
+  touch(sys.mem);
   return true;
 }
 
@@ -189,6 +190,7 @@ function kernelMap(sys: System, va: number, frame: number, flags: number, level:
 function kernelUnmapPage(sys: System, va: number): void {
   const slot = kernelSlot(sys, va, PGT_LEVEL_PTE, true)!;
   sys.tables.get(slot.table)![slot.index] = 0;
+  touch(sys.mem);
 }
 
 /** Map frames with the largest aligned pages up to `largest` (the direct map, the kernel image). */

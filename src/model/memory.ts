@@ -50,14 +50,25 @@ export interface Memory {
   nextAllocId: number;
   /** Fault injection: the allocation this many allocations from now fails (-1: none armed). */
   failIn: number;
+  /**
+   * Bumped by every change to what the page-table invariants read: allocations, page-table
+   * entries and the ranges ASIs track (see touch). A checker may skip re-judging those invariants
+   * at a micro-step where it has not moved.
+   */
+  version: number;
 }
 
 export function newMemory(frames: number): Memory {
-  return { frameAlloc: new Int32Array(frames).fill(-1), allocs: new Map(), nextAllocId: 1, failIn: -1 };
+  return { frameAlloc: new Int32Array(frames).fill(-1), allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0 };
 }
 
 export function cloneMemory(m: Memory): Memory {
-  return { frameAlloc: m.frameAlloc.slice(), allocs: new Map(m.allocs), nextAllocId: m.nextAllocId, failIn: m.failIn };
+  return { frameAlloc: m.frameAlloc.slice(), allocs: new Map(m.allocs), nextAllocId: m.nextAllocId, failIn: m.failIn, version: m.version };
+}
+
+/** Records a change to allocations, page-table entries or tracked ranges. */
+export function touch(m: Memory): void {
+  m.version++;
 }
 
 export function frameCount(m: Memory): number {
@@ -105,6 +116,7 @@ export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefine
   };
   m.allocs.set(a.id, a);
   for (const f of frames) m.frameAlloc[f] = a.id;
+  touch(m);
   return a;
 }
 
@@ -128,6 +140,7 @@ export function freeAllocation(m: Memory, id: number): Allocation | undefined {
   if (!a) return undefined;
   for (const f of a.frames) if (m.frameAlloc[f] === id) m.frameAlloc[f] = -1;
   m.allocs.delete(id);
+  touch(m);
   return a;
 }
 

@@ -33,6 +33,12 @@ describe('the fixed profile', () => {
   test('the v3 design with its two fixes violates no invariant (interrupts resume isolation)', () => {
     propertyHolds({ geometry: 'small', cpus: 2, profile: 'v3', options: { resumeFlushesGlobal: true, exitDeactivatesFirst: true } }, 200, 4, 30);
   });
+  test('violates no invariant (small geometry, 3 CPUs)', () => {
+    propertyHolds({ geometry: 'small', cpus: 3, profile: 'fixed' }, 100, 5, 30);
+  });
+  test('violates no invariant (small geometry, 4 CPUs)', () => {
+    propertyHolds({ geometry: 'small', cpus: 4, profile: 'fixed' }, 100, 6, 30);
+  });
   test('violates no invariant (real x86-64 geometry)', () => {
     propertyHolds({ geometry: 'real', cpus: 2, profile: 'fixed' }, 12, 3, 20);
   });

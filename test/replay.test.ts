@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { CounterexampleError, loadCounterexample } from '../src/check/counterexample.ts';
+import { CounterexampleError, configLabel, loadCounterexample } from '../src/check/counterexample.ts';
 import { runOps } from '../src/check/run.ts';
 
 const dir = join(import.meta.dirname, '..', 'counterexamples');
@@ -23,6 +23,7 @@ describe('saved counterexamples', () => {
         if (e instanceof CounterexampleError) throw new Error(`${file}: ${e.message}`);
         throw e;
       }
+      expect(file.startsWith(`${configLabel(c.config)}--${c.invariant.toLowerCase()}--`), `${file}: its name must say the configuration it reproduces on (${configLabel(c.config)})`).toBe(true);
       const recorded = runOps(c.config, c.ops, { stopOn: c.invariant }).failure;
       expect(recorded?.violations.map((v) => v.invariant), `${file} no longer reproduces ${c.invariant}`).toContain(c.invariant);
       const fixed = runOps({ geometry: c.config.geometry, cpus: c.config.cpus, profile: 'fixed' }, c.ops).failure;

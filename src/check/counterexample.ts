@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type Op, formatOp, validateOp } from '../model/ops.ts';
 import { type Config, geometryOf } from '../model/system.ts';
-import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, RFC_V2_OPTIONS } from '../model/options.ts';
-import { isMutantName } from '../model/mutants.ts';
+import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, RFC_V2_OPTIONS } from '../model/options.ts';
+import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
 import { GEOMETRIES } from '../model/geometry.ts';
 
@@ -44,9 +44,25 @@ export function signature(c: Pick<Counterexample, 'invariant' | 'ops' | 'config'
   return createHash('sha256').update(`${JSON.stringify(c.config)}|${c.invariant}|${shape}`).digest('hex').slice(0, 12);
 }
 
+/** Longest list of option names a file name spells out; past it, the name gives their number. */
+const MAX_OPTIONS_LABEL = 80;
+
+/**
+ * What a configuration reproduces on, as a file name says it: the profile (or mutant), then each
+ * design option set away from that profile's (or mutant's) own value, `rfc-v2+exactExtent+...`.
+ */
+export function configLabel(config: Config): string {
+  const base = { ...PROFILES[config.profile].options, ...(config.mutant ? MUTANT_INFO[config.mutant].options : {}) };
+  const set = OPTION_NAMES.filter((k) => config.options?.[k] !== undefined && config.options[k] !== base[k]).map((k) =>
+    typeof config.options![k] === 'boolean' ? (config.options![k] ? k : `no-${k}`) : `${k}=${String(config.options![k])}`,
+  );
+  const who = config.mutant ? `mutant-${config.mutant}` : config.profile;
+  const label = set.join('+');
+  return set.length === 0 ? who : label.length <= MAX_OPTIONS_LABEL ? `${who}+${label}` : `${who}+${set.length}-options`;
+}
+
 export function fileNameFor(c: Counterexample): string {
-  const who = c.config.mutant ? `mutant-${c.config.mutant}` : c.config.profile;
-  return `${who}--${c.invariant.toLowerCase()}--${signature(c)}.json`;
+  return `${configLabel(c.config)}--${c.invariant.toLowerCase()}--${signature(c)}.json`;
 }
 
 export function saveCounterexample(dir: string, c: Counterexample): string {

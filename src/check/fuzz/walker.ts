@@ -10,12 +10,12 @@ import { ddmin, ddminBy } from '../shrink.ts';
 import { seededChoices } from '../../generators/walk.ts';
 import type { Choice } from '../../generators/choose.ts';
 import { shrinkArgs } from '../argshrink.ts';
+import { type OptionName, causeFixes, causeKey, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
 
 export function outcomeName(ret: number): string {
   return ret < 0 ? (ERRNO_NAMES[ret] ?? String(ret)) : 'ok';
 }
-
 
 /**
  * The walk's choices first: a choice says "some vmalloc area", not "area #13", so removing an
@@ -34,9 +34,10 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
 }
 
 /**
- * Violations shrunk per worker for one (invariant, op kind of the failing step). A mutant that
- * fails most walks would otherwise spend the run shrinking the same bug; later hits of the pair
- * are counted as repeats. A count, not a time share, so a run with a fixed seed stays reproducible.
+ * Violations shrunk per worker for one (invariant, root cause), or for one (invariant, op kind of
+ * the failing step) when nothing explains it. A mutant that fails most walks would otherwise spend
+ * the run shrinking the same bug; later hits are counted as repeats. A count, not a time share, so
+ * a run with a fixed seed stays reproducible.
  */
 export const MAX_SHRINKS_PER_KIND = 2;
 
@@ -48,6 +49,8 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   let steps = 0;
   let repeats = 0;
   const shrinks = new Map<string, number>();
+  // Causes a walk files a violation under when several explain it: the known corpus's, then this worker's.
+  const reached = new Set(task.keepGoing?.known ?? []);
   const stats = (): WalkStats => ({ walks, steps, repeats, seconds: seconds(), coverage });
   const onStep = (_: System, rec: StepRecord) => {
     const byOutcome = (coverage[rec.op.op] ??= {});
@@ -59,31 +62,41 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   for (let index = 0; task.walks === undefined || index < task.walks; index++) {
     if (shouldStop() || (task.seconds !== undefined && seconds() >= task.seconds)) break;
     const seed = walkSeed(task.base, task.shard, task.worker, index);
-    let found: FoundViolation | undefined;
+    const found: FoundViolation[] = [];
     try {
-      const res = runSeededWalk(task.config, seed, task.steps, undefined, { onStep });
       walks++;
-      if (res.failure) {
+      // --keep-going: the walk is re-run from its seed with each explained violation's fix turned on;
+      // choices resolve against the live state, so seed + fixes reproduce it. Every round turns on
+      // at least one fix not yet on, so the rounds end.
+      let fixes: OptionName[] = [];
+      for (;;) {
+        const config = withFixes(task.config, fixes);
+        const res = runSeededWalk(config, seed, task.steps, undefined, { onStep });
+        if (!res.failure) break;
         const invariant = res.failure.violations[0].invariant;
-        const key = `${invariant}|${res.ops[res.ops.length - 1].op}`;
+        // The unshrunk prefix is triaged to decide quickly; what gets reported is triaged again once shrunk.
+        const cause = primaryCause(triageOps(config, res.ops, invariant), (k) => reached.has(k));
+        const key = cause ? causeKey(invariant, cause) : `${invariant}|${res.ops[res.ops.length - 1].op}`;
         const shrunk = shrinks.get(key) ?? 0;
         if (shrunk >= MAX_SHRINKS_PER_KIND) repeats++;
         else {
           shrinks.set(key, shrunk + 1);
           const at = seconds();
-          const small = minimize(task.config, seed, res.ops, invariant);
-          const message = runOps(task.config, small.ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!.message;
-          found = { walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at };
+          const small = minimize(config, seed, res.ops, invariant);
+          const message = runOps(config, small.ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!.message;
+          const { causes } = triageOps(config, small.ops, invariant);
+          found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes });
         }
+        if (!task.keepGoing || !cause || causeFixes(cause).length === 0) break;
+        reached.add(key);
+        fixes = [...fixes, ...causeFixes(cause)];
       }
     } catch (e) {
       emit({ type: 'crash', walkSeed: seed, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       return;
     }
-    if (found) {
-      emit({ type: 'violation', violation: found });
-      if (task.firstViolationOnly) break;
-    }
+    for (const violation of found) emit({ type: 'violation', violation });
+    if (found.length && task.firstViolationOnly) break;
     if (performance.now() - lastStats >= task.statsEveryMs) {
       lastStats = performance.now();
       emit({ type: 'stats', stats: stats() });

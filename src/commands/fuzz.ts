@@ -10,7 +10,7 @@ import { DEFAULT_WALK_STEPS, walkSeed } from '../check/seeded.ts';
 import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuzz/engine.ts';
 import { coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
-import { MAX_SHRINKS_PER_KIND } from '../check/fuzz/walker.ts';
+import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { ProfileName } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
@@ -92,7 +92,7 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
     seconds: Number(r.seconds.toFixed(3)),
     stepsPerSecond: rate(r.steps, r.seconds),
     interrupted: r.interrupted,
-    coverage: { ...coverageFigures(r.coverage), byKind: r.coverage },
+    coverage: { ...coverageFigures(r.coverage), missingObjects: missingObjects(r.coverage), byKind: r.coverage },
     repeats: r.repeats,
     rootCauses: rootCauses(r),
     violations: r.findings.map((f) => ({
@@ -122,10 +122,12 @@ function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzRes
   );
   console.log(`op kinds ${c.kindsSeen}/${c.kindsTotal}, outcomes ${c.outcomes}:`);
   for (const line of coverageTable(r.coverage)) console.log(line);
+  const missing = missingObjects(r.coverage);
+  console.log(`ops rejected for a missing object: ${count(missing.ops)} (${(100 * missing.share).toFixed(1)}%)`);
   const fresh = r.findings.filter((f) => f.isNew).length;
   const hits = r.findings.reduce((n, f) => n + f.walks, 0);
   if (r.findings.length === 0) console.log(pc.green('violations: none'));
-  else console.log(pc.red(`violations: ${r.findings.length} distinct by invariant and root cause (${fresh} new, ${r.findings.length - fresh} known) in ${count(hits)} walks:`));
+  else console.log(pc.red(`violations: ${r.findings.length} signature${r.findings.length === 1 ? '' : 's'} (${fresh} new, ${r.findings.length - fresh} known) in ${count(hits)} walks:`));
   for (const f of r.findings) {
     console.log(`  ${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, ${count(f.walks)} walks`);
     console.log(`        asi-check replay ${shellWord(f.file)}`);

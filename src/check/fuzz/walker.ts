@@ -1,7 +1,7 @@
 // The loop a fuzz worker runs: seeded walks one after another, counting op kinds and outcomes,
 // shrinking each violation before reporting it. Free of worker_threads, so tests can call it.
 
-import { ERRNO_NAMES } from '../../model/kernel.ts';
+import { EINVAL, ENOENT, ERRNO_NAMES, ESRCH } from '../../model/kernel.ts';
 import type { Op } from '../../model/ops.ts';
 import type { Config, System } from '../../model/system.ts';
 import { type StepRecord, runChoices, runOps } from '../run.ts';
@@ -13,8 +13,29 @@ import { shrinkArgs } from '../argshrink.ts';
 import { type OptionName, causeFixes, causeKey, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
 
-export function outcomeName(ret: number): string {
+/**
+ * A call refused because the object it names does not exist: -ENOENT, -ESRCH, or the -EINVAL of an
+ * asi id that names no ASI. Such ops test only the lookup, so the generators keep them rare.
+ */
+export const MISSING_OBJECT = 'no such object';
+
+export function outcomeName(rec: StepRecord): string {
+  const { ret, log } = rec.outcome;
+  if (ret === ENOENT || ret === ESRCH || (ret === EINVAL && log.some((e) => e.text.endsWith('does not exist')))) return `${ERRNO_NAMES[ret]} ${MISSING_OBJECT}`;
   return ret < 0 ? (ERRNO_NAMES[ret] ?? String(ret)) : 'ok';
+}
+
+/** Ops rejected for a missing object, and their share of all ops, from a coverage count. */
+export function missingObjects(c: Coverage): { readonly ops: number; readonly share: number } {
+  let ops = 0;
+  let all = 0;
+  for (const outcomes of Object.values(c)) {
+    for (const [o, n] of Object.entries(outcomes)) {
+      all += n;
+      if (o.endsWith(MISSING_OBJECT)) ops += n;
+    }
+  }
+  return { ops, share: all ? ops / all : 0 };
 }
 
 /**
@@ -54,7 +75,7 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   const stats = (): WalkStats => ({ walks, steps, repeats, seconds: seconds(), coverage });
   const onStep = (_: System, rec: StepRecord) => {
     const byOutcome = (coverage[rec.op.op] ??= {});
-    const name = outcomeName(rec.outcome.ret);
+    const name = outcomeName(rec);
     byOutcome[name] = (byOutcome[name] ?? 0) + 1;
     steps++;
   };

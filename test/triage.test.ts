@@ -6,7 +6,10 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
-import { causeLabel, fixCandidates, fixTarget, triageOps } from '../src/check/triage.ts';
+import { causeLabel, fixCandidates, fixTarget, triageOps, withFixes } from '../src/check/triage.ts';
+import { runWalks } from '../src/check/fuzz/walker.ts';
+import type { FoundViolation, WalkTask } from '../src/check/fuzz/protocol.ts';
+import { violates } from '../src/check/shrink.ts';
 import { FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS, V3_OPTIONS } from '../src/model/options.ts';
 import type { Op } from '../src/model/ops.ts';
 import { freshDir, root, runCli } from './cli-run.ts';
@@ -104,5 +107,21 @@ describe('asi-check triage', () => {
     const bad = await runCli('triage', d);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('fuzz --keep-going', () => {
+  test('a short seeded rfc-v2 walk goes on past explained violations and reaches several root causes, each replayable from its fixes', () => {
+    const config = { geometry: 'small' as const, cpus: 2, profile: 'rfc-v2' as const };
+    const found: FoundViolation[] = [];
+    const task: WalkTask = { config, base: 'keep-going', shard: 1, worker: 0, steps: 20, walks: 1, firstViolationOnly: false, statsEveryMs: 1e9, keepGoing: { known: [] } };
+    runWalks(task, () => false, (e) => e.type === 'violation' && found.push(e.violation));
+    const causes = new Set(found.flatMap((v) => v.causes.map(causeLabel)));
+    expect(causes.size, [...causes].join(', ')).toBeGreaterThan(1);
+    // Each round turns on more fixes; the file of a finding carries them and reproduces.
+    for (const [i, v] of found.entries()) {
+      if (i > 0) expect(v.fixes.length).toBeGreaterThan(found[i - 1].fixes.length);
+      expect(violates(withFixes(config, v.fixes), v.ops, v.invariant)).toBe(true);
+    }
   });
 });

@@ -10,7 +10,7 @@ import { DEFAULT_WALK_STEPS, walkSeed } from '../check/seeded.ts';
 import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuzz/engine.ts';
 import { coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
-import { MAX_SHRINKS_PER_KIND } from '../check/fuzz/walker.ts';
+import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { ProfileName } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
@@ -35,6 +35,7 @@ interface FuzzFlags {
   readonly out: string;
   readonly known: string[];
   readonly json?: boolean;
+  readonly keepGoing?: boolean;
 }
 
 export function parseShard(value: string): Shard {
@@ -56,9 +57,21 @@ function shrinkNote(f: Finding): string {
 
 const newOrKnown = (f: Finding) => (f.isNew ? pc.red('NEW  ') : pc.yellow('known'));
 
-/** The line printed as a signature is first seen. */
+const causeNote = (f: Finding) => f.rootCause ?? 'no known root cause';
+
+/** The fixes --keep-going turned on before the finding: a seeded replay needs them, the saved file has them. */
+function fixesNote(f: Finding): string {
+  return f.first.fixes.length ? ` with ${f.first.fixes.join(', ')} on` : '';
+}
+
+/** The line printed as a finding is first seen. */
 function findingLine(f: Finding): string {
-  return `${newOrKnown(f)} ${pc.bold(f.invariant)}: ${shrinkNote(f)}, walk ${f.first.walkSeed} -> ${f.file}`;
+  return `${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, walk ${f.first.walkSeed}${fixesNote(f)} -> ${f.file}`;
+}
+
+/** Each distinct root cause the run reached, in first-found order. */
+function rootCauses(r: FuzzResult): string[] {
+  return [...new Set(r.findings.flatMap((f) => (f.rootCause ? [f.rootCause] : [])))];
 }
 
 function crashLine(c: Crash, steps: number, config: Config): string {
@@ -79,10 +92,13 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
     seconds: Number(r.seconds.toFixed(3)),
     stepsPerSecond: rate(r.steps, r.seconds),
     interrupted: r.interrupted,
-    coverage: { ...coverageFigures(r.coverage), byKind: r.coverage },
+    coverage: { ...coverageFigures(r.coverage), missingObjects: missingObjects(r.coverage), byKind: r.coverage },
     repeats: r.repeats,
+    rootCauses: rootCauses(r),
     violations: r.findings.map((f) => ({
       invariant: f.invariant,
+      rootCause: f.rootCause ?? null,
+      options: f.config.options ?? {},
       signature: f.signature,
       file: f.file,
       new: f.isNew,
@@ -90,7 +106,7 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
       walks: f.walks,
       rawLength: f.first.rawLength,
       argsSimplified: f.first.argsSimplified,
-      replay: replayCommand(f.first.walkSeed, flags.steps, config),
+      replay: replayCommand(f.first.walkSeed, flags.steps, f.config),
       ops: f.first.ops,
     })),
     crashes: r.crashes,
@@ -106,16 +122,20 @@ function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzRes
   );
   console.log(`op kinds ${c.kindsSeen}/${c.kindsTotal}, outcomes ${c.outcomes}:`);
   for (const line of coverageTable(r.coverage)) console.log(line);
+  const missing = missingObjects(r.coverage);
+  console.log(`ops rejected for a missing object: ${count(missing.ops)} (${(100 * missing.share).toFixed(1)}%)`);
   const fresh = r.findings.filter((f) => f.isNew).length;
   const hits = r.findings.reduce((n, f) => n + f.walks, 0);
   if (r.findings.length === 0) console.log(pc.green('violations: none'));
   else console.log(pc.red(`violations: ${r.findings.length} signature${r.findings.length === 1 ? '' : 's'} (${fresh} new, ${r.findings.length - fresh} known) in ${count(hits)} walks:`));
   for (const f of r.findings) {
-    console.log(`  ${newOrKnown(f)} ${pc.bold(f.invariant)}: ${shrinkNote(f)}, ${count(f.walks)} walks`);
+    console.log(`  ${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, ${count(f.walks)} walks`);
     console.log(`        asi-check replay ${shellWord(f.file)}`);
-    console.log(pc.dim(`        ${replayCommand(f.first.walkSeed, flags.steps, config)}`));
+    console.log(pc.dim(`        ${replayCommand(f.first.walkSeed, flags.steps, f.config)}${fixesNote(f)}`));
   }
-  if (r.repeats) console.log(pc.dim(`  and ${count(r.repeats)} more violating walks not shrunk: their invariant and failing op kind had been shrunk ${MAX_SHRINKS_PER_KIND} times in that worker`));
+  if (r.repeats) console.log(pc.dim(`  and ${count(r.repeats)} more violations not shrunk: their invariant and root cause had been shrunk ${MAX_SHRINKS_PER_KIND} times in that worker`));
+  const causes = rootCauses(r);
+  if (causes.length) console.log(`root causes reached (${causes.length}): ${causes.join(', ')}`);
   for (const crash of r.crashes) console.log(crashLine(crash, flags.steps, config));
 }
 
@@ -132,7 +152,7 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   const budget = [seconds !== undefined ? `${seconds} s` : '', flags.runs !== undefined ? `${flags.runs} walks` : ''].filter(Boolean).join(' or ');
   human.write(
     `${pc.bold('asi-check fuzz')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, ` +
-      `${flags.steps}-op walks, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, ${budget}, ${known.files.size} known signatures\n` +
+      `${flags.steps}-op walks, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, ${budget}, ${known.files.size} known root causes\n` +
       `seed ${pc.bold(seed)}: walk i of worker w is ${seed}/s${flags.shard.index}/w<w>/<i>, e.g. ${replayCommand(walkSeed(seed, flags.shard.index, 0, 0), flags.steps, config)}\n`,
   );
 
@@ -144,7 +164,7 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   });
 
   const run = startFuzz(
-    { config, base: seed, shard: flags.shard, workers: flags.workers, steps: flags.steps, seconds, runs: flags.runs, outDir: flags.out, known, statsEveryMs: STATS_EVERY_MS },
+    { config, base: seed, shard: flags.shard, workers: flags.workers, steps: flags.steps, seconds, runs: flags.runs, outDir: flags.out, known, statsEveryMs: STATS_EVERY_MS, keepGoing: flags.keepGoing },
     {
       onFinding: (f, firstThisRun) => firstThisRun && progress.note(findingLine(f)),
       onCrash: (c) => progress.note(crashLine(c, flags.steps, config)),
@@ -185,6 +205,7 @@ export function registerFuzz(program: Command): void {
     .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
     .option('--out <dir>', 'where new counterexamples are saved', 'counterexamples')
     .option('--known <dir>', 'counterexamples here count as known too (repeatable)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
+    .option('--keep-going', 'walk on past a violation whose root cause triage finds: turn its fix on and re-run the walk from its seed')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action((flags: FuzzFlags) => fuzz(flags));
 }

@@ -8,6 +8,8 @@ import { PERCPU_VAR_NAMES, PERCPU_VARS, TASK_STRUCT_SIZE, THREAD_PAGES, perCpuPt
 import { ACCESS_KINDS, type Op, type OpKind } from '../model/ops.ts';
 import type { Intr, IntrKind } from '../model/entry.ts';
 import type { System } from '../model/system.ts';
+import { ASI_SESSION_STATE_ACTIVE } from '../model/cpu.ts';
+import { frameAt, walk } from '../model/pagetable.ts';
 
 export interface Choice {
   readonly kind: number;
@@ -70,10 +72,68 @@ function pickKind(w: Weights, n: number): OpKind {
   return kinds[0];
 }
 
-/** Ids that exist, plus one that does not, so misuse is exercised too (1 in 8). */
-function pickId(ids: readonly number[], n: number, missing: number): number {
-  if (ids.length === 0 || n % 8 === 7) return missing;
-  return pick(ids, n >> 3);
+/**
+ * Ids that do not exist are asked for once in MISSING_ID_ONE_IN id choices, so the lookup errors are
+ * exercised; every other op names a live object. When no object of the kind exists, resolveOp turns
+ * the op into the call that makes one (asi_create, kmalloc, ...), except at this same rate.
+ */
+export const MISSING_ID_ONE_IN = 16;
+
+/**
+ * The foundation's resolution, kept for FOUNDATION_WEIGHTS: a missing id 1 in 8, no object made
+ * first, frees blind to what ASIs map. The findings ladder's rungs F1-F9 were found with it; with
+ * today's rules rungs F3, F5, F6 meet other known bugs first and F9 is not reached in its budget.
+ */
+const FOUNDATION_MISSING_ID_ONE_IN = 8;
+
+function wantsMissing(n: number, oneIn = MISSING_ID_ONE_IN): boolean {
+  return n % oneIn === oneIn - 1;
+}
+
+function pickId(ids: readonly number[], n: number, missing: number, oneIn = MISSING_ID_ONE_IN): number {
+  if (ids.length === 0 || wantsMissing(n, oneIn)) return missing;
+  return pick(ids, Math.floor(n / oneIn));
+}
+
+/**
+ * Objects to free: mostly (3 in 4) one whose frames an ASI maps or a CPU's TLB caches, when there is
+ * one, since freeing those is what stale mappings and stale TLB entries come from.
+ */
+function pickFree<T extends { readonly id: number }>(objs: readonly T[], hot: (o: T) => boolean, n: number, missing: number): number {
+  const preferred = objs.filter(hot);
+  return pickId((preferred.length && n % 4 !== 3 ? preferred : objs).map((o) => o.id), n >> 2, missing);
+}
+
+/** Pages an ASI range is probed at: enough for the ranges walks make, cheap for a PUD-level one. */
+const PROBED_PAGES = 16;
+
+/** Allocations that some ASI page table maps now, or that some CPU's TLB still caches a frame of. */
+function reachedAllocations(sys: System): Set<number> {
+  const frames: number[] = [];
+  for (const asi of sys.asis.values()) {
+    for (const r of asi.ranges) {
+      for (let i = 0; i < Math.min(PROBED_PAGES, Math.ceil(r.size / PAGE_SIZE)); i++) {
+        const w = walk(sys.g, sys.tables, asi.pgd, roundDown(r.ptr, PAGE_SIZE) + i * PAGE_SIZE);
+        if (w.ok) frames.push(frameAt(w.leaf, roundDown(r.ptr, PAGE_SIZE) + i * PAGE_SIZE));
+      }
+    }
+  }
+  for (const cpu of sys.cpus) for (const e of cpu.tlb.values()) frames.push(e.frame);
+  return new Set(frames.map((f) => sys.mem.frameAlloc[f]).filter((a) => a !== undefined && a >= 0));
+}
+
+/**
+ * What code running isolated on a CPU touches: a page of its ASI's ranges, or the direct-map alias
+ * of a frame one of them maps, so the TLB holds translations that unmaps and frees must shoot down.
+ */
+function isolatedTarget(sys: System, cpu: number, n: number): number | undefined {
+  const session = sys.cpus[cpu].session;
+  const asi = session.state === ASI_SESSION_STATE_ACTIVE && session.asi !== null ? sys.asis.get(session.asi) : undefined;
+  if (!asi || asi.ranges.length === 0) return undefined;
+  const r = pick(asi.ranges, n >> 1);
+  const va = roundDown(r.ptr, PAGE_SIZE) + ((n >> 4) % Math.max(1, Math.ceil(r.size / PAGE_SIZE))) * PAGE_SIZE;
+  const w = n % 2 ? walk(sys.g, sys.tables, asi.pgd, va) : undefined;
+  return w?.ok ? sys.kernel.layout.directMap + frameAt(w.leaf, va) * PAGE_SIZE : va;
 }
 
 /** Start addresses worth trying: objects, tracked ranges, region and large-page edges. */
@@ -188,12 +248,38 @@ function eventsFor(sys: System, seed: number, depth = 0): Intr[] {
 /** Mostly asi_map (PTE level); the other levels as asi_map_range callers use them. */
 const LEVELS: readonly PgtLevel[] = [0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4];
 
+/** Op kinds that name an ASI: without one, the walk creates it first. */
+const NEEDS_ASI: ReadonlySet<OpKind> = new Set(['asi_destroy', 'asi_map', 'asi_unmap', 'asi_remap', 'asi_map_percpu', 'asi_unmap_percpu', 'asi_map_module', 'asi_enter', 'asi_exit']);
+
+const FREES: ReadonlySet<OpKind> = new Set(['vfree', 'kfree', 'module_unload', 'task_exit']);
+
+/** A call that names an object of a kind none of which exists becomes the call that makes one. */
+function creatorFor(sys: System, kind: OpKind, idle: readonly number[]): OpKind {
+  const k = sys.kernel;
+  if (NEEDS_ASI.has(kind) && sys.asis.size === 0) return 'asi_create';
+  if (kind === 'asi_map_module' && k.modules.size === 0) return 'module_load';
+  if (kind === 'vfree' && ![...k.vmAreas.values()].some((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc')) return 'vmalloc';
+  if (kind === 'kfree' && ![...k.kmallocs.values()].some((o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc')) return 'kmalloc';
+  if (kind === 'module_unload' && k.modules.size === 0) return 'module_load';
+  if ((kind === 'task_exit' || kind === 'schedule') && idle.length === 0) return 'task_create';
+  return kind;
+}
+
 export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WEIGHTS): Op {
   const k = sys.kernel;
   const asis = [...sys.asis.keys()];
-  const asi = pickId(asis, ch.a, sys.nextAsiId);
+  const foundation = weights === FOUNDATION_WEIGHTS;
+  const oneIn = foundation ? FOUNDATION_MISSING_ID_ONE_IN : MISSING_ID_ONE_IN;
+  const id = (ids: readonly number[], n: number, missing: number) => pickId(ids, n, missing, oneIn);
+  const asi = id(asis, ch.a, sys.nextAsiId);
   const idle = [...k.tasks.keys()].filter((t) => !k.current.includes(t));
-  switch (pickKind(weights, ch.kind)) {
+  const picked = pickKind(weights, ch.kind);
+  const kind = foundation || wantsMissing(ch.a) ? picked : creatorFor(sys, picked, idle);
+  const reached = !foundation && FREES.has(kind) ? reachedAllocations(sys) : undefined;
+  const hot = (o: { readonly alloc: number }) => reached?.has(o.alloc) === true;
+  const free = <T extends { readonly id: number }>(objs: readonly T[], isHot: (o: T) => boolean, n: number) =>
+    reached ? pickFree(objs, isHot, n, k.nextId) : id(objs.map((o) => o.id), n, k.nextId);
+  switch (kind) {
     case 'asi_create':
       return { op: 'asi_create', flags: ch.b % 16 === 15 ? 0x20 : ch.b % 32 };
     case 'asi_destroy':
@@ -214,27 +300,30 @@ export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WE
     case 'asi_unmap_percpu':
       return { op: 'asi_unmap_percpu', asi, var: pick(PERCPU_VAR_NAMES, ch.b) };
     case 'asi_map_module':
-      return { op: 'asi_map_module', asi, module: pickId([...k.modules.keys()], ch.b, k.nextId) };
+      return { op: 'asi_map_module', asi, module: id([...k.modules.keys()], ch.b, k.nextId) };
     case 'task_create':
       return { op: 'task_create' };
-    case 'task_exit':
-      return { op: 'task_exit', task: pickId(ch.b % 8 === 6 ? k.current : idle, ch.b, k.nextId) };
+    case 'task_exit': {
+      const tasks = (ch.b % 8 === 6 ? k.current : idle).map((t) => k.tasks.get(t)!);
+      return { op: 'task_exit', task: free(tasks, (t) => hot(k.vmAreas.get(t.stack)!) || hot(k.kmallocs.get(t.struct)!), ch.b) };
+    }
     case 'vmalloc':
       return { op: 'vmalloc', pages: 1 + (ch.b % 6), sensitive: ch.c % 2 === 0 };
     case 'vfree':
-      return { op: 'vfree', id: pickId([...k.vmAreas.values()].filter((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc').map((v) => v.id), ch.b, k.nextId) };
+      return { op: 'vfree', id: free([...k.vmAreas.values()].filter((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc'), hot, ch.b) };
     case 'kmalloc':
       return { op: 'kmalloc', size: pick([0x40, 0x200, PAGE_SIZE, 3 * PAGE_SIZE, PERCPU_VARS.rcu_data.size, 2 * PAGE_SIZE + 1], ch.b), sensitive: ch.c % 2 === 0 };
     case 'kfree':
-      return { op: 'kfree', id: pickId([...k.kmallocs.values()].filter((o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc').map((o) => o.id), ch.b, k.nextId) };
+      return { op: 'kfree', id: free([...k.kmallocs.values()].filter((o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc'), hot, ch.b) };
     case 'module_load':
       return { op: 'module_load', pages: 1 + (ch.b % 4) };
     case 'module_unload':
-      return { op: 'module_unload', id: pickId([...k.modules.keys()], ch.b, k.nextId) };
+      return { op: 'module_unload', id: free([...k.modules.values()], hot, ch.b) };
     case 'fail_alloc':
       return { op: 'fail_alloc', after: ch.b % 6 };
     case 'asi_enter':
-      return { op: 'asi_enter', cpu: ch.b % sys.config.cpus, asi, intr: eventsFor(sys, ch.d) };
+      // One enter in four carries no event, so the CPU is still isolated when the next ops run.
+      return { op: 'asi_enter', cpu: ch.b % sys.config.cpus, asi, intr: ch.c % 4 === 3 ? [] : eventsFor(sys, ch.d) };
     case 'asi_exit': {
       const cpu = ch.b % sys.config.cpus;
       const own = sys.cpus[cpu].session.asi;
@@ -244,9 +333,13 @@ export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WE
       const kind = pick(EVENT_KINDS, ch.c);
       return { op: 'interrupt', cpu: ch.b % sys.config.cpus, kind, ...(kind !== 'switch' && ch.c % 3 === 2 ? { va: touchedVa(sys, ch.a) } : {}), intr: eventsFor(sys, ch.d) };
     }
-    case 'access':
-      return { op: 'access', cpu: ch.b % sys.config.cpus, va: touchedVa(sys, ch.a) + (ch.c % 2) * 8, access: pick(ACCESS_KINDS, ch.c >> 1), intr: eventsFor(sys, ch.d) };
+    case 'access': {
+      const cpu = ch.b % sys.config.cpus;
+      // Half the accesses of an isolated CPU go where its ASI maps: they hit, and it stays isolated.
+      const aimed = ch.a % 2 ? isolatedTarget(sys, cpu, ch.a >> 1) : undefined;
+      return { op: 'access', cpu, va: (aimed ?? touchedVa(sys, ch.a >> 1)) + (ch.c % 2) * 8, access: pick(ACCESS_KINDS, ch.c >> 1), intr: eventsFor(sys, ch.d) };
+    }
     case 'schedule':
-      return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: pickId(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId), intr: eventsFor(sys, ch.d) };
+      return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: id(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId), intr: eventsFor(sys, ch.d) };
   }
 }

@@ -25,6 +25,8 @@ export interface FuzzOptions {
   readonly outDir: string;
   readonly known: KnownCorpus;
   readonly statsEveryMs: number;
+  /** Walk on past violations triage explains (see WalkTask.keepGoing). */
+  readonly keepGoing?: boolean;
 }
 
 export interface WorkerWalks {
@@ -88,6 +90,7 @@ export function startFuzz(o: FuzzOptions, hooks: FuzzHooks): FuzzRun {
     seconds: o.seconds,
     firstViolationOnly: false,
     statsEveryMs: o.statsEveryMs,
+    ...(o.keepGoing ? { keepGoing: { known: [...o.known.files.keys()] } } : {}),
   }));
   const pool = startPool(tasks, tasks.length, (worker, e) => {
     if (e.type === 'stats' || e.type === 'done') tally.update(worker, e.stats);

@@ -3,6 +3,7 @@
 
 import type { Op } from '../../model/ops.ts';
 import type { Config } from '../../model/system.ts';
+import type { OptionName, RootCause } from '../triage.ts';
 
 export interface WalkTask {
   readonly config: Config;
@@ -18,6 +19,11 @@ export interface WalkTask {
   readonly firstViolationOnly: boolean;
   /** How often to report counts while walking. */
   readonly statsEveryMs: number;
+  /**
+   * Walk on past violations that triage explains: turn the fix on and re-run the walk from its seed.
+   * `known` holds the (invariant, root cause) keys of the known corpus (see triage.ts causeKey).
+   */
+  readonly keepGoing?: { readonly known: readonly string[] };
 }
 
 /** Op kind -> outcome ('ok' or an errno name) -> how many times. */
@@ -27,7 +33,7 @@ export interface WalkStats {
   readonly walks: number;
   /** Ops run by walks (not by shrinking). */
   readonly steps: number;
-  /** Violating walks not shrunk: their (invariant, failing op kind) had been shrunk often enough. */
+  /** Violations not shrunk: their (invariant, root cause) had been shrunk often enough in this worker. */
   readonly repeats: number;
   readonly seconds: number;
   readonly coverage: Coverage;
@@ -46,6 +52,10 @@ export interface FoundViolation {
   /** Walks this worker ran, this one included, and its seconds until the violation (before shrinking). */
   readonly walks: number;
   readonly seconds: number;
+  /** Fixes --keep-going had turned on in this walk before it hit the violation: the file's config carries them. */
+  readonly fixes: readonly OptionName[];
+  /** triageOps of the shrunk ops in that configuration. */
+  readonly causes: readonly RootCause[];
 }
 
 export type WorkerEvent =

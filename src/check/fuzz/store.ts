@@ -1,15 +1,17 @@
-// Deduplication and saving of fuzz findings. A finding is "known" when a file with its signature is
-// already in the output directory or a --known directory, or was saved earlier in this run; only
-// new signatures are written. Of the walks that hit one signature, the file keeps the earliest in
-// walk order, so a run with a fixed seed and walk count writes the same files however its workers
-// happened to interleave.
+// Deduplication and saving of fuzz findings, by (invariant, root cause) as triage.ts names it: a
+// finding is "known" when a file in the output directory or a --known directory has that invariant
+// and root cause, or one was saved earlier in this run; only new ones are written. A violation no
+// design option explains is grouped by its signature (invariant and op shape) instead. Of the walks
+// that hit one key, the file keeps the earliest in walk order, so a run with a fixed seed and walk
+// count writes the same files however its workers happened to interleave.
 
-import { readdirSync } from 'node:fs';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CounterexampleError, type Counterexample, loadCounterexample, makeCounterexample, saveCounterexample, signature } from '../counterexample.ts';
 import { OPTION_NAMES } from '../../model/options.ts';
 import { type Config, resolveOptions } from '../../model/system.ts';
 import type { FoundViolation } from './protocol.ts';
+import { causeKey, causeLabel, primaryCause, triageOps, withFixes } from '../triage.ts';
 
 /**
  * One spelling per configuration: signature() hashes the config as written, and the same start
@@ -26,7 +28,7 @@ export function dedupKey(c: Pick<Counterexample, 'invariant' | 'ops' | 'config'>
 }
 
 export interface KnownCorpus {
-  /** dedupKey -> the file that has it. */
+  /** causeKey of each root cause of a file (dedupKey when nothing explains it) -> the file that has it. */
   readonly files: ReadonlyMap<string, string>;
   /** Files that could not be read as counterexamples, with why. */
   readonly unreadable: readonly string[];
@@ -45,7 +47,9 @@ export function loadKnown(dirs: readonly string[]): KnownCorpus {
     for (const name of names) {
       const path = join(dir, name);
       try {
-        files.set(dedupKey(loadCounterexample(path)), path);
+        const c = loadCounterexample(path);
+        const t = triageOps(c.config, c.ops, c.invariant);
+        for (const key of t.causes.length ? t.causes.map((cause) => causeKey(c.invariant, cause)) : [dedupKey(c)]) if (!files.has(key)) files.set(key, path);
       } catch (e) {
         if (!(e instanceof CounterexampleError)) throw e;
         unreadable.push(`${path}: ${e.message}`);
@@ -56,9 +60,13 @@ export function loadKnown(dirs: readonly string[]): KnownCorpus {
 }
 
 export interface Finding {
-  /** signature() of the file this run saves (the key that deduplicates is dedupKey). */
+  /** signature() of the file this run saves (what deduplicates is the invariant and root cause). */
   readonly signature: string;
   readonly invariant: string;
+  /** causeLabel of the cause it is filed under; undefined when nothing in `fixed` explains it. */
+  readonly rootCause?: string;
+  /** The fixes --keep-going had turned on: the saved file's configuration carries them. */
+  readonly config: Config;
   /** Not in the known corpus when the run started. */
   readonly isNew: boolean;
   /** The saved file (new) or the file that already had it (known). */
@@ -83,20 +91,27 @@ export class FindingStore {
     private readonly known: KnownCorpus,
   ) {}
 
-  /** Records a shrunk violation; saves it when its signature is new, or when it is an earlier walk of a new one. */
+  /** Records a shrunk violation; saves it when its key is new, or when it is an earlier walk of a new one. */
   add(worker: number, v: FoundViolation): { finding: Finding; firstThisRun: boolean } {
-    const c = makeCounterexample(this.config, v.ops, v.invariant, v.message, `${v.invariant} after ${v.ops.map((o) => o.op).join(', ')}`, {
+    const config = withFixes(this.config, v.fixes);
+    const c = makeCounterexample(config, v.ops, v.invariant, v.message, `${v.invariant} after ${v.ops.map((o) => o.op).join(', ')}`, {
       by: 'fuzz',
       seed: v.walkSeed,
       runs: v.walks,
     });
-    const key = dedupKey(c);
+    const cause = primaryCause({ invariant: v.invariant, reproduces: true, causes: v.causes }, (k) => this.known.files.has(k) || this.findings.has(k));
+    const key = cause ? causeKey(v.invariant, cause) : dedupKey(c);
     const knownFile = this.known.files.get(key);
     const before = this.findings.get(key);
-    const candidate = { first: v, worker };
-    const keep = before && !earlier(candidate, before) ? before : candidate;
-    const file = knownFile ?? (keep === before ? before.file : saveCounterexample(this.outDir, c));
-    const finding: Finding = { signature: signature(c), invariant: v.invariant, isNew: knownFile === undefined, file, first: keep.first, worker: keep.worker, walks: (before?.walks ?? 0) + 1 };
+    if (before && !earlier({ first: v, worker }, before)) {
+      const finding = { ...before, walks: before.walks + 1 };
+      this.findings.set(key, finding);
+      return { finding, firstThisRun: false };
+    }
+    // One key, one file: an earlier walk's ops (another shape, so another name) replace the later one's.
+    if (before && !knownFile) unlinkSync(before.file);
+    const file = knownFile ?? saveCounterexample(this.outDir, c);
+    const finding: Finding = { signature: signature(c), invariant: v.invariant, ...(cause ? { rootCause: causeLabel(cause) } : {}), config, isNew: knownFile === undefined, file, first: v, worker, walks: (before?.walks ?? 0) + 1 };
     this.findings.set(key, finding);
     return { finding, firstThisRun: !before };
   }

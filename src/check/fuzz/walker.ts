@@ -1,7 +1,7 @@
 // The loop a fuzz worker runs: seeded walks one after another, counting op kinds and outcomes,
 // shrinking each violation before reporting it. Free of worker_threads, so tests can call it.
 
-import { ERRNO_NAMES } from '../../model/kernel.ts';
+import { EINVAL, ENOENT, ERRNO_NAMES, ESRCH } from '../../model/kernel.ts';
 import type { Op } from '../../model/ops.ts';
 import type { Config, System } from '../../model/system.ts';
 import { type StepRecord, runChoices, runOps } from '../run.ts';
@@ -10,12 +10,33 @@ import { ddmin, ddminBy } from '../shrink.ts';
 import { seededChoices } from '../../generators/walk.ts';
 import type { Choice } from '../../generators/choose.ts';
 import { shrinkArgs } from '../argshrink.ts';
+import { type OptionName, causeFixes, causeKey, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
 
-export function outcomeName(ret: number): string {
+/**
+ * A call refused because the object it names does not exist: -ENOENT, -ESRCH, or the -EINVAL of an
+ * asi id that names no ASI. Such ops test only the lookup, so the generators keep them rare.
+ */
+export const MISSING_OBJECT = 'no such object';
+
+export function outcomeName(rec: StepRecord): string {
+  const { ret, log } = rec.outcome;
+  if (ret === ENOENT || ret === ESRCH || (ret === EINVAL && log.some((e) => e.text.endsWith('does not exist')))) return `${ERRNO_NAMES[ret]} ${MISSING_OBJECT}`;
   return ret < 0 ? (ERRNO_NAMES[ret] ?? String(ret)) : 'ok';
 }
 
+/** Ops rejected for a missing object, and their share of all ops, from a coverage count. */
+export function missingObjects(c: Coverage): { readonly ops: number; readonly share: number } {
+  let ops = 0;
+  let all = 0;
+  for (const outcomes of Object.values(c)) {
+    for (const [o, n] of Object.entries(outcomes)) {
+      all += n;
+      if (o.endsWith(MISSING_OBJECT)) ops += n;
+    }
+  }
+  return { ops, share: all ? ops / all : 0 };
+}
 
 /**
  * The walk's choices first: a choice says "some vmalloc area", not "area #13", so removing an
@@ -34,9 +55,10 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
 }
 
 /**
- * Violations shrunk per worker for one (invariant, op kind of the failing step). A mutant that
- * fails most walks would otherwise spend the run shrinking the same bug; later hits of the pair
- * are counted as repeats. A count, not a time share, so a run with a fixed seed stays reproducible.
+ * Violations shrunk per worker for one (invariant, root cause), or for one (invariant, op kind of
+ * the failing step) when nothing explains it. A mutant that fails most walks would otherwise spend
+ * the run shrinking the same bug; later hits are counted as repeats. A count, not a time share, so
+ * a run with a fixed seed stays reproducible.
  */
 export const MAX_SHRINKS_PER_KIND = 2;
 
@@ -48,10 +70,12 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   let steps = 0;
   let repeats = 0;
   const shrinks = new Map<string, number>();
+  // Causes a walk files a violation under when several explain it: the known corpus's, then this worker's.
+  const reached = new Set(task.keepGoing?.known ?? []);
   const stats = (): WalkStats => ({ walks, steps, repeats, seconds: seconds(), coverage });
   const onStep = (_: System, rec: StepRecord) => {
     const byOutcome = (coverage[rec.op.op] ??= {});
-    const name = outcomeName(rec.outcome.ret);
+    const name = outcomeName(rec);
     byOutcome[name] = (byOutcome[name] ?? 0) + 1;
     steps++;
   };
@@ -59,31 +83,41 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   for (let index = 0; task.walks === undefined || index < task.walks; index++) {
     if (shouldStop() || (task.seconds !== undefined && seconds() >= task.seconds)) break;
     const seed = walkSeed(task.base, task.shard, task.worker, index);
-    let found: FoundViolation | undefined;
+    const found: FoundViolation[] = [];
     try {
-      const res = runSeededWalk(task.config, seed, task.steps, undefined, { onStep });
       walks++;
-      if (res.failure) {
+      // --keep-going: the walk is re-run from its seed with each explained violation's fix turned on;
+      // choices resolve against the live state, so seed + fixes reproduce it. Every round turns on
+      // at least one fix not yet on, so the rounds end.
+      let fixes: OptionName[] = [];
+      for (;;) {
+        const config = withFixes(task.config, fixes);
+        const res = runSeededWalk(config, seed, task.steps, undefined, { onStep });
+        if (!res.failure) break;
         const invariant = res.failure.violations[0].invariant;
-        const key = `${invariant}|${res.ops[res.ops.length - 1].op}`;
+        // The unshrunk prefix is triaged to decide quickly; what gets reported is triaged again once shrunk.
+        const cause = primaryCause(triageOps(config, res.ops, invariant), (k) => reached.has(k));
+        const key = cause ? causeKey(invariant, cause) : `${invariant}|${res.ops[res.ops.length - 1].op}`;
         const shrunk = shrinks.get(key) ?? 0;
         if (shrunk >= MAX_SHRINKS_PER_KIND) repeats++;
         else {
           shrinks.set(key, shrunk + 1);
           const at = seconds();
-          const small = minimize(task.config, seed, res.ops, invariant);
-          const message = runOps(task.config, small.ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!.message;
-          found = { walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at };
+          const small = minimize(config, seed, res.ops, invariant);
+          const message = runOps(config, small.ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!.message;
+          const { causes } = triageOps(config, small.ops, invariant);
+          found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes });
         }
+        if (!task.keepGoing || !cause || causeFixes(cause).length === 0) break;
+        reached.add(key);
+        fixes = [...fixes, ...causeFixes(cause)];
       }
     } catch (e) {
       emit({ type: 'crash', walkSeed: seed, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       return;
     }
-    if (found) {
-      emit({ type: 'violation', violation: found });
-      if (task.firstViolationOnly) break;
-    }
+    for (const violation of found) emit({ type: 'violation', violation });
+    if (found.length && task.firstViolationOnly) break;
     if (performance.now() - lastStats >= task.statsEveryMs) {
       lastStats = performance.now();
       emit({ type: 'stats', stats: stats() });

@@ -14,7 +14,13 @@ import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
 import { FOUNDATION_WEIGHTS } from '../generators/choose.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
-import { makeCounterexample, saveCounterexample } from './counterexample.ts';
+import { type Counterexample, configLabel, makeCounterexample, saveCounterexample } from './counterexample.ts';
+import { type OptionName, causeLabel, fixCandidates, triageOps, withFixes } from './triage.ts';
+import { violates } from './shrink.ts';
+import { cloneSystem, type System } from '../model/system.ts';
+import { createSystem, step } from '../model/step.ts';
+import { PAGE_SIZE, PGT_LEVEL_PMD, levelSize } from '../model/geometry.ts';
+import { directMapVa } from '../model/kernel.ts';
 
 export interface Rung {
   readonly title: string;
@@ -62,23 +68,105 @@ export const LADDERS = [
 
 export const LADDER_SEED = 42;
 
+/** A directed scenario: ops built against a live system of the configuration, so addresses are real. */
+export type Scenario = (run: (op: Op) => number, sys: System) => void;
+
+/** The ops a scenario makes, run in `config` as they are made. */
+export function scenarioOps(config: Config, scenario: Scenario): Op[] {
+  const sys = createSystem(config);
+  const ops: Op[] = [];
+  scenario((op) => {
+    ops.push(op);
+    return step(sys, op).ret;
+  }, sys);
+  return ops;
+}
+
+/** The direct-map address of the object a kmalloc op just returned. */
+function kmallocVa(sys: System, id: number): number {
+  return sys.kernel.kmallocs.get(id)!.va;
+}
+
 /**
- * Findings the random search does not reach within the ladder's budget (they need five or more
- * specific ops), written down as op lists, each in the configuration after the whole rfc-v2 ladder.
+ * Findings the random search does not reach within the ladder's budget (they need several specific
+ * ops, or a second caller of the API), written down as scenarios. Each is made in the configuration
+ * with every other fix on, then reduced to the fewest options it needs (provenance()).
  */
-export const DIRECTED: readonly { readonly title: string; readonly fix: Partial<DesignOptions>; readonly ops: readonly Op[] }[] = [
+export const DIRECTED: readonly { readonly title: string; readonly fix: OptionName; readonly expect: string; readonly scenario: Scenario }[] = [
   {
-    title: "asi_unmap clears the entries but flushes no TLB: a CPU isolated in the ASI keeps reaching the unmapped object through a Global entry",
-    fix: { asiUnmapFlushesTlb: true },
-    // 0x24a000 is the kmalloc object's direct-map address in the small geometry (0xffffffffff24a000).
-    ops: [
-      { op: 'asi_create', flags: 0 },
-      { op: 'kmalloc', size: 0x40, sensitive: true },
-      { op: 'asi_map', asi: 1, ptr: 0x24a000, size: 0x40, level: 0 },
-      { op: 'asi_enter', cpu: 0, asi: 1, intr: [] },
-      { op: 'access', cpu: 0, va: 0x24a000, access: 'read', intr: [] },
-      { op: 'asi_unmap', asi: 1, ptr: 0x24a000 },
-    ],
+    title: 'asi_unmap clears the entries but flushes no TLB: a CPU isolated in the ASI keeps reaching the unmapped object through a Global entry',
+    fix: 'asiUnmapFlushesTlb',
+    expect: 'ISOLATION',
+    scenario: (run, sys) => {
+      run({ op: 'asi_create', flags: 0 });
+      const va = kmallocVa(sys, run({ op: 'kmalloc', size: 0x40, sensitive: true }));
+      run({ op: 'asi_map', asi: 1, ptr: va, size: 0x40, level: 0 });
+      run({ op: 'asi_enter', cpu: 0, asi: 1, intr: [] });
+      run({ op: 'access', cpu: 0, va, access: 'read', intr: [] });
+      run({ op: 'asi_unmap', asi: 1, ptr: va });
+    },
+  },
+  {
+    title: "a whole-entry asi_map_range copies the kernel's pointer to its lower table: what the kernel maps under it later (a new task's stack) appears in the ASI",
+    fix: 'privateLowerTables',
+    expect: 'ISOLATION',
+    scenario: (run, sys) => {
+      run({ op: 'asi_create', flags: 0 });
+      const pmd = levelSize(sys.g, PGT_LEVEL_PMD);
+      const end = Math.max(...[...sys.kernel.vmAreas.values()].map((v) => v.va + v.span * PAGE_SIZE));
+      run({ op: 'asi_map', asi: 1, ptr: end - (end % pmd), size: pmd, level: PGT_LEVEL_PMD });
+      run({ op: 'vmalloc', pages: 1, sensitive: true });
+    },
+  },
+  {
+    title: 'asi_map of the direct-map page of a free frame succeeds: the data allocated there next (another owner\'s) is exposed',
+    fix: 'mapRequiresLiveMemory',
+    expect: 'ISOLATION',
+    scenario: (run, sys) => {
+      run({ op: 'asi_create', flags: 0 });
+      // The frame that is still the lowest free one once asi_map has taken its own tables.
+      for (let f = 0; f < sys.mem.frameAlloc.length; f++) {
+        if (sys.mem.frameAlloc[f] !== -1) continue;
+        const probe = cloneSystem(sys);
+        const map: Op = { op: 'asi_map', asi: 1, ptr: directMapVa(sys, f), size: PAGE_SIZE, level: 0 };
+        if (step(probe, map).ret !== 0 || probe.mem.frameAlloc.indexOf(-1) !== f) continue;
+        run(map);
+        run({ op: 'kmalloc', size: PAGE_SIZE, sensitive: true });
+        return;
+      }
+    },
+  },
+  {
+    title: "asi_unmap finds a range by its start alone: one caller of the API removes another caller's mapping",
+    fix: 'unmapMatchesCaller',
+    expect: 'CALLER-CONTRACT',
+    scenario: (run, sys) => {
+      run({ op: 'asi_create', flags: 0 });
+      const va = kmallocVa(sys, run({ op: 'kmalloc', size: 0x40, sensitive: false }));
+      run({ op: 'asi_map', asi: 1, ptr: va, size: 0x40, level: 0 });
+      run({ op: 'asi_unmap', asi: 1, ptr: va, caller: 1 });
+    },
+  },
+  {
+    title: 'a failing asi_map_percpu unmaps every CPU\'s range of the variable, also those mapped before the call',
+    fix: 'percpuUndoesOwn',
+    expect: 'CALLER-CONTRACT',
+    scenario: (run) => {
+      run({ op: 'asi_create', flags: 0 });
+      run({ op: 'asi_map_percpu', asi: 1, var: 'rcu_data' });
+      run({ op: 'asi_map_percpu', asi: 1, var: 'rcu_data' });
+    },
+  },
+  {
+    title: 'asi_remap of the same pointer with a larger size returns 0 and maps nothing new',
+    fix: 'remapChecksSize',
+    expect: 'CALLER-CONTRACT',
+    scenario: (run, sys) => {
+      run({ op: 'asi_create', flags: 0 });
+      const va = kmallocVa(sys, run({ op: 'kmalloc', size: 2 * PAGE_SIZE, sensitive: false }));
+      run({ op: 'asi_map', asi: 1, ptr: va, size: 0x40, level: 0 });
+      run({ op: 'asi_remap', asi: 1, cur: va, ptr: va, size: 2 * PAGE_SIZE });
+    },
   },
 ];
 
@@ -88,11 +176,45 @@ export function rungConfig(i: number, ladder: (typeof LADDERS)[number] = LADDERS
   return { geometry: 'small', cpus: 2, profile: ladder.profile, options };
 }
 
+/** Fixes that no ladder rung or directed finding of the F series names: on while the F1-F19 rungs are hunted. */
+function laterFixes(): OptionName[] {
+  const named = new Set<string>([...LADDER.flatMap((r) => Object.keys(r.fix)), ...DIRECTED.map((d) => d.fix), ...V3_LADDER.flatMap((r) => Object.keys(r.fix))]);
+  return fixCandidates({ geometry: 'small', cpus: 2, profile: 'rfc-v2' }).filter((o) => !named.has(o));
+}
+
+/**
+ * Provenance: the fewest design options on top of the profile under which the ops still violate
+ * the invariant and the finding's fix still makes them pass. Options are dropped one at a time,
+ * the most recent first; none left means the finding reproduces on the profile as posted.
+ */
+export function provenance(config: Config, ops: readonly Op[], invariant: string, fix: OptionName): Config {
+  const explains = (c: Config) => violates(c, ops, invariant) && !violates(withFixes(c, [fix]), ops, invariant);
+  let cur = config;
+  for (const o of Object.keys(config.options ?? {}).reverse()) {
+    const without: Config = { ...cur, options: Object.fromEntries(Object.entries(cur.options ?? {}).filter(([k]) => k !== o)) };
+    if (explains(without)) cur = without;
+  }
+  return Object.keys(cur.options ?? {}).length ? cur : { geometry: cur.geometry, cpus: cur.cpus, profile: cur.profile };
+}
+
+/** Saves a finding where its provenance says, and prints how it was found and what it needs. */
+function record(dir: string, name: string, title: string, found: Config, ops: readonly Op[], invariant: string, fix: OptionName, how: NonNullable<Counterexample['found']>): void {
+  const t = triageOps(found, ops, invariant);
+  const explained = t.causes.some((c) => 'options' in c && c.options.length === 1 && c.options[0] === fix);
+  const config = provenance(found, ops, invariant, fix);
+  const v = runOps(config, ops, { stopOn: invariant }).failure!.violations.find((x) => x.invariant === invariant)!;
+  const path = saveCounterexample(dir, makeCounterexample(config, ops, invariant, v.message, `${name}: ${title}`, how));
+  console.log(`${name} ${invariant}, ${ops.length} ops, on ${configLabel(config)}${explained ? '' : ` (NOTE: triage names ${t.causes.map(causeLabel).join(' or ') || 'nothing'}, not ${fix})`} -> ${path}`);
+  for (const op of ops) console.log(`     ${formatOp(GEOMETRIES[config.geometry], op)}`);
+  console.log(`     ${v.message}`);
+}
+
 function main(): void {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'counterexamples');
+  const dir = process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'counterexamples');
+  const later = laterFixes();
   for (const ladder of LADDERS) {
     ladder.rungs.forEach((rung: Rung, i) => {
-      const config = rungConfig(i, ladder);
+      const config = withFixes(rungConfig(i, ladder), later);
       const name = `${ladder.prefix}${i + 1}`;
       const t0 = performance.now();
       const f = hunt(config, { seed: LADDER_SEED, numRuns: rung.numRuns, ...(rung.foundation ? { invariants: FOUNDATION_INVARIANTS, weights: FOUNDATION_WEIGHTS } : {}) });
@@ -101,25 +223,20 @@ function main(): void {
         console.log(`${name} ${rung.title}: not found in ${rung.numRuns} runs (${ms} ms)`);
         return;
       }
-      const c = makeCounterexample(config, f.ops, f.violation.invariant, f.violation.message, `${name}: ${rung.title}`, { by: 'findings ladder (fast-check)', seed: f.seed, path: f.path, runs: f.runsToFailure });
-      const path = saveCounterexample(dir, c);
-      console.log(`${name} ${f.violation.invariant} after ${f.runsToFailure} runs, ${f.ops.length} ops (${ms} ms) -> ${path}`);
-      for (const op of f.ops) console.log(`     ${formatOp(GEOMETRIES.small, op)}`);
-      console.log(`     ${f.violation.message}`);
+      const fix = Object.keys(rung.fix)[0] as OptionName;
+      record(dir, name, rung.title, config, f.ops, f.violation.invariant, fix, { by: `findings ladder (fast-check, ${ms} ms)`, seed: f.seed, path: f.path, runs: f.runsToFailure });
     });
   }
   DIRECTED.forEach((d, i) => {
     const name = `F${LADDER.length + i + 1}`;
-    const config = rungConfig(LADDER.length);
-    const failure = runOps(config, d.ops).failure;
+    const config = withFixes({ geometry: 'small', cpus: 2, profile: 'rfc-v2' }, fixCandidates({ geometry: 'small', cpus: 2, profile: 'rfc-v2' }).filter((o) => o !== d.fix));
+    const ops = scenarioOps(config, d.scenario);
+    const failure = runOps(config, ops).failure;
     if (!failure) {
       console.log(`${name} ${d.title}: no longer reproduces`);
       return;
     }
-    const v = failure.violations[0];
-    const path = saveCounterexample(dir, makeCounterexample(config, d.ops, v.invariant, v.message, `${name}: ${d.title}`, { by: 'directed scenario' }));
-    console.log(`${name} ${v.invariant}, ${d.ops.length} ops (directed) -> ${path}`);
-    console.log(`     ${v.message}`);
+    record(dir, name, d.title, config, ops, failure.violations[0].invariant, d.fix, { by: 'directed scenario' });
   });
   mutantCorpus(dir);
 }

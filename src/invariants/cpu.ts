@@ -117,6 +117,7 @@ export const ENTRY_MAPPED: Invariant = {
   statement: 'Everything interrupt entry and the abort path touch before switching CR3 is mapped in every ASI: no double fault.',
   source: 'RFC v2 patch 15 (asi_init_mapping: kernel image, cpu_entry_area, cpu_asi_session)',
   check: (sys) => ghostEvent(sys, 'ENTRY-MAPPED') ?? entryUnmapped(sys),
+  whileTablesUnchanged: (sys) => ghostEvent(sys, 'ENTRY-MAPPED'),
 };
 
 export const PROGRESS: Invariant = {

@@ -12,6 +12,14 @@ function wider(asi: number, kernel: number): boolean {
   return (asi & ~kernel & (_PAGE_RW | _PAGE_USER)) !== 0 || (kernel & _PAGE_NX & ~asi) !== 0;
 }
 
+/** The allocations a range reached when it was mapped, once per range (its ghost never changes). */
+const reachedCache = new WeakMap<readonly string[], readonly number[]>();
+function allocsReached(units: readonly string[]): readonly number[] {
+  let ids = reachedCache.get(units);
+  if (!ids) reachedCache.set(units, (ids = [...new Set(units.map(unitAlloc))]));
+  return ids;
+}
+
 export const REFINE: Invariant = {
   id: 'REFINE',
   statement:
@@ -32,7 +40,7 @@ export const REFINE: Invariant = {
         }
       }
       for (const r of asi.ranges) {
-        const gone = r.ghostReached.map(unitAlloc).find((id) => !sys.mem.allocs.has(id));
+        const gone = allocsReached(r.ghostReached).find((id) => !sys.mem.allocs.has(id));
         if (gone !== undefined) return `asi#${asi.id}: range [${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) still maps memory of allocation #${gone}, which the kernel has freed (stale mapping)`;
       }
     }

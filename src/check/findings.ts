@@ -4,7 +4,7 @@
 // counterexamples/.
 
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { DesignOptions } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
 import { type Op, formatOp } from '../model/ops.ts';
@@ -197,6 +197,9 @@ export function provenance(config: Config, ops: readonly Op[], invariant: string
   return Object.keys(cur.options ?? {}).length ? cur : { geometry: cur.geometry, cpus: cur.cpus, profile: cur.profile };
 }
 
+/** One row of FINDINGS.md's provenance column, printed at the end of a run. */
+const provenanceRows: string[] = [];
+
 /** Saves a finding where its provenance says, and prints how it was found and what it needs. */
 function record(dir: string, name: string, title: string, found: Config, ops: readonly Op[], invariant: string, fix: OptionName, how: NonNullable<Counterexample['found']>): void {
   const t = triageOps(found, ops, invariant);
@@ -205,6 +208,8 @@ function record(dir: string, name: string, title: string, found: Config, ops: re
   const v = runOps(config, ops, { stopOn: invariant }).failure!.violations.find((x) => x.invariant === invariant)!;
   const path = saveCounterexample(dir, makeCounterexample(config, ops, invariant, v.message, `${name}: ${title}`, how));
   console.log(`${name} ${invariant}, ${ops.length} ops, on ${configLabel(config)}${explained ? '' : ` (NOTE: triage names ${t.causes.map(causeLabel).join(' or ') || 'nothing'}, not ${fix})`} -> ${path}`);
+  const on = config.options && Object.keys(config.options).length ? `after ${Object.keys(config.options).map((o) => `\`${o}\``).join(', ')}` : '**the posted code as is**';
+  provenanceRows.push(`| ${name} | ${invariant} | ${on} | \`${basename(path)}\` |`);
   for (const op of ops) console.log(`     ${formatOp(GEOMETRIES[config.geometry], op)}`);
   console.log(`     ${v.message}`);
 }
@@ -239,6 +244,7 @@ function main(): void {
     record(dir, name, d.title, config, ops, failure.violations[0].invariant, d.fix, { by: 'directed scenario' });
   });
   mutantCorpus(dir);
+  console.log(['', '| # | invariant | reproduces on | file |', '|---|---|---|---|', ...provenanceRows].join('\n'));
 }
 
 export function mutantConfig(m: MutantName): Config {

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, unlinkS
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type Op, formatOp, validateOp } from '../model/ops.ts';
-import { type Config, geometryOf } from '../model/system.ts';
+import { type Config, API_CALLERS, geometryOf } from '../model/system.ts';
 import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, RFC_V2_OPTIONS } from '../model/options.ts';
 import { isMutantName } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
@@ -82,7 +82,19 @@ function validateConfig(x: unknown): Config {
       if (k === 'overlapPolicy' && !(OVERLAP_POLICIES as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown overlapPolicy ${JSON.stringify(v)}`);
     }
   }
+  if (c.kernel !== undefined) validateKernelConfig(c.kernel);
   return c as unknown as Config;
+}
+
+function validateKernelConfig(x: unknown): void {
+  if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');
+  for (const [k, v] of Object.entries(x)) {
+    if (k === 'thp') {
+      if (typeof v !== 'boolean') throw new CounterexampleError('kernel.thp must be a boolean');
+    } else if (k === 'apiCaller') {
+      if (!(API_CALLERS as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown kernel.apiCaller ${JSON.stringify(v)}`);
+    } else throw new CounterexampleError(`unknown kernel setting ${JSON.stringify(k)}`);
+  }
 }
 
 /** Parses and validates a file's text; every defect is a CounterexampleError naming it. */

@@ -108,6 +108,25 @@ export interface DesignOptions {
    * resume isolation at its ASI_RESUME, and the exit then leaves the CPU on the ASI page table.
    */
   exitDeactivatesFirst: boolean;
+  /**
+   * asi_clear_pgd_range clears a PGT_LEVEL_PGD range with p4d_clear(). Patch 11 calls pgd_clear(),
+   * which is a no-op with 4-level paging (the P4D is folded into the PGD: pgtable-nop4d.h, or
+   * pgtable_l5_enabled() false), so a PGD-level range stays mapped after asi_unmap.
+   */
+  clearPgdAsP4d: boolean;
+  /**
+   * asi_map_range copies from the kernel's reference page table, init_mm.pgd (as asi_fault's comment
+   * in patch 03 calls it). Patches 08, 10 and 14 copy from current->mm->pgd: from a kernel thread
+   * (current->mm == NULL) that is a NULL pointer dereference under asi->lock.
+   */
+  copyFromInitMm: boolean;
+  /**
+   * The copy and clear loops test pmd_large()/pud_large() (the PSE bit) for a kernel large page.
+   * Patches 08 and 11 test pmd_trans_huge()/pud_trans_huge(), which are 0 without
+   * CONFIG_TRANSPARENT_HUGEPAGE: the copy then walks into a large page and reads its first frame,
+   * a data page, as a lower page table.
+   */
+  pmdLargeNotTransHuge: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -134,6 +153,9 @@ export const OPTION_NAMES = [
   'interruptResumes',
   'resumeFlushesGlobal',
   'exitDeactivatesFirst',
+  'clearPgdAsP4d',
+  'copyFromInitMm',
+  'pmdLargeNotTransHuge',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -160,6 +182,9 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   interruptResumes: false,
   resumeFlushesGlobal: false,
   exitDeactivatesFirst: false,
+  clearPgdAsP4d: false,
+  copyFromInitMm: false,
+  pmdLargeNotTransHuge: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -186,6 +211,9 @@ export const FIXED_OPTIONS: DesignOptions = {
   interruptResumes: false,
   resumeFlushesGlobal: true,
   exitDeactivatesFirst: true,
+  clearPgdAsP4d: true,
+  copyFromInitMm: true,
+  pmdLargeNotTransHuge: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */

@@ -235,3 +235,69 @@ describe('espfix sits in its own top-level slot, after a hole (Documentation/x86
     });
   }
 });
+
+describe('NMI context (KERNEL-RULES): asi_exit from the end of an NMI', () => {
+  // RFC v2 patch 02, asi_finish_abort (ASI_FINISH_ABORT at the end of every handler, NMI included):
+  //     asi_exit(this_cpu_read(cpu_asi_session.asi));
+  // patch 15, asi_exit: `asi_unmap(asi, current->stack);`, and patch 14, asi_unmap:
+  //     spin_lock_irqsave(&asi->lock, flags);
+  //     ...
+  //     kfree(range_mapping);
+  const ops: Op[] = [
+    { op: 'asi_create', flags: 0 },
+    { op: 'asi_enter', cpu: 0, asi: 1, intr: [] },
+    { op: 'interrupt', cpu: 0, kind: 'nmi', intr: [] },
+  ];
+  const kernelRules = (config: Config, o: readonly Op[]): string[] => {
+    const sys = createSystem(config);
+    return o.flatMap((op) => (step(sys, op), sys.ghost.events.filter((e) => e.invariant === 'KERNEL-RULES').map((e) => e.message)));
+  };
+
+  test('the posted code takes asi->lock and kfrees the range in NMI context', () => {
+    expect(kernelRules(rfcV2(), ops)).toEqual([
+      'BUG: spin_lock(asi#1->lock) in NMI context on cpu0 (preempt_count 2, IRQs off, in nmi handler)',
+      'BUG: kfree(range_mapping) in asi_unmap of asi#1 in NMI context on cpu0 (preempt_count 3, IRQs off, in nmi handler, holding asi#1->lock)',
+    ]);
+    expect(invariantsAfter(rfcV2(), ops)).toContain('KERNEL-RULES');
+  });
+
+  test('the other fixes do not help: fixed without nmiDefersExit breaks the rule too', () => {
+    const config: Config = { geometry: 'small', cpus: 1, profile: 'fixed', options: { nmiDefersExit: false } };
+    expect(invariantsAfter(config, ops)).toEqual(['KERNEL-RULES']);
+  });
+
+  test('fixed: nmiDefersExit ends the session in the NMI and unmaps the stack from irq_work once IRQs are on', () => {
+    const config: Config = { geometry: 'small', cpus: 1, profile: 'fixed' };
+    // The NMI lands inside an IRQ handler (IRQs off) before it aborts: the NMI ends the session,
+    // and the irq_work waits for the IRQ handler's iret.
+    const nested: Op[] = [...ops.slice(0, 2), { op: 'interrupt', cpu: 0, kind: 'irq', intr: [{ at: 1, kind: 'nmi' }] }];
+    for (const o of [ops, nested]) {
+      const sys = createSystem(config);
+      const logs = o.map((op) => step(sys, op).log);
+      const stack = sys.kernel.layout.vmallocStart;
+      expect(sys.cpus[0].session.state).toBe(0);
+      expect(sys.cpus[0].session.deferredUnmap).toBeNull();
+      expect(walk(sys.g, sys.tables, sys.asis.get(1)!.pgd, stack).ok).toBe(false);
+      expect(logs[2].some((e) => e.text === `cpu0: irq at ${o === ops ? 'nmi' : 'irq'}@iret (cr3 kernel/pcid1)`)).toBe(true);
+      expect(invariantsAfter(config, o)).toEqual([]);
+    }
+  });
+
+  test('fixed: no deferred unmap outlives its op', () => {
+    const config: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+    let nmis = 0;
+    fc.assert(
+      fc.property(choicesArb(30), (choices) => {
+        const r = runChoices(config, choices, undefined, {
+          onStep: (sys, rec) => {
+            nmis += rec.outcome.log.filter((e) => / nmi at /.test(e.text)).length;
+            expect(sys.cpus.map((c) => c.session.deferredUnmap)).toEqual(sys.cpus.map(() => null));
+          },
+        });
+        return r.failure === undefined;
+      }),
+      { numRuns: 100, seed: 11 },
+    );
+    expect(nmis).toBeGreaterThan(0);
+  });
+});

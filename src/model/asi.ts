@@ -24,7 +24,7 @@ import { framesReached, lowerLevel, mappedPages, reachableTables } from './paget
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from './pte.ts';
 import { type Log, log } from './trace.ts';
 import { asiPcid, flushTlbRange } from './cpu.ts';
-import { mightSleep, spinLock, spinUnlock } from './context.ts';
+import { freesMemory, mightSleep, spinLock, spinUnlock } from './context.ts';
 import { type Asi, type AsiRange, type System, mutant, thpEnabled } from './system.ts';
 import {
   EBUSY,
@@ -597,6 +597,7 @@ export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log):
   if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
   else clearPgdRange(sys, asi, range.ptr, range.ptr + range.size, range.level, out);
+  freesMemory(sys, `kfree(range_mapping) in asi_unmap of asi#${asi.id}`); // RFC v2 patch 14
   spinUnlock(sys, asiLock(asi));
   if (sys.options.asiUnmapFlushesTlb) flushAsiRange(sys, asi, range);
 }

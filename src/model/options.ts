@@ -127,6 +127,13 @@ export interface DesignOptions {
    * a data page, as a lower page table.
    */
   pmdLargeNotTransHuge: boolean;
+  /**
+   * asi_exit in NMI context (asi_finish_abort at the end of an NMI that aborted isolation, patch 02)
+   * restores CR3 and ends the session, and leaves the stack and task unmap to an irq_work, which
+   * runs as soon as the CPU has IRQs enabled again. The posted asi_exit unmaps them at once:
+   * spin_lock_irqsave(&asi->lock) and kfree(range_mapping) in NMI context (patches 11, 14, 15).
+   */
+  nmiDefersExit: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -156,6 +163,7 @@ export const OPTION_NAMES = [
   'clearPgdAsP4d',
   'copyFromInitMm',
   'pmdLargeNotTransHuge',
+  'nmiDefersExit',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -185,6 +193,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   clearPgdAsP4d: false,
   copyFromInitMm: false,
   pmdLargeNotTransHuge: false,
+  nmiDefersExit: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -214,6 +223,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   clearPgdAsP4d: true,
   copyFromInitMm: true,
   pmdLargeNotTransHuge: true,
+  nmiDefersExit: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */

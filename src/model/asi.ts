@@ -184,13 +184,15 @@ function transHuge(sys: System, e: number): boolean {
  */
 function srcTable(sys: System, asi: Asi, parent: number, level: PgtLevel): Int32Array {
   const frame = entryFrame(parent);
+  const table = sys.tables.get(frame);
   if (isLarge(parent)) {
+    const name = allocationOfFrame(sys.mem, frame)?.name ?? 'nobody (free)';
     sys.ghost.events.push({
       invariant: 'PT-OWN',
-      message: `ASI ${asi.id} copy reads pfn ${frame}, a data page of ${allocationOfFrame(sys.mem, frame)?.name ?? 'nobody (free)'}, as a ${LEVEL_NAMES[level]} table (a kernel ${LEVEL_NAMES[level + 1]} large page that pmd_trans_huge/pud_trans_huge do not see without CONFIG_TRANSPARENT_HUGEPAGE)`,
+      message: `ASI ${asi.id} copy reads pfn ${frame}, ${table ? name : `a data page of ${name}`}, as a ${LEVEL_NAMES[level]} table (a kernel ${LEVEL_NAMES[level + 1]} large page that pmd_trans_huge/pud_trans_huge do not see without CONFIG_TRANSPARENT_HUGEPAGE)`,
     });
   }
-  return sys.tables.get(frame) ?? new Int32Array(entriesPerTable(sys.g));
+  return table ?? new Int32Array(entriesPerTable(sys.g));
 }
 
 function copyPteRange(sys: System, asi: Asi, dstPmd: EntrySlot, srcPmd: number, addr: number, end: number, ctx: CopyCtx, out: Log): number {

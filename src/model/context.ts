@@ -52,8 +52,9 @@ export function freesMemory(sys: System, what: string): void {
 }
 
 /**
- * might_sleep() of a GFP_KERNEL allocation. With the atomicAllocs design option, the ASI code
- * allocates with GFP_ATOMIC, which never sleeps (and may fail, which the model's fault injection covers).
+ * Every allocation by the modelled code: none in NMI context, and might_sleep() of GFP_KERNEL. With
+ * the atomicAllocs design option, the ASI code allocates with GFP_ATOMIC, which never sleeps (and
+ * may fail, which the model's fault injection covers).
  */
 export function mightSleep(sys: System, what: string): void {
   const ctx = sys.exec;

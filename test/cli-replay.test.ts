@@ -32,8 +32,8 @@ describe('asi-check replay FILE', () => {
     expect(r.stdout).toMatch(/^ {2}1\. asi_create\(0\) = asi#1$/m);
     expect(r.stdout).toContain('+ asi#1 created, pgd pfn');
     expect(r.stdout).toContain('~ kernel maps 293 -> 292 pages');
-    expect(r.stdout).toContain('- freed vmalloc pfn 80 (vmalloc)');
-    expect(r.stdout).toContain('VIOLATION REFINE after step 4: asi#1 maps 0xffffffffff40a000 -> pfn 80');
+    expect(r.stdout).toContain('- freed vmalloc pfn 77 (vmalloc)');
+    expect(r.stdout).toContain('VIOLATION REFINE after step 4: asi#1 maps 0xffffffffff40a000 -> pfn 77');
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('reproduces REFINE after step 4');
     expect(r.stderr).toBe('');
   });

@@ -18,7 +18,7 @@ import type { CpuView, Snapshot } from '../src/report/snapshot.ts';
 
 const root = join(import.meta.dirname, '..');
 const g = GEOMETRIES.small;
-// F5: vfree leaves the page mapped in the ASI (REFINE at 0xffffffffff40a000, pfn 80).
+// F5: vfree leaves the page mapped in the ASI (REFINE at 0xffffffffff40a000, pfn 77).
 const F5 = join(root, 'counterexamples', 'rfc-v2--refine--ec31c689c1af.json');
 
 function replayOf(file: string): { replay: Replay; header: ReportHeader } {
@@ -87,7 +87,7 @@ describe('renderHtml', () => {
     const hits = html.split('\n').filter((l) => l.startsWith('<tr class="hit leaf">'));
     expect(hits).toHaveLength(1);
     expect(hits[0]).toContain('0xffffffffff40a000 +4K');
-    expect(hits[0]).toContain('pfn 80');
+    expect(hits[0]).toContain('pfn 77');
     expect(hits[0]).toContain('kernel: not mapped');
     // The pgd, pud and pmd entries on the walk to it are marked too.
     expect(html.split('\n').filter((l) => l.startsWith('<tr class="hit">'))).toHaveLength(3);

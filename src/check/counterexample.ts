@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, unlinkS
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type Op, formatOp, validateOp } from '../model/ops.ts';
-import { type Config, geometryOf } from '../model/system.ts';
+import { type Config, API_CALLERS, geometryOf } from '../model/system.ts';
 import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, RFC_V2_OPTIONS } from '../model/options.ts';
 import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
@@ -48,15 +48,17 @@ export function signature(c: Pick<Counterexample, 'invariant' | 'ops' | 'config'
 const MAX_OPTIONS_LABEL = 80;
 
 /**
- * What a configuration reproduces on, as a file name says it: the profile (or mutant), then each
- * design option set away from that profile's (or mutant's) own value, `rfc-v2+exactExtent+...`.
+ * What a configuration reproduces on, as a file name says it: the profile (or mutant), the kernel
+ * settings away from their defaults (`thp=off`, `kernel-thread`), then each design option set away
+ * from that profile's (or mutant's) own value: `rfc-v2+thp=off`, `rfc-v2+exactExtent+...`.
  */
 export function configLabel(config: Config): string {
   const base = { ...PROFILES[config.profile].options, ...(config.mutant ? MUTANT_INFO[config.mutant].options : {}) };
   const set = OPTION_NAMES.filter((k) => config.options?.[k] !== undefined && config.options[k] !== base[k]).map((k) =>
     typeof config.options![k] === 'boolean' ? (config.options![k] ? k : `no-${k}`) : `${k}=${String(config.options![k])}`,
   );
-  const who = config.mutant ? `mutant-${config.mutant}` : config.profile;
+  const kernel = [config.kernel?.thp === false ? 'thp=off' : '', config.kernel?.apiCaller === 'kernel-thread' ? 'kernel-thread' : ''].filter(Boolean);
+  const who = [config.mutant ? `mutant-${config.mutant}` : config.profile, ...kernel].join('+');
   const label = set.join('+');
   return set.length === 0 ? who : label.length <= MAX_OPTIONS_LABEL ? `${who}+${label}` : `${who}+${set.length}-options`;
 }
@@ -98,7 +100,19 @@ function validateConfig(x: unknown): Config {
       if (k === 'overlapPolicy' && !(OVERLAP_POLICIES as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown overlapPolicy ${JSON.stringify(v)}`);
     }
   }
+  if (c.kernel !== undefined) validateKernelConfig(c.kernel);
   return c as unknown as Config;
+}
+
+function validateKernelConfig(x: unknown): void {
+  if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');
+  for (const [k, v] of Object.entries(x)) {
+    if (k === 'thp') {
+      if (typeof v !== 'boolean') throw new CounterexampleError('kernel.thp must be a boolean');
+    } else if (k === 'apiCaller') {
+      if (!(API_CALLERS as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown kernel.apiCaller ${JSON.stringify(v)}`);
+    } else throw new CounterexampleError(`unknown kernel setting ${JSON.stringify(k)}`);
+  }
 }
 
 /** Parses and validates a file's text; every defect is a CounterexampleError naming it. */

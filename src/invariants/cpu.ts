@@ -129,7 +129,7 @@ export const PROGRESS: Invariant = {
 
 export const KERNEL_RULES: Invariant = {
   id: 'KERNEL-RULES',
-  statement: 'No sleeping allocation in atomic context, no spinlock taken twice on one CPU, preempt_count balanced at schedule().',
+  statement: 'No sleeping allocation in atomic context, no spinlock taken twice on one CPU, preempt_count balanced at schedule(); in NMI context no spinlock, allocation or free.',
   source: 'kernel rules (might_sleep, lockdep, preempt_count) applied to RFC v2 patches 01-03, 06, 10, 14, 15',
   check: (sys) => ghostEvent(sys, 'KERNEL-RULES'),
 };

@@ -21,13 +21,14 @@ import {
 } from './geometry.ts';
 import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, touch, unitKey } from './memory.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from './pagetable.ts';
-import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, mkEntry } from './pte.ts';
+import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from './pte.ts';
 import { type Log, log } from './trace.ts';
 import { asiPcid, flushTlbRange } from './cpu.ts';
-import { mightSleep, spinLock, spinUnlock } from './context.ts';
-import { type Asi, type AsiRange, type System, mutant } from './system.ts';
+import { freesMemory, mightSleep, spinLock, spinUnlock } from './context.ts';
+import { type Asi, type AsiRange, type System, mutant, thpEnabled } from './system.ts';
 import {
   EBUSY,
+  EFAULT,
   EINVAL,
   ENOMEM,
   type EntrySlot,
@@ -168,14 +169,41 @@ function copySet(sys: System, asi: Asi, slot: EntrySlot, value: number, level: P
   return 0;
 }
 
-function copyPteRange(sys: System, asi: Asi, dstPmd: EntrySlot, srcPmd: EntrySlot, addr: number, end: number, ctx: CopyCtx, out: Log): number {
+/**
+ * pmd_trans_huge()/pud_trans_huge() on a kernel entry: without CONFIG_TRANSPARENT_HUGEPAGE they are
+ * 0 (include/asm-generic/pgtable.h), whatever the PSE bit says.
+ */
+function transHuge(sys: System, e: number): boolean {
+  return isLarge(e) && (thpEnabled(sys) || sys.options.pmdLargeNotTransHuge); // fixed: pmdLargeNotTransHuge
+}
+
+/**
+ * The lower table a kernel entry points to, as pmd_offset()/pte_offset_map() read it. An entry the
+ * copy walks into although it is a large page (transHuge above) has a data page there: it is read
+ * as a table, page-table pages as what they hold and any other frame as zeros (data contents are
+ * not modelled; in the kernel whatever the page holds becomes entries).
+ */
+function srcTable(sys: System, asi: Asi, parent: number, level: PgtLevel): Int32Array {
+  const frame = entryFrame(parent);
+  const table = sys.tables.get(frame);
+  if (isLarge(parent)) {
+    const name = allocationOfFrame(sys.mem, frame)?.name ?? 'nobody (free)';
+    sys.ghost.events.push({
+      invariant: 'PT-OWN',
+      message: `ASI ${asi.id} copy reads pfn ${frame}, ${table ? name : `a data page of ${name}`}, as a ${LEVEL_NAMES[level]} table (a kernel ${LEVEL_NAMES[level + 1]} large page that pmd_trans_huge/pud_trans_huge do not see without CONFIG_TRANSPARENT_HUGEPAGE)`,
+    });
+  }
+  return table ?? new Int32Array(entriesPerTable(sys.g));
+}
+
+function copyPteRange(sys: System, asi: Asi, dstPmd: EntrySlot, srcPmd: number, addr: number, end: number, ctx: CopyCtx, out: Log): number {
   const dst = asiAlloc(sys, asi, dstPmd, PGT_LEVEL_PTE, addr, out);
   if (typeof dst === 'number') return dst;
   addr = roundDown(addr, PAGE_SIZE);
-  const src = entryFrame(entryAt(sys, srcPmd));
+  const src = srcTable(sys, asi, srcPmd, PGT_LEVEL_PTE);
   const stop = mutant(sys, 'pte-copy-stops-early') ? end - PAGE_SIZE : end;
   do {
-    let value = sys.tables.get(src)![indexAt(sys.g, PGT_LEVEL_PTE, addr)];
+    let value = src[indexAt(sys.g, PGT_LEVEL_PTE, addr)];
     if (mutant(sys, 'copy-drops-nx')) value = value & ~_PAGE_NX;
     copySet(sys, asi, slotIn(sys, dst.table, PGT_LEVEL_PTE, addr), value, PGT_LEVEL_PTE, addr, ctx, out);
     addr += PAGE_SIZE;
@@ -220,23 +248,27 @@ function descendsPrivately(sys: System, src: number): boolean {
 }
 
 /** asi_copy_pmd_range and asi_copy_pud_range: the same loop one level apart. */
-function copyMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | typeof PGT_LEVEL_PUD, dstParent: EntrySlot, srcParent: EntrySlot, addr: number, end: number, req: PgtLevel, ctx: CopyCtx, out: Log): number {
+function copyMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | typeof PGT_LEVEL_PUD, dstParent: EntrySlot, srcParent: number, addr: number, end: number, req: PgtLevel, ctx: CopyCtx, out: Log): number {
   const dst = asiAlloc(sys, asi, dstParent, level, addr, out);
   if (typeof dst === 'number') return dst;
-  const srcTable = entryFrame(entryAt(sys, srcParent));
+  const srcEntries = srcTable(sys, asi, srcParent, level);
   do {
     const next = addrEnd(sys.g, level, addr, end);
     const dstSlot = slotIn(sys, dst.table, level, addr);
-    const srcSlot = slotIn(sys, srcTable, level, addr);
-    const src = entryAt(sys, srcSlot);
+    const src = srcEntries[indexAt(sys.g, level, addr)];
     let err: number;
     const whole = takesWholeEntry(sys, req, level, addr, next);
-    if (isLarge(src) && !whole && sys.options.splitLargePages) {
+    if (transHuge(sys, src) && !whole && sys.options.splitLargePages) {
       err = splitLarge(sys, asi, dstSlot, src, level, addr, next, req, ctx, out); // fixed: splitLargePages
-    } else if ((whole && !descendsPrivately(sys, src)) || isNone(src) || isLarge(src)) {
+    } else if ((whole && !descendsPrivately(sys, src)) || isNone(src) || transHuge(sys, src)) {
       err = copySet(sys, asi, dstSlot, src, level, addr, ctx, out);
+    } else if (level === PGT_LEVEL_PMD && !isPresent(src)) {
+      // RFC v2 patch 08: `if (!pmd_present(*src_pmd)) { pr_warn(...); pmd_clear(dst_pmd); continue; }`
+      log(out, 'pr_warn', `ASI ${asi.id}: PMD not present for [${formatVa(sys.g, addr)},${formatVa(sys.g, next - 1)}]`);
+      asiClear(sys, asi, dstSlot, roundDown(addr, levelSize(sys.g, level)), level);
+      err = 0;
     } else {
-      err = level === PGT_LEVEL_PMD ? copyPteRange(sys, asi, dstSlot, srcSlot, addr, next, ctx, out) : copyMidRange(sys, asi, PGT_LEVEL_PMD, dstSlot, srcSlot, addr, next, req, ctx, out);
+      err = level === PGT_LEVEL_PMD ? copyPteRange(sys, asi, dstSlot, src, addr, next, ctx, out) : copyMidRange(sys, asi, PGT_LEVEL_PMD, dstSlot, src, addr, next, req, ctx, out);
       if (err) log(out, 'pr_err', `ASI ${asi.id}: ${LEVEL_NAMES[level].toUpperCase()} error copying ${LEVEL_NAMES[level - 1].toUpperCase()} addr=${formatVa(sys.g, addr)} next=${formatVa(sys.g, next)}`);
     }
     if (err) return err;
@@ -246,15 +278,32 @@ function copyMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | typeo
 }
 
 /**
+ * The table asi_copy_pgd_range copies from: `current->mm->pgd` in patches 08, 10 and 14. A user
+ * task's pgd shares init_mm's kernel half: pgd_alloc copied its top-level entries
+ * (clone_pgd_range), and every top-level slot the kernel uses at run time is populated at boot, so
+ * the model reads init_mm.pgd for it. A kernel thread has no mm: undefined, after the oops.
+ */
+function copySource(sys: System, asi: Asi, out: Log): number | undefined {
+  const kthread = sys.exec.id < 0 && sys.config.kernel?.apiCaller === 'kernel-thread';
+  if (!kthread || sys.options.copyFromInitMm) return sys.kernel.pgd; // fixed: copyFromInitMm
+  const bug = `BUG: kernel NULL pointer dereference: asi_map_range of asi#${asi.id} reads current->mm->pgd in a kernel thread (current->mm == NULL), holding asi#${asi.id}->lock`;
+  log(out, 'pr_err', bug);
+  sys.ghost.events.push({ invariant: 'NO-WARN', message: bug });
+  return undefined;
+}
+
+/**
  * asi_copy_pgd_range, with asi_copy_p4d_range folded in: asi_p4d_alloc() returns the pgd itself
  * when 5-level paging is off, and pgd_none() is always false then, so only PGT_LEVEL_PGD takes the
  * asi_set_pgd() branch.
  */
 function copyPgdRange(sys: System, asi: Asi, addr: number, end: number, req: PgtLevel, ctx: CopyCtx, out: Log): number {
+  const srcPgd = copySource(sys, asi, out);
+  if (srcPgd === undefined) return EFAULT;
   do {
     const next = addrEnd(sys.g, PGT_LEVEL_PGD, addr, end);
     const dst = slotIn(sys, asi.pgd, PGT_LEVEL_PGD, addr);
-    const src = slotIn(sys, sys.kernel.pgd, PGT_LEVEL_PGD, addr);
+    const src = slotIn(sys, srcPgd, PGT_LEVEL_PGD, addr);
     let err: number;
     if (req === PGT_LEVEL_PGD && !sys.options.exactExtent) {
       err = asiSet(sys, asi, dst, entryAt(sys, src), PGT_LEVEL_PGD, out);
@@ -262,7 +311,7 @@ function copyPgdRange(sys: System, asi: Asi, addr: number, end: number, req: Pgt
     } else if ((takesWholeEntry(sys, Math.min(req, PGT_LEVEL_P4D) as PgtLevel, PGT_LEVEL_P4D, addr, next) && !descendsPrivately(sys, entryAt(sys, src))) || isNone(entryAt(sys, src))) {
       err = copySet(sys, asi, dst, entryAt(sys, src), PGT_LEVEL_P4D, addr, ctx, out);
     } else {
-      err = copyMidRange(sys, asi, PGT_LEVEL_PUD, dst, src, addr, next, req, ctx, out);
+      err = copyMidRange(sys, asi, PGT_LEVEL_PUD, dst, entryAt(sys, src), addr, next, req, ctx, out);
       if (err) log(out, 'pr_err', `ASI ${asi.id}: PGD error copying P4D addr=${formatVa(sys.g, addr)} next=${formatVa(sys.g, next)}`);
     }
     if (err) return err;
@@ -459,7 +508,7 @@ function clearMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | type
     const skip = isNone(e) || (level === PGT_LEVEL_PMD && !sys.options.clearPresentPmd);
     if (skip) {
       // Patch 11 skips `pmd_none(*pmd) || pmd_present(*pmd)`: every populated PMD entry.
-    } else if (takesWholeEntry(sys, req, level, addr, next) || isLarge(e)) {
+    } else if (takesWholeEntry(sys, req, level, addr, next) || transHuge(sys, e)) {
       asiClear(sys, asi, slot, addr, level);
     } else if (level === PGT_LEVEL_PMD) {
       clearPteRange(sys, asi, slot, addr, next, out);
@@ -470,14 +519,21 @@ function clearMidRange(sys: System, asi: Asi, level: typeof PGT_LEVEL_PMD | type
   } while (addr < end);
 }
 
-/** asi_clear_pgd_range with asi_clear_p4d_range folded in (pgd_none() is false with 4 levels). */
+/**
+ * asi_clear_pgd_range with asi_clear_p4d_range folded in: pgd_none() is 0 with 4 levels, and
+ * pgd_clear() does nothing (the P4D is folded: include/asm-generic/pgtable-nop4d.h, or
+ * pgtable_l5_enabled() false), while p4d_clear() clears the same top-level entry.
+ */
 function clearPgdRange(sys: System, asi: Asi, addr: number, end: number, req: PgtLevel, out: Log): void {
   do {
     const next = addrEnd(sys.g, PGT_LEVEL_PGD, addr, end);
     const slot = slotIn(sys, asi.pgd, PGT_LEVEL_PGD, addr);
     const e = entryAt(sys, slot);
-    if (req === PGT_LEVEL_PGD && !sys.options.exactExtent) asiClear(sys, asi, slot, addr, PGT_LEVEL_PGD);
-    else if (isNone(e)) {
+    if (req === PGT_LEVEL_PGD && !sys.options.exactExtent) {
+      // RFC v2 patch 11: `if (level == PGT_LEVEL_PGD) { pgd_clear(pgd); continue; }`
+      if (sys.options.clearPgdAsP4d) asiClear(sys, asi, slot, addr, PGT_LEVEL_P4D); // fixed: clearPgdAsP4d
+      else if (!isNone(e)) log(out, 'note', `ASI ${asi.id}: pgd_clear() is a no-op with 4-level paging: ${formatVa(sys.g, addr)} stays mapped`);
+    } else if (isNone(e)) {
       // p4d_none
     } else if (takesWholeEntry(sys, Math.min(req, PGT_LEVEL_P4D) as PgtLevel, PGT_LEVEL_P4D, addr, next)) asiClear(sys, asi, slot, addr, PGT_LEVEL_P4D);
     else clearMidRange(sys, asi, PGT_LEVEL_PUD, slot, addr, next, req, out);
@@ -572,6 +628,7 @@ export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log):
   if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
   else clearPgdRange(sys, asi, range.ptr, range.ptr + range.size, range.level, out);
+  freesMemory(sys, `kfree(range_mapping) in asi_unmap of asi#${asi.id}`); // RFC v2 patch 14
   spinUnlock(sys, asiLock(asi));
   if (sys.options.asiUnmapFlushesTlb) flushAsiRange(sys, asi, range);
 }

@@ -1,6 +1,7 @@
 // The kernel's own rules for the context code runs in (might_sleep, lockdep's self-deadlock check,
-// get_cpu_var/put_cpu_var): the modelled code calls these where the C code allocates, locks or
-// disables preemption, and a broken rule is recorded for KERNEL-RULES instead of being enforced.
+// get_cpu_var/put_cpu_var, what NMI context may do): the modelled code calls these where the C code
+// allocates, frees, locks or disables preemption, and a broken rule is recorded for KERNEL-RULES
+// instead of being enforced.
 
 import type { Cpu, LockHeld } from './cpu.ts';
 import type { System } from './system.ts';
@@ -31,18 +32,40 @@ function kernelRule(sys: System, message: string): void {
   sys.ghost.events.push({ invariant: 'KERNEL-RULES', message });
 }
 
+/** in_nmi(): an NMI handler, or an exception nested in one, runs here. */
+export function inNmi(ctx: ExecContext): boolean {
+  return ctx.handlers.includes('nmi');
+}
+
 /**
- * might_sleep() of a GFP_KERNEL allocation. With the atomicAllocs design option, the ASI code
- * allocates with GFP_ATOMIC, which never sleeps (and may fail, which the model's fault injection covers).
+ * An NMI can land in any code, including code that holds the lock it wants or is inside the
+ * allocator: NMI context takes no spinlock that other code takes (all of the ASI's are), and
+ * neither allocates nor frees memory, GFP_ATOMIC or not.
+ */
+function nmiSafe(sys: System, what: string): void {
+  if (inNmi(sys.exec)) kernelRule(sys, `BUG: ${what} in NMI context on ${where(sys.exec)}`);
+}
+
+/** kfree()/free_page() by the modelled code. */
+export function freesMemory(sys: System, what: string): void {
+  nmiSafe(sys, what);
+}
+
+/**
+ * Every allocation by the modelled code: none in NMI context, and might_sleep() of GFP_KERNEL. With
+ * the atomicAllocs design option, the ASI code allocates with GFP_ATOMIC, which never sleeps (and
+ * may fail, which the model's fault injection covers).
  */
 export function mightSleep(sys: System, what: string): void {
   const ctx = sys.exec;
+  nmiSafe(sys, what);
   if (sys.options.atomicAllocs || !inAtomic(ctx)) return;
   kernelRule(sys, `BUG: sleeping function called from invalid context: ${what} (GFP_KERNEL) on ${where(ctx)}`);
 }
 
 export function spinLock(sys: System, name: string, irqsave: boolean): void {
   const ctx = sys.exec;
+  nmiSafe(sys, `spin_lock(${name})`);
   if (ctx.locks.some((l) => l.name === name)) kernelRule(sys, `${name} taken again on ${where(ctx)}: self-deadlock`);
   const held: LockHeld = irqsave ? { name, savedIrqsDisabled: ctx.irqsDisabled } : { name };
   ctx.locks.push(held);

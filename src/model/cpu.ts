@@ -25,6 +25,8 @@ export interface AsiSession {
   originalCr3: number;
   originalCr4: number;
   task: number | null;
+  /** fixed: nmiDefersExit. The unmap an asi_exit in NMI context left to irq_work (replaced, never mutated). */
+  deferredUnmap: { readonly asi: number; readonly task: number } | null;
 }
 
 export type HandlerKind = 'irq' | 'exception' | 'page-fault' | 'nmi';
@@ -107,7 +109,7 @@ export function formatCr3(sys: System, cr3: number): string {
 }
 
 function newSession(): AsiSession {
-  return { asi: null, state: ASI_SESSION_STATE_INACTIVE, retryAbort: false, abortDepth: 0, isolationCr3: 0, originalCr3: 0, originalCr4: 0, task: null };
+  return { asi: null, state: ASI_SESSION_STATE_INACTIVE, retryAbort: false, abortDepth: 0, isolationCr3: 0, originalCr3: 0, originalCr4: 0, task: null, deferredUnmap: null };
 }
 
 export function bootCpus(sys: System): Cpu[] {

@@ -5,7 +5,7 @@
 
 import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, formatCr3, invlpg, permits, translate } from './cpu.ts';
 import { inAtomic } from './context.ts';
-import { type Exec, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort } from './session.ts';
+import { type Exec, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from './session.ts';
 import { PAGE_SIZE, formatVa } from './geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, perCpuPtr, taskStackVa } from './kernel.ts';
 import { type System, mutant } from './system.ts';
@@ -160,6 +160,8 @@ function* handler<R>(k: Exec, kind: HandlerKind, bodyPoint: string, body: () => 
   yield* asiFinishAbort(k);
   cpu.handlers.pop();
   cpu.irqsDisabled = irqsWereDisabled;
+  // fixed: nmiDefersExit. irq_work_queue() from NMI raised a self-IPI, taken once IRQs are on.
+  if (cpu.session.deferredUnmap && !cpu.irqsDisabled) deliver(k, { at: 0, kind: 'irq' }, `${kind}@iret`, () => runDeferredUnmap(k));
   return result;
 }
 

@@ -61,10 +61,14 @@ export const ERRNO_NAMES: Record<number, string> = {
 
 const KERNEL: Owner = { kind: 'kernel', id: 0 };
 
-/** Top-level slots of each region, as on x86-64 (pgd_index of each base address in mm.rst). */
+/**
+ * Top-level slots of each region, as on x86-64 (pgd_index of each base address in mm.rst). The slot
+ * after cpu_entry_area is a hole and espfix is ESPFIX_PGD_ENTRY (-2UL) = 510: asi_init_mapping's
+ * P4D-sized cpu_entry_area range, which starts one page into its slot, spills into the hole only.
+ */
 const SLOTS: Record<Geometry['name'], { direct: number; vmalloc: number; cea: number; espfix: number; kernel: number }> = {
-  real: { direct: 273, vmalloc: 402, cea: 508, espfix: 509, kernel: 511 },
-  small: { direct: 1, vmalloc: 2, cea: 4, espfix: 5, kernel: 7 },
+  real: { direct: 273, vmalloc: 402, cea: 508, espfix: 510, kernel: 511 },
+  small: { direct: 1, vmalloc: 2, cea: 4, espfix: 6, kernel: 7 },
 };
 
 const PHYS_FRAMES: Record<Geometry['name'], number> = { real: 4096, small: 256 };

@@ -136,6 +136,32 @@ export interface DesignOptions {
    * smaller mapping (or none at all, if the caller's pointer was never mapped).
    */
   remapChecksSize: boolean;
+  /**
+   * asi_clear_pgd_range clears a PGT_LEVEL_PGD range with p4d_clear(). Patch 11 calls pgd_clear(),
+   * which is a no-op with 4-level paging (the P4D is folded into the PGD: pgtable-nop4d.h, or
+   * pgtable_l5_enabled() false), so a PGD-level range stays mapped after asi_unmap.
+   */
+  clearPgdAsP4d: boolean;
+  /**
+   * asi_map_range copies from the kernel's reference page table, init_mm.pgd (as asi_fault's comment
+   * in patch 03 calls it). Patches 08, 10 and 14 copy from current->mm->pgd: from a kernel thread
+   * (current->mm == NULL) that is a NULL pointer dereference under asi->lock.
+   */
+  copyFromInitMm: boolean;
+  /**
+   * The copy and clear loops test pmd_large()/pud_large() (the PSE bit) for a kernel large page.
+   * Patches 08 and 11 test pmd_trans_huge()/pud_trans_huge(), which are 0 without
+   * CONFIG_TRANSPARENT_HUGEPAGE: the copy then walks into a large page and reads its first frame,
+   * a data page, as a lower page table.
+   */
+  pmdLargeNotTransHuge: boolean;
+  /**
+   * asi_exit in NMI context (asi_finish_abort at the end of an NMI that aborted isolation, patch 02)
+   * restores CR3 and ends the session, and leaves the stack and task unmap to an irq_work, which
+   * runs as soon as the CPU has IRQs enabled again. The posted asi_exit unmaps them at once:
+   * spin_lock_irqsave(&asi->lock) and kfree(range_mapping) in NMI context (patches 11, 14, 15).
+   */
+  nmiDefersExit: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -167,6 +193,10 @@ export const OPTION_NAMES = [
   'unmapMatchesCaller',
   'percpuUndoesOwn',
   'remapChecksSize',
+  'clearPgdAsP4d',
+  'copyFromInitMm',
+  'pmdLargeNotTransHuge',
+  'nmiDefersExit',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -198,6 +228,10 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   unmapMatchesCaller: false,
   percpuUndoesOwn: false,
   remapChecksSize: false,
+  clearPgdAsP4d: false,
+  copyFromInitMm: false,
+  pmdLargeNotTransHuge: false,
+  nmiDefersExit: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -229,6 +263,10 @@ export const FIXED_OPTIONS: DesignOptions = {
   unmapMatchesCaller: true,
   percpuUndoesOwn: true,
   remapChecksSize: true,
+  clearPgdAsP4d: true,
+  copyFromInitMm: true,
+  pmdLargeNotTransHuge: true,
+  nmiDefersExit: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */

@@ -3,12 +3,12 @@
 // switch may arrive (src/model/entry.ts delivers them). The yielded string names the point.
 
 import { type Cpu, type SessionState, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from './cpu.ts';
-import { getCpuVar, putCpuVar, spinLock, spinUnlock } from './context.ts';
+import { getCpuVar, inNmi, putCpuVar, spinLock, spinUnlock } from './context.ts';
 import { ASI_MAP_CURRENT_TASK, asiMap, asiUnmap, warnOn } from './asi.ts';
 import { EBUSY, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from './kernel.ts';
 import { PAGE_SIZE } from './geometry.ts';
 import { type Log, log } from './trace.ts';
-import { type Asi, type System, mutant } from './system.ts';
+import { type Asi, type System, type Task, mutant } from './system.ts';
 
 /** A code path: yields the name of each point an interrupt may arrive at, returns the C return value. */
 export type Path<R = void> = Generator<string, R, void>;
@@ -216,13 +216,35 @@ export function* asiExit(k: Exec, asiId: number | null): Path {
     return;
   }
   const task = sys.kernel.tasks.get(currentTask(k))!;
-  if (!mutant(sys, 'exit-keeps-stack')) asiUnmap(sys, asi, taskStackVa(sys, task), out, k.cpu.id);
+  if (sys.options.nmiDefersExit && inNmi(k.cpu)) {
+    s.deferredUnmap = { asi: asi.id, task: task.id }; // fixed: nmiDefersExit
+    yield 'irq_work_queue(unmap current stack)';
+  } else yield* unmapSession(k, asi, task);
+  putIfFixed(k);
+}
+
+/** The end of asi_exit (patches 15, 16): what asi_enter mapped for the session's task. */
+function* unmapSession(k: Exec, asi: Asi, task: Task): Path {
+  if (!mutant(k.sys, 'exit-keeps-stack')) asiUnmap(k.sys, asi, taskStackVa(k.sys, task), k.out, k.cpu.id);
   yield 'unmap current stack';
   if (asi.mappingFlags & ASI_MAP_CURRENT_TASK) {
-    asiUnmap(sys, asi, task.structVa, out, k.cpu.id);
+    asiUnmap(k.sys, asi, task.structVa, k.out, k.cpu.id);
     yield 'unmap current task';
   }
-  putIfFixed(k);
+}
+
+/**
+ * fixed: nmiDefersExit. The irq_work an asi_exit in NMI context queued, run in the self-IPI's
+ * handler: the CPU is out of NMI context and the session has ended, so nothing here needs a
+ * micro-step of its own.
+ */
+export function runDeferredUnmap(k: Exec): void {
+  const d = k.cpu.session.deferredUnmap;
+  if (!d) return;
+  k.cpu.session.deferredUnmap = null;
+  const asi = k.sys.asis.get(d.asi);
+  const task = k.sys.kernel.tasks.get(d.task);
+  if (asi && task) for (const _ of unmapSession(k, asi, task));
 }
 
 /** asi_abort (patch 02): what prepare_task_switch calls. */

@@ -18,6 +18,26 @@ export interface Config {
   /** Overrides of the profile's design options. */
   readonly options?: Partial<DesignOptions>;
   readonly mutant?: MutantName;
+  /** The kernel being modelled; absent fields take the defaults of KernelConfig. */
+  readonly kernel?: KernelConfig;
+}
+
+/** Build configuration of the modelled kernel, and who calls the ASI API in process context. */
+export interface KernelConfig {
+  /** CONFIG_TRANSPARENT_HUGEPAGE (default on): pmd_trans_huge()/pud_trans_huge() see large pages. */
+  readonly thp?: boolean;
+  /**
+   * What `current` is for the ops not tied to a CPU (asi_create, asi_map, ...): a user task
+   * (default, e.g. the VMM creating a vCPU) or a kernel thread with current->mm == NULL (an
+   * initcall, a kworker). Per-CPU ops run as the CPU's task; every task is a user task.
+   */
+  readonly apiCaller?: 'user-task' | 'kernel-thread';
+}
+
+export const API_CALLERS = ['user-task', 'kernel-thread'] as const;
+
+export function thpEnabled(sys: System): boolean {
+  return sys.config.kernel?.thp ?? true;
 }
 
 export const DEFAULT_CONFIG: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };

@@ -93,7 +93,7 @@ function withField(op: Op, key: string, value: Field): Op {
  * current one; passes repeat until one changes nothing (a fixpoint) or the budget is spent. A
  * candidate that violates only some other invariant is rejected, so the invariant never changes.
  */
-export function shrinkArgs(config: Config, ops: readonly Op[], invariant: string, budget = ARG_SHRINK_BUDGET): ArgShrinkResult {
+export function shrinkArgs(config: Config, ops: readonly Op[], invariant: string, budget = ARG_SHRINK_BUDGET, fails = (candidate: readonly Op[]) => violates(config, candidate, invariant)): ArgShrinkResult {
   const cur = [...ops];
   let tries = 0;
   const firstSimpler = (i: number, key: string): Op | undefined => {
@@ -103,7 +103,7 @@ export function shrinkArgs(config: Config, ops: readonly Op[], invariant: string
       const op = withField(cur[i], key, value);
       const candidate = [...cur];
       candidate[i] = op;
-      if (violates(config, candidate, invariant)) return op;
+      if (fails(candidate)) return op;
     }
     return undefined;
   };

@@ -17,9 +17,9 @@ import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type Counterexample, configLabel, makeCounterexample, saveCounterexample } from './counterexample.ts';
 import { type OptionName, causeLabel, fixCandidates, triageOps, withFixes } from './triage.ts';
 import { violates } from './shrink.ts';
-import { cloneSystem, type System } from '../model/system.ts';
+import { type KernelConfig, cloneSystem, type System } from '../model/system.ts';
 import { createSystem, step } from '../model/step.ts';
-import { PAGE_SIZE, PGT_LEVEL_PMD, levelSize } from '../model/geometry.ts';
+import { PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/geometry.ts';
 import { directMapVa } from '../model/kernel.ts';
 
 export interface Rung {
@@ -92,7 +92,25 @@ function kmallocVa(sys: System, id: number): number {
  * ops, or a second caller of the API), written down as scenarios. Each is made in the configuration
  * with every other fix on, then reduced to the fewest options it needs (provenance()).
  */
-export const DIRECTED: readonly { readonly title: string; readonly fix: OptionName; readonly expect: string; readonly scenario: Scenario }[] = [
+export interface Directed {
+  readonly title: string;
+  readonly fix: OptionName;
+  readonly expect: string;
+  readonly scenario: Scenario;
+  /** Where it is made, when not with every other fix on: these options on the posted code, and the kernel it needs. */
+  readonly start?: Partial<DesignOptions>;
+  readonly kernel?: KernelConfig;
+}
+
+const POSTED: Config = { geometry: 'small', cpus: 2, profile: 'rfc-v2' };
+
+/** The configuration a directed finding is made in. */
+export function directedConfig(d: Directed): Config {
+  const base: Config = d.kernel ? { ...POSTED, kernel: d.kernel } : POSTED;
+  return d.start ? { ...base, options: d.start } : withFixes(base, fixCandidates(base).filter((o) => o !== d.fix));
+}
+
+export const DIRECTED: readonly Directed[] = [
   {
     title: 'asi_unmap clears the entries but flushes no TLB: a CPU isolated in the ASI keeps reaching the unmapped object through a Global entry',
     fix: 'asiUnmapFlushesTlb',
@@ -168,6 +186,51 @@ export const DIRECTED: readonly { readonly title: string; readonly fix: OptionNa
       run({ op: 'asi_remap', asi: 1, cur: va, ptr: va, size: 2 * PAGE_SIZE });
     },
   },
+  {
+    title: 'asi_clear_pgd_range calls pgd_clear(), a no-op with 4-level paging: a PGD-level range stays mapped after asi_unmap',
+    fix: 'clearPgdAsP4d',
+    expect: 'RANGE-NO-LEAK',
+    start: {},
+    scenario: (run, sys) => {
+      const v = sys.kernel.layout.vmallocStart;
+      run({ op: 'asi_create', flags: 0 });
+      run({ op: 'asi_map', asi: 1, ptr: v, size: PAGE_SIZE, level: PGT_LEVEL_P4D });
+      run({ op: 'asi_map', asi: 1, ptr: v + PAGE_SIZE, size: PAGE_SIZE, level: PGT_LEVEL_PGD });
+      run({ op: 'asi_unmap', asi: 1, ptr: v });
+      run({ op: 'asi_unmap', asi: 1, ptr: v + PAGE_SIZE });
+    },
+  },
+  {
+    title: 'asi_map_range copies from current->mm->pgd: called from a kernel thread (current->mm == NULL) it dereferences NULL under asi->lock',
+    fix: 'copyFromInitMm',
+    expect: 'NO-WARN',
+    start: {},
+    kernel: { apiCaller: 'kernel-thread' },
+    scenario: (run) => {
+      run({ op: 'asi_create', flags: 0 });
+    },
+  },
+  {
+    title: 'without CONFIG_TRANSPARENT_HUGEPAGE, pmd_trans_huge() is 0: asi_create walks into the kernel text large page and reads it as a PTE table',
+    fix: 'pmdLargeNotTransHuge',
+    expect: 'PT-OWN',
+    start: {},
+    kernel: { thp: false },
+    scenario: (run) => {
+      run({ op: 'asi_create', flags: 0 });
+    },
+  },
+  {
+    title: 'an NMI that aborts isolation runs asi_exit in NMI context: asi_unmap takes asi->lock and kfree()s the range there',
+    fix: 'nmiDefersExit',
+    expect: 'KERNEL-RULES',
+    start: { atomicAllocs: true },
+    scenario: (run) => {
+      run({ op: 'asi_create', flags: 0 });
+      run({ op: 'asi_enter', cpu: 0, asi: 1, intr: [] });
+      run({ op: 'interrupt', cpu: 0, kind: 'nmi', intr: [] });
+    },
+  },
 ];
 
 /** The configuration rung i of a ladder ran in: its profile with the fixes of the rungs before it. */
@@ -222,19 +285,19 @@ function main(): void {
       const config = withFixes(rungConfig(i, ladder), later);
       const name = `${ladder.prefix}${i + 1}`;
       const t0 = performance.now();
-      const f = hunt(config, { seed: LADDER_SEED, numRuns: rung.numRuns, ...(rung.foundation ? { invariants: FOUNDATION_INVARIANTS, weights: FOUNDATION_WEIGHTS } : {}) });
+      const fix = Object.keys(rung.fix)[0] as OptionName;
+      const f = hunt(config, { seed: LADDER_SEED, numRuns: rung.numRuns, explainedBy: fix, ...(rung.foundation ? { invariants: FOUNDATION_INVARIANTS, weights: FOUNDATION_WEIGHTS } : {}) });
       const ms = (performance.now() - t0).toFixed(0);
       if (!f) {
         console.log(`${name} ${rung.title}: not found in ${rung.numRuns} runs (${ms} ms)`);
         return;
       }
-      const fix = Object.keys(rung.fix)[0] as OptionName;
       record(dir, name, rung.title, config, f.ops, f.violation.invariant, fix, { by: `findings ladder (fast-check, ${ms} ms)`, seed: f.seed, path: f.path, runs: f.runsToFailure });
     });
   }
   DIRECTED.forEach((d, i) => {
     const name = `F${LADDER.length + i + 1}`;
-    const config = withFixes({ geometry: 'small', cpus: 2, profile: 'rfc-v2' }, fixCandidates({ geometry: 'small', cpus: 2, profile: 'rfc-v2' }).filter((o) => o !== d.fix));
+    const config = directedConfig(d);
     const ops = scenarioOps(config, d.scenario);
     const failure = runOps(config, ops).failure;
     if (!failure) {

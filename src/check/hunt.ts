@@ -7,8 +7,9 @@ import type { Choice, Weights } from '../generators/choose.ts';
 import type { Op } from '../model/ops.ts';
 import type { Config } from '../model/system.ts';
 import type { Invariant, Violation } from '../invariants/index.ts';
-import { runChoices, runOps } from './run.ts';
-import { ddmin } from './shrink.ts';
+import { type RunResult, runChoices, runOps } from './run.ts';
+import { ddminBy, violates } from './shrink.ts';
+import { type OptionName, withFixes } from './triage.ts';
 import { shrinkArgs } from './argshrink.ts';
 
 export interface HuntOptions {
@@ -17,6 +18,11 @@ export interface HuntOptions {
   readonly maxLength?: number;
   readonly invariants?: readonly Invariant[];
   readonly weights?: Weights;
+  /**
+   * Only a violation this fix option explains counts (turning it on stops the invariant firing):
+   * the findings ladder hunts for one root cause at a time, past violations of others.
+   */
+  readonly explainedBy?: OptionName;
 }
 
 export interface Found {
@@ -30,15 +36,18 @@ export interface Found {
 
 export function hunt(config: Config, o: HuntOptions): Found | undefined {
   const opts = o.invariants ? { invariants: o.invariants } : {};
+  const explained = (ops: readonly Op[], invariant: string) => !o.explainedBy || !violates(withFixes(config, [o.explainedBy]), ops, invariant);
+  const fails = (r: RunResult) => r.failure !== undefined && explained(r.ops, r.failure.violations[0].invariant);
   const result = fc.check(
-    fc.property(choicesArb(o.maxLength ?? 25), (choices: Choice[]) => runChoices(config, choices, o.weights, opts).failure === undefined),
+    fc.property(choicesArb(o.maxLength ?? 25), (choices: Choice[]) => !fails(runChoices(config, choices, o.weights, opts))),
     { seed: o.seed, numRuns: o.numRuns },
   );
   if (!result.failed || !result.counterexample) return undefined;
   const [choices] = result.counterexample;
   const first = runChoices(config, choices, o.weights, opts);
   const invariant = first.failure!.violations[0].invariant;
-  const ops = shrinkArgs(config, ddmin(config, first.ops, invariant), invariant).ops;
+  const still = (ops: readonly Op[]) => violates(config, ops, invariant) && explained(ops, invariant);
+  const ops = shrinkArgs(config, ddminBy(first.ops, still), invariant, undefined, still).ops;
   const violation = runOps(config, ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!;
   return { runsToFailure: result.numRuns, ops, violation, path: result.counterexamplePath ?? '', seed: o.seed };
 }

@@ -11,6 +11,7 @@ import {
   entriesPerTable,
   indexAt,
   levelSize,
+  roundDown,
   vaLimit,
 } from './geometry.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, entryFlags, entryFrame, isLarge, isNone, isPresent } from './pte.ts';
@@ -71,8 +72,7 @@ export function walk(g: Geometry, tables: Tables, root: number, va: number): Wal
     flags = combine(flags, e);
     if (level === PGT_LEVEL_PTE || isLarge(e)) {
       const size = levelSize(g, level);
-      const base = va - (va % size);
-      return { ok: true, leaf: { va: base, size, frame: entryFrame(e), flags, level, table, index } };
+      return { ok: true, leaf: { va: roundDown(va, size), size, frame: entryFrame(e), flags, level, table, index } };
     }
     table = entryFrame(e);
     level = lowerLevel(level);
@@ -158,7 +158,7 @@ export function framesReached(g: Geometry, tables: Tables, root: number, lo: num
   for (const l of leaves(g, tables, root, lo, hi)) {
     const a = Math.max(lo, l.va);
     const b = Math.min(hi, l.va + l.size);
-    for (let p = a - ((a - l.va) % PAGE_SIZE); p < b; p += PAGE_SIZE) {
+    for (let p = roundDown(a, PAGE_SIZE); p < b; p += PAGE_SIZE) {
       out.push({ frame: frameAt(l, p), lo: Math.max(a, p) - p, hi: Math.min(b, p + PAGE_SIZE) - p });
     }
   }
@@ -170,7 +170,7 @@ export function mappedPages(g: Geometry, tables: Tables, root: number, lo: numbe
   const out: number[] = [];
   for (const l of leaves(g, tables, root, lo, hi)) {
     const a = Math.max(lo, l.va);
-    for (let p = a - ((a - l.va) % PAGE_SIZE); p < Math.min(hi, l.va + l.size); p += PAGE_SIZE) out.push(p);
+    for (let p = roundDown(a, PAGE_SIZE); p < Math.min(hi, l.va + l.size); p += PAGE_SIZE) out.push(p);
   }
   return out;
 }

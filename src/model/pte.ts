@@ -1,5 +1,9 @@
 // Page-table entries: a frame number and the x86 flag bits the model cares about, packed into one
 // number so that a table is an Int32Array. 0 is pte_none().
+//
+// An entry is frame << FLAG_SHIFT | flags. The model has at most a few thousand frames (PHYS_FRAMES in
+// kernel.ts), far below 2^(31 - FLAG_SHIFT), so every entry is a non-negative int32: it survives the
+// Int32Array unchanged and 32-bit shifts and masks split it exactly, without float division.
 
 export const _PAGE_PRESENT = 0x01;
 export const _PAGE_RW = 0x02;
@@ -7,7 +11,8 @@ export const _PAGE_USER = 0x04;
 export const _PAGE_NX = 0x08;
 export const _PAGE_GLOBAL = 0x10;
 export const _PAGE_PSE = 0x20;
-const FLAG_BITS = 64;
+const FLAG_SHIFT = 6;
+const FLAG_MASK = (1 << FLAG_SHIFT) - 1;
 
 /** _KERNPG_TABLE: what a kernel table-pointer entry carries. */
 export const _KERNPG_TABLE = _PAGE_PRESENT | _PAGE_RW;
@@ -17,15 +22,15 @@ export const PAGE_KERNEL_EXEC = _PAGE_PRESENT | _PAGE_GLOBAL;
 export const PAGE_KERNEL_ROX = _PAGE_PRESENT | _PAGE_GLOBAL;
 
 export function mkEntry(frame: number, flags: number): number {
-  return frame * FLAG_BITS + flags;
+  return (frame << FLAG_SHIFT) | flags;
 }
 
 export function entryFrame(e: number): number {
-  return Math.floor(e / FLAG_BITS);
+  return e >>> FLAG_SHIFT;
 }
 
 export function entryFlags(e: number): number {
-  return e % FLAG_BITS;
+  return e & FLAG_MASK;
 }
 
 export function isNone(e: number): boolean {
@@ -38,7 +43,7 @@ export function isPresent(e: number): boolean {
 
 /** pmd_trans_huge/pud_trans_huge/pmd_large: a leaf above PTE level. */
 export function isLarge(e: number): boolean {
-  return (entryFlags(e) & _PAGE_PSE) !== 0;
+  return (e & _PAGE_PSE) !== 0;
 }
 
 export function formatFlags(flags: number): string {

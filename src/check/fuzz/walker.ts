@@ -8,7 +8,7 @@ import { type StepRecord, runChoices, runOps } from '../run.ts';
 import { runSeededWalk, walkSeed } from '../seeded.ts';
 import { ddmin, ddminBy } from '../shrink.ts';
 import { seededChoices } from '../../generators/walk.ts';
-import type { Choice } from '../../generators/choose.ts';
+import { type Choice, WALK_WEIGHTS } from '../../generators/choose.ts';
 import { shrinkArgs } from '../argshrink.ts';
 import { type OptionName, causeFixes, causeKey, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
@@ -48,7 +48,7 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
   const next = seededChoices(seed);
   const choices = Array.from({ length: failed.length }, () => next());
   // The choices are drawn again from the seed; if that ever stops matching the walk, use its ops as they are.
-  const run = (c: readonly Choice[]) => runChoices(config, c, undefined, { stopOn: invariant });
+  const run = (c: readonly Choice[]) => runChoices(config, c, WALK_WEIGHTS, { stopOn: invariant });
   const fromChoices = run(choices).failure ? run(ddminBy(choices, (c) => run(c).failure !== undefined)).ops : failed;
   const args = shrinkArgs(config, ddmin(config, fromChoices, invariant), invariant);
   return { ops: args.simplified ? ddmin(config, args.ops, invariant) : args.ops, argsSimplified: args.simplified };

@@ -10,7 +10,7 @@ import { ddmin, ddminBy } from '../shrink.ts';
 import { seededChoices } from '../../generators/walk.ts';
 import { type Choice, WALK_WEIGHTS } from '../../generators/choose.ts';
 import { shrinkArgs } from '../argshrink.ts';
-import { type OptionName, causeFixes, causeKey, primaryCause, triageOps, withFixes } from '../triage.ts';
+import { type OptionName, causeFixes, causeKey, knownCause, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
 
 /**
@@ -96,7 +96,8 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
         if (!res.failure) break;
         const invariant = res.failure.violations[0].invariant;
         // The unshrunk prefix is triaged to decide quickly; what gets reported is triaged again once shrunk.
-        const cause = primaryCause(triageOps(config, res.ops, invariant), (k) => reached.has(k));
+        const known = (k: string) => reached.has(k);
+        const cause = knownCause(config, res.ops, invariant, known) ?? primaryCause(triageOps(config, res.ops, invariant), known);
         const key = cause ? causeKey(invariant, cause) : `${invariant}|${res.ops[res.ops.length - 1].op}`;
         const shrunk = shrinks.get(key) ?? 0;
         if (shrunk >= MAX_SHRINKS_PER_KIND) repeats++;
@@ -108,8 +109,8 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
           const { causes } = triageOps(config, small.ops, invariant);
           found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes });
         }
+        if (cause) reached.add(key);
         if (!task.keepGoing || !cause || causeFixes(cause).length === 0) break;
-        reached.add(key);
         fixes = [...fixes, ...causeFixes(cause)];
       }
     } catch (e) {

@@ -2,12 +2,13 @@
 // for it, a mutant file to its mutant. Where the corpus says more than FINDINGS.md (another option
 // fixes the same ops too), the extra causes are written down here, so a change shows.
 
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
 import { causeLabel, fixCandidates, fixTarget, triageOps, withFixes } from '../src/check/triage.ts';
 import { runWalks } from '../src/check/fuzz/walker.ts';
+import { FindingStore, loadKnown } from '../src/check/fuzz/store.ts';
 import type { FoundViolation, WalkTask } from '../src/check/fuzz/protocol.ts';
 import { violates } from '../src/check/shrink.ts';
 import { FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS, V3_OPTIONS } from '../src/model/options.ts';
@@ -15,6 +16,13 @@ import type { Op } from '../src/model/ops.ts';
 import { freshDir, root, runCli } from './cli-run.ts';
 
 const dir = join(root, 'counterexamples');
+const temps: string[] = [];
+afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function tempDir(): string {
+  const d = tempDir();
+  temps.push(d);
+  return d;
+}
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 
 /** "F7" -> "overlapPolicy": the fix column of FINDINGS.md's tables names the option first, in backquotes. */
@@ -97,7 +105,7 @@ describe('asi-check triage', () => {
   });
 
   test('exit 1 when a file is not attributed, 2 when a file is not a counterexample', async () => {
-    const d = freshDir('triage');
+    const d = tempDir();
     const c = JSON.parse(readFileSync(join(dir, 'rfc-v2--isolation--c9aaa02399e9.json'), 'utf8'));
     writeFileSync(join(d, 'a.json'), JSON.stringify({ ...c, config: { ...c.config, profile: 'fixed', options: {} } }));
     const r = await runCli('triage', d);
@@ -123,5 +131,25 @@ describe('fuzz --keep-going', () => {
       if (i > 0) expect(v.fixes.length).toBeGreaterThan(found[i - 1].fixes.length);
       expect(violates(withFixes(config, v.fixes), v.ops, v.invariant)).toBe(true);
     }
+  });
+});
+
+describe('fuzz deduplication by (invariant, root cause)', () => {
+  const config = { geometry: 'small' as const, cpus: 2, profile: 'rfc-v2' as const };
+  const found = (ops: Op[], causes: FoundViolation['causes'], walkIndex: number): FoundViolation => ({
+    walkIndex, walkSeed: `dedup/${walkIndex}`, invariant: 'ISOLATION', message: '', ops, rawLength: ops.length, argsSimplified: 0, walks: walkIndex + 1, seconds: 0, fixes: [], causes,
+  });
+
+  test('ops of another shape with a known root cause are known; a violation nothing explains is new, once per signature', () => {
+    const out = tempDir();
+    const store = new FindingStore(config, out, loadKnown([dir]));
+    const f1 = store.add(0, found([{ op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 0));
+    expect(f1.finding).toMatchObject({ isNew: false, rootCause: 'splitLargePages', file: join(dir, 'rfc-v2--isolation--c9aaa02399e9.json') });
+    const again = store.add(1, found([{ op: 'task_create' }, { op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 1));
+    expect(again).toMatchObject({ firstThisRun: false, finding: { walks: 2 } });
+    const unexplained = store.add(0, found([{ op: 'kmalloc', size: 64, sensitive: true }], [], 2));
+    expect(unexplained.finding.isNew).toBe(true);
+    expect(unexplained.finding.rootCause).toBeUndefined();
+    expect(readdirSync(out)).toHaveLength(1);
   });
 });

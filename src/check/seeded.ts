@@ -2,8 +2,7 @@
 // re-runs exactly the walk that `asi-check fuzz` printed or saved.
 
 import { seededChoices } from '../generators/walk.ts';
-import type { Weights } from '../generators/choose.ts';
-import { resolveOp } from '../generators/choose.ts';
+import { type Weights, WALK_WEIGHTS, resolveOp } from '../generators/choose.ts';
 import type { Config } from '../model/system.ts';
 import { type RunOptions, type RunResult, runWith } from './run.ts';
 
@@ -18,7 +17,7 @@ export function walkSeed(base: string, shard: number, worker: number, index: num
   return `${base}/s${shard}/w${worker}/${index}`;
 }
 
-export function runSeededWalk(config: Config, seed: string, steps = DEFAULT_WALK_STEPS, weights?: Weights, opts: RunOptions = {}): RunResult {
+export function runSeededWalk(config: Config, seed: string, steps = DEFAULT_WALK_STEPS, weights: Weights = WALK_WEIGHTS, opts: RunOptions = {}): RunResult {
   const next = seededChoices(seed);
   return runWith(config, steps, (sys) => resolveOp(sys, next(), weights), opts);
 }

@@ -53,12 +53,27 @@ export function withFixes(c: Config, fixes: readonly OptionName[]): Config {
 export function triageOps(config: Config, ops: readonly Op[], invariant: string): Triage {
   if (!violates(config, ops, invariant)) return { invariant, reproduces: false, causes: [] };
   if (config.mutant) return { invariant, reproduces: true, causes: [{ mutant: config.mutant }] };
-  const passes = (fixes: readonly OptionName[]) => !violates(withFixes(config, fixes), ops, invariant);
+  const passes = (fixes: readonly OptionName[]) => fixedBy(config, ops, invariant, fixes);
   const candidates = fixCandidates(config);
   const single = candidates.filter((o) => passes([o]));
   if (single.length) return { invariant, reproduces: true, causes: single.map((o) => ({ options: [o] })) };
   if (candidates.length === 0 || !passes(candidates)) return { invariant, reproduces: true, causes: [] };
   return { invariant, reproduces: true, causes: [{ options: ddminBy(candidates, passes) }] };
+}
+
+function fixedBy(config: Config, ops: readonly Op[], invariant: string, fixes: readonly OptionName[]): boolean {
+  return !violates(withFixes(config, fixes), ops, invariant);
+}
+
+/**
+ * The first single option whose (invariant, option) is known that fixes the ops: a fuzz walk that
+ * meets a known bug over and over needs a replay or two, not a full triage.
+ */
+export function knownCause(config: Config, ops: readonly Op[], invariant: string, known: (key: string) => boolean): RootCause | undefined {
+  if (config.mutant) return undefined;
+  return fixCandidates(config)
+    .map((o): RootCause => ({ options: [o] }))
+    .find((c) => known(causeKey(invariant, c)) && fixedBy(config, ops, invariant, causeFixes(c)));
 }
 
 export function causeLabel(c: RootCause): string {

@@ -8,9 +8,9 @@ import { type StepRecord, runChoices, runOps } from '../run.ts';
 import { runSeededWalk, walkSeed } from '../seeded.ts';
 import { ddmin, ddminBy } from '../shrink.ts';
 import { seededChoices } from '../../generators/walk.ts';
-import type { Choice } from '../../generators/choose.ts';
+import { type Choice, WALK_WEIGHTS } from '../../generators/choose.ts';
 import { shrinkArgs } from '../argshrink.ts';
-import { type OptionName, causeFixes, causeKey, primaryCause, triageOps, withFixes } from '../triage.ts';
+import { type OptionName, causeFixes, causeKey, knownCause, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
 
 /**
@@ -48,7 +48,7 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
   const next = seededChoices(seed);
   const choices = Array.from({ length: failed.length }, () => next());
   // The choices are drawn again from the seed; if that ever stops matching the walk, use its ops as they are.
-  const run = (c: readonly Choice[]) => runChoices(config, c, undefined, { stopOn: invariant });
+  const run = (c: readonly Choice[]) => runChoices(config, c, WALK_WEIGHTS, { stopOn: invariant });
   const fromChoices = run(choices).failure ? run(ddminBy(choices, (c) => run(c).failure !== undefined)).ops : failed;
   const args = shrinkArgs(config, ddmin(config, fromChoices, invariant), invariant);
   return { ops: args.simplified ? ddmin(config, args.ops, invariant) : args.ops, argsSimplified: args.simplified };
@@ -96,7 +96,8 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
         if (!res.failure) break;
         const invariant = res.failure.violations[0].invariant;
         // The unshrunk prefix is triaged to decide quickly; what gets reported is triaged again once shrunk.
-        const cause = primaryCause(triageOps(config, res.ops, invariant), (k) => reached.has(k));
+        const known = (k: string) => reached.has(k);
+        const cause = knownCause(config, res.ops, invariant, known) ?? primaryCause(triageOps(config, res.ops, invariant), known);
         const key = cause ? causeKey(invariant, cause) : `${invariant}|${res.ops[res.ops.length - 1].op}`;
         const shrunk = shrinks.get(key) ?? 0;
         if (shrunk >= MAX_SHRINKS_PER_KIND) repeats++;
@@ -108,8 +109,8 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
           const { causes } = triageOps(config, small.ops, invariant);
           found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes });
         }
+        if (cause) reached.add(key);
         if (!task.keepGoing || !cause || causeFixes(cause).length === 0) break;
-        reached.add(key);
         fixes = [...fixes, ...causeFixes(cause)];
       }
     } catch (e) {

@@ -19,7 +19,7 @@ const dir = join(root, 'counterexamples');
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
 function tempDir(): string {
-  const d = tempDir();
+  const d = freshDir('triage');
   temps.push(d);
   return d;
 }
@@ -41,7 +41,14 @@ function findingOptions(): Map<string, string> {
  */
 const ALSO_EXPLAINED_BY: Record<string, readonly string[]> = {
   F3: ['overlapPolicy', 'protectInternalRanges'],
+  F4: ['privateLowerTables'],
   F6: ['overlapPolicy'],
+  F9: ['mapRequiresLiveMemory'],
+  F12: ['overlapPolicy'],
+  F17: ['nmiDefersExit'],
+  F23: ['mapRequiresLiveMemory'],
+  F26: ['overlapPolicy'],
+  F29: ['exactExtent', 'privateLowerTables'],
 };
 
 describe('triage of counterexamples/', () => {
@@ -96,17 +103,17 @@ describe('triage', () => {
 
 describe('asi-check triage', () => {
   test('exit 0 on the corpus, one line a file and a table by root cause; --json says the same', async () => {
-    const text = await runCli('triage', 'counterexamples/rfc-v2--isolation--c9aaa02399e9.json', 'counterexamples/v3--isolation--4fa0cb80cf48.json');
+    const text = await runCli('triage', 'counterexamples/rfc-v2--isolation--286f74167381.json', 'counterexamples/v3--isolation--2bcc71b85d72.json');
     expect(text.status).toBe(0);
-    expect(text.stdout).toMatch(/rfc-v2--isolation--c9aaa02399e9\.json +ISOLATION +splitLargePages/);
-    expect(text.stdout).toMatch(/v3--isolation--4fa0cb80cf48\.json +ISOLATION +resumeFlushesGlobal/);
-    const json = await runCli('triage', '--json', 'counterexamples/v3--isolation--4fa0cb80cf48.json');
+    expect(text.stdout).toMatch(/rfc-v2--isolation--286f74167381\.json +ISOLATION +splitLargePages/);
+    expect(text.stdout).toMatch(/v3--isolation--2bcc71b85d72\.json +ISOLATION +resumeFlushesGlobal/);
+    const json = await runCli('triage', '--json', 'counterexamples/v3--isolation--2bcc71b85d72.json');
     expect(JSON.parse(json.stdout).results[0]).toMatchObject({ invariant: 'ISOLATION', rootCause: 'resumeFlushesGlobal', causes: [{ options: ['resumeFlushesGlobal'] }] });
   });
 
   test('exit 1 when a file is not attributed, 2 when a file is not a counterexample', async () => {
     const d = tempDir();
-    const c = JSON.parse(readFileSync(join(dir, 'rfc-v2--isolation--c9aaa02399e9.json'), 'utf8'));
+    const c = JSON.parse(readFileSync(join(dir, 'rfc-v2--isolation--286f74167381.json'), 'utf8'));
     writeFileSync(join(d, 'a.json'), JSON.stringify({ ...c, config: { ...c.config, profile: 'fixed', options: {} } }));
     const r = await runCli('triage', d);
     expect(r.status, r.stdout + r.stderr).toBe(1);
@@ -144,7 +151,7 @@ describe('fuzz deduplication by (invariant, root cause)', () => {
     const out = tempDir();
     const store = new FindingStore(config, out, loadKnown([dir]));
     const f1 = store.add(0, found([{ op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 0));
-    expect(f1.finding).toMatchObject({ isNew: false, rootCause: 'splitLargePages', file: join(dir, 'rfc-v2--isolation--c9aaa02399e9.json') });
+    expect(f1.finding).toMatchObject({ isNew: false, rootCause: 'splitLargePages', file: join(dir, 'rfc-v2--isolation--286f74167381.json') });
     const again = store.add(1, found([{ op: 'task_create' }, { op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 1));
     expect(again).toMatchObject({ firstThisRun: false, finding: { walks: 2 } });
     const unexplained = store.add(0, found([{ op: 'kmalloc', size: 64, sensitive: true }], [], 2));

@@ -13,6 +13,7 @@ import type { Config, System } from '../src/model/system.ts';
 import type { DesignOptions } from '../src/model/options.ts';
 import { PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, PGT_LEVEL_PUD, indexAt, levelSize } from '../src/model/geometry.ts';
 import { walk } from '../src/model/pagetable.ts';
+import { violates } from '../src/check/shrink.ts';
 import { _PAGE_RW, entryFrame, isLarge, isNone, mkEntry } from '../src/model/pte.ts';
 import { allocationOfFrame } from '../src/model/memory.ts';
 
@@ -64,14 +65,15 @@ describe('asi_clear_pgd_range (patch 11): pgd_clear() is a no-op with 4-level pa
     const asi = sys.asis.get(1)!;
     expect(asi.ranges.map((r) => r.ptr)).not.toContain(v);
     expect(topEntry(sys, asi.pgd, v)).toBe(topEntry(sys, sys.kernel.pgd, v));
-    expect(invariantsAfter(rfcV2(), theOps)).toContain('RANGE-NO-LEAK');
+    expect(violates(rfcV2(), theOps, 'RANGE-NO-LEAK')).toBe(true);
   });
 
   test('fixed: clearPgdAsP4d clears the entry, as p4d_clear() does', () => {
     const config = rfcV2({ clearPgdAsP4d: true });
     const { sys } = run(config, theOps);
     expect(isNone(topEntry(sys, sys.asis.get(1)!.pgd, v))).toBe(true);
-    expect(invariantsAfter(config, theOps)).toEqual([]);
+    // (The P4D-level range still exposes the rest of the slot it rounds out to: F4, not this finding.)
+    expect(violates(config, theOps, 'RANGE-NO-LEAK')).toBe(false);
   });
 
   test('a P4D-level range alone is cleared: p4d_clear() writes the top-level entry', () => {

@@ -5,7 +5,7 @@
 
 import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/geometry.ts';
 import { PERCPU_VAR_NAMES, PERCPU_VARS, TASK_STRUCT_SIZE, THREAD_PAGES, perCpuPtr, taskStackVa } from '../model/kernel.ts';
-import { ACCESS_KINDS, type Op, type OpKind } from '../model/ops.ts';
+import { ACCESS_KINDS, type Op, type OpKind, isApiCall } from '../model/ops.ts';
 import type { Intr, IntrKind } from '../model/entry.ts';
 import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/cpu.ts';
@@ -276,7 +276,16 @@ const ECONOMICAL = new WeakSet<Weights>();
 export const WALK_WEIGHTS: Weights = { ...DEFAULT_WEIGHTS };
 ECONOMICAL.add(WALK_WEIGHTS);
 
+/**
+ * One ASI API call in four is made by a second caller (another kernel subsystem sharing the ASI),
+ * so that CALLER-CONTRACT meets calls that touch another caller's ranges.
+ */
 export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WEIGHTS): Op {
+  const op = resolveCall(sys, ch, weights);
+  return isApiCall(op) && (ch.a >>> 10) % 4 === 3 ? { ...op, caller: 1 } : op;
+}
+
+function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
   const k = sys.kernel;
   const asis = [...sys.asis.keys()];
   const plain = !ECONOMICAL.has(weights);

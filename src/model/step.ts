@@ -9,7 +9,7 @@ import { checkSchedulable, processContext } from './context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './entry.ts';
 import { PAGE_SIZE } from './geometry.ts';
-import { type Op } from './ops.ts';
+import { type Op, isApiCall } from './ops.ts';
 import {
   ASI_MAP_ALL,
   asiCreate,
@@ -82,14 +82,6 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
   const ret = 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out, observe)) : EINVAL) : apiCall(sys, op, out, observe);
   sys.exec = processContext();
   return { ret, log: out };
-}
-
-type ApiOp = Extract<Op, { caller?: number }>;
-
-const API_OPS: ReadonlySet<Op['op']> = new Set(['asi_map', 'asi_unmap', 'asi_remap', 'asi_map_percpu', 'asi_unmap_percpu', 'asi_map_module']);
-
-function isApiCall(op: Op): op is ApiOp {
-  return API_OPS.has(op.op);
 }
 
 /** What an ASI API op was asked to map: the buffers a caller expects mapped when it returns 0. */

@@ -106,6 +106,10 @@ export const MUTANTS = {
     where: 'flush_tlb_kernel_range after vfree/vunmap: the IPI handler invalidates every page of the area but the last',
     expect: 'TLB-COHERENT',
   },
+  'unmap-ignores-caller': {
+    where: "asi_unmap (unmapMatchesCaller): the caller is not compared, so one caller's unmap removes another's range",
+    expect: 'CALLER-CONTRACT',
+  },
   'init-skips-session': {
     where: 'asi_init_mapping: cpu_asi_session is not mapped',
     expect: 'ENTRY-MAPPED',

@@ -1,6 +1,6 @@
 // A fuzz-like workload to profile: seeded `fixed` walks, as `fuzz` runs them.
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts [small|real] [walks] [steps] [micro|nomicro]
-//   npx tsx bench/hotspots.ts /tmp/prof/*.cpuprofile
+//   npx tsx bench/hotspots.ts /tmp/prof/*.0.001.cpuprofile   (the main thread; tsx adds a loader thread)
 
 import { runSeededWalk } from '../src/check/seeded.ts';
 import type { Geometry } from '../src/model/geometry.ts';

@@ -437,9 +437,9 @@ export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, le
   const [mapAddr, mapEnd] = rfcRangeExtent(sys, { ptr, size, level });
   const quiet = isCurrentStackOrTask(sys, ptr);
   if (!quiet) {
-    log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} -> ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, mapEnd)}`);
-    if (mapAddr < ptr) log(out, 'pr_debug', `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, ptr)}`);
-    if (mapEnd > ptr + size) log(out, 'pr_debug', `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, ptr + size)}-${formatVa(sys.g, mapEnd)}`);
+    log(out, 'pr_debug', () => `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} -> ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, mapEnd)}`);
+    if (mapAddr < ptr) log(out, 'pr_debug', () => `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, ptr)}`);
+    if (mapEnd > ptr + size) log(out, 'pr_debug', () => `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, ptr + size)}-${formatVa(sys.g, mapEnd)}`);
   }
   spinLock(sys, asiLock(asi), true);
   const ret = asiMapRangeLocked(sys, asi, ptr, size, level, out);

@@ -90,28 +90,31 @@ export function frameAt(leaf: Leaf, va: number): number {
  */
 export function leaves(g: Geometry, tables: Tables, root: number, lo = 0, hi = vaLimit(g)): Leaf[] {
   const out: Leaf[] = [];
-  const visit = (table: number, level: PgtLevel, base: number, parentFlags: number): void => {
-    const entries = tables.get(table);
-    if (!entries) return;
-    const size = levelSize(g, level);
-    const n = entriesPerTable(g);
-    const first = Math.max(0, Math.floor((lo - base) / size));
-    for (let i = first; i < n; i++) {
-      const va = base + i * size;
-      if (va >= hi) break;
-      if (va + size <= lo) continue;
-      const e = entries[i];
-      if (isNone(e) || !isPresent(e)) continue;
-      const flags = combine(parentFlags, e);
-      if (level === PGT_LEVEL_PTE || isLarge(e)) {
-        out.push({ va, size, frame: entryFrame(e), flags, level, table, index: i });
-      } else {
-        visit(entryFrame(e), lowerLevel(level), va, flags);
-      }
-    }
-  };
-  visit(root, PGT_LEVEL_PGD, 0, TOP_FLAGS);
+  visitLeaves(g, tables, root, PGT_LEVEL_PGD, 0, TOP_FLAGS, lo, hi, out);
   return out;
+}
+
+// A module function rather than a closure in `leaves`: the invariants enumerate every ASI's leaves
+// at every check, and a closure per call costs an allocation (and tsx's __name wrapper) each time.
+function visitLeaves(g: Geometry, tables: Tables, table: number, level: PgtLevel, base: number, parentFlags: number, lo: number, hi: number, out: Leaf[]): void {
+  const entries = tables.get(table);
+  if (!entries) return;
+  const size = levelSize(g, level);
+  const n = entriesPerTable(g);
+  const first = Math.max(0, Math.floor((lo - base) / size));
+  for (let i = first; i < n; i++) {
+    const va = base + i * size;
+    if (va >= hi) break;
+    if (va + size <= lo) continue;
+    const e = entries[i];
+    if (isNone(e) || !isPresent(e)) continue;
+    const flags = combine(parentFlags, e);
+    if (level === PGT_LEVEL_PTE || isLarge(e)) {
+      out.push({ va, size, frame: entryFrame(e), flags, level, table, index: i });
+    } else {
+      visitLeaves(g, tables, entryFrame(e), lowerLevel(level), va, flags, lo, hi, out);
+    }
+  }
 }
 
 /** One mapped page of the abstract map. */

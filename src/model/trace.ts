@@ -10,6 +10,20 @@ export interface TraceEvent {
 
 export type Log = TraceEvent[];
 
-export function log(out: Log, kind: TraceKind, text: string): void {
-  out.push({ kind, text });
+/**
+ * Text that costs formatting (addresses, entries) may come as a function of values that do not
+ * change later: it runs when the event is read (replay, report), never in a fuzz loop that reads none.
+ */
+export function log(out: Log, kind: TraceKind, text: string | (() => string)): void {
+  out.push(typeof text === 'string' ? { kind, text } : lazyEvent(kind, text));
+}
+
+function lazyEvent(kind: TraceKind, render: () => string): TraceEvent {
+  let text: string | undefined;
+  return {
+    kind,
+    get text() {
+      return (text ??= render());
+    },
+  };
 }

@@ -25,7 +25,8 @@ function extentsMeet(sys: System, a: AsiRange, b: AsiRange, extent = rangeExtent
  */
 function firstMissing(sys: System, asi: Asi, r: AsiRange, lo = r.ptr, hi = r.ptr + r.size): number | undefined {
   return r.ghostPages.find(
-    (va) => va + PAGE_SIZE > lo && va < hi && walk(sys.g, sys.tables, sys.kernel.pgd, va).ok && !walk(sys.g, sys.tables, asi.pgd, va).ok,
+    // The ASI walk first: it almost always succeeds, and then the kernel's is not needed.
+    (va) => va + PAGE_SIZE > lo && va < hi && !walk(sys.g, sys.tables, asi.pgd, va).ok && walk(sys.g, sys.tables, sys.kernel.pgd, va).ok,
   );
 }
 
@@ -84,13 +85,23 @@ export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   },
 };
 
+/** What a range may map: its extent, and the level whose larger leaves it may reach as a whole. */
+interface Explanation {
+  readonly lo: number;
+  readonly hi: number;
+  readonly levelSize: number;
+  readonly ptr: number;
+  readonly end: number;
+}
+
+function explanation(sys: System, r: AsiRange): Explanation {
+  const [lo, hi] = rangeExtent(sys, r);
+  return { lo, hi, levelSize: levelSize(sys.g, r.level), ptr: r.ptr, end: r.ptr + r.size };
+}
+
 /** A leaf is explained by a range when it lies in the range's extent, or is a large page the range reaches. */
-function explains(sys: System, r: AsiRange, va: number, size: number): boolean {
-  if (size <= levelSize(sys.g, r.level)) {
-    const [lo, hi] = rangeExtent(sys, r);
-    return lo <= va && va + size <= hi;
-  }
-  return r.ptr < va + size && va < r.ptr + r.size;
+function explains(e: Explanation, va: number, size: number): boolean {
+  return size <= e.levelSize ? e.lo <= va && va + size <= e.hi : e.ptr < va + size && va < e.end;
 }
 
 export const RANGE_NO_LEAK: Invariant = {
@@ -101,8 +112,9 @@ export const RANGE_NO_LEAK: Invariant = {
   whileTablesUnchanged: 'unchanged',
   check(sys) {
     for (const asi of sys.asis.values()) {
+      const extents = asi.ranges.map((r) => explanation(sys, r));
       for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-        if (!asi.ranges.some((r) => explains(sys, r, l.va, l.size))) {
+        if (!extents.some((e) => explains(e, l.va, l.size))) {
           return `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
         }
       }

@@ -19,7 +19,7 @@ const dir = join(root, 'counterexamples');
 const temps: string[] = [];
 afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
 function tempDir(): string {
-  const d = tempDir();
+  const d = freshDir('triage');
   temps.push(d);
   return d;
 }

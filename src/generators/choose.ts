@@ -275,8 +275,9 @@ const ECONOMICAL = new WeakSet<Weights>();
 /**
  * The seeded fuzz walks' weights (DEFAULT_WEIGHTS), resolved economically: an op that names an
  * object of a kind none of which exists makes one instead, missing ids come 1 in MISSING_ID_ONE_IN,
- * frees prefer memory an ASI maps or a TLB caches, isolated CPUs access what their ASI maps, and one
- * asi_enter in four carries no event, so the CPU stays isolated for the next ops.
+ * frees prefer memory an ASI maps or a TLB caches, isolated CPUs access what their ASI maps, one
+ * asi_enter in four carries no event, so the CPU stays isolated for the next ops, and the events of
+ * the others mostly touch memory. A WeakSet marks it, so Weights keeps its shape for every caller.
  */
 export const WALK_WEIGHTS: Weights = { ...DEFAULT_WEIGHTS };
 ECONOMICAL.add(WALK_WEIGHTS);

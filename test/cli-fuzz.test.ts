@@ -2,24 +2,18 @@
 // printed seed, disjoint shards, and saved files that `asi-check replay` reproduces. Every run
 // writes to a fresh directory under the OS temp dir, never to counterexamples/.
 
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { configFromFlags } from '../src/commands/usage.ts';
 import { startPool } from '../src/check/fuzz/pool.ts';
 import type { WalkTask, WorkerEvent } from '../src/check/fuzz/protocol.ts';
-import { freshDir, runCli, startCli } from './cli-run.ts';
+import { runCli, startCli, tempDir } from './cli-run.ts';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function out(): string {
-  const d = freshDir('fuzz');
-  dirs.push(d);
-  return d;
-}
+const out = () => tempDir('fuzz');
 
 // Killed in the first walk or two by a one- or two-op counterexample; any mutant would do, slower.
 const QUICK_MUTANT: MutantName = Object.hasOwn(MUTANT_INFO, 'copy-drops-nx') ? ('copy-drops-nx' as MutantName) : (Object.keys(MUTANT_INFO)[0] as MutantName);

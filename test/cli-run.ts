@@ -3,7 +3,8 @@
 // line appear within a short test.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -56,4 +57,15 @@ export function runCli(...args: string[]): Promise<Run> {
 
 export function freshDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `asi-${prefix}-`));
+}
+
+const temps: string[] = [];
+// Registered while the importing test file is collected: its directories go when its tests are done.
+afterAll(() => temps.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** A fresh directory under the OS temp dir, removed after the test file's tests. */
+export function tempDir(prefix: string): string {
+  const d = freshDir(prefix);
+  temps.push(d);
+  return d;
 }

@@ -2,9 +2,9 @@
 // for it, a mutant file to its mutant. Where the corpus says more than FINDINGS.md (another option
 // fixes the same ops too), the extra causes are written down here, so a change shows.
 
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
 import { causeLabel, fixCandidates, fixTarget, triageOps, withFixes } from '../src/check/triage.ts';
 import { runWalks } from '../src/check/fuzz/walker.ts';
@@ -13,16 +13,9 @@ import type { FoundViolation, WalkTask } from '../src/check/fuzz/protocol.ts';
 import { violates } from '../src/check/shrink.ts';
 import { FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS, V3_OPTIONS } from '../src/model/options.ts';
 import type { Op } from '../src/model/ops.ts';
-import { freshDir, root, runCli } from './cli-run.ts';
+import { root, runCli, tempDir } from './cli-run.ts';
 
 const dir = join(root, 'counterexamples');
-const temps: string[] = [];
-afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempDir(): string {
-  const d = freshDir('triage');
-  temps.push(d);
-  return d;
-}
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 
 /** "F7" -> "overlapPolicy": the fix column of FINDINGS.md's tables names the option first, in backquotes. */
@@ -112,7 +105,7 @@ describe('asi-check triage', () => {
   });
 
   test('exit 1 when a file is not attributed, 2 when a file is not a counterexample', async () => {
-    const d = tempDir();
+    const d = tempDir('triage');
     const c = JSON.parse(readFileSync(join(dir, 'rfc-v2--isolation--286f74167381.json'), 'utf8'));
     writeFileSync(join(d, 'a.json'), JSON.stringify({ ...c, config: { ...c.config, profile: 'fixed', options: {} } }));
     const r = await runCli('triage', d);
@@ -148,7 +141,7 @@ describe('fuzz deduplication by (invariant, root cause)', () => {
   });
 
   test('ops of another shape with a known root cause are known; a violation nothing explains is new, once per signature', () => {
-    const out = tempDir();
+    const out = tempDir('triage');
     const store = new FindingStore(config, out, loadKnown([dir]));
     const f1 = store.add(0, found([{ op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 0));
     expect(f1.finding).toMatchObject({ isNew: false, rootCause: 'splitLargePages', file: join(dir, 'rfc-v2--isolation--286f74167381.json') });

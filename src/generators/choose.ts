@@ -233,15 +233,20 @@ function touchedVa(sys: System, n: number): number {
   return n % 4 === 3 ? pick(holes, n >> 2) : pick(interestingPointers(sys, -1), n >> 2);
 }
 
-function eventsFor(sys: System, seed: number, depth = 0): Intr[] {
+/**
+ * Events, a third of them touching memory; with `touchMost`, two thirds: a handler that touches kernel
+ * data inside the enter path is how Global TLB entries reach an isolated CPU.
+ */
+function eventsFor(sys: System, seed: number, depth = 0, touchMost = false): Intr[] {
   if (seed === 0) return [];
   const r = stream(seed);
   const count = depth ? 1 : [1, 1, 1, 2, 0][r() % 5];
   return Array.from({ length: count }, () => {
     const kind = pick(EVENT_KINDS, r());
     const x = r();
-    const e: Intr = { at: r() % MAX_AT, kind, ...(kind !== 'switch' && x % 3 === 0 ? { va: touchedVa(sys, r()) } : {}) };
-    return depth < 1 && x % 3 === 1 ? { ...e, nested: eventsFor(sys, r() | 1, depth + 1) } : e;
+    const touches = touchMost ? x % 3 !== 2 : x % 3 === 0;
+    const e: Intr = { at: r() % MAX_AT, kind, ...(kind !== 'switch' && touches ? { va: touchedVa(sys, r()) } : {}) };
+    return depth < 1 && x % 3 === 1 ? { ...e, nested: eventsFor(sys, r() | 1, depth + 1, touchMost) } : e;
   });
 }
 
@@ -270,8 +275,9 @@ const ECONOMICAL = new WeakSet<Weights>();
 /**
  * The seeded fuzz walks' weights (DEFAULT_WEIGHTS), resolved economically: an op that names an
  * object of a kind none of which exists makes one instead, missing ids come 1 in MISSING_ID_ONE_IN,
- * frees prefer memory an ASI maps or a TLB caches, isolated CPUs access what their ASI maps, and one
- * asi_enter in four carries no event, so the CPU stays isolated for the next ops.
+ * frees prefer memory an ASI maps or a TLB caches, isolated CPUs access what their ASI maps, one
+ * asi_enter in four carries no event, so the CPU stays isolated for the next ops, and the events of
+ * the others mostly touch memory. A WeakSet marks it, so Weights keeps its shape for every caller.
  */
 export const WALK_WEIGHTS: Weights = { ...DEFAULT_WEIGHTS };
 ECONOMICAL.add(WALK_WEIGHTS);
@@ -342,7 +348,7 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
     case 'fail_alloc':
       return { op: 'fail_alloc', after: ch.b % 6 };
     case 'asi_enter':
-      return { op: 'asi_enter', cpu: ch.b % sys.config.cpus, asi, intr: !plain && ch.c % 4 === 3 ? [] : eventsFor(sys, ch.d) };
+      return { op: 'asi_enter', cpu: ch.b % sys.config.cpus, asi, intr: !plain && ch.c % 4 === 3 ? [] : eventsFor(sys, ch.d, 0, !plain) };
     case 'asi_exit': {
       const cpu = ch.b % sys.config.cpus;
       const own = sys.cpus[cpu].session.asi;

@@ -72,6 +72,10 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   const shrinks = new Map<string, number>();
   // Causes a walk files a violation under when several explain it: the known corpus's, then this worker's.
   const reached = new Set(task.keepGoing?.known ?? []);
+  // --keep-going: the fixes of the causes this worker has met, in the order it met them. A walk
+  // starts with them on, so it spends its rounds on what earlier walks did not get past; each file
+  // still carries every option its walk had on.
+  const learned: OptionName[] = [];
   const stats = (): WalkStats => ({ walks, steps, repeats, seconds: seconds(), coverage });
   const onStep = (_: System, rec: StepRecord) => {
     const byOutcome = (coverage[rec.op.op] ??= {});
@@ -89,7 +93,7 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
       // --keep-going: the walk is re-run from its seed with each explained violation's fix turned on;
       // choices resolve against the live state, so seed + fixes reproduce it. Every round turns on
       // at least one fix not yet on, so the rounds end.
-      let fixes: OptionName[] = [];
+      let fixes: OptionName[] = [...learned];
       for (;;) {
         const config = withFixes(task.config, fixes);
         const res = runSeededWalk(config, seed, task.steps, undefined, { onStep });
@@ -112,6 +116,7 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
         if (cause) reached.add(key);
         if (!task.keepGoing || !cause || causeFixes(cause).length === 0) break;
         fixes = [...fixes, ...causeFixes(cause)];
+        for (const o of causeFixes(cause)) if (!learned.includes(o)) learned.push(o);
       }
     } catch (e) {
       emit({ type: 'crash', walkSeed: seed, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });

@@ -92,7 +92,7 @@ function printTable(rows: readonly Row[]): void {
 }
 
 export function registerMutants(program: Command): void {
-  const cmd = program
+  program
     .command('mutants')
     .description('the kill matrix: seeded walks against each mutant until its first violation; exit 1 if any mutant survives')
     .option('--seconds-per-mutant <n>', 'time budget of each mutant', intIn(1), DEFAULT_SECONDS_PER_MUTANT)

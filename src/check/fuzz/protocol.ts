@@ -29,6 +29,8 @@ export interface WalkStats {
   readonly steps: number;
   /** Violating walks not shrunk: their (invariant, failing op kind) had been shrunk often enough. */
   readonly repeats: number;
+  /** Walks stopped between two steps because the time budget ran out (at most one per worker). */
+  readonly cutShort: number;
   readonly seconds: number;
   readonly coverage: Coverage;
 }

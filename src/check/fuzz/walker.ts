@@ -40,6 +40,9 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
  */
 export const MAX_SHRINKS_PER_KIND = 2;
 
+/** Thrown between two steps of a walk when the time budget has run out. */
+class BudgetSpent extends Error {}
+
 export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: WorkerEvent) => void): void {
   const t0 = performance.now();
   const seconds = () => (performance.now() - t0) / 1000;
@@ -47,13 +50,17 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   let walks = 0;
   let steps = 0;
   let repeats = 0;
+  let cutShort = 0;
   const shrinks = new Map<string, number>();
-  const stats = (): WalkStats => ({ walks, steps, repeats, seconds: seconds(), coverage });
+  const stats = (): WalkStats => ({ walks, steps, repeats, cutShort, seconds: seconds(), coverage });
+  // A long walk (--steps 5000) would overrun --seconds by many seconds if only walks were timed.
+  const deadline = task.seconds === undefined ? Infinity : t0 + task.seconds * 1000;
   const onStep = (_: System, rec: StepRecord) => {
     const byOutcome = (coverage[rec.op.op] ??= {});
     const name = outcomeName(rec.outcome.ret);
     byOutcome[name] = (byOutcome[name] ?? 0) + 1;
     steps++;
+    if (performance.now() >= deadline) throw new BudgetSpent();
   };
   let lastStats = 0;
   for (let index = 0; task.walks === undefined || index < task.walks; index++) {
@@ -77,6 +84,10 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
         }
       }
     } catch (e) {
+      if (e instanceof BudgetSpent) {
+        cutShort++;
+        break;
+      }
       emit({ type: 'crash', walkSeed: seed, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       return;
     }

@@ -3,10 +3,10 @@
 // browser when Chromium is installed.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
 import { runOps } from '../src/check/run.ts';
 import { GEOMETRIES, parseVa } from '../src/model/geometry.ts';
@@ -69,7 +69,25 @@ describe('focusOf', () => {
       'asi#1: entry 0:8396800 has 0 references, but 1 live ranges rely on it',
       'pfn 46 again',
     ]);
-    expect(f).toEqual({ vas: [parseVa(g, '0xffffffffff22e000'), 8396800], pfns: [46] });
+    expect(f).toEqual({ vas: [parseVa(g, '0xffffffffff22e000'), 8396800], pfns: [46], cpus: [], asis: [1], allocations: [] });
+  });
+
+  it('reads CPUs, ASIs and task stacks', () => {
+    const f = focusOf(g, ['asi#2 still maps the stack of task#4 (mapped by asi_enter on cpu1) after it left isolation', 'ASI 3 wrote']);
+    expect(f).toMatchObject({ cpus: [1], asis: [2, 3], allocations: ['stack of task 4'] });
+  });
+});
+
+describe('every saved counterexample', () => {
+  const dir = join(root, 'counterexamples');
+  const hits = (html: string, tag: string) => [...html.matchAll(/<(\w+) class="(?:[^"]* )?hit[" ]/g)].filter((m) => m[1] === tag).length;
+  it.each(readdirSync(dir).filter((f) => f.endsWith('.json')))('%s: the report highlights what its violation names', (name) => {
+    const { replay, header } = replayOf(join(dir, name));
+    const html = renderHtml(header, replay);
+    const message = header.recorded!.message;
+    expect(hits(html, 'tr') + hits(html, 'td') + hits(html, 'h3'), 'some highlight').toBeGreaterThan(0);
+    // A CPU invariant's evidence is the named CPU's CR3 and session at the failing step.
+    if (/\bcpu\d+\b/.test(message)) expect(hits(html, 'td'), 'the named CPU').toBeGreaterThan(0);
   });
 });
 
@@ -133,12 +151,15 @@ describe('renderHtml', () => {
 });
 
 describe('in a browser', () => {
-  const out = mkdtempSync(join(tmpdir(), 'asi-report-'));
-  afterAll(() => rmSync(out, { recursive: true, force: true }));
-
+  // Made inside the test: a skipped test must not leave an empty folder behind.
   it.skipIf(!existsSync('/usr/bin/chromium'))('scripts/check-html-report.sh passes: Chromium renders the sections and a highlighted entry', () => {
-    const log = execFileSync(join(root, 'scripts', 'check-html-report.sh'), [F5, out], { encoding: 'utf8', env: { ...process.env, CHROMIUM: '/usr/bin/chromium' } });
-    expect(log).toContain('ok   a highlighted page-table entry');
-    expect(existsSync(join(out, 'report.png'))).toBe(true);
+    const out = mkdtempSync(join(tmpdir(), 'asi-report-'));
+    try {
+      const log = execFileSync(join(root, 'scripts', 'check-html-report.sh'), [F5, out], { encoding: 'utf8', env: { ...process.env, CHROMIUM: '/usr/bin/chromium' } });
+      expect(log).toContain('ok   what the violation names is highlighted');
+      expect(existsSync(join(out, 'report.png'))).toBe(true);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });

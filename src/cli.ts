@@ -24,6 +24,8 @@ function program(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   process.exitCode = undefined;
   try {
+    // Commander would print the whole help on stderr: one line says what is missing.
+    if (argv.length === 0) throw new UsageError('a command is needed: list, replay, fuzz or mutants (asi-check --help)');
     await program().parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? EXIT_CLEAN);
   } catch (e) {

@@ -3,14 +3,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
 import { DEFAULT_WALK_STEPS, walkSeed } from '../check/seeded.ts';
 import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuzz/engine.ts';
-import { OutDirError, defaultOutDir, prepareOutDir } from '../check/fuzz/outdir.ts';
+import { OutDirError, defaultOutDir, prepareOutDir, statOf } from '../check/fuzz/outdir.ts';
 import { CLI, coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress, vacuousOps } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND } from '../check/fuzz/walker.ts';
@@ -148,7 +147,7 @@ function exitStatus(r: FuzzResult): number {
 }
 
 async function fuzz(flags: FuzzFlags): Promise<void> {
-  for (const dir of flags.known) if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) usageError(`--known ${dir}: not a directory`);
+  for (const dir of flags.known) if (!statOf(dir)?.isDirectory()) usageError(`--known ${dir}: not a directory`);
   const config = configFromFlags(flags);
   const seed = flags.seed ?? defaultSeed();
   const seconds = flags.seconds ?? (flags.runs === undefined ? DEFAULT_FUZZ_SECONDS : undefined);

@@ -3,9 +3,9 @@
 
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CounterexampleError, loadCounterexample, removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
+import { statOf } from '../check/fuzz/outdir.ts';
 import { replayCommand } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
@@ -79,8 +79,8 @@ function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } 
 /** Refused before the run, so a bad path costs nothing and leaves nothing. */
 function checkReportPath(path: string): void {
   if (path === '') usageError("--html '': an empty path");
-  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) usageError(`--html ${path}: is a directory`);
-  const parent = statSync(dirname(path), { throwIfNoEntry: false });
+  if (statOf(path)?.isDirectory()) usageError(`--html ${path}: is a directory`);
+  const parent = statOf(dirname(path));
   if (!parent?.isDirectory()) usageError(`--html ${path}: ${parent ? 'its parent is not a directory' : 'no such directory'} (${dirname(path)})`);
 }
 

@@ -16,7 +16,7 @@
 // that could not run. Bad usage is one line on stderr, before anything runs or is written.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from 'commander';
 import { parseShard } from '../../commands/fuzz.ts';
 import { parseProfile } from '../../commands/usage.ts';
-import { OutDirError, prepareOutDir } from './outdir.ts';
+import { OutDirError, prepareOutDir, statOf } from './outdir.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/asi-check.js', import.meta.url));
 
@@ -110,7 +110,7 @@ function plan(args: readonly string[], env: NodeJS.ProcessEnv): Plan {
   const seed = env.FUZZ_SEED ?? randomBytes(4).toString('hex');
   if (seed === '') throw new Usage('FUZZ_SEED is empty');
   const known = env.FUZZ_KNOWN ?? 'counterexamples';
-  if (!statSync(known, { throwIfNoEntry: false })?.isDirectory()) throw new Usage(`FUZZ_KNOWN ${known}: not a directory`);
+  if (!statOf(known)?.isDirectory()) throw new Usage(`FUZZ_KNOWN ${known}: not a directory`);
   const profiles = values.profile !== undefined ? [values.profile] : (env.FUZZ_PROFILES ?? 'fixed,rfc-v2').split(',');
   for (const p of profiles) checked(values.profile !== undefined ? '--profile' : 'FUZZ_PROFILES', parseProfile, p);
   const strict = (env.FUZZ_STRICT ?? 'fixed').split(',').filter(Boolean);

@@ -2,7 +2,7 @@
 // (a file, a read-only or full file system, a missing parent, '') is refused up front, so no
 // finding is shrunk only to be lost. A folder the run creates and leaves empty is removed again.
 
-import { mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { type Stats, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { removeStaleTemps } from '../counterexample.ts';
 
@@ -14,6 +14,15 @@ export function defaultOutDir(seed: string): string {
 }
 
 export class OutDirError extends Error {}
+
+/** What is at `path`, or undefined when nothing usable is (missing, or a path through a file: ENOTDIR). */
+export function statOf(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
 
 export interface OutDir {
   readonly path: string;
@@ -32,17 +41,18 @@ const reason = (e: unknown) => (e as Error).message.split(',')[0];
  */
 export function prepareOutDir(path: string, createParents: boolean): OutDir {
   if (path === '') throw new OutDirError("--out '': an empty path");
-  const st = statSync(path, { throwIfNoEntry: false });
+  const st = statOf(path);
   if (st && !st.isDirectory()) throw new OutDirError(`--out ${path}: not a directory`);
   const created: string[] = [];
   if (!st) {
     const parent = dirname(resolve(path));
-    const pst = statSync(parent, { throwIfNoEntry: false });
+    const pst = statOf(parent);
     if (!createParents && !pst?.isDirectory()) throw new OutDirError(`--out ${path}: ${pst ? 'its parent is not a directory' : 'no such parent directory'} (${parent})`);
     try {
       // mkdirSync returns the first folder it created: the one to remove if the run leaves it empty.
       const full = resolve(path);
-      const first = mkdirSync(full, { recursive: true });
+      // Not recursive when the parent exists: a recursive mkdir under /proc (ENOENT with the parent there) never returns.
+      const first = createParents ? mkdirSync(full, { recursive: true }) : (mkdirSync(full), full);
       for (let d = full; first && d.startsWith(first); d = dirname(d)) created.push(d);
     } catch (e) {
       throw new OutDirError(`--out ${path}: cannot create (${reason(e)})`);

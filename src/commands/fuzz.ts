@@ -162,6 +162,16 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   const known = loadKnown(knownDirs);
   for (const line of known.unreadable) console.error(`asi-check: not counted as known: ${line}`);
 
+  // Before the header: once a user sees the run start, Ctrl-C is asi-check's (the handler runs only
+  // after this function reaches its await, when `progress` and `run` exist).
+  let signals = 0;
+  const stopInterrupts = onInterrupt((name) => {
+    if (++signals === 1) {
+      progress.note(pc.yellow(`${name}: finishing the walks in progress (and their shrinking); again to stop at once`));
+      run.stop();
+    } else void run.kill();
+  });
+
   // With --json, stdout carries only the summary; what a person watches goes to stderr.
   const human = flags.json ? process.stderr : process.stdout;
   const budget = [seconds !== undefined ? `${seconds} s` : '', flags.runs !== undefined ? `${flags.runs} walks` : ''].filter(Boolean).join(' or ');
@@ -185,13 +195,6 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
       onCrash: (c) => progress.note(crashLine(c, flags.steps, config)),
     },
   );
-  let signals = 0;
-  const stopInterrupts = onInterrupt((name) => {
-    if (++signals === 1) {
-      progress.note(pc.yellow(`${name}: finishing the walks in progress (and their shrinking); again to stop at once`));
-      run.stop();
-    } else void run.kill();
-  });
   const result = await run.result;
   stopInterrupts();
   progress.stop();

@@ -6,7 +6,7 @@ import pc from 'picocolors';
 import { dirname } from 'node:path';
 import { CounterexampleError, loadCounterexample, removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
 import { statOf } from '../check/fuzz/outdir.ts';
-import { replayCommand } from '../check/fuzz/progress.ts';
+import { progressIntervalMs, replayCommand } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
 import type { MutantName } from '../model/mutants.ts';
@@ -42,9 +42,6 @@ interface Subject {
 
 /** Flags that only shape a seeded walk; a file carries its own configuration. */
 const WALK_FLAGS = ['steps', 'profile', 'mutant', 'geometry', 'cpus', 'option'] as const;
-
-/** A replay slower than this says on stderr how far it has got, and again as often. */
-const PROGRESS_AFTER_MS = 2000;
 
 function fromFile(file: string): Subject {
   let c;
@@ -88,13 +85,14 @@ function checkReportPath(path: string): void {
 function withProgress(s: Subject): Subject['run'] {
   return (opts) => {
     const t0 = performance.now();
-    let next = t0 + PROGRESS_AFTER_MS;
+    const every = progressIntervalMs();
+    let next = t0 + every;
     return s.run({
       ...opts,
       onStep: (sys, rec, i) => {
         opts.onStep?.(sys, rec, i);
         if (performance.now() < next) return;
-        next = performance.now() + PROGRESS_AFTER_MS;
+        next = performance.now() + every;
         process.stderr.write(`replay: step ${i + 1} of ${s.length}, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
       },
     });

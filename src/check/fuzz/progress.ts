@@ -129,7 +129,8 @@ export interface Progress {
 }
 
 export function startProgress(stream: NodeJS.WriteStream, line: () => string): Progress {
-  if (stream.isTTY) {
+  // A terminal that reports no width (`script` without a size) would get a live line cut to nothing.
+  if (stream.isTTY && stream.columns > 0) {
     const live = createLogUpdate(stream);
     const timer = setInterval(() => live(line()), LIVE_PROGRESS_MS);
     return {

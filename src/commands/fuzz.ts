@@ -132,10 +132,15 @@ function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzRes
   }
   if (r.repeats) console.log(pc.dim(`  and ${count(r.repeats)} more violating walks not shrunk: their invariant and failing op kind had been shrunk ${MAX_SHRINKS_PER_KIND} times in that worker`));
   for (const crash of r.crashes) console.log(crashLine(crash, flags.steps, config));
+  const note = vacuityNote(r);
+  if (note) console.log(note);
+}
+
+/** Said whether or not the summary is JSON: a clean run that tested nothing must not pass for clean. */
+function vacuityNote(r: FuzzResult): string | undefined {
   const vacuous = vacuousOps(r.coverage);
-  if (vacuous.length && !r.findings.length) {
-    console.log(pc.red(`vacuous run: ${vacuous.join(', ')} never succeeded, so no walk isolated anything and finding nothing proves nothing (exit ${EXIT_VACUOUS}); try longer walks (--steps)`));
-  }
+  if (!vacuous.length || r.findings.length) return undefined;
+  return pc.red(`vacuous run: ${vacuous.join(', ')} never succeeded, so no walk isolated anything and finding nothing proves nothing (exit ${EXIT_VACUOUS}); try longer walks (--steps)`);
 }
 
 /** Worst first: a crash, a finding that could not be saved, a violation, a run that tested nothing. */
@@ -200,8 +205,11 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   progress.stop();
   out.release();
 
-  if (flags.json) console.log(JSON.stringify(jsonSummary(seed, flags, config, result), null, 2));
-  else printSummary(seed, flags, config, result);
+  if (flags.json) {
+    console.log(JSON.stringify(jsonSummary(seed, flags, config, result), null, 2));
+    const note = vacuityNote(result);
+    if (note) console.error(note);
+  } else printSummary(seed, flags, config, result);
   process.exitCode = exitStatus(result);
 }
 

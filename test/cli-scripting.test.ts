@@ -140,7 +140,7 @@ describe.concurrent('as a process', () => {
   test('a replay piped into a slow reader arrives whole, verdict included; a long one reports progress on stderr', async () => {
     const cmd = `node bin/asi-check.js replay --seed pipe --steps 400 | (sleep 1; tail -n 1)`;
     const r = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('sh', ['-c', cmd], { cwd: root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '1' } });
+      const child = spawn('sh', ['-c', cmd], { cwd: root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_REPLAY_PROGRESS_MS: '1' } });
       let [stdout, stderr] = ['', ''];
       child.stdout.on('data', (d: Buffer) => (stdout += d));
       child.stderr.on('data', (d: Buffer) => (stderr += d));

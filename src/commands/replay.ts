@@ -85,7 +85,7 @@ function checkReportPath(path: string): void {
 function withProgress(s: Subject): Subject['run'] {
   return (opts) => {
     const t0 = performance.now();
-    const every = progressIntervalMs();
+    const every = progressIntervalMs('ASI_CHECK_REPLAY_PROGRESS_MS');
     let next = t0 + every;
     return s.run({
       ...opts,

@@ -8,12 +8,15 @@ import { OP_KINDS, type OpKind } from '../../model/ops.ts';
 import { type Config, DEFAULT_CONFIG } from '../../model/system.ts';
 import type { Coverage, WalkStats } from './protocol.ts';
 
-/** How often a non-terminal gets a progress line; ASI_CHECK_PROGRESS_MS overrides it (tests). */
+/**
+ * How often a non-terminal gets a fuzz progress line, and a long replay one on stderr; tests
+ * shorten them with ASI_CHECK_PROGRESS_MS and ASI_CHECK_REPLAY_PROGRESS_MS.
+ */
 export const PLAIN_PROGRESS_MS = 5000;
 const LIVE_PROGRESS_MS = 250;
 
-export function progressIntervalMs(): number {
-  const env = Number(process.env.ASI_CHECK_PROGRESS_MS);
+export function progressIntervalMs(variable: 'ASI_CHECK_PROGRESS_MS' | 'ASI_CHECK_REPLAY_PROGRESS_MS' = 'ASI_CHECK_PROGRESS_MS'): number {
+  const env = Number(process.env[variable]);
   return Number.isInteger(env) && env > 0 ? env : PLAIN_PROGRESS_MS;
 }
 

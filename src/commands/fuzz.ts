@@ -9,7 +9,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
 import { DEFAULT_WALK_STEPS, walkSeed } from '../check/seeded.ts';
 import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuzz/engine.ts';
-import { OutDirError, defaultOutDir, prepareOutDir, statOf } from '../check/fuzz/outdir.ts';
+import { DEFAULT_OUT_ROOT, OutDirError, defaultOutDir, prepareOutDir, statOf } from '../check/fuzz/outdir.ts';
 import { CLI, coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress, vacuousOps } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND } from '../check/fuzz/walker.ts';
@@ -228,8 +228,8 @@ export function registerFuzz(program: Command): void {
     .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
     .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
     .option('--option <name=value>', 'set a design option (repeatable; `asi-check list` names them)', parseOption)
-    .option('--out <dir>', `where new counterexamples are saved (default: ./${defaultOutDir('<seed>')}, removed if nothing is saved; \`--out counterexamples\` adds to the committed corpus)`)
-    .option('--known <dir>', 'counterexamples here count as known too (repeatable)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
+    .option('--out <dir>', `where new counterexamples are saved (default: ./${DEFAULT_OUT_ROOT}/<seed>, removed if nothing is saved; \`--out counterexamples\` adds to the committed corpus)`)
+    .addOption(new Option('--known <dir>', 'counterexamples here count as known too (repeatable)').argParser((dir: string, dirs: string[]) => [...dirs, dir]).default([], 'none'))
     .option('--no-corpus', 'do not count the committed counterexamples/ as known')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action((flags: FuzzFlags) => fuzz(flags));

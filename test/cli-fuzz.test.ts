@@ -1,6 +1,6 @@
-// `asi-check fuzz` as a user runs it: exit statuses, usage errors, Ctrl-C, reproducibility from the
-// printed seed, disjoint shards, and saved files that `asi-check replay` reproduces. Every run
-// writes to a fresh directory under the OS temp dir, never to counterexamples/.
+// `asi-check fuzz` as a user runs it: exit statuses, Ctrl-C, reproducibility from the printed seed,
+// disjoint shards, and saved files that `asi-check replay` reproduces (bad usage is in
+// cli-bad-inputs.test.ts). Every run writes to a fresh directory under the OS temp dir.
 
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -40,21 +40,6 @@ async function fuzzJson(...args: string[]): Promise<{ status: number | null; sum
 }
 
 describe.concurrent('asi-check fuzz', () => {
-  test.for([
-    ['--bogus'],
-    ['--seconds', 'abc'],
-    ['--shard', '3/2'],
-    ['--workers', '0'],
-    ['--mutant', 'nope'],
-    ['--known', '/nonexistent/asi-check'],
-  ])('%j is bad usage: one line on stderr, exit 2, no stack trace', async (args) => {
-    const r = await runCli('fuzz', '--runs', '1', '--out', out(), ...args);
-    expect(r.status).toBe(2);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-    expect(r.stdout).toBe('');
-  });
-
   test('a mutant run exits 1 and saves shrunk counterexamples that replay reproduces; a second run counts them as known', async () => {
     const dir = out();
     // --no-corpus: the committed corpus already knows this mutant's bug.

@@ -18,9 +18,11 @@ export function registerList(program: Command): void {
       console.log(pc.bold('Profiles'));
       for (const [p, info] of Object.entries(PROFILES)) console.log(`  ${pc.cyan(p.padEnd(8))} ${info.description}`);
       console.log(pc.bold('Design options') + pc.dim(' (--option name=value; each profile\'s value)'));
+      const accepts = (name: (typeof OPTION_NAMES)[number]) => optionValues(name).join('|');
+      const width = Math.max(...OPTION_NAMES.map((n) => accepts(n).length));
       for (const name of OPTION_NAMES) {
         const values = Object.entries(PROFILES).map(([p, info]) => `${p} ${String(info.options[name])}`).join(', ');
-        console.log(`  ${pc.cyan(name.padEnd(24))} ${optionValues(name).join('|').padEnd(38)} ${pc.dim(values)}`);
+        console.log(`  ${pc.cyan(name.padEnd(24))} ${accepts(name).padEnd(width)} ${pc.dim(values)}`);
       }
       console.log(pc.bold('Op kinds'));
       console.log(`  ${OP_KINDS.join(', ')}`);

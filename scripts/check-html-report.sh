@@ -6,8 +6,9 @@
 # Replays COUNTEREXAMPLE (default: the first counterexamples/rfc-v2--*.json) with --html, then has
 # headless Chromium (Debian: `apt-get install -y chromium`; override with CHROMIUM=/path) take a
 # screenshot (OUTDIR/report.png, 1400x2000) and dump the DOM it built (OUTDIR/report.dom.html).
-# Passes when the DOM has the summary, steps, CPU and page-table sections and at least one
-# highlighted page-table entry, and the report loads nothing from outside. OUTDIR defaults to a
+# Passes when the DOM has the summary, steps, CPU and page-table sections and highlights what the
+# violation names (a page-table entry, a frame, an ASI, or the CPU at the failing step), and the
+# report loads nothing from outside. OUTDIR defaults to a
 # fresh temporary directory; the browser profile is always a fresh one inside it.
 # Exit status: 0 pass, 1 a check failed, 2 cannot run (no browser, replay refused the file).
 set -euo pipefail
@@ -39,7 +40,7 @@ check 'summary section' '<section id="summary">' "$out/report.dom.html"
 check 'steps section' '<section id="steps">' "$out/report.dom.html"
 check 'CPU section' '<section id="cpus">' "$out/report.dom.html"
 check 'page-table section' '<section id="pagetables">' "$out/report.dom.html"
-check 'a highlighted page-table entry' '<tr class="hit leaf">' "$out/report.dom.html"
+check 'what the violation names is highlighted' '<(tr|td|th|h3) class="([^"]* )?hit[" ]' "$out/report.dom.html"
 if grep -Eq '(src|href)=|url\(|https?://' "$out/report.html"; then echo "FAIL the report loads something from outside" >&2; fail=1; else echo 'ok   self-contained'; fi
 echo "report: $out/report.html"
 echo "screenshot: $out/report.png"

@@ -1,5 +1,4 @@
-// Running the real `asi-check` in a child process, as a user would: shared by the fuzz and mutants
-// CLI tests. NO_COLOR keeps output plain; a fast progress interval makes the non-terminal progress
+// Running the real `asi-check` in a child process, as a user would: shared by the CLI tests. NO_COLOR keeps output plain; a fast progress interval makes the non-terminal progress
 // line appear within a short test.
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -7,9 +6,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'asi-check.js');
+/** `node --import tsx` resolves tsx from the working directory; a test may run elsewhere. */
+export const TSX = ['--import', pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href];
+
+export interface SpawnOptions {
+  readonly cwd?: string;
+  readonly env?: Readonly<Record<string, string>>;
+  /** A script to run with tsx instead of bin/asi-check.js. */
+  readonly script?: string;
+}
 
 export interface Run {
   readonly status: number | null;
@@ -26,8 +35,9 @@ export interface Running {
   readonly done: Promise<Run>;
 }
 
-export function startCli(args: readonly string[]): Running {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '100' } });
+export function startCli(args: readonly string[], o: SpawnOptions = {}): Running {
+  const entry = o.script ? [...TSX, o.script] : [bin];
+  const child = spawn(process.execPath, [...entry, ...args], { cwd: o.cwd ?? root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '100', ...o.env } });
   let stdout = '';
   let stderr = '';
   const waiters: { text: string; resolve: () => void }[] = [];

@@ -45,11 +45,11 @@ describe('the nightly workflow', () => {
     const [out, known] = [mkdtempSync(join(tmpdir(), 'asi-nightly-')), mkdtempSync(join(tmpdir(), 'asi-known-'))];
     try {
       // rfc-v2 fails in the first walks; with an empty known corpus, what it finds is new.
-      const env = { ...process.env, FUZZ_SECONDS: '1', FUZZ_SEED: 'nightly-test', FUZZ_OUT: out, FUZZ_KNOWN: known };
+      const env = { ...process.env, FUZZ_SECONDS: '1', FUZZ_SEED: 'nightly-test', FUZZ_OUT: out, FUZZ_KNOWN: known, FUZZ_STRICT: 'rfc-v2' };
       const run = promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/check/fuzz/nightly.ts', '--profile', 'rfc-v2', '--shard', '1/4'], { cwd: root, env });
       await expect(run).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining('NEW') });
       const files = readdirSync(out);
-      expect(files).toContain('summary-rfc-v2-shard-1of4.json');
+      expect(readdirSync(join(out, 'summary'))).toEqual(['rfc-v2-shard-1of4.json']);
       expect(files.some((f) => f.startsWith('rfc-v2--'))).toBe(true);
     } finally {
       rmSync(out, { recursive: true, force: true });

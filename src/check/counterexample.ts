@@ -1,7 +1,7 @@
 // Saved counterexamples: format version 1. The op list is the source of truth for replay; the
 // rest says what it reproduced, under which configuration, and how it was found.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type Op, formatOp, validateOp } from '../model/ops.ts';
@@ -74,9 +74,35 @@ export function saveCounterexample(dir: string, c: Counterexample): string {
   return path;
 }
 
+/** Temp files are `<target>.<pid>.asi-tmp`: a kill between write and rename leaves one behind. */
+const TEMP = /\.(\d+)\.asi-tmp$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the temp files in `dir` whose writer has died; those of a live run are its own business. */
+export function removeStaleTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = TEMP.exec(name)?.[1];
+    if (pid && !alive(Number(pid))) unlinkSync(join(dir, name));
+  }
+}
+
 /** Writes next to the target and renames, so a reader never sees a partial file; no temp file survives a failure. */
 export function writeFileAtomically(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}.asi-tmp`;
   try {
     writeFileSync(tmp, text);
     renameSync(tmp, path);
@@ -128,6 +154,9 @@ export function parseCounterexample(text: string): Counterexample {
   if (o.format !== FORMAT) throw new CounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
   if (o.version !== FORMAT_VERSION) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check reads version ${FORMAT_VERSION})`);
   if (typeof o.invariant !== 'string' || !invariantById(o.invariant)) throw new CounterexampleError(`unknown invariant ${JSON.stringify(o.invariant)}`);
+  for (const field of ['title', 'message'] as const) {
+    if (typeof o[field] !== 'string') throw new CounterexampleError(`${field} must be a string, got ${o[field] === undefined ? 'none' : JSON.stringify(o[field])}`);
+  }
   const config = validateConfig(o.config);
   if (!Array.isArray(o.ops) || o.ops.length === 0) throw new CounterexampleError('ops must be a non-empty array');
   o.ops.forEach((op, i) => {
@@ -137,11 +166,32 @@ export function parseCounterexample(text: string): Counterexample {
   return { ...(o as unknown as Counterexample), config };
 }
 
+/** Far above any shrunk file (a few KB) or a long walk; reading stops there. */
+export const MAX_FILE_BYTES = 64 * 2 ** 20;
+
+/** Regular files only, read up to MAX_FILE_BYTES: a FIFO or /dev/zero is refused, not waited on. */
+function readBounded(path: string): string {
+  // O_NONBLOCK: opening a FIFO with no writer would otherwise block before fstat can refuse it.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new CounterexampleError(`not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'a device or socket'})`);
+    if (st.size > MAX_FILE_BYTES) throw new CounterexampleError(`too large (${st.size} bytes; a counterexample file is at most ${MAX_FILE_BYTES})`);
+    const buf = Buffer.alloc(st.size);
+    let got = 0;
+    for (let n = 1; n > 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
+    return buf.toString('utf8', 0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function loadCounterexample(path: string): Counterexample {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBounded(path);
   } catch (e) {
+    if (e instanceof CounterexampleError) throw e;
     throw new CounterexampleError(`cannot read (${(e as Error).message.split(',')[0]})`);
   }
   return parseCounterexample(text);

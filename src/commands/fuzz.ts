@@ -3,18 +3,24 @@
 
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { statSync } from 'node:fs';
-import { type Command, InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
 import { DEFAULT_WALK_STEPS, walkSeed } from '../check/seeded.ts';
 import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuzz/engine.ts';
-import { coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress } from '../check/fuzz/progress.ts';
+import { DEFAULT_OUT_ROOT, OutDirError, defaultOutDir, prepareOutDir, statOf } from '../check/fuzz/outdir.ts';
+import { CLI, coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress, vacuousOps } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
 import type { MutantName } from '../model/mutants.ts';
-import type { ProfileName } from '../model/options.ts';
+import type { DesignOptions, ProfileName } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
+import { onInterrupt } from './interrupt.ts';
+import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+
+/** The committed corpus: its bugs are known, so a run reports them as such, not as new. */
+export const CORPUS_DIR = fileURLToPath(new URL('../../counterexamples', import.meta.url));
 
 /** The time budget when neither --seconds nor --runs is given. */
 export const DEFAULT_FUZZ_SECONDS = 60;
@@ -32,8 +38,10 @@ interface FuzzFlags {
   readonly mutant?: MutantName;
   readonly geometry: Config['geometry'];
   readonly cpus: number;
-  readonly out: string;
+  readonly option?: Partial<DesignOptions>;
+  readonly out?: string;
   readonly known: string[];
+  readonly corpus: boolean;
   readonly json?: boolean;
   readonly keepGoing?: boolean;
 }
@@ -66,13 +74,15 @@ function fixesNote(f: Finding): string {
 
 /** The line printed as a finding is first seen. */
 function findingLine(f: Finding): string {
-  return `${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, walk ${f.first.walkSeed}${fixesNote(f)} -> ${f.file}`;
+  return `${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, walk ${f.first.walkSeed}${fixesNote(f)} -> ${where(f)}`;
 }
 
 /** Each distinct root cause the run reached, in first-found order. */
 function rootCauses(r: FuzzResult): string[] {
   return [...new Set(r.findings.flatMap((f) => (f.rootCause ? [f.rootCause] : [])))];
 }
+
+const where = (f: Finding) => f.file ?? pc.red(`NOT SAVED (${f.saveError}); the replay --seed line below re-creates it`);
 
 function crashLine(c: Crash, steps: number, config: Config): string {
   const where = c.walkSeed ? `walk ${c.walkSeed} (${replayCommand(c.walkSeed, steps, config)})` : 'a worker';
@@ -93,6 +103,8 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
     stepsPerSecond: rate(r.steps, r.seconds),
     interrupted: r.interrupted,
     coverage: { ...coverageFigures(r.coverage), missingObjects: missingObjects(r.coverage), byKind: r.coverage },
+    vacuous: vacuousOps(r.coverage),
+    walksCutShort: r.cutShort,
     repeats: r.repeats,
     rootCauses: rootCauses(r),
     violations: r.findings.map((f) => ({
@@ -100,7 +112,8 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
       rootCause: f.rootCause ?? null,
       options: f.config.options ?? {},
       signature: f.signature,
-      file: f.file,
+      file: f.file ?? null,
+      ...(f.saveError ? { saveError: f.saveError } : {}),
       new: f.isNew,
       walkSeed: f.first.walkSeed,
       walks: f.walks,
@@ -120,39 +133,76 @@ function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzRes
     pc.bold(`fuzz: ${count(r.walks)} walks, ${count(r.steps)} ops in ${r.seconds.toFixed(1)} s (${count(rate(r.steps, r.seconds))} steps/s)`) +
       `, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, seed ${seed}${r.interrupted ? pc.yellow(', interrupted') : ''}`,
   );
-  console.log(`op kinds ${c.kindsSeen}/${c.kindsTotal}, outcomes ${c.outcomes}:`);
+  console.log(`op kinds that succeeded ${c.kindsOk}/${c.kindsTotal}${c.neverSucceeded.length ? ` (never: ${c.neverSucceeded.join(', ')})` : ''}, outcomes ${c.outcomes}:`);
   for (const line of coverageTable(r.coverage)) console.log(line);
   const missing = missingObjects(r.coverage);
   console.log(`ops rejected for a missing object: ${count(missing.ops)} (${(100 * missing.share).toFixed(1)}%)`);
+  if (r.cutShort) console.log(pc.dim(`the time budget ended ${r.cutShort} walk${r.cutShort === 1 ? '' : 's'} early, between two steps`));
   const fresh = r.findings.filter((f) => f.isNew).length;
   const hits = r.findings.reduce((n, f) => n + f.walks, 0);
   if (r.findings.length === 0) console.log(pc.green('violations: none'));
   else console.log(pc.red(`violations: ${r.findings.length} signature${r.findings.length === 1 ? '' : 's'} (${fresh} new, ${r.findings.length - fresh} known) in ${count(hits)} walks:`));
   for (const f of r.findings) {
     console.log(`  ${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, ${count(f.walks)} walks`);
-    console.log(`        asi-check replay ${shellWord(f.file)}`);
-    console.log(pc.dim(`        ${replayCommand(f.first.walkSeed, flags.steps, f.config)}${fixesNote(f)}`));
+    if (f.file) console.log(`        ${CLI} replay ${shellWord(f.file)}`);
+    else console.log(pc.red(`        NOT SAVED (${f.saveError})`));
+    console.log(pc.dim(`        ${replayCommand(f.first.walkSeed, flags.steps, f.config)}`));
   }
   if (r.repeats) console.log(pc.dim(`  and ${count(r.repeats)} more violations not shrunk: their invariant and root cause had been shrunk ${MAX_SHRINKS_PER_KIND} times in that worker`));
   const causes = rootCauses(r);
   if (causes.length) console.log(`root causes reached (${causes.length}): ${causes.join(', ')}`);
   for (const crash of r.crashes) console.log(crashLine(crash, flags.steps, config));
+  const note = vacuityNote(r);
+  if (note) console.log(note);
+}
+
+/** Said whether or not the summary is JSON: a clean run that tested nothing must not pass for clean. */
+function vacuityNote(r: FuzzResult): string | undefined {
+  const vacuous = vacuousOps(r.coverage);
+  if (!vacuous.length || r.findings.length) return undefined;
+  return pc.red(`vacuous run: ${vacuous.join(', ')} never succeeded, so no walk isolated anything and finding nothing proves nothing (exit ${EXIT_VACUOUS}); try longer walks (--steps)`);
+}
+
+/** Worst first: a crash, a finding that could not be saved, a violation, a run that tested nothing. */
+function exitStatus(r: FuzzResult): number {
+  if (r.crashes.length) return EXIT_INTERNAL;
+  if (r.findings.some((f) => f.saveError)) return EXIT_USAGE;
+  if (r.findings.length) return EXIT_VIOLATION;
+  return vacuousOps(r.coverage).length ? EXIT_VACUOUS : EXIT_CLEAN;
 }
 
 async function fuzz(flags: FuzzFlags): Promise<void> {
-  for (const dir of flags.known) if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) usageError(`--known ${dir}: not a directory`);
+  for (const dir of flags.known) if (!statOf(dir)?.isDirectory()) usageError(`--known ${dir}: not a directory`);
   const config = configFromFlags(flags);
   const seed = flags.seed ?? defaultSeed();
   const seconds = flags.seconds ?? (flags.runs === undefined ? DEFAULT_FUZZ_SECONDS : undefined);
-  const known = loadKnown([flags.out, ...flags.known]);
+  let out;
+  try {
+    out = prepareOutDir(flags.out ?? defaultOutDir(seed), flags.out === undefined);
+  } catch (e) {
+    if (e instanceof OutDirError) usageError(e.message);
+    throw e;
+  }
+  const knownDirs = [...new Set([out.path, ...(flags.corpus ? [CORPUS_DIR] : []), ...flags.known].map((d) => resolve(d)))];
+  const known = loadKnown(knownDirs);
   for (const line of known.unreadable) console.error(`asi-check: not counted as known: ${line}`);
+
+  // Before the header: once a user sees the run start, Ctrl-C is asi-check's (the handler runs only
+  // after this function reaches its await, when `progress` and `run` exist).
+  let signals = 0;
+  const stopInterrupts = onInterrupt((name) => {
+    if (++signals === 1) {
+      progress.note(pc.yellow(`${name}: finishing the walks in progress (and their shrinking); again to stop at once`));
+      run.stop();
+    } else void run.kill();
+  });
 
   // With --json, stdout carries only the summary; what a person watches goes to stderr.
   const human = flags.json ? process.stderr : process.stdout;
   const budget = [seconds !== undefined ? `${seconds} s` : '', flags.runs !== undefined ? `${flags.runs} walks` : ''].filter(Boolean).join(' or ');
   human.write(
     `${pc.bold('asi-check fuzz')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, ` +
-      `${flags.steps}-op walks, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, ${budget}, ${known.files.size} known root causes\n` +
+      `${flags.steps}-op walks, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, ${budget}, ${known.files.size} known root causes, new ones saved in ${out.path}/\n` +
       `seed ${pc.bold(seed)}: walk i of worker w is ${seed}/s${flags.shard.index}/w<w>/<i>, e.g. ${replayCommand(walkSeed(seed, flags.shard.index, 0, 0), flags.steps, config)}\n`,
   );
 
@@ -164,47 +214,43 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   });
 
   const run = startFuzz(
-    { config, base: seed, shard: flags.shard, workers: flags.workers, steps: flags.steps, seconds, runs: flags.runs, outDir: flags.out, known, statsEveryMs: STATS_EVERY_MS, keepGoing: flags.keepGoing },
+    { config, base: seed, shard: flags.shard, workers: flags.workers, steps: flags.steps, seconds, runs: flags.runs, outDir: out.path, known, statsEveryMs: STATS_EVERY_MS, keepGoing: flags.keepGoing },
     {
       onFinding: (f, firstThisRun) => firstThisRun && progress.note(findingLine(f)),
       onCrash: (c) => progress.note(crashLine(c, flags.steps, config)),
     },
   );
-  let signals = 0;
-  const onSignal = (name: NodeJS.Signals) => {
-    if (++signals === 1) {
-      progress.note(pc.yellow(`${name}: finishing the walks in progress (and their shrinking); again to stop at once`));
-      run.stop();
-    } else void run.kill();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const result = await run.result;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  stopInterrupts();
   progress.stop();
+  out.release();
 
-  if (flags.json) console.log(JSON.stringify(jsonSummary(seed, flags, config, result), null, 2));
-  else printSummary(seed, flags, config, result);
-  process.exitCode = result.findings.length || result.crashes.length ? EXIT_VIOLATION : EXIT_CLEAN;
+  if (flags.json) {
+    console.log(JSON.stringify(jsonSummary(seed, flags, config, result), null, 2));
+    const note = vacuityNote(result);
+    if (note) console.error(note);
+  } else printSummary(seed, flags, config, result);
+  process.exitCode = exitStatus(result);
 }
 
 export function registerFuzz(program: Command): void {
-  const cmd = program
+  program
     .command('fuzz')
-    .description('long seeded random walks on worker threads; each new violation is shrunk and saved; exit 1 if any violation was found')
+    .description(`long seeded random walks on worker threads; each new violation is shrunk and saved; exit ${EXIT_VIOLATION} violation, ${EXIT_USAGE} bad usage or unwritable --out, ${EXIT_INTERNAL} the model crashed, ${EXIT_VACUOUS} vacuous (a core op never succeeded)`)
     .option('--seconds <n>', `time budget (default ${DEFAULT_FUZZ_SECONDS} when --runs is not given)`, intIn(1))
     .option('--runs <n>', 'walks to run in all (split across workers)', intIn(1))
     .option('--steps <n>', 'ops per walk', intIn(1, 100_000), DEFAULT_WALK_STEPS)
     .option('--seed <seed>', 'base seed of the run (default: random, printed)')
-    .option('--shard <i/n>', 'run shard i of n: shards never share a walk', parseShard, { index: 1, count: 1 })
+    .addOption(new Option('--shard <i/n>', 'run shard i of n: shards never share a walk').argParser(parseShard).default({ index: 1, count: 1 }, '1/1'))
     .option('--workers <k>', 'worker threads', intIn(1, 64), Math.min(2, availableParallelism()))
     .option('--profile <profile>', 'design profile', parseProfile, 'fixed' as ProfileName)
     .option('--mutant <mutant>', 'run a mutant of the model (with the design options it needs)', parseMutant)
     .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
     .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
-    .option('--out <dir>', 'where new counterexamples are saved', 'counterexamples')
-    .option('--known <dir>', 'counterexamples here count as known too (repeatable)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
+    .option('--option <name=value>', 'set a design option (repeatable; `asi-check list` names them)', parseOption)
+    .option('--out <dir>', `where new counterexamples are saved (default: ./${DEFAULT_OUT_ROOT}/<seed>, removed if nothing is saved; \`--out counterexamples\` adds to the committed corpus)`)
+    .addOption(new Option('--known <dir>', 'counterexamples here count as known too (repeatable)').argParser((dir: string, dirs: string[]) => [...dirs, dir]).default([], 'none'))
+    .option('--no-corpus', 'do not count the committed counterexamples/ as known')
     .option('--keep-going', 'walk on past a violation whose root cause triage finds: turn its fix on and re-run the walk from its seed')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action((flags: FuzzFlags) => fuzz(flags));

@@ -2,13 +2,14 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { INVARIANTS } from '../invariants/index.ts';
 import { MUTANT_INFO } from '../model/mutants.ts';
-import { PROFILES } from '../model/options.ts';
+import { OPTION_NAMES, PROFILES } from '../model/options.ts';
 import { OP_KINDS } from '../model/ops.ts';
+import { optionValues } from './usage.ts';
 
 export function registerList(program: Command): void {
   program
     .command('list')
-    .description('invariants, mutants, profiles and op kinds')
+    .description('invariants, mutants, profiles, design options (for --option name=value) and op kinds')
     .action(() => {
       console.log(pc.bold('Invariants'));
       for (const i of INVARIANTS) console.log(`  ${pc.cyan(i.id.padEnd(24))} ${i.statement}\n  ${' '.repeat(24)} ${pc.dim(i.source)}`);
@@ -16,6 +17,13 @@ export function registerList(program: Command): void {
       for (const [m, info] of Object.entries(MUTANT_INFO)) console.log(`  ${pc.cyan(m.padEnd(28))} ${info.where} ${pc.dim(`(${info.expect})`)}`);
       console.log(pc.bold('Profiles'));
       for (const [p, info] of Object.entries(PROFILES)) console.log(`  ${pc.cyan(p.padEnd(8))} ${info.description}`);
+      console.log(pc.bold('Design options') + pc.dim(' (--option name=value; each profile\'s value)'));
+      const accepts = (name: (typeof OPTION_NAMES)[number]) => optionValues(name).join('|');
+      const width = Math.max(...OPTION_NAMES.map((n) => accepts(n).length));
+      for (const name of OPTION_NAMES) {
+        const values = Object.entries(PROFILES).map(([p, info]) => `${p} ${String(info.options[name])}`).join(', ');
+        console.log(`  ${pc.cyan(name.padEnd(24))} ${accepts(name).padEnd(width)} ${pc.dim(values)}`);
+      }
       console.log(pc.bold('Op kinds'));
       console.log(`  ${OP_KINDS.join(', ')}`);
     });

@@ -1,6 +1,6 @@
 // `asi-check mutants`: the kill matrix. Each mutant gets seeded walks (the same walk seeds as
 // `asi-check fuzz --mutant M --seed S --workers 1`) until its first violation or its time budget;
-// mutants run in parallel on the fuzz worker pool. Exit 1 if any mutant survives.
+// mutants run in parallel on the fuzz worker pool. Exit 1 if any mutant survives, 3 if one crashed.
 
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
@@ -11,7 +11,7 @@ import type { FoundViolation, WalkTask } from '../check/fuzz/protocol.ts';
 import { replayCommand } from '../check/fuzz/progress.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { defaultSeed } from './fuzz.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn } from './usage.ts';
+import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_VIOLATION, configFromFlags, intIn } from './usage.ts';
 
 const DEFAULT_SECONDS_PER_MUTANT = 10;
 
@@ -73,7 +73,8 @@ async function killMatrix(flags: MutantsFlags): Promise<void> {
     }));
     console.log(JSON.stringify({ seed, secondsPerMutant: flags.secondsPerMutant, workers: flags.workers, mutants, survivors: survivors.map((r) => r.mutant) }, null, 2));
   } else printTable(rows);
-  process.exitCode = survivors.length ? EXIT_VIOLATION : EXIT_CLEAN;
+  // A crash is a bug in the model or the checker, not a surviving mutant.
+  process.exitCode = rows.some((r) => r.crash) ? EXIT_INTERNAL : survivors.length ? EXIT_VIOLATION : EXIT_CLEAN;
 }
 
 function printTable(rows: readonly Row[]): void {
@@ -92,9 +93,9 @@ function printTable(rows: readonly Row[]): void {
 }
 
 export function registerMutants(program: Command): void {
-  const cmd = program
+  program
     .command('mutants')
-    .description('the kill matrix: seeded walks against each mutant until its first violation; exit 1 if any mutant survives')
+    .description('the kill matrix: seeded walks against each mutant until its first violation; exit 1 if any mutant survives, 3 if one crashed the model')
     .option('--seconds-per-mutant <n>', 'time budget of each mutant', intIn(1), DEFAULT_SECONDS_PER_MUTANT)
     .option('--seed <seed>', 'base seed (default: random, printed)')
     .option('--workers <k>', 'mutants run at once', intIn(1, 64), Math.min(2, availableParallelism()))

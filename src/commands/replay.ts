@@ -3,7 +3,10 @@
 
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { CounterexampleError, loadCounterexample, writeFileAtomically } from '../check/counterexample.ts';
+import { dirname } from 'node:path';
+import { CounterexampleError, loadCounterexample, removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
+import { statOf } from '../check/fuzz/outdir.ts';
+import { progressIntervalMs, replayCommand } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
 import type { MutantName } from '../model/mutants.ts';
@@ -12,7 +15,8 @@ import type { Config } from '../model/system.ts';
 import { type ReportHeader, renderHtml } from '../report/html.ts';
 import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseProfile, usageError } from './usage.ts';
+import type { DesignOptions } from '../model/options.ts';
+import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
 
 interface ReplayFlags {
   readonly seed?: string;
@@ -21,6 +25,7 @@ interface ReplayFlags {
   readonly mutant?: MutantName;
   readonly geometry: Config['geometry'];
   readonly cpus: number;
+  readonly option?: Partial<DesignOptions>;
   readonly html?: string;
 }
 
@@ -29,12 +34,14 @@ interface Subject {
   readonly title: string;
   readonly source: string;
   readonly config: Config;
+  /** Ops the run will take at most, for the progress line. */
+  readonly length: number;
   readonly run: (opts: RunOptions) => RunResult;
   readonly recorded?: { readonly invariant: string; readonly message: string };
 }
 
 /** Flags that only shape a seeded walk; a file carries its own configuration. */
-const WALK_FLAGS = ['steps', 'profile', 'mutant', 'geometry', 'cpus'] as const;
+const WALK_FLAGS = ['steps', 'profile', 'mutant', 'geometry', 'cpus', 'option'] as const;
 
 function fromFile(file: string): Subject {
   let c;
@@ -44,15 +51,12 @@ function fromFile(file: string): Subject {
     if (e instanceof CounterexampleError) usageError(`${file}: ${e.message}`);
     throw e;
   }
-  return { title: c.title, source: file, config: c.config, run: (opts) => runOps(c.config, c.ops, { ...opts, stopOn: c.invariant }), recorded: { invariant: c.invariant, message: c.message } };
+  return { title: c.title, source: file, config: c.config, length: c.ops.length, run: (opts) => runOps(c.config, c.ops, { ...opts, stopOn: c.invariant }), recorded: { invariant: c.invariant, message: c.message } };
 }
 
 function fromSeed(seed: string, f: ReplayFlags): Subject {
   const config = configFromFlags(f);
-  // Quoted only when a shell would split or expand it: fuzz's seeds ("base/s0/w1/7") print as they are.
-  const word = /^[\w./:@+-]+$/.test(seed) ? seed : `'${seed.replaceAll("'", `'\\''`)}'`;
-  const command = ['asi-check replay --seed', word, `--steps ${f.steps} --profile ${f.profile}`, f.mutant ? `--mutant ${f.mutant}` : '', `--geometry ${f.geometry} --cpus ${f.cpus}`];
-  return { title: `seeded walk ${seed}`, source: command.filter(Boolean).join(' '), config, run: (opts) => runSeededWalk(config, seed, f.steps, undefined, opts) };
+  return { title: `seeded walk ${seed}`, source: replayCommand(seed, f.steps, config), config, length: f.steps, run: (opts) => runSeededWalk(config, seed, f.steps, undefined, opts) };
 }
 
 /** Whether the run reproduces, and one sentence saying so. */
@@ -69,9 +73,36 @@ function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } 
   return { reproduced: false, verdict: `the recorded ${s.recorded.invariant} no longer reproduces under profile ${s.config.profile}${instead}` };
 }
 
+/** Refused before the run, so a bad path costs nothing and leaves nothing. */
+function checkReportPath(path: string): void {
+  if (path === '') usageError("--html '': an empty path");
+  if (statOf(path)?.isDirectory()) usageError(`--html ${path}: is a directory`);
+  const parent = statOf(dirname(path));
+  if (!parent?.isDirectory()) usageError(`--html ${path}: ${parent ? 'its parent is not a directory' : 'no such directory'} (${dirname(path)})`);
+}
+
+/** The run, telling stderr how far it is when it takes long (a 200,000-op file takes minutes). */
+function withProgress(s: Subject): Subject['run'] {
+  return (opts) => {
+    const t0 = performance.now();
+    const every = progressIntervalMs('ASI_CHECK_REPLAY_PROGRESS_MS');
+    let next = t0 + every;
+    return s.run({
+      ...opts,
+      onStep: (sys, rec, i) => {
+        opts.onStep?.(sys, rec, i);
+        if (performance.now() < next) return;
+        next = performance.now() + every;
+        process.stderr.write(`replay: step ${i + 1} of ${s.length}, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+      },
+    });
+  };
+}
+
 /** Writes next to the target and renames, so a browser never loads a half-written report. */
 function writeAtomically(path: string, text: string): void {
   try {
+    removeStaleTemps(dirname(path));
     writeFileAtomically(path, text);
   } catch (e) {
     usageError(`${path}: cannot write the report (${(e as Error).message.split(',')[0]})`);
@@ -88,24 +119,26 @@ export function registerReplay(program: Command): void {
     .option('--mutant <mutant>', 'with --seed: run a mutant of the model', parseMutant)
     .option('--geometry <geometry>', 'with --seed: small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
     .option('--cpus <n>', 'with --seed: CPUs', intIn(1, 4), 2)
+    .option('--option <name=value>', 'with --seed: set a design option (repeatable; `asi-check list` names them)', parseOption)
     .option('--html <out.html>', 'also write a self-contained HTML report')
     .action((file: string | undefined, flags: ReplayFlags, cmd: Command) => {
       if ((file === undefined) === (flags.seed === undefined)) usageError('replay takes a counterexample file or --seed, not both or neither');
       const stray = WALK_FLAGS.filter((f) => cmd.getOptionValueSource(f) === 'cli');
       if (file !== undefined && stray.length) usageError(`${file}: --${stray.join(', --')} only apply to --seed (a file carries its own configuration)`);
+      if (flags.html !== undefined) checkReportPath(flags.html);
       const subject = file !== undefined ? fromFile(file) : fromSeed(flags.seed!, flags);
-      const replay = recordReplay(subject.config, subject.run, subject.recorded ? [subject.recorded.message] : []);
+      const replay = recordReplay(subject.config, withProgress(subject), subject.recorded ? [subject.recorded.message] : []);
       const { reproduced, verdict } = judge(subject, replay);
       console.log(pc.bold(subject.title));
       console.log(pc.dim(`source: ${subject.source}`));
       console.log(pc.dim(`config: ${JSON.stringify(subject.config)}`));
       for (const line of replayLines(replay)) console.log(line);
       console.log(reproduced ? pc.red(verdict) : pc.green(verdict));
-      if (flags.html) {
+      if (flags.html !== undefined) {
         const header: ReportHeader = { title: subject.title, verdict, reproduced, source: subject.source, ...(subject.recorded ? { recorded: subject.recorded } : {}) };
         writeAtomically(flags.html, renderHtml(header, replay));
         console.log(pc.dim(`report: ${flags.html}`));
       }
-      process.exit(reproduced ? EXIT_VIOLATION : EXIT_CLEAN);
+      process.exitCode = reproduced ? EXIT_VIOLATION : EXIT_CLEAN;
     });
 }

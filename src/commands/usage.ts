@@ -4,25 +4,34 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { GEOMETRIES } from '../model/geometry.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
-import { PROFILES, type ProfileName } from '../model/options.ts';
+import { type DesignOptions, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, type ProfileName, RFC_V2_OPTIONS } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
 
 export const EXIT_CLEAN = 0;
 export const EXIT_VIOLATION = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_INTERNAL = 3;
+/** fuzz: no violation, but a core op never succeeded, so "clean" would claim nothing. */
+export const EXIT_VACUOUS = 4;
 
-/** Prints `asi-check: <message>` and exits 2. */
+/** Bad usage or input: main() prints `asi-check: <message>` as the one line on stderr and returns 2. */
+export class UsageError extends Error {}
+
 export function usageError(message: string): never {
-  console.error(`asi-check: ${message}`);
-  process.exit(EXIT_USAGE);
+  throw new UsageError(message);
+}
+
+/** Commander's own errors print one line too: its "(Did you mean ...?)" goes on the same line. */
+export function oneLine(text: string): string {
+  return `${text.trim().replace(/\s*\n\s*/g, ' ')}\n`;
 }
 
 /**
- * Commander's own usage errors (unknown option, bad value) exit 2 too. A subcommand inherits the
- * program's exitOverride only if it was set before the subcommand was created, so a command sets it.
+ * Commander throws instead of exiting, so main() decides the status and stdout drains first.
+ * Subcommands inherit these settings only if they are set before the subcommand is created.
  */
-export function exitUsageOnCommanderError(cmd: Command): Command {
-  return cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT_CLEAN : EXIT_USAGE));
+export function throwOnCommanderError(cmd: Command): Command {
+  return cmd.exitOverride().configureOutput({ outputError: (text, write) => write(oneLine(text)) });
 }
 
 function oneOf<T extends string>(what: string, known: readonly string[]) {
@@ -40,10 +49,27 @@ export const parseGeometry = oneOf<Config['geometry']>('geometry', Object.keys(G
 export function intIn(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'up' : max}, got '${value}'`);
+      throw new InvalidArgumentError(`expected a whole number ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, got '${value}'`);
     }
     return Number(value);
   };
+}
+
+/** The values `--option name=value` accepts for a design option. */
+export function optionValues(name: keyof DesignOptions): readonly string[] {
+  return typeof RFC_V2_OPTIONS[name] === 'boolean' ? ['true', 'false'] : OVERLAP_POLICIES;
+}
+
+/** `--option name=value`, repeatable: a design option set on top of the profile (and the mutant's). */
+export function parseOption(text: string, earlier: Partial<DesignOptions> = {}): Partial<DesignOptions> {
+  const m = /^(\w+)=(.*)$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`expected name=value, got '${text}' (\`asi-check list\` names the options)`);
+  const [, name, value] = m;
+  if (!(OPTION_NAMES as readonly string[]).includes(name)) throw new InvalidArgumentError(`unknown design option '${name}' (\`asi-check list\` names them)`);
+  const key = name as keyof DesignOptions;
+  const allowed = optionValues(key);
+  if (!allowed.includes(value)) throw new InvalidArgumentError(`${name} takes ${allowed.join(' or ')}, got '${value}'`);
+  return { ...earlier, [key]: typeof RFC_V2_OPTIONS[key] === 'boolean' ? value === 'true' : value };
 }
 
 export interface ConfigFlags {
@@ -51,10 +77,14 @@ export interface ConfigFlags {
   readonly mutant?: MutantName;
   readonly geometry: Config['geometry'];
   readonly cpus: number;
+  readonly option?: Partial<DesignOptions>;
 }
 
-/** A mutant carries the design options it is defined against (e.g. overlap-check-skipped needs `refuse`). */
+/**
+ * A mutant carries the design options it is defined against (e.g. overlap-check-skipped needs
+ * `refuse`); `--option` overrides both the profile and those.
+ */
 export function configFromFlags(f: ConfigFlags): Config {
-  const options = f.mutant ? MUTANT_INFO[f.mutant].options : undefined;
-  return { geometry: f.geometry, cpus: f.cpus, profile: f.profile, ...(options ? { options } : {}), ...(f.mutant ? { mutant: f.mutant } : {}) };
+  const options = { ...(f.mutant ? MUTANT_INFO[f.mutant].options : {}), ...f.option };
+  return { geometry: f.geometry, cpus: f.cpus, profile: f.profile, ...(Object.keys(options).length ? { options } : {}), ...(f.mutant ? { mutant: f.mutant } : {}) };
 }

@@ -44,7 +44,9 @@ td.n { text-align: right; color: #57606a; }
 td.op { white-space: nowrap; }
 .log { color: #6e7781; } .add { color: #116329; } .del { color: #a40e26; } .mod { color: #9a6700; }
 .err { color: #a40e26; }
-tr.hit > td { background: #fff3b0; } tr.hit.leaf > td, tr.hit.range > td { background: #ffd33d; font-weight: 600; }
+tr.hit > td { background: #fff3b0; } tr.hit.leaf > td, tr.hit.range > td, tr.hit.frame > td { background: #ffd33d; font-weight: 600; }
+td.hit, th.hit, h3.hit { background: #ffd33d; font-weight: 600; }
+dl.summary code { white-space: pre-wrap; overflow-wrap: anywhere; }
 td.changed { background: #ddf4ff; }
 .differs { color: #a40e26; font-weight: 600; }
 .shared { color: #6e7781; font-style: italic; }
@@ -55,7 +57,7 @@ td.changed { background: #ddf4ff; }
 function configText(c: Config): string {
   const parts = [`geometry ${c.geometry}`, `cpus ${c.cpus}`, `profile ${c.profile}`];
   if (c.mutant) parts.push(`mutant ${c.mutant}`);
-  if (c.options && Object.keys(c.options).length) parts.push(`options ${JSON.stringify(c.options)}`);
+  if (c.options && Object.keys(c.options).length) parts.push(`options ${Object.entries(c.options).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
   return parts.join(' · ');
 }
 
@@ -103,18 +105,22 @@ function cpuTimeline(r: Replay): string {
   if (all.length === 0) return `<section id="cpus"><h2>CPUs</h2><p class="none">The model has no per-CPU state (CR3, asi_session, interrupt depth) yet.</p></section>`;
   const ids = [...new Set(all.map((c) => c.cpu))].sort((a, b) => a - b);
   const fields = cpuFields(all);
-  const head = `<tr><th rowspan="2">step</th>${ids.map((id) => `<th colspan="${fields.length}">cpu${id}</th>`).join('')}</tr><tr>${ids.map(() => fields.map((f) => `<th>${esc(f)}</th>`).join('')).join('')}</tr>`;
+  // The CPU a violation names, at the step where it fails (or the last one): its CR3 and session are the evidence.
+  const named = (id: number) => r.focus.cpus.includes(id);
+  const failRow = r.failure ? r.failure.step + 1 : timeline.length - 1;
+  const head = `<tr><th rowspan="2">step</th>${ids.map((id) => `<th colspan="${fields.length}"${named(id) ? ' class="hit"' : ''}>cpu${id}</th>`).join('')}</tr><tr>${ids.map(() => fields.map((f) => `<th>${esc(f)}</th>`).join('')).join('')}</tr>`;
   const body = timeline
     .map((t, i) => {
       const cells = ids.flatMap((id) => {
         const now = t.cpus.find((c) => c.cpu === id) ?? {};
         const before = i === 0 ? now : (timeline[i - 1].cpus.find((c) => c.cpu === id) ?? {});
-        return fields.map((f) => `<td class="mono${cpuField(now, f) !== cpuField(before, f) ? ' changed' : ''}">${esc(cpuField(now, f))}</td>`);
+        const cls = (f: string) => `mono${cpuField(now, f) !== cpuField(before, f) ? ' changed' : ''}${i === failRow && named(id) ? ' hit' : ''}`;
+        return fields.map((f) => `<td class="${cls(f)}">${esc(cpuField(now, f))}</td>`);
       });
       return `<tr><td class="n">${esc(t.label)}</td>${cells.join('')}</tr>`;
     })
     .join('\n');
-  return `<section id="cpus"><h2>CPUs</h2><p class="legend"><span class="changed" style="background:#ddf4ff">changed by the step</span></p><table><thead>${head}</thead><tbody>\n${body}\n</tbody></table></section>`;
+  return `<section id="cpus"><h2>CPUs</h2><p class="legend"><span class="changed" style="background:#ddf4ff">changed by the step</span><span style="background:#ffd33d">CPU the violation names, where it fails</span></p><table><thead>${head}</thead><tbody>\n${body}\n</tbody></table></section>`;
 }
 
 /** Entry sizes span 4K to 512G: "2M" reads better than "+512p". */
@@ -160,15 +166,18 @@ function asiSection(r: Replay, a: AsiReport): string {
         .join('\n')}</tbody></table>`
     : '<p class="none">no tracked ranges</p>';
   const table = `<table class="pt"><thead><tr><th>entry</th><th>VA range</th><th>points to</th><th>frame holds</th><th>flags</th><th>kind</th><th>kernel's view</th></tr></thead><tbody>\n${a.rows.map((row) => ptRow(r, row)).join('\n')}\n</tbody></table>`;
-  return `<div class="asi" id="asi-${a.asi.id}"><h3>asi#${a.asi.id} — pgd pfn ${a.asi.pgd}, ${a.asi.mappedPages} pages mapped</h3>${ranges}${table}</div>`;
+  return `<div class="asi" id="asi-${a.asi.id}"><h3${r.focus.asis.includes(a.asi.id) ? ' class="hit"' : ''}>asi#${a.asi.id} — pgd pfn ${a.asi.pgd}, ${a.asi.mappedPages} pages mapped</h3>${ranges}${table}</div>`;
 }
 
 function pageTables(r: Replay): string {
   const at = r.failure ? `after the failing step ${r.failure.step + 1}` : `after the last step ${r.steps.length}`;
   const legend = `<p class="legend"><span style="background:#ffd33d">entry the violation names</span><span style="background:#fff3b0">table entry on its walk</span><span class="differs">kernel maps it differently</span> flags: P present, W/r write, U/k user, x/X no-exec, G global, L large</p>`;
   const named = r.focus.vas.length || r.focus.pfns.length ? `<p>Named by the violation: <code>${esc([...r.focus.vas.map((v) => formatVa(r.g, v)), ...r.focus.pfns.map((p) => `pfn ${p}`)].join(', '))}</code></p>` : '';
+  const frames = r.frames.length
+    ? `<table><thead><tr><th>frame named</th><th>holds ${esc(at)}</th></tr></thead><tbody>${r.frames.map((f) => `<tr class="hit frame"><td class="mono">pfn ${f.pfn}</td><td>${esc(f.holds)}</td></tr>`).join('\n')}</tbody></table>`
+    : '';
   const body = r.asis.length ? r.asis.map((a) => asiSection(r, a)).join('\n') : '<p class="none">No ASI exists at this point.</p>';
-  return `<section id="pagetables"><h2>ASI page tables ${esc(at)}</h2>${legend}${named}${body}</section>`;
+  return `<section id="pagetables"><h2>ASI page tables ${esc(at)}</h2>${legend}${named}${frames}${body}</section>`;
 }
 
 export function renderHtml(h: ReportHeader, r: Replay): string {

@@ -1,7 +1,8 @@
 // An ASI's page table as rows a person can read (pgd -> pud -> pmd -> pte, present entries only),
 // each compared with the kernel's translation and marked when a violation message names it.
 // Violation messages are text: they name addresses as the kernel prints them (0xffff...), frames as
-// "pfn N" and refcounted entries as "entry LEVEL:VA", so that is what `focusOf` reads.
+// "pfn N", refcounted entries as "entry LEVEL:VA", CPUs as "cpuN", ASIs as "asi#N" (or "ASI N") and
+// a task's stack as "stack of task#N", so that is what `focusOf` reads.
 
 import { type Geometry, type PgtLevel, PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PTE, entriesPerTable, levelSize, parseVa } from '../model/geometry.ts';
 import { allocationOfFrame } from '../model/memory.ts';
@@ -10,24 +11,32 @@ import { _PAGE_PSE, entryFlags, entryFrame, formatFlags, isLarge, isNone, isPres
 import type { Asi, System } from '../model/system.ts';
 import { ownsTable } from '../model/asi.ts';
 
-/** The addresses and frames a violation names. */
+/** What a violation names: addresses, frames, CPUs, ASIs and allocations (by their model name). */
 export interface Focus {
   readonly vas: readonly number[];
   readonly pfns: readonly number[];
+  readonly cpus: readonly number[];
+  readonly asis: readonly number[];
+  readonly allocations: readonly string[];
 }
 
 export function focusOf(g: Geometry, texts: readonly string[]): Focus {
   const vas: number[] = [];
-  const pfns: number[] = [];
+  const all = <T>(re: RegExp, f: (m: RegExpMatchArray) => T): T[] => [...new Set(texts.flatMap((t) => [...t.matchAll(re)].map(f)))];
   for (const t of texts) {
     for (const m of t.matchAll(/\b0xffff[0-9a-f]{12}\b/gi)) {
       const va = parseVa(g, m[0]);
       if (va !== undefined) vas.push(va);
     }
     for (const m of t.matchAll(/\bentry \d:(\d+)\b/g)) vas.push(Number(m[1]));
-    for (const m of t.matchAll(/\bpfn (\d+)\b/g)) pfns.push(Number(m[1]));
   }
-  return { vas: [...new Set(vas)], pfns: [...new Set(pfns)] };
+  return {
+    vas: [...new Set(vas)],
+    pfns: all(/\bpfn (\d+)\b/g, (m) => Number(m[1])),
+    cpus: all(/\bcpu(\d+)\b/g, (m) => Number(m[1])),
+    asis: all(/\b(?:asi#|ASI )(\d+)\b/g, (m) => Number(m[1])),
+    allocations: all(/\bstack of task#(\d+)\b/g, (m) => `stack of task ${m[1]}`),
+  };
 }
 
 export interface PtRow {
@@ -124,7 +133,8 @@ export function asiTableRows(sys: System, asi: Asi, focus: Focus): PtRow[] {
       const frame = entryFrame(e);
       const kind = level === PGT_LEVEL_PTE ? 'pte' : isLarge(e) ? 'large' : 'table';
       const frames = kind === 'table' ? 1 : size / PAGE_SIZE;
-      const hit = covers(focus, va, size) || focus.pfns.some((p) => p >= frame && p < frame + frames);
+      const holdsNamed = kind === 'pte' && focus.allocations.includes(allocationOfFrame(sys.mem, frame)?.name ?? '');
+      const hit = covers(focus, va, size) || focus.pfns.some((p) => p >= frame && p < frame + frames) || holdsNamed;
       const shared = kind === 'table' && !ownsTable(asi, frame);
       const kernel = kind === 'table' ? undefined : kernelDiffers(sys, asi, va, size, focus);
       const frameName = describeFrames(sys, focus, va, frame, frames);

@@ -5,6 +5,7 @@
 import type { Failure, RunOptions, RunResult } from '../check/run.ts';
 import { formatRet } from '../check/run.ts';
 import { type Geometry } from '../model/geometry.ts';
+import { allocationOfFrame } from '../model/memory.ts';
 import { formatOp } from '../model/ops.ts';
 import { createSystem } from '../model/step.ts';
 import { type Config, geometryOf } from '../model/system.ts';
@@ -39,6 +40,8 @@ export interface Replay {
   readonly failure?: Failure;
   readonly focus: Focus;
   readonly asis: readonly AsiReport[];
+  /** The frames the violation names and what holds each where the run stopped: a freed ASI's tables are in no page table. */
+  readonly frames: readonly { readonly pfn: number; readonly holds: string }[];
 }
 
 /**
@@ -61,5 +64,6 @@ export function recordReplay(config: Config, run: (opts: RunOptions) => RunResul
   // A recorded message says what the replay is about; other invariants failing at that step are context.
   const focus = focusOf(g, named.length ? named : (res.failure?.violations.map((v) => v.message) ?? []));
   const asis = prev.asis.map((asi) => ({ asi, rows: asiTableRows(res.system, res.system.asis.get(asi.id)!, focus) }));
-  return { config, g, bootCpus, steps, ...(res.failure ? { failure: res.failure } : {}), focus, asis };
+  const frames = focus.pfns.map((pfn) => ({ pfn, holds: allocationOfFrame(res.system.mem, pfn)?.name ?? 'free' }));
+  return { config, g, bootCpus, steps, ...(res.failure ? { failure: res.failure } : {}), focus, asis, frames };
 }

@@ -111,7 +111,7 @@ export function startFuzz(o: FuzzOptions, hooks: FuzzHooks): FuzzRun {
       const seed = (i: number) => walkSeed(o.base, o.shard.index, worker, i);
       return { worker, walks, ...(walks ? { first: seed(0), last: seed(walks - 1) } : {}) };
     });
-    return { walks: tally.walks, steps: tally.steps, seconds: elapsed(), coverage: tally.coverage(), repeats: tally.repeats, findings: store.list(), crashes, perWorker, interrupted };
+    return { walks: tally.walks, steps: tally.steps, seconds: elapsed(), coverage: tally.coverage(), repeats: tally.repeats, cutShort: tally.cutShort, findings: store.list(), crashes, perWorker, interrupted };
   });
   return {
     tally,

@@ -8,16 +8,24 @@
 //   npm run fuzz:nightly -- --profile fixed --shard 2/4  one cell (a CI matrix job)
 //
 // Environment: FUZZ_SECONDS (per cell, default 10), FUZZ_SHARDS (4), FUZZ_PROFILES ("fixed,rfc-v2"),
-// FUZZ_SEED (default random), FUZZ_OUT ("fuzz-out"), FUZZ_KNOWN ("counterexamples").
-// Exit status: 0 nothing new, 1 a new signature or a crash, 2 a cell could not run.
+// FUZZ_SEED (default random), FUZZ_OUT ("fuzz-out", whose parent must exist), FUZZ_KNOWN ("counterexamples"),
+// FUZZ_STRICT ("fixed"): the profiles whose new signatures fail the run. The others have open bugs
+// that turn up in new shapes every night (a signature includes the configuration): reported, not failed.
+// Each cell's JSON summary goes to FUZZ_OUT/summary/, apart from the counterexamples.
+// Exit status: 0 nothing new in a strict profile, 1 a new signature there, a crash or a vacuous cell, 2 bad usage or a cell
+// that could not run. Bad usage is one line on stderr, before anything runs or is written.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { InvalidArgumentError } from 'commander';
+import { parseShard } from '../../commands/fuzz.ts';
+import { parseProfile } from '../../commands/usage.ts';
+import { OutDirError, prepareOutDir, statOf } from './outdir.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/asi-check.js', import.meta.url));
 
@@ -30,8 +38,28 @@ interface Cell {
 interface Summary {
   readonly walks: number;
   readonly stepsPerSecond: number;
-  readonly violations: readonly { readonly invariant: string; readonly file: string; readonly new: boolean; readonly replay: string }[];
+  readonly violations: readonly { readonly invariant: string; readonly file: string | null; readonly saveError?: string; readonly new: boolean; readonly replay: string }[];
   readonly crashes: readonly { readonly walkSeed?: string; readonly message: string }[];
+  readonly vacuous: readonly string[];
+}
+
+class Usage extends Error {}
+
+/** A whole number from the environment, or its default. */
+function envInt(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {
+  const text = env[name] ?? String(fallback);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) throw new Usage(`${name} must be a whole number from 1 to ${max}, got '${text}'`);
+  return Number(text);
+}
+
+/** Commander's parsers throw InvalidArgumentError; here that is a usage error too. */
+function checked<T>(what: string, parse: (v: string) => T, value: string): T {
+  try {
+    return parse(value);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw new Usage(`${what}: ${e.message}`);
+    throw e;
+  }
 }
 
 interface CellResult {
@@ -48,38 +76,84 @@ function runCell(cell: Cell, args: readonly string[], out: string): Promise<Cell
   child.stderr.on('data', (d: Buffer) => process.stderr.write(d.toString().replace(/^(?=.)/gm, `${tag} `)));
   return new Promise((resolve) => {
     child.on('close', (code) => {
-      if (code !== 0 && code !== 1) return resolve({ cell, code });
-      writeFileSync(join(out, `summary-${cell.profile}-shard-${cell.shard.replace('/', 'of')}.json`), stdout);
-      resolve({ cell, code, summary: JSON.parse(stdout) as Summary });
+      let summary: Summary;
+      try {
+        summary = JSON.parse(stdout) as Summary;
+      } catch {
+        return resolve({ cell, code });
+      }
+      writeFileSync(join(out, 'summary', `${cell.profile}-shard-${cell.shard.replace('/', 'of')}.json`), stdout);
+      resolve({ cell, code, summary });
     });
   });
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { profile: { type: 'string' }, shard: { type: 'string' } } });
-  const env = process.env;
-  const shards = Number(env.FUZZ_SHARDS ?? 4);
-  const seconds = env.FUZZ_SECONDS ?? '10';
-  const seed = env.FUZZ_SEED ?? randomBytes(4).toString('hex');
-  const out = env.FUZZ_OUT ?? 'fuzz-out';
-  const known = env.FUZZ_KNOWN ?? 'counterexamples';
-  const profiles = values.profile ? [values.profile] : (env.FUZZ_PROFILES ?? 'fixed,rfc-v2').split(',');
-  const cells: Cell[] = values.shard
-    ? profiles.map((profile) => ({ profile, shard: values.shard! }))
-    : profiles.flatMap((profile) => Array.from({ length: shards }, (_, i) => ({ profile, shard: `${i + 1}/${shards}` })));
+interface Plan {
+  readonly cells: readonly Cell[];
+  readonly seconds: number;
+  readonly seed: string;
+  readonly out: string;
+  readonly known: string;
+  readonly strict: readonly string[];
+}
 
+/** Everything checked before anything runs or is written. */
+function plan(args: readonly string[], env: NodeJS.ProcessEnv): Plan {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...args], options: { profile: { type: 'string' }, shard: { type: 'string' } } }));
+  } catch (e) {
+    throw new Usage((e as Error).message.split('\n')[0]);
+  }
+  const shards = envInt(env, 'FUZZ_SHARDS', 4, 64);
+  const seconds = envInt(env, 'FUZZ_SECONDS', 10, 7 * 24 * 3600);
+  const seed = env.FUZZ_SEED ?? randomBytes(4).toString('hex');
+  if (seed === '') throw new Usage('FUZZ_SEED is empty');
+  const known = env.FUZZ_KNOWN ?? 'counterexamples';
+  if (!statOf(known)?.isDirectory()) throw new Usage(`FUZZ_KNOWN ${known}: not a directory`);
+  const profiles = values.profile !== undefined ? [values.profile] : (env.FUZZ_PROFILES ?? 'fixed,rfc-v2').split(',');
+  for (const p of profiles) checked(values.profile !== undefined ? '--profile' : 'FUZZ_PROFILES', parseProfile, p);
+  const strict = (env.FUZZ_STRICT ?? 'fixed').split(',').filter(Boolean);
+  for (const p of strict) checked('FUZZ_STRICT', parseProfile, p);
+  const shard = values.shard;
+  if (shard !== undefined) checked('--shard', parseShard, shard);
+  const cells: Cell[] = shard !== undefined
+    ? profiles.map((profile) => ({ profile, shard }))
+    : profiles.flatMap((profile) => Array.from({ length: shards }, (_, i) => ({ profile, shard: `${i + 1}/${shards}` })));
+  const out = env.FUZZ_OUT ?? 'fuzz-out';
+  try {
+    prepareOutDir(out, false);
+  } catch (e) {
+    if (e instanceof OutDirError) throw new Usage(e.message.replace('--out', 'FUZZ_OUT'));
+    throw e;
+  }
+  return { cells, seconds, seed, out, known, strict };
+}
+
+/** `npm run fuzz:nightly -- <args>` with environment `env`; returns the exit status. */
+export async function nightly(args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let p: Plan;
+  try {
+    p = plan(args, env);
+  } catch (e) {
+    if (!(e instanceof Usage)) throw e;
+    console.error(`fuzz:nightly: ${e.message}`);
+    return 2;
+  }
+  const { cells, seconds, seed, out, known, strict } = p;
   // Cells share the machine: as many at once as there are cores, each given its share of them.
   const parallel = Math.min(cells.length, availableParallelism());
   const workers = Math.max(1, Math.floor(availableParallelism() / parallel));
-  const args = ['--seed', seed, '--seconds', seconds, '--workers', String(workers), '--out', out, '--known', known];
-  console.log(`fuzz:nightly: ${cells.length} cells, ${parallel} at a time, ${seconds} s each, seed ${seed}, new files -> ${out}/`);
-  mkdirSync(out, { recursive: true });
+  // --no-corpus: FUZZ_KNOWN says what is known, whatever the checkout's corpus holds.
+  const fuzzArgs = ['--seed', seed, '--seconds', String(seconds), '--workers', String(workers), '--out', out, '--no-corpus', '--known', known];
+  console.log(`fuzz:nightly: ${cells.length} cells, ${parallel} at a time, ${seconds} s each, seed ${seed}, new files -> ${out}/, summaries -> ${out}/summary/`);
+  mkdirSync(join(out, 'summary'), { recursive: true });
 
   const results: CellResult[] = [];
   const queue = [...cells];
   await Promise.all(
     Array.from({ length: parallel }, async () => {
-      for (let cell = queue.shift(); cell; cell = queue.shift()) results.push(await runCell(cell, args, out));
+      for (let cell = queue.shift(); cell; cell = queue.shift()) results.push(await runCell(cell, fuzzArgs, out));
     }),
   );
 
@@ -91,12 +165,25 @@ async function main(): Promise<number> {
       continue;
     }
     const fresh = summary.violations.filter((v) => v.new);
-    console.log(`${cell.profile} ${cell.shard}: ${summary.walks} walks, ${summary.stepsPerSecond} steps/s, ${fresh.length} new, ${summary.violations.length - fresh.length} known, ${summary.crashes.length} crashes`);
-    for (const v of fresh) console.log(`  NEW ${v.invariant}: ${v.file}\n      ${v.replay}`);
+    const failsOnNew = strict.includes(cell.profile);
+    const vacuous = summary.violations.length ? [] : summary.vacuous;
+    const reportOnly = fresh.length && !failsOnNew ? ` (reported only: ${cell.profile} is not in FUZZ_STRICT)` : '';
+    console.log(`${cell.profile} ${cell.shard}: ${summary.walks} walks, ${summary.stepsPerSecond} steps/s, ${fresh.length} new${reportOnly}, ${summary.violations.length - fresh.length} known, ${summary.crashes.length} crashes`);
+    for (const v of fresh) console.log(`  NEW ${v.invariant}: ${v.file ?? `NOT SAVED (${v.saveError})`}\n      ${v.replay}`);
     for (const c of summary.crashes) console.log(`  CRASH ${c.walkSeed ?? ''}: ${c.message.split('\n')[0]}`);
-    if ((fresh.length || summary.crashes.length) && status === 0) status = 1;
+    if (vacuous.length) console.log(`  VACUOUS: ${vacuous.join(', ')} never succeeded`);
+    if (((failsOnNew && fresh.length) || summary.crashes.length || vacuous.length) && status === 0) status = 1;
+    if (summary.violations.some((v) => v.saveError)) status = 2;
   }
   return status;
 }
 
-process.exitCode = await main();
+// Run as a script (npm run fuzz:nightly), not when a test imports it.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    process.exitCode = await nightly(process.argv.slice(2), process.env);
+  } catch (e) {
+    console.error(`fuzz:nightly: internal error: ${(e as Error).stack ?? String(e)}`);
+    process.exitCode = 3;
+  }
+}

@@ -3,16 +3,20 @@
 
 import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
-import { OP_KINDS } from '../../model/ops.ts';
+import { MUTANT_INFO } from '../../model/mutants.ts';
+import { OP_KINDS, type OpKind } from '../../model/ops.ts';
 import { type Config, DEFAULT_CONFIG } from '../../model/system.ts';
 import type { Coverage, WalkStats } from './protocol.ts';
 
-/** How often a non-terminal gets a progress line; ASI_CHECK_PROGRESS_MS overrides it (tests). */
+/**
+ * How often a non-terminal gets a fuzz progress line, and a long replay one on stderr; tests
+ * shorten them with ASI_CHECK_PROGRESS_MS and ASI_CHECK_REPLAY_PROGRESS_MS.
+ */
 export const PLAIN_PROGRESS_MS = 5000;
 const LIVE_PROGRESS_MS = 250;
 
-export function progressIntervalMs(): number {
-  const env = Number(process.env.ASI_CHECK_PROGRESS_MS);
+export function progressIntervalMs(variable: 'ASI_CHECK_PROGRESS_MS' | 'ASI_CHECK_REPLAY_PROGRESS_MS' = 'ASI_CHECK_PROGRESS_MS'): number {
+  const env = Number(process.env[variable]);
   return Number.isInteger(env) && env > 0 ? env : PLAIN_PROGRESS_MS;
 }
 
@@ -34,6 +38,10 @@ export class Tally {
 
   get repeats(): number {
     return this.sum((s) => s.repeats);
+  }
+
+  get cutShort(): number {
+    return this.sum((s) => s.cutShort);
   }
 
   walksOf(worker: number): number {
@@ -58,19 +66,34 @@ export class Tally {
   }
 }
 
+/** Without a successful create, map and enter, no walk isolated anything and "clean" means nothing. */
+export const CORE_OPS: readonly OpKind[] = ['asi_create', 'asi_map', 'asi_enter'];
+
+/** An op kind counts as covered once it succeeded: a kind that only ever failed tested its error path. */
+const succeeded = (c: Coverage, kind: string): boolean => (c[kind]?.ok ?? 0) > 0;
+
 export interface CoverageFigures {
-  readonly kindsSeen: number;
+  /** Op kinds that succeeded at least once. */
+  readonly kindsOk: number;
   readonly kindsTotal: number;
   /** Distinct (op kind, outcome) pairs seen. */
   readonly outcomes: number;
+  readonly neverSucceeded: readonly OpKind[];
 }
 
 export function coverageFigures(c: Coverage): CoverageFigures {
+  const neverSucceeded = OP_KINDS.filter((k) => !succeeded(c, k));
   return {
-    kindsSeen: OP_KINDS.filter((k) => c[k]).length,
+    kindsOk: OP_KINDS.length - neverSucceeded.length,
     kindsTotal: OP_KINDS.length,
     outcomes: Object.values(c).reduce((n, o) => n + Object.keys(o).length, 0),
+    neverSucceeded,
   };
+}
+
+/** The core ops that never succeeded: a run without a violation proves nothing if there are any. */
+export function vacuousOps(c: Coverage): OpKind[] {
+  return CORE_OPS.filter((k) => !succeeded(c, k));
 }
 
 export const count = (n: number): string => n.toLocaleString('en-US');
@@ -97,7 +120,7 @@ export function progressLine(f: LineFigures): string {
     `walks ${count(f.walks)}`,
     `ops ${count(f.steps)}`,
     found,
-    `op kinds ${c.kindsSeen}/${c.kindsTotal}, outcomes ${c.outcomes}`,
+    `op kinds ok ${c.kindsOk}/${c.kindsTotal}, outcomes ${c.outcomes}`,
   ].join(pc.dim(' | '));
 }
 
@@ -109,7 +132,8 @@ export interface Progress {
 }
 
 export function startProgress(stream: NodeJS.WriteStream, line: () => string): Progress {
-  if (stream.isTTY) {
+  // A terminal that reports no width (`script` without a size) would get a live line cut to nothing.
+  if (stream.isTTY && stream.columns > 0) {
     const live = createLogUpdate(stream);
     const timer = setInterval(() => live(line()), LIVE_PROGRESS_MS);
     return {
@@ -139,7 +163,8 @@ export function coverageTable(c: Coverage): string[] {
     const outcomes = Object.entries(c[kind] ?? {}).sort((a, b) => b[1] - a[1]);
     const total = outcomes.reduce((n, [, k]) => n + k, 0);
     const detail = outcomes.map(([o, n]) => `${o === 'ok' ? pc.green(o) : pc.yellow(o)} ${count(n)}`).join(', ');
-    return `  ${kind.padEnd(width)} ${count(total).padStart(10)}  ${total ? detail : pc.red('never run')}`;
+    const never = total ? (succeeded(c, kind) ? '' : pc.red('  (never succeeded)')) : pc.red('never run');
+    return `  ${kind.padEnd(width)} ${count(total).padStart(10)}  ${detail}${never}`;
   });
 }
 
@@ -148,12 +173,26 @@ export function shellWord(s: string): string {
   return /^[\w./:@%+=,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The `asi-check replay --seed` line that re-runs one walk; geometry and CPUs only when not the defaults. */
+/** How a command is typed after `npm install`, where `asi-check` itself is not on PATH. */
+export const CLI = 'npx asi-check';
+
+/** The `--option` flags that give `config` its options: those a mutant brings are implied by `--mutant`. */
+export function optionFlags(config: Config): string[] {
+  const implied: Partial<Record<string, unknown>> = (config.mutant && MUTANT_INFO[config.mutant].options) || {};
+  return Object.entries(config.options ?? {})
+    .filter(([k, v]) => implied[k] !== v)
+    .map(([k, v]) => `--option ${k}=${String(v)}`);
+}
+
+/** The `replay --seed` line that re-runs one walk; geometry and CPUs only when not the defaults. */
 export function replayCommand(seed: string, steps: number, config: Config): string {
   return [
-    `asi-check replay --seed ${shellWord(seed)} --steps ${steps} --profile ${config.profile}`,
-    config.mutant ? ` --mutant ${config.mutant}` : '',
-    config.geometry !== DEFAULT_CONFIG.geometry ? ` --geometry ${config.geometry}` : '',
-    config.cpus !== DEFAULT_CONFIG.cpus ? ` --cpus ${config.cpus}` : '',
-  ].join('');
+    `${CLI} replay --seed ${shellWord(seed)} --steps ${steps} --profile ${config.profile}`,
+    config.mutant ? `--mutant ${config.mutant}` : '',
+    ...optionFlags(config),
+    config.geometry !== DEFAULT_CONFIG.geometry ? `--geometry ${config.geometry}` : '',
+    config.cpus !== DEFAULT_CONFIG.cpus ? `--cpus ${config.cpus}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
 }

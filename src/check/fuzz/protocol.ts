@@ -35,6 +35,8 @@ export interface WalkStats {
   readonly steps: number;
   /** Violations not shrunk: their (invariant, root cause) had been shrunk often enough in this worker. */
   readonly repeats: number;
+  /** Walks stopped between two steps because the time budget ran out (at most one per worker). */
+  readonly cutShort: number;
   readonly seconds: number;
   readonly coverage: Coverage;
 }

@@ -1,10 +1,12 @@
 // Deduplication and saving of fuzz findings, by (invariant, root cause) as triage.ts names it: a
 // finding is "known" when a file in the output directory or a --known directory has that invariant
 // and root cause, or one was saved earlier in this run; only new ones are written. A violation no
-// design option explains is grouped by its signature (invariant and op shape) instead. Of the walks
+// design option explains (or a mutant's) is grouped by its title instead, as syzbot groups
+// crashes: the configuration, the invariant and the message with its numbers blanked out. Of the walks
 // that hit one key, the file keeps the earliest in walk order, so a run with a fixed seed and walk
 // count writes the same files however its workers happened to interleave.
 
+import { createHash } from 'node:crypto';
 import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CounterexampleError, type Counterexample, loadCounterexample, makeCounterexample, saveCounterexample, signature } from '../counterexample.ts';
@@ -23,8 +25,13 @@ export function canonicalConfig(c: Config): Config {
   return { geometry: c.geometry, cpus: c.cpus, profile: c.profile, options: ordered, ...(c.mutant ? { mutant: c.mutant } : {}) };
 }
 
-export function dedupKey(c: Pick<Counterexample, 'invariant' | 'ops' | 'config'>): string {
-  return signature({ ...c, config: canonicalConfig(c.config) });
+/** The message as a title: addresses, pfns, CPU and object numbers vary between hits of one bug. */
+export function messageShape(message: string): string {
+  return message.replace(/0x[0-9a-f]+|\d+/gi, 'N');
+}
+
+export function dedupKey(c: Pick<Counterexample, 'invariant' | 'message' | 'config'>): string {
+  return createHash('sha256').update(`${JSON.stringify(canonicalConfig(c.config))}|${c.invariant}|${messageShape(c.message)}`).digest('hex').slice(0, 12);
 }
 
 export interface KnownCorpus {
@@ -69,8 +76,10 @@ export interface Finding {
   readonly config: Config;
   /** Not in the known corpus when the run started. */
   readonly isNew: boolean;
-  /** The saved file (new) or the file that already had it (known). */
-  readonly file: string;
+  /** The saved file (new) or the file that already had it (known); none when saving failed. */
+  readonly file?: string;
+  /** Why a new finding could not be saved (e.g. ENOSPC): its ops and walk seed are all there is. */
+  readonly saveError?: string;
   /** The earliest walk, in walk order, that hit this signature. */
   readonly first: FoundViolation;
   readonly worker: number;
@@ -108,12 +117,33 @@ export class FindingStore {
       this.findings.set(key, finding);
       return { finding, firstThisRun: false };
     }
-    // One key, one file: an earlier walk's ops (another shape, so another name) replace the later one's.
-    if (before && !knownFile) unlinkSync(before.file);
-    const file = knownFile ?? saveCounterexample(this.outDir, c);
-    const finding: Finding = { signature: signature(c), invariant: v.invariant, ...(cause ? { rootCause: causeLabel(cause) } : {}), config, isNew: knownFile === undefined, file, first: v, worker, walks: (before?.walks ?? 0) + 1 };
+    const saved = knownFile !== undefined ? { file: knownFile } : this.save(c, before?.file);
+    const finding: Finding = {
+      signature: signature(c),
+      invariant: v.invariant,
+      ...(cause ? { rootCause: causeLabel(cause) } : {}),
+      config,
+      isNew: knownFile === undefined,
+      ...(saved.file !== undefined ? { file: saved.file } : {}),
+      ...(saved.saveError !== undefined ? { saveError: saved.saveError } : {}),
+      first: v,
+      worker,
+      walks: (before?.walks ?? 0) + 1,
+    };
     this.findings.set(key, finding);
     return { finding, firstThisRun: !before };
+  }
+
+  /** A failed save keeps the finding in memory (the summary prints it); the run goes on. */
+  private save(c: Counterexample, replaces: string | undefined): { file?: string; saveError?: string } {
+    try {
+      const file = saveCounterexample(this.outDir, c);
+      // One key, one file: an earlier walk's ops (another shape, so another name) replace the later one's.
+      if (replaces !== undefined && replaces !== file) unlinkSync(replaces);
+      return { file };
+    } catch (e) {
+      return { saveError: (e as Error).message.split(',')[0] };
+    }
   }
 
   /** In walk order. */

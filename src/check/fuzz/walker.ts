@@ -62,6 +62,9 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
  */
 export const MAX_SHRINKS_PER_KIND = 2;
 
+/** Thrown between two steps of a walk when the time budget has run out. */
+class BudgetSpent extends Error {}
+
 export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: WorkerEvent) => void): void {
   const t0 = performance.now();
   const seconds = () => (performance.now() - t0) / 1000;
@@ -69,6 +72,7 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   let walks = 0;
   let steps = 0;
   let repeats = 0;
+  let cutShort = 0;
   const shrinks = new Map<string, number>();
   // Causes a walk files a violation under when several explain it: the known corpus's, then this worker's.
   const reached = new Set(task.keepGoing?.known ?? []);
@@ -76,12 +80,15 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   // starts with them on, so it spends its rounds on what earlier walks did not get past; each file
   // still carries every option its walk had on.
   const learned: OptionName[] = [];
-  const stats = (): WalkStats => ({ walks, steps, repeats, seconds: seconds(), coverage });
+  const stats = (): WalkStats => ({ walks, steps, repeats, cutShort, seconds: seconds(), coverage });
+  // A long walk (--steps 5000) would overrun --seconds by many seconds if only walks were timed.
+  const deadline = task.seconds === undefined ? Infinity : t0 + task.seconds * 1000;
   const onStep = (_: System, rec: StepRecord) => {
     const byOutcome = (coverage[rec.op.op] ??= {});
     const name = outcomeName(rec);
     byOutcome[name] = (byOutcome[name] ?? 0) + 1;
     steps++;
+    if (performance.now() >= deadline) throw new BudgetSpent();
   };
   let lastStats = 0;
   for (let index = 0; task.walks === undefined || index < task.walks; index++) {
@@ -119,6 +126,12 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
         for (const o of causeFixes(cause)) if (!learned.includes(o)) learned.push(o);
       }
     } catch (e) {
+      if (e instanceof BudgetSpent) {
+        // What earlier --keep-going rounds of this walk found is shrunk already: keep it.
+        for (const violation of found) emit({ type: 'violation', violation });
+        cutShort++;
+        break;
+      }
       emit({ type: 'crash', walkSeed: seed, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       return;
     }

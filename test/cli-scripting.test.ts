@@ -1,0 +1,206 @@
+// asi-check as a tool people script (issue 10): where a run saves, what it counts as known, what a
+// kill leaves behind, pipes, Ctrl-C through a shell, the time budget, coverage and the vacuity
+// gate, design options on the command line, and the exit status of an internal error. In-process
+// where the behaviour lives in a function; real processes where it is about the process.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
+import { loadCounterexample } from '../src/check/counterexample.ts';
+import { prepareOutDir } from '../src/check/fuzz/outdir.ts';
+import { coverageFigures, replayCommand, vacuousOps } from '../src/check/fuzz/progress.ts';
+import type { FoundViolation, WalkStats, WorkerEvent } from '../src/check/fuzz/protocol.ts';
+import { FindingStore, loadKnown } from '../src/check/fuzz/store.ts';
+import { runWalks } from '../src/check/fuzz/walker.ts';
+import { main } from '../src/cli.ts';
+import { EXIT_INTERNAL, EXIT_VACUOUS, configFromFlags, parseOption } from '../src/commands/usage.ts';
+import { freshDir, root, startCli } from './cli-run.ts';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function tmp(): string {
+  const d = freshDir('script');
+  dirs.push(d);
+  return d;
+}
+
+const CORPUS = join(root, 'counterexamples');
+const F5 = loadCounterexample(join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json'));
+const violation = (walkIndex: number, ops = F5.ops, message = F5.message): FoundViolation => ({
+  walkIndex,
+  walkSeed: `t/s1/w0/${walkIndex}`,
+  invariant: F5.invariant,
+  message,
+  ops,
+  rawLength: 9,
+  argsSimplified: 0,
+  walks: walkIndex + 1,
+  seconds: 0,
+  fixes: [],
+  causes: [],
+});
+
+describe('saving findings', () => {
+  test('a finding that cannot be saved (the disk filled up mid-run) is kept with the reason, not thrown', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'file'), '');
+    const store = new FindingStore(F5.config, join(dir, 'file'), { files: new Map(), unreadable: [] });
+    const { finding } = store.add(0, violation(0));
+    expect(finding).toMatchObject({ isNew: true, saveError: expect.stringMatching(/^E[A-Z]+: /) as unknown });
+    expect(finding.file).toBeUndefined();
+    expect(store.list()).toHaveLength(1);
+  });
+
+  test('one bug reached by different op sequences is one file: the key is the message with its numbers blanked', () => {
+    const dir = tmp();
+    const store = new FindingStore(F5.config, dir, { files: new Map(), unreadable: [] });
+    store.add(0, violation(3));
+    store.add(0, violation(1, F5.ops.slice(1), F5.message.replace(/pfn \d+/, 'pfn 99')));
+    store.add(0, violation(2, [F5.ops[0], ...F5.ops]));
+    expect(store.list()).toHaveLength(1);
+    expect(store.list()[0]).toMatchObject({ walks: 3, first: { walkIndex: 1 } });
+    // The earliest walk's file replaces the one saved first, under its own name.
+    expect(readdirSync(dir)).toEqual([store.list()[0].file!.split('/').at(-1)]);
+    expect(loadKnown([dir]).files.size).toBe(1);
+  });
+
+  test('a temp file of a dead writer is removed, a live one kept; a folder the run made and left empty goes', () => {
+    const dir = tmp();
+    const dead = 'x.json.999999999.asi-tmp';
+    const live = `y.json.${process.pid}.asi-tmp`;
+    for (const f of [dead, live, 'z.json']) writeFileSync(join(dir, f), '{}');
+    prepareOutDir(dir, false).release();
+    expect(readdirSync(dir).sort()).toEqual([live, 'z.json']);
+    const made = prepareOutDir(join(dir, 'a', 'b'), true);
+    expect(existsSync(made.path)).toBe(true);
+    made.release();
+    expect(readdirSync(dir).sort()).toEqual([live, 'z.json']);
+  });
+});
+
+describe('a fuzz worker', () => {
+  test('--seconds is kept between two steps of a walk: a 100,000-op walk stops at the budget and says so', () => {
+    const events: WorkerEvent[] = [];
+    const t0 = performance.now();
+    runWalks({ config: configFromFlags({ profile: 'fixed', geometry: 'small', cpus: 2 }), base: 'budget', shard: 1, worker: 0, steps: 100_000, seconds: 0.3, firstViolationOnly: false, statsEveryMs: 1e9 }, () => false, (e) => events.push(e));
+    expect(performance.now() - t0).toBeLessThan(1500);
+    const done = events.at(-1) as { type: 'done'; stats: WalkStats };
+    expect(done.type).toBe('done');
+    expect(done.stats).toMatchObject({ walks: 0, cutShort: 1 });
+  });
+
+  test('an op kind counts as covered only when it succeeded, and a run where a core op never did is vacuous', () => {
+    const c = { asi_create: { ok: 3 }, asi_map: { '-EINVAL': 5 }, vmalloc: { ok: 1 } };
+    const f = coverageFigures(c);
+    expect(f.kindsOk).toBe(2);
+    expect(f.neverSucceeded).toContain('asi_map');
+    expect(f.neverSucceeded).not.toContain('vmalloc');
+    expect(vacuousOps(c)).toEqual(['asi_map', 'asi_enter']);
+    expect(vacuousOps({ asi_create: { ok: 1 }, asi_map: { ok: 1 }, asi_enter: { ok: 1 } })).toEqual([]);
+  });
+});
+
+describe('design options on the command line', () => {
+  test('--option sets an option over the profile and the mutant, and printed replay lines carry it', () => {
+    const option = parseOption('overlapPolicy=refuse', parseOption('resumeFlushesGlobal=true'));
+    const config = configFromFlags({ profile: 'v3', geometry: 'small', cpus: 2, option });
+    expect(config.options).toEqual({ resumeFlushesGlobal: true, overlapPolicy: 'refuse' });
+    expect(replayCommand('s/1', 60, config)).toBe('npx asi-check replay --seed s/1 --steps 60 --profile v3 --option resumeFlushesGlobal=true --option overlapPolicy=refuse');
+    // A mutant's own options are implied by --mutant.
+    const mutant = configFromFlags({ profile: 'fixed', mutant: 'overlap-check-skipped', geometry: 'small', cpus: 2 });
+    expect(replayCommand('s', 60, mutant)).toBe('npx asi-check replay --seed s --steps 60 --profile fixed --mutant overlap-check-skipped');
+  });
+});
+
+describe('main()', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  test('help shows defaults as a user types them', async () => {
+    let out = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+    expect(await main(['fuzz', '--help'])).toBe(0);
+    out = out.replace(/\s+/g, ' ');
+    expect(out).toContain('(default: 1/1)');
+    expect(out).toContain('--option <name=value>');
+    expect(out).not.toMatch(/\{"index"|to up/);
+  });
+
+  test(`an internal error exits ${EXIT_INTERNAL} with the command that reproduces it`, async () => {
+    const err: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((s: string) => void err.push(s));
+    vi.spyOn(console, 'log').mockImplementation(() => {
+      throw new Error('the terminal caught fire');
+    });
+    expect(await main(['list'])).toBe(EXIT_INTERNAL);
+    expect(err[0]).toBe('asi-check: internal error (a bug in asi-check, please report it): the terminal caught fire');
+    expect(err[1]).toBe('reproduce with: npx asi-check list');
+  });
+});
+
+describe.concurrent('as a process', () => {
+  test('a replay piped into a slow reader arrives whole, verdict included; a long one reports progress on stderr', async () => {
+    const cmd = `node bin/asi-check.js replay --seed pipe --steps 400 | (sleep 1; tail -n 1)`;
+    const r = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('sh', ['-c', cmd], { cwd: root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_REPLAY_PROGRESS_MS: '1' } });
+      let [stdout, stderr] = ['', ''];
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      child.on('close', () => resolve({ stdout, stderr }));
+    });
+    expect(r.stdout).toMatch(/^(no violation in 400 steps \(profile fixed\)|violates .*)\n$/);
+    expect(r.stderr).toMatch(/^replay: step \d+ of 400, \d+ s$/m);
+  });
+
+  test('fuzz saves in a folder of its own, counts the committed corpus as known, and a vacuous run exits 4', async () => {
+    const corpus = readdirSync(CORPUS).sort();
+    const [vacuous, known, fresh] = [tmp(), tmp(), tmp()];
+    const mutant = ['fuzz', '--json', '--mutant', 'copy-drops-nx', '--runs', '2', '--workers', '1', '--seed', 'kill'];
+    const [v, k, f] = await Promise.all([
+      startCli(['fuzz', '--json', '--runs', '1', '--steps', '5', '--workers', '1', '--seed', 'v'], { cwd: vacuous }).done,
+      startCli(mutant, { cwd: known }).done,
+      startCli([...mutant, '--no-corpus'], { cwd: fresh }).done,
+    ]);
+    expect(v.status).toBe(EXIT_VACUOUS);
+    expect(JSON.parse(v.stdout)).toMatchObject({ violations: [], vacuous: expect.arrayContaining(['asi_enter']) as unknown });
+    expect(readdirSync(vacuous)).toEqual([]);
+
+    expect(k.status).toBe(1);
+    const seen = JSON.parse(k.stdout) as { violations: { new: boolean; file: string }[] };
+    expect(seen.violations.map((x) => [x.new, x.file.startsWith(CORPUS)])).toEqual(seen.violations.map(() => [false, true]));
+    expect(readdirSync(known)).toEqual([]);
+
+    expect(f.status).toBe(1);
+    expect(readdirSync(join(fresh, 'asi-check-out', 'kill')).length).toBeGreaterThan(0);
+    expect(f.stderr).toContain('new ones saved in asi-check-out/kill/');
+    expect(readdirSync(CORPUS).sort()).toEqual(corpus);
+  });
+
+  const hasScript = (() => {
+    try {
+      execFileSync('script', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  // npx runs asi-check under `sh -c`; dash, given SIGINT, kills itself after its child exits, and npm then exits 130.
+  test.skipIf(!hasScript)('Ctrl-C on a terminal, under sh as npx runs it, ends with the documented status, not 130', async () => {
+    const dir = tmp();
+    mkdirSync(join(dir, 'out'));
+    const child = spawn('script', ['-qfec', `sh -c 'node bin/asi-check.js fuzz --seconds 60 --workers 1 --out ${join(dir, 'out')}'`, '/dev/null'], { cwd: root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '100' } });
+    let out = '';
+    let sent = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      // `script` gives the terminal no width, so progress comes as plain lines: send once walks have run.
+      if (!sent && /walks [1-9]/.test(out)) {
+        sent = true;
+        child.stdin.write('\x03');
+      }
+    });
+    const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ status, noted: out.includes('Ctrl-C: finishing the walks in progress'), interrupted: out.includes('interrupted') }, out).toEqual({ status: 0, noted: true, interrupted: true });
+  });
+});

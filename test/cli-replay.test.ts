@@ -29,12 +29,14 @@ describe('asi-check replay FILE', () => {
   it('exits 1 with a numbered trace, state diffs and the violation when the counterexample reproduces', async () => {
     const r = await replay(F5);
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/^ {2}1\. asi_create\(0\) = asi#1$/m);
+    expect(r.stdout).toMatch(/^ {2}1\. vmalloc 1p = #7$/m);
+    expect(r.stdout).toMatch(/^ {2}2\. asi_create\(0\) = asi#1$/m);
     expect(r.stdout).toContain('+ asi#1 created, pgd pfn');
     expect(r.stdout).toContain('~ kernel maps 293 -> 292 pages');
-    expect(r.stdout).toContain('- freed vmalloc pfn 77 (vmalloc)');
-    expect(r.stdout).toContain('VIOLATION REFINE after step 4: asi#1 maps 0xffffffffff40a000 -> pfn 77');
-    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('reproduces REFINE after step 4');
+    expect(r.stdout).toContain('- freed vmalloc pfn 63 (vmalloc)');
+    // Judged at the first micro-step after vfree: the IPI's entry, before the shootdown.
+    expect(r.stdout).toContain('VIOLATION REFINE inside step 4, at irq@entry: asi#1 maps 0xffffffffff40a000 -> pfn 63');
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('reproduces REFINE inside step 4, at irq@entry');
     expect(r.stderr).toBe('');
   });
 

@@ -15,6 +15,11 @@ export interface Failure {
   readonly where?: string;
 }
 
+/** Where a run failed, as a reader wants it: "after step 4", or "inside step 2, at asi_enter@load_cr3(asi->pgd)". */
+export function failurePlace(f: Failure): string {
+  return f.where ? `inside step ${f.step + 1}, at ${f.where}` : `after step ${f.step + 1}`;
+}
+
 export interface RunResult {
   readonly ops: readonly Op[];
   readonly failure?: Failure;
@@ -95,7 +100,6 @@ export function traceLines(config: Config, ops: readonly Op[], withLog = true): 
       if (withLog) for (const e of rec.outcome.log) lines.push(`       ${e.kind}: ${e.text}`);
     },
   });
-  const at = res.failure?.where ? ` (inside the op, at ${res.failure.where})` : '';
-  for (const v of res.failure?.violations ?? []) lines.push(`  VIOLATION ${v.invariant}${at}: ${v.message}`);
+  for (const v of res.failure?.violations ?? []) lines.push(`  VIOLATION ${v.invariant} ${failurePlace(res.failure!)}: ${v.message}`);
   return lines;
 }

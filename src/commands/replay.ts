@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { CounterexampleError, loadCounterexample, removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
 import { statOf } from '../check/fuzz/outdir.ts';
 import { progressIntervalMs, replayCommand } from '../check/fuzz/progress.ts';
-import { type RunOptions, type RunResult, runOps } from '../check/run.ts';
+import { type RunOptions, type RunResult, failurePlace, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { ProfileName } from '../model/options.ts';
@@ -62,7 +62,7 @@ function fromSeed(seed: string, f: ReplayFlags): Subject {
 /** Whether the run reproduces, and one sentence saying so. */
 function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } {
   const found = r.failure?.violations.map((v) => v.invariant) ?? [];
-  const where = r.failure ? ` after step ${r.failure.step + 1}` : '';
+  const where = r.failure ? ` ${failurePlace(r.failure)}` : '';
   if (!s.recorded) {
     return found.length
       ? { reproduced: true, verdict: `violates ${found.join(', ')}${where}` }

@@ -766,7 +766,8 @@ export function asiDestroy(sys: System, asi: Asi, out: Log): void {
   sys.asis.delete(asi.id);
 }
 
+/** A WARN_ON that fires, with where it ran: the kernel's splat names the CPU. */
 export function warnOn(sys: System, out: Log, what: string): void {
   log(out, 'WARN_ON', what);
-  sys.ghost.events.push({ invariant: 'NO-WARN', message: `WARN_ON(${what})` });
+  sys.ghost.events.push({ invariant: 'NO-WARN', message: `WARN_ON(${what}) on ${sys.exec.id >= 0 ? `cpu${sys.exec.id}` : 'process context'}` });
 }

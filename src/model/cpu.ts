@@ -62,6 +62,12 @@ export interface Cpu {
   readonly locks: LockHeld[];
   /** Keys "pcid:vpn" for non-global entries and "G:vpn" for global ones. */
   readonly tlb: Map<string, TlbEntry>;
+  /**
+   * Ghost: the session code has loaded an ASI CR3 and owes the Global TLB flush that follows it
+   * (flushGlobalOnEnter, resumeFlushesGlobal): until then stale Global entries are the kernel's
+   * rule, not a defect (TLB-COHERENT).
+   */
+  flushOwed?: boolean;
   /** Set once the CPU has taken a double fault or hung: it runs nothing more. */
   dead?: string;
 }
@@ -147,6 +153,7 @@ export function writeCr3(cpu: Cpu, cr3: number, noflush = false): void {
 /** A CR4.PGE toggle (__flush_tlb_global): every entry, Global ones included. */
 export function flushTlbAll(cpu: Cpu): void {
   cpu.tlb.clear();
+  cpu.flushOwed = false;
 }
 
 /** Invalidates [lo, hi) in one PCID (INVPCID single-address) and the Global entries there. */

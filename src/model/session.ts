@@ -130,6 +130,7 @@ export function* asiEnter(k: Exec, asi: Asi): Path<number> {
   s.state = ASI_SESSION_STATE_ACTIVE;
   yield 'state = ACTIVE';
   if (saveLate) s.originalCr3 = getCurrentCr3Fast(k);
+  if (sys.options.flushGlobalOnEnter && !flushEarly) cpu.flushOwed = true;
   loadCr3(k, s.isolationCr3);
   yield 'load_cr3(asi->pgd)';
   if (late) {
@@ -345,6 +346,7 @@ function* asiResume(k: Exec): Path {
   if (s.state === ASI_SESSION_STATE_ABORTED) yield* asiExit(k, s.asi);
   if (s.state !== ASI_SESSION_STATE_ACTIVE) return;
   if (!reloadFirst) {
+    if (k.sys.options.resumeFlushesGlobal) k.cpu.flushOwed = true;
     loadCr3(k, s.isolationCr3, true);
     yield 'write_cr3(isolation_cr3 | NOFLUSH)';
   }

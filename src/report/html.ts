@@ -9,6 +9,7 @@ import type { Config } from '../model/system.ts';
 import { changeSign, cpuField, describeChange, formatRange } from './diff.ts';
 import { type PtRow, covers } from './pagetree.ts';
 import type { AsiReport, Replay } from './record.ts';
+import { failurePlace } from '../check/run.ts';
 import type { CpuView } from './snapshot.ts';
 
 export interface ReportHeader {
@@ -68,7 +69,7 @@ function summary(h: ReportHeader, r: Replay): string {
     ['config', `<code>${esc(configText(r.config))}</code>`],
   ];
   if (h.recorded) rows.push(['recorded', `<b>${esc(h.recorded.invariant)}</b>: ${esc(h.recorded.message)}`]);
-  for (const v of r.failure?.violations ?? []) rows.push([`after step ${r.failure!.step + 1}`, `<span class="violation">${esc(v.invariant)}</span>: ${esc(v.message)}`]);
+  for (const v of r.failure?.violations ?? []) rows.push([esc(failurePlace(r.failure!)), `<span class="violation">${esc(v.invariant)}</span>: ${esc(v.message)}`]);
   const dl = rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join('');
   return `<section id="summary"><h1>${esc(h.title)}</h1><dl class="summary">${dl}</dl></section>`;
 }

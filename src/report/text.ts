@@ -5,6 +5,7 @@
 import pc from 'picocolors';
 import { changeSign, describeChange } from './diff.ts';
 import type { Replay } from './record.ts';
+import { failurePlace } from '../check/run.ts';
 
 const SIGN_COLOUR = { '+': pc.green, '-': pc.red, '~': pc.yellow } as const;
 const INDENT = '       ';
@@ -20,6 +21,6 @@ export function replayLines(r: Replay): string[] {
       lines.push(SIGN_COLOUR[sign](`${INDENT}${sign} ${describeChange(r.g, c)}`));
     }
   }
-  for (const v of r.failure?.violations ?? []) lines.push(pc.red(`VIOLATION ${v.invariant} after step ${r.failure!.step + 1}: ${v.message}`));
+  for (const v of r.failure?.violations ?? []) lines.push(pc.red(`VIOLATION ${v.invariant} ${failurePlace(r.failure!)}: ${v.message}`));
   return lines;
 }

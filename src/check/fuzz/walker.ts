@@ -129,6 +129,8 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
       if (e instanceof BudgetSpent) {
         // What earlier --keep-going rounds of this walk found is shrunk already: keep it.
         for (const violation of found) emit({ type: 'violation', violation });
+        // Counted as cut short, not as a walk run.
+        walks--;
         cutShort++;
         break;
       }

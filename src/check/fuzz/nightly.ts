@@ -1,18 +1,20 @@
-// The nightly fuzz run: `asi-check fuzz` over shards x profiles, one process per cell, all with one
-// base seed so no two cells share a walk. "New" means a signature that is not in the committed
-// counterexamples/ (passed as --known): the posted RFC code has known bugs, and fuzzing rfc-v2 finds
-// them every night; only something not yet committed fails the run. New files land in FUZZ_OUT,
-// with each cell's JSON summary, for the workflow to upload.
+// The nightly fuzz run: `asi-check fuzz --keep-going` over shards x profiles, one process per cell,
+// all with one base seed so no two cells share a walk. Findings are grouped by (invariant, root
+// cause) against the committed counterexamples/ (passed as --known): the posted RFC code has known
+// bugs, and keep-going walks past each one it meets to reach the deeper ones. A cell fails on a new
+// violation that no design option of `fixed` explains (in `fixed`, any violation): a genuinely new
+// bug; a known bug met in a new shape is reported. New files land in FUZZ_OUT, with each cell's JSON
+// summary, for the workflow to upload.
 //
 //   npm run fuzz:nightly                                 every cell, in parallel, a short budget
 //   npm run fuzz:nightly -- --profile fixed --shard 2/4  one cell (a CI matrix job)
 //
 // Environment: FUZZ_SECONDS (per cell, default 10), FUZZ_SHARDS (4), FUZZ_PROFILES ("fixed,rfc-v2"),
 // FUZZ_SEED (default random), FUZZ_OUT ("fuzz-out", whose parent must exist), FUZZ_KNOWN ("counterexamples"),
-// FUZZ_STRICT ("fixed"): the profiles whose new signatures fail the run. The others have open bugs
-// that turn up in new shapes every night (a signature includes the configuration): reported, not failed.
+// FUZZ_STRICT ("fixed,rfc-v2"): the profiles whose unexplained violations fail the run (others only
+// report them), FUZZ_CPUS ("2,2,3,4"): the CPUs of shard i, cycling, so 3 and 4 CPUs run every night.
 // Each cell's JSON summary goes to FUZZ_OUT/summary/, apart from the counterexamples.
-// Exit status: 0 nothing new in a strict profile, 1 a new signature there, a crash or a vacuous cell, 2 bad usage or a cell
+// Exit status: 0 nothing unexplained in a strict profile, 1 an unexplained violation there, a crash or a vacuous cell, 2 bad usage or a cell
 // that could not run. Bad usage is one line on stderr, before anything runs or is written.
 
 import { spawn } from 'node:child_process';
@@ -24,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from 'commander';
 import { parseShard } from '../../commands/fuzz.ts';
-import { parseProfile } from '../../commands/usage.ts';
+import { intIn, parseProfile } from '../../commands/usage.ts';
 import { OutDirError, prepareOutDir, statOf } from './outdir.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/asi-check.js', import.meta.url));
@@ -32,13 +34,14 @@ const BIN = fileURLToPath(new URL('../../../bin/asi-check.js', import.meta.url))
 interface Cell {
   readonly profile: string;
   readonly shard: string;
+  readonly cpus: number;
 }
 
 /** The part of `asi-check fuzz --json` this script reads. */
 interface Summary {
   readonly walks: number;
   readonly stepsPerSecond: number;
-  readonly violations: readonly { readonly invariant: string; readonly file: string | null; readonly saveError?: string; readonly new: boolean; readonly replay: string }[];
+  readonly violations: readonly { readonly invariant: string; readonly rootCause?: string; readonly file: string | null; readonly saveError?: string; readonly new: boolean; readonly replay: string }[];
   readonly crashes: readonly { readonly walkSeed?: string; readonly message: string }[];
   readonly vacuous: readonly string[];
 }
@@ -69,8 +72,8 @@ interface CellResult {
 }
 
 function runCell(cell: Cell, args: readonly string[], out: string): Promise<CellResult> {
-  const tag = `[${cell.profile} ${cell.shard}]`;
-  const child = spawn(process.execPath, [BIN, 'fuzz', '--json', '--profile', cell.profile, '--shard', cell.shard, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tag = `[${cell.profile} ${cell.shard} ${cell.cpus} CPUs]`;
+  const child = spawn(process.execPath, [BIN, 'fuzz', '--json', '--keep-going', '--profile', cell.profile, '--shard', cell.shard, '--cpus', String(cell.cpus), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
   child.stderr.on('data', (d: Buffer) => process.stderr.write(d.toString().replace(/^(?=.)/gm, `${tag} `)));
@@ -113,13 +116,15 @@ function plan(args: readonly string[], env: NodeJS.ProcessEnv): Plan {
   if (!statOf(known)?.isDirectory()) throw new Usage(`FUZZ_KNOWN ${known}: not a directory`);
   const profiles = values.profile !== undefined ? [values.profile] : (env.FUZZ_PROFILES ?? 'fixed,rfc-v2').split(',');
   for (const p of profiles) checked(values.profile !== undefined ? '--profile' : 'FUZZ_PROFILES', parseProfile, p);
-  const strict = (env.FUZZ_STRICT ?? 'fixed').split(',').filter(Boolean);
+  const strict = (env.FUZZ_STRICT ?? 'fixed,rfc-v2').split(',').filter(Boolean);
   for (const p of strict) checked('FUZZ_STRICT', parseProfile, p);
   const shard = values.shard;
   if (shard !== undefined) checked('--shard', parseShard, shard);
+  const cpuList = (env.FUZZ_CPUS ?? '2,2,3,4').split(',').map((c) => checked('FUZZ_CPUS', intIn(1, 4), c));
+  const cpusOf = (s: string) => cpuList[(parseShard(s).index - 1) % cpuList.length];
   const cells: Cell[] = shard !== undefined
-    ? profiles.map((profile) => ({ profile, shard }))
-    : profiles.flatMap((profile) => Array.from({ length: shards }, (_, i) => ({ profile, shard: `${i + 1}/${shards}` })));
+    ? profiles.map((profile) => ({ profile, shard, cpus: cpusOf(shard) }))
+    : profiles.flatMap((profile) => Array.from({ length: shards }, (_, i) => ({ profile, shard: `${i + 1}/${shards}`, cpus: cpusOf(`${i + 1}/${shards}`) })));
   const out = env.FUZZ_OUT ?? 'fuzz-out';
   try {
     prepareOutDir(out, false);
@@ -165,14 +170,15 @@ export async function nightly(args: readonly string[], env: NodeJS.ProcessEnv): 
       continue;
     }
     const fresh = summary.violations.filter((v) => v.new);
+    const unexplained = fresh.filter((v) => v.rootCause === undefined);
     const failsOnNew = strict.includes(cell.profile);
     const vacuous = summary.violations.length ? [] : summary.vacuous;
-    const reportOnly = fresh.length && !failsOnNew ? ` (reported only: ${cell.profile} is not in FUZZ_STRICT)` : '';
-    console.log(`${cell.profile} ${cell.shard}: ${summary.walks} walks, ${summary.stepsPerSecond} steps/s, ${fresh.length} new${reportOnly}, ${summary.violations.length - fresh.length} known, ${summary.crashes.length} crashes`);
-    for (const v of fresh) console.log(`  NEW ${v.invariant}: ${v.file ?? `NOT SAVED (${v.saveError})`}\n      ${v.replay}`);
+    const reportOnly = unexplained.length && !failsOnNew ? ` (reported only: ${cell.profile} is not in FUZZ_STRICT)` : '';
+    console.log(`${cell.profile} ${cell.shard} (${cell.cpus} CPUs): ${summary.walks} walks, ${summary.stepsPerSecond} steps/s, ${fresh.length} new (${unexplained.length} unexplained${reportOnly}), ${summary.violations.length - fresh.length} known, ${summary.crashes.length} crashes`);
+    for (const v of fresh) console.log(`  NEW ${v.invariant} (${v.rootCause ?? 'no known root cause'}): ${v.file ?? `NOT SAVED (${v.saveError})`}\n      ${v.replay}`);
     for (const c of summary.crashes) console.log(`  CRASH ${c.walkSeed ?? ''}: ${c.message.split('\n')[0]}`);
     if (vacuous.length) console.log(`  VACUOUS: ${vacuous.join(', ')} never succeeded`);
-    if (((failsOnNew && fresh.length) || summary.crashes.length || vacuous.length) && status === 0) status = 1;
+    if (((failsOnNew && unexplained.length) || summary.crashes.length || vacuous.length) && status === 0) status = 1;
     if (summary.violations.some((v) => v.saveError)) status = 2;
   }
   return status;

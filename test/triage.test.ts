@@ -17,6 +17,10 @@ import { root, runCli, tempDir } from './cli-run.ts';
 
 const dir = join(root, 'counterexamples');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+/** The corpus file of a finding, by the name its title starts with: names change when the corpus is re-saved. */
+const fileOf = (finding: string) => files.find((f) => loadCounterexample(join(dir, f)).title.startsWith(`${finding}:`))!;
+const F1 = fileOf('F1');
+const V1 = fileOf('V1');
 
 /** "F7" -> "overlapPolicy": the fix column of FINDINGS.md's tables names the option first, in backquotes. */
 function findingOptions(): Map<string, string> {
@@ -96,17 +100,17 @@ describe('triage', () => {
 
 describe('asi-check triage', () => {
   test('exit 0 on the corpus, one line a file and a table by root cause; --json says the same', async () => {
-    const text = await runCli('triage', 'counterexamples/rfc-v2--isolation--286f74167381.json', 'counterexamples/v3--isolation--2bcc71b85d72.json');
+    const text = await runCli('triage', `counterexamples/${F1}`, `counterexamples/${V1}`);
     expect(text.status).toBe(0);
-    expect(text.stdout).toMatch(/rfc-v2--isolation--286f74167381\.json +ISOLATION +splitLargePages/);
-    expect(text.stdout).toMatch(/v3--isolation--2bcc71b85d72\.json +ISOLATION +resumeFlushesGlobal/);
-    const json = await runCli('triage', '--json', 'counterexamples/v3--isolation--2bcc71b85d72.json');
+    expect(text.stdout).toMatch(new RegExp(`${F1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +splitLargePages`));
+    expect(text.stdout).toMatch(new RegExp(`${V1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +resumeFlushesGlobal`));
+    const json = await runCli('triage', '--json', `counterexamples/${V1}`);
     expect(JSON.parse(json.stdout).results[0]).toMatchObject({ invariant: 'ISOLATION', rootCause: 'resumeFlushesGlobal', causes: [{ options: ['resumeFlushesGlobal'] }] });
   });
 
   test('exit 1 when a file is not attributed, 2 when a file is not a counterexample', async () => {
     const d = tempDir('triage');
-    const c = JSON.parse(readFileSync(join(dir, 'rfc-v2--isolation--286f74167381.json'), 'utf8'));
+    const c = JSON.parse(readFileSync(join(dir, F1), 'utf8'));
     writeFileSync(join(d, 'a.json'), JSON.stringify({ ...c, config: { ...c.config, profile: 'fixed', options: {} } }));
     const r = await runCli('triage', d);
     expect(r.status, r.stdout + r.stderr).toBe(1);
@@ -144,7 +148,7 @@ describe('fuzz deduplication by (invariant, root cause)', () => {
     const out = tempDir('triage');
     const store = new FindingStore(config, out, loadKnown([dir]));
     const f1 = store.add(0, found([{ op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 0));
-    expect(f1.finding).toMatchObject({ isNew: false, rootCause: 'splitLargePages', file: join(dir, 'rfc-v2--isolation--286f74167381.json') });
+    expect(f1.finding).toMatchObject({ isNew: false, rootCause: 'splitLargePages', file: join(dir, F1) });
     const again = store.add(1, found([{ op: 'task_create' }, { op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 1));
     expect(again).toMatchObject({ firstThisRun: false, finding: { walks: 2 } });
     const unexplained = store.add(0, found([{ op: 'kmalloc', size: 64, sensitive: true }], [], 2));

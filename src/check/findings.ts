@@ -52,7 +52,7 @@ export const LADDER: readonly Rung[] = [
   { title: 'asi_fault (and asi_enter, asi_exit) take get_cpu_var() and never put it: schedule() while atomic', fix: { putCpuVar: true }, numRuns: 3000 },
   { title: 'an NMI inside asi_start_abort, between state = ABORTED and abort_depth++, exits the session; abort_depth is left at 1', fix: { startAbortCountsFirst: true }, numRuns: 3000 },
   { title: 'an interrupt between asi_barrier_end clearing retry_abort and its state check runs its handler on the ASI page table', fix: { barrierEndChecksFirst: true }, numRuns: 3000 },
-  { title: "asi_exit(asi) with another ASI than the session's unmaps the stack from the wrong ASI", fix: { exitChecksAsi: true }, numRuns: 3000 },
+  { title: "asi_exit(asi) with another ASI than the session's unmaps the stack from the wrong ASI", fix: { exitChecksAsi: true }, numRuns: 8000 },
 ];
 
 /** The v3 design (interrupts resume isolation), found in this order after the rfc-v2 ladder. */

@@ -11,7 +11,7 @@ import { MAX_FILE_BYTES } from '../src/check/counterexample.ts';
 import type { BatchCase, BatchResult } from './cli-batch.ts';
 import { TSX, freshDir, root, startCli } from './cli-run.ts';
 
-const F5 = join(root, 'counterexamples', 'rfc-v2--refine--ec31c689c1af.json');
+const F5 = join(root, 'counterexamples', 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
 const NIGHTLY = join(root, 'src', 'check', 'fuzz', 'nightly.ts');
 const fx = freshDir('bad-fixtures');
 const cwds = freshDir('bad-cwd');

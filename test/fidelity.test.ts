@@ -210,7 +210,7 @@ describe('CONFIG_TRANSPARENT_HUGEPAGE is a switch of the modelled kernel (patche
 
   test('the kernel settings of a saved configuration are validated', () => {
     const file = (kernel: unknown) =>
-      JSON.stringify({ format: 'asi-check-counterexample', version: 1, invariant: 'PT-OWN', message: '', config: { geometry: 'small', cpus: 1, profile: 'rfc-v2', kernel }, ops: create });
+      JSON.stringify({ format: 'asi-check-counterexample', version: 1, title: 't', invariant: 'PT-OWN', message: '', config: { geometry: 'small', cpus: 1, profile: 'rfc-v2', kernel }, ops: create });
     expect(parseCounterexample(file({ thp: false, apiCaller: 'kernel-thread' })).config.kernel).toEqual({ thp: false, apiCaller: 'kernel-thread' });
     expect(() => parseCounterexample(file({ thp: 'off' }))).toThrow(/kernel.thp/);
     expect(() => parseCounterexample(file({ apiCaller: 'kworker' }))).toThrow(/apiCaller/);

@@ -10,6 +10,7 @@ import type { Intr, IntrKind } from '../model/entry.ts';
 import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/cpu.ts';
 import { frameAt, walk } from '../model/pagetable.ts';
+import { resolveKvmOp } from './kvm.ts';
 
 export interface Choice {
   readonly kind: number;
@@ -45,6 +46,12 @@ export const FOUNDATION_WEIGHTS: Weights = {
   interrupt: 0,
   access: 0,
   schedule: 0,
+  kvm_create_vm: 0,
+  kvm_create_vcpu: 0,
+  kvm_destroy_vm: 0,
+  kvm_set_memory_region: 0,
+  kvm_io_bus: 0,
+  kvm_run: 0,
 };
 
 /** CPU ops are a third of a walk, so interrupts land inside enter, exit and abort paths often. */
@@ -55,6 +62,12 @@ export const DEFAULT_WEIGHTS: Weights = {
   interrupt: 7,
   access: 7,
   schedule: 3,
+  kvm_create_vm: 2,
+  kvm_create_vcpu: 3,
+  kvm_destroy_vm: 1,
+  kvm_set_memory_region: 3,
+  kvm_io_bus: 2,
+  kvm_run: 8,
 };
 
 function pick<T>(xs: readonly T[], n: number): T {
@@ -233,7 +246,7 @@ function touchedVa(sys: System, n: number): number {
   return n % 4 === 3 ? pick(holes, n >> 2) : pick(interestingPointers(sys, -1), n >> 2);
 }
 
-function eventsFor(sys: System, seed: number, depth = 0): Intr[] {
+export function eventsFor(sys: System, seed: number, depth = 0): Intr[] {
   if (seed === 0) return [];
   const r = stream(seed);
   const count = depth ? 1 : [1, 1, 1, 2, 0][r() % 5];
@@ -341,5 +354,7 @@ export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WE
     }
     case 'schedule':
       return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: id(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId), intr: eventsFor(sys, ch.d) };
+    default:
+      return resolveKvmOp(sys, kind, ch);
   }
 }

@@ -136,6 +136,22 @@ export interface DesignOptions {
    * smaller mapping (or none at all, if the caller's pointer was never mapped).
    */
   remapChecksSize: boolean;
+  /**
+   * vmx_isolation_init destroys the ASI when vmx_isolation_init_mapping fails. Patch 23 sets
+   * vcpu->asi = NULL and returns the error: the ASI, its page-table pages and ranges leak.
+   */
+  kvmInitDestroysAsi: boolean;
+  /**
+   * vcpu_isolation_enter unmaps a bus that kvm_io_bus_unregister_dev removed (kvm->buses[i] ==
+   * NULL). Patch 26 computes the new size from bus->dev_count first: a NULL dereference.
+   */
+  kvmRemapChecksNullBus: boolean;
+  /**
+   * vmx_vcpu_run begins the isolation barrier before it reads __get_current_cr3_fast() for
+   * HOST_CR3. Patch 25 begins it after: an NMI in between ends the session (no barrier yet) and
+   * VM-exit then loads the cached isolation CR3 with the session INACTIVE and the stack unmapped.
+   */
+  kvmBarrierBeforeHostCr3: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -167,6 +183,9 @@ export const OPTION_NAMES = [
   'unmapMatchesCaller',
   'percpuUndoesOwn',
   'remapChecksSize',
+  'kvmInitDestroysAsi',
+  'kvmRemapChecksNullBus',
+  'kvmBarrierBeforeHostCr3',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -198,6 +217,9 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   unmapMatchesCaller: false,
   percpuUndoesOwn: false,
   remapChecksSize: false,
+  kvmInitDestroysAsi: false,
+  kvmRemapChecksNullBus: false,
+  kvmBarrierBeforeHostCr3: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -229,6 +251,9 @@ export const FIXED_OPTIONS: DesignOptions = {
   unmapMatchesCaller: true,
   percpuUndoesOwn: true,
   remapChecksSize: true,
+  kvmInitDestroysAsi: true,
+  kvmRemapChecksNullBus: true,
+  kvmBarrierBeforeHostCr3: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */

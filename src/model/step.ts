@@ -4,7 +4,9 @@
 import { type Allocation } from './memory.ts';
 import { type Log, log } from './trace.ts';
 import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
-import { type Cpu, cr3Root, invlpg } from './cpu.ts';
+import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './cpu.ts';
+import { kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
+import { kvmRun } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './entry.ts';
@@ -151,6 +153,13 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
       checkSchedulable(sys, cpu, 'schedule()');
       return ran('schedule', contextSwitch(k, op.task)) === ECPUDEAD ? ECPUDEAD : 0;
     }
+    case 'kvm_run': {
+      const vcpu = sys.kvm?.vcpus.get(op.vcpu);
+      if (!vcpu) return ENOENT;
+      // KVM_RUN is an ioctl from user space, where no CPU is isolated.
+      if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
+      return ran('vcpu_run', kvmRun(k, vcpu, op.exits));
+    }
   }
 }
 
@@ -250,5 +259,15 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'fail_alloc':
       sys.mem.failIn = op.after;
       return 0;
+    case 'kvm_create_vm':
+      return kvmCreateVm(sys, out);
+    case 'kvm_create_vcpu':
+      return kvmCreateVcpu(sys, op.vm, out);
+    case 'kvm_destroy_vm':
+      return kvmDestroyVm(sys, op.vm, out);
+    case 'kvm_set_memory_region':
+      return kvmSetMemoryRegion(sys, op.vm, op.slot, op.pages, out);
+    case 'kvm_io_bus':
+      return kvmIoBusChange(sys, op.vm, op.bus, op.register, out);
   }
 }

@@ -10,6 +10,7 @@ import { type MutantName } from './mutants.ts';
 import type { PgtLevel } from './geometry.ts';
 import { type Cpu, cloneCpu } from './cpu.ts';
 import { type ExecContext, processContext } from './context.ts';
+import { type KvmState, cloneKvm } from './kvm/vm.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -18,6 +19,8 @@ export interface Config {
   /** Overrides of the profile's design options. */
   readonly options?: Partial<DesignOptions>;
   readonly mutant?: MutantName;
+  /** kvm_intel's address_space_isolation module parameter (RFC v2 patch 22); on when absent. */
+  readonly kvmAddressSpaceIsolation?: boolean;
 }
 
 export const DEFAULT_CONFIG: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
@@ -124,7 +127,7 @@ export interface KernelState {
 }
 
 export interface GhostEvent {
-  readonly invariant: 'PT-OWN' | 'NO-WARN' | 'KERNEL-RULES' | 'CR3-RESTORED' | 'SESSION' | 'ENTRY-MAPPED' | 'PROGRESS';
+  readonly invariant: 'PT-OWN' | 'NO-WARN' | 'KERNEL-RULES' | 'CR3-RESTORED' | 'SESSION' | 'ENTRY-MAPPED' | 'PROGRESS' | 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER';
   readonly message: string;
 }
 
@@ -175,6 +178,8 @@ export interface System {
    */
   caller: number;
   ghost: Ghost;
+  /** KVM's VMs and vCPUs, from the first KVM_CREATE_VM on. */
+  kvm?: KvmState;
 }
 
 export function geometryOf(c: Config): Geometry {
@@ -211,6 +216,7 @@ export function cloneSystem(s: System): System {
       ]),
     ),
     cpus: s.cpus.map(cloneCpu),
+    ...(s.kvm ? { kvm: cloneKvm(s.kvm) } : {}),
     exec: processContext(),
     caller: 0,
     ghost: { ...s.ghost, events: [...s.ghost.events], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },

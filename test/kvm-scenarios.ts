@@ -87,3 +87,65 @@ export function runHolds(config: Config, ops: readonly Op[], inv?: Invariant): v
   const r = runOps(config, ops, inv ? { invariants: [inv] } : {});
   expect(r.failure, JSON.stringify(r.failure)).toBeUndefined();
 }
+
+let busyChecked = false;
+
+/** The busy run of `fixed` holds every invariant at every step and micro-step (run once per file). */
+function busyHolds(): void {
+  if (busyChecked) return;
+  runHolds(kvmConfig(), busyRun(kvmConfig()));
+  busyChecked = true;
+}
+
+interface Case {
+  readonly name: string;
+  readonly run: (inv: Invariant) => void;
+}
+
+/** A real model run that violates `inv` (the options off or the mutant on) and passes it on `fixed`. */
+function caughtBy(name: string, config: Config, ops: () => readonly Op[], ...mentions: string[]): Case {
+  return {
+    name,
+    run: (inv) => {
+      const r = runFails(config, ops(), inv.id);
+      const message = r.failure!.violations.find((v) => v.invariant === inv.id)!.message;
+      for (const m of mentions) expect(message).toContain(m);
+      runHolds({ ...config, options: {}, mutant: undefined }, ops(), inv);
+    },
+  };
+}
+
+const holds: Case[] = [{ name: 'fixed profile, two VMs, memslot and bus changes, every exit reason, an event at every point of KVM_RUN', run: busyHolds }];
+
+export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
+  'KVM-ENTRY': {
+    holds,
+    caught: [caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus off)', kvmConfig({ kvmRemapChecksNullBus: false }), () => NULL_BUS, 'buses[1] == NULL')],
+  },
+  'KVM-EXIT-CR3': {
+    holds,
+    caught: [
+      caughtBy('an NMI between the HOST_CR3 read and the isolation barrier (kvmBarrierBeforeHostCr3 off)', kvmConfig({ kvmBarrierBeforeHostCr3: false }), () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'INACTIVE', 'asi#1'),
+      caughtBy('HOST_CR3 written at the first run only (kvm-host-cr3-written-once)', kvmConfig({}, 'kvm-host-cr3-written-once'), () => {
+        const c = kvmConfig({}, 'kvm-host-cr3-written-once');
+        const second = [...ONE_VCPU, run(0, 2, ['cpuid']), run(0, 2, ['cpuid'])];
+        return [...second.slice(0, -1), run(0, 2, ['cpuid'], pointOf(c, second, 'vmx_isolation_barrier_begin') - 1)];
+      }, 'INACTIVE'),
+    ],
+  },
+  'KVM-SCOPE': {
+    holds,
+    caught: [
+      caughtBy("the vCPU's ASI maps the first VM's struct kvm_vmx (kvm-maps-first-vm)", kvmConfig({}, 'kvm-maps-first-vm'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 2 }], 'kvm_vmx of VM 1'),
+      caughtBy('a memslots array replaced and freed while the ASI still maps it (freeUnmapsAsi off)', kvmConfig({ freeUnmapsAsi: false }), () => [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }], 'freed'),
+    ],
+  },
+  'KVM-USER': {
+    holds,
+    caught: [
+      caughtBy('an allocation failing in vmx_isolation_init_mapping leaks the ASI (kvmInitDestroysAsi off)', kvmConfig({ kvmInitDestroysAsi: false }), () => failInInit(35), 'leak'),
+      caughtBy('vmx_isolation_uninit keeps the ASI (kvm-uninit-keeps-asi)', kvmConfig({}, 'kvm-uninit-keeps-asi'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_destroy_vm', vm: 1 }], 'belongs to no vCPU'),
+      caughtBy('KVM_RUN returns to user space isolated (kvm-run-skips-exit)', kvmConfig({}, 'kvm-run-skips-exit'), () => [...ONE_VCPU, run(0, 2, ['cpuid'])], 'returns to user space'),
+    ],
+  },
+};

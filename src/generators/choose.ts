@@ -280,7 +280,7 @@ function creatorFor(sys: System, kind: OpKind, idle: readonly number[]): OpKind 
 
 export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WEIGHTS): Op {
   const k = sys.kernel;
-  const asis = [...sys.asis.keys()];
+  const asis = [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
   const foundation = weights === FOUNDATION_WEIGHTS;
   const oneIn = foundation ? FOUNDATION_MISSING_ID_ONE_IN : MISSING_ID_ONE_IN;
   const id = (ids: readonly number[], n: number, missing: number) => pickId(ids, n, missing, oneIn);

@@ -61,6 +61,11 @@ function withAsi(sys: System, id: number, out: Log, f: (asi: Asi) => number): nu
     log(out, 'note', `asi#${id} does not exist`);
     return EINVAL;
   }
+  // Only KVM holds a vCPU's ASI (vcpu->asi, patch 23): no other caller can name it.
+  if (sys.kvm?.asis.has(id)) {
+    log(out, 'note', `asi#${id} is a vCPU's, private to KVM`);
+    return EINVAL;
+  }
   return f(asi);
 }
 
@@ -167,7 +172,7 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
  * flush_tlb_kernel_range after the kernel unmaps memory: an IPI to every CPU, whose handler (which
  * leaves isolation like any interrupt) invalidates the range, with INVLPG, in the PCID it runs on.
  */
-function shootdown(sys: System, area: VmArea, out: Log, observe?: Observer): void {
+export function shootdown(sys: System, area: VmArea, out: Log, observe?: Observer): void {
   for (const cpu of sys.cpus) {
     if (cpu.dead) continue;
     const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
@@ -251,6 +256,8 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'module_unload': {
       const m = k.modules.get(op.id);
       if (!m) return ENOENT;
+      // kvm-intel holds kvm, and its VMs hold kvm-intel: the model keeps both loaded.
+      if (sys.kvm && [sys.kvm.modules.kvm, sys.kvm.modules.kvmIntel].includes(op.id)) return EBUSY;
       unmapFromAsis(sys, allocationOf(sys, m.alloc), out);
       moduleUnload(sys, op.id);
       shootdown(sys, m, out, observe);

@@ -189,10 +189,12 @@ function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
   const prev = k.sys.kernel.current[k.cpu.id];
   const other = [...k.sys.kernel.tasks.keys()].find((t) => !k.sys.kernel.current.includes(t));
   yield* kvmMayAccessSensitiveData(k, vcpu);
-  if (other === undefined) return;
-  checkSchedulable(k.sys, k.cpu, 'schedule() in kvm_vcpu_block');
-  yield* contextSwitch(k, other);
-  yield* contextSwitch(k, prev);
+  if (other !== undefined) {
+    checkSchedulable(k.sys, k.cpu, 'schedule() in kvm_vcpu_block');
+    yield* contextSwitch(k, other);
+    yield* contextSwitch(k, prev);
+  }
+  yield 'kvm_vcpu_block';
 }
 
 /**

@@ -8,6 +8,7 @@ import { type Owner, allocFrames, freeAllocation } from '../memory.ts';
 import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, vfree, vmalloc } from '../kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { unmapFromAsis } from '../asi.ts';
+import { shootdown } from '../step.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
 import type { System } from '../system.ts';
 
@@ -213,14 +214,23 @@ export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, page
   // synchronize_srcu(&kvm->srcu), then kvfree(old memslots) and the old slot's memory goes back to the VMM.
   log(out, 'note', `VM ${vmId}: memslots[0] ${memslotsVa(sys, previous).toString(16)} -> ${memslotsVa(sys, fresh).toString(16)}`);
   freeVmArea(sys, previous, out);
-  if (old) freeAllocation(sys.mem, old.alloc);
+  if (old) freeGuestMemory(sys, old, out);
   return 0;
 }
 
-/** kvfree/kfree of a KVM object: the kernel free path, which with freeUnmapsAsi unmaps it from every ASI first. */
+/**
+ * kvfree/kfree of a KVM object: the kernel free path, which with freeUnmapsAsi unmaps it from every
+ * ASI first; vfree also shoots the area down on every CPU.
+ */
 function freeVmArea(sys: System, area: number, out: Log): void {
   unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.vmAreas.get(area)!.alloc), out);
-  vfree(sys, area);
+  shootdown(sys, vfree(sys, area)!, out);
+}
+
+/** The VMM's munmap of a slot's memory, once KVM no longer uses it. */
+function freeGuestMemory(sys: System, slot: Memslot, out: Log): void {
+  unmapFromAsis(sys, sys.mem.allocs.get(slot.alloc), out);
+  freeAllocation(sys.mem, slot.alloc);
 }
 
 export function freeObject(sys: System, obj: number, out: Log): void {
@@ -309,7 +319,7 @@ export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
   for (const b of vm.buses) if (b) freeObject(sys, b.obj, out);
   for (const v of vm.vcpus) vmxFreeVcpu(sys, sys.kvm!.vcpus.get(v)!, out);
   for (const m of vm.memslots) freeVmArea(sys, m, out);
-  for (const s of vm.slots) freeAllocation(sys.mem, s.alloc);
+  for (const s of vm.slots) freeGuestMemory(sys, s, out);
   freeVmArea(sys, vm.area, out);
   sys.kvm!.vms.delete(vmId);
   return 0;

@@ -62,12 +62,12 @@ export const DEFAULT_WEIGHTS: Weights = {
   interrupt: 7,
   access: 7,
   schedule: 3,
-  kvm_create_vm: 2,
-  kvm_create_vcpu: 3,
+  kvm_create_vm: 1,
+  kvm_create_vcpu: 1,
   kvm_destroy_vm: 1,
-  kvm_set_memory_region: 3,
+  kvm_set_memory_region: 2,
   kvm_io_bus: 2,
-  kvm_run: 8,
+  kvm_run: 6,
 };
 
 function pick<T>(xs: readonly T[], n: number): T {

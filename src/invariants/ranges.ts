@@ -84,13 +84,23 @@ export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   },
 };
 
+/** A range with its extent and entry size, computed once per check (an ASI has many leaves). */
+interface Extent {
+  readonly r: AsiRange;
+  readonly entry: number;
+  readonly lo: number;
+  readonly hi: number;
+}
+
+function extentOf(sys: System, r: AsiRange): Extent {
+  const [lo, hi] = rangeExtent(sys, r);
+  return { r, entry: levelSize(sys.g, r.level), lo, hi };
+}
+
 /** A leaf is explained by a range when it lies in the range's extent, or is a large page the range reaches. */
-function explains(sys: System, r: AsiRange, va: number, size: number): boolean {
-  if (size <= levelSize(sys.g, r.level)) {
-    const [lo, hi] = rangeExtent(sys, r);
-    return lo <= va && va + size <= hi;
-  }
-  return r.ptr < va + size && va < r.ptr + r.size;
+function explains(e: Extent, va: number, size: number): boolean {
+  if (size <= e.entry) return e.lo <= va && va + size <= e.hi;
+  return e.r.ptr < va + size && va < e.r.ptr + e.r.size;
 }
 
 export const RANGE_NO_LEAK: Invariant = {
@@ -101,8 +111,9 @@ export const RANGE_NO_LEAK: Invariant = {
   whileTablesUnchanged: 'unchanged',
   check(sys) {
     for (const asi of sys.asis.values()) {
+      const extents = asi.ranges.map((r) => extentOf(sys, r));
       for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-        if (!asi.ranges.some((r) => explains(sys, r, l.va, l.size))) {
+        if (!extents.some((e) => explains(e, l.va, l.size))) {
           return `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
         }
       }

@@ -51,7 +51,7 @@ describe('KVM_CREATE_VCPU (patches 23, 24)', () => {
   });
 
   test('address_space_isolation=0: no ASI, the guest runs on the kernel CR3, nothing is violated', () => {
-    const config = { ...kvmConfig(), kvmAddressSpaceIsolation: false };
+    const config = kvmConfig({ kvmAddressSpaceIsolation: false });
     const ops = [...ONE_VCPU, run(0, 2, [...EXIT_REASONS])];
     runHolds(config, ops);
     const sys = boot(ops, config);

@@ -152,6 +152,11 @@ export interface DesignOptions {
    * VM-exit then loads the cached isolation CR3 with the session INACTIVE and the stack unmapped.
    */
   kvmBarrierBeforeHostCr3: boolean;
+  /**
+   * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
+   * choice, not a fix: on in every profile, since off there is no ASI to check.
+   */
+  kvmAddressSpaceIsolation: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -186,6 +191,7 @@ export const OPTION_NAMES = [
   'kvmInitDestroysAsi',
   'kvmRemapChecksNullBus',
   'kvmBarrierBeforeHostCr3',
+  'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -220,6 +226,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: false,
   kvmRemapChecksNullBus: false,
   kvmBarrierBeforeHostCr3: false,
+  kvmAddressSpaceIsolation: true,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -254,6 +261,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: true,
   kvmRemapChecksNullBus: true,
   kvmBarrierBeforeHostCr3: true,
+  kvmAddressSpaceIsolation: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */

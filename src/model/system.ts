@@ -19,8 +19,6 @@ export interface Config {
   /** Overrides of the profile's design options. */
   readonly options?: Partial<DesignOptions>;
   readonly mutant?: MutantName;
-  /** kvm_intel's address_space_isolation module parameter (RFC v2 patch 22); on when absent. */
-  readonly kvmAddressSpaceIsolation?: boolean;
 }
 
 export const DEFAULT_CONFIG: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };

@@ -10,9 +10,9 @@ import { type Log, log } from '../trace.ts';
 import { type Asi, type System, mutant } from '../system.ts';
 import { ENXIO, KVM_LAPIC_SIZE, KVM_VMX_SIZE, L1D_CACHE_ORDER, VCPU_VMX_SIZE, type Vcpu, vaOf } from './vm.ts';
 
-/** The module parameter (patch 22, 0444): read at vCPU creation; asi-check's Config sets it, default on. */
-export function addressSpaceIsolation(sys: System): boolean {
-  return sys.config.kvmAddressSpaceIsolation ?? true;
+/** The module parameter (patch 22, 0444), read at vCPU creation: the design option of that name. */
+function addressSpaceIsolation(sys: System): boolean {
+  return sys.options.kvmAddressSpaceIsolation;
 }
 
 /** asi_map_module (patch 09): asi_map of the module's core_layout. */

@@ -5,7 +5,7 @@
 
 import { PAGE_SIZE } from '../geometry.ts';
 import { type Owner, allocFrames, freeAllocation } from '../memory.ts';
-import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, vfree, vmalloc } from '../kernel.ts';
+import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { unmapFromAsis } from '../asi.ts';
 import { shootdown } from '../step.ts';
@@ -125,9 +125,16 @@ function kvmState(sys: System): KvmState | number {
   const kvm = moduleLoad(sys, KVM_MODULE_PAGES);
   if (typeof kvm === 'number') return kvm;
   const kvmIntel = moduleLoad(sys, KVM_MODULE_PAGES);
-  if (typeof kvmIntel === 'number') return kvmIntel;
+  if (typeof kvmIntel === 'number') {
+    moduleUnload(sys, kvm.id);
+    return kvmIntel;
+  }
   const l1d = kmalloc(sys, PAGE_SIZE << L1D_CACHE_ORDER, false, 'vmx_l1d_flush_pages', { kind: 'kernel', id: 0 }, 'kvm');
-  if (typeof l1d === 'number') return l1d;
+  if (typeof l1d === 'number') {
+    moduleUnload(sys, kvmIntel.id);
+    moduleUnload(sys, kvm.id);
+    return l1d;
+  }
   sys.kvm = { modules: { kvm: kvm.id, kvmIntel: kvmIntel.id }, l1dFlushPages: l1d.id, vms: new Map(), vcpus: new Map(), nextId: 1, asis: new Set() };
   return sys.kvm;
 }
@@ -159,26 +166,23 @@ export function kvmCreateVm(sys: System, out: Log): number {
   const st = kvmState(sys);
   if (typeof st === 'number') return st;
   const id = st.nextId++;
-  const made: { area?: number; objs: number[] } = { objs: [] };
-  const undo = (err: number) => {
-    for (const o of made.objs) kfree(sys, o);
-    for (const a of [made.area, ...memslots].filter((x) => x !== undefined)) vfree(sys, a);
-    return err;
-  };
   const memslots: number[] = [];
+  const buses: KvmBus[] = [];
   const kvmVmx = vmalloc(sys, Math.ceil(KVM_VMX_SIZE / PAGE_SIZE), false, `kvm_vmx of VM ${id}`, vmOwner(id), 'kvm');
   if (typeof kvmVmx === 'number') return kvmVmx;
-  made.area = kvmVmx.id;
+  const undo = (err: number) => {
+    for (const b of buses) kfree(sys, b.obj);
+    for (const a of [kvmVmx.id, ...memslots]) vfree(sys, a);
+    return err;
+  };
   for (let i = 0; i < KVM_ADDRESS_SPACE_NUM; i++) {
     const m = allocMemslots(sys, id);
     if (m < 0) return undo(m);
     memslots.push(m);
   }
-  const buses: KvmBus[] = [];
   for (let i = 0; i < KVM_NR_BUSES; i++) {
     const b = allocBus(sys, id, 0);
     if (typeof b === 'number') return undo(b);
-    made.objs.push(b.obj);
     buses.push(b);
   }
   st.vms.set(id, { id, area: kvmVmx.id, va: kvmVmx.va, memslots, slots: [], buses, vcpus: [] });

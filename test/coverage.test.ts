@@ -23,8 +23,8 @@ describe('interrupt coverage of 1200 seeded walks (fixed profile)', () => {
   );
   const rows = coverageRows(c);
 
-  test('every path of the session code is run: asi_enter, asi_exit, irq, exception, nmi, page-fault, schedule', () => {
-    expect(rows.map((r) => r.path).sort()).toEqual(['asi_enter', 'asi_exit', 'exception', 'idle', 'irq', 'nmi', 'page-fault', 'schedule']);
+  test('every path of the session code is run: asi_enter, asi_exit, irq, exception, nmi, page-fault, schedule, vcpu_run', () => {
+    expect(rows.map((r) => r.path).sort()).toEqual(['asi_enter', 'asi_exit', 'exception', 'idle', 'irq', 'nmi', 'page-fault', 'schedule', 'vcpu_run']);
   });
 
   test('each event kind lands inside each path at least once', () => {

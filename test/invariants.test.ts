@@ -26,6 +26,7 @@ import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANA
 import { spinLock } from '../src/model/context.ts';
 import { EBUSY, THREAD_PAGES, perCpuPtr, taskStackVa } from '../src/model/kernel.ts';
 import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, kernelCr3 } from '../src/model/cpu.ts';
+import { KVM_SPECS } from './kvm-scenarios.ts';
 
 // ---- building states -------------------------------------------------------------------------
 
@@ -210,6 +211,7 @@ const enterCpu0: Op[] = [
 ];
 
 const SPECS: Record<string, Spec> = {
+  ...KVM_SPECS,
   'ENTRY-MAPPED': {
     holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
     caught: [

@@ -10,6 +10,7 @@ import type { Intr, IntrKind } from '../model/entry.ts';
 import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/cpu.ts';
 import { frameAt, walk } from '../model/pagetable.ts';
+import { resolveKvmOp } from './kvm.ts';
 
 export interface Choice {
   readonly kind: number;
@@ -45,6 +46,12 @@ export const FOUNDATION_WEIGHTS: Weights = {
   interrupt: 0,
   access: 0,
   schedule: 0,
+  kvm_create_vm: 0,
+  kvm_create_vcpu: 0,
+  kvm_destroy_vm: 0,
+  kvm_set_memory_region: 0,
+  kvm_io_bus: 0,
+  kvm_run: 0,
 };
 
 /** CPU ops are a third of a walk, so interrupts land inside enter, exit and abort paths often. */
@@ -55,6 +62,12 @@ export const DEFAULT_WEIGHTS: Weights = {
   interrupt: 7,
   access: 7,
   schedule: 3,
+  kvm_create_vm: 1,
+  kvm_create_vcpu: 1,
+  kvm_destroy_vm: 1,
+  kvm_set_memory_region: 2,
+  kvm_io_bus: 2,
+  kvm_run: 6,
 };
 
 function pick<T>(xs: readonly T[], n: number): T {
@@ -237,7 +250,7 @@ function touchedVa(sys: System, n: number): number {
  * Events, a third of them touching memory; with `touchMost`, two thirds: a handler that touches kernel
  * data inside the enter path is how Global TLB entries reach an isolated CPU.
  */
-function eventsFor(sys: System, seed: number, depth = 0, touchMost = false): Intr[] {
+export function eventsFor(sys: System, seed: number, depth = 0, touchMost = false): Intr[] {
   if (seed === 0) return [];
   const r = stream(seed);
   const count = depth ? 1 : [1, 1, 1, 2, 0][r() % 5];
@@ -293,7 +306,8 @@ export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WE
 
 function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
   const k = sys.kernel;
-  const asis = [...sys.asis.keys()];
+  // Only KVM holds a vCPU's ASI (vcpu->asi): generic API calls never name one.
+  const asis = [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
   const plain = !ECONOMICAL.has(weights);
   const oneIn = plain ? PLAIN_MISSING_ID_ONE_IN : MISSING_ID_ONE_IN;
   const id = (ids: readonly number[], n: number, missing: number) => pickId(ids, n, missing, oneIn);
@@ -366,5 +380,7 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
     }
     case 'schedule':
       return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: id(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId), intr: eventsFor(sys, ch.d) };
+    default:
+      return resolveKvmOp(sys, kind, ch);
   }
 }

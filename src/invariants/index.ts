@@ -9,6 +9,7 @@ import { ISOLATION } from './isolation.ts';
 import { TLB_COHERENT } from './tlb.ts';
 import { CALLER_CONTRACT } from './caller.ts';
 import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, PROGRESS, SESSION, STACK } from './cpu.ts';
+import { KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER } from './kvm.ts';
 import type { Invariant, Phase, Violation } from './types.ts';
 
 export type { Invariant, Phase, Violation } from './types.ts';
@@ -39,10 +40,14 @@ export const INVARIANTS: readonly Invariant[] = [
   TLB_COHERENT,
   KERNEL_RULES,
   NO_WARN,
+  KVM_ENTRY,
+  KVM_EXIT_CR3,
+  KVM_SCOPE,
+  KVM_USER,
 ];
 
 /** The catalogue of the foundation (page tables and ranges), in the same order: what F1-F9 were checked against. */
-export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES].includes(i));
+export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES, KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER].includes(i));
 
 export function invariantById(id: string): Invariant | undefined {
   return INVARIANTS.find((i) => i.id === id);

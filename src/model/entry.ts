@@ -67,7 +67,7 @@ export function arrive(k: Exec, e: Intr, body?: () => void): void {
   deliver(k, e, 'idle@between ops', body);
 }
 
-function deliver(k: Exec, e: Intr, where: string, body?: () => void): void {
+export function deliver(k: Exec, e: Intr, where: string, body?: () => void): void {
   if (k.cpu.dead) return;
   const blocked = deliverable(k, e.kind);
   if (blocked) {

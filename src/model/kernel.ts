@@ -114,6 +114,12 @@ export const PERCPU_VARS = {
   batched_entropy_u64: { offset: 0x2500, size: 0x100, sensitive: true },
   cpu_hw_events: { offset: 0x3000, size: 0xa00 },
   cpu_tlbstate: { offset: 0x3c00, size: 0x100 },
+  // What patch 24 maps for KVM: context_tracking, irq_stat, current_vcpu, and kvm->srcu.sda (a
+  // dynamic percpu allocation, modelled as one slot shared by the VMs).
+  context_tracking: { offset: 0x2600, size: 0x10 },
+  irq_stat: { offset: 0x2640, size: 0x40 },
+  current_vcpu: { offset: 0x2680, size: 0x8 },
+  kvm_srcu_data: { offset: 0x2700, size: 0x100 },
 } as const;
 export type PercpuVar = keyof typeof PERCPU_VARS;
 export const PERCPU_VAR_NAMES = Object.keys(PERCPU_VARS) as PercpuVar[];

@@ -14,11 +14,14 @@ export type AllocKind =
   | 'task-struct'
   | 'vmalloc'
   | 'kmalloc'
-  | 'module';
+  | 'module'
+  // KVM objects (src/model/kvm) and the guest memory of a VM.
+  | 'kvm'
+  | 'guest-memory';
 
 /** Who an allocation belongs to: the kernel, task n, CPU n, ASI n. */
 export interface Owner {
-  readonly kind: 'kernel' | 'task' | 'cpu' | 'asi';
+  readonly kind: 'kernel' | 'task' | 'cpu' | 'asi' | 'vm';
   readonly id: number;
 }
 

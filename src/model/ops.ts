@@ -6,6 +6,7 @@ import { type PercpuVar, PERCPU_VAR_NAMES } from './kernel.ts';
 import { formatMapFlags } from './asi.ts';
 import { type Intr, type IntrKind, INTR_KINDS } from './entry.ts';
 import type { AccessKind } from './cpu.ts';
+import { type ExitReason, EXIT_REASONS } from './kvm/run.ts';
 
 export type Op =
   | { readonly op: 'asi_create'; readonly flags: number }
@@ -31,7 +32,14 @@ export type Op =
   | { readonly op: 'asi_exit'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[] }
   | { readonly op: 'interrupt'; readonly cpu: number; readonly kind: IntrKind; readonly va?: number; readonly intr: readonly Intr[] }
   | { readonly op: 'access'; readonly cpu: number; readonly va: number; readonly access: AccessKind; readonly intr: readonly Intr[] }
-  | { readonly op: 'schedule'; readonly cpu: number; readonly task: number; readonly intr: readonly Intr[] };
+  | { readonly op: 'schedule'; readonly cpu: number; readonly task: number; readonly intr: readonly Intr[] }
+  // KVM (issue 12): VM and vCPU file descriptors, memslots, IO buses, and KVM_RUN taking `exits`.
+  | { readonly op: 'kvm_create_vm' }
+  | { readonly op: 'kvm_create_vcpu'; readonly vm: number }
+  | { readonly op: 'kvm_destroy_vm'; readonly vm: number }
+  | { readonly op: 'kvm_set_memory_region'; readonly vm: number; readonly slot: number; readonly pages: number }
+  | { readonly op: 'kvm_io_bus'; readonly vm: number; readonly bus: number; readonly register: boolean }
+  | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[] };
 
 export type OpKind = Op['op'];
 
@@ -58,6 +66,12 @@ export const OP_KINDS: readonly OpKind[] = [
   'interrupt',
   'access',
   'schedule',
+  'kvm_create_vm',
+  'kvm_create_vcpu',
+  'kvm_destroy_vm',
+  'kvm_set_memory_region',
+  'kvm_io_bus',
+  'kvm_run',
 ];
 
 export const ACCESS_KINDS: readonly AccessKind[] = ['read', 'write', 'exec'];
@@ -138,6 +152,18 @@ function formatCall(g: Geometry, op: Op): string {
       return withIntr(g, `cpu${op.cpu}: ${op.access} ${va(op.va)}`, op.intr);
     case 'schedule':
       return withIntr(g, `cpu${op.cpu}: schedule to task#${op.task}`, op.intr);
+    case 'kvm_create_vm':
+      return 'KVM_CREATE_VM';
+    case 'kvm_create_vcpu':
+      return `KVM_CREATE_VCPU vm#${op.vm}`;
+    case 'kvm_destroy_vm':
+      return `close vm#${op.vm}`;
+    case 'kvm_set_memory_region':
+      return `KVM_SET_USER_MEMORY_REGION vm#${op.vm} slot ${op.slot} ${op.pages ? `+${op.pages}p` : 'delete'}`;
+    case 'kvm_io_bus':
+      return `kvm_io_bus_${op.register ? 'register' : 'unregister'}_dev vm#${op.vm} bus ${op.bus}`;
+    case 'kvm_run':
+      return withIntr(g, `cpu${op.cpu}: KVM_RUN vcpu#${op.vcpu} exits ${op.exits.join(',') || 'none'}`, op.intr);
   }
 }
 
@@ -187,6 +213,12 @@ export function validateOp(x: unknown): string | undefined {
     interrupt: [() => int('cpu'), () => ((INTR_KINDS as readonly unknown[]).includes(o.kind) ? undefined : `interrupt: unknown kind ${JSON.stringify(o.kind)}`), () => (o.va === undefined ? undefined : int('va')), () => validateIntr(o.intr)],
     access: [() => int('cpu'), () => int('va'), () => ((ACCESS_KINDS as readonly unknown[]).includes(o.access) ? undefined : `access: unknown kind ${JSON.stringify(o.access)}`), () => validateIntr(o.intr)],
     schedule: [() => int('cpu'), () => int('task'), () => validateIntr(o.intr)],
+    kvm_create_vm: [],
+    kvm_create_vcpu: [() => int('vm')],
+    kvm_destroy_vm: [() => int('vm')],
+    kvm_set_memory_region: [() => int('vm'), () => int('slot'), () => int('pages')],
+    kvm_io_bus: [() => int('vm'), () => int('bus'), () => bool('register')],
+    kvm_run: [() => int('cpu'), () => int('vcpu'), () => (Array.isArray(o.exits) && o.exits.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)) ? undefined : 'kvm_run: exits must list exit reasons'), () => validateIntr(o.intr)],
   };
   if (o.caller !== undefined && (!Number.isSafeInteger(o.caller) || (o.caller as number) < 0 || (o.caller as number) >= MAX_CALLERS)) return `${o.op}: caller must be 0-${MAX_CALLERS - 1}`;
   for (const check of fields[o.op as OpKind]) {

@@ -162,6 +162,33 @@ export interface DesignOptions {
    * spin_lock_irqsave(&asi->lock) and kfree(range_mapping) in NMI context (patches 11, 14, 15).
    */
   nmiDefersExit: boolean;
+  /**
+   * vmx_isolation_init destroys the ASI when vmx_isolation_init_mapping fails. Patch 23 sets
+   * vcpu->asi = NULL and returns the error: the ASI, its page-table pages and ranges leak.
+   */
+  kvmInitDestroysAsi: boolean;
+  /**
+   * vcpu_isolation_enter unmaps a bus that kvm_io_bus_unregister_dev removed (kvm->buses[i] ==
+   * NULL). Patch 26 computes the new size from bus->dev_count first: a NULL dereference.
+   */
+  kvmRemapChecksNullBus: boolean;
+  /**
+   * vmx_vcpu_run begins the isolation barrier before it reads __get_current_cr3_fast() for
+   * HOST_CR3. Patch 25 begins it after: an NMI in between ends the session (no barrier yet) and
+   * VM-exit then loads the cached isolation CR3 with the session INACTIVE and the stack unmapped.
+   */
+  kvmBarrierBeforeHostCr3: boolean;
+  /**
+   * vmx_isolation_uninit unmaps (and so flushes) the vCPU ASI's ranges before asi_destroy. Patch 23
+   * destroys it at once, and asi_destroy flushes nothing: Global TLB entries filled through the ASI
+   * stay, the vCPU's pages are freed and reused, and the next ASI entered can reach them.
+   */
+  kvmUninitUnmapsRanges: boolean;
+  /**
+   * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
+   * choice, not a fix: on in every profile, since off there is no ASI to check.
+   */
+  kvmAddressSpaceIsolation: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -197,6 +224,11 @@ export const OPTION_NAMES = [
   'copyFromInitMm',
   'pmdLargeNotTransHuge',
   'nmiDefersExit',
+  'kvmInitDestroysAsi',
+  'kvmRemapChecksNullBus',
+  'kvmBarrierBeforeHostCr3',
+  'kvmUninitUnmapsRanges',
+  'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -232,6 +264,11 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   copyFromInitMm: false,
   pmdLargeNotTransHuge: false,
   nmiDefersExit: false,
+  kvmInitDestroysAsi: false,
+  kvmRemapChecksNullBus: false,
+  kvmBarrierBeforeHostCr3: false,
+  kvmUninitUnmapsRanges: false,
+  kvmAddressSpaceIsolation: true,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -267,6 +304,11 @@ export const FIXED_OPTIONS: DesignOptions = {
   copyFromInitMm: true,
   pmdLargeNotTransHuge: true,
   nmiDefersExit: true,
+  kvmInitDestroysAsi: true,
+  kvmRemapChecksNullBus: true,
+  kvmBarrierBeforeHostCr3: true,
+  kvmUninitUnmapsRanges: true,
+  kvmAddressSpaceIsolation: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */

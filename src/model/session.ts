@@ -54,7 +54,7 @@ function putIfFixed(k: Exec): void {
 }
 
 /** __get_current_cr3_fast (patch 21): the cached isolation CR3 while ACTIVE, cpu_tlbstate otherwise. */
-function getCurrentCr3Fast(k: Exec): number {
+export function getCurrentCr3Fast(k: Exec): number {
   return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? k.cpu.session.isolationCr3 : kernelCr3(k.sys);
 }
 
@@ -153,7 +153,7 @@ function mapForSession(k: Exec, asi: Asi, ptr: number, size: number): number {
 }
 
 /** asi_barrier_end (patch 02); the fixed order decides under retry_abort and only then clears it. */
-function* asiBarrierEnd(k: Exec): Path {
+export function* asiBarrierEnd(k: Exec): Path {
   const s = k.cpu.session;
   if (!k.sys.options.barrierEndChecksFirst) {
     s.retryAbort = false;

@@ -4,7 +4,9 @@
 import { type Allocation } from './memory.ts';
 import { type Log, log } from './trace.ts';
 import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
-import { type Cpu, cr3Root, invlpg } from './cpu.ts';
+import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './cpu.ts';
+import { kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
+import { kvmRun } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './entry.ts';
@@ -57,6 +59,11 @@ function withAsi(sys: System, id: number, out: Log, f: (asi: Asi) => number): nu
   const asi = sys.asis.get(id);
   if (!asi) {
     log(out, 'note', `asi#${id} does not exist`);
+    return EINVAL;
+  }
+  // Only KVM holds a vCPU's ASI (vcpu->asi, patch 23): no other caller can name it.
+  if (sys.kvm?.asis.has(id)) {
+    log(out, 'note', `asi#${id} is a vCPU's, private to KVM`);
     return EINVAL;
   }
   return f(asi);
@@ -143,6 +150,13 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
       checkSchedulable(sys, cpu, 'schedule()');
       return ran('schedule', contextSwitch(k, op.task)) === ECPUDEAD ? ECPUDEAD : 0;
     }
+    case 'kvm_run': {
+      const vcpu = sys.kvm?.vcpus.get(op.vcpu);
+      if (!vcpu) return ENOENT;
+      // KVM_RUN is an ioctl from user space, where no CPU is isolated.
+      if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
+      return ran('vcpu_run', kvmRun(k, vcpu, op.exits));
+    }
   }
 }
 
@@ -150,7 +164,7 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
  * flush_tlb_kernel_range after the kernel unmaps memory: an IPI to every CPU, whose handler (which
  * leaves isolation like any interrupt) invalidates the range, with INVLPG, in the PCID it runs on.
  */
-function shootdown(sys: System, area: VmArea, out: Log, observe?: Observer): void {
+export function shootdown(sys: System, area: VmArea, out: Log, observe?: Observer): void {
   for (const cpu of sys.cpus) {
     if (cpu.dead) continue;
     const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
@@ -234,6 +248,8 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'module_unload': {
       const m = k.modules.get(op.id);
       if (!m) return ENOENT;
+      // kvm-intel holds kvm, and its VMs hold kvm-intel: the model keeps both loaded.
+      if (sys.kvm && [sys.kvm.modules.kvm, sys.kvm.modules.kvmIntel].includes(op.id)) return EBUSY;
       unmapFromAsis(sys, allocationOf(sys, m.alloc), out);
       moduleUnload(sys, op.id);
       shootdown(sys, m, out, observe);
@@ -242,5 +258,15 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'fail_alloc':
       sys.mem.failIn = op.after;
       return 0;
+    case 'kvm_create_vm':
+      return kvmCreateVm(sys, out);
+    case 'kvm_create_vcpu':
+      return kvmCreateVcpu(sys, op.vm, out);
+    case 'kvm_destroy_vm':
+      return kvmDestroyVm(sys, op.vm, out);
+    case 'kvm_set_memory_region':
+      return kvmSetMemoryRegion(sys, op.vm, op.slot, op.pages, out);
+    case 'kvm_io_bus':
+      return kvmIoBusChange(sys, op.vm, op.bus, op.register, out);
   }
 }

@@ -10,6 +10,7 @@ import { type MutantName } from './mutants.ts';
 import type { PgtLevel } from './geometry.ts';
 import { type Cpu, cloneCpu } from './cpu.ts';
 import { type ExecContext, processContext } from './context.ts';
+import { type KvmState, cloneKvm } from './kvm/vm.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -144,7 +145,7 @@ export interface KernelState {
 }
 
 export interface GhostEvent {
-  readonly invariant: 'PT-OWN' | 'NO-WARN' | 'KERNEL-RULES' | 'CR3-RESTORED' | 'SESSION' | 'ENTRY-MAPPED' | 'PROGRESS';
+  readonly invariant: 'PT-OWN' | 'NO-WARN' | 'KERNEL-RULES' | 'CR3-RESTORED' | 'SESSION' | 'ENTRY-MAPPED' | 'PROGRESS' | 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER';
   readonly message: string;
 }
 
@@ -195,6 +196,8 @@ export interface System {
    */
   caller: number;
   ghost: Ghost;
+  /** KVM's VMs and vCPUs, from the first KVM_CREATE_VM on. */
+  kvm?: KvmState;
 }
 
 export function geometryOf(c: Config): Geometry {
@@ -231,6 +234,7 @@ export function cloneSystem(s: System): System {
       ]),
     ),
     cpus: s.cpus.map(cloneCpu),
+    ...(s.kvm ? { kvm: cloneKvm(s.kvm) } : {}),
     exec: processContext(),
     caller: 0,
     ghost: { ...s.ghost, events: [...s.ghost.events], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },

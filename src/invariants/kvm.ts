@@ -1,0 +1,79 @@
+// The KVM invariants (SPEC §3, issue 12): what the guest is entered on, what VM-exit loads, what a
+// vCPU's ASI reaches, and what returning to user space and destroying a vCPU leave behind. Entry,
+// exit and return are judged where vcpu_run passes them (ghost events of src/model/kvm/run.ts);
+// scope and leaks on the state.
+
+import { PAGE_SIZE, formatVa } from '../model/geometry.ts';
+import { frameAt, leaves } from '../model/pagetable.ts';
+import { allocationOfFrame } from '../model/memory.ts';
+import { memslotsVa } from '../model/kvm/vm.ts';
+import type { System } from '../model/system.ts';
+import type { Invariant } from './types.ts';
+
+function ghostEvent(sys: System, id: 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER'): string | undefined {
+  return sys.ghost.events.find((e) => e.invariant === id)?.message;
+}
+
+export const KVM_ENTRY: Invariant = {
+  id: 'KVM-ENTRY',
+  statement:
+    "With address_space_isolation on, the guest is entered on the vCPU's own ASI with the session ACTIVE on it, or on the kernel CR3 when isolation failed or was aborted; with it off, no vCPU has an ASI. The path to VM-enter does not oops.",
+  source: 'RFC v2 patches 23, 25 (vcpu_isolation_enter, vmx_vcpu_run), 26 (the remaps before asi_enter)',
+  check: (sys) => ghostEvent(sys, 'KVM-ENTRY'),
+};
+
+export const KVM_EXIT_CR3: Invariant = {
+  id: 'KVM-EXIT-CR3',
+  statement:
+    "The CR3 VM-exit loads (HOST_CR3, cached from __get_current_cr3_fast()) is the one the session says: the vCPU's ASI only while the session is ACTIVE on it or ABORTED inside the isolation barrier, the kernel's otherwise.",
+  source: 'RFC v2 patches 21 (__get_current_cr3_fast), 25 (vmx_isolation_barrier_begin/end around __vmx_vcpu_run)',
+  check: (sys) => ghostEvent(sys, 'KVM-EXIT-CR3'),
+};
+
+/** A vCPU's ASI reaches no other VM's memory or state, and no memslots array or bus it remapped and the VM has since freed. */
+function scope(sys: System): string | undefined {
+  for (const vcpu of sys.kvm?.vcpus.values() ?? []) {
+    const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
+    if (!asi) continue;
+    const seen = new Set<number>();
+    for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+      for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
+        const frame = frameAt(l, va);
+        if (seen.has(frame)) continue;
+        seen.add(frame);
+        const a = allocationOfFrame(sys.mem, frame);
+        if (a?.owner.kind === 'vm' && a.owner.id !== vcpu.vm) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${a.name} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
+      }
+    }
+    const vm = sys.kvm!.vms.get(vcpu.vm)!;
+    const live = new Set([...vm.memslots.map((m) => memslotsVa(sys, m)), ...vm.buses.map((b) => b?.va)]);
+    for (const ptr of [...vcpu.asiMemslots, ...vcpu.asiBuses]) {
+      if (ptr !== null && !live.has(ptr) && asi.ranges.some((r) => r.ptr === ptr)) return `asi#${asi.id} of vCPU ${vcpu.id} still maps ${formatVa(sys.g, ptr)}, a memslots array or bus VM ${vcpu.vm} has freed`;
+    }
+  }
+  return undefined;
+}
+
+export const KVM_SCOPE: Invariant = {
+  id: 'KVM-SCOPE',
+  statement:
+    "A vCPU's ASI never reaches another VM's guest memory or state, nor a memslots array or IO bus its VM has replaced and freed.",
+  source: 'RFC v2 cover letter (per-VM data only); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)',
+  check: scope,
+  whileTablesUnchanged: 'unchanged',
+};
+
+/** Every ASI vmx_isolation_init created belongs to a live vCPU. */
+function leaked(sys: System): string | undefined {
+  if (!sys.kvm) return undefined;
+  const owned = new Set([...sys.kvm.vcpus.values()].map((v) => v.asi));
+  const asi = [...sys.kvm.asis].find((id) => sys.asis.has(id) && !owned.has(id));
+  return asi === undefined ? undefined : `asi#${asi}, created by vmx_isolation_init, belongs to no vCPU: it, its ranges and its page-table pages leak`;
+}
+
+export const KVM_USER: Invariant = {
+  id: 'KVM-USER',
+  statement: 'KVM_RUN returns to user space with isolation left and the kernel CR3 loaded; every ASI vmx_isolation_init created belongs to a live vCPU (a failed creation or a destroyed vCPU leaves none).',
+  source: 'RFC v2 patches 23 (vmx_isolation_init/uninit), 25 (kvm_may_access_sensitive_data at the end of vcpu_run)',
+  check: (sys) => ghostEvent(sys, 'KVM-USER') ?? leaked(sys),
+};

@@ -1,0 +1,244 @@
+// KVM_RUN as Linux 5.2 runs it with RFC v2 patches 21, 25 and 26, as micro-steps
+// (arch/x86/kvm/x86.c vcpu_run/vcpu_enter_guest, arch/x86/kvm/vmx/vmx.c vmx_vcpu_run): each `yield`
+// is a point where an interrupt, exception, NMI or preemption may land (src/model/entry.ts).
+
+import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../cpu.ts';
+import { checkSchedulable } from '../context.ts';
+import { asiRemap, asiUnmap } from '../asi.ts';
+import { type Exec, type Path, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../session.ts';
+import { accessVa, contextSwitch, deliver } from '../entry.ts';
+import { directMapVa } from '../kernel.ts';
+import { log } from '../trace.ts';
+import { type GhostEvent, type System, mutant } from '../system.ts';
+import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, type Vcpu, type Vm, memslotsVa, vaOf } from './vm.ts';
+
+/** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
+export const EXIT_REASONS = ['ept-violation', 'io', 'mmio', 'msr', 'cpuid', 'hlt', 'external-interrupt', 'nmi', 'preemption-timer'] as const;
+export type ExitReason = (typeof EXIT_REASONS)[number];
+
+function kvmEvent(sys: System, invariant: GhostEvent['invariant'], message: string): void {
+  sys.ghost.events.push({ invariant, message });
+}
+
+/** vcpu_isolation_enter (patches 25, 26): remap what changed, then asi_enter. Runs with IRQs off. */
+/** True when it oopses. */
+function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
+  const { sys, out } = k;
+  if (vcpu.asi === null) return false;
+  const asi = sys.asis.get(vcpu.asi)!;
+  for (let i = 0; i < KVM_ADDRESS_SPACE_NUM; i++) {
+    const cur = memslotsVa(sys, vm.memslots[i]);
+    if (vcpu.asiMemslots[i] === cur) continue;
+    log(out, 'pr_debug', `remapping kvm memslots[${i}]`);
+    const r = asiRemap(sys, asi, vcpu.asiMemslots[i], cur, KVM_MEMSLOTS_SIZE, out);
+    vcpu.asiMemslots[i] = r.cur;
+    if (r.ret) log(out, 'pr_debug', `failed to map kvm memslots[${i}]: error ${r.ret}`);
+    yield `asi_remap(memslots[${i}])`;
+  }
+  for (let i = 0; i < KVM_NR_BUSES; i++) {
+    const bus = vm.buses[i];
+    if ((bus?.va ?? null) === vcpu.asiBuses[i]) continue;
+    if (!bus) {
+      // sizeof(*bus) + bus->dev_count * sizeof(struct kvm_io_range) with bus == NULL.
+      if (!sys.options.kvmRemapChecksNullBus) { // fixed: kvmRemapChecksNullBus
+        kvmEvent(sys, 'KVM-ENTRY', `cpu${k.cpu.id}: vcpu_isolation_enter reads bus->dev_count of kvm->buses[${i}] == NULL (the bus was removed by a failed kvm_io_bus_unregister_dev): kernel oops`);
+        return true;
+      }
+      // The fix: nothing to map, and the old bus is unmapped.
+      asiUnmap(sys, asi, vcpu.asiBuses[i]!, out);
+      vcpu.asiBuses[i] = null;
+      continue;
+    }
+    log(out, 'pr_debug', `remapped kvm buses[${i}]`);
+    const r = asiRemap(sys, asi, vcpu.asiBuses[i], bus.va, KVM_IO_BUS_SIZE + bus.devCount * KVM_IO_RANGE_SIZE, out);
+    vcpu.asiBuses[i] = r.cur;
+    if (r.ret) log(out, 'pr_debug', `failed to map kvm buses[${i}]: error ${r.ret}`);
+    yield `asi_remap(buses[${i}])`;
+  }
+  const err = yield* asiEnter(k, asi);
+  if (err) log(out, 'pr_debug', `KVM isolation failed: error ${err}`);
+  return false;
+}
+
+/** vcpu_isolation_exit, as kvm_may_access_sensitive_data calls it (patch 25). */
+function* kvmMayAccessSensitiveData(k: Exec, vcpu: Vcpu): Path {
+  if (vcpu.asi === null) return;
+  yield* asiExit(k, vcpu.asi);
+}
+
+/** vmx_isolation_barrier_begin (patch 25): asi_barrier_begin() whatever the session's state. */
+function vmxIsolationBarrierBegin(k: Exec, vcpu: Vcpu): void {
+  if (vcpu.asi !== null) k.cpu.session.retryAbort = true;
+}
+
+/** KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or was aborted, the kernel CR3. */
+function checkEntry(k: Exec, vcpu: Vcpu): void {
+  const { sys, cpu } = k;
+  const s = cpu.session;
+  const root = cr3Root(cpu.cr3);
+  const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
+  const on = `cpu${cpu.id} enters the guest of vCPU ${vcpu.id} on cr3 ${formatCr3(sys, cpu.cr3)}, session ${SESSION_STATE_NAMES[s.state]} on asi#${s.asi}`;
+  if (!asi) {
+    if (root !== sys.kernel.pgd) kvmEvent(sys, 'KVM-ENTRY', `${on}: the vCPU has no ASI`);
+    return;
+  }
+  const isolated = root === asi.pgd && s.state === ASI_SESSION_STATE_ACTIVE && s.asi === asi.id;
+  const degraded = root === sys.kernel.pgd && s.state !== ASI_SESSION_STATE_ACTIVE;
+  if (!isolated && !degraded) kvmEvent(sys, 'KVM-ENTRY', `${on}, not the vCPU's asi#${asi.id}`);
+  if (degraded) log(k.out, 'note', `cpu${cpu.id}: vCPU ${vcpu.id} enters the guest without isolation`);
+}
+
+/**
+ * KVM-EXIT-CR3 at VM-exit: HOST_CR3 is the isolation CR3 only while the session is ACTIVE on the
+ * vCPU's ASI, or ABORTED inside the isolation barrier (asi_barrier_end restores); otherwise the kernel's.
+ */
+function checkExitCr3(k: Exec, vcpu: Vcpu): void {
+  const { sys, cpu } = k;
+  const s = cpu.session;
+  const root = cr3Root(vcpu.hostCr3);
+  const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
+  const ok =
+    root === sys.kernel.pgd
+      ? s.state !== ASI_SESSION_STATE_ACTIVE
+      : asi !== undefined && root === asi.pgd && s.asi === asi.id && (s.state === ASI_SESSION_STATE_ACTIVE || (s.state === ASI_SESSION_STATE_ABORTED && s.retryAbort));
+  if (!ok) kvmEvent(sys, 'KVM-EXIT-CR3', `cpu${cpu.id}: VM-exit of vCPU ${vcpu.id} loads HOST_CR3 ${formatCr3(sys, vcpu.hostCr3)} while the session is ${SESSION_STATE_NAMES[s.state]} on asi#${s.asi} (retry_abort ${s.retryAbort})`);
+}
+
+/**
+ * vmx_vcpu_run (5.2 with patch 25): HOST_CR3 from __get_current_cr3_fast() (patch 21: the isolation
+ * CR3 while ACTIVE), then the isolation barrier, VM-enter, the guest, VM-exit loading HOST_CR3, the
+ * barrier's end. The RFC takes the barrier after HOST_CR3 is read: an NMI in between ends the
+ * session and VM-exit still loads the isolation CR3. kvmBarrierBeforeHostCr3 takes it first.
+ */
+function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path {
+  const early = k.sys.options.kvmBarrierBeforeHostCr3;
+  if (early) {
+    vmxIsolationBarrierBegin(k, vcpu); // fixed: kvmBarrierBeforeHostCr3
+    yield 'vmx_isolation_barrier_begin';
+  }
+  const cr3 = getCurrentCr3Fast(k);
+  if (cr3 !== vcpu.hostCr3 && !(mutant(k.sys, 'kvm-host-cr3-written-once') && vcpu.hostCr3)) vcpu.hostCr3 = cr3;
+  yield 'vmcs_writel(HOST_CR3, __get_current_cr3_fast())';
+  if (!early) {
+    vmxIsolationBarrierBegin(k, vcpu);
+    yield 'vmx_isolation_barrier_begin';
+  }
+  checkEntry(k, vcpu);
+  checkExitCr3(k, vcpu);
+  // VM-exit loads HOST_CR3; the host's TLB entries are kept (VPID tags the guest's).
+  writeCr3(k.cpu, vcpu.hostCr3, true);
+  yield 'VM-exit';
+  if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-end-skipped')) yield* asiBarrierEnd(k);
+}
+
+/** The data the exit handler for `reason` touches (5.2's vmx_handle_exit table), through the current CR3. */
+function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number): Path {
+  const { sys } = k;
+  const touch = (va: number, kind: AccessKind) => {
+    accessVa(k, va, kind, false);
+  };
+  const bus = (i: number) => {
+    // kvm_io_bus_read/write: srcu_dereference(kvm->buses[i]); a NULL bus is -ENOMEM.
+    const b = vm.buses[i];
+    if (b) touch(b.va, 'read');
+  };
+  switch (reason) {
+    case 'ept-violation': {
+      // handle_ept_violation -> kvm_mmu_page_fault: __gfn_to_memslot on kvm->memslots, then the guest page.
+      touch(memslotsVa(sys, vm.memslots[0]), 'read');
+      const slot = vm.slots[n % Math.max(1, vm.slots.length)];
+      if (slot) touch(directMapVa(sys, sys.mem.allocs.get(slot.alloc)!.frames[0]), 'read');
+      else bus(KVM_MMIO_BUS);
+      break;
+    }
+    case 'io':
+      touch(vaOf(sys, vcpu.pioData), 'write');
+      bus(KVM_PIO_BUS);
+      break;
+    case 'mmio':
+      bus(KVM_FAST_MMIO_BUS);
+      bus(KVM_MMIO_BUS);
+      break;
+    case 'msr':
+      touch(vaOf(sys, vcpu.vmx), 'read');
+      touch(vaOf(sys, vcpu.guestMsrs), 'write');
+      break;
+    case 'cpuid':
+      touch(vaOf(sys, vcpu.vmx), 'read');
+      break;
+    case 'preemption-timer':
+      touch(vaOf(sys, vcpu.apic), 'write');
+      break;
+    case 'hlt':
+      touch(vaOf(sys, vcpu.vmx), 'write');
+      break;
+    case 'external-interrupt':
+    case 'nmi':
+      break;
+  }
+  yield `handle_exit(${reason})`;
+  if (reason === 'hlt') yield* vcpuBlock(k, vcpu);
+}
+
+/**
+ * vcpu_block -> kvm_vcpu_block -> schedule(): kvm_sched_out's kvm_arch_vcpu_put calls
+ * kvm_may_access_sensitive_data (patch 25), prepare_task_switch aborts isolation (patch 02); another
+ * task runs until the vCPU is woken.
+ */
+function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
+  const prev = k.sys.kernel.current[k.cpu.id];
+  const other = [...k.sys.kernel.tasks.keys()].find((t) => !k.sys.kernel.current.includes(t));
+  yield* kvmMayAccessSensitiveData(k, vcpu);
+  if (other !== undefined) {
+    checkSchedulable(k.sys, k.cpu, 'schedule() in kvm_vcpu_block');
+    yield* contextSwitch(k, other);
+    yield* contextSwitch(k, prev);
+  }
+  yield 'kvm_vcpu_block';
+}
+
+/**
+ * KVM_RUN: vcpu_load, then vcpu_run's loop of vcpu_enter_guest + handle_exit, one iteration per
+ * exit reason (each handled in the kernel, so the loop goes on), then return to user space.
+ */
+export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path<number> {
+  const { sys, cpu } = k;
+  const vm = sys.kvm!.vms.get(vcpu.vm)!;
+  yield 'vcpu_load';
+  for (const [n, reason] of exits.entries()) {
+    // vcpu_enter_guest
+    cpu.preemptCount++;
+    yield 'preempt_disable';
+    cpu.irqsDisabled = true;
+    yield 'local_irq_disable';
+    if (yield* vcpuIsolationEnter(k, vcpu, vm)) {
+      cpu.dead = 'oops in vcpu_isolation_enter';
+      return 0;
+    }
+    yield* vmxVcpuRun(k, vcpu);
+    // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
+    if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
+    cpu.irqsDisabled = false;
+    yield 'local_irq_enable';
+    // handle_external_intr: the host's IRQ handler for the interrupt that caused the exit.
+    if (reason === 'external-interrupt') deliver(k, { at: 0, kind: 'irq' }, 'vcpu_run@handle_external_intr');
+    cpu.preemptCount--;
+    yield 'preempt_enable';
+    yield* handleExit(k, vcpu, vm, reason, n);
+    if (cpu.dead) return 0;
+  }
+  // vcpu_run's end (patch 25), then return to user space.
+  if (!mutant(sys, 'kvm-run-skips-exit')) yield* kvmMayAccessSensitiveData(k, vcpu);
+  yield 'kvm_may_access_sensitive_data';
+  checkUser(k, vcpu);
+  checkSchedulable(sys, cpu, 'return to user space from KVM_RUN');
+  return 0;
+}
+
+/** KVM-USER at return to user space: isolation left, on the kernel CR3. */
+function checkUser(k: Exec, vcpu: Vcpu): void {
+  const { sys, cpu } = k;
+  if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE || cpu.cr3 !== kernelCr3(sys)) {
+    kvmEvent(sys, 'KVM-USER', `cpu${cpu.id}: KVM_RUN of vCPU ${vcpu.id} returns to user space with the session ${SESSION_STATE_NAMES[cpu.session.state]} on asi#${cpu.session.asi}, cr3 ${formatCr3(sys, cpu.cr3)}`);
+  }
+}

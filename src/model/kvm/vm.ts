@@ -1,0 +1,330 @@
+// KVM's objects as Linux 5.2 allocates them (virt/kvm/kvm_main.c, arch/x86/kvm/vmx/vmx.c): the VM
+// (struct kvm_vmx, vzalloc'd by vmx_vm_alloc), its memslots arrays and IO buses (each change installs
+// a new array and frees the old one after synchronize_srcu), guest memory, and the vCPUs
+// (vmx_create_vcpu), with the per-vCPU ASI fields of RFC v2 patches 23 and 26.
+
+import { PAGE_SIZE } from '../geometry.ts';
+import { type Owner, allocFrames, freeAllocation } from '../memory.ts';
+import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../kernel.ts';
+import { type Log, log } from '../trace.ts';
+import { unmapFromAsis } from '../asi.ts';
+import { shootdown } from '../step.ts';
+import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
+import type { System } from '../system.ts';
+
+export const ENXIO = -6;
+export const ENOSPC = -28;
+
+/** KVM_ADDRESS_SPACE_NUM on x86: the normal and the SMM address space. */
+export const KVM_ADDRESS_SPACE_NUM = 2;
+/** KVM_NR_BUSES: MMIO, PIO, VIRTIO_CCW_NOTIFY, FAST_MMIO. */
+export const KVM_NR_BUSES = 4;
+export const KVM_MMIO_BUS = 0;
+export const KVM_PIO_BUS = 1;
+export const KVM_FAST_MMIO_BUS = 3;
+/** KVM_USER_MEM_SLOTS on x86 (509), scaled down: the model's VMs have a few slots. */
+export const KVM_MODEL_SLOTS = 4;
+/** Guest pages a memslot may have in the model. */
+export const KVM_MAX_SLOT_PAGES = 4;
+/** Devices a bus may hold in the model (NR_IOBUS_DEVS is 1000). */
+export const KVM_MAX_BUS_DEVS = 8;
+
+/**
+ * Sizes on x86-64 5.2 (approximate, from the struct layouts): struct kvm_vmx is dominated by
+ * kvm_arch.mmu_page_hash[4096] (32 KiB); struct kvm_memslots holds 512 kvm_memory_slot of 88 bytes;
+ * struct vcpu_vmx is the kvm_vcpu kmem_cache object; struct kvm_lapic; struct kvm_io_bus is 8 bytes
+ * plus 24 per kvm_io_range.
+ */
+export const KVM_VMX_SIZE = 0x9a40;
+export const KVM_MEMSLOTS_SIZE = 0xb410;
+export const VCPU_VMX_SIZE = 0x4200;
+export const KVM_LAPIC_SIZE = 0x190;
+export const KVM_IO_BUS_SIZE = 8;
+export const KVM_IO_RANGE_SIZE = 24;
+/** vmx_l1d_flush_pages: PAGE_SIZE << L1D_CACHE_ORDER, allocated when kvm-intel loads. */
+export const L1D_CACHE_ORDER = 4;
+/** Core sizes of kvm.ko and kvm-intel.ko, scaled down. */
+const KVM_MODULE_PAGES = 2;
+
+export interface Memslot {
+  readonly slot: number;
+  readonly pages: number;
+  /** The guest memory allocation (owner: the VM). */
+  readonly alloc: number;
+}
+
+export interface KvmBus {
+  /** kmalloc id of the struct kvm_io_bus. */
+  readonly obj: number;
+  readonly va: number;
+  readonly devCount: number;
+}
+
+export interface Vm {
+  readonly id: number;
+  /** vmArea id and address of struct kvm_vmx (struct kvm is its first member). */
+  readonly area: number;
+  readonly va: number;
+  /** kvm->memslots[as_id]: vmArea ids of the installed arrays (kvzalloc falls back to vmalloc). */
+  readonly memslots: number[];
+  /** The slots of address space 0. */
+  slots: Memslot[];
+  /** kvm->buses[i]; null after kvm_io_bus_unregister_dev failed to allocate the shrunk bus. */
+  readonly buses: (KvmBus | null)[];
+  readonly vcpus: number[];
+}
+
+export interface Vcpu {
+  readonly id: number;
+  readonly vm: number;
+  /** kmalloc ids: the vcpu_vmx (kvm_vcpu is its first member) and what vmx_create_vcpu allocates. */
+  readonly vmx: number;
+  readonly run: number;
+  readonly pioData: number;
+  readonly apic: number;
+  readonly guestMsrs: number;
+  readonly vmcs: number;
+  readonly msrBitmap: number;
+  /** vcpu->asi (patch 23): an ASI id, or null. */
+  asi: number | null;
+  /** vcpu->asi_memslots[] and vcpu->asi_buses[] (patch 26): the pointers last remapped, as VAs. */
+  readonly asiMemslots: (number | null)[];
+  readonly asiBuses: (number | null)[];
+  /** vmx->loaded_vmcs->host_state.cr3: what VM-exit loads. */
+  hostCr3: number;
+}
+
+export interface KvmState {
+  /** kvm.ko and kvm-intel.ko, loaded with the first VM. */
+  readonly modules: { readonly kvm: number; readonly kvmIntel: number };
+  /** kmalloc id of vmx_l1d_flush_pages. */
+  readonly l1dFlushPages: number;
+  readonly vms: Map<number, Vm>;
+  readonly vcpus: Map<number, Vcpu>;
+  nextId: number;
+  /** Ghost: the ASIs vmx_isolation_init created, live or leaked (KVM-USER). */
+  readonly asis: Set<number>;
+}
+
+export function vmOwner(vm: number): Owner {
+  return { kind: 'vm', id: vm };
+}
+
+export function cloneKvm(k: KvmState): KvmState {
+  return {
+    ...k,
+    vms: new Map([...k.vms].map(([id, vm]) => [id, { ...vm, memslots: [...vm.memslots], slots: [...vm.slots], buses: [...vm.buses], vcpus: [...vm.vcpus] }])),
+    vcpus: new Map([...k.vcpus].map(([id, v]) => [id, { ...v, asiMemslots: [...v.asiMemslots], asiBuses: [...v.asiBuses] }])),
+    asis: new Set(k.asis),
+  };
+}
+
+/** Loads kvm.ko and kvm-intel.ko with the first KVM_CREATE_VM (vmx_init allocates the L1D flush pages). */
+function kvmState(sys: System): KvmState | number {
+  if (sys.kvm) return sys.kvm;
+  const kvm = moduleLoad(sys, KVM_MODULE_PAGES);
+  if (typeof kvm === 'number') return kvm;
+  const kvmIntel = moduleLoad(sys, KVM_MODULE_PAGES);
+  if (typeof kvmIntel === 'number') {
+    moduleUnload(sys, kvm.id);
+    return kvmIntel;
+  }
+  const l1d = kmalloc(sys, PAGE_SIZE << L1D_CACHE_ORDER, false, 'vmx_l1d_flush_pages', { kind: 'kernel', id: 0 }, 'kvm');
+  if (typeof l1d === 'number') {
+    moduleUnload(sys, kvmIntel.id);
+    moduleUnload(sys, kvm.id);
+    return l1d;
+  }
+  sys.kvm = { modules: { kvm: kvm.id, kvmIntel: kvmIntel.id }, l1dFlushPages: l1d.id, vms: new Map(), vcpus: new Map(), nextId: 1, asis: new Set() };
+  return sys.kvm;
+}
+
+export function vaOf(sys: System, kmallocId: number): number {
+  return sys.kernel.kmallocs.get(kmallocId)!.va;
+}
+
+export function memslotsVa(sys: System, area: number): number {
+  return sys.kernel.vmAreas.get(area)!.va;
+}
+
+function busSize(devCount: number): number {
+  return KVM_IO_BUS_SIZE + devCount * KVM_IO_RANGE_SIZE;
+}
+
+function allocBus(sys: System, vm: number, devCount: number): KvmBus | number {
+  const obj = kmalloc(sys, busSize(devCount), false, `kvm_io_bus of VM ${vm}`, vmOwner(vm), 'kvm');
+  return typeof obj === 'number' ? obj : { obj: obj.id, va: obj.va, devCount };
+}
+
+function allocMemslots(sys: System, vm: number): number {
+  const a = vmalloc(sys, Math.ceil(KVM_MEMSLOTS_SIZE / PAGE_SIZE), false, `kvm_memslots of VM ${vm}`, vmOwner(vm), 'kvm');
+  return typeof a === 'number' ? a : a.id;
+}
+
+/** kvm_create_vm: struct kvm_vmx, both memslots arrays, every bus; ENOMEM frees what was made. */
+export function kvmCreateVm(sys: System, out: Log): number {
+  const st = kvmState(sys);
+  if (typeof st === 'number') return st;
+  const id = st.nextId++;
+  const memslots: number[] = [];
+  const buses: KvmBus[] = [];
+  const kvmVmx = vmalloc(sys, Math.ceil(KVM_VMX_SIZE / PAGE_SIZE), false, `kvm_vmx of VM ${id}`, vmOwner(id), 'kvm');
+  if (typeof kvmVmx === 'number') return kvmVmx;
+  const undo = (err: number) => {
+    for (const b of buses) kfree(sys, b.obj);
+    for (const a of [kvmVmx.id, ...memslots]) vfree(sys, a);
+    return err;
+  };
+  for (let i = 0; i < KVM_ADDRESS_SPACE_NUM; i++) {
+    const m = allocMemslots(sys, id);
+    if (m < 0) return undo(m);
+    memslots.push(m);
+  }
+  for (let i = 0; i < KVM_NR_BUSES; i++) {
+    const b = allocBus(sys, id, 0);
+    if (typeof b === 'number') return undo(b);
+    buses.push(b);
+  }
+  st.vms.set(id, { id, area: kvmVmx.id, va: kvmVmx.va, memslots, slots: [], buses, vcpus: [] });
+  log(out, 'note', `VM ${id}: struct kvm_vmx at ${kvmVmx.va.toString(16)}`);
+  return id;
+}
+
+/**
+ * __kvm_set_memory_region + install_new_memslots: a new array replaces kvm->memslots[0]; the old
+ * one is freed after synchronize_srcu. `pages` 0 deletes the slot. Guest memory is the VMM's, here
+ * frames owned by the VM (sensitive to everyone else), reached by the kernel through the direct map.
+ */
+export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, pages: number, out: Log): number {
+  const vm = sys.kvm?.vms.get(vmId);
+  if (!vm) return ENOENT;
+  if (slot >= KVM_MODEL_SLOTS || pages > KVM_MAX_SLOT_PAGES) return EINVAL;
+  const old = vm.slots.find((s) => s.slot === slot);
+  if (!old && pages === 0) return EINVAL;
+  const fresh = allocMemslots(sys, vmId);
+  if (fresh < 0) return fresh;
+  let added: Memslot | undefined;
+  if (pages > 0) {
+    const a = allocFrames(sys.mem, { kind: 'guest-memory', owner: vmOwner(vmId), name: `guest memory of VM ${vmId} slot ${slot}`, pages, sensitive: true });
+    if (!a) {
+      vfree(sys, fresh);
+      return ENOMEM;
+    }
+    added = { slot, pages, alloc: a.id };
+  }
+  const previous = vm.memslots[0];
+  vm.memslots[0] = fresh;
+  vm.slots = [...vm.slots.filter((s) => s !== old), ...(added ? [added] : [])];
+  // synchronize_srcu(&kvm->srcu), then kvfree(old memslots) and the old slot's memory goes back to the VMM.
+  log(out, 'note', `VM ${vmId}: memslots[0] ${memslotsVa(sys, previous).toString(16)} -> ${memslotsVa(sys, fresh).toString(16)}`);
+  freeVmArea(sys, previous, out);
+  if (old) freeGuestMemory(sys, old, out);
+  return 0;
+}
+
+/**
+ * kvfree/kfree of a KVM object: the kernel free path, which with freeUnmapsAsi unmaps it from every
+ * ASI first; vfree also shoots the area down on every CPU.
+ */
+function freeVmArea(sys: System, area: number, out: Log): void {
+  unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.vmAreas.get(area)!.alloc), out);
+  shootdown(sys, vfree(sys, area)!, out);
+}
+
+/** The VMM's munmap of a slot's memory, once KVM no longer uses it. */
+function freeGuestMemory(sys: System, slot: Memslot, out: Log): void {
+  unmapFromAsis(sys, sys.mem.allocs.get(slot.alloc), out);
+  freeAllocation(sys.mem, slot.alloc);
+}
+
+export function freeObject(sys: System, obj: number, out: Log): void {
+  unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.kmallocs.get(obj)!.alloc), out);
+  kfree(sys, obj);
+}
+
+/**
+ * kvm_io_bus_register_dev / kvm_io_bus_unregister_dev: a bus one range longer or shorter replaces
+ * kvm->buses[bus], the old one is kfree'd after synchronize_srcu_expedited. Unregister cannot fail:
+ * when the shorter bus cannot be allocated the bus is removed completely (kvm->buses[bus] = NULL).
+ */
+export function kvmIoBusChange(sys: System, vmId: number, bus: number, register: boolean, out: Log): number {
+  const vm = sys.kvm?.vms.get(vmId);
+  if (!vm) return ENOENT;
+  if (bus >= KVM_NR_BUSES) return EINVAL;
+  const cur = vm.buses[bus];
+  if (!cur) return register ? ENOMEM : 0;
+  if (register && cur.devCount >= KVM_MAX_BUS_DEVS) return ENOSPC;
+  if (!register && cur.devCount === 0) return 0;
+  const fresh = allocBus(sys, vmId, cur.devCount + (register ? 1 : -1));
+  if (typeof fresh === 'number') {
+    if (register) return fresh;
+    log(out, 'pr_err', 'kvm: failed to shrink bus, removing it completely');
+  }
+  vm.buses[bus] = typeof fresh === 'number' ? null : fresh;
+  freeObject(sys, cur.obj, out);
+  return 0;
+}
+
+/** KVM_MAX_VCPUS, scaled down. */
+export const KVM_MODEL_MAX_VCPUS = 4;
+
+/**
+ * kvm_vm_ioctl_create_vcpu -> vmx_create_vcpu (5.2 order): the vcpu_vmx from the kvm_vcpu cache,
+ * the kvm_run page, pio_data, the lapic, guest_msrs, the VMCS and its MSR bitmap, then
+ * vmx_isolation_init (patch 23). Any failure frees what was allocated, in reverse.
+ */
+export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
+  const st = sys.kvm;
+  const vm = st?.vms.get(vmId);
+  if (!st || !vm) return ENOENT;
+  if (vm.vcpus.length >= KVM_MODEL_MAX_VCPUS) return EINVAL;
+  const id = st.nextId++;
+  const owner = vmOwner(vmId);
+  const objs: number[] = [];
+  const parts: [string, number][] = [
+    [`vcpu_vmx ${id}`, VCPU_VMX_SIZE],
+    [`kvm_run of vCPU ${id}`, PAGE_SIZE],
+    [`pio_data of vCPU ${id}`, PAGE_SIZE],
+    [`kvm_lapic of vCPU ${id}`, KVM_LAPIC_SIZE],
+    [`guest_msrs of vCPU ${id}`, PAGE_SIZE],
+    [`vmcs01 of vCPU ${id}`, PAGE_SIZE],
+    [`msr_bitmap of vCPU ${id}`, PAGE_SIZE],
+  ];
+  const undo = (err: number) => {
+    for (const o of objs.reverse()) kfree(sys, o);
+    return err;
+  };
+  for (const [name, size] of parts) {
+    // The vCPU's state is the VM's: sensitive to every other VM and the host.
+    const o = kmalloc(sys, size, true, name, owner, 'kvm');
+    if (typeof o === 'number') return undo(o);
+    objs.push(o.id);
+  }
+  const [vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap] = objs;
+  const vcpu: Vcpu = { id, vm: vmId, vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap, asi: null, asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null), asiBuses: Array(KVM_NR_BUSES).fill(null), hostCr3: 0 };
+  const err = vmxIsolationInit(sys, vcpu, out);
+  if (err) return undo(err);
+  st.vcpus.set(id, vcpu);
+  vm.vcpus.push(id);
+  return id;
+}
+
+/** vmx_free_vcpu: vmx_isolation_uninit first (patch 23), then the vCPU's memory. */
+function vmxFreeVcpu(sys: System, vcpu: Vcpu, out: Log): void {
+  vmxIsolationUninit(sys, vcpu, out);
+  for (const o of [vcpu.msrBitmap, vcpu.vmcs, vcpu.guestMsrs, vcpu.apic, vcpu.pioData, vcpu.run, vcpu.vmx]) freeObject(sys, o, out);
+  sys.kvm!.vcpus.delete(vcpu.id);
+}
+
+/** The last close of a VM: kvm_destroy_vm frees the buses, the vCPUs, the memslots and the VM. */
+export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
+  const vm = sys.kvm?.vms.get(vmId);
+  if (!vm) return ENOENT;
+  for (const b of vm.buses) if (b) freeObject(sys, b.obj, out);
+  for (const v of vm.vcpus) vmxFreeVcpu(sys, sys.kvm!.vcpus.get(v)!, out);
+  for (const m of vm.memslots) freeVmArea(sys, m, out);
+  for (const s of vm.slots) freeGuestMemory(sys, s, out);
+  freeVmArea(sys, vm.area, out);
+  sys.kvm!.vms.delete(vmId);
+  return 0;
+}

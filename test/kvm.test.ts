@@ -1,0 +1,114 @@
+// KVM (issue 12): the per-vCPU ASI as patch 24 populates it, its error paths, KVM_RUN's exits and
+// where each leaves isolation, the module parameter off, and the KVM findings on their options.
+
+import { describe, expect, test } from 'vitest';
+import { runOps } from '../src/check/run.ts';
+import { createSystem, step } from '../src/model/step.ts';
+import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/cpu.ts';
+import { perCpuPtr } from '../src/model/kernel.ts';
+import { EXIT_REASONS } from '../src/model/kvm/run.ts';
+import type { Op } from '../src/model/ops.ts';
+import type { System } from '../src/model/system.ts';
+import { NULL_BUS, ONE_VCPU, STALE_GLOBAL, failInInit, kvmConfig, nmiBeforeBarrier, run, runFails, runHolds } from './kvm-scenarios.ts';
+
+function boot(ops: readonly Op[], config = kvmConfig()): System {
+  const sys = createSystem(config);
+  for (const op of ops) step(sys, op);
+  return sys;
+}
+
+describe('KVM_CREATE_VCPU (patches 23, 24)', () => {
+  test('one ASI per vCPU, mapping what vmx_isolation_init_mapping maps, in its order', () => {
+    const sys = boot([{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_create_vcpu', vm: 1 }]);
+    const [a, b] = [...sys.kvm!.vcpus.values()];
+    expect(a.asi).not.toBeNull();
+    expect(b.asi).not.toBe(a.asi);
+    const asi = sys.asis.get(a.asi!)!;
+    const va = (id: number) => sys.kernel.kmallocs.get(id)!.va;
+    const cpuvar = (v: Parameters<typeof perCpuPtr>[1]) => [0, 1].map((c) => perCpuPtr(sys, v, c));
+    const mod = (id: number) => sys.kernel.modules.get(id)!.va;
+    const k = sys.kvm!;
+    const expected = [
+      ...cpuvar('context_tracking'),
+      ...cpuvar('irq_stat'),
+      mod(k.modules.kvm),
+      ...cpuvar('kvm_srcu_data'),
+      mod(k.modules.kvmIntel),
+      ...cpuvar('current_vcpu'),
+      k.vms.get(1)!.va,
+      ...[a.vmx, a.run, a.apic, k.l1dFlushPages, a.guestMsrs, a.vmcs, a.msrBitmap, a.pioData].map(va),
+    ];
+    // list_add puts the newest range first.
+    expect(asi.ranges.filter((r) => r.madeBy === undefined).map((r) => r.ptr).reverse()).toEqual(expected);
+  });
+
+  test('an allocation failing anywhere in KVM_CREATE_VCPU frees everything it made (fixed)', () => {
+    for (let n = 0; n < 60; n++) {
+      const r = runOps(kvmConfig(), [...failInInit(n), { op: 'kvm_destroy_vm', vm: 1 }]);
+      expect(r.failure, `allocation ${n}: ${JSON.stringify(r.failure)}`).toBeUndefined();
+      expect(r.system.asis.size, `allocation ${n}`).toBe(0);
+    }
+  });
+
+  test('address_space_isolation=0: no ASI, the guest runs on the kernel CR3, nothing is violated', () => {
+    const config = kvmConfig({ kvmAddressSpaceIsolation: false });
+    const ops = [...ONE_VCPU, run(0, 2, [...EXIT_REASONS])];
+    runHolds(config, ops);
+    const sys = boot(ops, config);
+    expect(sys.asis.size).toBe(0);
+    expect(sys.cpus[0].cr3).toBe(kernelCr3(sys));
+  });
+});
+
+/** Where each exit reason's handler leaves the session on `fixed`: still isolated, or aborted and left. */
+function exitOutcomes(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const reason of EXIT_REASONS) {
+    const sys = boot(ONE_VCPU);
+    step(sys, run(0, 2, [reason]), (where) => {
+      if (where === `vcpu_run@${reason === 'hlt' ? 'kvm_vcpu_block' : `handle_exit(${reason})`}`) out[reason] = SESSION_STATE_NAMES[sys.cpus[0].session.state];
+    });
+  }
+  return out;
+}
+
+describe('KVM_RUN (patches 21, 25, 26)', () => {
+  test('each exit reason touches what it needs: mapped data keeps isolation, the rest aborts it', () => {
+    const outcomes = exitOutcomes();
+    console.log('exit reason x session after its handler:', outcomes);
+    expect(outcomes).toEqual({
+      'ept-violation': 'INACTIVE', // the guest page is not mapped: asi_fault
+      io: 'ACTIVE', // pio_data and the PIO bus are mapped
+      mmio: 'ACTIVE', // the buses are mapped
+      msr: 'ACTIVE',
+      cpuid: 'ACTIVE',
+      hlt: 'INACTIVE', // kvm_vcpu_block schedules: kvm_may_access_sensitive_data
+      'external-interrupt': 'INACTIVE', // the host's IRQ handler aborts
+      nmi: 'INACTIVE', // the host's NMI handler aborts
+      'preemption-timer': 'ACTIVE', // the lapic is mapped
+    });
+  });
+
+  test('the memslots and buses a run remaps are the current ones', () => {
+    const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }, run(0, 2, ['cpuid'])]);
+    const vcpu = sys.kvm!.vcpus.get(2)!;
+    const vm = sys.kvm!.vms.get(1)!;
+    expect(vcpu.asiMemslots).toEqual(vm.memslots.map((m) => sys.kernel.vmAreas.get(m)!.va));
+    expect(vcpu.asiBuses).toEqual(vm.buses.map((b) => b!.va));
+  });
+});
+
+describe('KVM findings reproduce with their option off and not on fixed', () => {
+  const cases: [string, Partial<Parameters<typeof kvmConfig>[0]>, () => Op[], string][] = [
+    ['K1 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3'],
+    ['K2 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false }, () => NULL_BUS, 'KVM-ENTRY'],
+    ['K3 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER'],
+    ['K4 vmx_isolation_uninit: Global TLB entries filled through the destroyed ASI reach reused pages', { kvmUninitUnmapsRanges: false }, () => STALE_GLOBAL, 'TLB-COHERENT'],
+  ];
+  for (const [name, options, ops, invariant] of cases) {
+    test(name, () => {
+      runFails(kvmConfig(options), ops(), invariant);
+      runHolds(kvmConfig(), ops());
+    });
+  }
+});

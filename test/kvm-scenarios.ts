@@ -54,17 +54,6 @@ export function failInInit(n: number): Op[] {
   return [{ op: 'kvm_create_vm' }, { op: 'fail_alloc', after: n }, { op: 'kvm_create_vcpu', vm: 1 }];
 }
 
-/** F24: the vCPU's ASI is destroyed with a Global TLB entry for pio_data still on cpu1; the page is freed and reused, and cpu1 enters another ASI. */
-export const STALE_GLOBAL: Op[] = [
-  { op: 'kvm_create_vm' },
-  { op: 'kvm_create_vcpu', vm: 1 },
-  run(1, 2, ['io', 'external-interrupt']),
-  { op: 'kvm_destroy_vm', vm: 1 },
-  { op: 'asi_create', flags: 0 },
-  { op: 'kvm_create_vm' },
-  { op: 'asi_enter', cpu: 1, asi: 2, intr: [] },
-];
-
 /** Two VMs with a vCPU each, memslot and bus changes between runs, every exit reason, and events at every point of a run. */
 export function busyRun(config: Config): Op[] {
   const setup: Op[] = [

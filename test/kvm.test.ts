@@ -9,7 +9,7 @@ import { perCpuPtr } from '../src/model/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { System } from '../src/model/system.ts';
-import { NULL_BUS, ONE_VCPU, STALE_GLOBAL, failInInit, kvmConfig, nmiBeforeBarrier, run, runFails, runHolds } from './kvm-scenarios.ts';
+import { NULL_BUS, ONE_VCPU, failInInit, kvmConfig, nmiBeforeBarrier, run, runFails, runHolds } from './kvm-scenarios.ts';
 
 function boot(ops: readonly Op[], config = kvmConfig()): System {
   const sys = createSystem(config);
@@ -103,7 +103,6 @@ describe('KVM findings reproduce with their option off and not on fixed', () => 
     ['K1 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3'],
     ['K2 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false }, () => NULL_BUS, 'KVM-ENTRY'],
     ['K3 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER'],
-    ['K4 vmx_isolation_uninit: Global TLB entries filled through the destroyed ASI reach reused pages', { kvmUninitUnmapsRanges: false }, () => STALE_GLOBAL, 'TLB-COHERENT'],
   ];
   for (const [name, options, ops, invariant] of cases) {
     test(name, () => {

@@ -159,10 +159,18 @@ function* handler<R>(k: Exec, kind: HandlerKind, bodyPoint: string, body: () => 
   const result = body();
   yield* asiFinishAbort(k);
   cpu.handlers.pop();
-  cpu.irqsDisabled = irqsWereDisabled;
-  // fixed: nmiDefersExit. irq_work_queue() from NMI raised a self-IPI, taken once IRQs are on.
-  if (cpu.session.deferredUnmap && !cpu.irqsDisabled) deliver(k, { at: 0, kind: 'irq' }, `${kind}@iret`, () => runDeferredUnmap(k));
+  if (irqsWereDisabled) cpu.irqsDisabled = true;
+  else localIrqEnable(k, `${kind}@iret`);
   return result;
+}
+
+/**
+ * IRQs come on again (iret to IRQs-on code, local_irq_enable()). fixed: nmiDefersExit: the
+ * irq_work_queue() of an NMI raised a self-IPI, taken as soon as IRQs are on.
+ */
+export function localIrqEnable(k: Exec, where: string): void {
+  k.cpu.irqsDisabled = false;
+  if (k.cpu.session.deferredUnmap) deliver(k, { at: 0, kind: 'irq' }, where, () => runDeferredUnmap(k));
 }
 
 /** interrupt_entry / error_entry / paranoid_entry: the body touches `va` (a probe) and runs `body`. */

@@ -179,12 +179,6 @@ export interface DesignOptions {
    */
   kvmBarrierBeforeHostCr3: boolean;
   /**
-   * vmx_isolation_uninit unmaps (and so flushes) the vCPU ASI's ranges before asi_destroy. Patch 23
-   * destroys it at once, and asi_destroy flushes nothing: Global TLB entries filled through the ASI
-   * stay, the vCPU's pages are freed and reused, and the next ASI entered can reach them.
-   */
-  kvmUninitUnmapsRanges: boolean;
-  /**
    * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
@@ -227,7 +221,6 @@ export const OPTION_NAMES = [
   'kvmInitDestroysAsi',
   'kvmRemapChecksNullBus',
   'kvmBarrierBeforeHostCr3',
-  'kvmUninitUnmapsRanges',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
@@ -267,7 +260,6 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: false,
   kvmRemapChecksNullBus: false,
   kvmBarrierBeforeHostCr3: false,
-  kvmUninitUnmapsRanges: false,
   kvmAddressSpaceIsolation: true,
 };
 
@@ -307,7 +299,6 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: true,
   kvmRemapChecksNullBus: true,
   kvmBarrierBeforeHostCr3: true,
-  kvmUninitUnmapsRanges: true,
   kvmAddressSpaceIsolation: true,
 };
 

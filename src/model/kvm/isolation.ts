@@ -4,7 +4,7 @@
 // made in the patch's order, and each error returns at once as the patch does.
 
 import { PAGE_SIZE, PGT_LEVEL_PTE } from '../geometry.ts';
-import { ASI_MAP_ALL, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange, asiUnmapRange } from '../asi.ts';
+import { ASI_MAP_ALL, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange } from '../asi.ts';
 import type { PercpuVar } from '../kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { type Asi, type System, mutant } from '../system.ts';
@@ -93,16 +93,14 @@ function destroy(sys: System, asi: Asi, out: Log): void {
 }
 
 /**
- * vmx_isolation_uninit (patch 23), called first in vmx_free_vcpu: asi_destroy flushes no TLB, so the
- * Global entries a CPU filled through the vCPU's ASI outlive it, and the vCPU's pages, freed next,
- * are no longer mapped by any ASI whose unmap would flush them. With kvmUninitUnmapsRanges every
- * range is unmapped (and flushed) before the ASI is destroyed.
+ * vmx_isolation_uninit (patch 23), called first in vmx_free_vcpu. asi_destroy flushes no TLB: the
+ * Global entries a CPU filled through the vCPU's ASI outlive it, but they are the kernel's own
+ * translations (the direct map), and the next asi_enter flushes Global entries (flushGlobalOnEnter).
  */
 export function vmxIsolationUninit(sys: System, vcpu: Vcpu, out: Log): void {
   if (!addressSpaceIsolation(sys) || vcpu.asi === null) return;
   const asi = sys.asis.get(vcpu.asi);
   if (asi && !mutant(sys, 'kvm-uninit-keeps-asi')) {
-    if (sys.options.kvmUninitUnmapsRanges) for (const r of [...asi.ranges]) asiUnmapRange(sys, asi, r, out); // fixed: kvmUninitUnmapsRanges
     destroy(sys, asi, out);
   }
   vcpu.asi = null;

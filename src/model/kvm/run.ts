@@ -6,7 +6,7 @@ import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_
 import { checkSchedulable } from '../context.ts';
 import { asiRemap, asiUnmap } from '../asi.ts';
 import { type Exec, type Path, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../session.ts';
-import { accessVa, contextSwitch, deliver } from '../entry.ts';
+import { accessVa, contextSwitch, deliver, localIrqEnable } from '../entry.ts';
 import { directMapVa } from '../kernel.ts';
 import { log } from '../trace.ts';
 import { type GhostEvent, type System, mutant } from '../system.ts';
@@ -218,7 +218,7 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
     yield* vmxVcpuRun(k, vcpu);
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
-    cpu.irqsDisabled = false;
+    localIrqEnable(k, 'vcpu_run@local_irq_enable');
     yield 'local_irq_enable';
     // handle_external_intr: the host's IRQ handler for the interrupt that caused the exit.
     if (reason === 'external-interrupt') deliver(k, { at: 0, kind: 'irq' }, 'vcpu_run@handle_external_intr');

@@ -4,7 +4,7 @@
 import { describe, expect, test } from 'vitest';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { hunt } from '../src/check/hunt.ts';
-import { mutantConfig } from '../src/check/findings.ts';
+import { mutantConfig, mutantWeights } from '../src/check/findings.ts';
 import { runOps } from '../src/check/run.ts';
 import { formatOp } from '../src/model/ops.ts';
 import { GEOMETRIES } from '../src/model/geometry.ts';
@@ -15,7 +15,7 @@ describe('mutant kill matrix', () => {
   for (const m of Object.keys(MUTANT_INFO) as MutantName[]) {
     test(`mutant ${m} is killed by ${MUTANT_INFO[m].expect} within ${RUN_BOUND} runs`, () => {
       const config = mutantConfig(m);
-      const found = hunt(config, { seed: 42, numRuns: RUN_BOUND });
+      const found = hunt(config, { seed: 42, numRuns: RUN_BOUND, weights: mutantWeights(m) });
       expect(found, `mutant ${m} survived`).toBeDefined();
       const f = found!;
       const lines = f.ops.map((op) => formatOp(GEOMETRIES.small, op));

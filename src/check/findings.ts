@@ -12,7 +12,7 @@ import { runOps } from './run.ts';
 import { GEOMETRIES } from '../model/geometry.ts';
 import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
-import { FOUNDATION_WEIGHTS } from '../generators/choose.ts';
+import { DEFAULT_WEIGHTS, FOUNDATION_WEIGHTS, KVM_WEIGHTS, type Weights } from '../generators/choose.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type Counterexample, configLabel, makeCounterexample, saveCounterexample } from './counterexample.ts';
 import { type OptionName, causeLabel, fixCandidates, triageOps, withFixes } from './triage.ts';
@@ -315,10 +315,15 @@ export function mutantConfig(m: MutantName): Config {
   return { geometry: 'small', cpus: 2, profile: 'fixed', mutant: m, ...(MUTANT_INFO[m].options ? { options: MUTANT_INFO[m].options } : {}) };
 }
 
+/** The op mix a search for a mutant needs: KVM's ops for KVM's mutants. */
+export function mutantWeights(m: MutantName): Weights {
+  return MUTANT_INFO[m].kvm ? KVM_WEIGHTS : DEFAULT_WEIGHTS;
+}
+
 function mutantCorpus(dir: string): void {
   for (const m of Object.keys(MUTANT_INFO) as MutantName[]) {
     const config = mutantConfig(m);
-    const f = hunt(config, { seed: LADDER_SEED, numRuns: 2000 });
+    const f = hunt(config, { seed: LADDER_SEED, numRuns: 2000, weights: mutantWeights(m) });
     if (!f) {
       console.log(`mutant ${m}: survived 2000 runs`);
       continue;

@@ -118,23 +118,28 @@ export const MUTANTS = {
   'kvm-uninit-keeps-asi': {
     where: 'vmx_isolation_uninit (patch 23): asi_destroy(vcpu->asi) is left out, vcpu->asi is only cleared',
     expect: 'KVM-USER',
+    kvm: true,
   },
   'kvm-run-skips-exit': {
     where: "vcpu_run (patch 25): the final kvm_may_access_sensitive_data() is left out, KVM_RUN returns to user space isolated",
     expect: 'KVM-USER',
+    kvm: true,
   },
   'kvm-barrier-end-skipped': {
     where: 'vmx_vcpu_run (patch 25): vmx_isolation_barrier_end() is left out after VM-exit, retry_abort stays set',
     // The first symptom: asi_exit's WARN_ON(retry_abort) when KVM_RUN leaves isolation.
     expect: 'NO-WARN',
+    kvm: true,
   },
   'kvm-host-cr3-written-once': {
     where: 'vmx_vcpu_run: HOST_CR3 is written at the first run only, not whenever __get_current_cr3_fast() changes',
     expect: 'KVM-EXIT-CR3',
+    kvm: true,
   },
   'kvm-maps-first-vm': {
     where: "vmx_isolation_map_kvm_vmx_data (patch 24): maps the first VM's struct kvm_vmx, not the vCPU's own",
     expect: 'KVM-SCOPE',
+    kvm: true,
   },
 } as const;
 
@@ -146,6 +151,8 @@ export interface MutantInfo {
   readonly expect: string;
   /** Design options the mutated code path needs (on top of the `fixed` profile). */
   readonly options?: Partial<DesignOptions>;
+  /** The mutated code is KVM's: a search for it needs KVM's ops. */
+  readonly kvm?: true;
 }
 
 export const MUTANT_INFO: Readonly<Record<MutantName, MutantInfo>> = MUTANTS;

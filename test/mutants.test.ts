@@ -9,7 +9,7 @@ import { runOps } from '../src/check/run.ts';
 import { formatOp } from '../src/model/ops.ts';
 import { GEOMETRIES } from '../src/model/geometry.ts';
 
-const RUN_BOUND = 2000;
+const RUN_BOUND = 3000;
 
 describe('mutant kill matrix', () => {
   for (const m of Object.keys(MUTANT_INFO) as MutantName[]) {

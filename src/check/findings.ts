@@ -323,9 +323,9 @@ export function mutantWeights(m: MutantName): Weights {
 function mutantCorpus(dir: string): void {
   for (const m of Object.keys(MUTANT_INFO) as MutantName[]) {
     const config = mutantConfig(m);
-    const f = hunt(config, { seed: LADDER_SEED, numRuns: 2000, weights: mutantWeights(m) });
+    const f = hunt(config, { seed: LADDER_SEED, numRuns: 3000, weights: mutantWeights(m) });
     if (!f) {
-      console.log(`mutant ${m}: survived 2000 runs`);
+      console.log(`mutant ${m}: survived 3000 runs`);
       continue;
     }
     const c = makeCounterexample(config, f.ops, f.violation.invariant, f.violation.message, `mutant ${m}: ${MUTANT_INFO[m].where}`, { by: 'mutant kill (fast-check)', seed: f.seed, path: f.path, runs: f.runsToFailure });

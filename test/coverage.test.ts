@@ -9,8 +9,8 @@ import type { Coverage } from '../src/check/fuzz/protocol.ts';
 import { missingObjects, outcomeName } from '../src/check/fuzz/walker.ts';
 import { MISSING_ID_ONE_IN } from '../src/generators/choose.ts';
 
-describe('interrupt coverage of 1200 seeded walks (fixed profile)', () => {
-  const seeds = Array.from({ length: 1200 }, (_, i) => `coverage/${i}`);
+describe('interrupt coverage of 700 seeded walks (fixed profile)', () => {
+  const seeds = Array.from({ length: 700 }, (_, i) => `coverage/${i}`);
   const outcomes: Coverage = {};
   const c = measure({ geometry: 'small', cpus: 2, profile: 'fixed' }, seeds, (cfg, seed, opts) =>
     runSeededWalk(cfg, seed, 60, undefined, {

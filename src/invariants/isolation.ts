@@ -11,7 +11,7 @@
 // later under a table the ASI shares with it.
 
 import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/geometry.ts';
-import { frameAt, leaves } from '../model/pagetable.ts';
+import { framesOf } from '../model/pagetable.ts';
 import { type ObjectRef, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/memory.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Cpu } from '../model/cpu.ts';
@@ -53,17 +53,11 @@ export function runsIsolated(sys: System, cpu: Cpu, phase: Phase): Asi | undefin
 function pageTableExposure(sys: System): string | undefined {
   for (const asi of sys.asis.values()) {
     let requested: Set<string> | undefined;
-    const seen = new Set<number>();
-    for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-      for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
-        const frame = frameAt(l, va);
-        if (seen.has(frame)) continue;
-        seen.add(frame);
-        if (!objectsInFrame(sys.mem, frame).some(objectSensitive)) continue;
-        requested ??= requestedUnits(asi);
-        const o = unrequested(sys, frame, requested);
-        if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(frame, requested)}`;
-      }
+    for (const { frame, va, leaf: l } of framesOf(sys.g, sys.tables, asi.pgd)) {
+      if (!objectsInFrame(sys.mem, frame).some(objectSensitive)) continue;
+      requested ??= requestedUnits(asi);
+      const o = unrequested(sys, frame, requested);
+      if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(frame, requested)}`;
     }
   }
   return undefined;

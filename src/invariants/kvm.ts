@@ -3,8 +3,8 @@
 // exit and return are judged where vcpu_run passes them (ghost events of src/model/kvm/run.ts);
 // scope and leaks on the state.
 
-import { PAGE_SIZE, formatVa } from '../model/geometry.ts';
-import { frameAt, leaves } from '../model/pagetable.ts';
+import { formatVa } from '../model/geometry.ts';
+import { framesOf } from '../model/pagetable.ts';
 import { allocationOfFrame } from '../model/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
 import type { System } from '../model/system.ts';
@@ -35,15 +35,9 @@ function scope(sys: System): string | undefined {
   for (const vcpu of sys.kvm?.vcpus.values() ?? []) {
     const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
     if (!asi) continue;
-    const seen = new Set<number>();
-    for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-      for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
-        const frame = frameAt(l, va);
-        if (seen.has(frame)) continue;
-        seen.add(frame);
-        const a = allocationOfFrame(sys.mem, frame);
-        if (a?.owner.kind === 'vm' && a.owner.id !== vcpu.vm) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${a.name} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
-      }
+    for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd)) {
+      const a = allocationOfFrame(sys.mem, frame);
+      if (a?.owner.kind === 'vm' && a.owner.id !== vcpu.vm) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${a.name} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
     }
     const vm = sys.kvm!.vms.get(vcpu.vm)!;
     const live = new Set([...vm.memslots.map((m) => memslotsVa(sys, m)), ...vm.buses.map((b) => b?.va)]);

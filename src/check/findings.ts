@@ -6,10 +6,10 @@
 import { fileURLToPath } from 'node:url';
 import { basename, dirname, join } from 'node:path';
 import type { DesignOptions } from '../model/options.ts';
-import type { Config } from '../model/system.ts';
+import { type Config, type KernelConfig, type System, cloneSystem } from '../model/system.ts';
 import { type Op, formatOp } from '../model/ops.ts';
 import { runOps } from './run.ts';
-import { GEOMETRIES } from '../model/geometry.ts';
+import { GEOMETRIES, PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/geometry.ts';
 import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
 import { DEFAULT_WEIGHTS, FOUNDATION_WEIGHTS, KVM_WEIGHTS, type Weights } from '../generators/choose.ts';
@@ -17,9 +17,7 @@ import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type Counterexample, configLabel, makeCounterexample, saveCounterexample } from './counterexample.ts';
 import { type OptionName, causeLabel, fixCandidates, triageOps, withFixes } from './triage.ts';
 import { violates } from './shrink.ts';
-import { type KernelConfig, cloneSystem, type System } from '../model/system.ts';
 import { createSystem, step } from '../model/step.ts';
-import { PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/geometry.ts';
 import { directMapVa } from '../model/kernel.ts';
 
 export interface Rung {

@@ -62,7 +62,6 @@ export function checkAll(sys: System, only?: readonly Invariant[], phase: Phase 
   const out: Violation[] = [];
   for (const inv of only ?? INVARIANTS) {
     if (inv.appliesTo && !inv.appliesTo(sys)) continue;
-    if (phase === 'micro-step' && inv.betweenOpsOnly) continue;
     const partial = phase === 'micro-step' && tablesUnchanged ? inv.whileTablesUnchanged : undefined;
     if (partial === 'unchanged') continue;
     const message = partial ? partial(sys, phase) : inv.check(sys, phase);

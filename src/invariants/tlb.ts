@@ -7,7 +7,7 @@
 // ISOLATION's business: the kernel maps itself Global on purpose.)
 
 import { formatVa, PAGE_SIZE } from '../model/geometry.ts';
-import { type Cpu, type TlbEntry, buildCr3, cr3Root, formatCr3, usableTlbEntries } from '../model/cpu.ts';
+import { type Cpu, type TlbEntry, cr3Root, formatCr3, formatRoot, usableTlbEntries } from '../model/cpu.ts';
 import { walk } from '../model/pagetable.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
@@ -33,7 +33,7 @@ function incoherent(sys: System, cpu: Cpu): string | undefined {
     if (now === entry.alloc || now < 0) continue;
     const va = vpn * PAGE_SIZE;
     if (stillGiven(sys, cpu, va, entry)) continue;
-    return `cpu${cpu.id} caches ${formatVa(sys.g, va)} -> pfn ${entry.frame}, filled from ${formatCr3(sys, buildCr3(entry.root, 0)).split('/')[0]} when the frame was ${allocName(sys, entry.alloc)}; neither that page table nor cr3 ${formatCr3(sys, cpu.cr3)} maps it so now, and the frame holds ${allocName(sys, now)}: its flush was owed before the frame was reused`;
+    return `cpu${cpu.id} caches ${formatVa(sys.g, va)} -> pfn ${entry.frame}, filled from ${formatRoot(sys, entry.root)} when the frame was ${allocName(sys, entry.alloc)}; neither that page table nor cr3 ${formatCr3(sys, cpu.cr3)} maps it so now, and the frame holds ${allocName(sys, now)}: its flush was owed before the frame was reused`;
   }
   return undefined;
 }

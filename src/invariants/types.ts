@@ -22,11 +22,10 @@ export interface Invariant {
   /** Invariants that belong to one design option only say so here. */
   readonly appliesTo?: (sys: System) => boolean;
   /**
-   * Why the invariant is a property of whole ops and is not judged at micro-steps (a session is
-   * ACTIVE with CR3 still on the kernel for one statement of asi_enter, by design). Invariants
-   * with parts of both kinds judge each part by the phase they are given.
+   * An invariant with a part that is a property of whole ops (a session is ACTIVE with CR3 still on
+   * the kernel for one statement of asi_enter, by design) judges that part only between ops: the
+   * phase it is given says which.
    */
-  readonly betweenOpsOnly?: string;
   readonly check: (sys: System, phase?: Phase) => string | undefined;
   /**
    * Inside an op, while allocations, page-table entries and tracked ranges have not changed since

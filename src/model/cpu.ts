@@ -106,12 +106,15 @@ export function kernelCr3(sys: System): number {
   return buildCr3(sys.kernel.pgd, KERNEL_PCID);
 }
 
+/** Whose page table a root frame is: the kernel's, an ASI's, or a bare pfn. */
+export function formatRoot(sys: System, root: number): string {
+  const asi = [...sys.asis.values()].find((a) => a.pgd === root);
+  return root === sys.kernel.pgd ? 'kernel' : asi ? `asi#${asi.id}` : `pfn ${root}`;
+}
+
 export function formatCr3(sys: System, cr3: number): string {
   if (cr3 === 0) return '0';
-  const root = cr3Root(cr3);
-  const asi = [...sys.asis.values()].find((a) => a.pgd === root);
-  const who = root === sys.kernel.pgd ? 'kernel' : asi ? `asi#${asi.id}` : `pfn ${root}`;
-  return `${who}/pcid${cr3Pcid(cr3)}`;
+  return `${formatRoot(sys, cr3Root(cr3))}/pcid${cr3Pcid(cr3)}`;
 }
 
 function newSession(): AsiSession {

@@ -141,9 +141,8 @@ function handlerBody(k: Exec, kind: HandlerKind): void {
   });
 }
 
-/** interrupt_entry / error_entry / paranoid_entry with the ASI hooks, the handler, and its exit. */
 /**
- * Every handler's frame: delivery (a double fault gives `crashed`), ASI_START_ABORT, the body at
+ * Every handler's frame (interrupt_entry / error_entry / paranoid_entry with the ASI hooks): delivery (a double fault gives `crashed`), ASI_START_ABORT, the body at
  * `bodyPoint`, ASI_FINISH_ABORT, iret. Only exceptions keep IRQs as they were (trap gates).
  */
 function* handler<R>(k: Exec, kind: HandlerKind, bodyPoint: string, body: () => R, crashed: R): Path<R> {

@@ -165,11 +165,11 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
  * leaves isolation like any interrupt) invalidates the range, with INVLPG, in the PCID it runs on.
  */
 export function shootdown(sys: System, area: VmArea, out: Log, observe?: Observer): void {
+  const pages = mutant(sys, 'shootdown-skips-last-page') ? area.pages - 1 : area.pages;
   for (const cpu of sys.cpus) {
     if (cpu.dead) continue;
     const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
     sys.exec = cpu;
-    const pages = mutant(sys, 'shootdown-skips-last-page') ? area.pages - 1 : area.pages;
     arrive(k, { at: 0, kind: 'irq' }, () => {
       invlpg(cpu, area.va, area.va + pages * PAGE_SIZE);
     });

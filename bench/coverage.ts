@@ -4,7 +4,7 @@
 
 import fc from 'fast-check';
 import { choicesArb } from '../src/generators/arbitraries.ts';
-import { INTR_KINDS } from '../src/model/entry.ts';
+import { INTR_KINDS } from '../src/model/x86/entry.ts';
 import { runChoices } from '../src/check/run.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
 import { type InterruptCoverage, coverageRows, measure } from '../src/check/coverage.ts';

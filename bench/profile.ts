@@ -3,7 +3,7 @@
 //   npx tsx bench/hotspots.ts /tmp/prof/*.0.001.cpuprofile   (the main thread; tsx adds a loader thread)
 
 import { runSeededWalk } from '../src/check/seeded.ts';
-import type { Geometry } from '../src/model/geometry.ts';
+import type { Geometry } from '../src/model/mm/geometry.ts';
 
 const [geometry = 'small', walks = '200', steps = '60', micro = 'micro'] = process.argv.slice(2);
 const t0 = performance.now();

@@ -8,7 +8,7 @@ import { runOps } from '../src/check/run.ts';
 import { runSeededWalk, walkSeed } from '../src/check/seeded.ts';
 import { ddmin, violates } from '../src/check/shrink.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
-import { PAGE_SIZE } from '../src/model/geometry.ts';
+import { PAGE_SIZE } from '../src/model/mm/geometry.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { Config } from '../src/model/system.ts';
 import { configFromFlags } from '../src/commands/usage.ts';

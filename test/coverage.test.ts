@@ -4,7 +4,7 @@
 import { describe, expect, test } from 'vitest';
 import { coverageRows, measure } from '../src/check/coverage.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
-import { INTR_KINDS } from '../src/model/entry.ts';
+import { INTR_KINDS } from '../src/model/x86/entry.ts';
 import type { Coverage } from '../src/check/fuzz/protocol.ts';
 import { missingObjects, outcomeName } from '../src/check/fuzz/walker.ts';
 import { MISSING_ID_ONE_IN } from '../src/generators/choose.ts';

@@ -11,11 +11,11 @@ import { createSystem, step } from '../src/model/step.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
 import type { DesignOptions } from '../src/model/options.ts';
-import { PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, PGT_LEVEL_PUD, indexAt, levelSize } from '../src/model/geometry.ts';
-import { walk } from '../src/model/pagetable.ts';
+import { PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, PGT_LEVEL_PUD, indexAt, levelSize } from '../src/model/mm/geometry.ts';
+import { walk } from '../src/model/mm/pagetable.ts';
 import { violates } from '../src/check/shrink.ts';
-import { _PAGE_RW, entryFrame, isLarge, isNone, mkEntry } from '../src/model/pte.ts';
-import { allocationOfFrame } from '../src/model/memory.ts';
+import { _PAGE_RW, entryFrame, isLarge, isNone, mkEntry } from '../src/model/mm/pte.ts';
+import { allocationOfFrame } from '../src/model/mm/memory.ts';
 
 /** Past F1, F2 and F11, which fire at every asi_create of the posted code. */
 const PAST_CREATE: Partial<DesignOptions> = { splitLargePages: true, percpuSecretsOwnPage: true, atomicAllocs: true };

@@ -18,14 +18,14 @@ import {
   PGT_LEVEL_PUD,
   formatVa,
   indexAt,
-} from '../src/model/geometry.ts';
-import { leaves, lowerLevel, walk } from '../src/model/pagetable.ts';
-import { _KERNPG_TABLE, _PAGE_NX, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags, isNone, mkEntry } from '../src/model/pte.ts';
-import { frameCount, freeAllocation, unitAlloc } from '../src/model/memory.ts';
-import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY, asiLock } from '../src/model/asi.ts';
-import { spinLock } from '../src/model/context.ts';
-import { EBUSY, THREAD_PAGES, perCpuPtr, taskStackVa } from '../src/model/kernel.ts';
-import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, kernelCr3 } from '../src/model/cpu.ts';
+} from '../src/model/mm/geometry.ts';
+import { leaves, lowerLevel, walk } from '../src/model/mm/pagetable.ts';
+import { _KERNPG_TABLE, _PAGE_NX, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags, isNone, mkEntry } from '../src/model/mm/pte.ts';
+import { frameCount, freeAllocation, unitAlloc } from '../src/model/mm/memory.ts';
+import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY, asiLock } from '../src/model/asi/asi.ts';
+import { spinLock } from '../src/model/x86/context.ts';
+import { EBUSY, THREAD_PAGES, perCpuPtr, taskStackVa } from '../src/model/mm/kernel.ts';
+import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { KVM_SPECS } from './kvm-scenarios.ts';
 
 // ---- building states -------------------------------------------------------------------------

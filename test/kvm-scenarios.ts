@@ -10,7 +10,7 @@ import type { DesignOptions } from '../src/model/options.ts';
 import type { MutantName } from '../src/model/mutants.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
-import type { IntrKind } from '../src/model/entry.ts';
+import type { IntrKind } from '../src/model/x86/entry.ts';
 
 export function kvmConfig(options: Partial<DesignOptions> = {}, mutant?: MutantName, cpus = 2): Config {
   return { geometry: 'small', cpus, profile: 'fixed', options, ...(mutant ? { mutant } : {}) };

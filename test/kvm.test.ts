@@ -4,8 +4,8 @@
 import { describe, expect, test } from 'vitest';
 import { runOps } from '../src/check/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
-import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/cpu.ts';
-import { perCpuPtr } from '../src/model/kernel.ts';
+import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/x86/cpu.ts';
+import { perCpuPtr } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { System } from '../src/model/system.ts';

@@ -9,7 +9,7 @@ import { hunt } from '../src/check/hunt.ts';
 import { mutantConfig, mutantWeights } from '../src/check/findings.ts';
 import { runOps } from '../src/check/run.ts';
 import { formatOp } from '../src/model/ops.ts';
-import { GEOMETRIES } from '../src/model/geometry.ts';
+import { GEOMETRIES } from '../src/model/mm/geometry.ts';
 
 const RUN_BOUND = 3000;
 

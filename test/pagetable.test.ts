@@ -17,9 +17,9 @@ import {
   levelSize,
   parseVa,
   vaLimit,
-} from '../src/model/geometry.ts';
-import { type Tables, frameAt, interpret, leaves, walk } from '../src/model/pagetable.ts';
-import { computeLayout } from '../src/model/kernel.ts';
+} from '../src/model/mm/geometry.ts';
+import { type Tables, frameAt, interpret, leaves, walk } from '../src/model/mm/pagetable.ts';
+import { computeLayout } from '../src/model/mm/kernel.ts';
 import type { Config, System } from '../src/model/system.ts';
 import { runChoices } from '../src/check/run.ts';
 import { choicesArb } from '../src/generators/arbitraries.ts';

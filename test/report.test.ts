@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
 import { runOps } from '../src/check/run.ts';
-import { GEOMETRIES, parseVa } from '../src/model/geometry.ts';
+import { GEOMETRIES, parseVa } from '../src/model/mm/geometry.ts';
 import { type Change, describeChange, diffSnapshots } from '../src/report/diff.ts';
 import { type ReportHeader, esc, renderHtml } from '../src/report/html.ts';
 import { focusOf } from '../src/report/pagetree.ts';

@@ -4,9 +4,9 @@
 // op's own numeric and boolean fields, and its list of events (fewer events, no address touched,
 // nothing nested), so new op kinds are shrunk without changes here.
 
-import { PAGE_SIZE } from '../model/geometry.ts';
+import { PAGE_SIZE } from '../model/mm/geometry.ts';
 import type { Op } from '../model/ops.ts';
-import type { Intr } from '../model/entry.ts';
+import type { Intr } from '../model/x86/entry.ts';
 import type { Config } from '../model/system.ts';
 import { violates } from './shrink.ts';
 

@@ -9,7 +9,7 @@ import { type Config, API_CALLERS, geometryOf } from '../model/system.ts';
 import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, RFC_V2_OPTIONS } from '../model/options.ts';
 import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
-import { GEOMETRIES } from '../model/geometry.ts';
+import { GEOMETRIES } from '../model/mm/geometry.ts';
 
 export const FORMAT = 'asi-check-counterexample';
 export const FORMAT_VERSION = 1;

@@ -2,7 +2,7 @@
 // A triple is delivered (the event ran its handler there), held off (it arrived there but the CPU
 // could not take it: IRQs off, NMIs blocked, not preemptible), or never tried.
 
-import { INTR_KINDS } from '../model/entry.ts';
+import { INTR_KINDS } from '../model/x86/entry.ts';
 import type { Config } from '../model/system.ts';
 import type { RunOptions, RunResult } from './run.ts';
 

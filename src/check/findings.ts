@@ -9,7 +9,7 @@ import type { DesignOptions } from '../model/options.ts';
 import { type Config, type KernelConfig, type System, cloneSystem } from '../model/system.ts';
 import { type Op, formatOp } from '../model/ops.ts';
 import { runOps } from './run.ts';
-import { GEOMETRIES, PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/geometry.ts';
+import { GEOMETRIES, PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/mm/geometry.ts';
 import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
 import { DEFAULT_WEIGHTS, FOUNDATION_WEIGHTS, KVM_WEIGHTS, type Weights } from '../generators/choose.ts';
@@ -18,7 +18,7 @@ import { type Counterexample, configLabel, makeCounterexample, saveCounterexampl
 import { type OptionName, causeLabel, fixCandidates, triageOps, withFixes } from './triage.ts';
 import { violates } from './shrink.ts';
 import { createSystem, step } from '../model/step.ts';
-import { directMapVa } from '../model/kernel.ts';
+import { directMapVa } from '../model/mm/kernel.ts';
 
 export interface Rung {
   readonly title: string;

@@ -5,7 +5,7 @@ import { type Invariant, type Violation, checkAll } from '../invariants/index.ts
 import { type Op, formatOp } from '../model/ops.ts';
 import { type Outcome, createSystem, step } from '../model/step.ts';
 import type { Config, System } from '../model/system.ts';
-import { ERRNO_NAMES } from '../model/kernel.ts';
+import { ERRNO_NAMES } from '../model/mm/kernel.ts';
 
 export interface Failure {
   /** Index of the op after (or inside) which the invariants failed. */

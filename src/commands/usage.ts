@@ -2,7 +2,7 @@
 // every command uses to turn flag values into a model configuration.
 
 import { type Command, InvalidArgumentError } from 'commander';
-import { GEOMETRIES } from '../model/geometry.ts';
+import { GEOMETRIES } from '../model/mm/geometry.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type DesignOptions, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, type ProfileName, RFC_V2_OPTIONS } from '../model/options.ts';
 import type { Config } from '../model/system.ts';

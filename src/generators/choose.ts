@@ -3,13 +3,13 @@
 // (towards 0: earlier kinds, first candidates), the seeded walk draws them from seedrandom, and
 // both record the concrete ops, which are what a counterexample saves.
 
-import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/geometry.ts';
-import { PERCPU_VAR_NAMES, PERCPU_VARS, TASK_STRUCT_SIZE, THREAD_PAGES, perCpuPtr, taskStackVa } from '../model/kernel.ts';
+import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/mm/geometry.ts';
+import { PERCPU_VAR_NAMES, PERCPU_VARS, TASK_STRUCT_SIZE, THREAD_PAGES, perCpuPtr, taskStackVa } from '../model/mm/kernel.ts';
 import { ACCESS_KINDS, type Op, type OpKind, isApiCall } from '../model/ops.ts';
-import type { Intr, IntrKind } from '../model/entry.ts';
+import type { Intr, IntrKind } from '../model/x86/entry.ts';
 import type { System } from '../model/system.ts';
-import { ASI_SESSION_STATE_ACTIVE } from '../model/cpu.ts';
-import { frameAt, walk } from '../model/pagetable.ts';
+import { ASI_SESSION_STATE_ACTIVE } from '../model/x86/cpu.ts';
+import { frameAt, walk } from '../model/mm/pagetable.ts';
 import { resolveKvmOp } from './kvm.ts';
 
 export interface Choice {

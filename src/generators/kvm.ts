@@ -3,7 +3,7 @@
 
 import type { Op, OpKind } from '../model/ops.ts';
 import type { System } from '../model/system.ts';
-import { ASI_SESSION_STATE_INACTIVE } from '../model/cpu.ts';
+import { ASI_SESSION_STATE_INACTIVE } from '../model/x86/cpu.ts';
 import { EXIT_REASONS } from '../model/kvm/run.ts';
 import { KVM_MAX_SLOT_PAGES, KVM_MODEL_SLOTS, KVM_NR_BUSES } from '../model/kvm/vm.ts';
 import { type Choice, MISSING_ID_ONE_IN, eventsFor } from './choose.ts';

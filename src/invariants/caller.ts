@@ -5,7 +5,7 @@
 // of asi_remap, which it reports gone by clearing the caller's pointer (patch 13). The kernel
 // freeing memory, and asi_destroy, end ranges by their own right and are not calls of a caller.
 
-import { formatSize, formatVa } from '../model/geometry.ts';
+import { formatSize, formatVa } from '../model/mm/geometry.ts';
 import type { ApiCall, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
 

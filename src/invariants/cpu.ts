@@ -3,13 +3,13 @@
 // mid-step (a handler body on the wrong CR3, a double fault, a fault loop) are read from the ghost;
 // the rest is checked on the state between ops.
 
-import { type Cpu, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, cr3Root, formatCr3 } from '../model/cpu.ts';
-import { PAGE_SIZE, formatVa } from '../model/geometry.ts';
-import { THREAD_PAGES, taskStackVa } from '../model/kernel.ts';
-import { ASI_MAP_CURRENT_TASK } from '../model/asi.ts';
-import { entryCode } from '../model/entry.ts';
-import { walk } from '../model/pagetable.ts';
-import { asiCr3 } from '../model/session.ts';
+import { type Cpu, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, cr3Root, formatCr3 } from '../model/x86/cpu.ts';
+import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
+import { THREAD_PAGES, taskStackVa } from '../model/mm/kernel.ts';
+import { ASI_MAP_CURRENT_TASK } from '../model/asi/asi.ts';
+import { entryCode } from '../model/x86/entry.ts';
+import { walk } from '../model/mm/pagetable.ts';
+import { asiCr3 } from '../model/asi/session.ts';
 import type { Asi, GhostEvent, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
 

@@ -10,14 +10,14 @@
 // frame the range reached while it was free or owned by someone else, and what the kernel maps
 // later under a table the ASI shares with it.
 
-import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/geometry.ts';
-import { framesOf } from '../model/pagetable.ts';
-import { type ObjectRef, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/memory.ts';
+import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
+import { framesOf } from '../model/mm/pagetable.ts';
+import { type ObjectRef, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/mm/memory.ts';
 import type { Asi, System } from '../model/system.ts';
-import type { Cpu } from '../model/cpu.ts';
+import type { Cpu } from '../model/x86/cpu.ts';
 import type { Invariant, Phase } from './types.ts';
-import { usableTlbEntries } from '../model/cpu.ts';
-import { _PAGE_GLOBAL } from '../model/pte.ts';
+import { usableTlbEntries } from '../model/x86/cpu.ts';
+import { _PAGE_GLOBAL } from '../model/mm/pte.ts';
 import { isolatedIn } from './cpu.ts';
 
 /** The units every live range of the ASI reached when it was mapped. */

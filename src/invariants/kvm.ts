@@ -3,9 +3,9 @@
 // exit and return are judged where vcpu_run passes them (ghost events of src/model/kvm/run.ts);
 // scope and leaks on the state.
 
-import { formatVa } from '../model/geometry.ts';
-import { framesOf } from '../model/pagetable.ts';
-import { allocationOfFrame } from '../model/memory.ts';
+import { formatVa } from '../model/mm/geometry.ts';
+import { framesOf } from '../model/mm/pagetable.ts';
+import { allocationOfFrame } from '../model/mm/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';

@@ -1,10 +1,10 @@
 // PT-WF and PT-OWN: the page tables are trees of live page-table pages, and ASI code touches only
 // the pages it allocated.
 
-import { type PgtLevel, PGT_LEVEL_PGD, PGT_LEVEL_PTE, LEVEL_NAMES, PAGE_SIZE, levelSize } from '../model/geometry.ts';
-import { allocationOfFrame, frameCount } from '../model/memory.ts';
-import { lowerLevel } from '../model/pagetable.ts';
-import { entryFrame, isLarge, isNone, isPresent } from '../model/pte.ts';
+import { type PgtLevel, PGT_LEVEL_PGD, PGT_LEVEL_PTE, LEVEL_NAMES, PAGE_SIZE, levelSize } from '../model/mm/geometry.ts';
+import { allocationOfFrame, frameCount } from '../model/mm/memory.ts';
+import { lowerLevel } from '../model/mm/pagetable.ts';
+import { entryFrame, isLarge, isNone, isPresent } from '../model/mm/pte.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
 

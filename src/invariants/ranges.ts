@@ -1,9 +1,9 @@
 // The range-tracking invariants (RFC v2 patches 10, 11, 14): what an ASI tracks and what its page
 // table holds must agree, in both directions, and overlaps must be accounted for.
 
-import { PAGE_SIZE, formatVa, levelSize } from '../model/geometry.ts';
-import { rangeExtent, rfcRangeExtent } from '../model/asi.ts';
-import { leaves, walk } from '../model/pagetable.ts';
+import { PAGE_SIZE, formatVa, levelSize } from '../model/mm/geometry.ts';
+import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
+import { leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
 

@@ -1,11 +1,11 @@
 // REFINE: what an ASI maps is a sub-map of what the kernel maps, now, not when it was copied.
 
-import { PAGE_SIZE, formatVa } from '../model/geometry.ts';
-import { leaves, walk } from '../model/pagetable.ts';
-import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/pte.ts';
+import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
+import { leaves, walk } from '../model/mm/pagetable.ts';
+import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { unitAlloc } from '../model/memory.ts';
+import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
 function wider(asi: number, kernel: number): boolean {

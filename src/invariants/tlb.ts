@@ -6,9 +6,9 @@
 // someone else's memory. (A Global entry that the kernel still gives but the ASI does not is
 // ISOLATION's business: the kernel maps itself Global on purpose.)
 
-import { formatVa, PAGE_SIZE } from '../model/geometry.ts';
-import { type Cpu, type TlbEntry, cr3Root, formatCr3, formatRoot, usableTlbEntries } from '../model/cpu.ts';
-import { walk } from '../model/pagetable.ts';
+import { formatVa, PAGE_SIZE } from '../model/mm/geometry.ts';
+import { type Cpu, type TlbEntry, cr3Root, formatCr3, formatRoot, usableTlbEntries } from '../model/x86/cpu.ts';
+import { walk } from '../model/mm/pagetable.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
 

@@ -1,11 +1,11 @@
 // The operation alphabet: one JSON-serialisable value per kernel call, each printable as one line.
 // Saved counterexamples hold these, so a field once published keeps its meaning.
 
-import { type Geometry, type PgtLevel, LEVEL_NAMES, PGT_LEVEL_PTE, formatSize, formatVa } from './geometry.ts';
-import { type PercpuVar, PERCPU_VAR_NAMES } from './kernel.ts';
-import { formatMapFlags } from './asi.ts';
-import { type Intr, type IntrKind, INTR_KINDS } from './entry.ts';
-import type { AccessKind } from './cpu.ts';
+import { type Geometry, type PgtLevel, LEVEL_NAMES, PGT_LEVEL_PTE, formatSize, formatVa } from './mm/geometry.ts';
+import { type PercpuVar, PERCPU_VAR_NAMES } from './mm/kernel.ts';
+import { formatMapFlags } from './asi/asi.ts';
+import { type Intr, type IntrKind, INTR_KINDS } from './x86/entry.ts';
+import type { AccessKind } from './x86/cpu.ts';
 import { type ExitReason, EXIT_REASONS } from './kvm/run.ts';
 
 export type Op =

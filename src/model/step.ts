@@ -1,16 +1,16 @@
 // One operation applied to the system: the kernel call it names, its return value and what the
 // modelled code logged. Bad arguments give the RFC's error codes; nothing here throws on user input.
 
-import { type Allocation } from './memory.ts';
+import { type Allocation } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
 import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
-import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './cpu.ts';
+import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './x86/cpu.ts';
 import { kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun } from './kvm/run.ts';
-import { checkSchedulable, processContext } from './context.ts';
-import { type Exec, type Observer, type Path, asiEnter, asiExit } from './session.ts';
-import { accessVa, arrive, contextSwitch, drive } from './entry.ts';
-import { PAGE_SIZE } from './geometry.ts';
+import { checkSchedulable, processContext } from './x86/context.ts';
+import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
+import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
+import { PAGE_SIZE } from './mm/geometry.ts';
 import { type Op, isApiCall } from './ops.ts';
 import {
   ASI_MAP_ALL,
@@ -22,7 +22,7 @@ import {
   asiUnmap,
   asiUnmapPercpu,
   unmapFromAsis,
-} from './asi.ts';
+} from './asi/asi.ts';
 import {
   EBUSY,
   ECPUDEAD,
@@ -40,8 +40,8 @@ import {
   taskExit,
   vfree,
   vmalloc,
-} from './kernel.ts';
-import { vaLimit } from './geometry.ts';
+} from './mm/kernel.ts';
+import { vaLimit } from './mm/geometry.ts';
 
 export interface Outcome {
   /** 0, a new object's id (asi_create, task_create, allocations), or -errno. */

@@ -2,14 +2,14 @@
 // address space and objects, the ASIs, and ghost state (verification-only history that the
 // invariants read; the modelled kernel never does).
 
-import { type Geometry, GEOMETRIES } from './geometry.ts';
-import { type Memory, cloneMemory } from './memory.ts';
-import { type Tables, cloneTables } from './pagetable.ts';
+import { type Geometry, GEOMETRIES } from './mm/geometry.ts';
+import { type Memory, cloneMemory } from './mm/memory.ts';
+import { type Tables, cloneTables } from './mm/pagetable.ts';
 import { type DesignOptions, type ProfileName, PROFILES } from './options.ts';
 import { type MutantName } from './mutants.ts';
-import type { PgtLevel } from './geometry.ts';
-import { type Cpu, cloneCpu } from './cpu.ts';
-import { type ExecContext, processContext } from './context.ts';
+import type { PgtLevel } from './mm/geometry.ts';
+import { type Cpu, cloneCpu } from './x86/cpu.ts';
+import { type ExecContext, processContext } from './x86/context.ts';
 import { type KvmState, cloneKvm } from './kvm/vm.ts';
 
 export interface Config {

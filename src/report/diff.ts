@@ -1,7 +1,7 @@
 // What one step changed, computed from the snapshots before and after it, and one line of text per
 // change. Pure: the same two snapshots always give the same changes in the same order.
 
-import { type Geometry, LEVEL_NAMES, formatVa } from '../model/geometry.ts';
+import { type Geometry, LEVEL_NAMES, formatVa } from '../model/mm/geometry.ts';
 import type { AllocView, AsiView, CpuView, RangeView, Snapshot } from './snapshot.ts';
 
 export type Change =

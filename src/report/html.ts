@@ -3,8 +3,8 @@
 // where the run stopped with the entries the violation names highlighted. Pure: text in, text out;
 // every piece of model text goes through `esc`.
 
-import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/geometry.ts';
-import { lowerLevel } from '../model/pagetable.ts';
+import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
+import { lowerLevel } from '../model/mm/pagetable.ts';
 import type { Config } from '../model/system.ts';
 import { changeSign, cpuField, describeChange, formatRange } from './diff.ts';
 import { type PtRow, covers } from './pagetree.ts';

@@ -4,12 +4,12 @@
 // "pfn N", refcounted entries as "entry LEVEL:VA", CPUs as "cpuN", ASIs as "asi#N" (or "ASI N") and
 // a task's stack as "stack of task#N", so that is what `focusOf` reads.
 
-import { type Geometry, type PgtLevel, PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PTE, entriesPerTable, levelSize, parseVa } from '../model/geometry.ts';
-import { allocationOfFrame } from '../model/memory.ts';
-import { frameAt, lowerLevel, walk } from '../model/pagetable.ts';
-import { _PAGE_PSE, entryFlags, entryFrame, formatFlags, isLarge, isNone, isPresent } from '../model/pte.ts';
+import { type Geometry, type PgtLevel, PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PTE, entriesPerTable, levelSize, parseVa } from '../model/mm/geometry.ts';
+import { allocationOfFrame } from '../model/mm/memory.ts';
+import { frameAt, lowerLevel, walk } from '../model/mm/pagetable.ts';
+import { _PAGE_PSE, entryFlags, entryFrame, formatFlags, isLarge, isNone, isPresent } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
-import { ownsTable } from '../model/asi.ts';
+import { ownsTable } from '../model/asi/asi.ts';
 
 /** What a violation names: addresses, frames, CPUs, ASIs and allocations (by their model name). */
 export interface Focus {

@@ -4,8 +4,8 @@
 
 import type { Failure, RunOptions, RunResult } from '../check/run.ts';
 import { formatRet } from '../check/run.ts';
-import { type Geometry } from '../model/geometry.ts';
-import { allocationOfFrame } from '../model/memory.ts';
+import { type Geometry } from '../model/mm/geometry.ts';
+import { allocationOfFrame } from '../model/mm/memory.ts';
 import { formatOp } from '../model/ops.ts';
 import { createSystem } from '../model/step.ts';
 import { type Config, geometryOf } from '../model/system.ts';

@@ -3,10 +3,10 @@
 // after each step so that `diff.ts` can say what the step changed without holding on to the
 // (mutable) System.
 
-import { type PgtLevel, PAGE_SIZE } from '../model/geometry.ts';
-import type { AllocKind } from '../model/memory.ts';
-import { leaves } from '../model/pagetable.ts';
-import { ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, formatCr3 } from '../model/cpu.ts';
+import { type PgtLevel, PAGE_SIZE } from '../model/mm/geometry.ts';
+import type { AllocKind } from '../model/mm/memory.ts';
+import { leaves } from '../model/mm/pagetable.ts';
+import { ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, formatCr3 } from '../model/x86/cpu.ts';
 import type { System } from '../model/system.ts';
 
 /** One CPU as the report shows it: the page table it runs on and its ASI state. */

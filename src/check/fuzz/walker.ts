@@ -1,7 +1,7 @@
 // The loop a fuzz worker runs: seeded walks one after another, counting op kinds and outcomes,
 // shrinking each violation before reporting it. Free of worker_threads, so tests can call it.
 
-import { EINVAL, ENOENT, ERRNO_NAMES, ESRCH } from '../../model/kernel.ts';
+import { EINVAL, ENOENT, ERRNO_NAMES, ESRCH } from '../../model/mm/kernel.ts';
 import type { Op } from '../../model/ops.ts';
 import type { Config, System } from '../../model/system.ts';
 import { type StepRecord, runChoices, runOps } from '../run.ts';

@@ -3,9 +3,9 @@
 // vmx_isolation_init_mapping, destroyed by vmx_isolation_uninit. Every asi_map and asi_map_percpu is
 // made in the patch's order, and each error returns at once as the patch does.
 
-import { PAGE_SIZE, PGT_LEVEL_PTE } from '../geometry.ts';
-import { ASI_MAP_ALL, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange } from '../asi.ts';
-import type { PercpuVar } from '../kernel.ts';
+import { PAGE_SIZE, PGT_LEVEL_PTE } from '../mm/geometry.ts';
+import { ASI_MAP_ALL, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange } from '../asi/asi.ts';
+import type { PercpuVar } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { type Asi, type System, mutant } from '../system.ts';
 import { ENXIO, KVM_LAPIC_SIZE, KVM_VMX_SIZE, L1D_CACHE_ORDER, VCPU_VMX_SIZE, type Vcpu, vaOf } from './vm.ts';

@@ -1,13 +1,13 @@
 // KVM_RUN as Linux 5.2 runs it with RFC v2 patches 21, 25 and 26, as micro-steps
 // (arch/x86/kvm/x86.c vcpu_run/vcpu_enter_guest, arch/x86/kvm/vmx/vmx.c vmx_vcpu_run): each `yield`
-// is a point where an interrupt, exception, NMI or preemption may land (src/model/entry.ts).
+// is a point where an interrupt, exception, NMI or preemption may land (src/model/x86/entry.ts).
 
-import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../cpu.ts';
-import { checkSchedulable } from '../context.ts';
-import { asiRemap, asiUnmap } from '../asi.ts';
-import { type Exec, type Path, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../session.ts';
-import { accessVa, contextSwitch, deliver, localIrqEnable } from '../entry.ts';
-import { directMapVa } from '../kernel.ts';
+import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
+import { checkSchedulable } from '../x86/context.ts';
+import { asiRemap, asiUnmap } from '../asi/asi.ts';
+import { type Exec, type Path, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
+import { accessVa, contextSwitch, deliver, localIrqEnable } from '../x86/entry.ts';
+import { directMapVa } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
 import { type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, type Vcpu, type Vm, memslotsVa, vaOf } from './vm.ts';

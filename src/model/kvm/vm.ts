@@ -3,11 +3,11 @@
 // a new array and frees the old one after synchronize_srcu), guest memory, and the vCPUs
 // (vmx_create_vcpu), with the per-vCPU ASI fields of RFC v2 patches 23 and 26.
 
-import { PAGE_SIZE } from '../geometry.ts';
-import { type Owner, allocFrames, freeAllocation } from '../memory.ts';
-import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../kernel.ts';
+import { PAGE_SIZE } from '../mm/geometry.ts';
+import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
+import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
-import { unmapFromAsis } from '../asi.ts';
+import { unmapFromAsis } from '../asi/asi.ts';
 import { shootdown } from '../step.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
 import type { System } from '../system.ts';

@@ -4,7 +4,7 @@
 // instead of being enforced.
 
 import type { Cpu, LockHeld } from './cpu.ts';
-import type { System } from './system.ts';
+import type { System } from '../system.ts';
 
 /** Where kernel code runs: a CPU of the model, or a process context (for ops not tied to a CPU). */
 export type ExecContext = Pick<Cpu, 'id' | 'preemptCount' | 'irqsDisabled' | 'handlers' | 'locks'>;

@@ -18,14 +18,14 @@ import {
   levelSize,
   roundDown,
   roundUp,
-} from './geometry.ts';
-import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, touch, unitKey } from './memory.ts';
-import { framesReached, lowerLevel, mappedPages, reachableTables } from './pagetable.ts';
-import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from './pte.ts';
-import { type Log, log } from './trace.ts';
-import { asiPcid, flushTlbRange } from './cpu.ts';
-import { freesMemory, mightSleep, spinLock, spinUnlock } from './context.ts';
-import { type Asi, type AsiRange, type System, mutant, thpEnabled } from './system.ts';
+} from '../mm/geometry.ts';
+import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, touch, unitKey } from '../mm/memory.ts';
+import { framesReached, lowerLevel, mappedPages, reachableTables } from '../mm/pagetable.ts';
+import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from '../mm/pte.ts';
+import { type Log, log } from '../trace.ts';
+import { asiPcid, flushTlbRange } from '../x86/cpu.ts';
+import { freesMemory, mightSleep, spinLock, spinUnlock } from '../x86/context.ts';
+import { type Asi, type AsiRange, type System, mutant, thpEnabled } from '../system.ts';
 import {
   EBUSY,
   EFAULT,
@@ -36,7 +36,7 @@ import {
   PERCPU_VARS,
   perCpuPtr,
   taskStackVa,
-} from './kernel.ts';
+} from '../mm/kernel.ts';
 
 // asi_create() map flags (patches 15, 16, 19, 20).
 export const ASI_MAP_STACK_CANARY = 0x01;

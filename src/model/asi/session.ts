@@ -1,14 +1,14 @@
 // The ASI session code of RFC v2 patches 01-03, 15, 16 and 21, function by function, as generators:
 // each `yield` is a point between two micro-steps where an interrupt, exception, NMI or context
-// switch may arrive (src/model/entry.ts delivers them). The yielded string names the point.
+// switch may arrive (src/model/x86/entry.ts delivers them). The yielded string names the point.
 
-import { type Cpu, type SessionState, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from './cpu.ts';
-import { getCpuVar, inNmi, putCpuVar, spinLock, spinUnlock } from './context.ts';
+import { type Cpu, type SessionState, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
+import { getCpuVar, inNmi, putCpuVar, spinLock, spinUnlock } from '../x86/context.ts';
 import { ASI_MAP_CURRENT_TASK, asiMap, asiUnmap, warnOn } from './asi.ts';
-import { EBUSY, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from './kernel.ts';
-import { PAGE_SIZE } from './geometry.ts';
-import { type Log, log } from './trace.ts';
-import { type Asi, type System, type Task, mutant } from './system.ts';
+import { EBUSY, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
+import { PAGE_SIZE } from '../mm/geometry.ts';
+import { type Log, log } from '../trace.ts';
+import { type Asi, type System, type Task, mutant } from '../system.ts';
 
 /** A code path: yields the name of each point an interrupt may arrive at, returns the C return value. */
 export type Path<R = void> = Generator<string, R, void>;

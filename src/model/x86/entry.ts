@@ -5,12 +5,12 @@
 
 import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, formatCr3, invlpg, permits, translate } from './cpu.ts';
 import { inAtomic } from './context.ts';
-import { type Exec, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from './session.ts';
-import { PAGE_SIZE, formatVa } from './geometry.ts';
-import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, perCpuPtr, taskStackVa } from './kernel.ts';
-import { type System, mutant } from './system.ts';
-import { walk } from './pagetable.ts';
-import { log } from './trace.ts';
+import { type Exec, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
+import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
+import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, perCpuPtr, taskStackVa } from '../mm/kernel.ts';
+import { type System, mutant } from '../system.ts';
+import { walk } from '../mm/pagetable.ts';
+import { log } from '../trace.ts';
 
 export const INTR_KINDS = ['irq', 'exception', 'nmi', 'switch'] as const;
 export type IntrKind = (typeof INTR_KINDS)[number];

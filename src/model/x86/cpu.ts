@@ -3,10 +3,10 @@
 // TLB tagged by PCID with Global entries. Hardware effects are explicit operations: write_cr3,
 // tlb_fill on a walk, invlpg, and the flushes a design performs.
 
-import { PAGE_SIZE } from './geometry.ts';
-import { walk } from './pagetable.ts';
-import { _PAGE_GLOBAL, _PAGE_NX, _PAGE_RW } from './pte.ts';
-import type { System } from './system.ts';
+import { PAGE_SIZE } from '../mm/geometry.ts';
+import { walk } from '../mm/pagetable.ts';
+import { _PAGE_GLOBAL, _PAGE_NX, _PAGE_RW } from '../mm/pte.ts';
+import type { System } from '../system.ts';
 
 export const ASI_SESSION_STATE_INACTIVE = 0;
 export const ASI_SESSION_STATE_ACTIVE = 1;

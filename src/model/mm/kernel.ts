@@ -36,9 +36,9 @@ import {
   geometryOf,
   newGhost,
   resolveOptions,
-} from './system.ts';
-import { bootCpus } from './cpu.ts';
-import { processContext } from './context.ts';
+} from '../system.ts';
+import { bootCpus } from '../x86/cpu.ts';
+import { processContext } from '../x86/context.ts';
 
 export const ENOMEM = -12;
 export const EBUSY = -16;

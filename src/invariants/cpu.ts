@@ -12,6 +12,7 @@ import { walk } from '../model/mm/pagetable.ts';
 import { asiCr3 } from '../model/asi/session.ts';
 import type { Asi, GhostEvent, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { sinceVersion } from './views.ts';
 
 function ghostEvent(sys: System, id: GhostEvent['invariant']): string | undefined {
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
@@ -117,7 +118,10 @@ export const ENTRY_MAPPED: Invariant = {
   statement: 'Everything interrupt entry and the abort path touch before switching CR3 is mapped in every ASI: no double fault.',
   source: 'RFC v2 patch 15 (asi_init_mapping: kernel image, cpu_entry_area, cpu_asi_session)',
   check: (sys) => ghostEvent(sys, 'ENTRY-MAPPED') ?? entryUnmapped(sys),
-  whileTablesUnchanged: (sys) => ghostEvent(sys, 'ENTRY-MAPPED'),
+  incremental: () => {
+    const unmapped = sinceVersion(entryUnmapped);
+    return (sys) => ghostEvent(sys, 'ENTRY-MAPPED') ?? unmapped(sys);
+  },
 };
 
 export const PROGRESS: Invariant = {

@@ -44,15 +44,29 @@ export const PT_WF: Invariant = {
   id: 'PT-WF',
   statement: 'Every table an entry points to is a live page-table page of the right level; leaves map existing, aligned frames.',
   source: 'x86-64 paging; RFC v2 patch 06 (asi_pXX_alloc)',
-  whileTablesUnchanged: 'unchanged',
-  check(sys) {
-    for (const { name, root } of roots(sys)) {
-      const err = malformed(sys, root);
-      if (err) return `${name} page table: ${err}`;
-    }
-    return undefined;
+  check: (sys) => firstMalformed(sys, malformed),
+  // A tree's defects change only with the tables it reads and their allocations (its generation).
+  incremental: (views) => {
+    const cache = new Map<number, { gen: number; message: string | undefined }>();
+    return (sys) =>
+      firstMalformed(sys, (s, root) => {
+        const gen = views.tree(s, root).gen;
+        const c = cache.get(root);
+        if (c?.gen === gen) return c.message;
+        const message = malformed(s, root);
+        cache.set(root, { gen, message });
+        return message;
+      });
   },
 };
+
+function firstMalformed(sys: System, judge: (sys: System, root: number) => string | undefined): string | undefined {
+  for (const { name, root } of roots(sys)) {
+    const err = judge(sys, root);
+    if (err) return `${name} page table: ${err}`;
+  }
+  return undefined;
+}
 
 export const PT_OWN: Invariant = {
   id: 'PT-OWN',

@@ -6,6 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { firstAsi, perAsi, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -34,56 +35,60 @@ export const RANGE_NO_OVERLAP: Invariant = {
   id: 'RANGE-NO-OVERLAP',
   statement: 'The tracked ranges of one ASI never overlap (overlapPolicy=refuse).',
   source: 'design option overlapPolicy=refuse',
-  whileTablesUnchanged: 'unchanged',
   appliesTo: (sys) => sys.options.overlapPolicy === 'refuse',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      for (let i = 0; i < asi.ranges.length; i++) {
-        for (let j = i + 1; j < asi.ranges.length; j++) {
-          if (extentsMeet(sys, asi.ranges[i], asi.ranges[j])) return `asi#${asi.id}: ${show(sys, asi.ranges[i])} overlaps ${show(sys, asi.ranges[j])}`;
-        }
+  check: overlapping,
+  incremental: () => sinceVersion(overlapping),
+};
+
+function overlapping(sys: System): string | undefined {
+  for (const asi of sys.asis.values()) {
+    for (let i = 0; i < asi.ranges.length; i++) {
+      for (let j = i + 1; j < asi.ranges.length; j++) {
+        if (extentsMeet(sys, asi.ranges[i], asi.ranges[j])) return `asi#${asi.id}: ${show(sys, asi.ranges[i])} overlaps ${show(sys, asi.ranges[j])}`;
       }
     }
-    return undefined;
-  },
-};
+  }
+  return undefined;
+}
 
 export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   id: 'RANGE-OVERLAP-ACCOUNTED',
   statement:
     "Overlap counts are exact (a range's count is the number of other live ranges whose extents meet its own; an entry's reference count is the number of ranges relying on it), and unmapping one range never removes a translation that another live range still covers.",
   source: 'RFC v2 patch 14 (asi_map_overlap, asi_unmap_overlap); design option overlapPolicy=refcount-entries',
-  whileTablesUnchanged: 'unchanged',
   appliesTo: (sys) => sys.options.overlapPolicy !== 'refuse',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      if (sys.options.overlapPolicy === 'count-ranges') {
-        for (const r of asi.ranges) {
-          // Patch 14 counts overlaps of rounded extents, whatever extent the copy itself maps.
-          const truth = asi.ranges.filter((o) => o !== r && extentsMeet(sys, r, o, rfcRangeExtent)).length;
-          if (r.overlap !== truth) return `asi#${asi.id}: range ${show(sys, r)} has overlap count ${r.overlap}, but ${truth} live ranges overlap it`;
-        }
-      } else {
-        const truth = new Map<string, number>();
-        for (const r of asi.ranges) for (const k of r.entries) truth.set(k, (truth.get(k) ?? 0) + 1);
-        for (const k of new Set([...truth.keys(), ...asi.entryRefs.keys()])) {
-          if ((asi.entryRefs.get(k) ?? 0) !== (truth.get(k) ?? 0)) {
-            return `asi#${asi.id}: entry ${k} has ${asi.entryRefs.get(k) ?? 0} references, but ${truth.get(k) ?? 0} live ranges rely on it`;
-          }
-        }
-      }
-    }
-    for (const c of sys.ghost.cleared) {
-      const asi = sys.asis.get(c.asi);
-      if (!asi) continue;
-      for (const r of asi.ranges) {
-        const va = firstMissing(sys, asi, r, c.va, c.va + c.size);
-        if (va !== undefined) return `asi#${asi.id}: clearing ${formatVa(sys.g, c.va)} +0x${c.size.toString(16)} removed ${formatVa(sys.g, va)}, still covered by live range ${show(sys, r)}`;
-      }
-    }
-    return undefined;
-  },
+  check: miscounted,
+  incremental: () => sinceVersion(miscounted),
 };
+
+function miscounted(sys: System): string | undefined {
+  for (const asi of sys.asis.values()) {
+    if (sys.options.overlapPolicy === 'count-ranges') {
+      for (const r of asi.ranges) {
+        // Patch 14 counts overlaps of rounded extents, whatever extent the copy itself maps.
+        const truth = asi.ranges.filter((o) => o !== r && extentsMeet(sys, r, o, rfcRangeExtent)).length;
+        if (r.overlap !== truth) return `asi#${asi.id}: range ${show(sys, r)} has overlap count ${r.overlap}, but ${truth} live ranges overlap it`;
+      }
+    } else {
+      const truth = new Map<string, number>();
+      for (const r of asi.ranges) for (const k of r.entries) truth.set(k, (truth.get(k) ?? 0) + 1);
+      for (const k of new Set([...truth.keys(), ...asi.entryRefs.keys()])) {
+        if ((asi.entryRefs.get(k) ?? 0) !== (truth.get(k) ?? 0)) {
+          return `asi#${asi.id}: entry ${k} has ${asi.entryRefs.get(k) ?? 0} references, but ${truth.get(k) ?? 0} live ranges rely on it`;
+        }
+      }
+    }
+  }
+  for (const c of sys.ghost.cleared) {
+    const asi = sys.asis.get(c.asi);
+    if (!asi) continue;
+    for (const r of asi.ranges) {
+      const va = firstMissing(sys, asi, r, c.va, c.va + c.size);
+      if (va !== undefined) return `asi#${asi.id}: clearing ${formatVa(sys.g, c.va)} +0x${c.size.toString(16)} removed ${formatVa(sys.g, va)}, still covered by live range ${show(sys, r)}`;
+    }
+  }
+  return undefined;
+}
 
 /** What a range may map: its extent, and the level whose larger leaves it may reach as a whole. */
 interface Explanation {
@@ -109,38 +114,51 @@ export const RANGE_NO_LEAK: Invariant = {
   statement:
     'Every translation in an ASI page table lies in the effective extent of a live tracked range (no unmapped-range leaks), and every ASI page-table page belongs to a live ASI that tracks it (no frame leaks).',
   source: 'RFC v2 patches 04 (backend pages), 10, 11, 14 (asi_unmap)',
-  whileTablesUnchanged: 'unchanged',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      const extents = asi.ranges.map((r) => explanation(sys, r));
-      for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-        if (!extents.some((e) => explains(e, l.va, l.size))) {
-          return `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
-        }
-      }
-    }
-    for (const a of sys.mem.allocs.values()) {
-      if (a.kind !== 'pgtable' || a.owner.kind !== 'asi') continue;
-      const asi = sys.asis.get(a.owner.id);
-      if (!asi) return `pfn ${a.frames[0]} (${a.name}) is still allocated after asi#${a.owner.id} was destroyed`;
-      if (asi.pgd !== a.frames[0] && !asi.backend.some((b) => b.frame === a.frames[0])) return `pfn ${a.frames[0]} (${a.name}) is allocated but not tracked as a backend page`;
-    }
-    return undefined;
+  check: (sys) => firstAsi(sys, unexplainedLeaf) ?? pgtableLeak(sys),
+  // A leaf is judged against its own ASI's ranges: it changes with that ASI's tree and ranges only.
+  incremental: (views) => {
+    const leak = perAsi(unexplainedLeaf, (s, asi) => [views.tree(s, asi.pgd).gen], true);
+    const frameLeak = sinceVersion(pgtableLeak);
+    return (sys) => firstAsi(sys, leak) ?? frameLeak(sys);
   },
 };
+
+function unexplainedLeaf(sys: System, asi: Asi): string | undefined {
+  const extents = asi.ranges.map((r) => explanation(sys, r));
+  for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+    if (!extents.some((e) => explains(e, l.va, l.size))) {
+      return `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
+    }
+  }
+  return undefined;
+}
+
+function pgtableLeak(sys: System): string | undefined {
+  for (const a of sys.mem.allocs.values()) {
+    if (a.kind !== 'pgtable' || a.owner.kind !== 'asi') continue;
+    const asi = sys.asis.get(a.owner.id);
+    if (!asi) return `pfn ${a.frames[0]} (${a.name}) is still allocated after asi#${a.owner.id} was destroyed`;
+    if (asi.pgd !== a.frames[0] && !asi.backend.some((b) => b.frame === a.frames[0])) return `pfn ${a.frames[0]} (${a.name}) is allocated but not tracked as a backend page`;
+  }
+  return undefined;
+}
 
 export const RANGE_EXACT: Invariant = {
   id: 'RANGE-EXACT',
   statement: 'Every tracked range is fully present: each page of it that the kernel maps, the ASI maps too.',
   source: 'RFC v2 patches 08, 10, 14 (asi_map_range)',
-  whileTablesUnchanged: 'unchanged',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      for (const r of asi.ranges) {
-        const va = firstMissing(sys, asi, r);
-        if (va !== undefined) return `asi#${asi.id}: ${formatVa(sys.g, va)} of tracked range ${show(sys, r)} is not mapped`;
-      }
-    }
-    return undefined;
+  check: (sys) => firstAsi(sys, missing),
+  // The ASI's walk and the kernel's: it changes with either tree and with the ASI's ranges.
+  incremental: (views) => {
+    const judge = perAsi(missing, (s, asi) => [views.tree(s, asi.pgd).gen, views.tree(s, s.kernel.pgd).gen], true);
+    return (sys) => firstAsi(sys, judge);
   },
 };
+
+function missing(sys: System, asi: Asi): string | undefined {
+  for (const r of asi.ranges) {
+    const va = firstMissing(sys, asi, r);
+    if (va !== undefined) return `asi#${asi.id}: ${formatVa(sys.g, va)} of tracked range ${show(sys, r)} is not mapped`;
+  }
+  return undefined;
+}

@@ -1,0 +1,144 @@
+// What the incremental checker keeps across the checks of one run: each page table's leaves, with
+// the tables they were read from and the frames they reach, brought up to date from the model's
+// change log (Memory.tableLog, Memory.frameLog) so that a step pays for the tables it wrote, not
+// for every table of the machine. Judgements cached on a tree key on its generations.
+
+import { PAGE_SIZE } from '../model/mm/geometry.ts';
+import { type Leaf, leaves } from '../model/mm/pagetable.ts';
+import type { Asi, AsiRange, System } from '../model/system.ts';
+import type { Phase } from './types.ts';
+
+/** One page table as the invariants read it. */
+export interface TreeView {
+  /** Bumped whenever a table the tree was read from changed, or was allocated or freed. */
+  readonly gen: number;
+  /** Bumped whenever a frame its leaves reach is allocated or freed: the objects behind them changed. */
+  readonly framesGen: number;
+  readonly leaves: readonly Leaf[];
+}
+
+interface Tree extends TreeView {
+  gen: number;
+  framesGen: number;
+  leaves: Leaf[];
+  /** Every frame looked up as a table while reading the leaves. */
+  tables: Set<number>;
+  /** Frames the leaves reach, one byte each. */
+  frames: Uint8Array;
+  stale: boolean;
+}
+
+export class Views {
+  private readonly trees = new Map<number, Tree>();
+  /** Positions in the change log (counted over the whole run) read so far. */
+  private tableRead = -1;
+  private frameRead = -1;
+  /** Generations are drawn from one counter, so a tree read afresh never repeats one a cache holds. */
+  private gens = 0;
+
+  /** Reads what the model changed since the last check. */
+  update(sys: System): void {
+    const m = sys.mem;
+    if (this.tableRead < m.tableLogStart || this.frameRead < m.frameLogStart) {
+      // Entries were dropped unread (or this is the first check): nothing kept can be trusted.
+      this.trees.clear();
+    } else {
+      for (let i = this.tableRead - m.tableLogStart; i < m.tableLog.length; i++) this.tableChanged(m.tableLog[i]);
+      for (let i = this.frameRead - m.frameLogStart; i < m.frameLog.length; i++) this.frameChanged(m.frameLog[i]);
+    }
+    this.tableRead = m.tableLogStart + m.tableLog.length;
+    this.frameRead = m.frameLogStart + m.frameLog.length;
+    for (const root of this.trees.keys()) if (!sys.tables.has(root)) this.trees.delete(root);
+  }
+
+  private tableChanged(frame: number): void {
+    for (const t of this.trees.values()) if (t.tables.has(frame)) t.stale = true;
+  }
+
+  private frameChanged(frame: number): void {
+    for (const t of this.trees.values()) {
+      // A table frame reassigned changes what PT-WF reads of it, and whether it is a table at all.
+      if (t.tables.has(frame)) t.stale = true;
+      if (t.frames[frame]) t.framesGen = ++this.gens;
+    }
+  }
+
+  /** The page table under `root`, read again only if a change reached it. */
+  tree(sys: System, root: number): TreeView {
+    let t = this.trees.get(root);
+    if (!t) {
+      t = { gen: 0, framesGen: 0, leaves: [], tables: new Set(), frames: new Uint8Array(0), stale: true };
+      this.trees.set(root, t);
+    }
+    if (t.stale) {
+      t.tables = new Set();
+      t.leaves = leaves(sys.g, sys.tables, root, undefined, undefined, t.tables);
+      t.frames = new Uint8Array(sys.mem.frameAlloc.length);
+      for (const l of t.leaves) t.frames.fill(1, l.frame, l.frame + l.size / PAGE_SIZE);
+      t.gen = ++this.gens;
+      t.framesGen = ++this.gens;
+      t.stale = false;
+    }
+    return t;
+  }
+}
+
+/** An incremental judgement: called at every check of the run, it must give the check's answer. */
+export type Judge = (sys: System, phase: Phase) => string | undefined;
+
+/** The first ASI's verdict, in sys.asis order: the order every per-ASI invariant reports in. */
+export function firstAsi(sys: System, judge: (sys: System, asi: Asi) => string | undefined): string | undefined {
+  for (const asi of sys.asis.values()) {
+    const m = judge(sys, asi);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
+/**
+ * A judgement per ASI, made again only when its key changes. Keys are the generations and the
+ * ranges it depends on; the ASI's tracked ranges are compared by identity, element by element
+ * (the model replaces a range rather than changing what a judgement reads of it).
+ */
+export function perAsi(judge: (sys: System, asi: Asi) => string | undefined, key: (sys: System, asi: Asi) => readonly number[], withRanges: boolean): (sys: System, asi: Asi) => string | undefined {
+  const cache = new Map<number, { key: readonly number[]; ranges: readonly AsiRange[]; message: string | undefined }>();
+  return (sys, asi) => {
+    const k = key(sys, asi);
+    const c = cache.get(asi.id);
+    if (c && sameNumbers(c.key, k) && (!withRanges || sameRanges(c.ranges, asi.ranges))) return c.message;
+    const message = judge(sys, asi);
+    cache.set(asi.id, { key: k, ranges: withRanges ? [...asi.ranges] : [], message });
+    return message;
+  };
+}
+
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return a.length === b.length;
+}
+
+function sameRanges(a: readonly AsiRange[], b: readonly AsiRange[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * A whole-state judgement made again only when Memory.version has moved (or the step's ghost was
+ * replaced, for judgements that read it): for checks that read only allocations, page tables and
+ * tracked ranges, and are cheap enough not to need finer keys.
+ */
+export function sinceVersion(judge: (sys: System) => string | undefined): (sys: System) => string | undefined {
+  let version = -1;
+  let ghost: unknown;
+  let ghostSize = -1;
+  let message: string | undefined;
+  return (sys) => {
+    const size = sys.ghost.cleared.length;
+    if (version === sys.mem.version && ghost === sys.ghost && ghostSize === size) return message;
+    version = sys.mem.version;
+    ghost = sys.ghost;
+    ghostSize = size;
+    return (message = judge(sys));
+  };
+}

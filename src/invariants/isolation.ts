@@ -19,7 +19,7 @@ import type { Invariant, Phase } from './types.ts';
 import { usableTlbEntries } from '../model/x86/cpu.ts';
 import { _PAGE_GLOBAL } from '../model/mm/pte.ts';
 import { isolatedIn } from './cpu.ts';
-import { firstAsi, perAsi } from './views.ts';
+import { firstAsi, perAsi, sinceVersion } from './views.ts';
 
 /** The units every live range of the ASI reached when it was mapped. */
 function requestedUnits(asi: Asi): Set<string> {
@@ -95,6 +95,7 @@ export const ISOLATION: Invariant = {
       const t = views.tree(s, asi.pgd);
       return [t.gen, t.framesGen];
     }, true);
-    return (sys, phase) => firstAsi(sys, exposed) ?? tlbExposure(sys, phase);
+    const tables = sinceVersion((sys) => firstAsi(sys, exposed));
+    return (sys, phase) => tables(sys) ?? tlbExposure(sys, phase);
   },
 };

@@ -10,6 +10,7 @@ import { memslotsVa } from '../model/kvm/vm.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
 import type { Invariant } from './types.ts';
+import { sinceVersion } from './views.ts';
 
 function ghostEvent(sys: System, id: 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER'): string | undefined {
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
@@ -66,10 +67,11 @@ export const KVM_SCOPE: Invariant = {
   source: 'RFC v2 cover letter (per-VM data only); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)',
   check: (sys) => scope(sys, foreignFrame),
   // What the ASI's page table reaches changes with its tree and the owners of its frames; the
-  // arrays it still maps are a lookup per remapped pointer, judged whole.
+  // arrays it still maps are a lookup per remapped pointer, judged whole when anything changed
+  // (memslots and buses are replaced by allocations, and remapped by range changes).
   incremental: (views) => {
     const owners = new Map<number, { key: readonly [number, number, number]; message: string | undefined }>();
-    return (sys) =>
+    return sinceVersion((sys) =>
       scope(sys, (s, asi, vcpu) => {
         const t = views.tree(s, asi.pgd);
         const c = owners.get(asi.id);
@@ -77,7 +79,8 @@ export const KVM_SCOPE: Invariant = {
         const message = foreignFrame(s, asi, vcpu);
         owners.set(asi.id, { key: [t.gen, t.framesGen, vcpu.vm], message });
         return message;
-      });
+      }),
+    );
   },
 };
 

@@ -5,7 +5,7 @@ import { leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { firstAsi, perAsi } from './views.ts';
+import { firstAsi, perAsi, sinceVersion } from './views.ts';
 import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
@@ -28,10 +28,10 @@ export const REFINE: Invariant = {
   source: 'RFC v2 patch 08 (entries are copies of the kernel page table), patch 10 (ranges outlive nothing)',
   check: (sys) => firstAsi(sys, (s, asi) => unrefined(s, asi) ?? stale(s, asi)),
   // The leaves judged against the kernel's walk change with either tree; a range's stale memory
-  // is one lookup per allocation it reached, judged whole.
+  // is one lookup per allocation it reached, judged whole when anything changed.
   incremental: (views) => {
-    const judge = perAsi(unrefined, (s, asi) => [views.tree(s, asi.pgd).gen, views.tree(s, s.kernel.pgd).gen], false);
-    return (sys) => firstAsi(sys, (s, asi) => judge(s, asi) ?? stale(s, asi));
+    const leavesWrong = perAsi(unrefined, (s, asi) => [views.tree(s, asi.pgd).gen, views.tree(s, s.kernel.pgd).gen], false);
+    return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? stale(s, asi)));
   },
 };
 

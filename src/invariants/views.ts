@@ -124,21 +124,15 @@ function sameRanges(a: readonly AsiRange[], b: readonly AsiRange[]): boolean {
 }
 
 /**
- * A whole-state judgement made again only when Memory.version has moved (or the step's ghost was
- * replaced, for judgements that read it): for checks that read only allocations, page tables and
- * tracked ranges, and are cheap enough not to need finer keys.
+ * A whole-state judgement made again only when Memory.version has moved: for checks that read only
+ * allocations, page tables and tracked ranges (and, inside them, judgements cached on finer keys).
  */
 export function sinceVersion(judge: (sys: System) => string | undefined): (sys: System) => string | undefined {
   let version = -1;
-  let ghost: unknown;
-  let ghostSize = -1;
   let message: string | undefined;
   return (sys) => {
-    const size = sys.ghost.cleared.length;
-    if (version === sys.mem.version && ghost === sys.ghost && ghostSize === size) return message;
+    if (version === sys.mem.version) return message;
     version = sys.mem.version;
-    ghost = sys.ghost;
-    ghostSize = size;
     return (message = judge(sys));
   };
 }

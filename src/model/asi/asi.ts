@@ -372,6 +372,7 @@ function asiMapOverlap(sys: System, asi: Asi, ptr: number, size: number, level: 
     if (end <= mapAddr || addr >= mapEnd) continue;
     log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} overlaps with ${describe(sys, range)}`);
     range.overlap++;
+    touch(sys.mem); // a count taken stays taken when the map fails later without rollback
     overlap++;
     if (addr >= mapAddr && end <= mapEnd) {
       log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} implicitly mapped`);
@@ -417,6 +418,7 @@ function rollback(sys: System, asi: Asi, ctx: CopyCtx, countsTaken: AsiRange[]):
   if (mutant(sys, 'rollback-forgets-tables')) return;
   for (const s of ctx.newlySet) asiClear(sys, asi, s.slot, s.va, s.level);
   for (const r of countsTaken) r.overlap--;
+  touch(sys.mem);
 }
 
 /**

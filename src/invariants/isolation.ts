@@ -11,7 +11,7 @@
 // later under a table the ASI shares with it.
 
 import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
-import { framesOf } from '../model/mm/pagetable.ts';
+import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
 import { type ObjectRef, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/mm/memory.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Cpu } from '../model/x86/cpu.ts';
@@ -52,9 +52,9 @@ export function runsIsolated(sys: System, cpu: Cpu, phase: Phase): Asi | undefin
 }
 
 /** The first sensitive object the ASI's page table reaches that no range of it reached when it was mapped. */
-function exposedBy(sys: System, asi: Asi): string | undefined {
+function exposedBy(sys: System, asi: Asi, ls?: readonly Leaf[]): string | undefined {
   let requested: Set<string> | undefined;
-  for (const { frame, va, leaf: l } of framesOf(sys.g, sys.tables, asi.pgd)) {
+  for (const { frame, va, leaf: l } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
     if (!objectsInFrame(sys.mem, frame).some(objectSensitive)) continue;
     requested ??= requestedUnits(asi);
     const o = unrequested(sys, frame, requested);
@@ -87,11 +87,11 @@ export const ISOLATION: Invariant = {
   statement:
     'No sensitive object is reachable through an ASI page table, or through the TLB of a CPU running isolated in it (Global entries included), unless a live range of that ASI reached that object on that frame when the range was mapped.',
   source: 'RFC v2 cover letter (the ASI maps only what VMExit handlers need); patches 08, 12, 15; SPEC 2.4 (TLB)',
-  check: (sys, phase = 'between-ops') => firstAsi(sys, exposedBy) ?? tlbExposure(sys, phase),
+  check: (sys, phase = 'between-ops') => firstAsi(sys, (s, asi) => exposedBy(s, asi)) ?? tlbExposure(sys, phase),
   // What an ASI's page table exposes changes only with its tree, the owners of the frames it
   // reaches, and its ranges; the TLBs change at every micro-step and are judged whole.
   incremental: (views) => {
-    const exposed = perAsi(exposedBy, (s, asi) => {
+    const exposed = perAsi((s, asi) => exposedBy(s, asi, views.tree(s, asi.pgd).leaves), (s, asi) => {
       const t = views.tree(s, asi.pgd);
       return [t.gen, t.framesGen];
     }, true);

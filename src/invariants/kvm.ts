@@ -4,7 +4,7 @@
 // scope and leaks on the state.
 
 import { formatVa } from '../model/mm/geometry.ts';
-import { framesOf } from '../model/mm/pagetable.ts';
+import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
 import type { Asi, System } from '../model/system.ts';
@@ -43,8 +43,8 @@ function scope(sys: System, foreign: (sys: System, asi: Asi, vcpu: Vcpu) => stri
   return undefined;
 }
 
-function foreignFrame(sys: System, asi: Asi, vcpu: Vcpu): string | undefined {
-  for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd)) {
+function foreignFrame(sys: System, asi: Asi, vcpu: Vcpu, ls?: readonly Leaf[]): string | undefined {
+  for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
     const a = allocationOfFrame(sys.mem, frame);
     if (a?.owner.kind === 'vm' && a.owner.id !== vcpu.vm) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${a.name} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
   }
@@ -65,7 +65,7 @@ export const KVM_SCOPE: Invariant = {
   statement:
     "A vCPU's ASI never reaches another VM's guest memory or state, nor a memslots array or IO bus its VM has replaced and freed.",
   source: 'RFC v2 cover letter (per-VM data only); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)',
-  check: (sys) => scope(sys, foreignFrame),
+  check: (sys) => scope(sys, (s, asi, vcpu) => foreignFrame(s, asi, vcpu)),
   // What the ASI's page table reaches changes with its tree and the owners of its frames; the
   // arrays it still maps are a lookup per remapped pointer, judged whole when anything changed
   // (memslots and buses are replaced by allocations, and remapped by range changes).
@@ -76,7 +76,7 @@ export const KVM_SCOPE: Invariant = {
         const t = views.tree(s, asi.pgd);
         const c = owners.get(asi.id);
         if (c && c.key[0] === t.gen && c.key[1] === t.framesGen && c.key[2] === vcpu.vm) return c.message;
-        const message = foreignFrame(s, asi, vcpu);
+        const message = foreignFrame(s, asi, vcpu, t.leaves);
         owners.set(asi.id, { key: [t.gen, t.framesGen, vcpu.vm], message });
         return message;
       }),

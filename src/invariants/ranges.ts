@@ -3,7 +3,7 @@
 
 import { PAGE_SIZE, formatVa, levelSize } from '../model/mm/geometry.ts';
 import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
-import { leaves, walk } from '../model/mm/pagetable.ts';
+import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
 import { firstAsi, perAsi, sinceVersion } from './views.ts';
@@ -64,7 +64,9 @@ export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   incremental: () => {
     const counts = perAsi(miscounted, (s, asi) => (s.options.overlapPolicy === 'count-ranges' ? asi.ranges.map((r) => r.overlap) : []), true);
     const countsWrong = sinceVersion((sys) => firstAsi(sys, counts));
-    return (sys) => countsWrong(sys) ?? removedCovered(sys);
+    // A step's ghost starts with nothing cleared, and clearing an entry moves the version.
+    const covered = sinceVersion(removedCovered);
+    return (sys) => countsWrong(sys) ?? (sys.ghost.cleared.length === 0 ? undefined : covered(sys));
   },
 };
 
@@ -124,17 +126,17 @@ export const RANGE_NO_LEAK: Invariant = {
   statement:
     'Every translation in an ASI page table lies in the effective extent of a live tracked range (no unmapped-range leaks), and every ASI page-table page belongs to a live ASI that tracks it (no frame leaks).',
   source: 'RFC v2 patches 04 (backend pages), 10, 11, 14 (asi_unmap)',
-  check: (sys) => firstAsi(sys, unexplainedLeaf) ?? pgtableLeak(sys),
+  check: (sys) => firstAsi(sys, (s, asi) => unexplainedLeaf(s, asi)) ?? pgtableLeak(sys),
   // A leaf is judged against its own ASI's ranges: it changes with that ASI's tree and ranges only.
   incremental: (views) => {
-    const leak = perAsi(unexplainedLeaf, (s, asi) => [views.tree(s, asi.pgd).gen], true);
+    const leak = perAsi((s, asi) => unexplainedLeaf(s, asi, views.tree(s, asi.pgd).leaves), (s, asi) => [views.tree(s, asi.pgd).gen], true);
     return sinceVersion((sys) => firstAsi(sys, leak) ?? pgtableLeak(sys));
   },
 };
 
-function unexplainedLeaf(sys: System, asi: Asi): string | undefined {
+function unexplainedLeaf(sys: System, asi: Asi, ls: readonly Leaf[] = leaves(sys.g, sys.tables, asi.pgd)): string | undefined {
   const extents = asi.ranges.map((r) => explanation(sys, r));
-  for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+  for (const l of ls) {
     if (!extents.some((e) => explains(e, l.va, l.size))) {
       return `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
     }

@@ -1,7 +1,7 @@
 // REFINE: what an ASI maps is a sub-map of what the kernel maps, now, not when it was copied.
 
 import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
-import { leaves, walk } from '../model/mm/pagetable.ts';
+import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
@@ -30,13 +30,13 @@ export const REFINE: Invariant = {
   // The leaves judged against the kernel's walk change with either tree; a range's stale memory
   // is one lookup per allocation it reached, judged whole when anything changed.
   incremental: (views) => {
-    const leavesWrong = perAsi(unrefined, (s, asi) => [views.tree(s, asi.pgd).gen, views.tree(s, s.kernel.pgd).gen], false);
+    const leavesWrong = perAsi((s, asi) => unrefined(s, asi, views.tree(s, asi.pgd).leaves), (s, asi) => [views.tree(s, asi.pgd).gen, views.tree(s, s.kernel.pgd).gen], false);
     return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? stale(s, asi)));
   },
 };
 
-function unrefined(sys: System, asi: Asi): string | undefined {
-  for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+function unrefined(sys: System, asi: Asi, ls: readonly Leaf[] = leaves(sys.g, sys.tables, asi.pgd)): string | undefined {
+  for (const l of ls) {
     for (let va = l.va; va < l.va + l.size; ) {
       const k = walk(sys.g, sys.tables, sys.kernel.pgd, va);
       const asiFrame = l.frame + (va - l.va) / PAGE_SIZE;

@@ -180,10 +180,10 @@ export function mappedPages(g: Geometry, tables: Tables, root: number, lo: numbe
   return out;
 }
 
-/** Each frame a page table reaches, once, with the first address and leaf that reach it. */
-export function* framesOf(g: Geometry, tables: Tables, root: number): Generator<{ readonly frame: number; readonly va: number; readonly leaf: Leaf }> {
+/** Each frame a page table (its leaves) reaches, once, with the first address and leaf that reach it. */
+export function* framesOf(g: Geometry, tables: Tables, root: number, of: readonly Leaf[] = leaves(g, tables, root)): Generator<{ readonly frame: number; readonly va: number; readonly leaf: Leaf }> {
   const seen = new Set<number>();
-  for (const leaf of leaves(g, tables, root)) {
+  for (const leaf of of) {
     for (let va = leaf.va; va < leaf.va + leaf.size; va += PAGE_SIZE) {
       const frame = frameAt(leaf, va);
       if (seen.has(frame)) continue;

@@ -12,14 +12,14 @@
 
 import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
 import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
-import { type ObjectRef, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/mm/memory.ts';
-import type { Asi, System } from '../model/system.ts';
+import { type ObjectRef, frameHoldsSensitive, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/mm/memory.ts';
+import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Cpu } from '../model/x86/cpu.ts';
 import type { Invariant, Phase } from './types.ts';
 import { usableTlbEntries } from '../model/x86/cpu.ts';
 import { _PAGE_GLOBAL } from '../model/mm/pte.ts';
 import { isolatedIn } from './cpu.ts';
-import { firstAsi, perAsi, sinceVersion } from './views.ts';
+import { firstAsi, perAsi, sameRanges, sinceVersion } from './views.ts';
 
 /** The units every live range of the ASI reached when it was mapped. */
 function requestedUnits(asi: Asi): Set<string> {
@@ -55,7 +55,7 @@ export function runsIsolated(sys: System, cpu: Cpu, phase: Phase): Asi | undefin
 function exposedBy(sys: System, asi: Asi, ls?: readonly Leaf[]): string | undefined {
   let requested: Set<string> | undefined;
   for (const { frame, va, leaf: l } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
-    if (!objectsInFrame(sys.mem, frame).some(objectSensitive)) continue;
+    if (!frameHoldsSensitive(sys.mem, frame)) continue;
     requested ??= requestedUnits(asi);
     const o = unrequested(sys, frame, requested);
     if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(frame, requested)}`;
@@ -64,14 +64,14 @@ function exposedBy(sys: System, asi: Asi, ls?: readonly Leaf[]): string | undefi
 }
 
 /** A CPU running isolated also reaches what its TLB caches for its PCID, and every Global entry. */
-function tlbExposure(sys: System, phase: Phase): string | undefined {
+function tlbExposure(sys: System, phase: Phase, requestedOf: (asi: Asi) => Set<string> = requestedUnits): string | undefined {
   for (const cpu of sys.cpus) {
     const asi = runsIsolated(sys, cpu, phase);
     if (!asi) continue;
     let requested: Set<string> | undefined;
     for (const { vpn, entry } of usableTlbEntries(cpu)) {
-      if (!objectsInFrame(sys.mem, entry.frame).some(objectSensitive)) continue;
-      requested ??= requestedUnits(asi);
+      if (!frameHoldsSensitive(sys.mem, entry.frame)) continue;
+      requested ??= requestedOf(asi);
       const o = unrequested(sys, entry.frame, requested);
       if (o) {
         const global = entry.flags & _PAGE_GLOBAL ? 'Global ' : '';
@@ -96,6 +96,16 @@ export const ISOLATION: Invariant = {
       return [t.gen, t.framesGen];
     }, true);
     const tables = sinceVersion((sys) => firstAsi(sys, exposed));
-    return (sys, phase) => tables(sys) ?? tlbExposure(sys, phase);
+    // A CPU isolated in an ASI with a sensitive frame in its TLB asks for the ASI's units at every
+    // micro-step: they change only with its ranges.
+    const units = new Map<number, { ranges: readonly AsiRange[]; units: Set<string> }>();
+    const requestedOf = (asi: Asi) => {
+      const c = units.get(asi.id);
+      if (c && sameRanges(c.ranges, asi.ranges)) return c.units;
+      const u = requestedUnits(asi);
+      units.set(asi.id, { ranges: [...asi.ranges], units: u });
+      return u;
+    };
+    return (sys, phase) => tables(sys) ?? tlbExposure(sys, phase, requestedOf);
   },
 };

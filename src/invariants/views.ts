@@ -117,7 +117,8 @@ function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length;
 }
 
-function sameRanges(a: readonly AsiRange[], b: readonly AsiRange[]): boolean {
+/** The same ranges, by identity and in order. */
+export function sameRanges(a: readonly AsiRange[], b: readonly AsiRange[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

@@ -224,7 +224,23 @@ export function objectsInFrame(m: Memory, frame: number, lo = 0, hi = PAGE_SIZE)
   const base = a.frames.indexOf(frame) * PAGE_SIZE;
   const out: ObjectRef[] = [];
   a.parts.forEach((p, i) => {
-    if (p.offset < base + hi && p.offset + p.size > base + lo) out.push({ alloc: a, part: i });
+    if (partMeets(p, base + lo, base + hi)) out.push({ alloc: a, part: i });
   });
   return out;
+}
+
+function partMeets(p: Part, lo: number, hi: number): boolean {
+  return p.offset < hi && p.offset + p.size > lo;
+}
+
+/**
+ * Whether some object on the frame is sensitive, without listing them: ISOLATION asks it of every
+ * frame an ASI or a TLB reaches, and almost every answer is no.
+ */
+export function frameHoldsSensitive(m: Memory, frame: number): boolean {
+  const a = allocationOfFrame(m, frame);
+  if (!a) return false;
+  if (!a.parts) return a.sensitive;
+  const base = a.frames.indexOf(frame) * PAGE_SIZE;
+  return a.parts.some((p) => p.sensitive && partMeets(p, base, base + PAGE_SIZE));
 }

@@ -6,7 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { firstAsi, perAsi, sinceVersion } from './views.ts';
+import { firstAsi, meets, movedSince, perAsi, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -158,18 +158,38 @@ export const RANGE_EXACT: Invariant = {
   id: 'RANGE-EXACT',
   statement: 'Every tracked range is fully present: each page of it that the kernel maps, the ASI maps too.',
   source: 'RFC v2 patches 08, 10, 14 (asi_map_range)',
-  check: (sys) => firstAsi(sys, missing),
-  // The ASI's walk and the kernel's: it changes with either tree and with the ASI's ranges.
+  check: (sys) => firstAsi(sys, (s, asi) => missing(s, asi, (r) => firstMissing(s, asi, r))),
+  // A range's pages are walked in the ASI and in the kernel: its verdict stands until either
+  // tree's translations move inside it (asi_enter mapping a stack does not re-walk every range).
   incremental: (views) => {
-    const judge = perAsi(missing, (s, asi) => [views.tree(s, asi.pgd).gen, views.tree(s, s.kernel.pgd).gen], true);
+    const kept = new Map<number, { asiGen: number; kernelGen: number; verdicts: Map<AsiRange, number | undefined> }>();
+    const judge = (sys: System, asi: Asi) => {
+      const t = views.tree(sys, asi.pgd);
+      const k = views.tree(sys, sys.kernel.pgd);
+      const before = kept.get(asi.id);
+      const asiMoved = before && movedSince(t, before.asiGen);
+      const kernelMoved = before && movedSince(k, before.kernelGen);
+      const verdicts = new Map<AsiRange, number | undefined>();
+      const message = missing(sys, asi, (r) => {
+        // firstMissing walks the range's pages, from the one holding r.ptr.
+        const [lo, hi] = [r.ptr - PAGE_SIZE, r.ptr + r.size];
+        const va = asiMoved && kernelMoved && before.verdicts.has(r) && !meets(asiMoved, lo, hi) && !meets(kernelMoved, lo, hi) ? before.verdicts.get(r) : firstMissing(sys, asi, r);
+        verdicts.set(r, va);
+        return va;
+      });
+      kept.set(asi.id, { asiGen: t.gen, kernelGen: k.gen, verdicts });
+      return message;
+    };
     return sinceVersion((sys) => firstAsi(sys, judge));
   },
 };
 
-function missing(sys: System, asi: Asi): string | undefined {
+/** Every range is judged, not only up to the first failure, so that an incremental judge keeps a verdict for each. */
+function missing(sys: System, asi: Asi, firstMissingOf: (r: AsiRange) => number | undefined): string | undefined {
+  let message: string | undefined;
   for (const r of asi.ranges) {
-    const va = firstMissing(sys, asi, r);
-    if (va !== undefined) return `asi#${asi.id}: ${formatVa(sys.g, va)} of tracked range ${show(sys, r)} is not mapped`;
+    const va = firstMissingOf(r);
+    if (va !== undefined) message ??= `asi#${asi.id}: ${formatVa(sys.g, va)} of tracked range ${show(sys, r)} is not mapped`;
   }
-  return undefined;
+  return message;
 }

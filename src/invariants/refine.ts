@@ -5,7 +5,7 @@ import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { firstAsi, perAsi, sinceVersion } from './views.ts';
+import { firstAsi, meets, movedSince, sameLeaf, sinceVersion } from './views.ts';
 import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
@@ -30,22 +30,44 @@ export const REFINE: Invariant = {
   // The leaves judged against the kernel's walk change with either tree; a range's stale memory
   // is one lookup per allocation it reached, judged whole when anything changed.
   incremental: (views) => {
-    const leavesWrong = perAsi((s, asi) => unrefined(s, asi, views.tree(s, asi.pgd).leaves), (s, asi) => [views.tree(s, asi.pgd).gen, views.tree(s, s.kernel.pgd).gen], false);
+    // A leaf's verdict stands while the leaf is the same and the kernel's translations under it have not moved.
+    const kept = new Map<number, { kernelGen: number; byVa: Map<number, { leaf: Leaf; message: string | undefined }> }>();
+    const leavesWrong = (sys: System, asi: Asi) => {
+      const k = views.tree(sys, sys.kernel.pgd);
+      const before = kept.get(asi.id);
+      const kernelMoved = before && movedSince(k, before.kernelGen);
+      const byVa = new Map<number, { leaf: Leaf; message: string | undefined }>();
+      let first: string | undefined;
+      for (const l of views.tree(sys, asi.pgd).leaves) {
+        const old = kernelMoved && before.byVa.get(l.va);
+        const message = old && sameLeaf(old.leaf, l) && !meets(kernelMoved, l.va, l.va + l.size) ? old.message : leafUnrefined(sys, asi, l);
+        byVa.set(l.va, { leaf: l, message });
+        first ??= message;
+      }
+      kept.set(asi.id, { kernelGen: k.gen, byVa });
+      return first;
+    };
     return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? stale(s, asi)));
   },
 };
 
-function unrefined(sys: System, asi: Asi, ls: readonly Leaf[] = leaves(sys.g, sys.tables, asi.pgd)): string | undefined {
-  for (const l of ls) {
-    for (let va = l.va; va < l.va + l.size; ) {
-      const k = walk(sys.g, sys.tables, sys.kernel.pgd, va);
-      const asiFrame = l.frame + (va - l.va) / PAGE_SIZE;
-      if (!k.ok) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, which the kernel no longer maps`;
-      const kFrame = k.leaf.frame + (va - k.leaf.va) / PAGE_SIZE;
-      if (kFrame !== asiFrame) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, the kernel maps it to pfn ${kFrame}`;
-      if (wider(l.flags, k.leaf.flags)) return `asi#${asi.id} maps ${formatVa(sys.g, va)} ${formatFlags(l.flags)}, wider than the kernel's ${formatFlags(k.leaf.flags)}`;
-      va = Math.min(l.va + l.size, k.leaf.va + k.leaf.size);
-    }
+function unrefined(sys: System, asi: Asi): string | undefined {
+  for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+    const m = leafUnrefined(sys, asi, l);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
+function leafUnrefined(sys: System, asi: Asi, l: Leaf): string | undefined {
+  for (let va = l.va; va < l.va + l.size; ) {
+    const k = walk(sys.g, sys.tables, sys.kernel.pgd, va);
+    const asiFrame = l.frame + (va - l.va) / PAGE_SIZE;
+    if (!k.ok) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, which the kernel no longer maps`;
+    const kFrame = k.leaf.frame + (va - k.leaf.va) / PAGE_SIZE;
+    if (kFrame !== asiFrame) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, the kernel maps it to pfn ${kFrame}`;
+    if (wider(l.flags, k.leaf.flags)) return `asi#${asi.id} maps ${formatVa(sys.g, va)} ${formatFlags(l.flags)}, wider than the kernel's ${formatFlags(k.leaf.flags)}`;
+    va = Math.min(l.va + l.size, k.leaf.va + k.leaf.size);
   }
   return undefined;
 }

@@ -15,12 +15,20 @@ export interface TreeView {
   /** Bumped whenever a frame its leaves reach is allocated or freed: the objects behind them changed. */
   readonly framesGen: number;
   readonly leaves: readonly Leaf[];
+  /** The generation before this one, and the VA windows whose translations differ between the two. */
+  readonly prevGen: number;
+  readonly moved: readonly Window[];
 }
+
+/** A VA window [lo, hi). */
+export type Window = readonly [number, number];
 
 interface Tree extends TreeView {
   gen: number;
   framesGen: number;
   leaves: Leaf[];
+  prevGen: number;
+  moved: Window[];
   /** Every frame looked up as a table while reading the leaves. */
   tables: Set<number>;
   /** Frames the leaves reach, one byte each. */
@@ -67,12 +75,15 @@ export class Views {
   tree(sys: System, root: number): TreeView {
     let t = this.trees.get(root);
     if (!t) {
-      t = { gen: 0, framesGen: 0, leaves: [], tables: new Set(), frames: new Uint8Array(0), stale: true };
+      t = { gen: 0, framesGen: 0, leaves: [], prevGen: 0, moved: [], tables: new Set(), frames: new Uint8Array(0), stale: true };
       this.trees.set(root, t);
     }
     if (t.stale) {
       t.tables = new Set();
+      const before = t.leaves;
       t.leaves = leaves(sys.g, sys.tables, root, undefined, undefined, t.tables);
+      t.moved = movedWindows(before, t.leaves);
+      t.prevGen = t.gen;
       t.frames = new Uint8Array(sys.mem.frameAlloc.length);
       for (const l of t.leaves) t.frames.fill(1, l.frame, l.frame + l.size / PAGE_SIZE);
       t.gen = ++this.gens;
@@ -81,6 +92,47 @@ export class Views {
     }
     return t;
   }
+}
+
+/** The same translation: a leaf's position in its table does not matter to a judgement. */
+export function sameLeaf(a: Leaf, b: Leaf): boolean {
+  return a.va === b.va && a.size === b.size && a.frame === b.frame && a.flags === b.flags;
+}
+
+/** Where two leaf lists (in address order, as `leaves` gives them) translate differently. */
+function movedWindows(a: readonly Leaf[], b: readonly Leaf[]): Window[] {
+  const out: Window[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (x !== undefined && y !== undefined && sameLeaf(x, y)) {
+      i++;
+      j++;
+    } else if (y === undefined || (x !== undefined && x.va <= y.va)) {
+      out.push([x.va, x.va + x.size]);
+      i++;
+    } else {
+      out.push([y.va, y.va + y.size]);
+      j++;
+    }
+  }
+  return out;
+}
+
+/**
+ * The windows whose translations changed since generation `gen` of this tree: none if it is the
+ * current one, undefined when more than one generation passed (the caller judges afresh).
+ */
+export function movedSince(t: TreeView, gen: number): readonly Window[] | undefined {
+  if (gen === t.gen) return [];
+  return gen === t.prevGen ? t.moved : undefined;
+}
+
+export function meets(windows: readonly Window[], lo: number, hi: number): boolean {
+  for (const [a, b] of windows) if (a < hi && lo < b) return true;
+  return false;
 }
 
 /** An incremental judgement: called at every check of the run, it must give the check's answer. */

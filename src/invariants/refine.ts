@@ -5,7 +5,7 @@ import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { firstAsi, meets, movedSince, sameLeaf, sinceVersion } from './views.ts';
+import { firstAsi, meets, movedSince, perAsi, sameLeaf, sinceVersion } from './views.ts';
 import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
@@ -28,7 +28,7 @@ export const REFINE: Invariant = {
   source: 'RFC v2 patch 08 (entries are copies of the kernel page table), patch 10 (ranges outlive nothing)',
   check: (sys) => firstAsi(sys, (s, asi) => unrefined(s, asi) ?? stale(s, asi)),
   // The leaves judged against the kernel's walk change with either tree; a range's stale memory
-  // is one lookup per allocation it reached, judged whole when anything changed.
+  // changes with the ranges and with allocations.
   incremental: (views) => {
     // A leaf's verdict stands while the leaf is the same and the kernel's translations under it have not moved.
     const kept = new Map<number, { kernelGen: number; byVa: Map<number, { leaf: Leaf; message: string | undefined }> }>();
@@ -47,7 +47,8 @@ export const REFINE: Invariant = {
       kept.set(asi.id, { kernelGen: k.gen, byVa });
       return first;
     };
-    return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? stale(s, asi)));
+    const staleRange = perAsi(stale, () => [views.allocGen], true);
+    return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? staleRange(s, asi)));
   },
 };
 

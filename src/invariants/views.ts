@@ -43,6 +43,8 @@ export class Views {
   private frameRead = -1;
   /** Generations are drawn from one counter, so a tree read afresh never repeats one a cache holds. */
   private gens = 0;
+  /** Bumped whenever a frame was allocated or freed: judgements on which allocations live key on it. */
+  allocGen = 0;
 
   /** Reads what the model changed since the last check. */
   update(sys: System): void {
@@ -50,7 +52,9 @@ export class Views {
     if (this.tableRead < m.tableLogStart || this.frameRead < m.frameLogStart) {
       // Entries were dropped unread (or this is the first check): nothing kept can be trusted.
       this.trees.clear();
+      this.allocGen = ++this.gens;
     } else {
+      if (this.frameRead < m.frameLogStart + m.frameLog.length) this.allocGen = ++this.gens;
       for (let i = this.tableRead - m.tableLogStart; i < m.tableLog.length; i++) this.tableChanged(m.tableLog[i]);
       for (let i = this.frameRead - m.frameLogStart; i < m.frameLog.length; i++) this.frameChanged(m.frameLog[i]);
     }

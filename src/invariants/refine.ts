@@ -31,20 +31,22 @@ export const REFINE: Invariant = {
   // changes with the ranges and with allocations.
   incremental: (views) => {
     // A leaf's verdict stands while the leaf is the same and the kernel's translations under it have not moved.
-    const kept = new Map<number, { kernelGen: number; byVa: Map<number, { leaf: Leaf; message: string | undefined }> }>();
+    const kept = new Map<number, { asiGen: number; kernelGen: number; first: string | undefined; byVa: Map<number, { leaf: Leaf; message: string | undefined }> }>();
     const leavesWrong = (sys: System, asi: Asi) => {
+      const t = views.tree(sys, asi.pgd);
       const k = views.tree(sys, sys.kernel.pgd);
       const before = kept.get(asi.id);
+      if (before?.asiGen === t.gen && before.kernelGen === k.gen) return before.first;
       const kernelMoved = before && movedSince(k, before.kernelGen);
       const byVa = new Map<number, { leaf: Leaf; message: string | undefined }>();
       let first: string | undefined;
-      for (const l of views.tree(sys, asi.pgd).leaves) {
+      for (const l of t.leaves) {
         const old = kernelMoved && before.byVa.get(l.va);
         const message = old && sameLeaf(old.leaf, l) && !meets(kernelMoved, l.va, l.va + l.size) ? old.message : leafUnrefined(sys, asi, l);
         byVa.set(l.va, { leaf: l, message });
         first ??= message;
       }
-      kept.set(asi.id, { kernelGen: k.gen, byVa });
+      kept.set(asi.id, { asiGen: t.gen, kernelGen: k.gen, first, byVa });
       return first;
     };
     const staleRange = perAsi(stale, () => [views.allocGen], true);

@@ -62,7 +62,31 @@ export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   // change only in the statement that adds or removes a range (asi_map_range, asi_unmap), so with
   // the ranges. What a step cleared is judged whole, and is usually nothing.
   incremental: () => {
-    const counts = perAsi(miscounted, (s, asi) => (s.options.overlapPolicy === 'count-ranges' ? asi.ranges.map((r) => r.overlap) : []), true);
+    const truths = new Map<number, { ranges: Set<AsiRange>; truth: Map<string, number> }>();
+    // The references ranges hold, kept up to date from the ranges added and removed since, so that
+    // agreeing counts are confirmed without building every key again; a disagreement is reported
+    // by the whole-ASI judgement, word for word.
+    const refsAgree = (asi: Asi): boolean => {
+      let t = truths.get(asi.id);
+      if (!t) truths.set(asi.id, (t = { ranges: new Set(), truth: new Map() }));
+      const now = new Set(asi.ranges);
+      const truth = t.truth;
+      for (const r of now) if (!t.ranges.has(r)) for (const k of r.entries) truth.set(k, (truth.get(k) ?? 0) + 1);
+      for (const r of t.ranges) {
+        if (now.has(r)) continue;
+        for (const k of r.entries) {
+          const n = truth.get(k)! - 1;
+          if (n > 0) truth.set(k, n);
+          else truth.delete(k);
+        }
+      }
+      t.ranges = now;
+      if (t.truth.size !== asi.entryRefs.size) return false;
+      for (const [k, n] of asi.entryRefs) if (t.truth.get(k) !== n) return false;
+      return true;
+    };
+    const judge = (sys: System, asi: Asi) => (sys.options.overlapPolicy === 'refcount-entries' && refsAgree(asi) ? undefined : miscounted(sys, asi));
+    const counts = perAsi(judge, (s, asi) => (s.options.overlapPolicy === 'count-ranges' ? asi.ranges.map((r) => r.overlap) : []), true);
     const countsWrong = sinceVersion((sys) => firstAsi(sys, counts));
     // A step's ghost starts with nothing cleared, and clearing an entry moves the version.
     const covered = sinceVersion(removedCovered);

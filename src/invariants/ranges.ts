@@ -6,7 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { firstAsi, meets, movedSince, perAsi, sameRanges, sinceVersion } from './views.ts';
+import { LeafVerdicts, firstAsi, meets, movedSince, perAsi, sameRanges, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -150,36 +150,35 @@ export const RANGE_NO_LEAK: Invariant = {
   statement:
     'Every translation in an ASI page table lies in the effective extent of a live tracked range (no unmapped-range leaks), and every ASI page-table page belongs to a live ASI that tracks it (no frame leaks).',
   source: 'RFC v2 patches 04 (backend pages), 10, 11, 14 (asi_unmap)',
-  check: (sys) => firstAsi(sys, (s, asi) => unexplainedLeaf(s, asi)) ?? pgtableLeak(sys),
-  // A leaf is judged against its own ASI's ranges: while they stay, a leaf at the same place and
-  // of the same size keeps its verdict, and only the leaves a step moved are judged again.
+  check: (sys) => firstAsi(sys, unexplainedLeaf) ?? pgtableLeak(sys),
+  // A leaf is judged against its own ASI's ranges: while they stay, only the leaves inside the
+  // windows a step moved are judged again.
   incremental: (views) => {
-    const kept = new Map<number, { ranges: readonly AsiRange[]; byVa: Map<number, { size: number; explained: boolean }> }>();
-    const judge = (sys: System, asi: Asi) => {
-      const before = kept.get(asi.id);
-      const same = before !== undefined && sameRanges(before.ranges, asi.ranges);
-      const byVa = new Map<number, { size: number; explained: boolean }>();
-      kept.set(asi.id, { ranges: [...asi.ranges], byVa });
-      return unexplainedLeaf(sys, asi, views.tree(sys, asi.pgd).leaves, (l, judged) => {
-        const old = same ? before.byVa.get(l.va) : undefined;
-        const explained = old?.size === l.size ? old.explained : judged();
-        byVa.set(l.va, { size: l.size, explained });
-        return explained;
-      });
+    const kept = new Map<number, { ranges: readonly AsiRange[]; gen: number; verdicts: LeafVerdicts }>();
+    const leak = (sys: System, asi: Asi) => {
+      const t = views.tree(sys, asi.pgd);
+      let c = kept.get(asi.id);
+      const moved = c && sameRanges(c.ranges, asi.ranges) ? movedSince(t, c.gen) : undefined;
+      if (!c) kept.set(asi.id, (c = { ranges: [], gen: 0, verdicts: new LeafVerdicts() }));
+      [c.ranges, c.gen] = [[...asi.ranges], t.gen];
+      let extents: Explanation[] | undefined;
+      return c.verdicts.judge(t.leaves, moved, (l) => unexplained(sys, asi, (extents ??= asi.ranges.map((r) => explanation(sys, r))), l));
     };
-    const leak = perAsi(judge, (s, asi) => [views.tree(s, asi.pgd).gen], true);
     return sinceVersion((sys) => firstAsi(sys, leak) ?? pgtableLeak(sys));
   },
 };
 
-function unexplainedLeaf(sys: System, asi: Asi, ls: readonly Leaf[] = leaves(sys.g, sys.tables, asi.pgd), explainedLeaf = (_: Leaf, judged: () => boolean) => judged()): string | undefined {
-  let extents: Explanation[] | undefined;
-  for (const l of ls) {
-    if (!explainedLeaf(l, () => (extents ??= asi.ranges.map((r) => explanation(sys, r))).some((e) => explains(e, l.va, l.size)))) {
-      return `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
-    }
+function unexplainedLeaf(sys: System, asi: Asi): string | undefined {
+  const extents = asi.ranges.map((r) => explanation(sys, r));
+  for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+    const m = unexplained(sys, asi, extents, l);
+    if (m !== undefined) return m;
   }
   return undefined;
+}
+
+function unexplained(sys: System, asi: Asi, extents: readonly Explanation[], l: Leaf): string | undefined {
+  return extents.some((e) => explains(e, l.va, l.size)) ? undefined : `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
 }
 
 function pgtableLeak(sys: System): string | undefined {

@@ -5,7 +5,7 @@ import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { firstAsi, meets, movedSince, perAsi, sameLeaf, sinceVersion } from './views.ts';
+import { LeafVerdicts, firstAsi, movedSince, perAsi, sinceVersion } from './views.ts';
 import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
@@ -30,24 +30,18 @@ export const REFINE: Invariant = {
   // The leaves judged against the kernel's walk change with either tree; a range's stale memory
   // changes with the ranges and with allocations.
   incremental: (views) => {
-    // A leaf's verdict stands while the leaf is the same and the kernel's translations under it have not moved.
-    const kept = new Map<number, { asiGen: number; kernelGen: number; first: string | undefined; byVa: Map<number, { leaf: Leaf; message: string | undefined }> }>();
+    // A leaf's verdict stands while the leaf is the same and the kernel's translations under it
+    // have not moved: only the leaves inside windows either tree moved are judged again.
+    const kept = new Map<number, { asiGen: number; kernelGen: number; verdicts: LeafVerdicts }>();
     const leavesWrong = (sys: System, asi: Asi) => {
       const t = views.tree(sys, asi.pgd);
       const k = views.tree(sys, sys.kernel.pgd);
-      const before = kept.get(asi.id);
-      if (before?.asiGen === t.gen && before.kernelGen === k.gen) return before.first;
-      const kernelMoved = before && movedSince(k, before.kernelGen);
-      const byVa = new Map<number, { leaf: Leaf; message: string | undefined }>();
-      let first: string | undefined;
-      for (const l of t.leaves) {
-        const old = kernelMoved && before.byVa.get(l.va);
-        const message = old && sameLeaf(old.leaf, l) && !meets(kernelMoved, l.va, l.va + l.size) ? old.message : leafUnrefined(sys, asi, l);
-        byVa.set(l.va, { leaf: l, message });
-        first ??= message;
-      }
-      kept.set(asi.id, { asiGen: t.gen, kernelGen: k.gen, first, byVa });
-      return first;
+      let c = kept.get(asi.id);
+      const asiMoved = c && movedSince(t, c.asiGen);
+      const kernelMoved = c && movedSince(k, c.kernelGen);
+      if (!c) kept.set(asi.id, (c = { asiGen: 0, kernelGen: 0, verdicts: new LeafVerdicts() }));
+      [c.asiGen, c.kernelGen] = [t.gen, k.gen];
+      return c.verdicts.judge(t.leaves, asiMoved && kernelMoved && [...asiMoved, ...kernelMoved], (l) => leafUnrefined(sys, asi, l));
     };
     const staleRange = perAsi(stale, () => [views.allocGen], true);
     return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? staleRange(s, asi)));

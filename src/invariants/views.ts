@@ -99,7 +99,7 @@ export class Views {
 }
 
 /** The same translation: a leaf's position in its table does not matter to a judgement. */
-export function sameLeaf(a: Leaf, b: Leaf): boolean {
+function sameLeaf(a: Leaf, b: Leaf): boolean {
   return a.va === b.va && a.size === b.size && a.frame === b.frame && a.flags === b.flags;
 }
 
@@ -137,6 +137,47 @@ export function movedSince(t: TreeView, gen: number): readonly Window[] | undefi
 export function meets(windows: readonly Window[], lo: number, hi: number): boolean {
   for (const [a, b] of windows) if (a < hi && lo < b) return true;
   return false;
+}
+
+/**
+ * Verdicts on the leaves of one tree, kept across its generations: only the leaves inside the
+ * windows that moved are judged again. The answer is the first failing leaf in address order,
+ * the order `leaves` gives and the whole-state judgements report in.
+ */
+export class LeafVerdicts {
+  private readonly failing = new Map<number, { readonly end: number; readonly message: string }>();
+  private first: string | undefined;
+
+  /** `moved` undefined: everything may have changed, judge every leaf. */
+  judge(ls: readonly Leaf[], moved: readonly Window[] | undefined, verdict: (l: Leaf) => string | undefined): string | undefined {
+    const record = (l: Leaf) => {
+      const message = verdict(l);
+      if (message !== undefined) this.failing.set(l.va, { end: l.va + l.size, message });
+    };
+    if (moved === undefined) {
+      this.failing.clear();
+      for (const l of ls) record(l);
+    } else if (moved.length > 0) {
+      for (const [va, f] of this.failing) if (meets(moved, va, f.end)) this.failing.delete(va);
+      for (const [lo, hi] of moved) for (let i = firstEndingAfter(ls, lo); i < ls.length && ls[i].va < hi; i++) record(ls[i]);
+    } else return this.first;
+    let at = Infinity;
+    this.first = undefined;
+    for (const [va, f] of this.failing) if (va < at) [at, this.first] = [va, f.message];
+    return this.first;
+  }
+}
+
+/** The index of the first leaf that ends after `va` (leaves in address order, not overlapping). */
+function firstEndingAfter(ls: readonly Leaf[], va: number): number {
+  let lo = 0;
+  let hi = ls.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ls[mid].va + ls[mid].size <= va) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** An incremental judgement: called at every check of the run, it must give the check's answer. */

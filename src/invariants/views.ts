@@ -134,6 +134,7 @@ export function movedSince(t: TreeView, gen: number): readonly Window[] | undefi
   return gen === t.prevGen ? t.moved : undefined;
 }
 
+/** Whether [lo, hi) meets one of the windows. */
 export function meets(windows: readonly Window[], lo: number, hi: number): boolean {
   for (const [a, b] of windows) if (a < hi && lo < b) return true;
   return false;

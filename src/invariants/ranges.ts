@@ -6,7 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { LeafVerdicts, firstAsi, meets, movedSince, perAsi, sameRanges, sinceVersion } from './views.ts';
+import { LeafVerdicts, type SeenGens, firstAsi, meets, movedSince, movedWithKernel, perAsi, sameRanges, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -199,22 +199,18 @@ export const RANGE_EXACT: Invariant = {
   // A range's pages are walked in the ASI and in the kernel: its verdict stands until either
   // tree's translations move inside it (asi_enter mapping a stack does not re-walk every range).
   incremental: (views) => {
-    const kept = new Map<number, { asiGen: number; kernelGen: number; verdicts: Map<AsiRange, number | undefined> }>();
+    const kept = new Map<number, { seen: SeenGens; verdicts: Map<AsiRange, number | undefined> }>();
     const judge = (sys: System, asi: Asi) => {
-      const t = views.tree(sys, asi.pgd);
-      const k = views.tree(sys, sys.kernel.pgd);
       const before = kept.get(asi.id);
-      const asiMoved = before && movedSince(t, before.asiGen);
-      const kernelMoved = before && movedSince(k, before.kernelGen);
+      const { moved, now } = movedWithKernel(views, sys, asi, before?.seen);
       const verdicts = new Map<AsiRange, number | undefined>();
       const message = missing(sys, asi, (r) => {
         // firstMissing walks the range's pages, from the one holding r.ptr.
-        const [lo, hi] = [r.ptr - PAGE_SIZE, r.ptr + r.size];
-        const va = asiMoved && kernelMoved && before.verdicts.has(r) && !meets(asiMoved, lo, hi) && !meets(kernelMoved, lo, hi) ? before.verdicts.get(r) : firstMissing(sys, asi, r);
+        const va = moved && before!.verdicts.has(r) && !meets(moved, r.ptr - PAGE_SIZE, r.ptr + r.size) ? before!.verdicts.get(r) : firstMissing(sys, asi, r);
         verdicts.set(r, va);
         return va;
       });
-      kept.set(asi.id, { asiGen: t.gen, kernelGen: k.gen, verdicts });
+      kept.set(asi.id, { seen: now, verdicts });
       return message;
     };
     return sinceVersion((sys) => firstAsi(sys, judge));

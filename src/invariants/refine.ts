@@ -5,7 +5,7 @@ import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { LeafVerdicts, firstAsi, movedSince, perAsi, sinceVersion } from './views.ts';
+import { LeafVerdicts, type SeenGens, firstAsi, movedWithKernel, perAsi, sinceVersion } from './views.ts';
 import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
@@ -32,16 +32,13 @@ export const REFINE: Invariant = {
   incremental: (views) => {
     // A leaf's verdict stands while the leaf is the same and the kernel's translations under it
     // have not moved: only the leaves inside windows either tree moved are judged again.
-    const kept = new Map<number, { asiGen: number; kernelGen: number; verdicts: LeafVerdicts }>();
+    const kept = new Map<number, { seen?: SeenGens; verdicts: LeafVerdicts }>();
     const leavesWrong = (sys: System, asi: Asi) => {
-      const t = views.tree(sys, asi.pgd);
-      const k = views.tree(sys, sys.kernel.pgd);
       let c = kept.get(asi.id);
-      const asiMoved = c && movedSince(t, c.asiGen);
-      const kernelMoved = c && movedSince(k, c.kernelGen);
-      if (!c) kept.set(asi.id, (c = { asiGen: 0, kernelGen: 0, verdicts: new LeafVerdicts() }));
-      [c.asiGen, c.kernelGen] = [t.gen, k.gen];
-      return c.verdicts.judge(t.leaves, asiMoved && kernelMoved && [...asiMoved, ...kernelMoved], (l) => leafUnrefined(sys, asi, l));
+      if (!c) kept.set(asi.id, (c = { verdicts: new LeafVerdicts() }));
+      const { moved, now } = movedWithKernel(views, sys, asi, c.seen);
+      c.seen = now;
+      return c.verdicts.judge(views.tree(sys, asi.pgd).leaves, moved, (l) => leafUnrefined(sys, asi, l));
     };
     const staleRange = perAsi(stale, () => [views.allocGen], true);
     return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? staleRange(s, asi)));

@@ -134,6 +134,24 @@ export function movedSince(t: TreeView, gen: number): readonly Window[] | undefi
   return gen === t.prevGen ? t.moved : undefined;
 }
 
+/** The generations of an ASI's page table and of the kernel's that a judgement last saw. */
+export interface SeenGens {
+  readonly asiGen: number;
+  readonly kernelGen: number;
+}
+
+/**
+ * For judgements that walk an ASI's page table and the kernel's: where either moved since `seen`
+ * (undefined: not known, judge afresh), and the generations to remember now.
+ */
+export function movedWithKernel(views: Views, sys: System, asi: Asi, seen: SeenGens | undefined): { moved: readonly Window[] | undefined; now: SeenGens } {
+  const t = views.tree(sys, asi.pgd);
+  const k = views.tree(sys, sys.kernel.pgd);
+  const asiMoved = seen && movedSince(t, seen.asiGen);
+  const kernelMoved = seen && movedSince(k, seen.kernelGen);
+  return { moved: asiMoved && kernelMoved && [...asiMoved, ...kernelMoved], now: { asiGen: t.gen, kernelGen: k.gen } };
+}
+
 /** Whether [lo, hi) meets one of the windows. */
 export function meets(windows: readonly Window[], lo: number, hi: number): boolean {
   for (const [a, b] of windows) if (a < hi && lo < b) return true;

@@ -1,7 +1,7 @@
 // Running operations against the model with every invariant checked after every step.
 
 import { type Choice, type Weights, resolveOp } from '../generators/choose.ts';
-import { type Invariant, type Violation, checkAll } from '../invariants/index.ts';
+import { type CheckMode, type Invariant, type Violation, newChecker } from '../invariants/index.ts';
 import { type Op, formatOp } from '../model/ops.ts';
 import { type Outcome, createSystem, step } from '../model/step.ts';
 import type { Config, System } from '../model/system.ts';
@@ -44,6 +44,11 @@ export interface RunOptions {
    * see MICRO_STEP_CHECKS). Off, only the state between ops is judged.
    */
   readonly microSteps?: boolean;
+  /**
+   * `incremental` (default): each check pays for what the step changed; `full`: every invariant on
+   * the whole state at every check, the reference the incremental checker is held to.
+   */
+  readonly check?: CheckMode;
 }
 
 /** Whether runs judge invariants at micro-steps unless told otherwise: `npm test` and `fuzz` do. */
@@ -61,6 +66,7 @@ export function runChoices(config: Config, choices: readonly Choice[], weights?:
 
 export function runWith(config: Config, n: number, next: (sys: System, i: number) => Op, opts: RunOptions = {}): RunResult {
   const sys = createSystem(config);
+  const check = newChecker(opts.check ?? 'incremental', opts.invariants);
   const ran: Op[] = [];
   const counts = (violations: readonly Violation[]) => violations.length > 0 && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn));
   for (let i = 0; i < n; i++) {
@@ -68,17 +74,15 @@ export function runWith(config: Config, n: number, next: (sys: System, i: number
     ran.push(op);
     // The first micro-step whose state fails; the op still runs to its end, as the kernel would.
     let inside: Failure | undefined;
-    let judged = sys.mem.version;
     const observe = (where: string) => {
       if (inside) return;
-      const violations = checkAll(sys, opts.invariants, 'micro-step', sys.mem.version === judged);
-      judged = sys.mem.version;
+      const violations = check(sys, 'micro-step');
       if (counts(violations)) inside = { step: i, violations, where };
     };
     const outcome = step(sys, op, opts.microSteps ?? MICRO_STEP_CHECKS ? observe : undefined);
     opts.onStep?.(sys, { op, outcome }, i);
     if (inside) return { ops: ran, failure: inside, system: sys };
-    const violations = checkAll(sys, opts.invariants);
+    const violations = check(sys, 'between-ops');
     if (counts(violations)) return { ops: ran, failure: { step: i, violations }, system: sys };
   }
   return { ops: ran, system: sys };

@@ -17,7 +17,8 @@ import type { MutantName } from '../model/mutants.ts';
 import type { DesignOptions, ProfileName } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
 import { onInterrupt } from './interrupt.ts';
-import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+import type { CheckMode } from '../invariants/index.ts';
 
 /** The committed corpus: its bugs are known, so a run reports them as such, not as new. */
 export const CORPUS_DIR = fileURLToPath(new URL('../../counterexamples', import.meta.url));
@@ -44,6 +45,7 @@ interface FuzzFlags {
   readonly corpus: boolean;
   readonly json?: boolean;
   readonly keepGoing?: boolean;
+  readonly check: CheckMode;
 }
 
 export function parseShard(value: string): Shard {
@@ -214,7 +216,7 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   });
 
   const run = startFuzz(
-    { config, base: seed, shard: flags.shard, workers: flags.workers, steps: flags.steps, seconds, runs: flags.runs, outDir: out.path, known, statsEveryMs: STATS_EVERY_MS, keepGoing: flags.keepGoing },
+    { config, base: seed, shard: flags.shard, workers: flags.workers, steps: flags.steps, seconds, runs: flags.runs, outDir: out.path, known, statsEveryMs: STATS_EVERY_MS, keepGoing: flags.keepGoing, check: flags.check },
     {
       onFinding: (f, firstThisRun) => firstThisRun && progress.note(findingLine(f)),
       onCrash: (c) => progress.note(crashLine(c, flags.steps, config)),
@@ -253,5 +255,6 @@ export function registerFuzz(program: Command): void {
     .option('--no-corpus', 'do not count the committed counterexamples/ as known')
     .option('--keep-going', 'walk on past a violation whose root cause triage finds: turn its fix on and re-run the walk from its seed')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
+    .option('--check <mode>', CHECK_FLAG_HELP, parseCheckMode, 'incremental' as CheckMode)
     .action((flags: FuzzFlags) => fuzz(flags));
 }

@@ -16,7 +16,8 @@ import { type ReportHeader, renderHtml } from '../report/html.ts';
 import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
 import type { DesignOptions } from '../model/options.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+import type { CheckMode } from '../invariants/index.ts';
+import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
 
 interface ReplayFlags {
   readonly seed?: string;
@@ -27,6 +28,7 @@ interface ReplayFlags {
   readonly cpus: number;
   readonly option?: Partial<DesignOptions>;
   readonly html?: string;
+  readonly check: CheckMode;
 }
 
 /** What is replayed: a run to record, and how to judge its outcome. */
@@ -82,13 +84,14 @@ function checkReportPath(path: string): void {
 }
 
 /** The run, telling stderr how far it is when it takes long (a 200,000-op file takes minutes). */
-function withProgress(s: Subject): Subject['run'] {
+function withProgress(s: Subject, check: CheckMode): Subject['run'] {
   return (opts) => {
     const t0 = performance.now();
     const every = progressIntervalMs('ASI_CHECK_REPLAY_PROGRESS_MS');
     let next = t0 + every;
     return s.run({
       ...opts,
+      check,
       onStep: (sys, rec, i) => {
         opts.onStep?.(sys, rec, i);
         if (performance.now() < next) return;
@@ -121,13 +124,14 @@ export function registerReplay(program: Command): void {
     .option('--cpus <n>', 'with --seed: CPUs', intIn(1, 4), 2)
     .option('--option <name=value>', 'with --seed: set a design option (repeatable; `asi-check list` names them)', parseOption)
     .option('--html <out.html>', 'also write a self-contained HTML report')
+    .option('--check <mode>', CHECK_FLAG_HELP, parseCheckMode, 'incremental' as CheckMode)
     .action((file: string | undefined, flags: ReplayFlags, cmd: Command) => {
       if ((file === undefined) === (flags.seed === undefined)) usageError('replay takes a counterexample file or --seed, not both or neither');
       const stray = WALK_FLAGS.filter((f) => cmd.getOptionValueSource(f) === 'cli');
       if (file !== undefined && stray.length) usageError(`${file}: --${stray.join(', --')} only apply to --seed (a file carries its own configuration)`);
       if (flags.html !== undefined) checkReportPath(flags.html);
       const subject = file !== undefined ? fromFile(file) : fromSeed(flags.seed!, flags);
-      const replay = recordReplay(subject.config, withProgress(subject), subject.recorded ? [subject.recorded.message] : []);
+      const replay = recordReplay(subject.config, withProgress(subject, flags.check), subject.recorded ? [subject.recorded.message] : []);
       const { reproduced, verdict } = judge(subject, replay);
       console.log(pc.bold(subject.title));
       console.log(pc.dim(`source: ${subject.source}`));

@@ -6,6 +6,7 @@ import { GEOMETRIES } from '../model/mm/geometry.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type DesignOptions, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, type ProfileName, RFC_V2_OPTIONS } from '../model/options.ts';
 import type { Config } from '../model/system.ts';
+import { CHECK_MODES, type CheckMode } from '../invariants/index.ts';
 
 export const EXIT_CLEAN = 0;
 export const EXIT_VIOLATION = 1;
@@ -44,6 +45,9 @@ function oneOf<T extends string>(what: string, known: readonly string[]) {
 export const parseProfile = oneOf<ProfileName>('profile', Object.keys(PROFILES));
 export const parseMutant = oneOf<MutantName>('mutant', Object.keys(MUTANT_INFO));
 export const parseGeometry = oneOf<Config['geometry']>('geometry', Object.keys(GEOMETRIES));
+export const parseCheckMode = oneOf<CheckMode>('check', CHECK_MODES);
+/** The --check flag of fuzz and replay. */
+export const CHECK_FLAG_HELP = 'how states are judged: incremental (pays for what each step changed) or full (every invariant on the whole state, the reference)';
 
 /** A whole number in [min, max], for commander's argParser. */
 export function intIn(min: number, max = Number.MAX_SAFE_INTEGER) {

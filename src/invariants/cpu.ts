@@ -12,6 +12,7 @@ import { walk } from '../model/mm/pagetable.ts';
 import { asiCr3 } from '../model/asi/session.ts';
 import type { Asi, GhostEvent, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { firstAsi, perAsi, sinceVersion } from './views.ts';
 
 function ghostEvent(sys: System, id: GhostEvent['invariant']): string | undefined {
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
@@ -103,11 +104,9 @@ export const STACK: Invariant = {
 };
 
 /** Every ASI maps the entry code of every CPU. */
-function entryUnmapped(sys: System): string | undefined {
-  for (const asi of sys.asis.values()) {
-    for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
-      for (const n of entryCode(sys, cpu)) if (!maps(sys, asi, n.va)) return `asi#${asi.id} does not map ${n.what} (${formatVa(sys.g, n.va)}): an interrupt while isolated in it double-faults`;
-    }
+function entryUnmapped(sys: System, asi: Asi): string | undefined {
+  for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
+    for (const n of entryCode(sys, cpu)) if (!maps(sys, asi, n.va)) return `asi#${asi.id} does not map ${n.what} (${formatVa(sys.g, n.va)}): an interrupt while isolated in it double-faults`;
   }
   return undefined;
 }
@@ -116,8 +115,13 @@ export const ENTRY_MAPPED: Invariant = {
   id: 'ENTRY-MAPPED',
   statement: 'Everything interrupt entry and the abort path touch before switching CR3 is mapped in every ASI: no double fault.',
   source: 'RFC v2 patch 15 (asi_init_mapping: kernel image, cpu_entry_area, cpu_asi_session)',
-  check: (sys) => ghostEvent(sys, 'ENTRY-MAPPED') ?? entryUnmapped(sys),
-  whileTablesUnchanged: (sys) => ghostEvent(sys, 'ENTRY-MAPPED'),
+  check: (sys) => ghostEvent(sys, 'ENTRY-MAPPED') ?? firstAsi(sys, entryUnmapped),
+  // The entry code's addresses are fixed at boot: an ASI's verdict changes only with its tree.
+  incremental: (views) => {
+    const unmapped = perAsi(entryUnmapped, (s, asi) => [views.tree(s, asi.pgd).gen], false);
+    const tables = sinceVersion((sys) => firstAsi(sys, unmapped));
+    return (sys) => ghostEvent(sys, 'ENTRY-MAPPED') ?? tables(sys);
+  },
 };
 
 export const PROGRESS: Invariant = {

@@ -11,6 +11,7 @@ import { CALLER_CONTRACT } from './caller.ts';
 import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, PROGRESS, SESSION, STACK } from './cpu.ts';
 import { KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER } from './kvm.ts';
 import type { Invariant, Phase, Violation } from './types.ts';
+import { Views } from './views.ts';
 
 export type { Invariant, Phase, Violation } from './types.ts';
 
@@ -53,19 +54,44 @@ export function invariantById(id: string): Invariant | undefined {
   return INVARIANTS.find((i) => i.id === id);
 }
 
-/**
- * Every invariant that applies to this system (and to this phase) and does not hold, in catalogue
- * order. `tablesUnchanged`: inside an op, allocations, page tables and ranges are as they were when
- * last judged, so only what CPU state can change is judged again (see whileTablesUnchanged).
- */
-export function checkAll(sys: System, only?: readonly Invariant[], phase: Phase = 'between-ops', tablesUnchanged = false): Violation[] {
+/** Every invariant that applies to this system (and to this phase) and does not hold, in catalogue order, each judged on the whole state. */
+export function checkAll(sys: System, only?: readonly Invariant[], phase: Phase = 'between-ops'): Violation[] {
   const out: Violation[] = [];
   for (const inv of only ?? INVARIANTS) {
     if (inv.appliesTo && !inv.appliesTo(sys)) continue;
-    const partial = phase === 'micro-step' && tablesUnchanged ? inv.whileTablesUnchanged : undefined;
-    if (partial === 'unchanged') continue;
-    const message = partial ? partial(sys, phase) : inv.check(sys, phase);
+    const message = inv.check(sys, phase);
     if (message !== undefined) out.push({ invariant: inv.id, message });
   }
   return out;
+}
+
+/**
+ * How a run judges its states: `full` judges every invariant on the whole state at every check;
+ * `incremental` gives the same verdicts from indexes kept across the run's checks, paying for what
+ * each step changed.
+ */
+export type CheckMode = 'full' | 'incremental';
+export const CHECK_MODES: readonly CheckMode[] = ['full', 'incremental'];
+
+export type Checker = (sys: System, phase: Phase) => Violation[];
+
+/**
+ * A checker for one run (one system, checked in order): incremental judges keep state between
+ * calls, in `views` (a test hands in a broken one to see the equivalence test fail).
+ */
+export function newChecker(mode: CheckMode, only?: readonly Invariant[], views = new Views()): Checker {
+  const invariants = only ?? INVARIANTS;
+  if (mode === 'full') return (sys, phase) => checkAll(sys, invariants, phase);
+  const judges = invariants.map((inv) => inv.incremental?.(views) ?? inv.check);
+  return (sys, phase) => {
+    views.update(sys);
+    const out: Violation[] = [];
+    for (let i = 0; i < invariants.length; i++) {
+      const inv = invariants[i];
+      if (inv.appliesTo && !inv.appliesTo(sys)) continue;
+      const message = judges[i](sys, phase);
+      if (message !== undefined) out.push({ invariant: inv.id, message });
+    }
+    return out;
+  };
 }

@@ -11,14 +11,15 @@
 // later under a table the ASI shares with it.
 
 import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
-import { framesOf } from '../model/mm/pagetable.ts';
-import { type ObjectRef, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/mm/memory.ts';
-import type { Asi, System } from '../model/system.ts';
+import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
+import { type ObjectRef, frameHoldsSensitive, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/mm/memory.ts';
+import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Cpu } from '../model/x86/cpu.ts';
 import type { Invariant, Phase } from './types.ts';
 import { usableTlbEntries } from '../model/x86/cpu.ts';
 import { _PAGE_GLOBAL } from '../model/mm/pte.ts';
 import { isolatedIn } from './cpu.ts';
+import { firstAsi, perAsi, sameRanges, sinceVersion } from './views.ts';
 
 /** The units every live range of the ASI reached when it was mapped. */
 function requestedUnits(asi: Asi): Set<string> {
@@ -50,28 +51,27 @@ export function runsIsolated(sys: System, cpu: Cpu, phase: Phase): Asi | undefin
   return asi;
 }
 
-function pageTableExposure(sys: System): string | undefined {
-  for (const asi of sys.asis.values()) {
-    let requested: Set<string> | undefined;
-    for (const { frame, va, leaf: l } of framesOf(sys.g, sys.tables, asi.pgd)) {
-      if (!objectsInFrame(sys.mem, frame).some(objectSensitive)) continue;
-      requested ??= requestedUnits(asi);
-      const o = unrequested(sys, frame, requested);
-      if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(frame, requested)}`;
-    }
+/** The first sensitive object the ASI's page table reaches that no range of it reached when it was mapped. */
+function exposedBy(sys: System, asi: Asi, ls?: readonly Leaf[]): string | undefined {
+  let requested: Set<string> | undefined;
+  for (const { frame, va, leaf: l } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
+    if (!frameHoldsSensitive(sys.mem, frame)) continue;
+    requested ??= requestedUnits(asi);
+    const o = unrequested(sys, frame, requested);
+    if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(frame, requested)}`;
   }
   return undefined;
 }
 
 /** A CPU running isolated also reaches what its TLB caches for its PCID, and every Global entry. */
-function tlbExposure(sys: System, phase: Phase): string | undefined {
+function tlbExposure(sys: System, phase: Phase, requestedOf: (asi: Asi) => Set<string> = requestedUnits): string | undefined {
   for (const cpu of sys.cpus) {
     const asi = runsIsolated(sys, cpu, phase);
     if (!asi) continue;
     let requested: Set<string> | undefined;
     for (const { vpn, entry } of usableTlbEntries(cpu)) {
-      if (!objectsInFrame(sys.mem, entry.frame).some(objectSensitive)) continue;
-      requested ??= requestedUnits(asi);
+      if (!frameHoldsSensitive(sys.mem, entry.frame)) continue;
+      requested ??= requestedOf(asi);
       const o = unrequested(sys, entry.frame, requested);
       if (o) {
         const global = entry.flags & _PAGE_GLOBAL ? 'Global ' : '';
@@ -87,6 +87,25 @@ export const ISOLATION: Invariant = {
   statement:
     'No sensitive object is reachable through an ASI page table, or through the TLB of a CPU running isolated in it (Global entries included), unless a live range of that ASI reached that object on that frame when the range was mapped.',
   source: 'RFC v2 cover letter (the ASI maps only what VMExit handlers need); patches 08, 12, 15; SPEC 2.4 (TLB)',
-  check: (sys, phase = 'between-ops') => pageTableExposure(sys) ?? tlbExposure(sys, phase),
-  whileTablesUnchanged: tlbExposure,
+  check: (sys, phase = 'between-ops') => firstAsi(sys, (s, asi) => exposedBy(s, asi)) ?? tlbExposure(sys, phase),
+  // What an ASI's page table exposes changes only with its tree, the owners of the frames it
+  // reaches, and its ranges; the TLBs change at every micro-step and are judged whole.
+  incremental: (views) => {
+    const exposed = perAsi((s, asi) => exposedBy(s, asi, views.tree(s, asi.pgd).leaves), (s, asi) => {
+      const t = views.tree(s, asi.pgd);
+      return [t.gen, t.framesGen];
+    }, true);
+    const tables = sinceVersion((sys) => firstAsi(sys, exposed));
+    // A CPU isolated in an ASI with a sensitive frame in its TLB asks for the ASI's units at every
+    // micro-step: they change only with its ranges.
+    const units = new Map<number, { ranges: readonly AsiRange[]; units: Set<string> }>();
+    const requestedOf = (asi: Asi) => {
+      const c = units.get(asi.id);
+      if (c && sameRanges(c.ranges, asi.ranges)) return c.units;
+      const u = requestedUnits(asi);
+      units.set(asi.id, { ranges: [...asi.ranges], units: u });
+      return u;
+    };
+    return (sys, phase) => tables(sys) ?? tlbExposure(sys, phase, requestedOf);
+  },
 };

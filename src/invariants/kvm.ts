@@ -4,11 +4,13 @@
 // scope and leaks on the state.
 
 import { formatVa } from '../model/mm/geometry.ts';
-import { framesOf } from '../model/mm/pagetable.ts';
+import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
-import type { System } from '../model/system.ts';
+import type { Asi, System } from '../model/system.ts';
+import type { Vcpu } from '../model/kvm/vm.ts';
 import type { Invariant } from './types.ts';
+import { sinceVersion } from './views.ts';
 
 function ghostEvent(sys: System, id: 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER'): string | undefined {
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
@@ -31,19 +33,29 @@ export const KVM_EXIT_CR3: Invariant = {
 };
 
 /** A vCPU's ASI reaches no other VM's memory or state, and no memslots array or bus it remapped and the VM has since freed. */
-function scope(sys: System): string | undefined {
+function scope(sys: System, foreign: (sys: System, asi: Asi, vcpu: Vcpu) => string | undefined): string | undefined {
   for (const vcpu of sys.kvm?.vcpus.values() ?? []) {
     const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
     if (!asi) continue;
-    for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd)) {
-      const a = allocationOfFrame(sys.mem, frame);
-      if (a?.owner.kind === 'vm' && a.owner.id !== vcpu.vm) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${a.name} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
-    }
-    const vm = sys.kvm!.vms.get(vcpu.vm)!;
-    const live = new Set([...vm.memslots.map((m) => memslotsVa(sys, m)), ...vm.buses.map((b) => b?.va)]);
-    for (const ptr of [...vcpu.asiMemslots, ...vcpu.asiBuses]) {
-      if (ptr !== null && !live.has(ptr) && asi.ranges.some((r) => r.ptr === ptr)) return `asi#${asi.id} of vCPU ${vcpu.id} still maps ${formatVa(sys.g, ptr)}, a memslots array or bus VM ${vcpu.vm} has freed`;
-    }
+    const m = foreign(sys, asi, vcpu) ?? freedArray(sys, asi, vcpu);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
+function foreignFrame(sys: System, asi: Asi, vcpu: Vcpu, ls?: readonly Leaf[]): string | undefined {
+  for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
+    const a = allocationOfFrame(sys.mem, frame);
+    if (a?.owner.kind === 'vm' && a.owner.id !== vcpu.vm) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${a.name} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
+  }
+  return undefined;
+}
+
+function freedArray(sys: System, asi: Asi, vcpu: Vcpu): string | undefined {
+  const vm = sys.kvm!.vms.get(vcpu.vm)!;
+  const live = new Set([...vm.memslots.map((m) => memslotsVa(sys, m)), ...vm.buses.map((b) => b?.va)]);
+  for (const ptr of [...vcpu.asiMemslots, ...vcpu.asiBuses]) {
+    if (ptr !== null && !live.has(ptr) && asi.ranges.some((r) => r.ptr === ptr)) return `asi#${asi.id} of vCPU ${vcpu.id} still maps ${formatVa(sys.g, ptr)}, a memslots array or bus VM ${vcpu.vm} has freed`;
   }
   return undefined;
 }
@@ -53,8 +65,23 @@ export const KVM_SCOPE: Invariant = {
   statement:
     "A vCPU's ASI never reaches another VM's guest memory or state, nor a memslots array or IO bus its VM has replaced and freed.",
   source: 'RFC v2 cover letter (per-VM data only); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)',
-  check: scope,
-  whileTablesUnchanged: 'unchanged',
+  check: (sys) => scope(sys, (s, asi, vcpu) => foreignFrame(s, asi, vcpu)),
+  // What the ASI's page table reaches changes with its tree and the owners of its frames; the
+  // arrays it still maps are a lookup per remapped pointer, judged whole when anything changed
+  // (memslots and buses are replaced by allocations, and remapped by range changes).
+  incremental: (views) => {
+    const owners = new Map<number, { key: readonly [number, number, number]; message: string | undefined }>();
+    return sinceVersion((sys) =>
+      scope(sys, (s, asi, vcpu) => {
+        const t = views.tree(s, asi.pgd);
+        const c = owners.get(asi.id);
+        if (c && c.key[0] === t.gen && c.key[1] === t.framesGen && c.key[2] === vcpu.vm) return c.message;
+        const message = foreignFrame(s, asi, vcpu, t.leaves);
+        owners.set(asi.id, { key: [t.gen, t.framesGen, vcpu.vm], message });
+        return message;
+      }),
+    );
+  },
 };
 
 /** Every ASI vmx_isolation_init created belongs to a live vCPU. */

@@ -7,6 +7,7 @@ import { lowerLevel } from '../model/mm/pagetable.ts';
 import { entryFrame, isLarge, isNone, isPresent } from '../model/mm/pte.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { sinceVersion } from './views.ts';
 
 function roots(sys: System): { name: string; root: number }[] {
   return [{ name: 'kernel', root: sys.kernel.pgd }, ...[...sys.asis.values()].map((a) => ({ name: `asi#${a.id}`, root: a.pgd }))];
@@ -44,31 +45,54 @@ export const PT_WF: Invariant = {
   id: 'PT-WF',
   statement: 'Every table an entry points to is a live page-table page of the right level; leaves map existing, aligned frames.',
   source: 'x86-64 paging; RFC v2 patch 06 (asi_pXX_alloc)',
-  whileTablesUnchanged: 'unchanged',
-  check(sys) {
-    for (const { name, root } of roots(sys)) {
-      const err = malformed(sys, root);
-      if (err) return `${name} page table: ${err}`;
-    }
-    return undefined;
+  check: (sys) => firstMalformed(sys, malformed),
+  // A tree's defects change only with the tables it reads and their allocations (its generation).
+  incremental: (views) => {
+    const cache = new Map<number, { gen: number; message: string | undefined }>();
+    return sinceVersion((sys) =>
+      firstMalformed(sys, (s, root) => {
+        const gen = views.tree(s, root).gen;
+        const c = cache.get(root);
+        if (c?.gen === gen) return c.message;
+        const message = malformed(s, root);
+        cache.set(root, { gen, message });
+        return message;
+      }),
+    );
   },
 };
+
+function firstMalformed(sys: System, judge: (sys: System, root: number) => string | undefined): string | undefined {
+  for (const { name, root } of roots(sys)) {
+    const err = judge(sys, root);
+    if (err) return `${name} page table: ${err}`;
+  }
+  return undefined;
+}
 
 export const PT_OWN: Invariant = {
   id: 'PT-OWN',
   statement: 'An ASI writes and frees only page-table pages it allocated; kernel tables are never changed by ASI code.',
   source: 'RFC v2 patch 04 (backend_pages), patch 05 (asi_valid_offset)',
-  check(sys) {
-    const e = sys.ghost.events.find((ev) => ev.invariant === 'PT-OWN');
-    if (e) return e.message;
-    for (const asi of sys.asis.values()) {
-      for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) {
-        const a = allocationOfFrame(sys.mem, f);
-        if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) {
-          return `asi#${asi.id} counts pfn ${f} as its own page-table page, but it is ${a ? a.name : 'free'}`;
-        }
-      }
-    }
-    return undefined;
+  check: (sys) => ownEvent(sys) ?? misowned(sys),
+  incremental: () => {
+    const owned = sinceVersion(misowned);
+    return (sys) => ownEvent(sys) ?? owned(sys);
   },
 };
+
+function ownEvent(sys: System): string | undefined {
+  return sys.ghost.events.find((ev) => ev.invariant === 'PT-OWN')?.message;
+}
+
+function misowned(sys: System): string | undefined {
+  for (const asi of sys.asis.values()) {
+    for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) {
+      const a = allocationOfFrame(sys.mem, f);
+      if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) {
+        return `asi#${asi.id} counts pfn ${f} as its own page-table page, but it is ${a ? a.name : 'free'}`;
+      }
+    }
+  }
+  return undefined;
+}

@@ -3,9 +3,10 @@
 
 import { PAGE_SIZE, formatVa, levelSize } from '../model/mm/geometry.ts';
 import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
-import { leaves, walk } from '../model/mm/pagetable.ts';
+import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { LeafVerdicts, type SeenGens, firstAsi, meets, movedSince, movedWithKernel, perAsi, sameRanges, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -34,56 +35,96 @@ export const RANGE_NO_OVERLAP: Invariant = {
   id: 'RANGE-NO-OVERLAP',
   statement: 'The tracked ranges of one ASI never overlap (overlapPolicy=refuse).',
   source: 'design option overlapPolicy=refuse',
-  whileTablesUnchanged: 'unchanged',
   appliesTo: (sys) => sys.options.overlapPolicy === 'refuse',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      for (let i = 0; i < asi.ranges.length; i++) {
-        for (let j = i + 1; j < asi.ranges.length; j++) {
-          if (extentsMeet(sys, asi.ranges[i], asi.ranges[j])) return `asi#${asi.id}: ${show(sys, asi.ranges[i])} overlaps ${show(sys, asi.ranges[j])}`;
-        }
+  check: overlapping,
+  incremental: () => sinceVersion(overlapping),
+};
+
+function overlapping(sys: System): string | undefined {
+  for (const asi of sys.asis.values()) {
+    for (let i = 0; i < asi.ranges.length; i++) {
+      for (let j = i + 1; j < asi.ranges.length; j++) {
+        if (extentsMeet(sys, asi.ranges[i], asi.ranges[j])) return `asi#${asi.id}: ${show(sys, asi.ranges[i])} overlaps ${show(sys, asi.ranges[j])}`;
       }
     }
-    return undefined;
-  },
-};
+  }
+  return undefined;
+}
 
 export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   id: 'RANGE-OVERLAP-ACCOUNTED',
   statement:
     "Overlap counts are exact (a range's count is the number of other live ranges whose extents meet its own; an entry's reference count is the number of ranges relying on it), and unmapping one range never removes a translation that another live range still covers.",
   source: 'RFC v2 patch 14 (asi_map_overlap, asi_unmap_overlap); design option overlapPolicy=refcount-entries',
-  whileTablesUnchanged: 'unchanged',
   appliesTo: (sys) => sys.options.overlapPolicy !== 'refuse',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      if (sys.options.overlapPolicy === 'count-ranges') {
-        for (const r of asi.ranges) {
-          // Patch 14 counts overlaps of rounded extents, whatever extent the copy itself maps.
-          const truth = asi.ranges.filter((o) => o !== r && extentsMeet(sys, r, o, rfcRangeExtent)).length;
-          if (r.overlap !== truth) return `asi#${asi.id}: range ${show(sys, r)} has overlap count ${r.overlap}, but ${truth} live ranges overlap it`;
-        }
-      } else {
-        const truth = new Map<string, number>();
-        for (const r of asi.ranges) for (const k of r.entries) truth.set(k, (truth.get(k) ?? 0) + 1);
-        for (const k of new Set([...truth.keys(), ...asi.entryRefs.keys()])) {
-          if ((asi.entryRefs.get(k) ?? 0) !== (truth.get(k) ?? 0)) {
-            return `asi#${asi.id}: entry ${k} has ${asi.entryRefs.get(k) ?? 0} references, but ${truth.get(k) ?? 0} live ranges rely on it`;
-          }
+  check: (sys) => firstAsi(sys, miscounted) ?? removedCovered(sys),
+  // Counts change with the ASI's ranges and the counts the model keeps on them; entry references
+  // change only in the statement that adds or removes a range (asi_map_range, asi_unmap), so with
+  // the ranges. What a step cleared is judged whole, and is usually nothing.
+  incremental: () => {
+    const truths = new Map<number, { ranges: Set<AsiRange>; truth: Map<string, number> }>();
+    // The references ranges hold, kept up to date from the ranges added and removed since, so that
+    // agreeing counts are confirmed without building every key again; a disagreement is reported
+    // by the whole-ASI judgement, word for word.
+    const refsAgree = (asi: Asi): boolean => {
+      let t = truths.get(asi.id);
+      if (!t) truths.set(asi.id, (t = { ranges: new Set(), truth: new Map() }));
+      const now = new Set(asi.ranges);
+      const truth = t.truth;
+      for (const r of now) if (!t.ranges.has(r)) for (const k of r.entries) truth.set(k, (truth.get(k) ?? 0) + 1);
+      for (const r of t.ranges) {
+        if (now.has(r)) continue;
+        for (const k of r.entries) {
+          const n = truth.get(k)! - 1;
+          if (n > 0) truth.set(k, n);
+          else truth.delete(k);
         }
       }
-    }
-    for (const c of sys.ghost.cleared) {
-      const asi = sys.asis.get(c.asi);
-      if (!asi) continue;
-      for (const r of asi.ranges) {
-        const va = firstMissing(sys, asi, r, c.va, c.va + c.size);
-        if (va !== undefined) return `asi#${asi.id}: clearing ${formatVa(sys.g, c.va)} +0x${c.size.toString(16)} removed ${formatVa(sys.g, va)}, still covered by live range ${show(sys, r)}`;
-      }
-    }
-    return undefined;
+      t.ranges = now;
+      if (t.truth.size !== asi.entryRefs.size) return false;
+      for (const [k, n] of asi.entryRefs) if (t.truth.get(k) !== n) return false;
+      return true;
+    };
+    const judge = (sys: System, asi: Asi) => (sys.options.overlapPolicy === 'refcount-entries' && refsAgree(asi) ? undefined : miscounted(sys, asi));
+    const counts = perAsi(judge, (s, asi) => (s.options.overlapPolicy === 'count-ranges' ? asi.ranges.map((r) => r.overlap) : []), true);
+    const countsWrong = sinceVersion((sys) => firstAsi(sys, counts));
+    // A step's ghost starts with nothing cleared, and clearing an entry moves the version.
+    const covered = sinceVersion(removedCovered);
+    return (sys) => countsWrong(sys) ?? (sys.ghost.cleared.length === 0 ? undefined : covered(sys));
   },
 };
+
+function miscounted(sys: System, asi: Asi): string | undefined {
+  if (sys.options.overlapPolicy === 'count-ranges') {
+    for (const r of asi.ranges) {
+      // Patch 14 counts overlaps of rounded extents, whatever extent the copy itself maps.
+      const truth = asi.ranges.filter((o) => o !== r && extentsMeet(sys, r, o, rfcRangeExtent)).length;
+      if (r.overlap !== truth) return `asi#${asi.id}: range ${show(sys, r)} has overlap count ${r.overlap}, but ${truth} live ranges overlap it`;
+    }
+    return undefined;
+  }
+  const truth = new Map<string, number>();
+  for (const r of asi.ranges) for (const k of r.entries) truth.set(k, (truth.get(k) ?? 0) + 1);
+  for (const k of new Set([...truth.keys(), ...asi.entryRefs.keys()])) {
+    if ((asi.entryRefs.get(k) ?? 0) !== (truth.get(k) ?? 0)) {
+      return `asi#${asi.id}: entry ${k} has ${asi.entryRefs.get(k) ?? 0} references, but ${truth.get(k) ?? 0} live ranges rely on it`;
+    }
+  }
+  return undefined;
+}
+
+/** A translation cleared in this step that a live range still covers. */
+function removedCovered(sys: System): string | undefined {
+  for (const c of sys.ghost.cleared) {
+    const asi = sys.asis.get(c.asi);
+    if (!asi) continue;
+    for (const r of asi.ranges) {
+      const va = firstMissing(sys, asi, r, c.va, c.va + c.size);
+      if (va !== undefined) return `asi#${asi.id}: clearing ${formatVa(sys.g, c.va)} +0x${c.size.toString(16)} removed ${formatVa(sys.g, va)}, still covered by live range ${show(sys, r)}`;
+    }
+  }
+  return undefined;
+}
 
 /** What a range may map: its extent, and the level whose larger leaves it may reach as a whole. */
 interface Explanation {
@@ -109,38 +150,79 @@ export const RANGE_NO_LEAK: Invariant = {
   statement:
     'Every translation in an ASI page table lies in the effective extent of a live tracked range (no unmapped-range leaks), and every ASI page-table page belongs to a live ASI that tracks it (no frame leaks).',
   source: 'RFC v2 patches 04 (backend pages), 10, 11, 14 (asi_unmap)',
-  whileTablesUnchanged: 'unchanged',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      const extents = asi.ranges.map((r) => explanation(sys, r));
-      for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-        if (!extents.some((e) => explains(e, l.va, l.size))) {
-          return `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
-        }
-      }
-    }
-    for (const a of sys.mem.allocs.values()) {
-      if (a.kind !== 'pgtable' || a.owner.kind !== 'asi') continue;
-      const asi = sys.asis.get(a.owner.id);
-      if (!asi) return `pfn ${a.frames[0]} (${a.name}) is still allocated after asi#${a.owner.id} was destroyed`;
-      if (asi.pgd !== a.frames[0] && !asi.backend.some((b) => b.frame === a.frames[0])) return `pfn ${a.frames[0]} (${a.name}) is allocated but not tracked as a backend page`;
-    }
-    return undefined;
+  check: (sys) => firstAsi(sys, unexplainedLeaf) ?? pgtableLeak(sys),
+  // A leaf is judged against its own ASI's ranges: while they stay, only the leaves inside the
+  // windows a step moved are judged again.
+  incremental: (views) => {
+    const kept = new Map<number, { ranges: readonly AsiRange[]; gen: number; verdicts: LeafVerdicts }>();
+    const leak = (sys: System, asi: Asi) => {
+      const t = views.tree(sys, asi.pgd);
+      let c = kept.get(asi.id);
+      const moved = c && sameRanges(c.ranges, asi.ranges) ? movedSince(t, c.gen) : undefined;
+      if (!c) kept.set(asi.id, (c = { ranges: [], gen: 0, verdicts: new LeafVerdicts() }));
+      [c.ranges, c.gen] = [[...asi.ranges], t.gen];
+      let extents: Explanation[] | undefined;
+      return c.verdicts.judge(t.leaves, moved, (l) => unexplained(sys, asi, (extents ??= asi.ranges.map((r) => explanation(sys, r))), l));
+    };
+    return sinceVersion((sys) => firstAsi(sys, leak) ?? pgtableLeak(sys));
   },
 };
+
+function unexplainedLeaf(sys: System, asi: Asi): string | undefined {
+  const extents = asi.ranges.map((r) => explanation(sys, r));
+  for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+    const m = unexplained(sys, asi, extents, l);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
+function unexplained(sys: System, asi: Asi, extents: readonly Explanation[], l: Leaf): string | undefined {
+  return extents.some((e) => explains(e, l.va, l.size)) ? undefined : `asi#${asi.id} still maps ${formatVa(sys.g, l.va)} +0x${l.size.toString(16)} (pfn ${l.frame}), which no live range covers`;
+}
+
+function pgtableLeak(sys: System): string | undefined {
+  for (const a of sys.mem.allocs.values()) {
+    if (a.kind !== 'pgtable' || a.owner.kind !== 'asi') continue;
+    const asi = sys.asis.get(a.owner.id);
+    if (!asi) return `pfn ${a.frames[0]} (${a.name}) is still allocated after asi#${a.owner.id} was destroyed`;
+    if (asi.pgd !== a.frames[0] && !asi.backend.some((b) => b.frame === a.frames[0])) return `pfn ${a.frames[0]} (${a.name}) is allocated but not tracked as a backend page`;
+  }
+  return undefined;
+}
 
 export const RANGE_EXACT: Invariant = {
   id: 'RANGE-EXACT',
   statement: 'Every tracked range is fully present: each page of it that the kernel maps, the ASI maps too.',
   source: 'RFC v2 patches 08, 10, 14 (asi_map_range)',
-  whileTablesUnchanged: 'unchanged',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      for (const r of asi.ranges) {
-        const va = firstMissing(sys, asi, r);
-        if (va !== undefined) return `asi#${asi.id}: ${formatVa(sys.g, va)} of tracked range ${show(sys, r)} is not mapped`;
-      }
-    }
-    return undefined;
+  check: (sys) => firstAsi(sys, (s, asi) => missing(s, asi, (r) => firstMissing(s, asi, r))),
+  // A range's pages are walked in the ASI and in the kernel: its verdict stands until either
+  // tree's translations move inside it (asi_enter mapping a stack does not re-walk every range).
+  incremental: (views) => {
+    const kept = new Map<number, { seen: SeenGens; verdicts: Map<AsiRange, number | undefined> }>();
+    const judge = (sys: System, asi: Asi) => {
+      const before = kept.get(asi.id);
+      const { moved, now } = movedWithKernel(views, sys, asi, before?.seen);
+      const verdicts = new Map<AsiRange, number | undefined>();
+      const message = missing(sys, asi, (r) => {
+        // firstMissing walks the range's pages, from the one holding r.ptr.
+        const va = moved && before!.verdicts.has(r) && !meets(moved, r.ptr - PAGE_SIZE, r.ptr + r.size) ? before!.verdicts.get(r) : firstMissing(sys, asi, r);
+        verdicts.set(r, va);
+        return va;
+      });
+      kept.set(asi.id, { seen: now, verdicts });
+      return message;
+    };
+    return sinceVersion((sys) => firstAsi(sys, judge));
   },
 };
+
+/** Every range is judged, not only up to the first failure, so that an incremental judge keeps a verdict for each. */
+function missing(sys: System, asi: Asi, firstMissingOf: (r: AsiRange) => number | undefined): string | undefined {
+  let message: string | undefined;
+  for (const r of asi.ranges) {
+    const va = firstMissingOf(r);
+    if (va !== undefined) message ??= `asi#${asi.id}: ${formatVa(sys.g, va)} of tracked range ${show(sys, r)} is not mapped`;
+  }
+  return message;
+}

@@ -1,10 +1,11 @@
 // REFINE: what an ASI maps is a sub-map of what the kernel maps, now, not when it was copied.
 
 import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
-import { leaves, walk } from '../model/mm/pagetable.ts';
+import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
-import type { System } from '../model/system.ts';
+import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+import { LeafVerdicts, type SeenGens, firstAsi, movedWithKernel, perAsi, sinceVersion } from './views.ts';
 import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
@@ -25,25 +26,50 @@ export const REFINE: Invariant = {
   statement:
     'Every ASI translation is a kernel translation: same frame, no wider permissions; and no tracked range reaches memory the kernel has freed since it was mapped.',
   source: 'RFC v2 patch 08 (entries are copies of the kernel page table), patch 10 (ranges outlive nothing)',
-  whileTablesUnchanged: 'unchanged',
-  check(sys) {
-    for (const asi of sys.asis.values()) {
-      for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-        for (let va = l.va; va < l.va + l.size; ) {
-          const k = walk(sys.g, sys.tables, sys.kernel.pgd, va);
-          const asiFrame = l.frame + (va - l.va) / PAGE_SIZE;
-          if (!k.ok) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, which the kernel no longer maps`;
-          const kFrame = k.leaf.frame + (va - k.leaf.va) / PAGE_SIZE;
-          if (kFrame !== asiFrame) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, the kernel maps it to pfn ${kFrame}`;
-          if (wider(l.flags, k.leaf.flags)) return `asi#${asi.id} maps ${formatVa(sys.g, va)} ${formatFlags(l.flags)}, wider than the kernel's ${formatFlags(k.leaf.flags)}`;
-          va = Math.min(l.va + l.size, k.leaf.va + k.leaf.size);
-        }
-      }
-      for (const r of asi.ranges) {
-        const gone = allocsReached(r.ghostReached).find((id) => !sys.mem.allocs.has(id));
-        if (gone !== undefined) return `asi#${asi.id}: range [${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) still maps memory of allocation #${gone}, which the kernel has freed (stale mapping)`;
-      }
-    }
-    return undefined;
+  check: (sys) => firstAsi(sys, (s, asi) => unrefined(s, asi) ?? stale(s, asi)),
+  // The leaves judged against the kernel's walk change with either tree; a range's stale memory
+  // changes with the ranges and with allocations.
+  incremental: (views) => {
+    // A leaf's verdict stands while the leaf is the same and the kernel's translations under it
+    // have not moved: only the leaves inside windows either tree moved are judged again.
+    const kept = new Map<number, { seen?: SeenGens; verdicts: LeafVerdicts }>();
+    const leavesWrong = (sys: System, asi: Asi) => {
+      let c = kept.get(asi.id);
+      if (!c) kept.set(asi.id, (c = { verdicts: new LeafVerdicts() }));
+      const { moved, now } = movedWithKernel(views, sys, asi, c.seen);
+      c.seen = now;
+      return c.verdicts.judge(views.tree(sys, asi.pgd).leaves, moved, (l) => leafUnrefined(sys, asi, l));
+    };
+    const staleRange = perAsi(stale, () => [views.allocGen], true);
+    return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? staleRange(s, asi)));
   },
 };
+
+function unrefined(sys: System, asi: Asi): string | undefined {
+  for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
+    const m = leafUnrefined(sys, asi, l);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
+function leafUnrefined(sys: System, asi: Asi, l: Leaf): string | undefined {
+  for (let va = l.va; va < l.va + l.size; ) {
+    const k = walk(sys.g, sys.tables, sys.kernel.pgd, va);
+    const asiFrame = l.frame + (va - l.va) / PAGE_SIZE;
+    if (!k.ok) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, which the kernel no longer maps`;
+    const kFrame = k.leaf.frame + (va - k.leaf.va) / PAGE_SIZE;
+    if (kFrame !== asiFrame) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, the kernel maps it to pfn ${kFrame}`;
+    if (wider(l.flags, k.leaf.flags)) return `asi#${asi.id} maps ${formatVa(sys.g, va)} ${formatFlags(l.flags)}, wider than the kernel's ${formatFlags(k.leaf.flags)}`;
+    va = Math.min(l.va + l.size, k.leaf.va + k.leaf.size);
+  }
+  return undefined;
+}
+
+function stale(sys: System, asi: Asi): string | undefined {
+  for (const r of asi.ranges) {
+    const gone = allocsReached(r.ghostReached).find((id) => !sys.mem.allocs.has(id));
+    if (gone !== undefined) return `asi#${asi.id}: range [${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) still maps memory of allocation #${gone}, which the kernel has freed (stale mapping)`;
+  }
+  return undefined;
+}

@@ -27,10 +27,24 @@ function stillGiven(sys: System, cpu: Cpu, va: number, e: TlbEntry): boolean {
   return (fillRootLive && gives(sys, e.root, va, e.frame)) || gives(sys, cr3Root(cpu.cr3), va, e.frame);
 }
 
+/** An entry whose frame was handed to a new owner since it was filled: the only kind that can be incoherent. */
+function reused(sys: System, e: TlbEntry): boolean {
+  const now = sys.mem.frameAlloc[e.frame];
+  return now !== e.alloc && now >= 0;
+}
+
 function incoherent(sys: System, cpu: Cpu): string | undefined {
+  // Checked at every micro-step, and almost never is any frame reused under a TLB: ask that first.
+  let any = false;
+  for (const e of cpu.tlb.values()) {
+    if (!reused(sys, e)) continue;
+    any = true;
+    break;
+  }
+  if (!any) return undefined;
   for (const { vpn, entry } of usableTlbEntries(cpu)) {
+    if (!reused(sys, entry)) continue;
     const now = sys.mem.frameAlloc[entry.frame];
-    if (now === entry.alloc || now < 0) continue;
     const va = vpn * PAGE_SIZE;
     if (stillGiven(sys, cpu, va, entry)) continue;
     return `cpu${cpu.id} caches ${formatVa(sys.g, va)} -> pfn ${entry.frame}, filled from ${formatRoot(sys, entry.root)} when the frame was ${allocName(sys, entry.alloc)}; neither that page table nor cr3 ${formatCr3(sys, cpu.cr3)} maps it so now, and the frame holds ${allocName(sys, now)}: its flush was owed before the frame was reused`;

@@ -2,6 +2,7 @@
 // pure check that names what it found. Checks read the system and never change it.
 
 import type { System } from '../model/system.ts';
+import type { Judge, Views } from './views.ts';
 
 export interface Violation {
   readonly invariant: string;
@@ -28,10 +29,10 @@ export interface Invariant {
    */
   readonly check: (sys: System, phase?: Phase) => string | undefined;
   /**
-   * Inside an op, while allocations, page-table entries and tracked ranges have not changed since
-   * they were last judged (Memory.version), what is left to judge: nothing for an invariant that
-   * reads only those (`'unchanged'`), or the part of its check that CPU state alone can change.
-   * Without it the whole check runs again.
+   * The same judgement made incrementally, for invariants whose whole-state check is expensive:
+   * given the run's Views (kept up to date from the model's change log), a judge that re-examines
+   * only what changed since it was last called. It is called at every check of the run and must
+   * give check's answer every time (test/check-equivalence.test.ts holds it to that).
    */
-  readonly whileTablesUnchanged?: 'unchanged' | ((sys: System, phase: Phase) => string | undefined);
+  readonly incremental?: (views: Views) => Judge;
 }

@@ -1,7 +1,7 @@
 // One operation applied to the system: the kernel call it names, its return value and what the
 // modelled code logged. Bad arguments give the RFC's error codes; nothing here throws on user input.
 
-import { type Allocation } from './mm/memory.ts';
+import { type Allocation, stepBegins } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
 import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './x86/cpu.ts';
@@ -83,6 +83,7 @@ function created(x: { id: number } | number): number {
  */
 export function step(sys: System, op: Op, observe?: Observer): Outcome {
   sys.ghost = newGhost();
+  stepBegins(sys.mem);
   const out: Log = [];
   const cpu = 'cpu' in op ? sys.cpus[op.cpu] : undefined;
   sys.exec = cpu ?? processContext();

@@ -2,6 +2,7 @@
 // findings are deduplicated and saved as they arrive, so stopping early loses nothing found.
 
 import type { Config } from '../../model/system.ts';
+import type { CheckMode } from '../../invariants/index.ts';
 import { walkSeed } from '../seeded.ts';
 import { startPool } from './pool.ts';
 import { type Finding, FindingStore, type KnownCorpus } from './store.ts';
@@ -27,6 +28,8 @@ export interface FuzzOptions {
   readonly statsEveryMs: number;
   /** Walk on past violations triage explains (see WalkTask.keepGoing). */
   readonly keepGoing?: boolean;
+  /** How walks judge their states (RunOptions.check). */
+  readonly check?: CheckMode;
 }
 
 export interface WorkerWalks {
@@ -91,6 +94,7 @@ export function startFuzz(o: FuzzOptions, hooks: FuzzHooks): FuzzRun {
     firstViolationOnly: false,
     statsEveryMs: o.statsEveryMs,
     ...(o.keepGoing ? { keepGoing: { known: [...o.known.files.keys()] } } : {}),
+    ...(o.check ? { check: o.check } : {}),
   }));
   const pool = startPool(tasks, tasks.length, (worker, e) => {
     if (e.type === 'stats' || e.type === 'done') tally.update(worker, e.stats);

@@ -3,6 +3,7 @@
 
 import type { Op } from '../../model/ops.ts';
 import type { Config } from '../../model/system.ts';
+import type { CheckMode } from '../../invariants/index.ts';
 import type { OptionName, RootCause } from '../triage.ts';
 
 export interface WalkTask {
@@ -24,6 +25,8 @@ export interface WalkTask {
    * `known` holds the (invariant, root cause) keys of the known corpus (see triage.ts causeKey).
    */
   readonly keepGoing?: { readonly known: readonly string[] };
+  /** How walks judge their states (RunOptions.check). */
+  readonly check?: CheckMode;
 }
 
 /** Op kind -> outcome ('ok' or an errno name) -> how many times. */

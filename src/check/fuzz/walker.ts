@@ -103,7 +103,7 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
       let fixes: OptionName[] = [...learned];
       for (;;) {
         const config = withFixes(task.config, fixes);
-        const res = runSeededWalk(config, seed, task.steps, undefined, { onStep });
+        const res = runSeededWalk(config, seed, task.steps, undefined, { onStep, ...(task.check ? { check: task.check } : {}) });
         if (!res.failure) break;
         const invariant = res.failure.violations[0].invariant;
         // The unshrunk prefix is triaged to decide quickly; what gets reported is triaged again once shrunk.

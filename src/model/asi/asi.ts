@@ -19,7 +19,7 @@ import {
   roundDown,
   roundUp,
 } from '../mm/geometry.ts';
-import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, touch, unitKey } from '../mm/memory.ts';
+import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, tableChanged, touch, unitKey } from '../mm/memory.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from '../mm/pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
@@ -80,7 +80,7 @@ function asiWrite(sys: System, asi: Asi, slot: EntrySlot, value: number): void {
     });
   }
   sys.tables.get(slot.table)![slot.index] = value;
-  touch(sys.mem);
+  tableChanged(sys.mem, slot.table);
 }
 
 /** A translation the ASI loses: ghost history for RANGE-OVERLAP-ACCOUNTED. */
@@ -117,6 +117,7 @@ function allocBackendPage(sys: System, asi: Asi, level: PgtLevel): number | unde
   const a = allocFrames(sys.mem, { kind: 'pgtable', owner: { kind: 'asi', id: asi.id }, name: `ASI ${asi.id} ${LEVEL_NAMES[level]} table`, pages: 1, sensitive: false, level });
   if (!a) return undefined;
   sys.tables.set(a.frames[0], new Int32Array(entriesPerTable(sys.g)));
+  tableChanged(sys.mem, a.frames[0]);
   asi.backend.push({ frame: a.frames[0], level });
   return a.frames[0];
 }
@@ -371,6 +372,7 @@ function asiMapOverlap(sys: System, asi: Asi, ptr: number, size: number, level: 
     if (end <= mapAddr || addr >= mapEnd) continue;
     log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} overlaps with ${describe(sys, range)}`);
     range.overlap++;
+    touch(sys.mem); // a count taken stays taken when the map fails later without rollback
     overlap++;
     if (addr >= mapAddr && end <= mapEnd) {
       log(out, 'pr_debug', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} implicitly mapped`);
@@ -416,6 +418,7 @@ function rollback(sys: System, asi: Asi, ctx: CopyCtx, countsTaken: AsiRange[]):
   if (mutant(sys, 'rollback-forgets-tables')) return;
   for (const s of ctx.newlySet) asiClear(sys, asi, s.slot, s.va, s.level);
   for (const r of countsTaken) r.overlap--;
+  touch(sys.mem);
 }
 
 /**
@@ -714,6 +717,7 @@ export function asiCreate(sys: System, mapFlags: number, out: Log): number {
   const pgd = allocFrames(sys.mem, { kind: 'pgtable', owner: { kind: 'asi', id }, name: `ASI ${id} pgd`, pages: 1, sensitive: false, level: PGT_LEVEL_PGD });
   if (!pgd) return ENOMEM;
   sys.tables.set(pgd.frames[0], new Int32Array(entriesPerTable(sys.g)));
+  tableChanged(sys.mem, pgd.frames[0]);
   const asi: Asi = { id, pgd: pgd.frames[0], mappingFlags: mapFlags, backend: [], ranges: [], entryRefs: new Map() };
   sys.asis.set(id, asi);
   const err = asiInitMapping(sys, asi, out);
@@ -733,6 +737,7 @@ function asiFreePage(sys: System, asi: Asi, frame: number): void {
   }
   if (a) freeAllocation(sys.mem, a.id);
   sys.tables.delete(frame);
+  tableChanged(sys.mem, frame);
 }
 
 /**

@@ -14,7 +14,7 @@ import {
   levelSize,
   roundUp,
 } from './geometry.ts';
-import { type AllocKind, type Owner, type Part, allocFrames, freeAllocation, newMemory, touch } from './memory.ts';
+import { type AllocKind, type Owner, type Part, allocFrames, freeAllocation, newMemory, tableChanged } from './memory.ts';
 import { lowerLevel } from './pagetable.ts';
 import {
   _KERNPG_TABLE,
@@ -163,6 +163,7 @@ function allocKernelTable(sys: System, level: PgtLevel, boot: boolean): number |
   const a = allocFrames(sys.mem, { kind: 'pgtable', owner: KERNEL, name: `kernel ${levelName(level)} table`, pages: 1, sensitive: false, level, boot });
   if (!a) return undefined;
   sys.tables.set(a.frames[0], new Int32Array(entriesPerTable(sys.g)));
+  tableChanged(sys.mem, a.frames[0]);
   return a.frames[0];
 }
 
@@ -181,6 +182,7 @@ function kernelSlot(sys: System, va: number, level: PgtLevel, boot: boolean): En
       const t = allocKernelTable(sys, lowerLevel(l), boot);
       if (t === undefined) return undefined;
       entries[index] = mkEntry(t, _KERNPG_TABLE);
+      tableChanged(sys.mem, table);
     } else if (isLarge(entries[index])) {
       throw new Error(`model bug: kernel mapping ${va.toString(16)} under a large page`);
     }
@@ -192,7 +194,7 @@ function kernelMap(sys: System, va: number, frame: number, flags: number, level:
   const slot = kernelSlot(sys, va, level, boot);
   if (!slot) return false;
   sys.tables.get(slot.table)![slot.index] = mkEntry(frame, level === PGT_LEVEL_PTE ? flags : flags | _PAGE_PSE);
-  touch(sys.mem);
+  tableChanged(sys.mem, slot.table);
   return true;
 }
 
@@ -200,7 +202,7 @@ function kernelMap(sys: System, va: number, frame: number, flags: number, level:
 function kernelUnmapPage(sys: System, va: number): void {
   const slot = kernelSlot(sys, va, PGT_LEVEL_PTE, true)!;
   sys.tables.get(slot.table)![slot.index] = 0;
-  touch(sys.mem);
+  tableChanged(sys.mem, slot.table);
 }
 
 /** Map frames with the largest aligned pages up to `largest` (the direct map, the kernel image). */
@@ -243,6 +245,7 @@ export function boot(config: Config): System {
   const image = allocFrames(mem, { kind: 'kernel-image', owner: KERNEL, name: 'kernel image', pages: 2 * large + KERNEL_BSS_PAGES, sensitive: false, contiguousAlign: large, boot: true })!;
   const pgd = allocFrames(mem, { kind: 'pgtable', owner: KERNEL, name: 'kernel pgd', pages: 1, sensitive: false, level: PGT_LEVEL_PGD, boot: true })!.frames[0];
   tables.set(pgd, new Int32Array(entriesPerTable(g)));
+  tableChanged(mem, pgd);
   Object.assign(sys.kernel, { pgd });
 
   // Kernel image: text (large, RX), data (large, RW NX), then bss in 4K pages.

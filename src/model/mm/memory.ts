@@ -59,19 +59,44 @@ export interface Memory {
    * at a micro-step where it has not moved.
    */
   version: number;
+  /**
+   * What the current step changed, for a checker that judges only what a change can affect: the
+   * frames whose page table was written, created or dropped, and the frames allocated or freed,
+   * in order, repeats included. Emptied when a step begins (stepBegins); `logStart` is the
+   * position of the first entry counted over the whole run, so a reader that keeps its own
+   * position can tell whether entries were dropped before it read them.
+   */
+  readonly tableLog: number[];
+  readonly frameLog: number[];
+  tableLogStart: number;
+  frameLogStart: number;
 }
 
 export function newMemory(frames: number): Memory {
-  return { frameAlloc: new Int32Array(frames).fill(-1), allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0 };
+  return { frameAlloc: new Int32Array(frames).fill(-1), allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0, tableLog: [], frameLog: [], tableLogStart: 0, frameLogStart: 0 };
 }
 
 export function cloneMemory(m: Memory): Memory {
-  return { frameAlloc: m.frameAlloc.slice(), allocs: new Map(m.allocs), nextAllocId: m.nextAllocId, failIn: m.failIn, version: m.version };
+  return { ...m, frameAlloc: m.frameAlloc.slice(), allocs: new Map(m.allocs), tableLog: [...m.tableLog], frameLog: [...m.frameLog] };
 }
 
 /** Records a change to allocations, page-table entries or tracked ranges. */
 export function touch(m: Memory): void {
   m.version++;
+}
+
+/** Records a write to the page table held in `frame`, or that table being created or dropped. */
+export function tableChanged(m: Memory, frame: number): void {
+  m.tableLog.push(frame);
+  touch(m);
+}
+
+/** A step begins: what the previous one changed has been judged (see tableLog). */
+export function stepBegins(m: Memory): void {
+  m.tableLogStart += m.tableLog.length;
+  m.tableLog.length = 0;
+  m.frameLogStart += m.frameLog.length;
+  m.frameLog.length = 0;
 }
 
 export function frameCount(m: Memory): number {
@@ -119,6 +144,7 @@ export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefine
   };
   m.allocs.set(a.id, a);
   for (const f of frames) m.frameAlloc[f] = a.id;
+  m.frameLog.push(...frames);
   touch(m);
   return a;
 }
@@ -142,6 +168,7 @@ export function freeAllocation(m: Memory, id: number): Allocation | undefined {
   const a = m.allocs.get(id);
   if (!a) return undefined;
   for (const f of a.frames) if (m.frameAlloc[f] === id) m.frameAlloc[f] = -1;
+  m.frameLog.push(...a.frames);
   m.allocs.delete(id);
   touch(m);
   return a;
@@ -197,7 +224,23 @@ export function objectsInFrame(m: Memory, frame: number, lo = 0, hi = PAGE_SIZE)
   const base = a.frames.indexOf(frame) * PAGE_SIZE;
   const out: ObjectRef[] = [];
   a.parts.forEach((p, i) => {
-    if (p.offset < base + hi && p.offset + p.size > base + lo) out.push({ alloc: a, part: i });
+    if (partMeets(p, base + lo, base + hi)) out.push({ alloc: a, part: i });
   });
   return out;
+}
+
+function partMeets(p: Part, lo: number, hi: number): boolean {
+  return p.offset < hi && p.offset + p.size > lo;
+}
+
+/**
+ * Whether some object on the frame is sensitive, without listing them: ISOLATION asks it of every
+ * frame an ASI or a TLB reaches, and almost every answer is no.
+ */
+export function frameHoldsSensitive(m: Memory, frame: number): boolean {
+  const a = allocationOfFrame(m, frame);
+  if (!a) return false;
+  if (!a.parts) return a.sensitive;
+  const base = a.frames.indexOf(frame) * PAGE_SIZE;
+  return a.parts.some((p) => p.sensitive && partMeets(p, base, base + PAGE_SIZE));
 }

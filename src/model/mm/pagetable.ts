@@ -88,15 +88,17 @@ export function frameAt(leaf: Leaf, va: number): number {
  * Every leaf that intersects [lo, hi), in address order. Tables that are not tables (a pointer to a
  * frame the model holds no table for) are skipped here; PT-WF reports them.
  */
-export function leaves(g: Geometry, tables: Tables, root: number, lo = 0, hi = vaLimit(g)): Leaf[] {
+export function leaves(g: Geometry, tables: Tables, root: number, lo = 0, hi = vaLimit(g), reads?: Set<number>): Leaf[] {
   const out: Leaf[] = [];
-  visitLeaves(g, tables, root, PGT_LEVEL_PGD, 0, TOP_FLAGS, lo, hi, out);
+  visitLeaves(g, tables, root, PGT_LEVEL_PGD, 0, TOP_FLAGS, lo, hi, out, reads);
   return out;
 }
 
 // A module function rather than a closure in `leaves`: the invariants enumerate every ASI's leaves
 // at every check, and a closure per call costs an allocation (and tsx's __name wrapper) each time.
-function visitLeaves(g: Geometry, tables: Tables, table: number, level: PgtLevel, base: number, parentFlags: number, lo: number, hi: number, out: Leaf[]): void {
+// `reads` collects every frame looked up as a table, present or not: what the leaves depend on.
+function visitLeaves(g: Geometry, tables: Tables, table: number, level: PgtLevel, base: number, parentFlags: number, lo: number, hi: number, out: Leaf[], reads?: Set<number>): void {
+  reads?.add(table);
   const entries = tables.get(table);
   if (!entries) return;
   const size = levelSize(g, level);
@@ -112,7 +114,7 @@ function visitLeaves(g: Geometry, tables: Tables, table: number, level: PgtLevel
     if (level === PGT_LEVEL_PTE || isLarge(e)) {
       out.push({ va, size, frame: entryFrame(e), flags, level, table, index: i });
     } else {
-      visitLeaves(g, tables, entryFrame(e), lowerLevel(level), va, flags, lo, hi, out);
+      visitLeaves(g, tables, entryFrame(e), lowerLevel(level), va, flags, lo, hi, out, reads);
     }
   }
 }
@@ -178,10 +180,10 @@ export function mappedPages(g: Geometry, tables: Tables, root: number, lo: numbe
   return out;
 }
 
-/** Each frame a page table reaches, once, with the first address and leaf that reach it. */
-export function* framesOf(g: Geometry, tables: Tables, root: number): Generator<{ readonly frame: number; readonly va: number; readonly leaf: Leaf }> {
+/** Each frame a page table (its leaves) reaches, once, with the first address and leaf that reach it. */
+export function* framesOf(g: Geometry, tables: Tables, root: number, of: readonly Leaf[] = leaves(g, tables, root)): Generator<{ readonly frame: number; readonly va: number; readonly leaf: Leaf }> {
   const seen = new Set<number>();
-  for (const leaf of leaves(g, tables, root)) {
+  for (const leaf of of) {
     for (let va = leaf.va; va < leaf.va + leaf.size; va += PAGE_SIZE) {
       const frame = frameAt(leaf, va);
       if (seen.has(frame)) continue;

@@ -32,20 +32,22 @@ const MAX_FAULT_RETRIES = 4;
 
 /** Runs a path to its end, delivering each event at its micro-step; undefined if the CPU died. */
 export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly Intr[] = []): R | undefined {
-  let point = 'start';
+  // Where the path is, "path@point": coverage, the observer and delivered events all name it.
+  let here = `${path}@start`;
   for (let i = 0; ; i++) {
-    k.sys.ghost.visited.push(`${path}@${point}`);
-    for (const e of events) if (e.at === i) deliver(k, e, `${path}@${point}`);
+    k.sys.ghost.visited.push(here);
+    for (const e of events) if (e.at === i) deliver(k, e, here);
     if (k.cpu.dead) return undefined;
     const r = gen.next();
     if (r.done) {
-      k.sys.ghost.visited.push(`${path}@return`);
-      k.observe?.(`${path}@return`);
-      for (const e of events) if (e.at > i) deliver(k, e, `${path}@return`);
+      here = `${path}@return`;
+      k.sys.ghost.visited.push(here);
+      k.observe?.(here);
+      for (const e of events) if (e.at > i) deliver(k, e, here);
       return k.cpu.dead ? undefined : r.value;
     }
-    point = r.value;
-    k.observe?.(`${path}@${point}`);
+    here = `${path}@${r.value}`;
+    k.observe?.(here);
   }
 }
 

@@ -1,0 +1,84 @@
+// The incremental checker is the full checker: seeded walks in every profile, both geometries and
+// every mutant, judged by both at every micro-step and after every op of the same run (past
+// violations, so that broken states are compared too), must give the same violations, messages
+// included; and a run stops at the same step and micro-step either way.
+
+import { describe, expect, test } from 'vitest';
+import { type Checker, newChecker } from '../src/invariants/index.ts';
+import { type TreeView, Views } from '../src/invariants/views.ts';
+import type { Phase } from '../src/invariants/types.ts';
+import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
+import { PROFILES, type ProfileName } from '../src/model/options.ts';
+import type { Config, System } from '../src/model/system.ts';
+import { createSystem, step } from '../src/model/step.ts';
+import { seededChoices } from '../src/generators/walk.ts';
+import { KVM_WEIGHTS, WALK_WEIGHTS, resolveOp } from '../src/generators/choose.ts';
+import { mutantConfig } from '../src/check/findings.ts';
+import { runSeededWalk } from '../src/check/seeded.ts';
+
+/** The first check at which the two checkers disagree, in words, or undefined. */
+function firstDisagreement(config: Config, seed: string, steps: number, incremental: Checker, weights = WALK_WEIGHTS): string | undefined {
+  const sys = createSystem(config);
+  const full = newChecker('full');
+  const next = seededChoices(seed);
+  let found: string | undefined;
+  const compare = (s: System, phase: Phase, at: string) => {
+    if (found) return;
+    const a = full(s, phase);
+    const b = incremental(s, phase);
+    if (JSON.stringify(a) !== JSON.stringify(b)) found = `${at}: full ${JSON.stringify(a)}, incremental ${JSON.stringify(b)}`;
+  };
+  for (let i = 0; i < steps && !found; i++) {
+    const op = resolveOp(sys, next(), weights);
+    step(sys, op, (where) => compare(sys, 'micro-step', `step ${i + 1} (${op.op}) at ${where}`));
+    compare(sys, 'between-ops', `after step ${i + 1} (${op.op})`);
+  }
+  return found;
+}
+
+function agree(config: Config, seeds: number, steps: number, weights = WALK_WEIGHTS): void {
+  for (let s = 0; s < seeds; s++) {
+    const seed = `equivalence-${s}`;
+    expect(firstDisagreement(config, seed, steps, newChecker('incremental'), weights), seed).toBeUndefined();
+    // The runner stops where the full check does, on the same verdict.
+    const [full, inc] = (['full', 'incremental'] as const).map((check) => runSeededWalk(config, seed, steps, weights, { check }).failure);
+    expect(inc, seed).toEqual(full);
+  }
+}
+
+describe('incremental and full checks agree', () => {
+  for (const profile of Object.keys(PROFILES) as ProfileName[]) {
+    test(`small, ${profile}`, () => agree({ geometry: 'small', cpus: 2, profile }, 3, 60));
+    test(`small, ${profile}, KVM ops`, () => agree({ geometry: 'small', cpus: 2, profile }, 2, 40, KVM_WEIGHTS));
+    test(`real, ${profile}`, () => agree({ geometry: 'real', cpus: 2, profile }, 1, 10));
+  }
+  test('small, 4 CPUs', () => agree({ geometry: 'small', cpus: 4, profile: 'fixed' }, 1, 60));
+  test('every mutant', () => {
+    for (const m of Object.keys(MUTANT_INFO) as MutantName[]) agree(mutantConfig(m), 1, 40, MUTANT_INFO[m].kvm ? KVM_WEIGHTS : WALK_WEIGHTS);
+  });
+});
+
+/** Views that read the change log once and never again: every cached judgement goes stale. */
+class ForgetfulViews extends Views {
+  private read = false;
+  override update(sys: System): void {
+    if (!this.read) super.update(sys);
+    this.read = true;
+  }
+}
+
+/** Views that say a tree moved nowhere between generations: per-range and per-leaf verdicts go stale. */
+class BlindViews extends Views {
+  override tree(sys: System, root: number): TreeView {
+    return { ...super.tree(sys, root), moved: [] };
+  }
+}
+
+const brokenIndexes = { 'never reads the change log again': () => new ForgetfulViews(), 'misses where translations moved': () => new BlindViews() };
+for (const [what, views] of Object.entries(brokenIndexes)) {
+  test(`an index that ${what} makes the equivalence test fail`, () => {
+    const config: Config = { geometry: 'small', cpus: 2, profile: 'rfc-v2' };
+    const disagreements = Array.from({ length: 3 }, (_, s) => firstDisagreement(config, `equivalence-${s}`, 60, newChecker('incremental', undefined, views())));
+    expect(disagreements.some((d) => d !== undefined)).toBe(true);
+  });
+}

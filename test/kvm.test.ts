@@ -89,6 +89,17 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
     });
   });
 
+  test("an external-interrupt exit runs the host's IRQ handler with IRQs still off, before local_irq_enable (5.2 vmx_handle_external_intr)", () => {
+    const sys = boot(ONE_VCPU);
+    const seen: string[] = [];
+    step(sys, run(0, 2, ['external-interrupt']), (where) => {
+      if (where.startsWith('irq@') || where === 'vcpu_run@local_irq_enable') seen.push(`${where} irqs ${sys.cpus[0].irqsDisabled ? 'off' : 'on'}`);
+    });
+    expect(seen).toContain('irq@handler body irqs off');
+    expect(seen.filter((s) => s.startsWith('irq@')).every((s) => s.endsWith('irqs off'))).toBe(true);
+    expect(seen.at(-1)).toBe('vcpu_run@local_irq_enable irqs on');
+  });
+
   test('the memslots and buses a run remaps are the current ones', () => {
     const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }, run(0, 2, ['cpuid'])]);
     const vcpu = sys.kvm!.vcpus.get(2)!;

@@ -6,7 +6,7 @@ import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_
 import { checkSchedulable } from '../x86/context.ts';
 import { asiRemap, asiUnmap } from '../asi/asi.ts';
 import { type Exec, type Path, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
-import { accessVa, contextSwitch, deliver, localIrqEnable } from '../x86/entry.ts';
+import { accessVa, callIdtGate, contextSwitch, deliver, localIrqEnable } from '../x86/entry.ts';
 import { directMapVa } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
 import { type GhostEvent, type System, mutant } from '../system.ts';
@@ -218,10 +218,11 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
     yield* vmxVcpuRun(k, vcpu);
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
+    // 5.2 vcpu_enter_guest: kvm_x86_ops->handle_external_intr (vmx_handle_external_intr) runs the
+    // host's handler for the interrupt that caused the exit with IRQs still off, before local_irq_enable.
+    if (reason === 'external-interrupt') callIdtGate(k, 'irq', 'vcpu_run@handle_external_intr');
     localIrqEnable(k, 'vcpu_run@local_irq_enable');
     yield 'local_irq_enable';
-    // handle_external_intr: the host's IRQ handler for the interrupt that caused the exit.
-    if (reason === 'external-interrupt') deliver(k, { at: 0, kind: 'irq' }, 'vcpu_run@handle_external_intr');
     cpu.preemptCount--;
     yield 'preempt_enable';
     yield* handleExit(k, vcpu, vm, reason, n);

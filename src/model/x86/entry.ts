@@ -81,6 +81,18 @@ export function deliver(k: Exec, e: Intr, where: string, body?: () => void): voi
   else drive(k, e.kind, interruptHandler(k, e.kind, e.va, body), e.nested ?? []);
 }
 
+/**
+ * A handler called by software through its IDT gate with IRQs off, as 5.2's vmx_handle_external_intr
+ * calls the host's handler for the interrupt a VM-exit acknowledged (pushf: it returns with IF clear):
+ * no delivery by the CPU, so IRQs being off does not hold it off.
+ */
+export function callIdtGate(k: Exec, kind: 'irq', where: string): void {
+  if (k.cpu.dead) return;
+  k.sys.ghost.landed.push(`${where}:${kind}`);
+  log(k.out, 'note', `cpu${k.cpu.id}: ${kind} handler called at ${where} (cr3 ${formatCr3(k.sys, k.cpu.cr3)})`);
+  drive(k, kind, interruptHandler(k, kind));
+}
+
 // ---- hardware delivery ----------------------------------------------------------------------
 
 function die(k: Exec, invariant: 'ENTRY-MAPPED' | 'PROGRESS', why: string): void {

@@ -109,6 +109,39 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
   });
 });
 
+describe('KVM_SET_USER_MEMORY_REGION (5.2 __kvm_set_memory_region, patch 26)', () => {
+  const region = (slot: number, pages: number, gfn?: number): Op => ({ op: 'kvm_set_memory_region', vm: 1, slot, pages, ...(gfn === undefined ? {} : { gfn }) });
+  const memslots0 = (sys: System) => sys.kernel.vmAreas.get(sys.kvm!.vms.get(1)!.memslots[0])!.va;
+  /** The memslots array before and after `op`, its return value, and whether the next KVM_RUN remaps memslots[0]. */
+  function change(op: Op) {
+    const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid'])]);
+    const before = memslots0(sys);
+    const ret = step(sys, op).ret;
+    const after = memslots0(sys);
+    step(sys, run(0, 2, ['cpuid']));
+    return { ret, sameArray: after === before, remapped: sys.ghost.visited.includes('vcpu_run@asi_remap(memslots[0])'), slots: sys.kvm!.vms.get(1)!.slots.map((s) => `${s.slot}@${s.gfn}+${s.pages}`) };
+  }
+
+  test('KVM_MR_CREATE installs a new array and frees the old one; the next entry remaps it', () => {
+    expect(change(region(1, 1))).toEqual({ ret: 0, sameArray: false, remapped: true, slots: ['0@0+2', '1@4+1'] });
+  });
+
+  test('KVM_MR_DELETE and KVM_MR_MOVE install the KVM_MEMSLOT_INVALID copy, then reuse the old array: the pointer patch 26 compares is unchanged, nothing is remapped', () => {
+    expect(change(region(0, 0))).toEqual({ ret: 0, sameArray: true, remapped: false, slots: [] });
+    expect(change(region(0, 2, 8))).toEqual({ ret: 0, sameArray: true, remapped: false, slots: ['0@8+2'] });
+  });
+
+  test('a slot cannot be resized (-EINVAL), nor overlap another (-EEXIST); the same slot again changes nothing', () => {
+    expect(change(region(0, 3))).toMatchObject({ ret: -22, sameArray: true, slots: ['0@0+2'] });
+    expect(change(region(1, 2, 1))).toMatchObject({ ret: -17, sameArray: true, slots: ['0@0+2'] });
+    expect(change(region(0, 2, 0))).toMatchObject({ ret: 0, sameArray: true, slots: ['0@0+2'] });
+  });
+
+  test('every VM-exit after a change finds the slots it reads mapped or faults into asi_fault: no invariant is violated (fixed)', () => {
+    runHolds(kvmConfig(), [...ONE_VCPU, run(0, 2, ['ept-violation']), region(0, 2, 8), run(1, 2, ['ept-violation']), region(1, 1), region(0, 0), run(0, 2, ['ept-violation', 'cpuid'])]);
+  });
+});
+
 describe('KVM findings reproduce with their option off and not on fixed', () => {
   const cases: [string, Partial<Parameters<typeof kvmConfig>[0]>, () => Op[], string][] = [
     ['K1 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3'],

@@ -5,7 +5,7 @@ import { type Allocation } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
 import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './x86/cpu.ts';
-import { kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
+import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
@@ -265,7 +265,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'kvm_destroy_vm':
       return kvmDestroyVm(sys, op.vm, out);
     case 'kvm_set_memory_region':
-      return kvmSetMemoryRegion(sys, op.vm, op.slot, op.pages, out);
+      return kvmSetMemoryRegion(sys, op.vm, op.slot, op.pages, op.gfn ?? op.slot * KVM_MAX_SLOT_PAGES, out);
     case 'kvm_io_bus':
       return kvmIoBusChange(sys, op.vm, op.bus, op.register, out);
   }

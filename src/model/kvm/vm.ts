@@ -14,6 +14,7 @@ import type { System } from '../system.ts';
 
 export const ENXIO = -6;
 export const ENOSPC = -28;
+export const EEXIST = -17;
 
 /** KVM_ADDRESS_SPACE_NUM on x86: the normal and the SMM address space. */
 export const KVM_ADDRESS_SPACE_NUM = 2;
@@ -26,6 +27,8 @@ export const KVM_FAST_MMIO_BUS = 3;
 export const KVM_MODEL_SLOTS = 4;
 /** Guest pages a memslot may have in the model. */
 export const KVM_MAX_SLOT_PAGES = 4;
+/** The guest physical frames of a model VM. */
+export const KVM_MODEL_GFNS = KVM_MODEL_SLOTS * KVM_MAX_SLOT_PAGES;
 /** Devices a bus may hold in the model (NR_IOBUS_DEVS is 1000). */
 export const KVM_MAX_BUS_DEVS = 8;
 
@@ -48,6 +51,8 @@ const KVM_MODULE_PAGES = 2;
 
 export interface Memslot {
   readonly slot: number;
+  /** base_gfn: where the slot sits in guest physical memory. */
+  readonly gfn: number;
   readonly pages: number;
   /** The guest memory allocation (owner: the VM). */
   readonly alloc: number;
@@ -190,35 +195,67 @@ export function kvmCreateVm(sys: System, out: Log): number {
   return id;
 }
 
+/** What KVM_SET_USER_MEMORY_REGION does to an existing slot or none (5.2 __kvm_set_memory_region). */
+export type MemslotChange = 'create' | 'delete' | 'move';
+
 /**
- * __kvm_set_memory_region + install_new_memslots: a new array replaces kvm->memslots[0]; the old
- * one is freed after synchronize_srcu. `pages` 0 deletes the slot. Guest memory is the VMM's, here
- * frames owned by the VM (sensitive to everyone else), reached by the kernel through the direct map.
+ * 5.2 decides the change from the old slot: none and pages is KVM_MR_CREATE; pages 0 is
+ * KVM_MR_DELETE; the same size at another base_gfn is KVM_MR_MOVE; the same slot is nothing to do
+ * (0). A slot cannot be resized (-EINVAL): user space deletes it and creates it again.
  */
-export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, pages: number, out: Log): number {
+export function memslotChange(old: Memslot | undefined, pages: number, gfn: number): MemslotChange | number {
+  if (!old) return pages === 0 ? EINVAL : 'create';
+  if (pages === 0) return 'delete';
+  if (pages !== old.pages) return EINVAL;
+  return gfn === old.gfn ? 0 : 'move';
+}
+
+function overlaps(vm: Vm, slot: number, gfn: number, pages: number): boolean {
+  return vm.slots.some((s) => s.slot !== slot && gfn < s.gfn + s.pages && s.gfn < gfn + pages);
+}
+
+/** install_new_memslots: rcu_assign_pointer(kvm->memslots[0], slots), synchronize_srcu; returns the old array. */
+function installNewMemslots(sys: System, vm: Vm, slots: number, out: Log): number {
+  const old = vm.memslots[0];
+  vm.memslots[0] = slots;
+  log(out, 'note', `VM ${vm.id}: memslots[0] ${memslotsVa(sys, old).toString(16)} -> ${memslotsVa(sys, slots).toString(16)}`);
+  return old;
+}
+
+/**
+ * __kvm_set_memory_region (5.2): `slots` is a kvzalloc'd copy of kvm->memslots[0]. DELETE and MOVE
+ * first install the copy with the slot KVM_MEMSLOT_INVALID, then reuse the old array for the final
+ * contents and install it again ("We can re-use the old_memslots from above"): kvm->memslots[0]
+ * ends where it was, and the copy is what kvfree(old_memslots) frees. CREATE installs the copy and
+ * frees the old array. Guest memory is the VMM's, here frames owned by the VM (sensitive to everyone
+ * else), reached by the kernel through the direct map; a deleted slot's memory goes back to the VMM.
+ */
+export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, pages: number, gfn: number, out: Log): number {
   const vm = sys.kvm?.vms.get(vmId);
   if (!vm) return ENOENT;
-  if (slot >= KVM_MODEL_SLOTS || pages > KVM_MAX_SLOT_PAGES) return EINVAL;
+  if (slot >= KVM_MODEL_SLOTS || pages > KVM_MAX_SLOT_PAGES || gfn + pages > KVM_MODEL_GFNS) return EINVAL;
   const old = vm.slots.find((s) => s.slot === slot);
-  if (!old && pages === 0) return EINVAL;
-  const fresh = allocMemslots(sys, vmId);
-  if (fresh < 0) return fresh;
-  let added: Memslot | undefined;
-  if (pages > 0) {
+  const change = memslotChange(old, pages, gfn);
+  if (typeof change === 'number') return change;
+  if (change !== 'delete' && overlaps(vm, slot, gfn, pages)) return EEXIST;
+  const copy = allocMemslots(sys, vmId);
+  if (copy < 0) return copy;
+  let made: Memslot | undefined;
+  if (change === 'create') {
     const a = allocFrames(sys.mem, { kind: 'guest-memory', owner: vmOwner(vmId), name: `guest memory of VM ${vmId} slot ${slot}`, pages, sensitive: true });
     if (!a) {
-      vfree(sys, fresh);
+      vfree(sys, copy);
       return ENOMEM;
     }
-    added = { slot, pages, alloc: a.id };
+    made = { slot, gfn, pages, alloc: a.id };
+  } else if (change === 'move') {
+    made = { ...old!, gfn };
   }
-  const previous = vm.memslots[0];
-  vm.memslots[0] = fresh;
-  vm.slots = [...vm.slots.filter((s) => s !== old), ...(added ? [added] : [])];
-  // synchronize_srcu(&kvm->srcu), then kvfree(old memslots) and the old slot's memory goes back to the VMM.
-  log(out, 'note', `VM ${vmId}: memslots[0] ${memslotsVa(sys, previous).toString(16)} -> ${memslotsVa(sys, fresh).toString(16)}`);
-  freeVmArea(sys, previous, out);
-  if (old) freeGuestMemory(sys, old, out);
+  let stale = installNewMemslots(sys, vm, copy, out);
+  if (change !== 'create') stale = installNewMemslots(sys, vm, stale, out);
+  vm.slots = [...vm.slots.filter((s) => s !== old), ...(made ? [made] : [])];
+  freeVmArea(sys, stale, out);
+  if (change === 'delete') freeGuestMemory(sys, old!, out);
   return 0;
 }
 

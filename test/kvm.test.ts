@@ -9,7 +9,7 @@ import { perCpuPtr } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { System } from '../src/model/system.ts';
-import { NULL_BUS, ONE_VCPU, failInInit, kvmConfig, nmiBeforeBarrier, run, runFails, runHolds } from './kvm-scenarios.ts';
+import { NULL_BUS, ONE_VCPU, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds } from './kvm-scenarios.ts';
 
 function boot(ops: readonly Op[], config = kvmConfig()): System {
   const sys = createSystem(config);
@@ -106,6 +106,32 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
     const vm = sys.kvm!.vms.get(1)!;
     expect(vcpu.asiMemslots).toEqual(vm.memslots.map((m) => sys.kernel.vmAreas.get(m)!.va));
     expect(vcpu.asiBuses).toEqual(vm.buses.map((b) => b!.va));
+  });
+});
+
+describe("the vCPU thread: a task of its own, preempted and migrated (5.2 vcpu_load, kvm_sched_out/kvm_sched_in)", () => {
+  test('KVM_RUN runs the vCPU thread on the op\'s CPU; a run on another CPU migrates it there, and its old CPU runs another task', () => {
+    const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid'])]);
+    const vcpu = sys.kvm!.vcpus.get(2)!;
+    const thread = vcpu.thread!;
+    expect(sys.kernel.tasks.get(thread)).toBeDefined();
+    expect([sys.kernel.current[0], vcpu.cpu]).toEqual([thread, 0]);
+    const out = step(sys, run(1, 2, ['cpuid']));
+    expect([sys.kernel.current[1], vcpu.cpu]).toEqual([thread, 1]);
+    expect(sys.kernel.current[0]).not.toBe(thread);
+    expect(out.log.map((l) => l.text)).toContain('vCPU 2: vmx_vcpu_load on cpu1, migrated from cpu0');
+  });
+
+  test('a preemption inside vcpu_run fires kvm_sched_out (kvm_arch_vcpu_put leaves isolation) and kvm_sched_in; the next entry is isolated again (fixed)', () => {
+    const base = [...ONE_VCPU, run(0, 2, ['cpuid', 'cpuid'])];
+    const at = pointOf(kvmConfig(), base, 'handle_exit(cpuid)');
+    const sys = boot(ONE_VCPU);
+    const states: string[] = [];
+    step(sys, run(0, 2, ['cpuid', 'cpuid'], at, 'switch'), (where) => {
+      if (['schedule@kvm_sched_out', 'schedule@kvm_sched_in', 'vcpu_run@VM-exit'].includes(where)) states.push(`${where} ${SESSION_STATE_NAMES[sys.cpus[0].session.state]}`);
+    });
+    expect(states).toEqual(['vcpu_run@VM-exit ACTIVE', 'schedule@kvm_sched_out INACTIVE', 'schedule@kvm_sched_in INACTIVE', 'vcpu_run@VM-exit ACTIVE']);
+    runHolds(kvmConfig(), [...ONE_VCPU, run(0, 2, ['cpuid', 'cpuid'], at, 'switch')]);
   });
 });
 

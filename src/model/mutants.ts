@@ -121,7 +121,7 @@ export const MUTANTS = {
     kvm: true,
   },
   'kvm-run-skips-exit': {
-    where: "vcpu_run (patch 25): the final kvm_may_access_sensitive_data() is left out, KVM_RUN returns to user space isolated",
+    where: 'kvm_may_access_sensitive_data (patch 25): its vcpu_isolation_exit() call is left out, so neither the end of vcpu_run nor vcpu_put leaves isolation: KVM_RUN returns to user space isolated',
     expect: 'KVM-USER',
     kvm: true,
   },

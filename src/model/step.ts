@@ -6,7 +6,7 @@ import { type Log, log } from './trace.ts';
 import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
-import { kvmRun } from './kvm/run.ts';
+import { kvmRun, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
@@ -155,7 +155,8 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
       if (!vcpu) return ENOENT;
       // KVM_RUN is an ioctl from user space, where no CPU is isolated.
       if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
-      return ran('vcpu_run', kvmRun(k, vcpu, op.exits));
+      const err = vcpuThreadOn(k, vcpu);
+      return err || ran('vcpu_run', kvmRun(k, vcpu, op.exits));
     }
   }
 }

@@ -3,11 +3,11 @@
 // is a point where an interrupt, exception, NMI or preemption may land (src/model/x86/entry.ts).
 
 import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
-import { checkSchedulable } from '../x86/context.ts';
+import { checkSchedulable, inAtomic } from '../x86/context.ts';
 import { asiRemap, asiUnmap } from '../asi/asi.ts';
-import { type Exec, type Path, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
-import { accessVa, callIdtGate, contextSwitch, deliver, localIrqEnable } from '../x86/entry.ts';
-import { directMapVa } from '../mm/kernel.ts';
+import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
+import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
+import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
 import { type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, type Vcpu, type Vm, memslotsVa, vaOf } from './vm.ts';
@@ -62,8 +62,65 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
 
 /** vcpu_isolation_exit, as kvm_may_access_sensitive_data calls it (patch 25). */
 function* kvmMayAccessSensitiveData(k: Exec, vcpu: Vcpu): Path {
-  if (vcpu.asi === null) return;
+  if (vcpu.asi === null || mutant(k.sys, 'kvm-run-skips-exit')) return;
   yield* asiExit(k, vcpu.asi);
+}
+
+/** kvm_arch_vcpu_put (5.2): vmx_vcpu_put, then patch 25's kvm_may_access_sensitive_data. */
+function* kvmArchVcpuPut(k: Exec, vcpu: Vcpu): Path {
+  yield* kvmMayAccessSensitiveData(k, vcpu);
+  yield 'kvm_arch_vcpu_put';
+}
+
+/**
+ * kvm_arch_vcpu_load -> vmx_vcpu_load (5.2): on another CPU than last time, vmx_vcpu_load_vmcs
+ * clears the VMCS on the old CPU (loaded_vmcs_clear) and writes this CPU's host state
+ * (HOST_TR_BASE, HOST_GDTR_BASE); HOST_CR3 is vmx_vcpu_run's. No isolation code runs here.
+ */
+function kvmArchVcpuLoad(k: Exec, vcpu: Vcpu): void {
+  if (vcpu.cpu !== k.cpu.id) log(k.out, 'note', `vCPU ${vcpu.id}: vmx_vcpu_load on cpu${k.cpu.id}${vcpu.cpu < 0 ? '' : `, migrated from cpu${vcpu.cpu}`}`);
+  vcpu.cpu = k.cpu.id;
+}
+
+/** kvm_sched_out / kvm_sched_in (5.2 virt/kvm/kvm_main.c), the preempt notifiers vcpu_load registers. */
+function kvmPreemptNotifier(vcpu: Vcpu): PreemptNotifier {
+  return {
+    task: vcpu.thread!,
+    *schedOut(k) {
+      yield* kvmArchVcpuPut(k, vcpu);
+      yield 'kvm_sched_out';
+    },
+    *schedIn(k) {
+      kvmArchVcpuLoad(k, vcpu);
+      yield 'kvm_sched_in';
+    },
+  };
+}
+
+/**
+ * The vCPU thread comes to the op's CPU before it issues KVM_RUN. Its first KVM_RUN records it
+ * (vcpu->pid, 5.2 kvm_vcpu_ioctl); the model creates it then, as the VMM's pthread_create would
+ * have, and again if that thread has exited (a new thread takes the vCPU over, as 5.2 allows). A thread running on another CPU migrates: that CPU schedules another task first.
+ */
+export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
+  const { sys, cpu } = k;
+  if (vcpu.thread === null || !sys.kernel.tasks.has(vcpu.thread)) {
+    const t = taskCreate(sys);
+    if (t < 0) return t;
+    vcpu.thread = t;
+  }
+  const on = sys.kernel.current.indexOf(vcpu.thread);
+  if (on === cpu.id) return 0;
+  if (on >= 0) {
+    const there: Exec = { ...k, cpu: sys.cpus[on] };
+    const next = runnableTask(there);
+    if (next === undefined || sys.cpus[on].dead || inAtomic(sys.cpus[on])) return EBUSY;
+    sys.exec = there.cpu;
+    drive(there, 'schedule', contextSwitch(there, next));
+    sys.exec = cpu;
+  }
+  drive(k, 'schedule', contextSwitch(k, vcpu.thread));
+  return cpu.dead ? ECPUDEAD : 0;
 }
 
 /** vmx_isolation_barrier_begin (patch 25): asi_barrier_begin() whatever the session's state. */
@@ -181,18 +238,16 @@ function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number)
 }
 
 /**
- * vcpu_block -> kvm_vcpu_block -> schedule(): kvm_sched_out's kvm_arch_vcpu_put calls
- * kvm_may_access_sensitive_data (patch 25), prepare_task_switch aborts isolation (patch 02); another
- * task runs until the vCPU is woken.
+ * vcpu_block -> kvm_vcpu_block -> schedule(): prepare_task_switch aborts isolation (patch 02) and
+ * kvm_sched_out's kvm_arch_vcpu_put calls kvm_may_access_sensitive_data (patch 25); another task
+ * runs until the vCPU is woken, and kvm_sched_in loads it again.
  */
 function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
-  const prev = k.sys.kernel.current[k.cpu.id];
-  const other = [...k.sys.kernel.tasks.keys()].find((t) => !k.sys.kernel.current.includes(t));
-  yield* kvmMayAccessSensitiveData(k, vcpu);
+  const other = runnableTask(k);
   if (other !== undefined) {
     checkSchedulable(k.sys, k.cpu, 'schedule() in kvm_vcpu_block');
     yield* contextSwitch(k, other);
-    yield* contextSwitch(k, prev);
+    yield* contextSwitch(k, vcpu.thread!);
   }
   yield 'kvm_vcpu_block';
 }
@@ -204,6 +259,9 @@ function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
 export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path<number> {
   const { sys, cpu } = k;
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
+  // vcpu_load: preempt_notifier_register, kvm_arch_vcpu_load.
+  k.preemptNotifier = kvmPreemptNotifier(vcpu);
+  kvmArchVcpuLoad(k, vcpu);
   yield 'vcpu_load';
   for (const [n, reason] of exits.entries()) {
     // vcpu_enter_guest
@@ -228,9 +286,12 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
     yield* handleExit(k, vcpu, vm, reason, n);
     if (cpu.dead) return 0;
   }
-  // vcpu_run's end (patch 25), then return to user space.
-  if (!mutant(sys, 'kvm-run-skips-exit')) yield* kvmMayAccessSensitiveData(k, vcpu);
+  // vcpu_run's end (patch 25), then kvm_arch_vcpu_ioctl_run's vcpu_put, and return to user space.
+  yield* kvmMayAccessSensitiveData(k, vcpu);
   yield 'kvm_may_access_sensitive_data';
+  yield* kvmArchVcpuPut(k, vcpu);
+  k.preemptNotifier = undefined;
+  yield 'vcpu_put';
   checkUser(k, vcpu);
   checkSchedulable(sys, cpu, 'return to user space from KVM_RUN');
   return 0;

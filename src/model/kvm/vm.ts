@@ -97,6 +97,10 @@ export interface Vcpu {
   readonly asiBuses: (number | null)[];
   /** vmx->loaded_vmcs->host_state.cr3: what VM-exit loads. */
   hostCr3: number;
+  /** The vCPU thread (vcpu->pid, recorded by its first KVM_RUN): a task id, or null before. */
+  thread: number | null;
+  /** vcpu->cpu: the CPU whose VMCS state the vCPU last loaded (kvm_arch_vcpu_load), -1 before. */
+  cpu: number;
 }
 
 export interface KvmState {
@@ -338,7 +342,7 @@ export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
     objs.push(o.id);
   }
   const [vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap] = objs;
-  const vcpu: Vcpu = { id, vm: vmId, vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap, asi: null, asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null), asiBuses: Array(KVM_NR_BUSES).fill(null), hostCr3: 0 };
+  const vcpu: Vcpu = { id, vm: vmId, vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap, asi: null, asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null), asiBuses: Array(KVM_NR_BUSES).fill(null), hostCr3: 0, thread: null, cpu: -1 };
   const err = vmxIsolationInit(sys, vcpu, out);
   if (err) return undo(err);
   st.vcpus.set(id, vcpu);

@@ -233,18 +233,25 @@ export function accessVa(k: Exec, va: number, access: AccessKind, probe: boolean
 // ---- the scheduler --------------------------------------------------------------------------
 
 /** A task that no CPU runs, lowest id first. */
-function runnableTask(k: Exec): number | undefined {
+export function runnableTask(k: Exec): number | undefined {
   const running = new Set(k.sys.kernel.current);
   return [...k.sys.kernel.tasks.keys()].find((t) => !running.has(t));
 }
 
-/** __schedule: prepare_task_switch (asi_abort, patch 02), then switch_to. All tasks share init_mm. */
+/**
+ * __schedule: prepare_task_switch (asi_abort, patch 02, then fire_sched_out_preempt_notifiers), then
+ * switch_to and finish_task_switch (fire_sched_in_preempt_notifiers). All tasks share init_mm.
+ */
 export function* contextSwitch(k: Exec, next: number): Path {
+  const prev = k.sys.kernel.current[k.cpu.id];
+  const notifier = k.preemptNotifier;
   k.cpu.preemptCount++;
   if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
   yield 'prepare_task_switch';
+  if (notifier?.task === prev) yield* notifier.schedOut(k);
   k.sys.kernel.current[k.cpu.id] = next;
   yield 'switch_to';
+  if (notifier?.task === next) yield* notifier.schedIn(k);
   k.cpu.preemptCount--;
 }
 

@@ -77,6 +77,17 @@ export function busyRun(config: Config): Op[] {
   return [...setup, { op: 'task_create' }, ...runs, { op: 'kvm_destroy_vm', vm: 1 }, { op: 'kvm_destroy_vm', vm: 3 }];
 }
 
+/** Config.kernel.slab on the real geometry (order-3 slabs need room the small one does not have). */
+export function slabConfig(options: Partial<DesignOptions> = {}): Config {
+  return { geometry: 'real', cpus: 2, profile: 'fixed', options, kernel: { slab: true } };
+}
+
+/** F33: two VMs with a vCPU each: the second vCPU's kvm_lapic lands on the first one's kmalloc-512 page. */
+export const TWO_LAPICS: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 3 }];
+
+/** F34: a KVM_RUN maps the vCPU thread's task_struct (ASI_MAP_CURRENT_TASK); a boot task's is on its slab pages. */
+export const CURRENT_TASK: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, run(0, 2, ['cpuid'])];
+
 export function runFails(config: Config, ops: readonly Op[], invariant: string): RunResult {
   const r = runOps(config, ops, { stopOn: invariant });
   expect(r.failure?.violations.map((v) => v.invariant), `${invariant} on ${JSON.stringify(config.options)} ${config.mutant ?? ''}`).toContain(invariant);
@@ -137,6 +148,7 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
     holds,
     caught: [
       caughtBy("the vCPU's ASI maps the first VM's struct kvm_vmx (kvm-maps-first-vm)", kvmConfig({}, 'kvm-maps-first-vm'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 2 }], 'kvm_vmx of VM 1'),
+      caughtBy("with slab caches, the vCPU's kvm_lapic page holds another VM's lapic (kvmMapsOwnPages off)", slabConfig({ kvmMapsOwnPages: false }), () => TWO_LAPICS, 'kvm_lapic of vCPU 4'),
       caughtBy('a memslots array replaced and freed while the ASI still maps it (freeUnmapsAsi off)', kvmConfig({ freeUnmapsAsi: false }), () => [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }], 'freed'),
     ],
   },

@@ -8,8 +8,8 @@ import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { perCpuPtr } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import type { Op } from '../src/model/ops.ts';
-import type { System } from '../src/model/system.ts';
-import { NULL_BUS, ONE_VCPU, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds } from './kvm-scenarios.ts';
+import type { Config, System } from '../src/model/system.ts';
+import { CURRENT_TASK, NULL_BUS, ONE_VCPU, TWO_LAPICS, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
 
 function boot(ops: readonly Op[], config = kvmConfig()): System {
   const sys = createSystem(config);
@@ -109,6 +109,34 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
   });
 });
 
+describe('slab caches (Config.kernel.slab): objects share pages as in 5.2 SLUB', () => {
+  test("two VMs' vCPUs: the posted kvm_lapics share a kmalloc-512 page; each vcpu_vmx has an order-3 kvm_vcpu slab of its own", () => {
+    const sys = boot(TWO_LAPICS, slabConfig({ kvmMapsOwnPages: false }));
+    const obj = (id: number) => sys.kernel.kmallocs.get(id)!;
+    const slabOf = (id: number) => sys.mem.allocs.get(obj(id).alloc)!;
+    const [a, b] = [...sys.kvm!.vcpus.values()];
+    expect(slabOf(a.apic).name).toBe('kmalloc-512 slab');
+    expect(obj(b.apic).va - obj(a.apic).va).toBe(512);
+    expect(slabOf(a.vmx).name).toBe('kvm_vcpu slab');
+    expect(slabOf(a.vmx).frames.length).toBe(8);
+    expect(slabOf(b.vmx)).not.toBe(slabOf(a.vmx));
+    // fixed: kvmMapsOwnPages gives each lapic a kmalloc-4k object, a page of its own.
+    const fixed = boot(TWO_LAPICS, slabConfig());
+    expect(fixed.mem.allocs.get(fixed.kernel.kmallocs.get([...fixed.kvm!.vcpus.values()][0].apic)!.alloc)!.name).toBe('kmalloc-4k slab');
+  });
+
+  test('a freed slot is a new object when reused, and an empty slab goes back to the page allocator', () => {
+    const sys = createSystem(slabConfig());
+    const first = step(sys, { op: 'kmalloc', size: 100, sensitive: true }).ret;
+    const slab = sys.kernel.kmallocs.get(first)!.alloc;
+    const second = step(sys, { op: 'kmalloc', size: 100, sensitive: true }).ret;
+    step(sys, { op: 'kfree', id: first });
+    expect(sys.mem.allocs.get(slab)!.parts!.map((p) => p.name)).toEqual(['free object', 'kmalloc']);
+    step(sys, { op: 'kfree', id: second });
+    expect(sys.mem.allocs.has(slab)).toBe(false);
+  });
+});
+
 describe("the vCPU thread: a task of its own, preempted and migrated (5.2 vcpu_load, kvm_sched_out/kvm_sched_in)", () => {
   test('KVM_RUN runs the vCPU thread on the op\'s CPU; a run on another CPU migrates it there, and its old CPU runs another task', () => {
     const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid'])]);
@@ -169,15 +197,23 @@ describe('KVM_SET_USER_MEMORY_REGION (5.2 __kvm_set_memory_region, patch 26)', (
 });
 
 describe('KVM findings reproduce with their option off and not on fixed', () => {
-  const cases: [string, Partial<Parameters<typeof kvmConfig>[0]>, () => Op[], string][] = [
-    ['K1 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3'],
-    ['K2 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false }, () => NULL_BUS, 'KVM-ENTRY'],
-    ['K3 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER'],
+  type Options = Partial<Parameters<typeof kvmConfig>[0]>;
+  const cases: [string, Options, () => Op[], string, (o?: Options) => Config][] = [
+    ['F30 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3', kvmConfig],
+    ['F31 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false }, () => NULL_BUS, 'KVM-ENTRY', kvmConfig],
+    ['F32 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER', kvmConfig],
+    ["F33 vmx_isolation_map_kvm_vmx_data (slab): asi_map of the kvm_lapic maps its kmalloc-512 page, another VM's lapic on it", { kvmMapsOwnPages: false }, () => TWO_LAPICS, 'KVM-SCOPE', slabConfig],
+    ['F34 asi_enter (slab): asi_map(current) maps the pages the task_struct straddles, a neighbour task_struct on them', { taskStructOwnPages: false }, () => CURRENT_TASK, 'ISOLATION', slabConfig],
   ];
-  for (const [name, options, ops, invariant] of cases) {
+  for (const [name, options, ops, invariant, config] of cases) {
     test(name, () => {
-      runFails(kvmConfig(options), ops(), invariant);
-      runHolds(kvmConfig(), ops());
+      runFails(config(options), ops(), invariant);
+      runHolds(config(), ops());
     });
   }
+
+  test('without Config.kernel.slab, kmalloc gives whole pages: F33 and F34 cannot happen', () => {
+    runHolds(kvmConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false }), TWO_LAPICS);
+    runHolds(kvmConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false }), CURRENT_TASK);
+  });
 });

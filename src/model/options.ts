@@ -179,6 +179,19 @@ export interface DesignOptions {
    */
   kvmBarrierBeforeHostCr3: boolean;
   /**
+   * The objects patches 24 and 26 map that Linux allocates from kmalloc caches smaller than a page
+   * (the kvm_lapic, kmalloc-512; each kvm_io_bus, kmalloc-32 and up) get a page of their own. As
+   * posted, asi_map maps their whole slab page: with Config.kernel.slab, the neighbours on it
+   * (another VM's lapic or bus, any host object of that size) enter the vCPU's ASI.
+   */
+  kvmMapsOwnPages: boolean;
+  /**
+   * The task_struct kmem_cache aligns its objects to pages (SLAB_HWCACHE_ALIGN is not enough). As
+   * posted, patch 16's asi_map(asi, current, sizeof(struct task_struct)) maps the pages the task
+   * straddles: with Config.kernel.slab, the neighbouring task_structs on them enter the ASI.
+   */
+  taskStructOwnPages: boolean;
+  /**
    * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
@@ -221,6 +234,8 @@ export const OPTION_NAMES = [
   'kvmInitDestroysAsi',
   'kvmRemapChecksNullBus',
   'kvmBarrierBeforeHostCr3',
+  'kvmMapsOwnPages',
+  'taskStructOwnPages',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
@@ -260,6 +275,8 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: false,
   kvmRemapChecksNullBus: false,
   kvmBarrierBeforeHostCr3: false,
+  kvmMapsOwnPages: false,
+  taskStructOwnPages: false,
   kvmAddressSpaceIsolation: true,
 };
 
@@ -299,6 +316,8 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: true,
   kvmRemapChecksNullBus: true,
   kvmBarrierBeforeHostCr3: true,
+  kvmMapsOwnPages: true,
+  taskStructOwnPages: true,
   kvmAddressSpaceIsolation: true,
 };
 

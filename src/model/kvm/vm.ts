@@ -3,14 +3,14 @@
 // a new array and frees the old one after synchronize_srcu), guest memory, and the vCPUs
 // (vmx_create_vcpu), with the per-vCPU ASI fields of RFC v2 patches 23 and 26.
 
-import { PAGE_SIZE } from '../mm/geometry.ts';
+import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
-import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
+import { EINVAL, ENOENT, ENOMEM, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { unmapFromAsis } from '../asi/asi.ts';
 import { shootdown } from '../step.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
-import type { System } from '../system.ts';
+import type { KernelObject, System } from '../system.ts';
 
 export const ENXIO = -6;
 export const ENOSPC = -28;
@@ -41,6 +41,8 @@ export const KVM_MAX_BUS_DEVS = 8;
 export const KVM_VMX_SIZE = 0x9a40;
 export const KVM_MEMSLOTS_SIZE = 0xb410;
 export const VCPU_VMX_SIZE = 0x4200;
+/** kvm_init's kvm_vcpu kmem_cache (vcpu_size = sizeof(struct vcpu_vmx)): one object to an order-3 slab. */
+export const KVM_VCPU_CACHE: SlabCache = { name: 'kvm_vcpu', size: VCPU_VMX_SIZE, order: 3 };
 export const KVM_LAPIC_SIZE = 0x190;
 export const KVM_IO_BUS_SIZE = 8;
 export const KVM_IO_RANGE_SIZE = 24;
@@ -160,8 +162,13 @@ function busSize(devCount: number): number {
   return KVM_IO_BUS_SIZE + devCount * KVM_IO_RANGE_SIZE;
 }
 
+/** kzalloc of an object patch 24 or 26 maps: a page of its own with kvmMapsOwnPages. */
+function mappedObjectSize(sys: System, size: number): number {
+  return sys.options.kvmMapsOwnPages ? roundUp(size, PAGE_SIZE) : size; // fixed: kvmMapsOwnPages
+}
+
 function allocBus(sys: System, vm: number, devCount: number): KvmBus | number {
-  const obj = kmalloc(sys, busSize(devCount), false, `kvm_io_bus of VM ${vm}`, vmOwner(vm), 'kvm');
+  const obj = kmalloc(sys, mappedObjectSize(sys, busSize(devCount)), false, `kvm_io_bus of VM ${vm}`, vmOwner(vm), 'kvm');
   return typeof obj === 'number' ? obj : { obj: obj.id, va: obj.va, devCount };
 }
 
@@ -322,22 +329,24 @@ export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
   const id = st.nextId++;
   const owner = vmOwner(vmId);
   const objs: number[] = [];
-  const parts: [string, number][] = [
-    [`vcpu_vmx ${id}`, VCPU_VMX_SIZE],
-    [`kvm_run of vCPU ${id}`, PAGE_SIZE],
-    [`pio_data of vCPU ${id}`, PAGE_SIZE],
-    [`kvm_lapic of vCPU ${id}`, KVM_LAPIC_SIZE],
-    [`guest_msrs of vCPU ${id}`, PAGE_SIZE],
-    [`vmcs01 of vCPU ${id}`, PAGE_SIZE],
-    [`msr_bitmap of vCPU ${id}`, PAGE_SIZE],
+  // The vCPU's state is the VM's: sensitive to every other VM and the host.
+  const object = (name: string) => ({ sensitive: true, name, owner, kind: 'kvm' as const, boot: false });
+  const allocs: (() => KernelObject | number)[] = [
+    () => cacheAlloc(sys, KVM_VCPU_CACHE, object(`vcpu_vmx ${id}`)),
+    () => kmalloc(sys, PAGE_SIZE, true, `kvm_run of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `pio_data of vCPU ${id}`, owner, 'kvm'),
+    // kvm_create_lapic: kzalloc(sizeof(*apic)), kmalloc-512.
+    () => kmalloc(sys, mappedObjectSize(sys, KVM_LAPIC_SIZE), true, `kvm_lapic of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `guest_msrs of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `vmcs01 of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `msr_bitmap of vCPU ${id}`, owner, 'kvm'),
   ];
   const undo = (err: number) => {
     for (const o of objs.reverse()) kfree(sys, o);
     return err;
   };
-  for (const [name, size] of parts) {
-    // The vCPU's state is the VM's: sensitive to every other VM and the host.
-    const o = kmalloc(sys, size, true, name, owner, 'kvm');
+  for (const alloc of allocs) {
+    const o = alloc();
     if (typeof o === 'number') return undo(o);
     objs.push(o.id);
   }

@@ -31,6 +31,8 @@ export interface Part {
   readonly offset: number;
   readonly size: number;
   readonly sensitive: boolean;
+  /** An object on a slab page: its own owner (the slab page is the kernel's). */
+  readonly owner?: Owner;
 }
 
 export interface Allocation {

@@ -131,7 +131,10 @@ const holds: Case[] = [{ name: 'fixed profile, two VMs, memslot and bus changes,
 export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
   'KVM-ENTRY': {
     holds,
-    caught: [caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus off)', kvmConfig({ kvmRemapChecksNullBus: false }), () => NULL_BUS, 'buses[1] == NULL')],
+    caught: [
+      caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus off)', kvmConfig({ kvmRemapChecksNullBus: false }), () => NULL_BUS, 'buses[1] == NULL'),
+      caughtBy("patch 26's bookkeeping: memslots[1] remapped through vcpu->asi_memslots[0] (kvm-remap-memslots-slot0)", kvmConfig({}, 'kvm-remap-memslots-slot0'), () => [...ONE_VCPU, run(0, 2, ['cpuid'])], 'vcpu->asi_memslots[0] is'),
+    ],
   },
   'KVM-EXIT-CR3': {
     holds,

@@ -136,6 +136,21 @@ export const MUTANTS = {
     expect: 'KVM-EXIT-CR3',
     kvm: true,
   },
+  'kvm-barrier-begin-skipped': {
+    where: 'vmx_vcpu_run (patch 25): vmx_isolation_barrier_begin() is left out, so an NMI while the guest runs ends the session and VM-exit still loads the isolation HOST_CR3',
+    expect: 'KVM-EXIT-CR3',
+    kvm: true,
+  },
+  'kvm-remap-memslots-slot0': {
+    where: 'vcpu_isolation_enter (patch 26): `asi_remap(vcpu->asi, &vcpu->asi_memslots[0], kvm->memslots[i], ...)`, every address space remapped through slot 0',
+    expect: 'KVM-ENTRY',
+    kvm: true,
+  },
+  'kvm-host-cr3-ignores-asi': {
+    where: "vmx_vcpu_run: HOST_CR3 from the kernel's CR3 (patch 21's ASI-aware __get_current_cr3_fast() not used), so VM-exit leaves an ACTIVE session on the kernel page table",
+    expect: 'KVM-EXIT-CR3',
+    kvm: true,
+  },
   'kvm-maps-first-vm': {
     where: "vmx_isolation_map_kvm_vmx_data (patch 24): maps the first VM's struct kvm_vmx, not the vCPU's own",
     expect: 'KVM-SCOPE',

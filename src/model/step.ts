@@ -37,6 +37,7 @@ import {
   moduleUnload,
   perCpuPtr,
   taskCreate,
+  objectMemory,
   taskExit,
   vfree,
   vmalloc,
@@ -216,7 +217,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
       const stack = t && k.vmAreas.get(t.stack);
       if (t && !k.current.includes(op.task)) {
         unmapFromAsis(sys, allocationOf(sys, stack?.alloc), out);
-        unmapFromAsis(sys, allocationOf(sys, k.kmallocs.get(t.struct)?.alloc), out);
+        unmapFromAsis(sys, objectMemory(sys, t.struct), out);
       }
       const ret = taskExit(sys, op.task);
       if (ret === 0 && stack) shootdown(sys, stack, out, observe);
@@ -239,7 +240,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'kfree': {
       const obj = k.kmallocs.get(op.id);
       if (!obj || allocationOf(sys, obj.alloc)?.kind !== 'kmalloc') return ENOENT;
-      unmapFromAsis(sys, allocationOf(sys, obj.alloc), out);
+      unmapFromAsis(sys, objectMemory(sys, op.id), out);
       kfree(sys, op.id);
       return 0;
     }

@@ -9,7 +9,7 @@ import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, as
 import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
 import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
-import { type GhostEvent, type System, mutant } from '../system.ts';
+import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, type Vcpu, type Vm, memslotsVa, vaOf } from './vm.ts';
 
 /** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
@@ -30,8 +30,9 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
     const cur = memslotsVa(sys, vm.memslots[i]);
     if (vcpu.asiMemslots[i] === cur) continue;
     log(out, 'pr_debug', `remapping kvm memslots[${i}]`);
-    const r = asiRemap(sys, asi, vcpu.asiMemslots[i], cur, KVM_MEMSLOTS_SIZE, out);
-    vcpu.asiMemslots[i] = r.cur;
+    const slot = mutant(sys, 'kvm-remap-memslots-slot0') ? 0 : i;
+    const r = asiRemap(sys, asi, vcpu.asiMemslots[slot], cur, KVM_MEMSLOTS_SIZE, out);
+    vcpu.asiMemslots[slot] = r.cur;
     if (r.ret) log(out, 'pr_debug', `failed to map kvm memslots[${i}]: error ${r.ret}`);
     yield `asi_remap(memslots[${i}])`;
   }
@@ -125,7 +126,7 @@ export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
 
 /** vmx_isolation_barrier_begin (patch 25): asi_barrier_begin() whatever the session's state. */
 function vmxIsolationBarrierBegin(k: Exec, vcpu: Vcpu): void {
-  if (vcpu.asi !== null) k.cpu.session.retryAbort = true;
+  if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-begin-skipped')) k.cpu.session.retryAbort = true;
 }
 
 /** KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or was aborted, the kernel CR3. */
@@ -143,6 +144,28 @@ function checkEntry(k: Exec, vcpu: Vcpu): void {
   const degraded = root === sys.kernel.pgd && s.state !== ASI_SESSION_STATE_ACTIVE;
   if (!isolated && !degraded) kvmEvent(sys, 'KVM-ENTRY', `${on}, not the vCPU's asi#${asi.id}`);
   if (degraded) log(k.out, 'note', `cpu${cpu.id}: vCPU ${vcpu.id} enters the guest without isolation`);
+  const stale = isolated ? unremapped(sys, vcpu, asi) : undefined;
+  if (stale) kvmEvent(sys, 'KVM-ENTRY', `${on}: ${stale}`);
+}
+
+/**
+ * Patch 26's bookkeeping at an isolated VM-enter: each vcpu->asi_memslots[i] and asi_buses[i] is the
+ * VM's current array or bus, mapped in the ASI; NULL where its remap failed (retried at the next
+ * entry) or the bus is gone.
+ */
+function unremapped(sys: System, vcpu: Vcpu, asi: Asi): string | undefined {
+  const vm = sys.kvm!.vms.get(vcpu.vm)!;
+  const hex = (va: number | null) => (va === null ? 'NULL' : va.toString(16));
+  const pointers: [string, number | null, number | null][] = [
+    ...vm.memslots.map((m, i): [string, number | null, number | null] => [`memslots[${i}]`, memslotsVa(sys, m), vcpu.asiMemslots[i]]),
+    ...vm.buses.map((b, i): [string, number | null, number | null] => [`buses[${i}]`, b?.va ?? null, vcpu.asiBuses[i]]),
+  ];
+  for (const [name, current, remapped] of pointers) {
+    if (remapped === null) continue;
+    if (remapped !== current) return `vcpu->asi_${name} is ${hex(remapped)}, kvm->${name} is ${hex(current)}`;
+    if (!asi.ranges.some((r) => r.ptr === current)) return `kvm->${name} (${hex(current)}) is not mapped in asi#${asi.id}`;
+  }
+  return undefined;
 }
 
 /**
@@ -173,7 +196,7 @@ function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path {
     vmxIsolationBarrierBegin(k, vcpu); // fixed: kvmBarrierBeforeHostCr3
     yield 'vmx_isolation_barrier_begin';
   }
-  const cr3 = getCurrentCr3Fast(k);
+  const cr3 = mutant(k.sys, 'kvm-host-cr3-ignores-asi') ? kernelCr3(k.sys) : getCurrentCr3Fast(k);
   if (cr3 !== vcpu.hostCr3 && !(mutant(k.sys, 'kvm-host-cr3-written-once') && vcpu.hostCr3)) vcpu.hostCr3 = cr3;
   yield 'vmcs_writel(HOST_CR3, __get_current_cr3_fast())';
   if (!early) {

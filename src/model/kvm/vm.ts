@@ -5,7 +5,7 @@
 
 import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
-import { EINVAL, ENOENT, ENOMEM, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
+import { EINVAL, ENOENT, ENOMEM, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, objectMemory, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { unmapFromAsis } from '../asi/asi.ts';
 import { shootdown } from '../step.ts';
@@ -286,7 +286,7 @@ function freeGuestMemory(sys: System, slot: Memslot, out: Log): void {
 }
 
 export function freeObject(sys: System, obj: number, out: Log): void {
-  unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.kmallocs.get(obj)!.alloc), out);
+  unmapFromAsis(sys, objectMemory(sys, obj), out);
   kfree(sys, obj);
 }
 

@@ -383,11 +383,15 @@ function slabName(cache: SlabCache): string {
   return `${cache.name} slab`;
 }
 
-/** A free object slot on a slab page of `cache` (the lowest): [allocation, offset]. */
-function freeSlot(sys: System, cache: SlabCache): [Allocation, number] | undefined {
+/**
+ * A free object slot on a slab page of `cache` (the lowest): [allocation, offset]. Linux shares a
+ * kmalloc slab between every user of the size; the model keeps one kind of object to a slab (KVM's,
+ * tasks', the generic kmallocs of the ops), so that an op freeing a generic object never names KVM's.
+ */
+function freeSlot(sys: System, cache: SlabCache, kind: AllocKind): [Allocation, number] | undefined {
   const perSlab = Math.floor((PAGE_SIZE << cache.order) / cache.size);
   for (const a of sys.mem.allocs.values()) {
-    if (a.name !== slabName(cache)) continue;
+    if (a.name !== slabName(cache) || a.kind !== kind) continue;
     const used = new Set(a.parts!.filter((p) => p.owner).map((p) => p.offset));
     for (let i = 0; i < perSlab; i++) if (!used.has(i * cache.size)) return [a, i * cache.size];
   }
@@ -402,7 +406,7 @@ function freeSlot(sys: System, cache: SlabCache): [Allocation, number] | undefin
  */
 export function kmemCacheAlloc(sys: System, cache: SlabCache, req: ObjectRequest): KernelObject | number {
   if (!req.boot && allocationFails(sys.mem)) return ENOMEM;
-  let slot = freeSlot(sys, cache);
+  let slot = freeSlot(sys, cache, req.kind);
   if (!slot) {
     const pages = 1 << cache.order;
     // The failslab tick above stands for this page allocation too.
@@ -453,6 +457,19 @@ function pagesObject(sys: System, size: number, req: ObjectRequest): KernelObjec
 /** kmem_cache_alloc of `cache` with Config.kernel.slab, whole pages without. */
 export function cacheAlloc(sys: System, cache: SlabCache, req: ObjectRequest): KernelObject | number {
   return slabEnabled(sys) ? kmemCacheAlloc(sys, cache, req) : pagesObject(sys, cache.size, req);
+}
+
+/**
+ * The memory behind an object, as the free path unmaps it from ASIs (freeUnmapsAsi): its
+ * allocation, or on a slab page only the frames the object lies on, so that freeing an object does
+ * not unmap its neighbours.
+ */
+export function objectMemory(sys: System, id: number): Allocation | undefined {
+  const obj = sys.kernel.kmallocs.get(id);
+  const a = obj && sys.mem.allocs.get(obj.alloc);
+  if (!a || obj!.part === undefined) return a;
+  const first = (obj!.va - directMapVa(sys, a.frames[0])) / PAGE_SIZE;
+  return { ...a, name: `${a.name}:${a.parts![obj!.part].name}`, frames: a.frames.slice(Math.floor(first), Math.ceil(first + obj!.size / PAGE_SIZE)) };
 }
 
 export function kfree(sys: System, id: number): KernelObject | undefined {

@@ -13,6 +13,7 @@ import { runSeededWalk } from '../src/check/seeded.ts';
 import type { Op } from '../src/model/ops.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import type { Config, System } from '../src/model/system.ts';
+import { kvmBench } from './kvm.ts';
 
 const BUDGET_S = Number(process.env.BENCH_BUDGET ?? 2.5);
 
@@ -152,3 +153,4 @@ row('real model alone (vs real checked)', modelAlone(real(), walkOps(real(), 60,
 const framework = fastCheckVersusLoop(small(), smallOps, 60);
 const loop = row('small plain loop, fc.commands prefixes', framework.loop);
 row('small fc.commands + fc.modelRun (vs loop)', framework.fc, loop);
+kvmBench(BUDGET_S);

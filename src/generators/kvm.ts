@@ -10,8 +10,12 @@ import { type Choice, MISSING_ID_ONE_IN, eventsFor } from './choose.ts';
 
 export type KvmOpKind = Extract<OpKind, `kvm_${string}`>;
 
-/** vcpu_run passes about 20 points an exit: events land across the first few exits. */
-const KVM_MAX_AT = 64;
+/**
+ * vcpu_run passes about 20 points an exit and 8 around them (vcpu_load, the end of vcpu_run,
+ * vcpu_put): events land anywhere in the run, not past its end.
+ */
+const POINTS_PER_EXIT = 20;
+const POINTS_AROUND = 8;
 
 function pickId(ids: readonly number[], n: number, missing: number): number {
   return ids.length === 0 || n % MISSING_ID_ONE_IN === MISSING_ID_ONE_IN - 1 ? missing : ids[Math.floor(n / MISSING_ID_ONE_IN) % ids.length];
@@ -53,7 +57,8 @@ export function resolveKvmOp(sys: System, kind: KvmOpKind, ch: Choice): Op {
       const cpu = idle.length && ch.b % 8 !== 7 ? idle[ch.b % idle.length] : ch.b % sys.config.cpus;
       const exits = Array.from({ length: 1 + (ch.c % 3) }, (_, i) => EXIT_REASONS[Math.floor(ch.c / 3 ** i) % EXIT_REASONS.length]);
       // One run in four carries no event.
-      const intr = ch.d % 4 === 3 ? [] : eventsFor(sys, ch.d).map((e) => ({ ...e, at: (e.at * 5 + ch.c) % KVM_MAX_AT }));
+      const points = POINTS_PER_EXIT * exits.length + POINTS_AROUND;
+      const intr = ch.d % 4 === 3 ? [] : eventsFor(sys, ch.d).map((e) => ({ ...e, at: (e.at * 5 + ch.c) % points }));
       return { op: 'kvm_run', cpu, vcpu: pickId(vcpus, ch.a, nextId), exits, intr };
     }
   }

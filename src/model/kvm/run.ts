@@ -129,8 +129,8 @@ function vmxIsolationBarrierBegin(k: Exec, vcpu: Vcpu): void {
   if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-begin-skipped')) k.cpu.session.retryAbort = true;
 }
 
-/** KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or was aborted, the kernel CR3. */
-function checkEntry(k: Exec, vcpu: Vcpu): void {
+/** KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or was aborted, the kernel CR3. True when isolated. */
+function checkEntry(k: Exec, vcpu: Vcpu): boolean {
   const { sys, cpu } = k;
   const s = cpu.session;
   const root = cr3Root(cpu.cr3);
@@ -138,7 +138,7 @@ function checkEntry(k: Exec, vcpu: Vcpu): void {
   const on = `cpu${cpu.id} enters the guest of vCPU ${vcpu.id} on cr3 ${formatCr3(sys, cpu.cr3)}, session ${SESSION_STATE_NAMES[s.state]} on asi#${s.asi}`;
   if (!asi) {
     if (root !== sys.kernel.pgd) kvmEvent(sys, 'KVM-ENTRY', `${on}: the vCPU has no ASI`);
-    return;
+    return false;
   }
   const isolated = root === asi.pgd && s.state === ASI_SESSION_STATE_ACTIVE && s.asi === asi.id;
   const degraded = root === sys.kernel.pgd && s.state !== ASI_SESSION_STATE_ACTIVE;
@@ -146,6 +146,7 @@ function checkEntry(k: Exec, vcpu: Vcpu): void {
   if (degraded) log(k.out, 'note', `cpu${cpu.id}: vCPU ${vcpu.id} enters the guest without isolation`);
   const stale = isolated ? unremapped(sys, vcpu, asi) : undefined;
   if (stale) kvmEvent(sys, 'KVM-ENTRY', `${on}: ${stale}`);
+  return isolated;
 }
 
 /**
@@ -190,7 +191,7 @@ function checkExitCr3(k: Exec, vcpu: Vcpu): void {
  * barrier's end. The RFC takes the barrier after HOST_CR3 is read: an NMI in between ends the
  * session and VM-exit still loads the isolation CR3. kvmBarrierBeforeHostCr3 takes it first.
  */
-function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path {
+function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path<boolean> {
   const early = k.sys.options.kvmBarrierBeforeHostCr3;
   if (early) {
     vmxIsolationBarrierBegin(k, vcpu); // fixed: kvmBarrierBeforeHostCr3
@@ -203,12 +204,22 @@ function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path {
     vmxIsolationBarrierBegin(k, vcpu);
     yield 'vmx_isolation_barrier_begin';
   }
-  checkEntry(k, vcpu);
+  const isolated = checkEntry(k, vcpu);
   checkExitCr3(k, vcpu);
   // VM-exit loads HOST_CR3; the host's TLB entries are kept (VPID tags the guest's).
   writeCr3(k.cpu, vcpu.hostCr3, true);
   yield 'VM-exit';
   if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-end-skipped')) yield* asiBarrierEnd(k);
+  return isolated;
+}
+
+/** How an exit went for isolation (the coverage table's outcome column, read from the trace). */
+export const EXIT_OUTCOMES = ['stays isolated', 'leaves isolation', 'entered unisolated', 'oops'] as const;
+
+function exitOutcome(k: Exec, isolated: boolean): (typeof EXIT_OUTCOMES)[number] {
+  if (k.cpu.dead) return 'oops';
+  if (!isolated) return 'entered unisolated';
+  return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? 'stays isolated' : 'leaves isolation';
 }
 
 /** The data the exit handler for `reason` touches (5.2's vmx_handle_exit table), through the current CR3. */
@@ -296,7 +307,7 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
       cpu.dead = 'oops in vcpu_isolation_enter';
       return 0;
     }
-    yield* vmxVcpuRun(k, vcpu);
+    const isolated = yield* vmxVcpuRun(k, vcpu);
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
     // 5.2 vcpu_enter_guest: kvm_x86_ops->handle_external_intr (vmx_handle_external_intr) runs the
@@ -307,6 +318,7 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
     cpu.preemptCount--;
     yield 'preempt_enable';
     yield* handleExit(k, vcpu, vm, reason, n);
+    log(k.out, 'note', `vCPU ${vcpu.id} exit ${reason}: ${exitOutcome(k, isolated)}`);
     if (cpu.dead) return 0;
   }
   // vcpu_run's end (patch 25), then kvm_arch_vcpu_ioctl_run's vcpu_put, and return to user space.

@@ -82,6 +82,19 @@ export function slabConfig(options: Partial<DesignOptions> = {}): Config {
   return { geometry: 'real', cpus: 2, profile: 'fixed', options, kernel: { slab: true } };
 }
 
+/**
+ * F35 (found by `fuzz --profile fixed --seed kvmfix1`): memslots[0] replaced twice between runs; the
+ * second array is vmalloc'd at the address of the first, which the vCPU remapped and KVM freed.
+ */
+export const REUSED_MEMSLOTS: Op[] = [
+  { op: 'kvm_create_vm' },
+  { op: 'kvm_create_vcpu', vm: 1 },
+  run(0, 2, ['cpuid']),
+  { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 1 },
+  { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 },
+  run(0, 2, ['cpuid']),
+];
+
 /** F33: two VMs with a vCPU each: the second vCPU's kvm_lapic lands on the first one's kmalloc-512 page. */
 export const TWO_LAPICS: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 3 }];
 
@@ -132,7 +145,8 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
   'KVM-ENTRY': {
     holds,
     caught: [
-      caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus off)', kvmConfig({ kvmRemapChecksNullBus: false }), () => NULL_BUS, 'buses[1] == NULL'),
+      caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus, kvmFreeResetsRemap off)', kvmConfig({ kvmRemapChecksNullBus: false, kvmFreeResetsRemap: false }), () => NULL_BUS, 'buses[1] == NULL'),
+      caughtBy('a new memslots array at the address of a freed one the vCPU remapped: patch 26 compares pointers (kvmFreeResetsRemap off)', kvmConfig({ kvmFreeResetsRemap: false }), () => REUSED_MEMSLOTS, 'is not mapped in asi#1'),
       caughtBy("patch 26's bookkeeping: memslots[1] remapped through vcpu->asi_memslots[0] (kvm-remap-memslots-slot0)", kvmConfig({}, 'kvm-remap-memslots-slot0'), () => [...ONE_VCPU, run(0, 2, ['cpuid'])], 'vcpu->asi_memslots[0] is'),
     ],
   },
@@ -152,7 +166,7 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
     caught: [
       caughtBy("the vCPU's ASI maps the first VM's struct kvm_vmx (kvm-maps-first-vm)", kvmConfig({}, 'kvm-maps-first-vm'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 2 }], 'kvm_vmx of VM 1'),
       caughtBy("with slab caches, the vCPU's kvm_lapic page holds another VM's lapic (kvmMapsOwnPages off)", slabConfig({ kvmMapsOwnPages: false }), () => TWO_LAPICS, 'kvm_lapic of vCPU 4'),
-      caughtBy('a memslots array replaced and freed while the ASI still maps it (freeUnmapsAsi off)', kvmConfig({ freeUnmapsAsi: false }), () => [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }], 'freed'),
+      caughtBy('a memslots array replaced and freed while the ASI still maps it (freeUnmapsAsi, kvmFreeResetsRemap off)', kvmConfig({ freeUnmapsAsi: false, kvmFreeResetsRemap: false }), () => [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }], 'freed'),
     ],
   },
   'KVM-USER': {

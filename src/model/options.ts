@@ -186,6 +186,13 @@ export interface DesignOptions {
    */
   kvmMapsOwnPages: boolean;
   /**
+   * When KVM frees a memslots array or an IO bus, it clears every vCPU's vcpu->asi_memslots[] or
+   * asi_buses[] entry that names it (unmapping it), so the next vcpu_isolation_enter maps whatever
+   * is installed. Patch 26 compares pointers only: vmalloc and kmalloc hand a freed address to the
+   * next array or bus, which is then taken for the one already mapped and never mapped itself.
+   */
+  kvmFreeResetsRemap: boolean;
+  /**
    * The task_struct kmem_cache aligns its objects to pages (SLAB_HWCACHE_ALIGN is not enough). As
    * posted, patch 16's asi_map(asi, current, sizeof(struct task_struct)) maps the pages the task
    * straddles: with Config.kernel.slab, the neighbouring task_structs on them enter the ASI.
@@ -235,6 +242,7 @@ export const OPTION_NAMES = [
   'kvmRemapChecksNullBus',
   'kvmBarrierBeforeHostCr3',
   'kvmMapsOwnPages',
+  'kvmFreeResetsRemap',
   'taskStructOwnPages',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
@@ -276,6 +284,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmRemapChecksNullBus: false,
   kvmBarrierBeforeHostCr3: false,
   kvmMapsOwnPages: false,
+  kvmFreeResetsRemap: false,
   taskStructOwnPages: false,
   kvmAddressSpaceIsolation: true,
 };
@@ -317,6 +326,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmRemapChecksNullBus: true,
   kvmBarrierBeforeHostCr3: true,
   kvmMapsOwnPages: true,
+  kvmFreeResetsRemap: true,
   taskStructOwnPages: true,
   kvmAddressSpaceIsolation: true,
 };

@@ -7,7 +7,7 @@ import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
 import { EINVAL, ENOENT, ENOMEM, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, objectMemory, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
-import { unmapFromAsis } from '../asi/asi.ts';
+import { asiUnmap, unmapFromAsis } from '../asi/asi.ts';
 import { shootdown } from '../step.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
 import type { KernelObject, System } from '../system.ts';
@@ -271,10 +271,29 @@ export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, page
 }
 
 /**
+ * fixed: kvmFreeResetsRemap. Before a memslots array or bus at `va` is freed, every vCPU that
+ * remapped it forgets it (asi_unmap, the pointer NULL), so that an array or bus allocated later at
+ * the same address is not taken for it.
+ */
+function forgetRemapped(sys: System, va: number, out: Log): void {
+  if (!sys.options.kvmFreeResetsRemap) return;
+  for (const vcpu of sys.kvm!.vcpus.values()) {
+    for (const ptrs of [vcpu.asiMemslots, vcpu.asiBuses]) {
+      const i = ptrs.indexOf(va);
+      if (i < 0) continue;
+      const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
+      if (asi?.ranges.some((r) => r.ptr === va)) asiUnmap(sys, asi, va, out);
+      ptrs[i] = null;
+    }
+  }
+}
+
+/**
  * kvfree/kfree of a KVM object: the kernel free path, which with freeUnmapsAsi unmaps it from every
  * ASI first; vfree also shoots the area down on every CPU.
  */
 function freeVmArea(sys: System, area: number, out: Log): void {
+  forgetRemapped(sys, memslotsVa(sys, area), out);
   unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.vmAreas.get(area)!.alloc), out);
   shootdown(sys, vfree(sys, area)!, out);
 }
@@ -309,6 +328,7 @@ export function kvmIoBusChange(sys: System, vmId: number, bus: number, register:
     log(out, 'pr_err', 'kvm: failed to shrink bus, removing it completely');
   }
   vm.buses[bus] = typeof fresh === 'number' ? null : fresh;
+  forgetRemapped(sys, cur.va, out);
   freeObject(sys, cur.obj, out);
   return 0;
 }

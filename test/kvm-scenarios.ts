@@ -54,7 +54,7 @@ export function failInInit(n: number): Op[] {
   return [{ op: 'kvm_create_vm' }, { op: 'fail_alloc', after: n }, { op: 'kvm_create_vcpu', vm: 1 }];
 }
 
-/** Two VMs with a vCPU each, memslot and bus changes between runs, every exit reason, and events at every point of a run. */
+/** Two VMs with a vCPU each, memslot and bus changes between runs, a migrated vCPU thread, every exit reason, and events at every point of a run. */
 export function busyRun(config: Config): Op[] {
   const setup: Op[] = [
     ...ONE_VCPU,
@@ -65,6 +65,9 @@ export function busyRun(config: Config): Op[] {
     { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3 },
     { op: 'kvm_io_bus', vm: 1, bus: 0, register: true },
     run(1, 4, [...EXIT_REASONS]),
+    // vCPU 2's thread migrates to cpu1 and back; slot 1 moves (KVM_MR_MOVE), slot 0 goes.
+    run(1, 2, ['io']),
+    { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3, gfn: 12 },
     { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 0 },
     { op: 'kvm_io_bus', vm: 1, bus: 1, register: false },
   ];

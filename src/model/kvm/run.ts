@@ -135,17 +135,17 @@ function checkEntry(k: Exec, vcpu: Vcpu): boolean {
   const s = cpu.session;
   const root = cr3Root(cpu.cr3);
   const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
-  const on = `cpu${cpu.id} enters the guest of vCPU ${vcpu.id} on cr3 ${formatCr3(sys, cpu.cr3)}, session ${SESSION_STATE_NAMES[s.state]} on asi#${s.asi}`;
+  const on = () => `cpu${cpu.id} enters the guest of vCPU ${vcpu.id} on cr3 ${formatCr3(sys, cpu.cr3)}, session ${SESSION_STATE_NAMES[s.state]} on asi#${s.asi}`;
   if (!asi) {
-    if (root !== sys.kernel.pgd) kvmEvent(sys, 'KVM-ENTRY', `${on}: the vCPU has no ASI`);
+    if (root !== sys.kernel.pgd) kvmEvent(sys, 'KVM-ENTRY', `${on()}: the vCPU has no ASI`);
     return false;
   }
   const isolated = root === asi.pgd && s.state === ASI_SESSION_STATE_ACTIVE && s.asi === asi.id;
   const degraded = root === sys.kernel.pgd && s.state !== ASI_SESSION_STATE_ACTIVE;
-  if (!isolated && !degraded) kvmEvent(sys, 'KVM-ENTRY', `${on}, not the vCPU's asi#${asi.id}`);
+  if (!isolated && !degraded) kvmEvent(sys, 'KVM-ENTRY', `${on()}, not the vCPU's asi#${asi.id}`);
   if (degraded) log(k.out, 'note', `cpu${cpu.id}: vCPU ${vcpu.id} enters the guest without isolation`);
   const stale = isolated ? unremapped(sys, vcpu, asi) : undefined;
-  if (stale) kvmEvent(sys, 'KVM-ENTRY', `${on}: ${stale}`);
+  if (stale) kvmEvent(sys, 'KVM-ENTRY', `${on()}: ${stale}`);
   return isolated;
 }
 

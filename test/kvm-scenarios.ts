@@ -24,7 +24,7 @@ export const ONE_VCPU: Op[] = [
   { op: 'kvm_io_bus', vm: 1, bus: 1, register: true },
 ];
 
-export function run(cpu: number, vcpu: number, exits: readonly (typeof EXIT_REASONS)[number][], at?: number, kind: IntrKind = 'nmi'): Op {
+export function run(cpu: number, vcpu: number, exits: readonly (typeof EXIT_REASONS)[number][], at?: number, kind: IntrKind = 'nmi'): Extract<Op, { op: 'kvm_run' }> {
   return { op: 'kvm_run', cpu, vcpu, exits, intr: at === undefined ? [] : [{ at, kind }] };
 }
 
@@ -65,8 +65,9 @@ export function busyRun(config: Config): Op[] {
     { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3 },
     { op: 'kvm_io_bus', vm: 1, bus: 0, register: true },
     run(1, 4, [...EXIT_REASONS]),
-    // vCPU 2's thread migrates to cpu1 and back; slot 1 moves (KVM_MR_MOVE), slot 0 goes.
+    // vCPU 2's thread migrates to cpu1 and back, and wakes up from HLT on cpu0; slot 1 moves (KVM_MR_MOVE), slot 0 goes.
     run(1, 2, ['io']),
+    { ...run(1, 2, ['hlt', 'io']), wake: 0 },
     { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3, gfn: 12 },
     { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 0 },
     { op: 'kvm_io_bus', vm: 1, bus: 1, register: false },

@@ -150,6 +150,21 @@ describe("the vCPU thread: a task of its own, preempted and migrated (5.2 vcpu_l
     expect(out.log.map((l) => l.text)).toContain('vCPU 2: vmx_vcpu_load on cpu1, migrated from cpu0');
   });
 
+  test('an HLT exit blocks the thread, and woken on another CPU it runs the rest of vcpu_run there: kvm_sched_in loads the vCPU on that CPU, the next entry is isolated there (fixed)', () => {
+    const ops: Op[] = [...ONE_VCPU, { op: 'task_create' }, { ...run(0, 2, ['hlt', 'cpuid']), wake: 1 }];
+    const sys = boot(ops.slice(0, -1));
+    const entries: string[] = [];
+    const out = step(sys, ops[ops.length - 1], (where) => {
+      if (where === 'vcpu_run@VM-exit') entries.push(`cpu0 ${SESSION_STATE_NAMES[sys.cpus[0].session.state]}, cpu1 ${SESSION_STATE_NAMES[sys.cpus[1].session.state]}`);
+    });
+    const vcpu = sys.kvm!.vcpus.get(2)!;
+    expect(entries).toEqual(['cpu0 ACTIVE, cpu1 INACTIVE', 'cpu0 INACTIVE, cpu1 ACTIVE']);
+    expect([vcpu.cpu, sys.kernel.current[1]]).toEqual([1, vcpu.thread]);
+    expect(sys.kernel.current[0]).not.toBe(vcpu.thread);
+    expect(out.log.map((l) => l.text)).toContain('vCPU 2: vmx_vcpu_load on cpu1, migrated from cpu0');
+    runHolds(kvmConfig(), ops);
+  });
+
   test('a preemption inside vcpu_run fires kvm_sched_out (kvm_arch_vcpu_put leaves isolation) and kvm_sched_in; the next entry is isolated again (fixed)', () => {
     const base = [...ONE_VCPU, run(0, 2, ['cpuid', 'cpuid'])];
     const at = pointOf(kvmConfig(), base, 'handle_exit(cpuid)');

@@ -59,7 +59,10 @@ export function resolveKvmOp(sys: System, kind: KvmOpKind, ch: Choice): Op {
       // One run in four carries no event.
       const points = POINTS_PER_EXIT * exits.length + POINTS_AROUND;
       const intr = ch.d % 4 === 3 ? [] : eventsFor(sys, ch.d).map((e) => ({ ...e, at: (e.at * 5 + ch.c) % points }));
-      return { op: 'kvm_run', cpu, vcpu: pickId(vcpus, ch.a, nextId), exits, intr };
+      // Half the runs that block in HLT wake up on another CPU.
+      const cpus = sys.config.cpus;
+      const wake = exits.includes('hlt') && cpus > 1 && ch.d % 2 === 0 ? { wake: (cpu + 1 + ((ch.a >>> 8) % (cpus - 1))) % cpus } : {};
+      return { op: 'kvm_run', cpu, vcpu: pickId(vcpus, ch.a, nextId), exits, intr, ...wake };
     }
   }
 }

@@ -40,7 +40,8 @@ export type Op =
   /** `gfn`: the slot's base_gfn, slot * KVM_MAX_SLOT_PAGES when absent. */
   | { readonly op: 'kvm_set_memory_region'; readonly vm: number; readonly slot: number; readonly pages: number; readonly gfn?: number }
   | { readonly op: 'kvm_io_bus'; readonly vm: number; readonly bus: number; readonly register: boolean }
-  | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[] };
+  /** `wake`: the CPU the vCPU thread wakes up on after an HLT exit blocks it (its own when absent). */
+  | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[]; readonly wake?: number };
 
 export type OpKind = Op['op'];
 
@@ -164,7 +165,7 @@ function formatCall(g: Geometry, op: Op): string {
     case 'kvm_io_bus':
       return `kvm_io_bus_${op.register ? 'register' : 'unregister'}_dev vm#${op.vm} bus ${op.bus}`;
     case 'kvm_run':
-      return withIntr(g, `cpu${op.cpu}: KVM_RUN vcpu#${op.vcpu} exits ${op.exits.join(',') || 'none'}`, op.intr);
+      return withIntr(g, `cpu${op.cpu}: KVM_RUN vcpu#${op.vcpu} exits ${op.exits.join(',') || 'none'}${op.wake === undefined ? '' : ` wake cpu${op.wake}`}`, op.intr);
   }
 }
 
@@ -219,7 +220,7 @@ export function validateOp(x: unknown): string | undefined {
     kvm_destroy_vm: [() => int('vm')],
     kvm_set_memory_region: [() => int('vm'), () => int('slot'), () => int('pages'), () => (o.gfn === undefined ? undefined : int('gfn'))],
     kvm_io_bus: [() => int('vm'), () => int('bus'), () => bool('register')],
-    kvm_run: [() => int('cpu'), () => int('vcpu'), () => (Array.isArray(o.exits) && o.exits.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)) ? undefined : 'kvm_run: exits must list exit reasons'), () => validateIntr(o.intr)],
+    kvm_run: [() => int('cpu'), () => int('vcpu'), () => (o.wake === undefined ? undefined : int('wake')), () => (Array.isArray(o.exits) && o.exits.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)) ? undefined : 'kvm_run: exits must list exit reasons'), () => validateIntr(o.intr)],
   };
   if (o.caller !== undefined && (!Number.isSafeInteger(o.caller) || (o.caller as number) < 0 || (o.caller as number) >= MAX_CALLERS)) return `${o.op}: caller must be 0-${MAX_CALLERS - 1}`;
   for (const check of fields[o.op as OpKind]) {

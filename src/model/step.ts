@@ -128,7 +128,7 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
   const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
   const ran = <R>(path: string, gen: Path<R>): R | number => {
     const r = drive(k, path, gen, op.intr);
-    return cpu.dead ? ECPUDEAD : (r as R);
+    return k.cpu.dead ? ECPUDEAD : (r as R);
   };
   switch (op.op) {
     case 'asi_enter':
@@ -157,7 +157,7 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
       // KVM_RUN is an ioctl from user space, where no CPU is isolated.
       if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
       const err = vcpuThreadOn(k, vcpu);
-      return err || ran('vcpu_run', kvmRun(k, vcpu, op.exits));
+      return err || ran('vcpu_run', kvmRun(k, vcpu, op.exits, op.wake));
     }
   }
 }

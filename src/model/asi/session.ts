@@ -32,7 +32,8 @@ export interface PreemptNotifier {
 /** The CPU a path runs on, with the system, the log of the current step and the step's observer. */
 export interface Exec {
   readonly sys: System;
-  readonly cpu: Cpu;
+  /** The CPU the path runs on: a KVM vCPU thread woken on another CPU moves its path there. */
+  cpu: Cpu;
   readonly out: Log;
   readonly observe?: Observer;
   /** The preempt notifier of the task this path runs, while one is registered. */

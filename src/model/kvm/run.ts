@@ -223,7 +223,7 @@ function exitOutcome(k: Exec, isolated: boolean): (typeof EXIT_OUTCOMES)[number]
 }
 
 /** The data the exit handler for `reason` touches (5.2's vmx_handle_exit table), through the current CR3. */
-function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number): Path {
+function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number, wake: number): Path {
   const { sys } = k;
   const touch = (va: number, kind: AccessKind) => {
     accessVa(k, va, kind, false);
@@ -268,19 +268,26 @@ function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number)
       break;
   }
   yield `handle_exit(${reason})`;
-  if (reason === 'hlt') yield* vcpuBlock(k, vcpu);
+  if (reason === 'hlt') yield* vcpuBlock(k, vcpu, wake);
 }
 
 /**
  * vcpu_block -> kvm_vcpu_block -> schedule(): prepare_task_switch aborts isolation (patch 02) and
  * kvm_sched_out's kvm_arch_vcpu_put calls kvm_may_access_sensitive_data (patch 25); another task
- * runs until the vCPU is woken, and kvm_sched_in loads it again.
+ * runs until the vCPU is woken. try_to_wake_up may put the thread on CPU `wake`: that CPU switches
+ * to it (kvm_sched_in loads the vCPU there) and the rest of vcpu_run runs there.
  */
-function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
+function* vcpuBlock(k: Exec, vcpu: Vcpu, wake: number): Path {
   const other = runnableTask(k);
   if (other !== undefined) {
     checkSchedulable(k.sys, k.cpu, 'schedule() in kvm_vcpu_block');
     yield* contextSwitch(k, other);
+    const to = k.sys.cpus[wake];
+    if (to && to !== k.cpu && !to.dead && !inAtomic(to)) {
+      log(k.out, 'note', `vCPU ${vcpu.id}: its thread wakes up on cpu${to.id}`);
+      k.cpu = to;
+      k.sys.exec = to;
+    }
     yield* contextSwitch(k, vcpu.thread!);
   }
   yield 'kvm_vcpu_block';
@@ -290,8 +297,8 @@ function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
  * KVM_RUN: vcpu_load, then vcpu_run's loop of vcpu_enter_guest + handle_exit, one iteration per
  * exit reason (each handled in the kernel, so the loop goes on), then return to user space.
  */
-export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path<number> {
-  const { sys, cpu } = k;
+export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake = k.cpu.id): Path<number> {
+  const { sys } = k;
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
   // vcpu_load: preempt_notifier_register, kvm_arch_vcpu_load.
   k.preemptNotifier = kvmPreemptNotifier(vcpu);
@@ -299,12 +306,12 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
   yield 'vcpu_load';
   for (const [n, reason] of exits.entries()) {
     // vcpu_enter_guest
-    cpu.preemptCount++;
+    k.cpu.preemptCount++;
     yield 'preempt_disable';
-    cpu.irqsDisabled = true;
+    k.cpu.irqsDisabled = true;
     yield 'local_irq_disable';
     if (yield* vcpuIsolationEnter(k, vcpu, vm)) {
-      cpu.dead = 'oops in vcpu_isolation_enter';
+      k.cpu.dead = 'oops in vcpu_isolation_enter';
       return 0;
     }
     const isolated = yield* vmxVcpuRun(k, vcpu);
@@ -315,11 +322,11 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
     if (reason === 'external-interrupt') callIdtGate(k, 'irq', 'vcpu_run@handle_external_intr');
     localIrqEnable(k, 'vcpu_run@local_irq_enable');
     yield 'local_irq_enable';
-    cpu.preemptCount--;
+    k.cpu.preemptCount--;
     yield 'preempt_enable';
-    yield* handleExit(k, vcpu, vm, reason, n);
+    yield* handleExit(k, vcpu, vm, reason, n, wake);
     log(k.out, 'note', `vCPU ${vcpu.id} exit ${reason}: ${exitOutcome(k, isolated)}`);
-    if (cpu.dead) return 0;
+    if (k.cpu.dead) return 0;
   }
   // vcpu_run's end (patch 25), then kvm_arch_vcpu_ioctl_run's vcpu_put, and return to user space.
   yield* kvmMayAccessSensitiveData(k, vcpu);
@@ -328,7 +335,7 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path
   k.preemptNotifier = undefined;
   yield 'vcpu_put';
   checkUser(k, vcpu);
-  checkSchedulable(sys, cpu, 'return to user space from KVM_RUN');
+  checkSchedulable(sys, k.cpu, 'return to user space from KVM_RUN');
   return 0;
 }
 

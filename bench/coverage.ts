@@ -10,6 +10,7 @@ import { runSeededWalk } from '../src/check/seeded.ts';
 import { type InterruptCoverage, coverageRows, measure } from '../src/check/coverage.ts';
 import type { Config } from '../src/model/system.ts';
 import type { ProfileName } from '../src/model/options.ts';
+import { kvmCoverage } from './kvm.ts';
 
 const WALKS = Number(process.env.COVERAGE_WALKS ?? 3000);
 
@@ -40,3 +41,4 @@ for (const profile of (process.env.COVERAGE_PROFILES ?? 'fixed,rfc-v2,v3').split
   const seeds = Array.from({ length: WALKS }, (_, i) => `coverage/${i}`);
   report(`${profile}: ${WALKS} seeded walks of 60 ops`, measure(config, seeds, (cfg, seed, opts) => runSeededWalk(cfg, seed, 60, undefined, opts)));
 }
+kvmCoverage(WALKS);

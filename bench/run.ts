@@ -25,6 +25,7 @@ import { mutantConfig } from '../src/check/findings.ts';
 import { KVM_WEIGHTS, WALK_WEIGHTS } from '../src/generators/choose.ts';
 import { minimize } from '../src/check/fuzz/walker.ts';
 import { DEFAULT_WALK_STEPS, walkSeed } from '../src/check/seeded.ts';
+import { kvmBench } from './kvm.ts';
 
 const BUDGET_S = Number(process.env.BENCH_BUDGET ?? 2.5);
 
@@ -169,6 +170,7 @@ function throughput(): void {
   const framework = fastCheckVersusLoop(small(), smallOps, 60);
   const loop = row('small plain loop, fc.commands prefixes', framework.loop);
   row('small fc.commands + fc.modelRun (vs loop)', framework.fc, loop);
+  kvmBench(BUDGET_S);
 }
 
 const KILL_SEEDS = 5;

@@ -24,7 +24,7 @@ export const ONE_VCPU: Op[] = [
   { op: 'kvm_io_bus', vm: 1, bus: 1, register: true },
 ];
 
-export function run(cpu: number, vcpu: number, exits: readonly (typeof EXIT_REASONS)[number][], at?: number, kind: IntrKind = 'nmi'): Op {
+export function run(cpu: number, vcpu: number, exits: readonly (typeof EXIT_REASONS)[number][], at?: number, kind: IntrKind = 'nmi'): Extract<Op, { op: 'kvm_run' }> {
   return { op: 'kvm_run', cpu, vcpu, exits, intr: at === undefined ? [] : [{ at, kind }] };
 }
 
@@ -54,7 +54,7 @@ export function failInInit(n: number): Op[] {
   return [{ op: 'kvm_create_vm' }, { op: 'fail_alloc', after: n }, { op: 'kvm_create_vcpu', vm: 1 }];
 }
 
-/** Two VMs with a vCPU each, memslot and bus changes between runs, every exit reason, and events at every point of a run. */
+/** Two VMs with a vCPU each, memslot and bus changes between runs, a migrated vCPU thread, every exit reason, and events at every point of a run. */
 export function busyRun(config: Config): Op[] {
   const setup: Op[] = [
     ...ONE_VCPU,
@@ -65,6 +65,10 @@ export function busyRun(config: Config): Op[] {
     { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3 },
     { op: 'kvm_io_bus', vm: 1, bus: 0, register: true },
     run(1, 4, [...EXIT_REASONS]),
+    // vCPU 2's thread migrates to cpu1 and back, and wakes up from HLT on cpu0; slot 1 moves (KVM_MR_MOVE), slot 0 goes.
+    run(1, 2, ['io']),
+    { ...run(1, 2, ['hlt', 'io']), wake: 0 },
+    { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3, gfn: 12 },
     { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 0 },
     { op: 'kvm_io_bus', vm: 1, bus: 1, register: false },
   ];
@@ -76,6 +80,30 @@ export function busyRun(config: Config): Op[] {
   const runs = Array.from({ length: points }, (_, at) => run(at % 2, at % 2 ? 4 : 2, ['ept-violation', 'hlt', 'io'], at, kinds[at % kinds.length]));
   return [...setup, { op: 'task_create' }, ...runs, { op: 'kvm_destroy_vm', vm: 1 }, { op: 'kvm_destroy_vm', vm: 3 }];
 }
+
+/** Config.kernel.slab on the real geometry (order-3 slabs need room the small one does not have). */
+export function slabConfig(options: Partial<DesignOptions> = {}): Config {
+  return { geometry: 'real', cpus: 2, profile: 'fixed', options, kernel: { slab: true } };
+}
+
+/**
+ * F35 (found by `fuzz --profile fixed --seed kvmfix1`): memslots[0] replaced twice between runs; the
+ * second array is vmalloc'd at the address of the first, which the vCPU remapped and KVM freed.
+ */
+export const REUSED_MEMSLOTS: Op[] = [
+  { op: 'kvm_create_vm' },
+  { op: 'kvm_create_vcpu', vm: 1 },
+  run(0, 2, ['cpuid']),
+  { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 1 },
+  { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 },
+  run(0, 2, ['cpuid']),
+];
+
+/** F33: two VMs with a vCPU each: the second vCPU's kvm_lapic lands on the first one's kmalloc-512 page. */
+export const TWO_LAPICS: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 3 }];
+
+/** F34: a KVM_RUN maps the vCPU thread's task_struct (ASI_MAP_CURRENT_TASK); a boot task's is on its slab pages. */
+export const CURRENT_TASK: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, run(0, 2, ['cpuid'])];
 
 export function runFails(config: Config, ops: readonly Op[], invariant: string): RunResult {
   const r = runOps(config, ops, { stopOn: invariant });
@@ -120,7 +148,11 @@ const holds: Case[] = [{ name: 'fixed profile, two VMs, memslot and bus changes,
 export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
   'KVM-ENTRY': {
     holds,
-    caught: [caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus off)', kvmConfig({ kvmRemapChecksNullBus: false }), () => NULL_BUS, 'buses[1] == NULL')],
+    caught: [
+      caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus, kvmFreeResetsRemap off)', kvmConfig({ kvmRemapChecksNullBus: false, kvmFreeResetsRemap: false }), () => NULL_BUS, 'buses[1] == NULL'),
+      caughtBy('a new memslots array at the address of a freed one the vCPU remapped: patch 26 compares pointers (kvmFreeResetsRemap off)', kvmConfig({ kvmFreeResetsRemap: false }), () => REUSED_MEMSLOTS, 'is not mapped in asi#1'),
+      caughtBy("patch 26's bookkeeping: memslots[1] remapped through vcpu->asi_memslots[0] (kvm-remap-memslots-slot0)", kvmConfig({}, 'kvm-remap-memslots-slot0'), () => [...ONE_VCPU, run(0, 2, ['cpuid'])], 'vcpu->asi_memslots[0] is'),
+    ],
   },
   'KVM-EXIT-CR3': {
     holds,
@@ -137,7 +169,8 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
     holds,
     caught: [
       caughtBy("the vCPU's ASI maps the first VM's struct kvm_vmx (kvm-maps-first-vm)", kvmConfig({}, 'kvm-maps-first-vm'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 2 }], 'kvm_vmx of VM 1'),
-      caughtBy('a memslots array replaced and freed while the ASI still maps it (freeUnmapsAsi off)', kvmConfig({ freeUnmapsAsi: false }), () => [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }], 'freed'),
+      caughtBy("with slab caches, the vCPU's kvm_lapic page holds another VM's lapic (kvmMapsOwnPages off)", slabConfig({ kvmMapsOwnPages: false }), () => TWO_LAPICS, 'kvm_lapic of vCPU 4'),
+      caughtBy('a memslots array replaced and freed while the ASI still maps it (freeUnmapsAsi, kvmFreeResetsRemap off)', kvmConfig({ freeUnmapsAsi: false, kvmFreeResetsRemap: false }), () => [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }], 'freed'),
     ],
   },
   'KVM-USER': {

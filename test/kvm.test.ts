@@ -8,8 +8,8 @@ import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { perCpuPtr } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import type { Op } from '../src/model/ops.ts';
-import type { System } from '../src/model/system.ts';
-import { NULL_BUS, ONE_VCPU, failInInit, kvmConfig, nmiBeforeBarrier, run, runFails, runHolds } from './kvm-scenarios.ts';
+import type { Config, System } from '../src/model/system.ts';
+import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, TWO_LAPICS, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
 
 function boot(ops: readonly Op[], config = kvmConfig()): System {
   const sys = createSystem(config);
@@ -89,6 +89,17 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
     });
   });
 
+  test("an external-interrupt exit runs the host's IRQ handler with IRQs still off, before local_irq_enable (5.2 vmx_handle_external_intr)", () => {
+    const sys = boot(ONE_VCPU);
+    const seen: string[] = [];
+    step(sys, run(0, 2, ['external-interrupt']), (where) => {
+      if (where.startsWith('irq@') || where === 'vcpu_run@local_irq_enable') seen.push(`${where} irqs ${sys.cpus[0].irqsDisabled ? 'off' : 'on'}`);
+    });
+    expect(seen).toContain('irq@handler body irqs off');
+    expect(seen.filter((s) => s.startsWith('irq@')).every((s) => s.endsWith('irqs off'))).toBe(true);
+    expect(seen.at(-1)).toBe('vcpu_run@local_irq_enable irqs on');
+  });
+
   test('the memslots and buses a run remaps are the current ones', () => {
     const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }, run(0, 2, ['cpuid'])]);
     const vcpu = sys.kvm!.vcpus.get(2)!;
@@ -98,16 +109,128 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
   });
 });
 
+describe('slab caches (Config.kernel.slab): objects share pages as in 5.2 SLUB', () => {
+  test("two VMs' vCPUs: the posted kvm_lapics share a kmalloc-512 page; each vcpu_vmx has an order-3 kvm_vcpu slab of its own", () => {
+    const sys = boot(TWO_LAPICS, slabConfig({ kvmMapsOwnPages: false }));
+    const obj = (id: number) => sys.kernel.kmallocs.get(id)!;
+    const slabOf = (id: number) => sys.mem.allocs.get(obj(id).alloc)!;
+    const [a, b] = [...sys.kvm!.vcpus.values()];
+    expect(slabOf(a.apic).name).toBe('kmalloc-512 slab');
+    expect(obj(b.apic).va - obj(a.apic).va).toBe(512);
+    expect(slabOf(a.vmx).name).toBe('kvm_vcpu slab');
+    expect(slabOf(a.vmx).frames.length).toBe(8);
+    expect(slabOf(b.vmx)).not.toBe(slabOf(a.vmx));
+    // fixed: kvmMapsOwnPages gives each lapic a kmalloc-4k object, a page of its own.
+    const fixed = boot(TWO_LAPICS, slabConfig());
+    expect(fixed.mem.allocs.get(fixed.kernel.kmallocs.get([...fixed.kvm!.vcpus.values()][0].apic)!.alloc)!.name).toBe('kmalloc-4k slab');
+  });
+
+  test('a freed slot is a new object when reused, and an empty slab goes back to the page allocator', () => {
+    const sys = createSystem(slabConfig());
+    const first = step(sys, { op: 'kmalloc', size: 100, sensitive: true }).ret;
+    const slab = sys.kernel.kmallocs.get(first)!.alloc;
+    const second = step(sys, { op: 'kmalloc', size: 100, sensitive: true }).ret;
+    step(sys, { op: 'kfree', id: first });
+    expect(sys.mem.allocs.get(slab)!.parts!.map((p) => p.name)).toEqual(['free object', 'kmalloc']);
+    step(sys, { op: 'kfree', id: second });
+    expect(sys.mem.allocs.has(slab)).toBe(false);
+  });
+});
+
+describe("the vCPU thread: a task of its own, preempted and migrated (5.2 vcpu_load, kvm_sched_out/kvm_sched_in)", () => {
+  test('KVM_RUN runs the vCPU thread on the op\'s CPU; a run on another CPU migrates it there, and its old CPU runs another task', () => {
+    const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid'])]);
+    const vcpu = sys.kvm!.vcpus.get(2)!;
+    const thread = vcpu.thread!;
+    expect(sys.kernel.tasks.get(thread)).toBeDefined();
+    expect([sys.kernel.current[0], vcpu.cpu]).toEqual([thread, 0]);
+    const out = step(sys, run(1, 2, ['cpuid']));
+    expect([sys.kernel.current[1], vcpu.cpu]).toEqual([thread, 1]);
+    expect(sys.kernel.current[0]).not.toBe(thread);
+    expect(out.log.map((l) => l.text)).toContain('vCPU 2: vmx_vcpu_load on cpu1, migrated from cpu0');
+  });
+
+  test('an HLT exit blocks the thread, and woken on another CPU it runs the rest of vcpu_run there: kvm_sched_in loads the vCPU on that CPU, the next entry is isolated there (fixed)', () => {
+    const ops: Op[] = [...ONE_VCPU, { op: 'task_create' }, { ...run(0, 2, ['hlt', 'cpuid']), wake: 1 }];
+    const sys = boot(ops.slice(0, -1));
+    const entries: string[] = [];
+    const out = step(sys, ops[ops.length - 1], (where) => {
+      if (where === 'vcpu_run@VM-exit') entries.push(`cpu0 ${SESSION_STATE_NAMES[sys.cpus[0].session.state]}, cpu1 ${SESSION_STATE_NAMES[sys.cpus[1].session.state]}`);
+    });
+    const vcpu = sys.kvm!.vcpus.get(2)!;
+    expect(entries).toEqual(['cpu0 ACTIVE, cpu1 INACTIVE', 'cpu0 INACTIVE, cpu1 ACTIVE']);
+    expect([vcpu.cpu, sys.kernel.current[1]]).toEqual([1, vcpu.thread]);
+    expect(sys.kernel.current[0]).not.toBe(vcpu.thread);
+    expect(out.log.map((l) => l.text)).toContain('vCPU 2: vmx_vcpu_load on cpu1, migrated from cpu0');
+    runHolds(kvmConfig(), ops);
+  });
+
+  test('a preemption inside vcpu_run fires kvm_sched_out (kvm_arch_vcpu_put leaves isolation) and kvm_sched_in; the next entry is isolated again (fixed)', () => {
+    const base = [...ONE_VCPU, run(0, 2, ['cpuid', 'cpuid'])];
+    const at = pointOf(kvmConfig(), base, 'handle_exit(cpuid)');
+    const sys = boot(ONE_VCPU);
+    const states: string[] = [];
+    step(sys, run(0, 2, ['cpuid', 'cpuid'], at, 'switch'), (where) => {
+      if (['schedule@kvm_sched_out', 'schedule@kvm_sched_in', 'vcpu_run@VM-exit'].includes(where)) states.push(`${where} ${SESSION_STATE_NAMES[sys.cpus[0].session.state]}`);
+    });
+    expect(states).toEqual(['vcpu_run@VM-exit ACTIVE', 'schedule@kvm_sched_out INACTIVE', 'schedule@kvm_sched_in INACTIVE', 'vcpu_run@VM-exit ACTIVE']);
+    runHolds(kvmConfig(), [...ONE_VCPU, run(0, 2, ['cpuid', 'cpuid'], at, 'switch')]);
+  });
+});
+
+describe('KVM_SET_USER_MEMORY_REGION (5.2 __kvm_set_memory_region, patch 26)', () => {
+  const region = (slot: number, pages: number, gfn?: number): Op => ({ op: 'kvm_set_memory_region', vm: 1, slot, pages, ...(gfn === undefined ? {} : { gfn }) });
+  const memslots0 = (sys: System) => sys.kernel.vmAreas.get(sys.kvm!.vms.get(1)!.memslots[0])!.va;
+  /** The memslots array before and after `op`, its return value, and whether the next KVM_RUN remaps memslots[0]. */
+  function change(op: Op) {
+    const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid'])]);
+    const before = memslots0(sys);
+    const ret = step(sys, op).ret;
+    const after = memslots0(sys);
+    step(sys, run(0, 2, ['cpuid']));
+    return { ret, sameArray: after === before, remapped: sys.ghost.visited.includes('vcpu_run@asi_remap(memslots[0])'), slots: sys.kvm!.vms.get(1)!.slots.map((s) => `${s.slot}@${s.gfn}+${s.pages}`) };
+  }
+
+  test('KVM_MR_CREATE installs a new array and frees the old one; the next entry remaps it', () => {
+    expect(change(region(1, 1))).toEqual({ ret: 0, sameArray: false, remapped: true, slots: ['0@0+2', '1@4+1'] });
+  });
+
+  test('KVM_MR_DELETE and KVM_MR_MOVE install the KVM_MEMSLOT_INVALID copy, then reuse the old array: the pointer patch 26 compares is unchanged, nothing is remapped', () => {
+    expect(change(region(0, 0))).toEqual({ ret: 0, sameArray: true, remapped: false, slots: [] });
+    expect(change(region(0, 2, 8))).toEqual({ ret: 0, sameArray: true, remapped: false, slots: ['0@8+2'] });
+  });
+
+  test('a slot cannot be resized (-EINVAL), nor overlap another (-EEXIST); the same slot again changes nothing', () => {
+    expect(change(region(0, 3))).toMatchObject({ ret: -22, sameArray: true, slots: ['0@0+2'] });
+    expect(change(region(1, 2, 1))).toMatchObject({ ret: -17, sameArray: true, slots: ['0@0+2'] });
+    expect(change(region(0, 2, 0))).toMatchObject({ ret: 0, sameArray: true, slots: ['0@0+2'] });
+  });
+
+  test('every VM-exit after a change finds the slots it reads mapped or faults into asi_fault: no invariant is violated (fixed)', () => {
+    runHolds(kvmConfig(), [...ONE_VCPU, run(0, 2, ['ept-violation']), region(0, 2, 8), run(1, 2, ['ept-violation']), region(1, 1), region(0, 0), run(0, 2, ['ept-violation', 'cpuid'])]);
+  });
+});
+
 describe('KVM findings reproduce with their option off and not on fixed', () => {
-  const cases: [string, Partial<Parameters<typeof kvmConfig>[0]>, () => Op[], string][] = [
-    ['K1 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3'],
-    ['K2 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false }, () => NULL_BUS, 'KVM-ENTRY'],
-    ['K3 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER'],
+  type Options = Partial<Parameters<typeof kvmConfig>[0]>;
+  const cases: [string, Options, () => Op[], string, (o?: Options) => Config][] = [
+    ['F30 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3', kvmConfig],
+    // kvmFreeResetsRemap also forgets the removed bus, so that the NULL bus compares equal: off too.
+    ['F31 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false, kvmFreeResetsRemap: false }, () => NULL_BUS, 'KVM-ENTRY', kvmConfig],
+    ['F32 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER', kvmConfig],
+    ['F35 vcpu_isolation_enter: a new memslots array at a freed one\'s address is taken for it', { kvmFreeResetsRemap: false }, () => REUSED_MEMSLOTS, 'KVM-ENTRY', kvmConfig],
+    ["F33 vmx_isolation_map_kvm_vmx_data (slab): asi_map of the kvm_lapic maps its kmalloc-512 page, another VM's lapic on it", { kvmMapsOwnPages: false }, () => TWO_LAPICS, 'KVM-SCOPE', slabConfig],
+    ['F34 asi_enter (slab): asi_map(current) maps the pages the task_struct straddles, a neighbour task_struct on them', { taskStructOwnPages: false }, () => CURRENT_TASK, 'ISOLATION', slabConfig],
   ];
-  for (const [name, options, ops, invariant] of cases) {
+  for (const [name, options, ops, invariant, config] of cases) {
     test(name, () => {
-      runFails(kvmConfig(options), ops(), invariant);
-      runHolds(kvmConfig(), ops());
+      runFails(config(options), ops(), invariant);
+      runHolds(config(), ops());
     });
   }
+
+  test('without Config.kernel.slab, kmalloc gives whole pages: F33 and F34 cannot happen', () => {
+    runHolds(kvmConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false }), TWO_LAPICS);
+    runHolds(kvmConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false }), CURRENT_TASK);
+  });
 });

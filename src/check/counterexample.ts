@@ -49,7 +49,7 @@ const MAX_OPTIONS_LABEL = 80;
 
 /**
  * What a configuration reproduces on, as a file name says it: the profile (or mutant), the kernel
- * settings away from their defaults (`thp=off`, `kernel-thread`), then each design option set away
+ * settings away from their defaults (`thp=off`, `kernel-thread`, `slab`), then each design option set away
  * from that profile's (or mutant's) own value: `rfc-v2+thp=off`, `rfc-v2+exactExtent+...`.
  */
 export function configLabel(config: Config): string {
@@ -57,7 +57,7 @@ export function configLabel(config: Config): string {
   const set = OPTION_NAMES.filter((k) => config.options?.[k] !== undefined && config.options[k] !== base[k]).map((k) =>
     typeof config.options![k] === 'boolean' ? (config.options![k] ? k : `no-${k}`) : `${k}=${String(config.options![k])}`,
   );
-  const kernel = [config.kernel?.thp === false ? 'thp=off' : '', config.kernel?.apiCaller === 'kernel-thread' ? 'kernel-thread' : ''].filter(Boolean);
+  const kernel = [config.kernel?.thp === false ? 'thp=off' : '', config.kernel?.apiCaller === 'kernel-thread' ? 'kernel-thread' : '', config.kernel?.slab ? 'slab' : ''].filter(Boolean);
   const who = [config.mutant ? `mutant-${config.mutant}` : config.profile, ...kernel].join('+');
   const label = set.join('+');
   return set.length === 0 ? who : label.length <= MAX_OPTIONS_LABEL ? `${who}+${label}` : `${who}+${set.length}-options`;
@@ -133,8 +133,8 @@ function validateConfig(x: unknown): Config {
 function validateKernelConfig(x: unknown): void {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');
   for (const [k, v] of Object.entries(x)) {
-    if (k === 'thp') {
-      if (typeof v !== 'boolean') throw new CounterexampleError('kernel.thp must be a boolean');
+    if (k === 'thp' || k === 'slab') {
+      if (typeof v !== 'boolean') throw new CounterexampleError(`kernel.${k} must be a boolean`);
     } else if (k === 'apiCaller') {
       if (!(API_CALLERS as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown kernel.apiCaller ${JSON.stringify(v)}`);
     } else throw new CounterexampleError(`unknown kernel setting ${JSON.stringify(k)}`);

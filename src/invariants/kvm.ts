@@ -5,7 +5,7 @@
 
 import { formatVa } from '../model/mm/geometry.ts';
 import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
-import { allocationOfFrame } from '../model/mm/memory.ts';
+import { type ObjectRef, allocationOfFrame, objectName, objectsInFrame } from '../model/mm/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
@@ -32,6 +32,16 @@ export const KVM_EXIT_CR3: Invariant = {
   check: (sys) => ghostEvent(sys, 'KVM-EXIT-CR3'),
 };
 
+/** An object on `frame` that another VM than `vm` owns: the allocation's owner, or on a slab page the object's own. */
+function otherVmObject(sys: System, frame: number, vm: number): ObjectRef | undefined {
+  const a = allocationOfFrame(sys.mem, frame);
+  if (!a || (!a.parts && a.owner.kind !== 'vm')) return undefined;
+  return objectsInFrame(sys.mem, frame).find((o) => {
+    const owner = (o.part < 0 ? undefined : o.alloc.parts![o.part].owner) ?? o.alloc.owner;
+    return owner.kind === 'vm' && owner.id !== vm;
+  });
+}
+
 /** A vCPU's ASI reaches no other VM's memory or state, and no memslots array or bus it remapped and the VM has since freed. */
 function scope(sys: System, foreign: (sys: System, asi: Asi, vcpu: Vcpu) => string | undefined): string | undefined {
   for (const vcpu of sys.kvm?.vcpus.values() ?? []) {
@@ -45,8 +55,8 @@ function scope(sys: System, foreign: (sys: System, asi: Asi, vcpu: Vcpu) => stri
 
 function foreignFrame(sys: System, asi: Asi, vcpu: Vcpu, ls?: readonly Leaf[]): string | undefined {
   for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
-    const a = allocationOfFrame(sys.mem, frame);
-    if (a?.owner.kind === 'vm' && a.owner.id !== vcpu.vm) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${a.name} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
+    const o = otherVmObject(sys, frame, vcpu.vm);
+    if (o) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
   }
   return undefined;
 }
@@ -64,7 +74,7 @@ export const KVM_SCOPE: Invariant = {
   id: 'KVM-SCOPE',
   statement:
     "A vCPU's ASI never reaches another VM's guest memory or state, nor a memslots array or IO bus its VM has replaced and freed.",
-  source: 'RFC v2 cover letter (per-VM data only); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)',
+  source: "RFC v2 cover letter (a VM's own data only; patch 23 gives each vCPU its ASI); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)",
   check: (sys) => scope(sys, (s, asi, vcpu) => foreignFrame(s, asi, vcpu)),
   // What the ASI's page table reaches changes with its tree and the owners of its frames; the
   // arrays it still maps are a lookup per remapped pointer, judged whole when anything changed

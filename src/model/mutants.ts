@@ -121,7 +121,7 @@ export const MUTANTS = {
     kvm: true,
   },
   'kvm-run-skips-exit': {
-    where: "vcpu_run (patch 25): the final kvm_may_access_sensitive_data() is left out, KVM_RUN returns to user space isolated",
+    where: 'kvm_may_access_sensitive_data (patch 25): its vcpu_isolation_exit() call is left out, so neither the end of vcpu_run nor vcpu_put leaves isolation: KVM_RUN returns to user space isolated',
     expect: 'KVM-USER',
     kvm: true,
   },
@@ -133,6 +133,21 @@ export const MUTANTS = {
   },
   'kvm-host-cr3-written-once': {
     where: 'vmx_vcpu_run: HOST_CR3 is written at the first run only, not whenever __get_current_cr3_fast() changes',
+    expect: 'KVM-EXIT-CR3',
+    kvm: true,
+  },
+  'kvm-barrier-begin-skipped': {
+    where: 'vmx_vcpu_run (patch 25): vmx_isolation_barrier_begin() is left out, so an NMI while the guest runs ends the session and VM-exit still loads the isolation HOST_CR3',
+    expect: 'KVM-EXIT-CR3',
+    kvm: true,
+  },
+  'kvm-remap-memslots-slot0': {
+    where: 'vcpu_isolation_enter (patch 26): `asi_remap(vcpu->asi, &vcpu->asi_memslots[0], kvm->memslots[i], ...)`, every address space remapped through slot 0',
+    expect: 'KVM-ENTRY',
+    kvm: true,
+  },
+  'kvm-host-cr3-ignores-asi': {
+    where: "vmx_vcpu_run: HOST_CR3 from the kernel's CR3 (patch 21's ASI-aware __get_current_cr3_fast() not used), so VM-exit leaves an ACTIVE session on the kernel page table",
     expect: 'KVM-EXIT-CR3',
     kvm: true,
   },

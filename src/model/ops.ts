@@ -37,9 +37,11 @@ export type Op =
   | { readonly op: 'kvm_create_vm' }
   | { readonly op: 'kvm_create_vcpu'; readonly vm: number }
   | { readonly op: 'kvm_destroy_vm'; readonly vm: number }
-  | { readonly op: 'kvm_set_memory_region'; readonly vm: number; readonly slot: number; readonly pages: number }
+  /** `gfn`: the slot's base_gfn, slot * KVM_MAX_SLOT_PAGES when absent. */
+  | { readonly op: 'kvm_set_memory_region'; readonly vm: number; readonly slot: number; readonly pages: number; readonly gfn?: number }
   | { readonly op: 'kvm_io_bus'; readonly vm: number; readonly bus: number; readonly register: boolean }
-  | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[] };
+  /** `wake`: the CPU the vCPU thread wakes up on after an HLT exit blocks it (its own when absent). */
+  | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[]; readonly wake?: number };
 
 export type OpKind = Op['op'];
 
@@ -159,11 +161,11 @@ function formatCall(g: Geometry, op: Op): string {
     case 'kvm_destroy_vm':
       return `close vm#${op.vm}`;
     case 'kvm_set_memory_region':
-      return `KVM_SET_USER_MEMORY_REGION vm#${op.vm} slot ${op.slot} ${op.pages ? `+${op.pages}p` : 'delete'}`;
+      return `KVM_SET_USER_MEMORY_REGION vm#${op.vm} slot ${op.slot} ${op.pages ? `+${op.pages}p` : 'delete'}${op.gfn === undefined ? '' : ` gfn ${op.gfn}`}`;
     case 'kvm_io_bus':
       return `kvm_io_bus_${op.register ? 'register' : 'unregister'}_dev vm#${op.vm} bus ${op.bus}`;
     case 'kvm_run':
-      return withIntr(g, `cpu${op.cpu}: KVM_RUN vcpu#${op.vcpu} exits ${op.exits.join(',') || 'none'}`, op.intr);
+      return withIntr(g, `cpu${op.cpu}: KVM_RUN vcpu#${op.vcpu} exits ${op.exits.join(',') || 'none'}${op.wake === undefined ? '' : ` wake cpu${op.wake}`}`, op.intr);
   }
 }
 
@@ -216,9 +218,9 @@ export function validateOp(x: unknown): string | undefined {
     kvm_create_vm: [],
     kvm_create_vcpu: [() => int('vm')],
     kvm_destroy_vm: [() => int('vm')],
-    kvm_set_memory_region: [() => int('vm'), () => int('slot'), () => int('pages')],
+    kvm_set_memory_region: [() => int('vm'), () => int('slot'), () => int('pages'), () => (o.gfn === undefined ? undefined : int('gfn'))],
     kvm_io_bus: [() => int('vm'), () => int('bus'), () => bool('register')],
-    kvm_run: [() => int('cpu'), () => int('vcpu'), () => (Array.isArray(o.exits) && o.exits.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)) ? undefined : 'kvm_run: exits must list exit reasons'), () => validateIntr(o.intr)],
+    kvm_run: [() => int('cpu'), () => int('vcpu'), () => (o.wake === undefined ? undefined : int('wake')), () => (Array.isArray(o.exits) && o.exits.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)) ? undefined : 'kvm_run: exits must list exit reasons'), () => validateIntr(o.intr)],
   };
   if (o.caller !== undefined && (!Number.isSafeInteger(o.caller) || (o.caller as number) < 0 || (o.caller as number) >= MAX_CALLERS)) return `${o.op}: caller must be 0-${MAX_CALLERS - 1}`;
   for (const check of fields[o.op as OpKind]) {

@@ -179,6 +179,26 @@ export interface DesignOptions {
    */
   kvmBarrierBeforeHostCr3: boolean;
   /**
+   * The objects patches 24 and 26 map that Linux allocates from kmalloc caches smaller than a page
+   * (the kvm_lapic, kmalloc-512; each kvm_io_bus, kmalloc-32 and up) get a page of their own. As
+   * posted, asi_map maps their whole slab page: with Config.kernel.slab, the neighbours on it
+   * (another VM's lapic or bus, any host object of that size) enter the vCPU's ASI.
+   */
+  kvmMapsOwnPages: boolean;
+  /**
+   * When KVM frees a memslots array or an IO bus, it clears every vCPU's vcpu->asi_memslots[] or
+   * asi_buses[] entry that names it (unmapping it), so the next vcpu_isolation_enter maps whatever
+   * is installed. Patch 26 compares pointers only: vmalloc and kmalloc hand a freed address to the
+   * next array or bus, which is then taken for the one already mapped and never mapped itself.
+   */
+  kvmFreeResetsRemap: boolean;
+  /**
+   * The task_struct kmem_cache aligns its objects to pages (SLAB_HWCACHE_ALIGN is not enough). As
+   * posted, patch 16's asi_map(asi, current, sizeof(struct task_struct)) maps the pages the task
+   * straddles: with Config.kernel.slab, the neighbouring task_structs on them enter the ASI.
+   */
+  taskStructOwnPages: boolean;
+  /**
    * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
@@ -221,6 +241,9 @@ export const OPTION_NAMES = [
   'kvmInitDestroysAsi',
   'kvmRemapChecksNullBus',
   'kvmBarrierBeforeHostCr3',
+  'kvmMapsOwnPages',
+  'kvmFreeResetsRemap',
+  'taskStructOwnPages',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
@@ -260,6 +283,9 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: false,
   kvmRemapChecksNullBus: false,
   kvmBarrierBeforeHostCr3: false,
+  kvmMapsOwnPages: false,
+  kvmFreeResetsRemap: false,
+  taskStructOwnPages: false,
   kvmAddressSpaceIsolation: true,
 };
 
@@ -299,6 +325,9 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmInitDestroysAsi: true,
   kvmRemapChecksNullBus: true,
   kvmBarrierBeforeHostCr3: true,
+  kvmMapsOwnPages: true,
+  kvmFreeResetsRemap: true,
+  taskStructOwnPages: true,
   kvmAddressSpaceIsolation: true,
 };
 

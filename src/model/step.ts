@@ -5,8 +5,8 @@ import { type Allocation, stepBegins } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
 import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './x86/cpu.ts';
-import { kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
-import { kvmRun } from './kvm/run.ts';
+import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
+import { kvmRun, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
@@ -37,6 +37,7 @@ import {
   moduleUnload,
   perCpuPtr,
   taskCreate,
+  objectMemory,
   taskExit,
   vfree,
   vmalloc,
@@ -128,7 +129,7 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
   const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
   const ran = <R>(path: string, gen: Path<R>): R | number => {
     const r = drive(k, path, gen, op.intr);
-    return cpu.dead ? ECPUDEAD : (r as R);
+    return k.cpu.dead ? ECPUDEAD : (r as R);
   };
   switch (op.op) {
     case 'asi_enter':
@@ -156,7 +157,8 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
       if (!vcpu) return ENOENT;
       // KVM_RUN is an ioctl from user space, where no CPU is isolated.
       if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
-      return ran('vcpu_run', kvmRun(k, vcpu, op.exits));
+      const err = vcpuThreadOn(k, vcpu);
+      return err || ran('vcpu_run', kvmRun(k, vcpu, op.exits, op.wake));
     }
   }
 }
@@ -216,7 +218,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
       const stack = t && k.vmAreas.get(t.stack);
       if (t && !k.current.includes(op.task)) {
         unmapFromAsis(sys, allocationOf(sys, stack?.alloc), out);
-        unmapFromAsis(sys, allocationOf(sys, k.kmallocs.get(t.struct)?.alloc), out);
+        unmapFromAsis(sys, objectMemory(sys, t.struct), out);
       }
       const ret = taskExit(sys, op.task);
       if (ret === 0 && stack) shootdown(sys, stack, out, observe);
@@ -239,7 +241,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'kfree': {
       const obj = k.kmallocs.get(op.id);
       if (!obj || allocationOf(sys, obj.alloc)?.kind !== 'kmalloc') return ENOENT;
-      unmapFromAsis(sys, allocationOf(sys, obj.alloc), out);
+      unmapFromAsis(sys, objectMemory(sys, op.id), out);
       kfree(sys, op.id);
       return 0;
     }
@@ -266,7 +268,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'kvm_destroy_vm':
       return kvmDestroyVm(sys, op.vm, out);
     case 'kvm_set_memory_region':
-      return kvmSetMemoryRegion(sys, op.vm, op.slot, op.pages, out);
+      return kvmSetMemoryRegion(sys, op.vm, op.slot, op.pages, op.gfn ?? op.slot * KVM_MAX_SLOT_PAGES, out);
     case 'kvm_io_bus':
       return kvmIoBusChange(sys, op.vm, op.bus, op.register, out);
   }

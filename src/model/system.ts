@@ -33,12 +33,22 @@ export interface KernelConfig {
    * initcall, a kworker). Per-CPU ops run as the CPU's task; every task is a user task.
    */
   readonly apiCaller?: 'user-task' | 'kernel-thread';
+  /**
+   * Slab caches share pages between objects (default off): kmalloc-64 ... kmalloc-4096 and the
+   * task_struct and kvm_vcpu kmem_caches put several objects on a slab, so an object's page holds
+   * its neighbours. Off, every kmalloc gets whole pages (the layout the saved counterexamples use).
+   */
+  readonly slab?: boolean;
 }
 
 export const API_CALLERS = ['user-task', 'kernel-thread'] as const;
 
 export function thpEnabled(sys: System): boolean {
   return sys.config.kernel?.thp ?? true;
+}
+
+export function slabEnabled(sys: System): boolean {
+  return sys.config.kernel?.slab ?? false;
 }
 
 export const DEFAULT_CONFIG: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
@@ -113,6 +123,8 @@ export interface KernelObject {
   readonly va: number;
   readonly size: number;
   readonly alloc: number;
+  /** On a slab page (Config.kernel.slab): the object's part of the slab's allocation. */
+  readonly part?: number;
 }
 
 export interface Layout {

@@ -19,12 +19,25 @@ export type Path<R = void> = Generator<string, R, void>;
  */
 export type Observer = (where: string) => void;
 
+/**
+ * A preempt notifier (include/linux/preempt.h) on `task`: KVM's vcpu_load registers kvm_sched_out
+ * and kvm_sched_in for the vCPU thread, vcpu_put unregisters them.
+ */
+export interface PreemptNotifier {
+  readonly task: number;
+  readonly schedOut: (k: Exec) => Path;
+  readonly schedIn: (k: Exec) => Path;
+}
+
 /** The CPU a path runs on, with the system, the log of the current step and the step's observer. */
 export interface Exec {
   readonly sys: System;
-  readonly cpu: Cpu;
+  /** The CPU the path runs on: a KVM vCPU thread woken on another CPU moves its path there. */
+  cpu: Cpu;
   readonly out: Log;
   readonly observe?: Observer;
+  /** The preempt notifier of the task this path runs, while one is registered. */
+  preemptNotifier?: PreemptNotifier;
 }
 
 function currentTask(k: Exec): number {

@@ -3,13 +3,13 @@
 // is a point where an interrupt, exception, NMI or preemption may land (src/model/x86/entry.ts).
 
 import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
-import { checkSchedulable } from '../x86/context.ts';
+import { checkSchedulable, inAtomic } from '../x86/context.ts';
 import { asiRemap, asiUnmap } from '../asi/asi.ts';
-import { type Exec, type Path, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
-import { accessVa, contextSwitch, deliver, localIrqEnable } from '../x86/entry.ts';
-import { directMapVa } from '../mm/kernel.ts';
+import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
+import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
+import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
-import { type GhostEvent, type System, mutant } from '../system.ts';
+import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, type Vcpu, type Vm, memslotsVa, vaOf } from './vm.ts';
 
 /** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
@@ -30,8 +30,9 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
     const cur = memslotsVa(sys, vm.memslots[i]);
     if (vcpu.asiMemslots[i] === cur) continue;
     log(out, 'pr_debug', `remapping kvm memslots[${i}]`);
-    const r = asiRemap(sys, asi, vcpu.asiMemslots[i], cur, KVM_MEMSLOTS_SIZE, out);
-    vcpu.asiMemslots[i] = r.cur;
+    const slot = mutant(sys, 'kvm-remap-memslots-slot0') ? 0 : i;
+    const r = asiRemap(sys, asi, vcpu.asiMemslots[slot], cur, KVM_MEMSLOTS_SIZE, out);
+    vcpu.asiMemslots[slot] = r.cur;
     if (r.ret) log(out, 'pr_debug', `failed to map kvm memslots[${i}]: error ${r.ret}`);
     yield `asi_remap(memslots[${i}])`;
   }
@@ -62,30 +63,110 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
 
 /** vcpu_isolation_exit, as kvm_may_access_sensitive_data calls it (patch 25). */
 function* kvmMayAccessSensitiveData(k: Exec, vcpu: Vcpu): Path {
-  if (vcpu.asi === null) return;
+  if (vcpu.asi === null || mutant(k.sys, 'kvm-run-skips-exit')) return;
   yield* asiExit(k, vcpu.asi);
+}
+
+/** kvm_arch_vcpu_put (5.2): vmx_vcpu_put, then patch 25's kvm_may_access_sensitive_data. */
+function* kvmArchVcpuPut(k: Exec, vcpu: Vcpu): Path {
+  yield* kvmMayAccessSensitiveData(k, vcpu);
+  yield 'kvm_arch_vcpu_put';
+}
+
+/**
+ * kvm_arch_vcpu_load -> vmx_vcpu_load (5.2): on another CPU than last time, vmx_vcpu_load_vmcs
+ * clears the VMCS on the old CPU (loaded_vmcs_clear) and writes this CPU's host state
+ * (HOST_TR_BASE, HOST_GDTR_BASE); HOST_CR3 is vmx_vcpu_run's. No isolation code runs here.
+ */
+function kvmArchVcpuLoad(k: Exec, vcpu: Vcpu): void {
+  if (vcpu.cpu !== k.cpu.id) log(k.out, 'note', `vCPU ${vcpu.id}: vmx_vcpu_load on cpu${k.cpu.id}${vcpu.cpu < 0 ? '' : `, migrated from cpu${vcpu.cpu}`}`);
+  vcpu.cpu = k.cpu.id;
+}
+
+/** kvm_sched_out / kvm_sched_in (5.2 virt/kvm/kvm_main.c), the preempt notifiers vcpu_load registers. */
+function kvmPreemptNotifier(vcpu: Vcpu): PreemptNotifier {
+  return {
+    task: vcpu.thread!,
+    *schedOut(k) {
+      yield* kvmArchVcpuPut(k, vcpu);
+      yield 'kvm_sched_out';
+    },
+    *schedIn(k) {
+      kvmArchVcpuLoad(k, vcpu);
+      yield 'kvm_sched_in';
+    },
+  };
+}
+
+/**
+ * The vCPU thread comes to the op's CPU before it issues KVM_RUN. Its first KVM_RUN records it
+ * (vcpu->pid, 5.2 kvm_vcpu_ioctl); the model creates it then, as the VMM's pthread_create would
+ * have, and again if that thread has exited (a new thread takes the vCPU over, as 5.2 allows). A thread running on another CPU migrates: that CPU schedules another task first.
+ */
+export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
+  const { sys, cpu } = k;
+  if (vcpu.thread === null || !sys.kernel.tasks.has(vcpu.thread)) {
+    const t = taskCreate(sys);
+    if (t < 0) return t;
+    vcpu.thread = t;
+  }
+  const on = sys.kernel.current.indexOf(vcpu.thread);
+  if (on === cpu.id) return 0;
+  if (on >= 0) {
+    const there: Exec = { ...k, cpu: sys.cpus[on] };
+    const next = runnableTask(there);
+    if (next === undefined || sys.cpus[on].dead || inAtomic(sys.cpus[on])) return EBUSY;
+    sys.exec = there.cpu;
+    drive(there, 'schedule', contextSwitch(there, next));
+    sys.exec = cpu;
+  }
+  drive(k, 'schedule', contextSwitch(k, vcpu.thread));
+  return cpu.dead ? ECPUDEAD : 0;
 }
 
 /** vmx_isolation_barrier_begin (patch 25): asi_barrier_begin() whatever the session's state. */
 function vmxIsolationBarrierBegin(k: Exec, vcpu: Vcpu): void {
-  if (vcpu.asi !== null) k.cpu.session.retryAbort = true;
+  if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-begin-skipped')) k.cpu.session.retryAbort = true;
 }
 
-/** KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or was aborted, the kernel CR3. */
-function checkEntry(k: Exec, vcpu: Vcpu): void {
+/** KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or was aborted, the kernel CR3. True when isolated. */
+function checkEntry(k: Exec, vcpu: Vcpu): boolean {
   const { sys, cpu } = k;
   const s = cpu.session;
   const root = cr3Root(cpu.cr3);
   const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
-  const on = `cpu${cpu.id} enters the guest of vCPU ${vcpu.id} on cr3 ${formatCr3(sys, cpu.cr3)}, session ${SESSION_STATE_NAMES[s.state]} on asi#${s.asi}`;
+  const on = () => `cpu${cpu.id} enters the guest of vCPU ${vcpu.id} on cr3 ${formatCr3(sys, cpu.cr3)}, session ${SESSION_STATE_NAMES[s.state]} on asi#${s.asi}`;
   if (!asi) {
-    if (root !== sys.kernel.pgd) kvmEvent(sys, 'KVM-ENTRY', `${on}: the vCPU has no ASI`);
-    return;
+    if (root !== sys.kernel.pgd) kvmEvent(sys, 'KVM-ENTRY', `${on()}: the vCPU has no ASI`);
+    return false;
   }
   const isolated = root === asi.pgd && s.state === ASI_SESSION_STATE_ACTIVE && s.asi === asi.id;
   const degraded = root === sys.kernel.pgd && s.state !== ASI_SESSION_STATE_ACTIVE;
-  if (!isolated && !degraded) kvmEvent(sys, 'KVM-ENTRY', `${on}, not the vCPU's asi#${asi.id}`);
+  if (!isolated && !degraded) kvmEvent(sys, 'KVM-ENTRY', `${on()}, not the vCPU's asi#${asi.id}`);
   if (degraded) log(k.out, 'note', `cpu${cpu.id}: vCPU ${vcpu.id} enters the guest without isolation`);
+  const stale = isolated ? unremapped(sys, vcpu, asi) : undefined;
+  if (stale) kvmEvent(sys, 'KVM-ENTRY', `${on()}: ${stale}`);
+  return isolated;
+}
+
+/**
+ * Patch 26's bookkeeping at an isolated VM-enter: each vcpu->asi_memslots[i] and asi_buses[i] is the
+ * VM's current array or bus, mapped in the ASI; NULL where its remap failed (retried at the next
+ * entry) or the bus is gone.
+ */
+function unremapped(sys: System, vcpu: Vcpu, asi: Asi): string | undefined {
+  const vm = sys.kvm!.vms.get(vcpu.vm)!;
+  const hex = (va: number | null) => (va === null ? 'NULL' : va.toString(16));
+  const pointers: [string, number | null, number | null][] = [
+    ...vm.memslots.map((m, i): [string, number | null, number | null] => [`memslots[${i}]`, memslotsVa(sys, m), vcpu.asiMemslots[i]]),
+    ...vm.buses.map((b, i): [string, number | null, number | null] => [`buses[${i}]`, b?.va ?? null, vcpu.asiBuses[i]]),
+  ];
+  for (const [name, current, remapped] of pointers) {
+    if (remapped === null) continue;
+    if (remapped !== current) return `vcpu->asi_${name} is ${hex(remapped)}, kvm->${name} is ${hex(current)}`;
+    if (!asi.ranges.some((r) => r.ptr === current)) return `kvm->${name} (${hex(current)}) is not mapped in asi#${asi.id}`;
+  }
+  return undefined;
 }
 
 /**
@@ -110,29 +191,39 @@ function checkExitCr3(k: Exec, vcpu: Vcpu): void {
  * barrier's end. The RFC takes the barrier after HOST_CR3 is read: an NMI in between ends the
  * session and VM-exit still loads the isolation CR3. kvmBarrierBeforeHostCr3 takes it first.
  */
-function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path {
+function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path<boolean> {
   const early = k.sys.options.kvmBarrierBeforeHostCr3;
   if (early) {
     vmxIsolationBarrierBegin(k, vcpu); // fixed: kvmBarrierBeforeHostCr3
     yield 'vmx_isolation_barrier_begin';
   }
-  const cr3 = getCurrentCr3Fast(k);
+  const cr3 = mutant(k.sys, 'kvm-host-cr3-ignores-asi') ? kernelCr3(k.sys) : getCurrentCr3Fast(k);
   if (cr3 !== vcpu.hostCr3 && !(mutant(k.sys, 'kvm-host-cr3-written-once') && vcpu.hostCr3)) vcpu.hostCr3 = cr3;
   yield 'vmcs_writel(HOST_CR3, __get_current_cr3_fast())';
   if (!early) {
     vmxIsolationBarrierBegin(k, vcpu);
     yield 'vmx_isolation_barrier_begin';
   }
-  checkEntry(k, vcpu);
+  const isolated = checkEntry(k, vcpu);
   checkExitCr3(k, vcpu);
   // VM-exit loads HOST_CR3; the host's TLB entries are kept (VPID tags the guest's).
   writeCr3(k.cpu, vcpu.hostCr3, true);
   yield 'VM-exit';
   if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-end-skipped')) yield* asiBarrierEnd(k);
+  return isolated;
+}
+
+/** How an exit went for isolation (the coverage table's outcome column, read from the trace). */
+export const EXIT_OUTCOMES = ['stays isolated', 'leaves isolation', 'entered unisolated', 'oops'] as const;
+
+function exitOutcome(k: Exec, isolated: boolean): (typeof EXIT_OUTCOMES)[number] {
+  if (k.cpu.dead) return 'oops';
+  if (!isolated) return 'entered unisolated';
+  return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? 'stays isolated' : 'leaves isolation';
 }
 
 /** The data the exit handler for `reason` touches (5.2's vmx_handle_exit table), through the current CR3. */
-function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number): Path {
+function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number, wake: number): Path {
   const { sys } = k;
   const touch = (va: number, kind: AccessKind) => {
     accessVa(k, va, kind, false);
@@ -177,22 +268,27 @@ function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number)
       break;
   }
   yield `handle_exit(${reason})`;
-  if (reason === 'hlt') yield* vcpuBlock(k, vcpu);
+  if (reason === 'hlt') yield* vcpuBlock(k, vcpu, wake);
 }
 
 /**
- * vcpu_block -> kvm_vcpu_block -> schedule(): kvm_sched_out's kvm_arch_vcpu_put calls
- * kvm_may_access_sensitive_data (patch 25), prepare_task_switch aborts isolation (patch 02); another
- * task runs until the vCPU is woken.
+ * vcpu_block -> kvm_vcpu_block -> schedule(): prepare_task_switch aborts isolation (patch 02) and
+ * kvm_sched_out's kvm_arch_vcpu_put calls kvm_may_access_sensitive_data (patch 25); another task
+ * runs until the vCPU is woken. try_to_wake_up may put the thread on CPU `wake`: that CPU switches
+ * to it (kvm_sched_in loads the vCPU there) and the rest of vcpu_run runs there.
  */
-function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
-  const prev = k.sys.kernel.current[k.cpu.id];
-  const other = [...k.sys.kernel.tasks.keys()].find((t) => !k.sys.kernel.current.includes(t));
-  yield* kvmMayAccessSensitiveData(k, vcpu);
+function* vcpuBlock(k: Exec, vcpu: Vcpu, wake: number): Path {
+  const other = runnableTask(k);
   if (other !== undefined) {
     checkSchedulable(k.sys, k.cpu, 'schedule() in kvm_vcpu_block');
     yield* contextSwitch(k, other);
-    yield* contextSwitch(k, prev);
+    const to = k.sys.cpus[wake];
+    if (to && to !== k.cpu && !to.dead && !inAtomic(to)) {
+      log(k.out, 'note', `vCPU ${vcpu.id}: its thread wakes up on cpu${to.id}`);
+      k.cpu = to;
+      k.sys.exec = to;
+    }
+    yield* contextSwitch(k, vcpu.thread!);
   }
   yield 'kvm_vcpu_block';
 }
@@ -201,37 +297,45 @@ function* vcpuBlock(k: Exec, vcpu: Vcpu): Path {
  * KVM_RUN: vcpu_load, then vcpu_run's loop of vcpu_enter_guest + handle_exit, one iteration per
  * exit reason (each handled in the kernel, so the loop goes on), then return to user space.
  */
-export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[]): Path<number> {
-  const { sys, cpu } = k;
+export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake = k.cpu.id): Path<number> {
+  const { sys } = k;
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
+  // vcpu_load: preempt_notifier_register, kvm_arch_vcpu_load.
+  k.preemptNotifier = kvmPreemptNotifier(vcpu);
+  kvmArchVcpuLoad(k, vcpu);
   yield 'vcpu_load';
   for (const [n, reason] of exits.entries()) {
     // vcpu_enter_guest
-    cpu.preemptCount++;
+    k.cpu.preemptCount++;
     yield 'preempt_disable';
-    cpu.irqsDisabled = true;
+    k.cpu.irqsDisabled = true;
     yield 'local_irq_disable';
     if (yield* vcpuIsolationEnter(k, vcpu, vm)) {
-      cpu.dead = 'oops in vcpu_isolation_enter';
+      k.cpu.dead = 'oops in vcpu_isolation_enter';
       return 0;
     }
-    yield* vmxVcpuRun(k, vcpu);
+    const isolated = yield* vmxVcpuRun(k, vcpu);
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
+    // 5.2 vcpu_enter_guest: kvm_x86_ops->handle_external_intr (vmx_handle_external_intr) runs the
+    // host's handler for the interrupt that caused the exit with IRQs still off, before local_irq_enable.
+    if (reason === 'external-interrupt') callIdtGate(k, 'irq', 'vcpu_run@handle_external_intr');
     localIrqEnable(k, 'vcpu_run@local_irq_enable');
     yield 'local_irq_enable';
-    // handle_external_intr: the host's IRQ handler for the interrupt that caused the exit.
-    if (reason === 'external-interrupt') deliver(k, { at: 0, kind: 'irq' }, 'vcpu_run@handle_external_intr');
-    cpu.preemptCount--;
+    k.cpu.preemptCount--;
     yield 'preempt_enable';
-    yield* handleExit(k, vcpu, vm, reason, n);
-    if (cpu.dead) return 0;
+    yield* handleExit(k, vcpu, vm, reason, n, wake);
+    log(k.out, 'note', `vCPU ${vcpu.id} exit ${reason}: ${exitOutcome(k, isolated)}`);
+    if (k.cpu.dead) return 0;
   }
-  // vcpu_run's end (patch 25), then return to user space.
-  if (!mutant(sys, 'kvm-run-skips-exit')) yield* kvmMayAccessSensitiveData(k, vcpu);
+  // vcpu_run's end (patch 25), then kvm_arch_vcpu_ioctl_run's vcpu_put, and return to user space.
+  yield* kvmMayAccessSensitiveData(k, vcpu);
   yield 'kvm_may_access_sensitive_data';
+  yield* kvmArchVcpuPut(k, vcpu);
+  k.preemptNotifier = undefined;
+  yield 'vcpu_put';
   checkUser(k, vcpu);
-  checkSchedulable(sys, cpu, 'return to user space from KVM_RUN');
+  checkSchedulable(sys, k.cpu, 'return to user space from KVM_RUN');
   return 0;
 }
 

@@ -3,17 +3,18 @@
 // a new array and frees the old one after synchronize_srcu), guest memory, and the vCPUs
 // (vmx_create_vcpu), with the per-vCPU ASI fields of RFC v2 patches 23 and 26.
 
-import { PAGE_SIZE } from '../mm/geometry.ts';
+import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
-import { EINVAL, ENOENT, ENOMEM, kfree, kmalloc, moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
+import { EINVAL, ENOENT, ENOMEM, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, objectMemory, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
-import { unmapFromAsis } from '../asi/asi.ts';
+import { asiUnmap, unmapFromAsis } from '../asi/asi.ts';
 import { shootdown } from '../step.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
-import type { System } from '../system.ts';
+import type { KernelObject, System } from '../system.ts';
 
 export const ENXIO = -6;
 export const ENOSPC = -28;
+export const EEXIST = -17;
 
 /** KVM_ADDRESS_SPACE_NUM on x86: the normal and the SMM address space. */
 export const KVM_ADDRESS_SPACE_NUM = 2;
@@ -26,6 +27,8 @@ export const KVM_FAST_MMIO_BUS = 3;
 export const KVM_MODEL_SLOTS = 4;
 /** Guest pages a memslot may have in the model. */
 export const KVM_MAX_SLOT_PAGES = 4;
+/** The guest physical frames of a model VM. */
+export const KVM_MODEL_GFNS = KVM_MODEL_SLOTS * KVM_MAX_SLOT_PAGES;
 /** Devices a bus may hold in the model (NR_IOBUS_DEVS is 1000). */
 export const KVM_MAX_BUS_DEVS = 8;
 
@@ -38,6 +41,8 @@ export const KVM_MAX_BUS_DEVS = 8;
 export const KVM_VMX_SIZE = 0x9a40;
 export const KVM_MEMSLOTS_SIZE = 0xb410;
 export const VCPU_VMX_SIZE = 0x4200;
+/** kvm_init's kvm_vcpu kmem_cache (vcpu_size = sizeof(struct vcpu_vmx)): one object to an order-3 slab. */
+export const KVM_VCPU_CACHE: SlabCache = { name: 'kvm_vcpu', size: VCPU_VMX_SIZE, order: 3 };
 export const KVM_LAPIC_SIZE = 0x190;
 export const KVM_IO_BUS_SIZE = 8;
 export const KVM_IO_RANGE_SIZE = 24;
@@ -48,6 +53,8 @@ const KVM_MODULE_PAGES = 2;
 
 export interface Memslot {
   readonly slot: number;
+  /** base_gfn: where the slot sits in guest physical memory. */
+  readonly gfn: number;
   readonly pages: number;
   /** The guest memory allocation (owner: the VM). */
   readonly alloc: number;
@@ -92,6 +99,10 @@ export interface Vcpu {
   readonly asiBuses: (number | null)[];
   /** vmx->loaded_vmcs->host_state.cr3: what VM-exit loads. */
   hostCr3: number;
+  /** The vCPU thread (vcpu->pid, recorded by its first KVM_RUN): a task id, or null before. */
+  thread: number | null;
+  /** vcpu->cpu: the CPU whose VMCS state the vCPU last loaded (kvm_arch_vcpu_load), -1 before. */
+  cpu: number;
 }
 
 export interface KvmState {
@@ -151,8 +162,13 @@ function busSize(devCount: number): number {
   return KVM_IO_BUS_SIZE + devCount * KVM_IO_RANGE_SIZE;
 }
 
+/** kzalloc of an object patch 24 or 26 maps: a page of its own with kvmMapsOwnPages. */
+function mappedObjectSize(sys: System, size: number): number {
+  return sys.options.kvmMapsOwnPages ? roundUp(size, PAGE_SIZE) : size; // fixed: kvmMapsOwnPages
+}
+
 function allocBus(sys: System, vm: number, devCount: number): KvmBus | number {
-  const obj = kmalloc(sys, busSize(devCount), false, `kvm_io_bus of VM ${vm}`, vmOwner(vm), 'kvm');
+  const obj = kmalloc(sys, mappedObjectSize(sys, busSize(devCount)), false, `kvm_io_bus of VM ${vm}`, vmOwner(vm), 'kvm');
   return typeof obj === 'number' ? obj : { obj: obj.id, va: obj.va, devCount };
 }
 
@@ -190,36 +206,86 @@ export function kvmCreateVm(sys: System, out: Log): number {
   return id;
 }
 
+/** What KVM_SET_USER_MEMORY_REGION does to an existing slot or none (5.2 __kvm_set_memory_region). */
+export type MemslotChange = 'create' | 'delete' | 'move';
+
 /**
- * __kvm_set_memory_region + install_new_memslots: a new array replaces kvm->memslots[0]; the old
- * one is freed after synchronize_srcu. `pages` 0 deletes the slot. Guest memory is the VMM's, here
- * frames owned by the VM (sensitive to everyone else), reached by the kernel through the direct map.
+ * 5.2 decides the change from the old slot: none and pages is KVM_MR_CREATE; pages 0 is
+ * KVM_MR_DELETE; the same size at another base_gfn is KVM_MR_MOVE; the same slot is nothing to do
+ * (0). A slot cannot be resized (-EINVAL): user space deletes it and creates it again.
  */
-export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, pages: number, out: Log): number {
+export function memslotChange(old: Memslot | undefined, pages: number, gfn: number): MemslotChange | number {
+  if (!old) return pages === 0 ? EINVAL : 'create';
+  if (pages === 0) return 'delete';
+  if (pages !== old.pages) return EINVAL;
+  return gfn === old.gfn ? 0 : 'move';
+}
+
+function overlaps(vm: Vm, slot: number, gfn: number, pages: number): boolean {
+  return vm.slots.some((s) => s.slot !== slot && gfn < s.gfn + s.pages && s.gfn < gfn + pages);
+}
+
+/** install_new_memslots: rcu_assign_pointer(kvm->memslots[0], slots), synchronize_srcu; returns the old array. */
+function installNewMemslots(sys: System, vm: Vm, slots: number, out: Log): number {
+  const old = vm.memslots[0];
+  vm.memslots[0] = slots;
+  log(out, 'note', `VM ${vm.id}: memslots[0] ${memslotsVa(sys, old).toString(16)} -> ${memslotsVa(sys, slots).toString(16)}`);
+  return old;
+}
+
+/**
+ * __kvm_set_memory_region (5.2): `slots` is a kvzalloc'd copy of kvm->memslots[0]. DELETE and MOVE
+ * first install the copy with the slot KVM_MEMSLOT_INVALID, then reuse the old array for the final
+ * contents and install it again ("We can re-use the old_memslots from above"): kvm->memslots[0]
+ * ends where it was, and the copy is what kvfree(old_memslots) frees. CREATE installs the copy and
+ * frees the old array. Guest memory is the VMM's, here frames owned by the VM (sensitive to everyone
+ * else), reached by the kernel through the direct map; a deleted slot's memory goes back to the VMM.
+ */
+export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, pages: number, gfn: number, out: Log): number {
   const vm = sys.kvm?.vms.get(vmId);
   if (!vm) return ENOENT;
-  if (slot >= KVM_MODEL_SLOTS || pages > KVM_MAX_SLOT_PAGES) return EINVAL;
+  if (slot >= KVM_MODEL_SLOTS || pages > KVM_MAX_SLOT_PAGES || gfn + pages > KVM_MODEL_GFNS) return EINVAL;
   const old = vm.slots.find((s) => s.slot === slot);
-  if (!old && pages === 0) return EINVAL;
-  const fresh = allocMemslots(sys, vmId);
-  if (fresh < 0) return fresh;
-  let added: Memslot | undefined;
-  if (pages > 0) {
+  const change = memslotChange(old, pages, gfn);
+  if (typeof change === 'number') return change;
+  if (change !== 'delete' && overlaps(vm, slot, gfn, pages)) return EEXIST;
+  const copy = allocMemslots(sys, vmId);
+  if (copy < 0) return copy;
+  let made: Memslot | undefined;
+  if (change === 'create') {
     const a = allocFrames(sys.mem, { kind: 'guest-memory', owner: vmOwner(vmId), name: `guest memory of VM ${vmId} slot ${slot}`, pages, sensitive: true });
     if (!a) {
-      vfree(sys, fresh);
+      vfree(sys, copy);
       return ENOMEM;
     }
-    added = { slot, pages, alloc: a.id };
+    made = { slot, gfn, pages, alloc: a.id };
+  } else if (change === 'move') {
+    made = { ...old!, gfn };
   }
-  const previous = vm.memslots[0];
-  vm.memslots[0] = fresh;
-  vm.slots = [...vm.slots.filter((s) => s !== old), ...(added ? [added] : [])];
-  // synchronize_srcu(&kvm->srcu), then kvfree(old memslots) and the old slot's memory goes back to the VMM.
-  log(out, 'note', `VM ${vmId}: memslots[0] ${memslotsVa(sys, previous).toString(16)} -> ${memslotsVa(sys, fresh).toString(16)}`);
-  freeVmArea(sys, previous, out);
-  if (old) freeGuestMemory(sys, old, out);
+  let stale = installNewMemslots(sys, vm, copy, out);
+  if (change !== 'create') stale = installNewMemslots(sys, vm, stale, out);
+  vm.slots = [...vm.slots.filter((s) => s !== old), ...(made ? [made] : [])];
+  freeVmArea(sys, stale, out);
+  if (change === 'delete') freeGuestMemory(sys, old!, out);
   return 0;
+}
+
+/**
+ * fixed: kvmFreeResetsRemap. Before a memslots array or bus at `va` is freed, every vCPU that
+ * remapped it forgets it (asi_unmap, the pointer NULL), so that an array or bus allocated later at
+ * the same address is not taken for it.
+ */
+function forgetRemapped(sys: System, va: number, out: Log): void {
+  if (!sys.options.kvmFreeResetsRemap) return;
+  for (const vcpu of sys.kvm!.vcpus.values()) {
+    for (const ptrs of [vcpu.asiMemslots, vcpu.asiBuses]) {
+      const i = ptrs.indexOf(va);
+      if (i < 0) continue;
+      const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
+      if (asi?.ranges.some((r) => r.ptr === va)) asiUnmap(sys, asi, va, out);
+      ptrs[i] = null;
+    }
+  }
 }
 
 /**
@@ -227,6 +293,7 @@ export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, page
  * ASI first; vfree also shoots the area down on every CPU.
  */
 function freeVmArea(sys: System, area: number, out: Log): void {
+  forgetRemapped(sys, memslotsVa(sys, area), out);
   unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.vmAreas.get(area)!.alloc), out);
   shootdown(sys, vfree(sys, area)!, out);
 }
@@ -238,7 +305,7 @@ function freeGuestMemory(sys: System, slot: Memslot, out: Log): void {
 }
 
 export function freeObject(sys: System, obj: number, out: Log): void {
-  unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.kmallocs.get(obj)!.alloc), out);
+  unmapFromAsis(sys, objectMemory(sys, obj), out);
   kfree(sys, obj);
 }
 
@@ -261,6 +328,7 @@ export function kvmIoBusChange(sys: System, vmId: number, bus: number, register:
     log(out, 'pr_err', 'kvm: failed to shrink bus, removing it completely');
   }
   vm.buses[bus] = typeof fresh === 'number' ? null : fresh;
+  forgetRemapped(sys, cur.va, out);
   freeObject(sys, cur.obj, out);
   return 0;
 }
@@ -281,27 +349,29 @@ export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
   const id = st.nextId++;
   const owner = vmOwner(vmId);
   const objs: number[] = [];
-  const parts: [string, number][] = [
-    [`vcpu_vmx ${id}`, VCPU_VMX_SIZE],
-    [`kvm_run of vCPU ${id}`, PAGE_SIZE],
-    [`pio_data of vCPU ${id}`, PAGE_SIZE],
-    [`kvm_lapic of vCPU ${id}`, KVM_LAPIC_SIZE],
-    [`guest_msrs of vCPU ${id}`, PAGE_SIZE],
-    [`vmcs01 of vCPU ${id}`, PAGE_SIZE],
-    [`msr_bitmap of vCPU ${id}`, PAGE_SIZE],
+  // The vCPU's state is the VM's: sensitive to every other VM and the host.
+  const object = (name: string) => ({ sensitive: true, name, owner, kind: 'kvm' as const, boot: false });
+  const allocs: (() => KernelObject | number)[] = [
+    () => cacheAlloc(sys, KVM_VCPU_CACHE, object(`vcpu_vmx ${id}`)),
+    () => kmalloc(sys, PAGE_SIZE, true, `kvm_run of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `pio_data of vCPU ${id}`, owner, 'kvm'),
+    // kvm_create_lapic: kzalloc(sizeof(*apic)), kmalloc-512.
+    () => kmalloc(sys, mappedObjectSize(sys, KVM_LAPIC_SIZE), true, `kvm_lapic of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `guest_msrs of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `vmcs01 of vCPU ${id}`, owner, 'kvm'),
+    () => kmalloc(sys, PAGE_SIZE, true, `msr_bitmap of vCPU ${id}`, owner, 'kvm'),
   ];
   const undo = (err: number) => {
     for (const o of objs.reverse()) kfree(sys, o);
     return err;
   };
-  for (const [name, size] of parts) {
-    // The vCPU's state is the VM's: sensitive to every other VM and the host.
-    const o = kmalloc(sys, size, true, name, owner, 'kvm');
+  for (const alloc of allocs) {
+    const o = alloc();
     if (typeof o === 'number') return undo(o);
     objs.push(o.id);
   }
   const [vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap] = objs;
-  const vcpu: Vcpu = { id, vm: vmId, vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap, asi: null, asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null), asiBuses: Array(KVM_NR_BUSES).fill(null), hostCr3: 0 };
+  const vcpu: Vcpu = { id, vm: vmId, vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap, asi: null, asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null), asiBuses: Array(KVM_NR_BUSES).fill(null), hostCr3: 0, thread: null, cpu: -1 };
   const err = vmxIsolationInit(sys, vcpu, out);
   if (err) return undo(err);
   st.vcpus.set(id, vcpu);

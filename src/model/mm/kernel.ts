@@ -14,7 +14,7 @@ import {
   levelSize,
   roundUp,
 } from './geometry.ts';
-import { type AllocKind, type Owner, type Part, allocFrames, freeAllocation, newMemory, tableChanged } from './memory.ts';
+import { type AllocKind, type Allocation, type Owner, type Part, allocFrames, allocationFails, freeAllocation, newMemory, setParts, tableChanged } from './memory.ts';
 import { lowerLevel } from './pagetable.ts';
 import {
   _KERNPG_TABLE,
@@ -36,6 +36,7 @@ import {
   geometryOf,
   newGhost,
   resolveOptions,
+  slabEnabled,
 } from '../system.ts';
 import { bootCpus } from '../x86/cpu.ts';
 import { processContext } from '../x86/context.ts';
@@ -341,21 +342,141 @@ export function vfree(sys: System, id: number): VmArea | undefined {
   return vmFree(sys, sys.kernel.vmAreas, id);
 }
 
-/** kmalloc of whole pages from the direct map (slab neighbours within a page are not modelled). */
+/**
+ * A kmem_cache (SLUB): objects of `size` side by side on slabs of 2^order pages. The orders are
+ * what 5.2's calculate_order picks with 2 CPUs (slub_min_objects 12, slub_max_order 3).
+ */
+export interface SlabCache {
+  readonly name: string;
+  readonly size: number;
+  readonly order: number;
+}
+
+/** kmalloc-64 ... kmalloc-4096; larger requests go to the page allocator (kmalloc_large). */
+const KMALLOC_CACHES: readonly SlabCache[] = [
+  { name: 'kmalloc-64', size: 64, order: 0 },
+  { name: 'kmalloc-128', size: 128, order: 0 },
+  { name: 'kmalloc-256', size: 256, order: 0 },
+  { name: 'kmalloc-512', size: 512, order: 1 },
+  { name: 'kmalloc-1k', size: 1024, order: 2 },
+  { name: 'kmalloc-2k', size: 2048, order: 3 },
+  { name: 'kmalloc-4k', size: 4096, order: 3 },
+];
+
+/** fork_init's task_struct cache: four to an order-3 slab; page-aligned objects with taskStructOwnPages. */
+function taskStructCache(sys: System): SlabCache {
+  const size = sys.options.taskStructOwnPages ? roundUp(TASK_STRUCT_SIZE, PAGE_SIZE) : TASK_STRUCT_SIZE; // fixed: taskStructOwnPages
+  return { name: 'task_struct', size, order: 3 };
+}
+
+export function kmallocCache(size: number): SlabCache | undefined {
+  return KMALLOC_CACHES.find((c) => c.size >= size);
+}
+
+/** An object's allocation request: what it is, whose, and whether it is a secret. */
+export interface ObjectRequest {
+  readonly sensitive: boolean;
+  readonly name: string;
+  readonly owner: Owner;
+  readonly kind: AllocKind;
+  readonly boot: boolean;
+}
+
+function slabName(cache: SlabCache): string {
+  return `${cache.name} slab`;
+}
+
+/**
+ * A free object slot on a slab page of `cache` (the lowest): [allocation, offset]. Linux shares a
+ * kmalloc slab between every user of the size; the model keeps one kind of object to a slab (KVM's,
+ * tasks', the generic kmallocs of the ops), so that an op freeing a generic object never names KVM's.
+ */
+function freeSlot(sys: System, cache: SlabCache, kind: AllocKind): [Allocation, number] | undefined {
+  const perSlab = Math.floor((PAGE_SIZE << cache.order) / cache.size);
+  for (const a of sys.mem.allocs.values()) {
+    if (a.name !== slabName(cache) || a.kind !== kind) continue;
+    const used = new Set(a.parts!.filter((p) => p.owner).map((p) => p.offset));
+    for (let i = 0; i < perSlab; i++) if (!used.has(i * cache.size)) return [a, i * cache.size];
+  }
+  return undefined;
+}
+
+/**
+ * kmem_cache_alloc (SLUB), when Config.kernel.slab is on: the object takes a free slot of a slab
+ * page of the cache, or a new slab (allocate_slab). Fault injection takes one tick per object
+ * (failslab), whether or not a new slab is needed. Freed slots stay as parts without an owner, so
+ * an object allocated later in a slot is a new part (a new unit for ISOLATION).
+ */
+export function kmemCacheAlloc(sys: System, cache: SlabCache, req: ObjectRequest): KernelObject | number {
+  if (!req.boot && allocationFails(sys.mem)) return ENOMEM;
+  let slot = freeSlot(sys, cache, req.kind);
+  if (!slot) {
+    const pages = 1 << cache.order;
+    // The failslab tick above stands for this page allocation too.
+    const a = allocFrames(sys.mem, { kind: req.kind, owner: KERNEL, name: slabName(cache), pages, sensitive: false, parts: [], contiguousAlign: pages, boot: true });
+    if (!a) return ENOMEM;
+    slot = [a, 0];
+  }
+  const [slab, offset] = slot;
+  const part: Part = { name: req.name, offset, size: cache.size, sensitive: req.sensitive, owner: req.owner };
+  setParts(sys.mem, slab, [...slab.parts!, part]);
+  const obj: KernelObject = { id: nextId(sys), va: directMapVa(sys, slab.frames[0]) + offset, size: cache.size, alloc: slab.id, part: slab.parts!.length };
+  sys.kernel.kmallocs.set(obj.id, obj);
+  return obj;
+}
+
+/** kmem_cache_free: the slot's part loses its owner and its secret; an empty slab goes back (discard_slab). */
+function kmemCacheFree(sys: System, obj: KernelObject): void {
+  const slab = sys.mem.allocs.get(obj.alloc)!;
+  const parts = slab.parts!.map((p, i) => (i === obj.part ? { name: 'free object', offset: p.offset, size: p.size, sensitive: false } : p));
+  if (parts.some((p) => p.owner)) setParts(sys.mem, slab, parts);
+  else freeAllocation(sys.mem, slab.id);
+}
+
+/**
+ * kmalloc from the direct map: with Config.kernel.slab, objects up to 4 KiB from the kmalloc-N caches;
+ * otherwise, and above that, whole pages (kmalloc_large).
+ */
 export function kmalloc(sys: System, size: number, sensitive: boolean, name = 'kmalloc', owner: Owner = KERNEL, kind: AllocKind = 'kmalloc', boot = false): KernelObject | number {
+  const cache = slabEnabled(sys) ? kmallocCache(size) : undefined;
+  if (cache) return kmemCacheAlloc(sys, cache, { sensitive, name, owner, kind, boot });
+  return pagesObject(sys, size, { sensitive, name, owner, kind, boot });
+}
+
+/** An object on pages of its own (kmalloc_large, or any kmalloc without Config.kernel.slab). */
+function pagesObject(sys: System, size: number, req: ObjectRequest): KernelObject | number {
   const pages = Math.max(1, roundUp(size, PAGE_SIZE) / PAGE_SIZE);
   const order = 2 ** Math.ceil(Math.log2(pages));
-  const a = allocFrames(sys.mem, { kind, owner, name, pages, sensitive, contiguousAlign: order, boot });
+  const a = allocFrames(sys.mem, { ...req, pages, contiguousAlign: order });
   if (!a) return ENOMEM;
   const obj: KernelObject = { id: nextId(sys), va: directMapVa(sys, a.frames[0]), size, alloc: a.id };
   sys.kernel.kmallocs.set(obj.id, obj);
   return obj;
 }
 
+/** kmem_cache_alloc of `cache` with Config.kernel.slab, whole pages without. */
+export function cacheAlloc(sys: System, cache: SlabCache, req: ObjectRequest): KernelObject | number {
+  return slabEnabled(sys) ? kmemCacheAlloc(sys, cache, req) : pagesObject(sys, cache.size, req);
+}
+
+/**
+ * The memory behind an object, as the free path unmaps it from ASIs (freeUnmapsAsi): its
+ * allocation, or on a slab page only the frames the object lies on, so that freeing an object does
+ * not unmap its neighbours.
+ */
+export function objectMemory(sys: System, id: number): Allocation | undefined {
+  const obj = sys.kernel.kmallocs.get(id);
+  const a = obj && sys.mem.allocs.get(obj.alloc);
+  if (!a || obj!.part === undefined) return a;
+  const first = (obj!.va - directMapVa(sys, a.frames[0])) / PAGE_SIZE;
+  return { ...a, name: `${a.name}:${a.parts![obj!.part].name}`, frames: a.frames.slice(Math.floor(first), Math.ceil(first + obj!.size / PAGE_SIZE)) };
+}
+
 export function kfree(sys: System, id: number): KernelObject | undefined {
   const obj = sys.kernel.kmallocs.get(id);
   if (!obj) return undefined;
-  freeAllocation(sys.mem, obj.alloc);
+  if (obj.part === undefined) freeAllocation(sys.mem, obj.alloc);
+  else kmemCacheFree(sys, obj);
   sys.kernel.kmallocs.delete(id);
   return obj;
 }
@@ -364,7 +485,7 @@ export function kfree(sys: System, id: number): KernelObject | undefined {
 export function taskCreate(sys: System, boot = false): number {
   const id = nextId(sys);
   const owner: Owner = { kind: 'task', id };
-  const struct = kmalloc(sys, TASK_STRUCT_SIZE, true, `task_struct of task ${id}`, owner, 'task-struct', boot);
+  const struct = cacheAlloc(sys, taskStructCache(sys), { sensitive: true, name: `task_struct of task ${id}`, owner, kind: 'task-struct', boot });
   if (typeof struct === 'number') return struct;
   const stack = vmalloc(sys, THREAD_PAGES, true, `stack of task ${id}`, owner, 'task-stack', boot);
   if (typeof stack === 'number') {

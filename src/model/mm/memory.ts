@@ -31,6 +31,8 @@ export interface Part {
   readonly offset: number;
   readonly size: number;
   readonly sensitive: boolean;
+  /** An object on a slab page: its own owner (the slab page is the kernel's). */
+  readonly owner?: Owner;
 }
 
 export interface Allocation {
@@ -172,6 +174,16 @@ export function freeAllocation(m: Memory, id: number): Allocation | undefined {
   m.allocs.delete(id);
   touch(m);
   return a;
+}
+
+/**
+ * A slab page's objects changed (kmem_cache_alloc or _free): the frames hold other owners and
+ * secrets now, which what a frame reaches depends on as much as on an allocation or a free.
+ */
+export function setParts(m: Memory, a: Allocation, parts: readonly Part[]): void {
+  m.allocs.set(a.id, { ...a, parts });
+  m.frameLog.push(...a.frames);
+  touch(m);
 }
 
 export function allocationOfFrame(m: Memory, frame: number): Allocation | undefined {

@@ -83,6 +83,18 @@ export function deliver(k: Exec, e: Intr, where: string, body?: () => void): voi
   else drive(k, e.kind, interruptHandler(k, e.kind, e.va, body), e.nested ?? []);
 }
 
+/**
+ * A handler called by software through its IDT gate with IRQs off, as 5.2's vmx_handle_external_intr
+ * calls the host's handler for the interrupt a VM-exit acknowledged (pushf: it returns with IF clear):
+ * no delivery by the CPU, so IRQs being off does not hold it off.
+ */
+export function callIdtGate(k: Exec, kind: 'irq', where: string): void {
+  if (k.cpu.dead) return;
+  k.sys.ghost.landed.push(`${where}:${kind}`);
+  log(k.out, 'note', `cpu${k.cpu.id}: ${kind} handler called at ${where} (cr3 ${formatCr3(k.sys, k.cpu.cr3)})`);
+  drive(k, kind, interruptHandler(k, kind));
+}
+
 // ---- hardware delivery ----------------------------------------------------------------------
 
 function die(k: Exec, invariant: 'ENTRY-MAPPED' | 'PROGRESS', why: string): void {
@@ -223,18 +235,25 @@ export function accessVa(k: Exec, va: number, access: AccessKind, probe: boolean
 // ---- the scheduler --------------------------------------------------------------------------
 
 /** A task that no CPU runs, lowest id first. */
-function runnableTask(k: Exec): number | undefined {
+export function runnableTask(k: Exec): number | undefined {
   const running = new Set(k.sys.kernel.current);
   return [...k.sys.kernel.tasks.keys()].find((t) => !running.has(t));
 }
 
-/** __schedule: prepare_task_switch (asi_abort, patch 02), then switch_to. All tasks share init_mm. */
+/**
+ * __schedule: prepare_task_switch (asi_abort, patch 02, then fire_sched_out_preempt_notifiers), then
+ * switch_to and finish_task_switch (fire_sched_in_preempt_notifiers). All tasks share init_mm.
+ */
 export function* contextSwitch(k: Exec, next: number): Path {
+  const prev = k.sys.kernel.current[k.cpu.id];
+  const notifier = k.preemptNotifier;
   k.cpu.preemptCount++;
   if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
   yield 'prepare_task_switch';
+  if (notifier?.task === prev) yield* notifier.schedOut(k);
   k.sys.kernel.current[k.cpu.id] = next;
   yield 'switch_to';
+  if (notifier?.task === next) yield* notifier.schedIn(k);
   k.cpu.preemptCount--;
 }
 

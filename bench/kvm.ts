@@ -1,0 +1,75 @@
+// KVM's rows of `npm run bench` (issue 12): checked steps per CPU-second of seeded 60-step walks
+// with KVM's op mix (KVM_WEIGHTS: VMs, vCPUs, memslots, buses, KVM_RUN) against walks without any
+// KVM op (DEFAULT_WEIGHTS); the goal is KVM walks at no less than half the rate. And KVM's tables of
+// `npm run coverage`: exit reason x outcome, vcpu_run micro-step x event kind.
+
+import { runSeededWalk } from '../src/check/seeded.ts';
+import { DEFAULT_WEIGHTS, KVM_WEIGHTS, type Weights } from '../src/generators/choose.ts';
+import type { Config } from '../src/model/system.ts';
+import { EXIT_OUTCOMES, EXIT_REASONS } from '../src/model/kvm/run.ts';
+import { INTR_KINDS } from '../src/model/x86/entry.ts';
+import { type InterruptCoverage, measure } from '../src/check/coverage.ts';
+
+const WALK_STEPS = 60;
+
+/** Seeded walks of `weights`, every invariant at every step and micro-step, for `budget` CPU-seconds. */
+function checkedRate(config: Config, weights: Weights, budget: number): number {
+  const start = process.cpuUsage();
+  const spent = () => {
+    const u = process.cpuUsage(start);
+    return (u.user + u.system) / 1e6;
+  };
+  let steps = 0;
+  for (let i = 0; i === 0 || spent() < budget; i++) steps += runSeededWalk(config, `bench-kvm-${i}`, WALK_STEPS, weights).ops.length;
+  return steps / spent();
+}
+
+/** Prints the two rows and returns the ratio of KVM walks to walks without KVM. */
+export function kvmBench(budget = Number(process.env.BENCH_BUDGET ?? 2.5)): number {
+  const config: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+  // Warm both mixes up first: the JIT, not the model.
+  for (const w of [DEFAULT_WEIGHTS, KVM_WEIGHTS]) checkedRate(config, w, budget / 5);
+  const without = checkedRate(config, DEFAULT_WEIGHTS, budget);
+  const kvm = checkedRate(config, KVM_WEIGHTS, budget);
+  const ratio = kvm / without;
+  console.log(`${'small 60-step, no KVM op, checked'.padEnd(40)} ${without.toFixed(0).padStart(8)}`);
+  console.log(`${'small 60-step, KVM op mix (vs no KVM)'.padEnd(40)} ${kvm.toFixed(0).padStart(8)} ${`${ratio.toFixed(2)}x`.padStart(8)}`);
+  return ratio;
+}
+
+/** Exit reason x outcome: how often each exit left the guest's isolation how (the trace's "exit" notes). */
+function exitTable(counts: Map<string, number>): void {
+  console.log(`\n  ${'exit reason'.padEnd(20)}${EXIT_OUTCOMES.map((o) => o.padStart(20)).join('')}`);
+  for (const reason of EXIT_REASONS) console.log(`  ${reason.padEnd(20)}${EXIT_OUTCOMES.map((o) => String(counts.get(`${reason}: ${o}`) ?? 0).padStart(20)).join('')}`);
+}
+
+/** vcpu_run micro-step x event kind: ran (the handler ran there), held (it arrived while the CPU could not take it), - (never tried). */
+function pointTable(c: InterruptCoverage): void {
+  const points = [...c.points].filter((p) => p.startsWith('vcpu_run@') || p.startsWith('schedule@kvm_'));
+  console.log(`\n  ${'micro-step'.padEnd(56)}${INTR_KINDS.map((k) => k.padStart(10)).join('')}`);
+  for (const p of points) {
+    const cell = (k: string) => (c.delivered.has(`${p}:${k}`) ? 'ran' : c.heldOff.has(`${p}:${k}`) ? 'held' : '-');
+    console.log(`  ${p.padEnd(56)}${INTR_KINDS.map((k) => cell(k).padStart(10)).join('')}`);
+  }
+}
+
+/** The closing note's KVM coverage: seeded walks of the fuzz op mix on `fixed`. */
+export function kvmCoverage(walks: number): void {
+  const counts = new Map<string, number>();
+  const exit = /^vCPU \d+ exit (.+)$/;
+  const c = measure({ geometry: 'small', cpus: 2, profile: 'fixed' }, Array.from({ length: walks }, (_, i) => `coverage/${i}`), (config, seed, opts) =>
+    runSeededWalk(config, seed, WALK_STEPS, undefined, {
+      ...opts,
+      onStep: (sys, rec, i) => {
+        opts.onStep?.(sys, rec, i);
+        for (const l of rec.outcome.log) {
+          const m = exit.exec(l.text);
+          if (m) counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
+        }
+      },
+    }),
+  );
+  console.log(`\nKVM on fixed, ${walks} seeded walks of ${WALK_STEPS} ops`);
+  exitTable(counts);
+  pointTable(c);
+}

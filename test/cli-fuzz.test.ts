@@ -1,6 +1,7 @@
 // `asi-check fuzz` as a user runs it: exit statuses, Ctrl-C, reproducibility from the printed seed,
 // disjoint shards, and saved files that `asi-check replay` reproduces (bad usage is in
-// cli-bad-inputs.test.ts). Every run writes to a fresh directory under the OS temp dir.
+// cli-bad-inputs.test.ts). Every run writes to a fresh directory under the OS temp dir. Command
+// lines run through main() in this process (test/cli-run.ts), Ctrl-C in a real one.
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -11,7 +12,7 @@ import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { configFromFlags } from '../src/commands/usage.ts';
 import { startPool } from '../src/check/fuzz/pool.ts';
 import type { WalkTask, WorkerEvent } from '../src/check/fuzz/protocol.ts';
-import { runCli, startCli, tempDir } from './cli-run.ts';
+import { runMain, startCli, tempDir } from './cli-run.ts';
 
 const out = () => tempDir('fuzz');
 
@@ -29,7 +30,7 @@ interface Summary {
 }
 
 async function fuzzJson(...args: string[]): Promise<{ status: number | null; summary: Summary; stderr: string }> {
-  const r = await runCli('fuzz', '--json', ...args);
+  const r = await runMain('fuzz', '--json', ...args);
   return { status: r.status, summary: JSON.parse(r.stdout) as Summary, stderr: r.stderr };
 }
 
@@ -46,7 +47,7 @@ describe.concurrent('asi-check fuzz', () => {
       expect(c.invariant).toBe(v.invariant);
       expect(c.found).toMatchObject({ by: 'fuzz', seed: v.walkSeed });
       expect(c.ops.length).toBeLessThanOrEqual(6);
-      expect((await runCli('replay', v.file)).status).toBe(1);
+      expect((await runMain('replay', v.file)).status).toBe(1);
     }
     // Walk 0 again: what it finds is already in the directory.
     const again = await fuzzJson('--mutant', QUICK_MUTANT, '--runs', '1', '--workers', '1', '--seed', 'kill', '--out', dir, '--no-corpus');

@@ -13,7 +13,7 @@ import type { FoundViolation, WalkTask } from '../src/check/fuzz/protocol.ts';
 import { violates } from '../src/check/shrink.ts';
 import { FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS, V3_OPTIONS } from '../src/model/options.ts';
 import type { Op } from '../src/model/ops.ts';
-import { root, runCli, tempDir } from './cli-run.ts';
+import { root, runMain, tempDir } from './cli-run.ts';
 
 const dir = join(root, 'counterexamples');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -100,11 +100,11 @@ describe('triage', () => {
 
 describe('asi-check triage', () => {
   test('exit 0 on the corpus, one line a file and a table by root cause; --json says the same', async () => {
-    const text = await runCli('triage', `counterexamples/${F1}`, `counterexamples/${V1}`);
+    const text = await runMain('triage', `counterexamples/${F1}`, `counterexamples/${V1}`);
     expect(text.status).toBe(0);
     expect(text.stdout).toMatch(new RegExp(`${F1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +splitLargePages`));
     expect(text.stdout).toMatch(new RegExp(`${V1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +resumeFlushesGlobal`));
-    const json = await runCli('triage', '--json', `counterexamples/${V1}`);
+    const json = await runMain('triage', '--json', `counterexamples/${V1}`);
     expect(JSON.parse(json.stdout).results[0]).toMatchObject({ invariant: 'ISOLATION', rootCause: 'resumeFlushesGlobal', causes: [{ options: ['resumeFlushesGlobal'] }] });
   });
 
@@ -112,11 +112,11 @@ describe('asi-check triage', () => {
     const d = tempDir('triage');
     const c = JSON.parse(readFileSync(join(dir, F1), 'utf8'));
     writeFileSync(join(d, 'a.json'), JSON.stringify({ ...c, config: { ...c.config, profile: 'fixed', options: {} } }));
-    const r = await runCli('triage', d);
+    const r = await runMain('triage', d);
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/a\.json +ISOLATION +does not reproduce/);
     writeFileSync(join(d, 'b.json'), '{"format": "asi-check-counterexample"');
-    const bad = await runCli('triage', d);
+    const bad = await runMain('triage', d);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });

@@ -12,9 +12,9 @@ import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { configFromFlags } from '../src/commands/usage.ts';
 import { startPool } from '../src/check/fuzz/pool.ts';
 import type { WalkTask, WorkerEvent } from '../src/check/fuzz/protocol.ts';
-import { runMain, startCli, tempDir } from './cli-run.ts';
+import { runMain, startCli, tempDirs } from './cli-run.ts';
 
-const out = () => tempDir('fuzz');
+const out = tempDirs('fuzz');
 
 // Killed in the first walk or two by a one- or two-op counterexample; any mutant would do, slower.
 const QUICK_MUTANT: MutantName = Object.hasOwn(MUTANT_INFO, 'copy-drops-nx') ? ('copy-drops-nx' as MutantName) : (Object.keys(MUTANT_INFO)[0] as MutantName);

@@ -120,13 +120,17 @@ export function freshDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `asi-${prefix}-`));
 }
 
-const temps: string[] = [];
-// Registered while the importing test file is collected: its directories go when its tests are done.
-afterAll(() => temps.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-/** A fresh directory under the OS temp dir, removed after the test file's tests. */
-export function tempDir(prefix: string): string {
-  const d = freshDir(prefix);
-  temps.push(d);
-  return d;
+/**
+ * A maker of fresh directories under the OS temp dir, removed after the calling test file's tests.
+ * Call it while the file is collected: that is when its afterAll can be registered (this module is
+ * loaded once for all the files of a worker when vitest does not isolate them).
+ */
+export function tempDirs(prefix: string): () => string {
+  const made: string[] = [];
+  afterAll(() => made.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+  return () => {
+    const d = freshDir(prefix);
+    made.push(d);
+    return d;
+  };
 }

@@ -5,18 +5,22 @@
 // here too); a fast progress interval makes the non-terminal progress line appear within a short test.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Run } from './in-process.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { format } from 'node:util';
 import { main } from '../src/cli.ts';
+import { inProcess } from './in-process.ts';
 
 export const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'asi-check.js');
 /** `node --import tsx` resolves tsx from the working directory; a test may run elsewhere. */
 export const TSX = ['--import', pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href];
+
+/** NO_COLOR: plain output (vitest.config.ts sets it for in-process runs); a progress line within a short test. */
+const CHILD_ENV = { NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '100' } as const;
 
 export interface SpawnOptions {
   readonly cwd?: string;
@@ -25,11 +29,7 @@ export interface SpawnOptions {
   readonly script?: string;
 }
 
-export interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { Run } from './in-process.ts';
 
 export interface Running {
   readonly child: ChildProcess;
@@ -42,7 +42,7 @@ export interface Running {
 
 export function startCli(args: readonly string[], o: SpawnOptions = {}): Running {
   const entry = o.script ? [...TSX, o.script] : [bin];
-  const child = spawn(process.execPath, [...entry, ...args], { cwd: o.cwd ?? root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '100', ...o.env } });
+  const child = spawn(process.execPath, [...entry, ...args], { cwd: o.cwd ?? root, env: { ...process.env, ...CHILD_ENV, ...o.env } });
   let stdout = '';
   let stderr = '';
   const waiters: { text: string; resolve: () => void }[] = [];
@@ -70,51 +70,12 @@ export function runCli(...args: string[]): Promise<Run> {
   return startCli(args).done;
 }
 
-/** The environment startCli gives a child, less what vitest.config.ts already sets. */
-const CHILD_ENV = { ASI_CHECK_PROGRESS_MS: '100' } as const;
-let queue: Promise<unknown> = Promise.resolve();
-
-/**
- * Runs `entry` (main() of asi-check, or nightly()) here, with `env` added to process.env, and
- * returns its exit status and what it wrote to stdout and stderr, through the streams or the
- * console. One run at a time: the streams and process.exitCode are the process's own.
- */
-export function inProcess(entry: () => Promise<number>, env: Readonly<Record<string, string>> = {}): Promise<Run> {
-  const run = async (): Promise<Run> => {
-    const out = { stdout: '', stderr: '' };
-    const saved = { stdout: process.stdout.write, stderr: process.stderr.write, log: console.log, info: console.info, warn: console.warn, error: console.error };
-    const savedEnv = Object.fromEntries(Object.keys({ ...CHILD_ENV, ...env }).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, CHILD_ENV, env);
-    for (const name of ['stdout', 'stderr'] as const) {
-      process[name].write = ((chunk: string | Uint8Array) => {
-        out[name] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-        return true;
-      }) as typeof process.stdout.write;
-    }
-    console.log = console.info = (...a: unknown[]) => void (out.stdout += `${format(...a)}\n`);
-    console.warn = console.error = (...a: unknown[]) => void (out.stderr += `${format(...a)}\n`);
-    try {
-      return { status: await entry(), ...out };
-    } finally {
-      Object.assign(console, { log: saved.log, info: saved.info, warn: saved.warn, error: saved.error });
-      process.stdout.write = saved.stdout;
-      process.stderr.write = saved.stderr;
-      for (const [k, v] of Object.entries(savedEnv)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-      process.exitCode = undefined;
-    }
-  };
-  const result = queue.then(run, run);
-  queue = result.catch(() => undefined);
-  return result;
-}
-
 /** `asi-check ARGS` through main(), in this process (see inProcess). */
 export function runMain(...args: string[]): Promise<Run> {
-  return inProcess(() => main(args));
+  return inProcess(() => main(args), { env: CHILD_ENV });
 }
+
+export { inProcess };
 
 export function freshDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `asi-${prefix}-`));

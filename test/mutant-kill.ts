@@ -17,8 +17,9 @@ const RUN_BOUND = 3000;
  * The fast-check seed each mutant's search starts from: the same search (hunt, up to RUN_BOUND
  * runs, fast-check's shrinking, then ddmin and argument shrinking) from a seed whose first failing
  * run is short, so shrinking it is cheap. Picked from seeds 1-40 by hunting each mutant and
- * timing it: the matrix costs about 7 s of CPU instead of 45 s from seed 42. A mutant not listed
- * (a new one) starts from 42; a model change may make a seed slower, never the test wrong.
+ * timing it (`npx tsx test/pick-mutant-seeds.ts [MUTANT...]` prints the table anew): the matrix
+ * costs about a third of its CPU from seed 42. A mutant not listed (a new one) starts from 42; a
+ * model change may make a seed slower, never the test wrong.
  */
 const SEEDS: Partial<Record<MutantName, number>> = {
   'unmap-first-page-only': 8, 'refcount-not-taken': 21, 'offset-not-validated': 8, 'fini-backend-skipped': 38,

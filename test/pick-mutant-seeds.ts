@@ -1,4 +1,4 @@
-// Picks the fast-check seed each mutant's hunt starts from in test/mutant-kill.ts: of seeds 1-40,
+// Picks the fast-check seed each mutant's hunt starts from in test/mutant-kill.ts: of seeds 1-100,
 // the few whose first failing run is shortest are hunted in full and timed, and the cheapest whose
 // result passes the kill matrix's checks is printed. Usage: npx tsx test/pick-mutant-seeds.ts [MUTANT...]
 
@@ -9,7 +9,7 @@ import { runChoices, runOps } from '../src/check/run.ts';
 import { choicesArb } from '../src/generators/arbitraries.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 
-const SEEDS = 40;
+const SEEDS = 100;
 const HUNTED = 4;
 const cpuSeconds = () => {
   const u = process.cpuUsage();

@@ -27,7 +27,7 @@ const SEEDS: Partial<Record<MutantName, number>> = {
   'vfree-skips-asi-unmap': 24, 'rollback-forgets-tables': 14, 'overlap-check-skipped': 32, 'refcount-off-by-one': 1,
   'original-cr3-saved-late': 14, 'stack-mapped-after-cr3': 8, 'barrier-not-set': 15, 'nmi-skips-abort': 91,
   'finish-abort-skips-exit': 14, 'exit-keeps-stack': 14, 'switch-does-not-abort': 7, 'global-flush-too-early': 31,
-  'fault-always-handled': 11, 'resume-reloads-before-idepth-dec': 39, 'shootdown-skips-last-page': 9, 'unmap-ignores-caller': 29,
+  'fault-always-handled': 11, 'resume-reloads-before-idepth-dec': 60, 'shootdown-skips-last-page': 9, 'unmap-ignores-caller': 29,
   'init-skips-session': 8, 'kvm-uninit-keeps-asi': 48, 'kvm-run-skips-exit': 39, 'kvm-barrier-end-skipped': 31,
   'kvm-host-cr3-written-once': 22, 'kvm-maps-first-vm': 94,
 };

@@ -5,5 +5,11 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     pool: 'threads',
+    // Test files share a worker's modules instead of loading the model afresh each (a third of the
+    // CPU of `npm test`): no test mocks a module or leaves a global changed (test/in-process.ts
+    // puts back what it patches), and each file registers its own cleanup (tempDirs in test/cli-run.ts).
+    isolate: false,
+    // The CLI tests run asi-check in-process too (test/cli-run.ts): plain output, as in their child processes.
+    env: { NO_COLOR: '1' },
   },
 });

@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { main } from '../src/cli.ts';
 import { nightly } from '../src/check/fuzz/nightly.ts';
+import { inProcess } from './in-process.ts';
 
 export interface BatchCase {
   readonly tool: 'asi-check' | 'nightly';
@@ -23,25 +24,9 @@ export interface BatchResult {
 const [casesFile, resultsFile] = process.argv.slice(2);
 const cases = JSON.parse(readFileSync(casesFile, 'utf8')) as BatchCase[];
 const results: BatchResult[] = [];
-const streams = { stdout: process.stdout, stderr: process.stderr } as const;
 for (const c of cases) {
-  const out = { stdout: '', stderr: '' };
-  const writes = { stdout: streams.stdout.write, stderr: streams.stderr.write };
-  for (const name of ['stdout', 'stderr'] as const) {
-    streams[name].write = ((chunk: string | Uint8Array) => {
-      out[name] += String(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-  }
-  process.chdir(c.cwd);
-  let status: number;
-  try {
-    status = c.tool === 'nightly' ? await nightly(c.args, { ...process.env, ...c.env }) : await main(c.args);
-  } finally {
-    streams.stdout.write = writes.stdout;
-    streams.stderr.write = writes.stderr;
-  }
-  results.push({ status, ...out });
+  const r = await inProcess(() => (c.tool === 'nightly' ? nightly(c.args, { ...process.env, ...c.env }) : main(c.args)), { cwd: c.cwd });
+  results.push({ status: r.status!, stdout: r.stdout, stderr: r.stderr });
 }
 process.exitCode = 0;
 writeFileSync(resultsFile, JSON.stringify(results));

@@ -1,17 +1,17 @@
-// `asi-check replay` as a user runs it: the real command in a child process, its exit status,
-// stdout and stderr. Spawns run concurrently where they are independent (each costs a node + tsx
-// start-up). Bad input to replay is in cli-bad-inputs.test.ts, with every other command's.
+// `asi-check replay` as a user runs it: the command line through main(), in this process
+// (test/cli-run.ts), its exit status, stdout and stderr; the bin script in a real process is
+// cli-scripting.test.ts's. Bad input to replay is in cli-bad-inputs.test.ts, with every other command's.
 
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freshDir, root, runCli } from './cli-run.ts';
+import { freshDir, root, runMain } from './cli-run.ts';
 
 const F5 = join(root, 'counterexamples', 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
 const tmp = freshDir('replay');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const replay = (...args: string[]) => runCli('replay', ...args);
+const replay = (...args: string[]) => runMain('replay', ...args);
 
 /** A copy of F5 with `edit` applied to its JSON (or raw text), in the temp dir. */
 function variant(name: string, edit: ((o: Record<string, any>) => void) | string): string {

@@ -1,17 +1,26 @@
-// Running the real `asi-check` in a child process, as a user would: shared by the CLI tests. NO_COLOR keeps output plain; a fast progress interval makes the non-terminal progress
-// line appear within a short test.
+// Running `asi-check` for the CLI tests: in a child process, as a user would, where the test is
+// about the process (signals, pipes, the bin script); otherwise in this process through main(),
+// the function bin/asi-check.js calls, with stdout and stderr captured (a process start costs a
+// second of CPU, mostly loading the model). NO_COLOR keeps output plain (vitest.config.ts sets it
+// here too); a fast progress interval makes the non-terminal progress line appear within a short test.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Run } from './in-process.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { main } from '../src/cli.ts';
+import { inProcess } from './in-process.ts';
 
 export const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'asi-check.js');
 /** `node --import tsx` resolves tsx from the working directory; a test may run elsewhere. */
 export const TSX = ['--import', pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href];
+
+/** NO_COLOR: plain output (vitest.config.ts sets it for in-process runs); a progress line within a short test. */
+const CHILD_ENV = { NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '100' } as const;
 
 export interface SpawnOptions {
   readonly cwd?: string;
@@ -20,11 +29,7 @@ export interface SpawnOptions {
   readonly script?: string;
 }
 
-export interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { Run } from './in-process.ts';
 
 export interface Running {
   readonly child: ChildProcess;
@@ -37,7 +42,7 @@ export interface Running {
 
 export function startCli(args: readonly string[], o: SpawnOptions = {}): Running {
   const entry = o.script ? [...TSX, o.script] : [bin];
-  const child = spawn(process.execPath, [...entry, ...args], { cwd: o.cwd ?? root, env: { ...process.env, NO_COLOR: '1', ASI_CHECK_PROGRESS_MS: '100', ...o.env } });
+  const child = spawn(process.execPath, [...entry, ...args], { cwd: o.cwd ?? root, env: { ...process.env, ...CHILD_ENV, ...o.env } });
   let stdout = '';
   let stderr = '';
   const waiters: { text: string; resolve: () => void }[] = [];
@@ -65,17 +70,28 @@ export function runCli(...args: string[]): Promise<Run> {
   return startCli(args).done;
 }
 
+/** `asi-check ARGS` through main(), in this process (see inProcess). */
+export function runMain(...args: string[]): Promise<Run> {
+  return inProcess(() => main(args), { env: CHILD_ENV });
+}
+
+export { inProcess };
+
 export function freshDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `asi-${prefix}-`));
 }
 
-const temps: string[] = [];
-// Registered while the importing test file is collected: its directories go when its tests are done.
-afterAll(() => temps.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-/** A fresh directory under the OS temp dir, removed after the test file's tests. */
-export function tempDir(prefix: string): string {
-  const d = freshDir(prefix);
-  temps.push(d);
-  return d;
+/**
+ * A maker of fresh directories under the OS temp dir, removed after the calling test file's tests.
+ * Call it while the file is collected: that is when its afterAll can be registered (this module is
+ * loaded once for all the files of a worker when vitest does not isolate them).
+ */
+export function tempDirs(prefix: string): () => string {
+  const made: string[] = [];
+  afterAll(() => made.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+  return () => {
+    const d = freshDir(prefix);
+    made.push(d);
+    return d;
+  };
 }

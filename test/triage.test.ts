@@ -13,9 +13,10 @@ import type { FoundViolation, WalkTask } from '../src/check/fuzz/protocol.ts';
 import { violates } from '../src/check/shrink.ts';
 import { FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS, V3_OPTIONS } from '../src/model/options.ts';
 import type { Op } from '../src/model/ops.ts';
-import { root, runCli, tempDir } from './cli-run.ts';
+import { root, runMain, tempDirs } from './cli-run.ts';
 
 const dir = join(root, 'counterexamples');
+const tempDir = tempDirs('triage');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 /** The corpus file of a finding, by the name its title starts with: names change when the corpus is re-saved. */
 const fileOf = (finding: string) => files.find((f) => loadCounterexample(join(dir, f)).title.startsWith(`${finding}:`))!;
@@ -102,23 +103,23 @@ describe('triage', () => {
 
 describe('asi-check triage', () => {
   test('exit 0 on the corpus, one line a file and a table by root cause; --json says the same', async () => {
-    const text = await runCli('triage', `counterexamples/${F1}`, `counterexamples/${V1}`);
+    const text = await runMain('triage', `counterexamples/${F1}`, `counterexamples/${V1}`);
     expect(text.status).toBe(0);
     expect(text.stdout).toMatch(new RegExp(`${F1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +splitLargePages`));
     expect(text.stdout).toMatch(new RegExp(`${V1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +resumeFlushesGlobal`));
-    const json = await runCli('triage', '--json', `counterexamples/${V1}`);
+    const json = await runMain('triage', '--json', `counterexamples/${V1}`);
     expect(JSON.parse(json.stdout).results[0]).toMatchObject({ invariant: 'ISOLATION', rootCause: 'resumeFlushesGlobal', causes: [{ options: ['resumeFlushesGlobal'] }] });
   });
 
   test('exit 1 when a file is not attributed, 2 when a file is not a counterexample', async () => {
-    const d = tempDir('triage');
+    const d = tempDir();
     const c = JSON.parse(readFileSync(join(dir, F1), 'utf8'));
     writeFileSync(join(d, 'a.json'), JSON.stringify({ ...c, config: { ...c.config, profile: 'fixed', options: {} } }));
-    const r = await runCli('triage', d);
+    const r = await runMain('triage', d);
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/a\.json +ISOLATION +does not reproduce/);
     writeFileSync(join(d, 'b.json'), '{"format": "asi-check-counterexample"');
-    const bad = await runCli('triage', d);
+    const bad = await runMain('triage', d);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });
@@ -147,7 +148,7 @@ describe('fuzz deduplication by (invariant, root cause)', () => {
   });
 
   test('ops of another shape with a known root cause are known; a violation nothing explains is new, once per signature', () => {
-    const out = tempDir('triage');
+    const out = tempDir();
     const store = new FindingStore(config, out, loadKnown([dir]));
     const f1 = store.add(0, found([{ op: 'asi_create', flags: 0 }], [{ options: ['splitLargePages'] }], 0));
     expect(f1.finding).toMatchObject({ isNew: false, rootCause: 'splitLargePages', file: join(dir, F1) });

@@ -62,26 +62,36 @@ export function runChoices(config: Config, choices: readonly Choice[], weights?:
 export function runWith(config: Config, n: number, next: (sys: System, i: number) => Op, opts: RunOptions = {}): RunResult {
   const sys = createSystem(config);
   const ran: Op[] = [];
-  const counts = (violations: readonly Violation[]) => violations.length > 0 && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn));
   for (let i = 0; i < n; i++) {
     const op = next(sys, i);
     ran.push(op);
-    // The first micro-step whose state fails; the op still runs to its end, as the kernel would.
-    let inside: Failure | undefined;
-    let judged = sys.mem.version;
-    const observe = (where: string) => {
-      if (inside) return;
-      const violations = checkAll(sys, opts.invariants, 'micro-step', sys.mem.version === judged);
-      judged = sys.mem.version;
-      if (counts(violations)) inside = { step: i, violations, where };
-    };
-    const outcome = step(sys, op, opts.microSteps ?? MICRO_STEP_CHECKS ? observe : undefined);
-    opts.onStep?.(sys, { op, outcome }, i);
-    if (inside) return { ops: ran, failure: inside, system: sys };
-    const violations = checkAll(sys, opts.invariants);
-    if (counts(violations)) return { ops: ran, failure: { step: i, violations }, system: sys };
+    const failure = checkedStep(sys, op, i, opts).failure;
+    if (failure) return { ops: ran, failure, system: sys };
   }
   return { ops: ran, system: sys };
+}
+
+/**
+ * Op `i` of a run, applied to `sys` in place with the invariants judged as every run judges them:
+ * at each micro-step (unless turned off), then between ops. `explore` steps clones through this too,
+ * so its verdicts are the fuzzer's.
+ */
+export function checkedStep(sys: System, op: Op, i: number, opts: RunOptions = {}): { readonly outcome: Outcome; readonly failure?: Failure } {
+  const counts = (violations: readonly Violation[]) => violations.length > 0 && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn));
+  // The first micro-step whose state fails; the op still runs to its end, as the kernel would.
+  let inside: Failure | undefined;
+  let judged = sys.mem.version;
+  const observe = (where: string) => {
+    if (inside) return;
+    const violations = checkAll(sys, opts.invariants, 'micro-step', sys.mem.version === judged);
+    judged = sys.mem.version;
+    if (counts(violations)) inside = { step: i, violations, where };
+  };
+  const outcome = step(sys, op, opts.microSteps ?? MICRO_STEP_CHECKS ? observe : undefined);
+  opts.onStep?.(sys, { op, outcome }, i);
+  if (inside) return { outcome, failure: inside };
+  const violations = checkAll(sys, opts.invariants);
+  return counts(violations) ? { outcome, failure: { step: i, violations } } : { outcome };
 }
 
 export function formatRet(op: Op, ret: number): string {

@@ -30,6 +30,7 @@ interface ExploreFlags {
   readonly scope: string;
   readonly maxStates?: number;
   readonly maxMemory?: number;
+  readonly seconds?: number;
   readonly out?: string;
   readonly json?: boolean;
 }
@@ -63,8 +64,9 @@ export function exploreFigures(r: ExploreResult, seconds: number, heapBefore: nu
   };
 }
 
-function stopNote(r: ExploreResult, flags: ExploreFlags): string {
-  const why = r.stopped === 'max-states' ? `--max-states ${flags.maxStates} reached` : r.stopped === 'max-memory' ? `--max-memory ${flags.maxMemory} MiB reached` : 'interrupted';
+function stopNote(r: ExploreResult, flags: ExploreFlags, timedOut: boolean): string {
+  const why =
+    r.stopped === 'max-states' ? `--max-states ${flags.maxStates} reached` : r.stopped === 'max-memory' ? `--max-memory ${flags.maxMemory} MiB reached` : timedOut ? `--seconds ${flags.seconds} ran out` : 'interrupted';
   return `${why} while expanding depth ${r.level + 1} (${count(r.levelDone)} of ${count(r.levelSize)} states of depth ${r.level} expanded)`;
 }
 
@@ -90,6 +92,9 @@ async function run(flags: ExploreFlags): Promise<void> {
   );
   let stop = false;
   const stopInterrupts = onInterrupt(() => (stop = true));
+  // --seconds ends the search as Ctrl-C does, keeping the depth proved so far.
+  let timedOut = false;
+  const timer = flags.seconds === undefined ? undefined : setTimeout(() => ((stop = true), (timedOut = true)), flags.seconds * 1000);
   const heapBefore = process.memoryUsage().heapUsed;
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
@@ -104,6 +109,7 @@ async function run(flags: ExploreFlags): Promise<void> {
   const seconds = elapsed();
   progress.stop();
   stopInterrupts();
+  clearTimeout(timer);
   const figures = exploreFigures(r, seconds, heapBefore);
 
   let file: string | undefined;
@@ -121,7 +127,7 @@ async function run(flags: ExploreFlags): Promise<void> {
 
   if (flags.json) {
     const violation = r.violation && { invariant: r.violation.failure.violations[0].invariant, message: r.violation.failure.violations[0].message, length: r.violation.ops.length, file, ops: r.violation.ops };
-    console.log(JSON.stringify({ config, scope: scope.name, depth: flags.depth, ...figures, stopped: r.stopped ?? null, violation: violation ?? null }, null, 2));
+    console.log(JSON.stringify({ config, scope: scope.name, depth: flags.depth, ...figures, stopped: r.stopped === 'interrupted' && timedOut ? 'time' : (r.stopped ?? null), violation: violation ?? null }, null, 2));
   } else {
     console.log(
       `${count(r.states)} distinct states, ${count(r.transitions)} transitions in ${seconds.toFixed(1)} s (${count(figures.statesPerSecond)} states/s, ${count(figures.transitionsPerSecond)} transitions/s), ` +
@@ -134,7 +140,7 @@ async function run(flags: ExploreFlags): Promise<void> {
       console.log(`  ${v.message}`);
       console.log(`  ${CLI} replay ${shellWord(file!)}`);
     } else if (r.stopped) {
-      console.log(pc.yellow(`no violation up to depth ${r.depthCompleted} (${count(r.states)} states); ${stopNote(r, flags)}`));
+      console.log(pc.yellow(`no violation up to depth ${r.depthCompleted} (${count(r.states)} states); ${stopNote(r, flags, timedOut)}`));
     } else console.log(pc.green(`no violation up to depth ${r.depthCompleted} (${count(r.states)} states)`));
   }
   process.exitCode = r.violation ? EXIT_VIOLATION : EXIT_CLEAN;
@@ -153,6 +159,7 @@ export function registerExplore(program: Command): void {
     .option('--scope <name|file>', 'the op alphabet: small, wide, kvm, or a JSON file (README, "Exhaustive search")', 'small')
     .option('--max-states <n>', 'stop after this many distinct states, saying how deep the proof reached', intIn(1))
     .option('--max-memory <MiB>', 'stop once the heap holds this much, saying how deep the proof reached', intIn(16))
+    .option('--seconds <n>', 'stop after this long, saying how deep the proof reached (the nightly run)', intIn(1))
     .option('--out <dir>', `where a counterexample is saved (default: ./${DEFAULT_EXPLORE_OUT})`)
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action((flags: ExploreFlags) => run(flags));

@@ -11,14 +11,14 @@ import { SCOPES, SMALL_SCOPE, type Scope } from './scope.ts';
 export class ScopeError extends Error {}
 
 const isNat = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
-const TARGETS: readonly string[] = ['vmalloc', 'kmalloc', 'stack', 'text', ...PERCPU_VAR_NAMES.map((v) => `percpu:${v}`)];
+const TARGETS: readonly string[] = ['vmalloc', 'kmalloc', 'stack', 'text', 'cea', 'hole', ...PERCPU_VAR_NAMES.map((v) => `percpu:${v}`), 'task-struct:<cpu>'];
 
 function check(ok: boolean, field: string, what: string): void {
   if (!ok) throw new ScopeError(`scope field ${field}: ${what}`);
 }
 
 function checkTarget(x: unknown, field: string): void {
-  check(isNat(x) || TARGETS.includes(x as string), field, `a target is an address or one of ${TARGETS.join(', ')}`);
+  check(isNat(x) || TARGETS.includes(x as string) || /^task-struct:\d$/.test(x as string), field, `a target is an address or one of ${TARGETS.join(', ')}`);
 }
 
 function checkEvents(x: unknown, field: string, depth = 0): void {

@@ -16,10 +16,12 @@ import { EXIT_REASONS, type ExitReason } from '../../model/kvm/run.ts';
 
 /**
  * A symbolic address: `vmalloc` the newest vmalloc area, `kmalloc` the newest kmalloc object,
- * `stack` the stack of the newest task no CPU runs, `text` the kernel text, `percpu:<var>` that
- * variable of cpu0, or a number (a fixed address, e.g. an unmapped hole).
+ * `stack` the stack of the newest task no CPU runs, `text` the kernel text, `cea` the cpu entry
+ * area (its read-only IDT), `hole` an address nothing maps (the last page of vmalloc space),
+ * `percpu:<var>` that variable of cpu0, `task-struct:<n>` the task_struct of the task CPU n runs,
+ * or a number (a fixed address).
  */
-export type Target = 'vmalloc' | 'kmalloc' | 'stack' | 'text' | `percpu:${PercpuVar}` | number;
+export type Target = 'vmalloc' | 'kmalloc' | 'stack' | 'text' | 'cea' | 'hole' | `percpu:${PercpuVar}` | `task-struct:${number}` | number;
 
 /** An event of a scope: an Intr whose `va` is a Target. */
 export interface ScopeIntr {
@@ -93,21 +95,22 @@ export const SMALL_SCOPE: Scope = {
 };
 
 /**
- * `wide`: `small` with every event kind at every micro-step of enter and exit, a second caller's
- * unmaps, fault injection, two ASIs and the kernel's own data as targets: reaches more findings,
- * at a lower depth for the same time.
+ * `wide`: `small` with every event kind at every micro-step of enter and exit (and NMIs touching
+ * another task's data), a second caller's unmaps, fault injection, two ASIs, and the kernel's own
+ * objects as targets (percpu data, text, the cpu entry area, another CPU's task, an unmapped
+ * hole): reaches more findings, at a lower depth for the same time.
  */
 export const WIDE_SCOPE: Scope = {
   ...SMALL_SCOPE,
   name: 'wide',
-  about: 'small, plus every event kind at every micro-step of enter and exit, two ASIs, a second caller, fault injection, percpu and text targets',
+  about: 'small, plus every event kind at every micro-step of enter and exit, two ASIs, a second caller, fault injection, kernel objects and an unmapped hole as targets',
   maxAsis: 2,
-  map: [{ target: 'vmalloc', pages: 1 }, { target: 'percpu:cpu_asi_session', pages: 1 }, { target: 'text', pages: 1 }],
+  map: [{ target: 'vmalloc', pages: 1 }, { target: 'percpu:cpu_asi_session', pages: 1 }, { target: 'text', pages: 1 }, { target: 'cea', pages: 1 }],
   unmapCallers: [0, 1],
-  enterEvents: [[], ...each(ENTER_POINTS, INTR_KINDS), ...each(ENTER_POINTS, ['nmi', 'irq'], 'percpu:rcu_data')],
+  enterEvents: [[], ...each(ENTER_POINTS, INTR_KINDS), ...each(ENTER_POINTS, ['nmi'], 'task-struct:1')],
   exitEvents: [[], ...each(EXIT_POINTS, INTR_KINDS)],
-  interrupts: [...INTR_KINDS.map((kind) => ({ at: 0, kind })), { at: 0, kind: 'irq', touch: 'vmalloc' }],
-  reads: ['vmalloc', 'text', 'stack'],
+  interrupts: [...INTR_KINDS.map((kind) => ({ at: 0, kind })), { at: 0, kind: 'irq', touch: 'vmalloc' }, { at: 0, kind: 'exception', touch: 'task-struct:1' }],
+  reads: ['vmalloc', 'text', 'stack', 'hole', 'task-struct:1'],
   failAlloc: [0, 1, 2, 3],
 };
 
@@ -158,6 +161,12 @@ export function resolveTarget(sys: System, t: Target): number | undefined {
   if (t === 'vmalloc') return newest(vmallocAreas(sys))?.va;
   if (t === 'kmalloc') return newest(sys.kernel.kmallocs.values(), (o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc')?.va;
   if (t === 'text') return sys.kernel.layout.startKernelMap;
+  if (t === 'cea') return sys.kernel.layout.ceaBase;
+  if (t === 'hole') return sys.kernel.layout.vmallocEnd - PAGE_SIZE;
+  if (t.startsWith('task-struct:')) {
+    const cpu = Number(t.slice('task-struct:'.length));
+    return cpu < sys.cpus.length ? sys.kernel.tasks.get(sys.kernel.current[cpu])?.structVa : undefined;
+  }
   if (t === 'stack') {
     const id = idleTask(sys);
     return id === undefined ? undefined : taskStackVa(sys, sys.kernel.tasks.get(id)!);

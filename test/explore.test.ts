@@ -53,6 +53,12 @@ describe('explore', () => {
     expect(r.states).toBe(r.perLevel.reduce((a, b) => a + b, 0));
   });
 
+  test('worker threads find the same states and transitions as one thread', async () => {
+    const one = await explore(FIXED, SMALL_SCOPE, { depth: 3 });
+    const two = await explore(FIXED, SMALL_SCOPE, { depth: 3, workers: 2 });
+    expect([two.states, two.transitions, two.perLevel]).toEqual([one.states, one.transitions, one.perLevel]);
+  });
+
   test('a state cap stops the search and says how deep the proof reached', async () => {
     const r = await explore(FIXED, SMALL_SCOPE, { depth: 5, maxStates: 20 });
     expect(r.stopped).toBe('max-states');

@@ -2,6 +2,7 @@
 // state once. It ends in a shortest counterexample (saved, replayable) or in "no violation up to
 // depth D (N states)"; a cap on states or memory, or Ctrl-C, ends it early with what was proved.
 
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import { type ExploreProgress, type ExploreResult, explore } from '../check/explore/search.ts';
@@ -31,6 +32,7 @@ interface ExploreFlags {
   readonly maxStates?: number;
   readonly maxMemory?: number;
   readonly seconds?: number;
+  readonly workers: number;
   readonly out?: string;
   readonly json?: boolean;
 }
@@ -88,7 +90,7 @@ async function run(flags: ExploreFlags): Promise<void> {
   }
   const human = flags.json ? process.stderr : process.stdout;
   human.write(
-    `${pc.bold('asi-check explore')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, scope ${scope.name} (${scope.about}), depth ${flags.depth}\n`,
+    `${pc.bold('asi-check explore')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, scope ${scope.name} (${scope.about}), depth ${flags.depth}, ${flags.workers} workers\n`,
   );
   let stop = false;
   const stopInterrupts = onInterrupt(() => (stop = true));
@@ -103,7 +105,7 @@ async function run(flags: ExploreFlags): Promise<void> {
   const r = await explore(
     config,
     scope,
-    { depth: flags.depth, ...(flags.maxStates ? { maxStates: flags.maxStates } : {}), ...(flags.maxMemory ? { maxBytes: flags.maxMemory * MiB } : {}) },
+    { depth: flags.depth, workers: flags.workers, ...(flags.maxStates ? { maxStates: flags.maxStates } : {}), ...(flags.maxMemory ? { maxBytes: flags.maxMemory * MiB } : {}) },
     { shouldStop: () => stop, onProgress: (p) => (latest = p), everyMs: Math.min(250, progressIntervalMs()) },
   );
   const seconds = elapsed();
@@ -159,6 +161,7 @@ export function registerExplore(program: Command): void {
     .option('--scope <name|file>', 'the op alphabet: small, wide, kvm, or a JSON file (README, "Exhaustive search")', 'small')
     .option('--max-states <n>', 'stop after this many distinct states, saying how deep the proof reached', intIn(1))
     .option('--max-memory <MiB>', 'stop once the heap holds this much, saying how deep the proof reached', intIn(16))
+    .option('--workers <k>', 'worker threads expanding states (0: the main thread only)', intIn(0, 64), Math.min(2, availableParallelism()))
     .option('--seconds <n>', 'stop after this long, saying how deep the proof reached (the nightly run)', intIn(1))
     .option('--out <dir>', `where a counterexample is saved (default: ./${DEFAULT_EXPLORE_OUT})`)
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')

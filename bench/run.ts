@@ -9,6 +9,7 @@
 //   fc.modelRun  the same ops as fast-check commands (fc.commands + fc.modelRun): framework overhead
 
 import fc from 'fast-check';
+import { printExploreBench } from './explore.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
 import type { Op } from '../src/model/ops.ts';
 import { createSystem, step } from '../src/model/step.ts';
@@ -152,3 +153,4 @@ row('real model alone (vs real checked)', modelAlone(real(), walkOps(real(), 60,
 const framework = fastCheckVersusLoop(small(), smallOps, 60);
 const loop = row('small plain loop, fc.commands prefixes', framework.loop);
 row('small fc.commands + fc.modelRun (vs loop)', framework.fc, loop);
+await printExploreBench(4 * BUDGET_S);

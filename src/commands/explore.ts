@@ -11,23 +11,17 @@ import type { Scope } from '../check/explore/scope.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
 import { OutDirError, prepareOutDir } from '../check/fuzz/outdir.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
-import type { MutantName } from '../model/mutants.ts';
-import type { DesignOptions, ProfileName } from '../model/options.ts';
+import type { ProfileName } from '../model/options.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
-import { EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
 
 /** Where counterexamples go unless --out says otherwise. */
 export const DEFAULT_EXPLORE_OUT = 'asi-check-out/explore';
 
-interface ExploreFlags {
+interface ExploreFlags extends ConfigFlags {
   readonly depth: number;
-  readonly profile: ProfileName;
-  readonly mutant?: MutantName;
-  readonly geometry: Config['geometry'];
-  readonly cpus: number;
-  readonly option?: Partial<DesignOptions>;
   readonly scope: string;
   readonly maxStates?: number;
   readonly maxMemory?: number;

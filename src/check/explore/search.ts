@@ -124,6 +124,7 @@ async function search(config: Config, limits: ExploreLimits, hooks: ExploreHooks
   };
 
   for (level = 0; level < limits.depth; level++) {
+    if (level > 0) hooks.onProgress?.(progress());
     const from = levelStart[level];
     const to = levelStart[level + 1];
     // Batches are sent ahead (workers stay busy) and their results taken strictly in order.
@@ -174,7 +175,6 @@ async function search(config: Config, limits: ExploreLimits, hooks: ExploreHooks
     levelStart.push(nodes);
     depthCompleted = level + 1;
     levelDone = 0;
-    hooks.onProgress?.(progress());
   }
   level = limits.depth - 1;
   return end({});

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { explore } from '../src/check/explore/search.ts';
-import { SMALL_SCOPE, alphabet } from '../src/check/explore/scope.ts';
+import { SMALL_SCOPE, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
+import { Expander } from '../src/check/explore/expand.ts';
 import { encodeState, fingerprint } from '../src/check/explore/encode.ts';
 import { runOps } from '../src/check/run.ts';
 import { loadCounterexample } from '../src/check/counterexample.ts';
@@ -96,6 +97,16 @@ describe('state encoding', () => {
     other.ghost.events.push({ invariant: 'NO-WARN', message: 'x' });
     other.mem.version += 7;
     expect(encodeState(other)).toBe(encodeState(sys));
+  });
+
+  test('expanding a state leaves it as it was (clones share nothing a step changes)', () => {
+    const e = new Expander({ ...FIXED, profile: 'rfc-v2' }, WIDE_SCOPE, {});
+    for (const path of [[], [0], [0, 5], [0, 5, 9], [1, 3, 2]]) {
+      const sys = e.stateOf(path);
+      const before = encodeState(sys);
+      e.expand(Int32Array.from(path), path.length, 1);
+      expect(encodeState(e.stateOf(path))).toBe(before);
+    }
   });
 
   test('a state stepped from a clone encodes as the same ops replayed from boot', () => {

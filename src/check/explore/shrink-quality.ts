@@ -5,13 +5,14 @@
 // shortest among that scope's ops only: a shrunk list using ops outside every scope can be shorter
 // (a ratio below 1).
 
+import { availableParallelism } from 'node:os';
 import type { Config } from '../../model/system.ts';
 import type { Op } from '../../model/ops.ts';
 import { explore } from './search.ts';
 import { KVM_SCOPE, SMALL_SCOPE, type Scope, WIDE_SCOPE } from './scope.ts';
 
-/** States a search of one scope may reach before giving up on it. */
-export const SHRINK_QUALITY_MAX_STATES = 20_000;
+/** States a search of one scope may reach before giving up on it: depth 4 of `small`, 2-3 of `wide`. */
+export const SHRINK_QUALITY_MAX_STATES = 8_000;
 
 export interface Minimal {
   readonly shrunk: number;
@@ -25,13 +26,13 @@ function scopesFor(config: Config): readonly Scope[] {
   return config.mutant?.startsWith('kvm-') ? [KVM_SCOPE] : [SMALL_SCOPE, WIDE_SCOPE];
 }
 
-export async function bfsMinimal(config: Config, invariant: string, shrunk: number, maxStates = SHRINK_QUALITY_MAX_STATES): Promise<Minimal> {
+export async function bfsMinimal(config: Config, invariant: string, shrunk: number, workers = Math.min(2, availableParallelism()), maxStates = SHRINK_QUALITY_MAX_STATES): Promise<Minimal> {
   let found: Minimal['found'];
   const proved: Record<string, number> = {};
   for (const scope of scopesFor(config)) {
     const depth = found ? found.length - 1 : shrunk;
     if (depth < 1) break;
-    const r = await explore(config, scope, { depth, maxStates }, {}, { stopOn: invariant });
+    const r = await explore(config, scope, { depth, maxStates, workers }, {}, { stopOn: invariant });
     proved[scope.name] = r.depthCompleted;
     if (r.violation) found = { length: r.violation.ops.length, scope: scope.name, ops: r.violation.ops };
   }

@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { explore } from '../src/check/explore/search.ts';
 import { SMALL_SCOPE, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
 import { Expander } from '../src/check/explore/expand.ts';
+import { bfsMinimal, minimalCell, shrinkRatio } from '../src/check/explore/shrink-quality.ts';
 import { encodeState, fingerprint } from '../src/check/explore/encode.ts';
 import { runOps } from '../src/check/run.ts';
 import { loadCounterexample } from '../src/check/counterexample.ts';
@@ -64,6 +65,16 @@ describe('explore', () => {
     const r = await explore(FIXED, SMALL_SCOPE, { depth: 5, maxStates: 20 });
     expect(r.stopped).toBe('max-states');
     expect(r.depthCompleted).toBe(1);
+  });
+});
+
+describe('shrink quality', () => {
+  test('a shrunk counterexample against the shortest one for its invariant', async () => {
+    const config: Config = { ...FIXED, mutant: 'fini-backend-skipped' };
+    const m = await bfsMinimal(config, 'RANGE-NO-LEAK', 3, 0);
+    expect(m.found?.length).toBe(2);
+    expect(shrinkRatio(m)).toBe(1.5);
+    expect(minimalCell(m)).toBe('2 (small)');
   });
 });
 

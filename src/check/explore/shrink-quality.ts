@@ -49,3 +49,13 @@ export function minimalCell(m: Minimal): string {
   if (m.found) return `${m.found.length} (${m.found.scope})`;
   return `>${Math.min(...Object.values(m.proved))} in scope`;
 }
+
+/**
+ * A shorter counterexample for `invariant` than `ops`, if breadth-first search finds one in the
+ * scopes (ddmin and argument shrinking cannot move an op's work into an event of another op, or
+ * point a call at memory boot already mapped, which a shortest sequence may need).
+ */
+export async function shorten(config: Config, ops: readonly Op[], invariant: string): Promise<readonly Op[] | undefined> {
+  if (ops.length < 2) return undefined;
+  return (await bfsMinimal(config, invariant, ops.length - 1)).found?.ops;
+}

@@ -7,7 +7,7 @@
 
 import { ASI_MAP_CURRENT_TASK } from '../../model/asi/asi.ts';
 import { PAGE_SIZE, PGT_LEVEL_PTE } from '../../model/mm/geometry.ts';
-import { PERCPU_VAR_NAMES, type PercpuVar, perCpuPtr, taskStackVa } from '../../model/mm/kernel.ts';
+import { type PercpuVar, perCpuPtr, taskStackVa } from '../../model/mm/kernel.ts';
 import type { Op } from '../../model/ops.ts';
 import type { System } from '../../model/system.ts';
 import { ASI_SESSION_STATE_INACTIVE } from '../../model/x86/cpu.ts';

@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { explore } from '../src/check/explore/search.ts';
 import { SMALL_SCOPE, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
 import { Expander } from '../src/check/explore/expand.ts';
+import { loadScope } from '../src/check/explore/scope-file.ts';
 import { bfsMinimal, minimalCell, shrinkRatio } from '../src/check/explore/shrink-quality.ts';
 import { encodeState, fingerprint } from '../src/check/explore/encode.ts';
 import { runOps } from '../src/check/run.ts';
@@ -59,6 +60,15 @@ describe('explore', () => {
     const one = await explore(FIXED, SMALL_SCOPE, { depth: 2 });
     const two = await explore(FIXED, SMALL_SCOPE, { depth: 2, workers: 2 });
     expect([two.states, two.transitions, two.perLevel]).toEqual([one.states, one.transitions, one.perLevel]);
+  });
+
+  test('a scope file overrides the default scope (scopes/enter-exceptions.json)', async () => {
+    const scope = loadScope(join(import.meta.dirname, '..', 'scopes', 'enter-exceptions.json'));
+    expect(scope.interrupts).toEqual([]);
+    expect(scope.tasks).toEqual(SMALL_SCOPE.tasks);
+    const r = await explore(FIXED, scope, { depth: 2 });
+    expect(r.violation).toBeUndefined();
+    expect(r.depthCompleted).toBe(2);
   });
 
   test('a state cap stops the search and says how deep the proof reached', async () => {

@@ -12,9 +12,11 @@
 //
 // Then, per mutant, the search the fuzzer runs: seeded walks until one fails (the time to kill,
 // median and max over 5 base seeds) and the shrinking of that failure (walker.ts minimize).
-// `npm run bench -- throughput` or `-- mutants` runs one part.
+// Then explore's distinct states per second and bytes per state (bench/explore.ts).
+// `npm run bench -- throughput`, `-- mutants` or `-- explore` runs one part.
 
 import fc from 'fast-check';
+import { printExploreBench } from './explore.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
 import type { Op } from '../src/model/ops.ts';
 import { createSystem, step } from '../src/model/step.ts';
@@ -214,6 +216,12 @@ function mutants(): void {
   console.log(`${'all mutants'.padEnd(34)} ${median(kills).toFixed(2).padStart(8)} ${Math.max(...kills).toFixed(2).padStart(8)} ${median(shrinks).toFixed(2).padStart(10)}`);
 }
 
+const PARTS = ['throughput', 'mutants', 'explore'];
 const part = process.argv[2];
-if (part !== 'mutants') throughput();
-if (part !== 'throughput') mutants();
+if (part !== undefined && !PARTS.includes(part)) {
+  console.error(`npm run bench: unknown part '${part}' (one of ${PARTS.join(', ')}; none runs all)`);
+  process.exit(2);
+}
+if (part === undefined || part === 'throughput') throughput();
+if (part === undefined || part === 'mutants') mutants();
+if (part === undefined || part === 'explore') await printExploreBench(4 * BUDGET_S);

@@ -3,6 +3,7 @@
 // reaches the reader before the process ends.
 
 import { Command, CommanderError } from 'commander';
+import { registerExplore } from './commands/explore.ts';
 import { registerFuzz } from './commands/fuzz.ts';
 import { registerList } from './commands/list.ts';
 import { registerMutants } from './commands/mutants.ts';
@@ -19,6 +20,7 @@ function program(): Command {
   registerFuzz(p);
   registerMutants(p);
   registerTriage(p);
+  registerExplore(p);
   return p;
 }
 
@@ -27,7 +29,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.exitCode = undefined;
   try {
     // Commander would print the whole help on stderr: one line says what is missing.
-    if (argv.length === 0) throw new UsageError('a command is needed: list, replay, fuzz, mutants or triage (asi-check --help)');
+    if (argv.length === 0) throw new UsageError('a command is needed: list, replay, fuzz, mutants, triage or explore (asi-check --help)');
     await program().parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? EXIT_CLEAN);
   } catch (e) {

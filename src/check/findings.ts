@@ -9,6 +9,7 @@ import type { DesignOptions } from '../model/options.ts';
 import { type Config, type KernelConfig, type System, cloneSystem } from '../model/system.ts';
 import { type Op, formatOp } from '../model/ops.ts';
 import { runOps } from './run.ts';
+import { shorten } from './explore/shrink-quality.ts';
 import { GEOMETRIES, PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/mm/geometry.ts';
 import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
@@ -277,7 +278,7 @@ function record(dir: string, name: string, title: string, found: Config, ops: re
   console.log(`     ${v.message}`);
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const dir = process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'counterexamples');
   const later = laterFixes();
   for (const ladder of LADDERS) {
@@ -305,7 +306,7 @@ function main(): void {
     }
     record(dir, name, d.title, config, ops, d.expect, d.fix, { by: 'directed scenario' });
   });
-  mutantCorpus(dir);
+  await mutantCorpus(dir);
   console.log(['', '| # | invariant | reproduces on | file |', '|---|---|---|---|', ...provenanceRows].join('\n'));
 }
 
@@ -318,17 +319,22 @@ export function mutantWeights(m: MutantName): Weights {
   return MUTANT_INFO[m].kvm ? KVM_WEIGHTS : DEFAULT_WEIGHTS;
 }
 
-function mutantCorpus(dir: string): void {
-  for (const m of Object.keys(MUTANT_INFO) as MutantName[]) {
+/** Each mutant's first kill, shrunk, then shortened by breadth-first search where it can be. */
+export async function mutantCorpus(dir: string, mutants = Object.keys(MUTANT_INFO) as MutantName[]): Promise<void> {
+  for (const m of mutants) {
     const config = mutantConfig(m);
     const f = hunt(config, { seed: LADDER_SEED, numRuns: 3000, weights: mutantWeights(m) });
     if (!f) {
       console.log(`mutant ${m}: survived 3000 runs`);
       continue;
     }
-    const c = makeCounterexample(config, f.ops, f.violation.invariant, f.violation.message, `mutant ${m}: ${MUTANT_INFO[m].where}`, { by: 'mutant kill (fast-check)', seed: f.seed, path: f.path, runs: f.runsToFailure });
-    console.log(`mutant ${m}: ${f.violation.invariant} after ${f.runsToFailure} runs, ${f.ops.length} ops -> ${saveCounterexample(dir, c)}`);
+    const short = await shorten(config, f.ops, f.violation.invariant);
+    const ops = short ?? f.ops;
+    const message = short ? runOps(config, short, { stopOn: f.violation.invariant }).failure!.violations.find((v) => v.invariant === f.violation.invariant)!.message : f.violation.message;
+    const by = `mutant kill (fast-check${short ? `, ${f.ops.length} ops shortened by explore` : ''})`;
+    const c = makeCounterexample(config, ops, f.violation.invariant, message, `mutant ${m}: ${MUTANT_INFO[m].where}`, { by, seed: f.seed, path: f.path, runs: f.runsToFailure });
+    console.log(`mutant ${m}: ${f.violation.invariant} after ${f.runsToFailure} runs, ${ops.length} ops -> ${saveCounterexample(dir, c)}`);
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -1,7 +1,7 @@
 // Running operations against the model with every invariant checked after every step.
 
 import { type Choice, type Weights, resolveOp } from '../generators/choose.ts';
-import { type CheckMode, type Invariant, type Violation, newChecker } from '../invariants/index.ts';
+import { type CheckMode, type Checker, type Invariant, type Violation, newChecker } from '../invariants/index.ts';
 import { type Op, formatOp } from '../model/ops.ts';
 import { type Outcome, createSystem, step } from '../model/step.ts';
 import type { Config, System } from '../model/system.ts';
@@ -68,24 +68,35 @@ export function runWith(config: Config, n: number, next: (sys: System, i: number
   const sys = createSystem(config);
   const check = newChecker(opts.check ?? 'incremental', opts.invariants);
   const ran: Op[] = [];
-  const counts = (violations: readonly Violation[]) => violations.length > 0 && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn));
   for (let i = 0; i < n; i++) {
     const op = next(sys, i);
     ran.push(op);
-    // The first micro-step whose state fails; the op still runs to its end, as the kernel would.
-    let inside: Failure | undefined;
-    const observe = (where: string) => {
-      if (inside) return;
-      const violations = check(sys, 'micro-step');
-      if (counts(violations)) inside = { step: i, violations, where };
-    };
-    const outcome = step(sys, op, opts.microSteps ?? MICRO_STEP_CHECKS ? observe : undefined);
-    opts.onStep?.(sys, { op, outcome }, i);
-    if (inside) return { ops: ran, failure: inside, system: sys };
-    const violations = check(sys, 'between-ops');
-    if (counts(violations)) return { ops: ran, failure: { step: i, violations }, system: sys };
+    const failure = checkedStep(sys, op, i, check, opts).failure;
+    if (failure) return { ops: ran, failure, system: sys };
   }
   return { ops: ran, system: sys };
+}
+
+/**
+ * Op `i` of a run, applied to `sys` in place with the invariants judged as every run judges them:
+ * at each micro-step (unless turned off), then between ops. `check` has judged every earlier step
+ * of `sys` (an incremental checker keeps what it read of them), or is new. `explore` steps clones
+ * through this too, each with a new checker, so its verdicts are the fuzzer's.
+ */
+export function checkedStep(sys: System, op: Op, i: number, check: Checker, opts: RunOptions = {}): { readonly outcome: Outcome; readonly failure?: Failure } {
+  const counts = (violations: readonly Violation[]) => violations.length > 0 && (!opts.stopOn || violations.some((v) => v.invariant === opts.stopOn));
+  // The first micro-step whose state fails; the op still runs to its end, as the kernel would.
+  let inside: Failure | undefined;
+  const observe = (where: string) => {
+    if (inside) return;
+    const violations = check(sys, 'micro-step');
+    if (counts(violations)) inside = { step: i, violations, where };
+  };
+  const outcome = step(sys, op, opts.microSteps ?? MICRO_STEP_CHECKS ? observe : undefined);
+  opts.onStep?.(sys, { op, outcome }, i);
+  if (inside) return { outcome, failure: inside };
+  const violations = check(sys, 'between-ops');
+  return counts(violations) ? { outcome, failure: { step: i, violations } } : { outcome };
 }
 
 export function formatRet(op: Op, ret: number): string {

@@ -11,6 +11,7 @@ import type { FoundViolation, WalkTask } from '../check/fuzz/protocol.ts';
 import { replayCommand } from '../check/fuzz/progress.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { defaultSeed } from './fuzz.ts';
+import { type Minimal, bfsMinimal, minimalCell, shrinkRatio } from '../check/explore/shrink-quality.ts';
 import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_VIOLATION, configFromFlags, intIn } from './usage.ts';
 
 const DEFAULT_SECONDS_PER_MUTANT = 10;
@@ -20,6 +21,7 @@ interface MutantsFlags {
   readonly seed?: string;
   readonly workers: number;
   readonly json?: boolean;
+  readonly shrinkQuality?: boolean;
 }
 
 interface Row {
@@ -29,6 +31,8 @@ interface Row {
   /** Walks run when the budget ran out without a kill. */
   walks?: number;
   crash?: string;
+  /** --shrink-quality: the shortest counterexample breadth-first search finds for the same invariant. */
+  minimal?: Minimal;
 }
 
 async function killMatrix(flags: MutantsFlags): Promise<void> {
@@ -59,6 +63,10 @@ async function killMatrix(flags: MutantsFlags): Promise<void> {
   });
   await pool.done;
 
+  if (flags.shrinkQuality) {
+    human.write('shrink quality: breadth-first search for a shortest counterexample of each kill\n');
+    for (const [i, r] of rows.entries()) if (r.kill) r.minimal = await bfsMinimal(configs[i], r.kill.invariant, r.kill.ops.length);
+  }
   const survivors = rows.filter((r) => !r.kill);
   if (flags.json) {
     const mutants = rows.map((r, i) => ({
@@ -70,6 +78,7 @@ async function killMatrix(flags: MutantsFlags): Promise<void> {
       shrunkLength: r.kill?.ops.length ?? null,
       ...(r.kill ? { walkSeed: r.kill.walkSeed, replay: replayCommand(r.kill.walkSeed, DEFAULT_WALK_STEPS, configs[i]), ops: r.kill.ops } : {}),
       ...(r.crash ? { crash: r.crash } : {}),
+      ...(r.minimal ? { bfsMinimalLength: r.minimal.found?.length ?? null, bfsScope: r.minimal.found?.scope ?? null, shrinkRatio: shrinkRatio(r.minimal) ?? null } : {}),
     }));
     console.log(JSON.stringify({ seed, secondsPerMutant: flags.secondsPerMutant, workers: flags.workers, mutants, survivors: survivors.map((r) => r.mutant) }, null, 2));
   } else printTable(rows);
@@ -78,10 +87,12 @@ async function killMatrix(flags: MutantsFlags): Promise<void> {
 }
 
 function printTable(rows: readonly Row[]): void {
-  const header = ['mutant', 'killed by', 'walks', 'seconds', 'shrunk ops'];
+  const quality = rows.some((r) => r.minimal);
+  const header = ['mutant', 'killed by', 'walks', 'seconds', 'shrunk ops', ...(quality ? ['BFS-minimal', 'ratio'] : [])];
   const cells = rows.map((r) => {
     const by = r.kill ? (r.kill.invariant === r.expect ? r.kill.invariant : `${r.kill.invariant} (expected ${r.expect})`) : r.crash ? 'CRASHED' : 'SURVIVED';
-    return [r.mutant, by, String(r.kill?.walks ?? r.walks ?? 0), r.kill ? r.kill.seconds.toFixed(2) : '-', r.kill ? String(r.kill.ops.length) : '-'];
+    const q = quality ? [r.minimal ? minimalCell(r.minimal) : '-', r.minimal ? String(shrinkRatio(r.minimal) ?? '-') : '-'] : [];
+    return [r.mutant, by, String(r.kill?.walks ?? r.walks ?? 0), r.kill ? r.kill.seconds.toFixed(2) : '-', r.kill ? String(r.kill.ops.length) : '-', ...q];
   });
   const widths = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)));
   const line = (row: readonly string[]) => row.map((x, c) => (c >= 2 ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ');
@@ -100,5 +111,6 @@ export function registerMutants(program: Command): void {
     .option('--seed <seed>', 'base seed (default: random, printed)')
     .option('--workers <k>', 'mutants run at once', intIn(1, 64), Math.min(2, availableParallelism()))
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
+    .option('--shrink-quality', 'also find each kill\'s shortest counterexample by breadth-first search (asi-check explore) and report shrunk / shortest')
     .action((flags: MutantsFlags) => killMatrix(flags));
 }

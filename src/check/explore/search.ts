@@ -1,0 +1,181 @@
+// Breadth-first search over every op sequence of a scope, each distinct state expanded once.
+//
+// States are not kept: a node is its parent and the index of its op in the parent's alphabet
+// (8 bytes), and a state is rebuilt by replaying its path from the boot state (Expander). Nodes
+// of one level are expanded in batches in the order they were made, which is the order of their
+// paths, so consecutive nodes share their prefix and the replay costs about one step per node.
+// Every transition is judged by checkedStep, as every fuzz walk is (micro-steps included), whether
+// its target state is new or not: a violation belongs to the transition (a WARN, a CR3 load
+// outside the barrier), not only to the state it leaves. Levels are finished one at a time, so the
+// first violation found is of a shortest sequence. With workers, batches are expanded on worker
+// threads and their results taken in batch order, so the search gives the same states, the same
+// counts and the same counterexample on any number of threads.
+
+import type { Failure, RunOptions } from '../run.ts';
+import type { Config } from '../../model/system.ts';
+import { createSystem } from '../../model/step.ts';
+import type { Op } from '../../model/ops.ts';
+import type { Scope } from './scope.ts';
+import { type Expanded, Expander } from './expand.ts';
+import { fingerprint } from './encode.ts';
+import { startExpanders } from './pool.ts';
+
+export interface ExploreLimits {
+  readonly depth: number;
+  /** Stop once this many distinct states are known. */
+  readonly maxStates?: number;
+  /** Stop once the heap holds this many bytes. */
+  readonly maxBytes?: number;
+  /** Worker threads expanding batches (0: this thread). */
+  readonly workers?: number;
+}
+
+export interface ExploreProgress {
+  readonly states: number;
+  readonly transitions: number;
+  /** Every sequence of at most this many ops has been judged. */
+  readonly depthCompleted: number;
+  /** The level being expanded, and how far through it. */
+  readonly level: number;
+  readonly levelDone: number;
+  readonly levelSize: number;
+  readonly heapBytes: number;
+}
+
+export type StopReason = 'max-states' | 'max-memory' | 'interrupted';
+
+export interface ExploreResult extends ExploreProgress {
+  /** A shortest violating sequence, with the run's failure. */
+  readonly violation?: { readonly ops: readonly Op[]; readonly failure: Failure };
+  /** Why the search ended before `depth` (absent: it reached it, or found a violation). */
+  readonly stopped?: StopReason;
+  /** States per level, 0 (boot) first. */
+  readonly perLevel: readonly number[];
+}
+
+export interface ExploreHooks {
+  /** Asked between batches: true ends the search, keeping what was proved. */
+  readonly shouldStop?: () => boolean;
+  /** Called about every `everyMs`, and at the end of each level. */
+  readonly onProgress?: (p: ExploreProgress) => void;
+  readonly everyMs?: number;
+}
+
+/** States per batch: small enough for a fine-grained stop and even work, large enough to amortise a message. */
+const BATCH = 48;
+
+/** Expands batches of states, in order: on this thread, or on workers. */
+export interface Expanders {
+  expand(paths: Int32Array, depth: number, states: number): Promise<Expanded>;
+  close(): Promise<void>;
+}
+
+function local(config: Config, scope: Scope, run: RunOptions): Expanders {
+  const e = new Expander(config, scope, run);
+  return { expand: async (paths, depth, states) => e.expand(paths, depth, states), close: async () => {} };
+}
+
+export async function explore(config: Config, scope: Scope, limits: ExploreLimits, hooks: ExploreHooks = {}, run: RunOptions = {}): Promise<ExploreResult> {
+  const expanders = limits.workers ? startExpanders(config, scope, run, limits.workers) : local(config, scope, run);
+  try {
+    return await search(config, limits, hooks, expanders);
+  } finally {
+    await expanders.close();
+  }
+}
+
+async function search(config: Config, limits: ExploreLimits, hooks: ExploreHooks, expanders: Expanders): Promise<ExploreResult> {
+  const seen = new Set<string>([fingerprint(createSystem(config))]);
+  // Node n: its parent and the index of its op in the parent's alphabet; node 0 is the boot state.
+  let parent = new Int32Array(1024);
+  let opIndex = new Int32Array(1024);
+  let nodes = 1;
+  const levelStart = [0, 1];
+  let transitions = 0;
+  let depthCompleted = 0;
+  let heapBytes = process.memoryUsage().heapUsed;
+  let level = 0;
+  let levelDone = 0;
+  let lastBeat = performance.now();
+  const everyMs = hooks.everyMs ?? 1000;
+
+  const progress = (): ExploreProgress => ({ states: seen.size, transitions, depthCompleted, level, levelDone, levelSize: levelStart[level + 1] - levelStart[level], heapBytes });
+  const perLevel = () => levelStart.slice(1).map((end, d) => end - levelStart[d]);
+  const end = (extra: Partial<ExploreResult>): ExploreResult => ({ ...progress(), perLevel: perLevel(), ...extra });
+  const add = (p: number, j: number) => {
+    if (nodes === parent.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      parent = grow(parent);
+      opIndex = grow(opIndex);
+    }
+    parent[nodes] = p;
+    opIndex[nodes] = j;
+    nodes++;
+  };
+  /** The paths of nodes [from, to), `depth` op indices each, end to end. */
+  const pathsOf = (from: number, to: number, depth: number): Int32Array => {
+    const out = new Int32Array((to - from) * depth);
+    for (let n = from; n < to; n++) for (let x = n, k = depth - 1; x !== 0; x = parent[x], k--) out[(n - from) * depth + k] = opIndex[x];
+    return out;
+  };
+
+  for (level = 0; level < limits.depth; level++) {
+    if (level > 0) hooks.onProgress?.(progress());
+    const from = levelStart[level];
+    const to = levelStart[level + 1];
+    // Batches are sent ahead (workers stay busy) and their results taken strictly in order.
+    const pending: Promise<Expanded>[] = [];
+    const ahead = Math.max(2, 4 * (limits.workers ?? 0));
+    let sent = from;
+    const send = () => {
+      const end = Math.min(sent + BATCH, to);
+      pending.push(expanders.expand(pathsOf(sent, end, level), level, end - sent));
+      sent = end;
+    };
+    for (let b = from; b < to; b += BATCH) {
+      while (sent < to && pending.length < ahead) send();
+      const r = await pending.shift()!;
+      const states = r.violation ? r.violation.state : r.counts.length;
+      let f = 0;
+      for (let s = 0; s < states; s++) {
+        for (let j = 0; j < r.counts[s]; j++, f++) {
+          const fp = r.fingerprints[f];
+          if (!seen.has(fp)) {
+            seen.add(fp);
+            add(b + s, j);
+          }
+        }
+        transitions += r.counts[s];
+      }
+      levelDone = b + states - from;
+      if (r.violation) {
+        // Transitions judged before the violating one, in its state.
+        transitions += r.fingerprints.length - f + 1;
+        await Promise.allSettled(pending);
+        return end({ violation: { ops: r.violation.ops, failure: r.violation.failure } });
+      }
+      heapBytes = process.memoryUsage().heapUsed;
+      const stop: StopReason | undefined =
+        limits.maxStates !== undefined && seen.size >= limits.maxStates ? 'max-states' : limits.maxBytes !== undefined && heapBytes >= limits.maxBytes ? 'max-memory' : hooks.shouldStop?.() ? 'interrupted' : undefined;
+      if (stop) {
+        await Promise.allSettled(pending);
+        return end({ stopped: stop });
+      }
+      if (performance.now() - lastBeat >= everyMs) {
+        // On this thread, let signals and timers in: Ctrl-C sets the flag shouldStop reads.
+        await new Promise((r) => setImmediate(r));
+        lastBeat = performance.now();
+        hooks.onProgress?.(progress());
+      }
+    }
+    levelStart.push(nodes);
+    depthCompleted = level + 1;
+    levelDone = 0;
+  }
+  level = limits.depth - 1;
+  return end({});
+}

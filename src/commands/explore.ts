@@ -1,0 +1,163 @@
+// `asi-check explore`: every op sequence of a scope up to a depth, breadth first, each distinct
+// state once. It ends in a shortest counterexample (saved, replayable) or in "no violation up to
+// depth D (N states)"; a cap on states or memory, or Ctrl-C, ends it early with what was proved.
+
+import { availableParallelism } from 'node:os';
+import type { Command } from 'commander';
+import pc from 'picocolors';
+import { type ExploreProgress, type ExploreResult, explore } from '../check/explore/search.ts';
+import { ScopeError, loadScope } from '../check/explore/scope-file.ts';
+import type { Scope } from '../check/explore/scope.ts';
+import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
+import { OutDirError, prepareOutDir } from '../check/fuzz/outdir.ts';
+import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
+import type { ProfileName } from '../model/options.ts';
+import { type Config, geometryOf } from '../model/system.ts';
+import { formatOp } from '../model/ops.ts';
+import { onInterrupt } from './interrupt.ts';
+import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+
+/** Where counterexamples go unless --out says otherwise. */
+export const DEFAULT_EXPLORE_OUT = 'asi-check-out/explore';
+
+interface ExploreFlags extends ConfigFlags {
+  readonly depth: number;
+  readonly scope: string;
+  readonly maxStates?: number;
+  readonly maxMemory?: number;
+  readonly seconds?: number;
+  readonly workers: number;
+  readonly out?: string;
+  readonly json?: boolean;
+}
+
+const MiB = 2 ** 20;
+
+function progressLine(p: ExploreProgress, seconds: number): string {
+  return [
+    `${seconds.toFixed(0)}s`,
+    `proved to depth ${p.depthCompleted}`,
+    `depth ${p.level + 1}: ${count(p.levelDone)}/${count(p.levelSize)} states expanded`,
+    `${count(p.states)} states`,
+    `${count(p.transitions)} transitions`,
+    `${count(Math.round(p.states / Math.max(seconds, 1e-3)))} states/s`,
+    `heap ${Math.round(p.heapBytes / MiB)} MiB`,
+  ].join(pc.dim(' | '));
+}
+
+/** The figures of a finished search, as the summary and --json give them. */
+export function exploreFigures(r: ExploreResult, seconds: number, heapBefore: number) {
+  return {
+    states: r.states,
+    transitions: r.transitions,
+    depthCompleted: r.depthCompleted,
+    perLevel: r.perLevel,
+    seconds: Number(seconds.toFixed(3)),
+    statesPerSecond: Math.round(r.states / Math.max(seconds, 1e-3)),
+    transitionsPerSecond: Math.round(r.transitions / Math.max(seconds, 1e-3)),
+    heapBytes: r.heapBytes,
+    bytesPerState: Math.max(0, Math.round((r.heapBytes - heapBefore) / r.states)),
+  };
+}
+
+function stopNote(r: ExploreResult, flags: ExploreFlags, timedOut: boolean): string {
+  const why =
+    r.stopped === 'max-states' ? `--max-states ${flags.maxStates} reached` : r.stopped === 'max-memory' ? `--max-memory ${flags.maxMemory} MiB reached` : timedOut ? `--seconds ${flags.seconds} ran out` : 'interrupted';
+  return `${why} while expanding depth ${r.level + 1} (${count(r.levelDone)} of ${count(r.levelSize)} states of depth ${r.level} expanded)`;
+}
+
+async function run(flags: ExploreFlags): Promise<void> {
+  const config = configFromFlags(flags);
+  let scope: Scope;
+  try {
+    scope = loadScope(flags.scope);
+  } catch (e) {
+    if (e instanceof ScopeError) usageError(e.message);
+    throw e;
+  }
+  let out;
+  try {
+    out = prepareOutDir(flags.out ?? DEFAULT_EXPLORE_OUT, flags.out === undefined);
+  } catch (e) {
+    if (e instanceof OutDirError) usageError(e.message);
+    throw e;
+  }
+  const human = flags.json ? process.stderr : process.stdout;
+  human.write(
+    `${pc.bold('asi-check explore')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, scope ${scope.name} (${scope.about}), depth ${flags.depth}, ${flags.workers} workers\n`,
+  );
+  let stop = false;
+  const stopInterrupts = onInterrupt(() => (stop = true));
+  // --seconds ends the search as Ctrl-C does, keeping the depth proved so far.
+  let timedOut = false;
+  const timer = flags.seconds === undefined ? undefined : setTimeout(() => ((stop = true), (timedOut = true)), flags.seconds * 1000);
+  const heapBefore = process.memoryUsage().heapUsed;
+  const started = performance.now();
+  const elapsed = () => (performance.now() - started) / 1000;
+  let latest: ExploreProgress | undefined;
+  const progress = startProgress(human, () => (latest ? progressLine(latest, elapsed()) : `${elapsed().toFixed(0)}s starting`));
+  const r = await explore(
+    config,
+    scope,
+    { depth: flags.depth, workers: flags.workers, ...(flags.maxStates ? { maxStates: flags.maxStates } : {}), ...(flags.maxMemory ? { maxBytes: flags.maxMemory * MiB } : {}) },
+    { shouldStop: () => stop, onProgress: (p) => (latest = p), everyMs: Math.min(250, progressIntervalMs()) },
+  );
+  const seconds = elapsed();
+  progress.stop();
+  stopInterrupts();
+  clearTimeout(timer);
+  const figures = exploreFigures(r, seconds, heapBefore);
+
+  let file: string | undefined;
+  if (r.violation) {
+    const v = r.violation.failure.violations[0];
+    const cx = makeCounterexample(config, r.violation.ops, v.invariant, v.message, `${v.invariant} after ${r.violation.ops.map((o) => o.op).join(', ')} (shortest in scope ${scope.name})`, { by: 'explore' });
+    try {
+      file = saveCounterexample(out.path, cx);
+    } catch (e) {
+      out.release();
+      usageError(`cannot save the counterexample in ${out.path} (${(e as Error).message.split(',')[0]})`);
+    }
+  }
+  out.release();
+
+  if (flags.json) {
+    const violation = r.violation && { invariant: r.violation.failure.violations[0].invariant, message: r.violation.failure.violations[0].message, length: r.violation.ops.length, file, ops: r.violation.ops };
+    console.log(JSON.stringify({ config, scope: scope.name, depth: flags.depth, ...figures, stopped: r.stopped === 'interrupted' && timedOut ? 'time' : (r.stopped ?? null), violation: violation ?? null }, null, 2));
+  } else {
+    console.log(
+      `${count(r.states)} distinct states, ${count(r.transitions)} transitions in ${seconds.toFixed(1)} s (${count(figures.statesPerSecond)} states/s, ${count(figures.transitionsPerSecond)} transitions/s), ` +
+        `heap ${Math.round(r.heapBytes / MiB)} MiB (~${count(figures.bytesPerState)} bytes/state); states per depth: ${r.perLevel.join(', ')}`,
+    );
+    if (r.violation) {
+      const v = r.violation.failure.violations[0];
+      console.log(pc.red(`VIOLATION ${pc.bold(v.invariant)} after ${r.violation.ops.length} ops, a shortest sequence in this scope (none of ${r.depthCompleted} ops or fewer violates):`));
+      r.violation.ops.forEach((op, i) => console.log(`  ${i + 1}. ${formatOp(geometryOf(config), op)}`));
+      console.log(`  ${v.message}`);
+      console.log(`  ${CLI} replay ${shellWord(file!)}`);
+    } else if (r.stopped) {
+      console.log(pc.yellow(`no violation up to depth ${r.depthCompleted} (${count(r.states)} states); ${stopNote(r, flags, timedOut)}`));
+    } else console.log(pc.green(`no violation up to depth ${r.depthCompleted} (${count(r.states)} states)`));
+  }
+  process.exitCode = r.violation ? EXIT_VIOLATION : EXIT_CLEAN;
+}
+
+export function registerExplore(program: Command): void {
+  program
+    .command('explore')
+    .description(`every op sequence of a scope up to --depth, breadth first, each distinct state once: a shortest counterexample (saved) or a proof to that depth; exit ${EXIT_VIOLATION} violation, ${EXIT_USAGE} bad usage`)
+    .requiredOption('--depth <n>', 'ops per sequence', intIn(1, 64))
+    .option('--profile <profile>', 'design profile', parseProfile, 'fixed' as ProfileName)
+    .option('--mutant <mutant>', 'run a mutant of the model (with the design options it needs)', parseMutant)
+    .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
+    .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
+    .option('--option <name=value>', 'set a design option (repeatable)', parseOption)
+    .option('--scope <name|file>', 'the op alphabet: small, wide, kvm, or a JSON file (README, "Exhaustive search")', 'small')
+    .option('--max-states <n>', 'stop after this many distinct states, saying how deep the proof reached', intIn(1))
+    .option('--max-memory <MiB>', 'stop once the heap holds this much, saying how deep the proof reached', intIn(16))
+    .option('--workers <k>', 'worker threads expanding states (0: the main thread only)', intIn(0, 64), Math.min(2, availableParallelism()))
+    .option('--seconds <n>', 'stop after this long, saying how deep the proof reached (the nightly run)', intIn(1))
+    .option('--out <dir>', `where a counterexample is saved (default: ./${DEFAULT_EXPLORE_OUT})`)
+    .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
+    .action((flags: ExploreFlags) => run(flags));
+}

@@ -1,0 +1,182 @@
+// `asi-check explore`: shortest counterexamples that replay to the same verdict, a clean `fixed` at
+// a small depth, a state encoding that merges what commutes and keeps ghost state apart, and bad
+// input refused with exit 2.
+
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
+import { explore } from '../src/check/explore/search.ts';
+import { SMALL_SCOPE, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
+import { Expander } from '../src/check/explore/expand.ts';
+import { loadScope } from '../src/check/explore/scope-file.ts';
+import { bfsMinimal, minimalCell, shrinkRatio } from '../src/check/explore/shrink-quality.ts';
+import { encodeState, fingerprint } from '../src/check/explore/encode.ts';
+import { runOps } from '../src/check/run.ts';
+import { loadCounterexample } from '../src/check/counterexample.ts';
+import { createSystem, step } from '../src/model/step.ts';
+import { type Config, cloneSystem } from '../src/model/system.ts';
+import type { Op } from '../src/model/ops.ts';
+import { main } from '../src/cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'asi-explore-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => vi.restoreAllMocks());
+
+const FIXED: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+
+function stateAfter(ops: readonly Op[]) {
+  const sys = createSystem(FIXED);
+  for (const op of ops) step(sys, op);
+  return sys;
+}
+
+describe('explore', () => {
+  test.each([
+    ['exit-keeps-stack', 'STACK'],
+    ['fini-backend-skipped', 'RANGE-NO-LEAK'],
+  ] as const)('finds a shortest counterexample for %s (%s) that replays to the same verdict', async (mutant, invariant) => {
+    const config: Config = { ...FIXED, mutant };
+    const r = await explore(config, SMALL_SCOPE, { depth: 3 });
+    expect(r.violation?.failure.violations[0].invariant).toBe(invariant);
+    expect(r.violation!.ops).toHaveLength(2);
+    // Nothing shorter: every single op was judged clean first.
+    expect(r.depthCompleted).toBe(1);
+    const replay = runOps(config, r.violation!.ops);
+    expect(replay.failure?.step).toBe(r.violation!.failure.step);
+    expect(replay.failure?.violations.map((v) => v.invariant)).toEqual(r.violation!.failure.violations.map((v) => v.invariant));
+  });
+
+  test('fixed has no violation up to depth 2, every level finished', async () => {
+    const r = await explore(FIXED, SMALL_SCOPE, { depth: 2 });
+    expect(r.violation).toBeUndefined();
+    expect(r.stopped).toBeUndefined();
+    expect(r.depthCompleted).toBe(2);
+    expect(r.perLevel[0]).toBe(1);
+    expect(r.states).toBe(r.perLevel.reduce((a, b) => a + b, 0));
+  });
+
+  test('worker threads find the same states and transitions as one thread', async () => {
+    const one = await explore(FIXED, SMALL_SCOPE, { depth: 2 });
+    const two = await explore(FIXED, SMALL_SCOPE, { depth: 2, workers: 2 });
+    expect([two.states, two.transitions, two.perLevel]).toEqual([one.states, one.transitions, one.perLevel]);
+  });
+
+  test('a scope file overrides the default scope (scopes/enter-exceptions.json)', async () => {
+    const scope = loadScope(join(import.meta.dirname, '..', 'scopes', 'enter-exceptions.json'));
+    expect(scope.interrupts).toEqual([]);
+    expect(scope.tasks).toEqual(SMALL_SCOPE.tasks);
+    const r = await explore(FIXED, scope, { depth: 2 });
+    expect(r.violation).toBeUndefined();
+    expect(r.depthCompleted).toBe(2);
+  });
+
+  test('a state cap stops the search and says how deep the proof reached', async () => {
+    const r = await explore(FIXED, SMALL_SCOPE, { depth: 5, maxStates: 20 });
+    expect(r.stopped).toBe('max-states');
+    expect(r.depthCompleted).toBe(1);
+  });
+});
+
+describe('shrink quality', () => {
+  test('a shrunk counterexample against the shortest one for its invariant', async () => {
+    const config: Config = { ...FIXED, mutant: 'fini-backend-skipped' };
+    const m = await bfsMinimal(config, 'RANGE-NO-LEAK', 3, 0);
+    expect(m.found?.length).toBe(2);
+    expect(shrinkRatio(m)).toBe(1.5);
+    expect(minimalCell(m)).toBe('2 (small)');
+  });
+});
+
+describe('state encoding', () => {
+  const readX = (cpu: number, va: number): Op => ({ op: 'access', cpu, va, access: 'read', intr: [] });
+
+  test('two orders of commuting ops reach one state', () => {
+    const base = stateAfter([{ op: 'vmalloc', pages: 1, sensitive: true }]);
+    const va = base.kernel.vmAreas.get(Math.max(...base.kernel.vmAreas.keys()))!.va;
+    const pre: Op[] = [{ op: 'vmalloc', pages: 1, sensitive: true }];
+    const a = stateAfter([...pre, readX(0, va), { op: 'interrupt', cpu: 1, kind: 'irq', intr: [] }]);
+    const b = stateAfter([...pre, { op: 'interrupt', cpu: 1, kind: 'irq', intr: [] }, readX(0, va)]);
+    expect(fingerprint(a)).toBe(fingerprint(b));
+    expect(fingerprint(a)).not.toBe(fingerprint(base));
+  });
+
+  test('states differing only in ghost state that invariants read are told apart', () => {
+    const sys = stateAfter([{ op: 'asi_create', flags: 0 }, { op: 'vmalloc', pages: 1, sensitive: true }, { op: 'asi_map', asi: 1, ptr: 0, size: 4096, level: 0 }]);
+    const owed = cloneSystem(sys);
+    owed.cpus[0].flushOwed = true;
+    expect(fingerprint(owed)).not.toBe(fingerprint(sys));
+    const reached = cloneSystem(sys);
+    const asi = reached.asis.get(1)!;
+    asi.ranges[0] = { ...asi.ranges[0], ghostReached: [...asi.ranges[0].ghostReached, '0/999/-1'] };
+    expect(fingerprint(reached)).not.toBe(fingerprint(sys));
+  });
+
+  test("what the next step resets is left out: the step's ghost records and the change counter", () => {
+    const sys = stateAfter([{ op: 'asi_create', flags: 0 }]);
+    const other = cloneSystem(sys);
+    other.ghost.events.push({ invariant: 'NO-WARN', message: 'x' });
+    other.mem.version += 7;
+    expect(encodeState(other)).toBe(encodeState(sys));
+  });
+
+  test('expanding a state leaves it as it was (clones share nothing a step changes)', () => {
+    const e = new Expander({ ...FIXED, profile: 'rfc-v2' }, WIDE_SCOPE, {});
+    for (const path of [[], [0], [0, 5], [0, 5, 9], [1, 3, 2]]) {
+      const sys = e.stateOf(path);
+      const before = encodeState(sys);
+      e.expand(Int32Array.from(path), path.length, 1);
+      expect(encodeState(e.stateOf(path))).toBe(before);
+    }
+  });
+
+  test('a state stepped from a clone encodes as the same ops replayed from boot', () => {
+    let sys = createSystem(FIXED);
+    const ops: Op[] = [];
+    for (const j of [0, 3, 5, 2]) {
+      const next = cloneSystem(sys);
+      const op = alphabet(sys, SMALL_SCOPE)[j];
+      ops.push(op);
+      step(next, op);
+      sys = next;
+    }
+    expect(encodeState(sys)).toBe(encodeState(stateAfter(ops)));
+  });
+});
+
+describe('explore on the command line', () => {
+  async function cli(args: string[]) {
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const errw = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const status = await main(args);
+    const stderr = [...err.mock.calls, ...errw.mock.calls].map((c) => String(c[0])).join('\n');
+    const stdout = [...out.mock.calls.map((c) => String(c[0])), ...log.mock.calls.map((c) => String(c[0]))].join('\n');
+    vi.restoreAllMocks();
+    return { status, stderr, stdout };
+  }
+
+  test('a violation: exit 1 and a file that replay reproduces', async () => {
+    const out = join(dir, 'cx');
+    const r = await cli(['explore', '--depth', '3', '--mutant', 'fini-backend-skipped', '--workers', '0', '--out', out]);
+    expect(r.status).toBe(1);
+    const [file] = readdirSync(out);
+    expect(file).toMatch(/^mutant-fini-backend-skipped--range-no-leak--[0-9a-f]{12}\.json$/);
+    expect(loadCounterexample(join(out, file)).found?.by).toBe('explore');
+    expect((await cli(['replay', join(out, file)])).status).toBe(1);
+  });
+
+  test.each([
+    [['explore'], /--depth/],
+    [['explore', '--depth', '0'], /expected a whole number/],
+    [['explore', '--depth', '2', '--scope', 'nope'], /neither a scope name/],
+    [['explore', '--depth', '2', '--scope', join(dir, 'bad-scope.json')], /unknown scope field "frobs"/],
+    [['explore', '--depth', '2', '--mutant', 'nope'], /unknown mutant/],
+  ])('bad input %j: exit 2 and one clear line', async (args, message) => {
+    writeFileSync(join(dir, 'bad-scope.json'), JSON.stringify({ frobs: 1 }));
+    const r = await cli(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr + r.stdout).toMatch(message);
+  });
+});

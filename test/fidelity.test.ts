@@ -16,6 +16,9 @@ import { walk } from '../src/model/mm/pagetable.ts';
 import { violates } from '../src/check/shrink.ts';
 import { _PAGE_RW, entryFrame, isLarge, isNone, mkEntry } from '../src/model/mm/pte.ts';
 import { allocationOfFrame } from '../src/model/mm/memory.ts';
+import { runSeededWalk } from '../src/check/seeded.ts';
+import { mutantConfig } from '../src/check/findings.ts';
+import { WALK_WEIGHTS } from '../src/generators/choose.ts';
 
 /** Past F1, F2 and F11, which fire at every asi_create of the posted code. */
 const PAST_CREATE: Partial<DesignOptions> = { splitLargePages: true, percpuSecretsOwnPage: true, atomicAllocs: true };
@@ -152,6 +155,14 @@ describe('CONFIG_TRANSPARENT_HUGEPAGE is a switch of the modelled kernel (patche
     const v = runOps(config, create).failure!.violations.map((x) => `${x.invariant}: ${x.message}`);
     expect(v).toContain(`PT-OWN: ASI 1 copy reads pfn ${frame}, a data page of kernel image, as a pte table (a kernel pmd large page that pmd_trans_huge/pud_trans_huge do not see without CONFIG_TRANSPARENT_HUGEPAGE)`);
     expect(v.some((x) => x.startsWith('ENTRY-MAPPED'))).toBe(true);
+  });
+
+  test('an unvalidated asi_pXX_offset into a data page (offset-not-validated) is a PT-OWN violation, not a model crash', () => {
+    // The seeded walk that once crashed the model in entryAt: the ASI's copy writes through a
+    // large entry's frame as if it were a table it owns.
+    const res = runSeededWalk({ ...mutantConfig('offset-not-validated'), geometry: 'small' }, 'crash-11', 60, WALK_WEIGHTS);
+    expect(res.failure?.violations.map((v) => v.invariant)).toContain('PT-OWN');
+    expect(res.failure!.violations.find((v) => v.invariant === 'PT-OWN')!.message).toMatch(/into data page pfn \d+ \(.*\), which it does not own/);
   });
 
   test('fixed: pmdLargeNotTransHuge sees the PSE bit with THP off', () => {

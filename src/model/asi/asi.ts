@@ -63,8 +63,13 @@ export function formatMapFlags(flags: number): string {
 
 // ---- entries and ownership ------------------------------------------------------------------
 
+/**
+ * An entry as the ASI code reads it. A slot in a frame that holds no page table (an unvalidated
+ * offset, the offset-not-validated mutant, points into a data page) reads as zeros: data contents
+ * are not modelled, as in srcTable.
+ */
 function entryAt(sys: System, slot: EntrySlot): number {
-  return sys.tables.get(slot.table)![slot.index];
+  return sys.tables.get(slot.table)?.[slot.index] ?? 0;
 }
 
 export function ownsTable(asi: Asi, frame: number): boolean {
@@ -73,13 +78,16 @@ export function ownsTable(asi: Asi, frame: number): boolean {
 
 /** Every ASI page-table write goes through here; a write to a table the ASI does not own is PT-OWN's. */
 function asiWrite(sys: System, asi: Asi, slot: EntrySlot, value: number): void {
+  const table = sys.tables.get(slot.table);
   if (!ownsTable(asi, slot.table)) {
     sys.ghost.events.push({
       invariant: 'PT-OWN',
-      message: `ASI ${asi.id} wrote ${formatEntry(value)} into table pfn ${slot.table} (${allocationOfFrame(sys.mem, slot.table)?.name ?? 'free'}), which it does not own`,
+      message: `ASI ${asi.id} wrote ${formatEntry(value)} into ${table ? 'table' : 'data page'} pfn ${slot.table} (${allocationOfFrame(sys.mem, slot.table)?.name ?? 'free'}), which it does not own`,
     });
   }
-  sys.tables.get(slot.table)![slot.index] = value;
+  // A data page: the write corrupts contents the model does not hold (PT-OWN above says so).
+  if (!table) return;
+  table[slot.index] = value;
   tableChanged(sys.mem, slot.table);
 }
 

@@ -295,7 +295,7 @@ function creatorFor(sys: System, kind: OpKind, idle: readonly number[]): OpKind 
 const ECONOMICAL = new WeakSet<Weights>();
 
 /**
- * The seeded fuzz walks' weights (DEFAULT_WEIGHTS), resolved economically: an op that names an
+ * The seeded fuzz walks' weights (KVM_WEIGHTS), resolved economically: an op that names an
  * object of a kind none of which exists makes one instead, missing ids come 1 in MISSING_ID_ONE_IN,
  * frees prefer memory an ASI maps or a TLB caches, isolated CPUs access what their ASI maps, one
  * asi_enter in four carries no event, so the CPU stays isolated for the next ops, and the events of

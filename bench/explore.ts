@@ -3,6 +3,8 @@
 // machine, not the search), for a CPU budget. States per CPU-second, as the other bench rows, so
 // that other work on a shared machine slows the figure less than wall time would.
 
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { explore } from '../src/check/explore/search.ts';
 import { SMALL_SCOPE } from '../src/check/explore/scope.ts';
 
@@ -18,12 +20,31 @@ export interface ExploreBench {
   readonly cpuSeconds: number;
   readonly statesPerSecond: number;
   readonly transitionsPerSecond: number;
-  /** Heap growth over the search, per distinct state: the fingerprint set and the node arrays, and what garbage was not yet collected. */
+  /** What the search keeps per distinct state (its fingerprint in the seen set, its node), measured apart: see retainedBytesPerState. */
   readonly bytesPerState: number;
 }
 
+/**
+ * The heap the search retains per distinct state: `count` fingerprints of its format (three 32-bit
+ * hashes in base 36) in a Set, and a node (parent and op index, two Int32Array slots), measured
+ * between two full collections. The search's own heap growth is no figure for a run of a few
+ * thousand states: garbage not yet collected outweighs it, and a collection can make it negative.
+ */
+function retainedBytesPerState(count = 200_000): number {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const seen = new Set<string>();
+  const h = (x: number) => (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) >>> 0).toString(36);
+  for (let i = 0; i < count; i++) seen.add([h(i), h(i + 0x9e3779b9), h(i ^ 0x7f4a7c15)].join(':')); // as Hash96.digest
+  const nodes = [new Int32Array(count), new Int32Array(count)];
+  gc();
+  const bytes = process.memoryUsage().heapUsed - before + nodes[0].byteLength + nodes[1].byteLength;
+  return Math.round(bytes / seen.size);
+}
+
 export async function benchExplore(budgetSeconds: number): Promise<ExploreBench> {
-  const heapBefore = process.memoryUsage().heapUsed;
   const start = cpuSeconds();
   const r = await explore({ geometry: 'small', cpus: 2, profile: 'fixed' }, SMALL_SCOPE, { depth: 64 }, { shouldStop: () => cpuSeconds() - start >= budgetSeconds });
   const cpu = cpuSeconds() - start;
@@ -34,7 +55,7 @@ export async function benchExplore(budgetSeconds: number): Promise<ExploreBench>
     cpuSeconds: cpu,
     statesPerSecond: Math.round(r.states / cpu),
     transitionsPerSecond: Math.round(r.transitions / cpu),
-    bytesPerState: Math.max(0, Math.round((r.heapBytes - heapBefore) / r.states)),
+    bytesPerState: retainedBytesPerState(),
   };
 }
 

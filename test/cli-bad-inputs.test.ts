@@ -99,6 +99,8 @@ const CASES: Case[] = [
   ['fuzz --cpus 5', 'asi-check', () => [...FUZZ, '--cpus', '5'], /from 1 to 4/],
   ['fuzz --option of a bad policy', 'asi-check', () => [...FUZZ, '--option', 'overlapPolicy=sometimes'], /overlapPolicy takes count-ranges or refcount-entries or refuse/],
   ['fuzz --known of a missing folder', 'asi-check', () => [...FUZZ, '--known', missing()], /--known .*: not a directory/],
+  ['fuzz --kernel of an unknown configuration', 'asi-check', () => [...FUZZ, '--kernel', 'slub'], /unknown kernel configuration 'slub' \(one of thp=off, kernel-thread, slab\)/],
+  ['replay of a file with --kernel', 'asi-check', () => ['replay', F5, '--kernel', 'slab'], /only apply to --seed/],
   ['fuzz with a misspelt flag', 'asi-check', () => [...FUZZ, '--seeds', '1'], /unknown option '--seeds' \(Did you mean --seed\?\)$/],
   ['fuzz with an argument', 'asi-check', () => [...FUZZ, 'now'], /too many arguments/],
 

@@ -7,14 +7,14 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
-import { loadCounterexample } from '../src/check/counterexample.ts';
+import { configLabel, loadCounterexample } from '../src/check/counterexample.ts';
 import { prepareOutDir } from '../src/check/fuzz/outdir.ts';
 import { coverageFigures, replayCommand, vacuousOps } from '../src/check/fuzz/progress.ts';
 import type { FoundViolation, WalkStats, WorkerEvent } from '../src/check/fuzz/protocol.ts';
 import { FindingStore, loadKnown } from '../src/check/fuzz/store.ts';
 import { runWalks } from '../src/check/fuzz/walker.ts';
 import { main } from '../src/cli.ts';
-import { EXIT_INTERNAL, EXIT_VACUOUS, configFromFlags, parseOption } from '../src/commands/usage.ts';
+import { EXIT_INTERNAL, EXIT_VACUOUS, configFromFlags, describeConfig, parseKernel, parseOption } from '../src/commands/usage.ts';
 import { freshDir, root, startCli } from './cli-run.ts';
 
 const dirs: string[] = [];
@@ -110,6 +110,17 @@ describe('design options on the command line', () => {
     // A mutant's own options are implied by --mutant.
     const mutant = configFromFlags({ profile: 'fixed', mutant: 'overlap-check-skipped', geometry: 'small', cpus: 2 });
     expect(replayCommand('s', 60, mutant)).toBe('npx asi-check replay --seed s --steps 60 --profile fixed --mutant overlap-check-skipped');
+  });
+});
+
+describe('kernel configurations on the command line', () => {
+  test('--kernel sets the words a file name uses, and printed replay lines and file names carry them', () => {
+    const kernel = parseKernel('thp=off', parseKernel('slab'));
+    const config = configFromFlags({ profile: 'fixed', geometry: 'real', cpus: 2, kernel });
+    expect(config.kernel).toEqual({ slab: true, thp: false });
+    expect(replayCommand('s', 60, config)).toBe('npx asi-check replay --seed s --steps 60 --profile fixed --kernel thp=off --kernel slab --geometry real');
+    expect(configLabel(config)).toBe('fixed+thp=off+slab');
+    expect(describeConfig(config)).toBe('profile fixed, kernel thp=off+slab, real geometry, 2 CPUs');
   });
 });
 

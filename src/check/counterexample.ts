@@ -5,7 +5,7 @@ import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readS
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type Op, formatOp, validateOp } from '../model/ops.ts';
-import { type Config, API_CALLERS, geometryOf } from '../model/system.ts';
+import { type Config, type KernelConfig, API_CALLERS, geometryOf } from '../model/system.ts';
 import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, RFC_V2_OPTIONS } from '../model/options.ts';
 import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
@@ -52,13 +52,25 @@ const MAX_OPTIONS_LABEL = 80;
  * settings away from their defaults (`thp=off`, `kernel-thread`, `slab`), then each design option set away
  * from that profile's (or mutant's) own value: `rfc-v2+thp=off`, `rfc-v2+exactExtent+...`.
  */
+/**
+ * The kernel configurations other than the default, each as one word: what a file name says after
+ * the profile, and what `--kernel` takes.
+ */
+export const KERNEL_ITEMS: Readonly<Record<string, KernelConfig>> = { 'thp=off': { thp: false }, 'kernel-thread': { apiCaller: 'kernel-thread' }, slab: { slab: true } };
+
+/** The KERNEL_ITEMS words a kernel configuration is made of, in their order. */
+export function kernelWords(kernel: KernelConfig | undefined): string[] {
+  return Object.entries(KERNEL_ITEMS)
+    .filter(([, item]) => Object.entries(item).every(([k, v]) => kernel?.[k as keyof KernelConfig] === v))
+    .map(([word]) => word);
+}
+
 export function configLabel(config: Config): string {
   const base = { ...PROFILES[config.profile].options, ...(config.mutant ? MUTANT_INFO[config.mutant].options : {}) };
   const set = OPTION_NAMES.filter((k) => config.options?.[k] !== undefined && config.options[k] !== base[k]).map((k) =>
     typeof config.options![k] === 'boolean' ? (config.options![k] ? k : `no-${k}`) : `${k}=${String(config.options![k])}`,
   );
-  const kernel = [config.kernel?.thp === false ? 'thp=off' : '', config.kernel?.apiCaller === 'kernel-thread' ? 'kernel-thread' : '', config.kernel?.slab ? 'slab' : ''].filter(Boolean);
-  const who = [config.mutant ? `mutant-${config.mutant}` : config.profile, ...kernel].join('+');
+  const who = [config.mutant ? `mutant-${config.mutant}` : config.profile, ...kernelWords(config.kernel)].join('+');
   const label = set.join('+');
   return set.length === 0 ? who : label.length <= MAX_OPTIONS_LABEL ? `${who}+${label}` : `${who}+${set.length}-options`;
 }

@@ -15,7 +15,7 @@ import type { ProfileName } from '../model/options.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
-import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, configFromFlags, intIn, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, KERNEL_FLAG_HELP, configFromFlags, describeConfig, intIn, parseGeometry, parseMutant, parseKernel, parseOption, parseProfile, usageError } from './usage.ts';
 
 /** Where counterexamples go unless --out says otherwise. */
 export const DEFAULT_EXPLORE_OUT = 'asi-check-out/explore';
@@ -84,7 +84,7 @@ async function run(flags: ExploreFlags): Promise<void> {
   }
   const human = flags.json ? process.stderr : process.stdout;
   human.write(
-    `${pc.bold('asi-check explore')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, scope ${scope.name} (${scope.about}), depth ${flags.depth}, ${flags.workers} workers\n`,
+    `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${scope.name} (${scope.about}), depth ${flags.depth}, ${flags.workers} workers\n`,
   );
   let stop = false;
   const stopInterrupts = onInterrupt(() => (stop = true));
@@ -152,6 +152,7 @@ export function registerExplore(program: Command): void {
     .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
     .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
     .option('--option <name=value>', 'set a design option (repeatable)', parseOption)
+    .option('--kernel <item>', KERNEL_FLAG_HELP, parseKernel)
     .option('--scope <name|file>', 'the op alphabet: small, wide, kvm, or a JSON file (README, "Exhaustive search")', 'small')
     .option('--max-states <n>', 'stop after this many distinct states, saying how deep the proof reached', intIn(1))
     .option('--max-memory <MiB>', 'stop once the heap holds this much, saying how deep the proof reached', intIn(16))

@@ -15,9 +15,9 @@ import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { DesignOptions, ProfileName } from '../model/options.ts';
-import type { Config } from '../model/system.ts';
+import type { Config, KernelConfig } from '../model/system.ts';
 import { onInterrupt } from './interrupt.ts';
-import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, KERNEL_FLAG_HELP, configFromFlags, describeConfig, intIn, parseCheckMode, parseGeometry, parseMutant, parseKernel, parseOption, parseProfile, usageError } from './usage.ts';
 import type { CheckMode } from '../invariants/index.ts';
 
 /** The committed corpus: its bugs are known, so a run reports them as such, not as new. */
@@ -40,6 +40,7 @@ interface FuzzFlags {
   readonly geometry: Config['geometry'];
   readonly cpus: number;
   readonly option?: Partial<DesignOptions>;
+  readonly kernel?: KernelConfig;
   readonly out?: string;
   readonly known: string[];
   readonly corpus: boolean;
@@ -203,7 +204,7 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   const human = flags.json ? process.stderr : process.stdout;
   const budget = [seconds !== undefined ? `${seconds} s` : '', flags.runs !== undefined ? `${flags.runs} walks` : ''].filter(Boolean).join(' or ');
   human.write(
-    `${pc.bold('asi-check fuzz')}: profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs, ` +
+    `${pc.bold('asi-check fuzz')}: ${describeConfig(config)}, ` +
       `${flags.steps}-op walks, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, ${budget}, ${known.files.size} known root causes, new ones saved in ${out.path}/\n` +
       `seed ${pc.bold(seed)}: walk i of worker w is ${seed}/s${flags.shard.index}/w<w>/<i>, e.g. ${replayCommand(walkSeed(seed, flags.shard.index, 0, 0), flags.steps, config)}\n`,
   );
@@ -250,6 +251,7 @@ export function registerFuzz(program: Command): void {
     .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
     .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
     .option('--option <name=value>', 'set a design option (repeatable; `asi-check list` names them)', parseOption)
+    .option('--kernel <item>', KERNEL_FLAG_HELP, parseKernel)
     .option('--out <dir>', `where new counterexamples are saved (default: ./${DEFAULT_OUT_ROOT}/<seed>, removed if nothing is saved; \`--out counterexamples\` adds to the committed corpus)`)
     .addOption(new Option('--known <dir>', 'counterexamples here count as known too (repeatable)').argParser((dir: string, dirs: string[]) => [...dirs, dir]).default([], 'none'))
     .option('--no-corpus', 'do not count the committed counterexamples/ as known')

@@ -11,13 +11,13 @@ import { type RunOptions, type RunResult, failurePlace, runOps } from '../check/
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { ProfileName } from '../model/options.ts';
-import type { Config } from '../model/system.ts';
+import type { Config, KernelConfig } from '../model/system.ts';
 import { type ReportHeader, renderHtml } from '../report/html.ts';
 import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
 import type { DesignOptions } from '../model/options.ts';
 import type { CheckMode } from '../invariants/index.ts';
-import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, parseGeometry, parseMutant, parseOption, parseProfile, usageError } from './usage.ts';
+import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, KERNEL_FLAG_HELP, configFromFlags, intIn, parseCheckMode, parseGeometry, parseMutant, parseKernel, parseOption, parseProfile, usageError } from './usage.ts';
 
 interface ReplayFlags {
   readonly seed?: string;
@@ -27,6 +27,7 @@ interface ReplayFlags {
   readonly geometry: Config['geometry'];
   readonly cpus: number;
   readonly option?: Partial<DesignOptions>;
+  readonly kernel?: KernelConfig;
   readonly html?: string;
   readonly check: CheckMode;
 }
@@ -43,7 +44,7 @@ interface Subject {
 }
 
 /** Flags that only shape a seeded walk; a file carries its own configuration. */
-const WALK_FLAGS = ['steps', 'profile', 'mutant', 'geometry', 'cpus', 'option'] as const;
+const WALK_FLAGS = ['steps', 'profile', 'mutant', 'geometry', 'cpus', 'option', 'kernel'] as const;
 
 function fromFile(file: string): Subject {
   let c;
@@ -123,6 +124,7 @@ export function registerReplay(program: Command): void {
     .option('--geometry <geometry>', 'with --seed: small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
     .option('--cpus <n>', 'with --seed: CPUs', intIn(1, 4), 2)
     .option('--option <name=value>', 'with --seed: set a design option (repeatable; `asi-check list` names them)', parseOption)
+    .option('--kernel <item>', `with --seed: ${KERNEL_FLAG_HELP}`, parseKernel)
     .option('--html <out.html>', 'also write a self-contained HTML report')
     .option('--check <mode>', CHECK_FLAG_HELP, parseCheckMode, 'incremental' as CheckMode)
     .action((file: string | undefined, flags: ReplayFlags, cmd: Command) => {

@@ -5,7 +5,8 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { GEOMETRIES } from '../model/mm/geometry.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type DesignOptions, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, type ProfileName, RFC_V2_OPTIONS } from '../model/options.ts';
-import type { Config } from '../model/system.ts';
+import type { Config, KernelConfig } from '../model/system.ts';
+import { KERNEL_ITEMS, kernelWords } from '../check/counterexample.ts';
 import { CHECK_MODES, type CheckMode } from '../invariants/index.ts';
 
 export const EXIT_CLEAN = 0;
@@ -76,12 +77,22 @@ export function parseOption(text: string, earlier: Partial<DesignOptions> = {}):
   return { ...earlier, [key]: typeof RFC_V2_OPTIONS[key] === 'boolean' ? value === 'true' : value };
 }
 
+/** --kernel ITEM (repeatable): a kernel configuration other than the default, named as file names name it. */
+export function parseKernel(text: string, earlier: KernelConfig = {}): KernelConfig {
+  const item = KERNEL_ITEMS[text];
+  if (!item) throw new InvalidArgumentError(`unknown kernel configuration '${text}' (one of ${Object.keys(KERNEL_ITEMS).join(', ')})`);
+  return { ...earlier, ...item };
+}
+
+export const KERNEL_FLAG_HELP = `a kernel configuration other than the default (repeatable): ${Object.keys(KERNEL_ITEMS).join(', ')} (slab caches want --geometry real)`;
+
 export interface ConfigFlags {
   readonly profile: ProfileName;
   readonly mutant?: MutantName;
   readonly geometry: Config['geometry'];
   readonly cpus: number;
   readonly option?: Partial<DesignOptions>;
+  readonly kernel?: KernelConfig;
 }
 
 /**
@@ -90,5 +101,18 @@ export interface ConfigFlags {
  */
 export function configFromFlags(f: ConfigFlags): Config {
   const options = { ...(f.mutant ? MUTANT_INFO[f.mutant].options : {}), ...f.option };
-  return { geometry: f.geometry, cpus: f.cpus, profile: f.profile, ...(Object.keys(options).length ? { options } : {}), ...(f.mutant ? { mutant: f.mutant } : {}) };
+  return {
+    geometry: f.geometry,
+    cpus: f.cpus,
+    profile: f.profile,
+    ...(Object.keys(options).length ? { options } : {}),
+    ...(f.mutant ? { mutant: f.mutant } : {}),
+    ...(f.kernel ? { kernel: f.kernel } : {}),
+  };
+}
+
+/** What a run's first line says of its configuration: "profile fixed, kernel slab, real geometry, 2 CPUs". */
+export function describeConfig(config: Config): string {
+  const kernel = kernelWords(config.kernel);
+  return `profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}${kernel.length ? `, kernel ${kernel.join('+')}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs`;
 }

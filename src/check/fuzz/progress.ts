@@ -7,6 +7,7 @@ import { MUTANT_INFO } from '../../model/mutants.ts';
 import { OP_KINDS, type OpKind } from '../../model/ops.ts';
 import { type Config, DEFAULT_CONFIG } from '../../model/system.ts';
 import type { Coverage, WalkStats } from './protocol.ts';
+import { kernelWords } from '../counterexample.ts';
 
 /**
  * How often a non-terminal gets a fuzz progress line, and a long replay one on stderr; tests
@@ -190,6 +191,7 @@ export function replayCommand(seed: string, steps: number, config: Config): stri
     `${CLI} replay --seed ${shellWord(seed)} --steps ${steps} --profile ${config.profile}`,
     config.mutant ? `--mutant ${config.mutant}` : '',
     ...optionFlags(config),
+    ...kernelWords(config.kernel).map((w) => `--kernel ${w}`),
     config.geometry !== DEFAULT_CONFIG.geometry ? `--geometry ${config.geometry}` : '',
     config.cpus !== DEFAULT_CONFIG.cpus ? `--cpus ${config.cpus}` : '',
   ]

@@ -5,10 +5,10 @@
 
 import { PAGE_SIZE, PGT_LEVEL_PTE } from '../mm/geometry.ts';
 import { ASI_MAP_ALL, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange } from '../asi/asi.ts';
-import type { PercpuVar } from '../mm/kernel.ts';
+import { ENXIO, type PercpuVar } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { type Asi, type System, mutant } from '../system.ts';
-import { ENXIO, KVM_LAPIC_SIZE, KVM_VMX_SIZE, L1D_CACHE_ORDER, VCPU_VMX_SIZE, type Vcpu, vaOf } from './vm.ts';
+import { KVM_LAPIC_SIZE, KVM_VMX_SIZE, L1D_CACHE_ORDER, VCPU_VMX_SIZE, type Vcpu, vaOf } from './vm.ts';
 
 /** The module parameter (patch 22, 0444), read at vCPU creation: the design option of that name. */
 function addressSpaceIsolation(sys: System): boolean {

@@ -5,16 +5,12 @@
 
 import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
-import { EINVAL, ENOENT, ENOMEM, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, objectMemory, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
+import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, objectMemory, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { asiUnmap, unmapFromAsis } from '../asi/asi.ts';
 import { shootdown } from '../step.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
 import type { KernelObject, System } from '../system.ts';
-
-export const ENXIO = -6;
-export const ENOSPC = -28;
-export const EEXIST = -17;
 
 /** KVM_ADDRESS_SPACE_NUM on x86: the normal and the SMM address space. */
 export const KVM_ADDRESS_SPACE_NUM = 2;

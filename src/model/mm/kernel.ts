@@ -47,6 +47,9 @@ export const EINVAL = -22;
 export const ESRCH = -3;
 export const ENOENT = -2;
 export const EFAULT = -14;
+export const ENXIO = -6;
+export const EEXIST = -17;
+export const ENOSPC = -28;
 /** Not an errno: the op's CPU hung or took a double fault earlier in the step, and runs nothing more. */
 export const ECPUDEAD = -1000;
 
@@ -57,6 +60,9 @@ export const ERRNO_NAMES: Record<number, string> = {
   [ESRCH]: '-ESRCH',
   [ENOENT]: '-ENOENT',
   [EFAULT]: '-EFAULT',
+  [ENXIO]: '-ENXIO',
+  [EEXIST]: '-EEXIST',
+  [ENOSPC]: '-ENOSPC',
   [ECPUDEAD]: 'cpu dead',
 };
 

@@ -11,6 +11,7 @@ import type { MutantName } from '../src/model/mutants.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import type { IntrKind } from '../src/model/x86/entry.ts';
+import { PGT_LEVEL_PTE } from '../src/model/mm/geometry.ts';
 
 export function kvmConfig(options: Partial<DesignOptions> = {}, mutant?: MutantName, cpus = 2): Config {
   return { geometry: 'small', cpus, profile: 'fixed', options, ...(mutant ? { mutant } : {}) };
@@ -104,6 +105,18 @@ export const TWO_LAPICS: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu
 
 /** F34: a KVM_RUN maps the vCPU thread's task_struct (ASI_MAP_CURRENT_TASK); a boot task's is on its slab pages. */
 export const CURRENT_TASK: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, run(0, 2, ['cpuid'])];
+
+/**
+ * F36: an ASI maps a kmalloc-64 object; the next kmalloc-64 object, a secret, is put on its slab
+ * page. The object's address is read from the booted state, as a caller gets it from kmalloc.
+ */
+export function slabNeighbour(): Op[] {
+  const sys = createSystem(slabConfig());
+  const ops: Op[] = [{ op: 'asi_create', flags: 0 }, { op: 'kmalloc', size: 0x40, sensitive: false }];
+  for (const op of ops) step(sys, op);
+  const obj = [...sys.kernel.kmallocs.values()].at(-1)!;
+  return [...ops, { op: 'asi_map', asi: 1, ptr: obj.va, size: 0x40, level: PGT_LEVEL_PTE }, { op: 'kmalloc', size: 0x40, sensitive: true }];
+}
 
 export function runFails(config: Config, ops: readonly Op[], invariant: string): RunResult {
   const r = runOps(config, ops, { stopOn: invariant });

@@ -9,7 +9,7 @@ import { perCpuPtr } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
-import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, TWO_LAPICS, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
+import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, TWO_LAPICS, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
 
 function boot(ops: readonly Op[], config = kvmConfig()): System {
   const sys = createSystem(config);
@@ -111,7 +111,7 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
 
 describe('slab caches (Config.kernel.slab): objects share pages as in 5.2 SLUB', () => {
   test("two VMs' vCPUs: the posted kvm_lapics share a kmalloc-512 page; each vcpu_vmx has an order-3 kvm_vcpu slab of its own", () => {
-    const sys = boot(TWO_LAPICS, slabConfig({ kvmMapsOwnPages: false }));
+    const sys = boot(TWO_LAPICS, slabConfig({ kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false }));
     const obj = (id: number) => sys.kernel.kmallocs.get(id)!;
     const slabOf = (id: number) => sys.mem.allocs.get(obj(id).alloc)!;
     const [a, b] = [...sys.kvm!.vcpus.values()];
@@ -219,8 +219,10 @@ describe('KVM findings reproduce with their option off and not on fixed', () => 
     ['F31 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false, kvmFreeResetsRemap: false }, () => NULL_BUS, 'KVM-ENTRY', kvmConfig],
     ['F32 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER', kvmConfig],
     ['F35 vcpu_isolation_enter: a new memslots array at a freed one\'s address is taken for it', { kvmFreeResetsRemap: false }, () => REUSED_MEMSLOTS, 'KVM-ENTRY', kvmConfig],
-    ["F33 vmx_isolation_map_kvm_vmx_data (slab): asi_map of the kvm_lapic maps its kmalloc-512 page, another VM's lapic on it", { kvmMapsOwnPages: false }, () => TWO_LAPICS, 'KVM-SCOPE', slabConfig],
-    ['F34 asi_enter (slab): asi_map(current) maps the pages the task_struct straddles, a neighbour task_struct on them', { taskStructOwnPages: false }, () => CURRENT_TASK, 'ISOLATION', slabConfig],
+    // mapRefusesSharedSlabPages would refuse these maps (KVM_CREATE_VCPU, KVM_RUN fail): off too.
+    ["F33 vmx_isolation_map_kvm_vmx_data (slab): asi_map of the kvm_lapic maps its kmalloc-512 page, another VM's lapic on it", { kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false }, () => TWO_LAPICS, 'KVM-SCOPE', slabConfig],
+    ['F34 asi_enter (slab): asi_map(current) maps the pages the task_struct straddles, a neighbour task_struct on them', { taskStructOwnPages: false, mapRefusesSharedSlabPages: false }, () => CURRENT_TASK, 'ISOLATION', slabConfig],
+    ['F36 asi_map (slab): a kmalloc-64 object mapped, the next kmalloc-64 object (a secret) lands on its page', { mapRefusesSharedSlabPages: false }, slabNeighbour, 'ISOLATION', slabConfig],
   ];
   for (const [name, options, ops, invariant, config] of cases) {
     test(name, () => {
@@ -228,6 +230,13 @@ describe('KVM findings reproduce with their option off and not on fixed', () => 
       runHolds(config(), ops());
     });
   }
+
+  test('mapRefusesSharedSlabPages alone keeps F33 and F34 out by refusing the maps: KVM_CREATE_VCPU and KVM_RUN fail, nothing is exposed', () => {
+    const guardOnly = slabConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false });
+    runHolds(guardOnly, TWO_LAPICS);
+    const sys = createSystem(guardOnly);
+    expect(TWO_LAPICS.map((op) => step(sys, op).ret)).toEqual([1, -22, 3, -22]);
+  });
 
   test('without Config.kernel.slab, kmalloc gives whole pages: F33 and F34 cannot happen', () => {
     runHolds(kvmConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false }), TWO_LAPICS);

@@ -49,6 +49,9 @@ const ALSO_EXPLAINED_BY: Record<string, readonly string[]> = {
   F29: ['exactExtent', 'privateLowerTables'],
   // Forgetting the removed bus makes the next vcpu_isolation_enter see NULL == NULL and skip it.
   F31: ['kvmFreeResetsRemap'],
+  // asi_map's own guard refuses the shared slab page: KVM_CREATE_VCPU or KVM_RUN fails instead.
+  F33: ['mapRefusesSharedSlabPages'],
+  F34: ['mapRefusesSharedSlabPages'],
 };
 
 describe('triage of counterexamples/', () => {

@@ -33,10 +33,15 @@ function unrequested(sys: System, frame: number, requested: Set<string>): Object
   return objectsInFrame(sys.mem, frame).find((o) => objectSensitive(o) && !requested.has(unitKey(frame, o)));
 }
 
-/** Why the object was not requested, when the ghost shows the frame held something else then. */
-function reuseNote(frame: number, requested: Set<string>): string {
+/**
+ * Why the object was not requested, when the ghost shows the range reached the frame: the frame's
+ * allocation was freed and the frame reused, or (a slab page) a new object was put on it.
+ */
+function reuseNote(o: ObjectRef, frame: number, requested: Set<string>): string {
   const then = [...requested].find((u) => u.startsWith(`${frame}/`));
-  return then === undefined ? '' : ` (pfn ${frame} held allocation #${unitAlloc(then)} when the range was mapped; it was freed and reused since)`;
+  if (then === undefined) return '';
+  const since = unitAlloc(then) === o.alloc.id ? 'a new object was allocated on it since' : 'it was freed and reused since';
+  return ` (pfn ${frame} held allocation #${unitAlloc(then)} when the range was mapped; ${since})`;
 }
 
 /**
@@ -58,7 +63,7 @@ function exposedBy(sys: System, asi: Asi, ls?: readonly Leaf[]): string | undefi
     if (!frameHoldsSensitive(sys.mem, frame)) continue;
     requested ??= requestedUnits(asi);
     const o = unrequested(sys, frame, requested);
-    if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(frame, requested)}`;
+    if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(o, frame, requested)}`;
   }
   return undefined;
 }
@@ -75,7 +80,7 @@ function tlbExposure(sys: System, phase: Phase, requestedOf: (asi: Asi) => Set<s
       const o = unrequested(sys, entry.frame, requested);
       if (o) {
         const global = entry.flags & _PAGE_GLOBAL ? 'Global ' : '';
-        return `cpu${cpu.id}, isolated in asi#${asi.id}, reaches ${objectName(o)} (pfn ${entry.frame}) at ${formatVa(sys.g, vpn * PAGE_SIZE)} through a ${global}TLB entry, which no range of asi#${asi.id} reached when it was mapped${reuseNote(entry.frame, requested)}`;
+        return `cpu${cpu.id}, isolated in asi#${asi.id}, reaches ${objectName(o)} (pfn ${entry.frame}) at ${formatVa(sys.g, vpn * PAGE_SIZE)} through a ${global}TLB entry, which no range of asi#${asi.id} reached when it was mapped${reuseNote(o, entry.frame, requested)}`;
       }
     }
   }

@@ -199,6 +199,15 @@ export interface DesignOptions {
    */
   taskStructOwnPages: boolean;
   /**
+   * asi_map_range refuses (-EINVAL) a request whose pages, on a slab page, hold a free slot or an
+   * object the request's bytes do not reach: asi_map maps whole pages, and kmem_cache_alloc puts
+   * the next object of the cache (another task's, another VM's, a secret) in the free slot, inside
+   * the ASI. The caller maps only objects on pages of their own (kvmMapsOwnPages and
+   * taskStructOwnPages make KVM's and asi_enter's maps so). As posted, any asi_map of a kmalloc'd
+   * object brings its slab neighbours, present and future, with Config.kernel.slab.
+   */
+  mapRefusesSharedSlabPages: boolean;
+  /**
    * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
@@ -244,6 +253,7 @@ export const OPTION_NAMES = [
   'kvmMapsOwnPages',
   'kvmFreeResetsRemap',
   'taskStructOwnPages',
+  'mapRefusesSharedSlabPages',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
@@ -286,6 +296,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmMapsOwnPages: false,
   kvmFreeResetsRemap: false,
   taskStructOwnPages: false,
+  mapRefusesSharedSlabPages: false,
   kvmAddressSpaceIsolation: true,
 };
 
@@ -328,6 +339,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmMapsOwnPages: true,
   kvmFreeResetsRemap: true,
   taskStructOwnPages: true,
+  mapRefusesSharedSlabPages: true,
   kvmAddressSpaceIsolation: true,
 };
 

@@ -33,6 +33,7 @@ import {
   ENOMEM,
   type EntrySlot,
   type PercpuVar,
+  slabPageHeldBy,
   PERCPU_VARS,
   perCpuPtr,
   taskStackVa,
@@ -438,11 +439,22 @@ function reachesFreeFrame(sys: System, ptr: number, size: number): number | unde
   return framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size).find((fb) => !allocationOfFrame(sys.mem, fb.frame))?.frame;
 }
 
+/**
+ * fixed: mapRefusesSharedSlabPages. A request whose pages, on a slab page, hold a free slot or an
+ * object it does not reach is refused: the page would bring them, and what fills the slot later.
+ */
+function sharesSlabPage(sys: System, ptr: number, size: number): number | undefined {
+  if (!sys.options.mapRefusesSharedSlabPages) return undefined;
+  return framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size).find((fb) => !slabPageHeldBy(sys.mem, fb.frame, fb.lo, fb.hi))?.frame;
+}
+
 /** asi_map_range (patches 08, 10, 14). */
 export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, level: PgtLevel, out: Log): number {
   const free = reachesFreeFrame(sys, ptr, size);
-  if (free !== undefined) {
-    log(out, 'pr_err', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} refused: pfn ${free} is free memory`);
+  const shared = free === undefined ? sharesSlabPage(sys, ptr, size) : undefined;
+  if (free !== undefined || shared !== undefined) {
+    const why = free !== undefined ? `pfn ${free} is free memory` : `pfn ${shared} is a slab page with a free slot or another object on it`;
+    log(out, 'pr_err', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} refused: ${why}`);
     return EINVAL;
   }
   const [mapAddr, mapEnd] = rfcRangeExtent(sys, { ptr, size, level });

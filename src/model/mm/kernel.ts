@@ -14,7 +14,7 @@ import {
   levelSize,
   roundUp,
 } from './geometry.ts';
-import { type AllocKind, type Allocation, type Owner, type Part, allocFrames, allocationFails, freeAllocation, newMemory, setParts, tableChanged } from './memory.ts';
+import { type AllocKind, type Allocation, type Memory, type Owner, type Part, allocFrames, allocationFails, allocationOfFrame, freeAllocation, newMemory, partMeets, setParts, tableChanged } from './memory.ts';
 import { lowerLevel } from './pagetable.ts';
 import {
   _KERNPG_TABLE,
@@ -392,13 +392,35 @@ function slabName(cache: SlabCache): string {
   return `${cache.name} slab`;
 }
 
+/** Object slots on a slab of `bytes`: the tail that fits no whole object stays empty. */
+function slabSlots(bytes: number, size: number): number {
+  return Math.floor(bytes / size);
+}
+
+/**
+ * Whether every object slot on `frame`, a page of a slab, holds a live object that bytes [lo, hi)
+ * of the frame reach: no free slot and no other object shares the page. True of any other page.
+ */
+export function slabPageHeldBy(mem: Memory, frame: number, lo: number, hi: number): boolean {
+  const a = allocationOfFrame(mem, frame);
+  if (!a?.parts?.length || !a.name.endsWith(' slab')) return true;
+  const size = a.parts[0].size;
+  const base = a.frames.indexOf(frame) * PAGE_SIZE;
+  for (let i = 0; i < slabSlots(a.frames.length * PAGE_SIZE, size); i++) {
+    const slot = { offset: i * size, size };
+    if (!partMeets(slot, base, base + PAGE_SIZE)) continue;
+    if (!a.parts.some((p) => p.owner && p.offset === slot.offset && partMeets(p, base + lo, base + hi))) return false;
+  }
+  return true;
+}
+
 /**
  * A free object slot on a slab page of `cache` (the lowest): [allocation, offset]. Linux shares a
  * kmalloc slab between every user of the size; the model keeps one kind of object to a slab (KVM's,
  * tasks', the generic kmallocs of the ops), so that an op freeing a generic object never names KVM's.
  */
 function freeSlot(sys: System, cache: SlabCache, kind: AllocKind): [Allocation, number] | undefined {
-  const perSlab = Math.floor((PAGE_SIZE << cache.order) / cache.size);
+  const perSlab = slabSlots(PAGE_SIZE << cache.order, cache.size);
   for (const a of sys.mem.allocs.values()) {
     if (a.name !== slabName(cache) || a.kind !== kind) continue;
     const used = new Set(a.parts!.filter((p) => p.owner).map((p) => p.offset));

@@ -241,7 +241,7 @@ export function objectsInFrame(m: Memory, frame: number, lo = 0, hi = PAGE_SIZE)
   return out;
 }
 
-function partMeets(p: Part, lo: number, hi: number): boolean {
+export function partMeets(p: Pick<Part, 'offset' | 'size'>, lo: number, hi: number): boolean {
   return p.offset < hi && p.offset + p.size > lo;
 }
 

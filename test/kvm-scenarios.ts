@@ -182,7 +182,7 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
     holds,
     caught: [
       caughtBy("the vCPU's ASI maps the first VM's struct kvm_vmx (kvm-maps-first-vm)", kvmConfig({}, 'kvm-maps-first-vm'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 2 }], 'kvm_vmx of VM 1'),
-      caughtBy("with slab caches, the vCPU's kvm_lapic page holds another VM's lapic (kvmMapsOwnPages off)", slabConfig({ kvmMapsOwnPages: false }), () => TWO_LAPICS, 'kvm_lapic of vCPU 4'),
+      caughtBy("with slab caches, the vCPU's kvm_lapic page holds another VM's lapic (kvmMapsOwnPages and mapRefusesSharedSlabPages off)", slabConfig({ kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false }), () => TWO_LAPICS, 'kvm_lapic of vCPU 4'),
       caughtBy('a memslots array replaced and freed while the ASI still maps it (freeUnmapsAsi, kvmFreeResetsRemap off)', kvmConfig({ freeUnmapsAsi: false, kvmFreeResetsRemap: false }), () => [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }], 'freed'),
     ],
   },

@@ -11,11 +11,10 @@ import type { Scope } from '../check/explore/scope.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
 import { OutDirError, prepareOutDir } from '../check/fuzz/outdir.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
-import type { ProfileName } from '../model/options.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
-import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, KERNEL_FLAG_HELP, configFromFlags, describeConfig, intIn, parseGeometry, parseMutant, parseKernel, parseOption, parseProfile, usageError } from './usage.ts';
+import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, usageError, configOptions } from './usage.ts';
 
 /** Where counterexamples go unless --out says otherwise. */
 export const DEFAULT_EXPLORE_OUT = 'asi-check-out/explore';
@@ -143,16 +142,11 @@ async function run(flags: ExploreFlags): Promise<void> {
 }
 
 export function registerExplore(program: Command): void {
-  program
+  const explore = program
     .command('explore')
     .description(`every op sequence of a scope up to --depth, breadth first, each distinct state once: a shortest counterexample (saved) or a proof to that depth; exit ${EXIT_VIOLATION} violation, ${EXIT_USAGE} bad usage`)
-    .requiredOption('--depth <n>', 'ops per sequence', intIn(1, 64))
-    .option('--profile <profile>', 'design profile', parseProfile, 'fixed' as ProfileName)
-    .option('--mutant <mutant>', 'run a mutant of the model (with the design options it needs)', parseMutant)
-    .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
-    .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
-    .option('--option <name=value>', 'set a design option (repeatable)', parseOption)
-    .option('--kernel <item>', KERNEL_FLAG_HELP, parseKernel)
+    .requiredOption('--depth <n>', 'ops per sequence', intIn(1, 64));
+  configOptions(explore)
     .option('--scope <name|file>', 'the op alphabet: small, wide, kvm, or a JSON file (README, "Exhaustive search")', 'small')
     .option('--max-states <n>', 'stop after this many distinct states, saying how deep the proof reached', intIn(1))
     .option('--max-memory <MiB>', 'stop once the heap holds this much, saying how deep the proof reached', intIn(16))

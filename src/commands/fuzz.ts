@@ -13,11 +13,9 @@ import { DEFAULT_OUT_ROOT, OutDirError, defaultOutDir, prepareOutDir, statOf } f
 import { CLI, coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress, vacuousOps } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
-import type { MutantName } from '../model/mutants.ts';
-import type { DesignOptions, ProfileName } from '../model/options.ts';
-import type { Config, KernelConfig } from '../model/system.ts';
+import type { Config } from '../model/system.ts';
 import { onInterrupt } from './interrupt.ts';
-import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, KERNEL_FLAG_HELP, configFromFlags, describeConfig, intIn, parseCheckMode, parseGeometry, parseMutant, parseKernel, parseOption, parseProfile, usageError } from './usage.ts';
+import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, parseCheckMode, usageError, configOptions } from './usage.ts';
 import type { CheckMode } from '../invariants/index.ts';
 
 /** The committed corpus: its bugs are known, so a run reports them as such, not as new. */
@@ -28,19 +26,13 @@ export const DEFAULT_FUZZ_SECONDS = 60;
 /** How often workers report their counts: often enough for a live line, rarely enough to cost nothing. */
 const STATS_EVERY_MS = 200;
 
-interface FuzzFlags {
+interface FuzzFlags extends ConfigFlags {
   readonly seconds?: number;
   readonly runs?: number;
   readonly steps: number;
   readonly seed?: string;
   readonly shard: Shard;
   readonly workers: number;
-  readonly profile: ProfileName;
-  readonly mutant?: MutantName;
-  readonly geometry: Config['geometry'];
-  readonly cpus: number;
-  readonly option?: Partial<DesignOptions>;
-  readonly kernel?: KernelConfig;
   readonly out?: string;
   readonly known: string[];
   readonly corpus: boolean;
@@ -237,7 +229,7 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
 }
 
 export function registerFuzz(program: Command): void {
-  program
+  const cmd = program
     .command('fuzz')
     .description(`long seeded random walks on worker threads; each new violation is shrunk and saved; exit ${EXIT_VIOLATION} violation, ${EXIT_USAGE} bad usage or unwritable --out, ${EXIT_INTERNAL} the model crashed, ${EXIT_VACUOUS} vacuous (a core op never succeeded)`)
     .option('--seconds <n>', `time budget (default ${DEFAULT_FUZZ_SECONDS} when --runs is not given)`, intIn(1))
@@ -245,13 +237,8 @@ export function registerFuzz(program: Command): void {
     .option('--steps <n>', 'ops per walk', intIn(1, 100_000), DEFAULT_WALK_STEPS)
     .option('--seed <seed>', 'base seed of the run (default: random, printed)')
     .addOption(new Option('--shard <i/n>', 'run shard i of n: shards never share a walk').argParser(parseShard).default({ index: 1, count: 1 }, '1/1'))
-    .option('--workers <k>', 'worker threads', intIn(1, 64), Math.min(2, availableParallelism()))
-    .option('--profile <profile>', 'design profile', parseProfile, 'fixed' as ProfileName)
-    .option('--mutant <mutant>', 'run a mutant of the model (with the design options it needs)', parseMutant)
-    .option('--geometry <geometry>', 'small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
-    .option('--cpus <n>', 'CPUs', intIn(1, 4), 2)
-    .option('--option <name=value>', 'set a design option (repeatable; `asi-check list` names them)', parseOption)
-    .option('--kernel <item>', KERNEL_FLAG_HELP, parseKernel)
+    .option('--workers <k>', 'worker threads', intIn(1, 64), Math.min(2, availableParallelism()));
+  configOptions(cmd)
     .option('--out <dir>', `where new counterexamples are saved (default: ./${DEFAULT_OUT_ROOT}/<seed>, removed if nothing is saved; \`--out counterexamples\` adds to the committed corpus)`)
     .addOption(new Option('--known <dir>', 'counterexamples here count as known too (repeatable)').argParser((dir: string, dirs: string[]) => [...dirs, dir]).default([], 'none'))
     .option('--no-corpus', 'do not count the committed counterexamples/ as known')

@@ -9,25 +9,16 @@ import { statOf } from '../check/fuzz/outdir.ts';
 import { progressIntervalMs, replayCommand } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, failurePlace, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
-import type { MutantName } from '../model/mutants.ts';
-import type { ProfileName } from '../model/options.ts';
-import type { Config, KernelConfig } from '../model/system.ts';
+import type { Config } from '../model/system.ts';
 import { type ReportHeader, renderHtml } from '../report/html.ts';
 import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
-import type { DesignOptions } from '../model/options.ts';
 import type { CheckMode } from '../invariants/index.ts';
-import { CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, KERNEL_FLAG_HELP, configFromFlags, intIn, parseCheckMode, parseGeometry, parseMutant, parseKernel, parseOption, parseProfile, usageError } from './usage.ts';
+import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, usageError, configOptions } from './usage.ts';
 
-interface ReplayFlags {
+interface ReplayFlags extends ConfigFlags {
   readonly seed?: string;
   readonly steps: number;
-  readonly profile: ProfileName;
-  readonly mutant?: MutantName;
-  readonly geometry: Config['geometry'];
-  readonly cpus: number;
-  readonly option?: Partial<DesignOptions>;
-  readonly kernel?: KernelConfig;
   readonly html?: string;
   readonly check: CheckMode;
 }
@@ -114,17 +105,13 @@ function writeAtomically(path: string, text: string): void {
 }
 
 export function registerReplay(program: Command): void {
-  program.command('replay')
+  const replay = program
+    .command('replay')
     .description('re-run a saved counterexample or a seeded walk, print its numbered trace with state diffs; exit 1 if it reproduces')
     .argument('[file]', 'a counterexample JSON file')
     .option('--seed <seed>', 'instead of a file: the walk seed that `asi-check fuzz` printed')
-    .option('--steps <n>', 'with --seed: ops in the walk', intIn(1, 100_000), DEFAULT_WALK_STEPS)
-    .option('--profile <profile>', 'with --seed: design profile', parseProfile, 'fixed' as ProfileName)
-    .option('--mutant <mutant>', 'with --seed: run a mutant of the model', parseMutant)
-    .option('--geometry <geometry>', 'with --seed: small (3-bit levels) or real (9-bit)', parseGeometry, 'small' as Config['geometry'])
-    .option('--cpus <n>', 'with --seed: CPUs', intIn(1, 4), 2)
-    .option('--option <name=value>', 'with --seed: set a design option (repeatable; `asi-check list` names them)', parseOption)
-    .option('--kernel <item>', `with --seed: ${KERNEL_FLAG_HELP}`, parseKernel)
+    .option('--steps <n>', 'with --seed: ops in the walk', intIn(1, 100_000), DEFAULT_WALK_STEPS);
+  configOptions(replay, 'with --seed: ')
     .option('--html <out.html>', 'also write a self-contained HTML report')
     .option('--check <mode>', CHECK_FLAG_HELP, parseCheckMode, 'incremental' as CheckMode)
     .action((file: string | undefined, flags: ReplayFlags, cmd: Command) => {

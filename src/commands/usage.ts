@@ -116,3 +116,17 @@ export function describeConfig(config: Config): string {
   const kernel = kernelWords(config.kernel);
   return `profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}${kernel.length ? `, kernel ${kernel.join('+')}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs`;
 }
+
+/**
+ * The flags configFromFlags reads, as fuzz, explore and replay --seed take them; `note` opens each
+ * help text ("with --seed: ").
+ */
+export function configOptions(cmd: Command, note = ''): Command {
+  return cmd
+    .option('--profile <profile>', `${note}design profile`, parseProfile, 'fixed' as ProfileName)
+    .option('--mutant <mutant>', `${note}run a mutant of the model (with the design options it needs)`, parseMutant)
+    .option('--geometry <geometry>', `${note}small (3-bit levels) or real (9-bit)`, parseGeometry, 'small' as Config['geometry'])
+    .option('--cpus <n>', `${note}CPUs`, intIn(1, 4), 2)
+    .option('--option <name=value>', `${note}set a design option (repeatable; \`asi-check list\` names them)`, parseOption)
+    .option('--kernel <item>', `${note}${KERNEL_FLAG_HELP}`, parseKernel);
+}

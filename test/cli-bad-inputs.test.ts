@@ -109,6 +109,7 @@ const CASES: Case[] = [
   ['mutants with an unknown flag', 'asi-check', () => ['mutants', '--mutant', 'x'], /unknown option '--mutant'/],
 
   ['nightly with an unknown flag', 'nightly', () => ['--bogus'], /^fuzz:nightly: Unknown option '--bogus'/],
+  ['nightly --kernel of an unknown configuration', 'nightly', () => ['--kernel', 'slub'], /^fuzz:nightly: --kernel: unknown kernel configuration 'slub'/],
   ['nightly with a flag missing its value', 'nightly', () => ['--shard'], /argument missing/],
   ['nightly --shard 5/4', 'nightly', () => ['--shard', '5/4'], /--shard: expected i\/n/],
   ['nightly --profile nope', 'nightly', () => ['--profile', 'nope'], /--profile: unknown profile 'nope'/],

@@ -60,4 +60,20 @@ describe('the nightly workflow', () => {
       rmSync(known, { recursive: true, force: true });
     }
   });
+
+  test('--kernel and --geometry reach every cell, whose summary is named after them', async () => {
+    const [out, known] = [mkdtempSync(join(tmpdir(), 'asi-nightly-')), mkdtempSync(join(tmpdir(), 'asi-known-'))];
+    try {
+      const env = { ...process.env, FUZZ_SECONDS: '1', FUZZ_SEED: 'nightly-slab', FUZZ_OUT: out, FUZZ_KNOWN: known };
+      const run = await inProcess(() => nightly(['--profile', 'fixed', '--shard', '1/1', '--kernel', 'slab', '--geometry', 'real'], env));
+      expect(run.stdout).toMatch(/^fixed\+slab\+real 1\/1 \(2 CPUs\): \d+ walks/m);
+      expect(readdirSync(join(out, 'summary'))).toEqual(['fixed+slab+real-shard-1of1.json']);
+      const summary = JSON.parse(readFileSync(join(out, 'summary', 'fixed+slab+real-shard-1of1.json'), 'utf8')) as { config: { kernel?: object; geometry: string } };
+      expect(summary.config).toMatchObject({ geometry: 'real', kernel: { slab: true } });
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+      rmSync(known, { recursive: true, force: true });
+    }
+  });
 });

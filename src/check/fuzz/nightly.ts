@@ -8,6 +8,7 @@
 //
 //   npm run fuzz:nightly                                 every cell, in parallel, a short budget
 //   npm run fuzz:nightly -- --profile fixed --shard 2/4  one cell (a CI matrix job)
+//   npm run fuzz:nightly -- --kernel slab --geometry real  every cell on another kernel and geometry
 //
 // Environment: FUZZ_SECONDS (per cell, default 10), FUZZ_SHARDS (4), FUZZ_PROFILES ("fixed,rfc-v2"),
 // FUZZ_SEED (default random), FUZZ_OUT ("fuzz-out", whose parent must exist), FUZZ_KNOWN ("counterexamples"),
@@ -26,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from 'commander';
 import { parseShard } from '../../commands/fuzz.ts';
-import { intIn, parseProfile } from '../../commands/usage.ts';
+import { intIn, parseGeometry, parseKernel, parseProfile } from '../../commands/usage.ts';
 import { OutDirError, prepareOutDir, statOf } from './outdir.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/asi-check.js', import.meta.url));
@@ -35,6 +36,17 @@ interface Cell {
   readonly profile: string;
   readonly shard: string;
   readonly cpus: number;
+}
+
+/** What every cell runs on besides its profile, shard and CPUs: `--kernel` words and `--geometry`, passed on to fuzz. */
+interface Machine {
+  readonly kernel: readonly string[];
+  readonly geometry?: string;
+}
+
+/** A cell's name in its summary file and output: the profile, and the kernel words as file names write them. */
+function cellName(cell: Cell, m: Machine): string {
+  return [cell.profile, ...m.kernel, ...(m.geometry ? [m.geometry] : [])].join('+');
 }
 
 /** The part of `asi-check fuzz --json` this script reads. */
@@ -71,8 +83,8 @@ interface CellResult {
   readonly summary?: Summary;
 }
 
-function runCell(cell: Cell, args: readonly string[], out: string): Promise<CellResult> {
-  const tag = `[${cell.profile} ${cell.shard} ${cell.cpus} CPUs]`;
+function runCell(cell: Cell, m: Machine, args: readonly string[], out: string): Promise<CellResult> {
+  const tag = `[${cellName(cell, m)} ${cell.shard} ${cell.cpus} CPUs]`;
   const child = spawn(process.execPath, [BIN, 'fuzz', '--json', '--keep-going', '--profile', cell.profile, '--shard', cell.shard, '--cpus', String(cell.cpus), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -85,7 +97,7 @@ function runCell(cell: Cell, args: readonly string[], out: string): Promise<Cell
       } catch {
         return resolve({ cell, code });
       }
-      writeFileSync(join(out, 'summary', `${cell.profile}-shard-${cell.shard.replace('/', 'of')}.json`), stdout);
+      writeFileSync(join(out, 'summary', `${cellName(cell, m)}-shard-${cell.shard.replace('/', 'of')}.json`), stdout);
       resolve({ cell, code, summary });
     });
   });
@@ -93,6 +105,7 @@ function runCell(cell: Cell, args: readonly string[], out: string): Promise<Cell
 
 interface Plan {
   readonly cells: readonly Cell[];
+  readonly machine: Machine;
   readonly seconds: number;
   readonly seed: string;
   readonly out: string;
@@ -104,7 +117,7 @@ interface Plan {
 function plan(args: readonly string[], env: NodeJS.ProcessEnv): Plan {
   let values;
   try {
-    ({ values } = parseArgs({ args: [...args], options: { profile: { type: 'string' }, shard: { type: 'string' } } }));
+    ({ values } = parseArgs({ args: [...args], options: { profile: { type: 'string' }, shard: { type: 'string' }, kernel: { type: 'string', multiple: true }, geometry: { type: 'string' } } }));
   } catch (e) {
     throw new Usage((e as Error).message.split('\n')[0]);
   }
@@ -120,6 +133,10 @@ function plan(args: readonly string[], env: NodeJS.ProcessEnv): Plan {
   for (const p of strict) checked('FUZZ_STRICT', parseProfile, p);
   const shard = values.shard;
   if (shard !== undefined) checked('--shard', parseShard, shard);
+  const kernel = values.kernel ?? [];
+  for (const k of kernel) checked('--kernel', parseKernel, k);
+  if (values.geometry !== undefined) checked('--geometry', parseGeometry, values.geometry);
+  const machine: Machine = { kernel, ...(values.geometry !== undefined ? { geometry: values.geometry } : {}) };
   const cpuList = (env.FUZZ_CPUS ?? '2,2,3,4').split(',').map((c) => checked('FUZZ_CPUS', intIn(1, 4), c));
   const cpusOf = (s: string) => cpuList[(parseShard(s).index - 1) % cpuList.length];
   const cells: Cell[] = shard !== undefined
@@ -132,7 +149,7 @@ function plan(args: readonly string[], env: NodeJS.ProcessEnv): Plan {
     if (e instanceof OutDirError) throw new Usage(e.message.replace('--out', 'FUZZ_OUT'));
     throw e;
   }
-  return { cells, seconds, seed, out, known, strict };
+  return { cells, machine, seconds, seed, out, known, strict };
 }
 
 /** `npm run fuzz:nightly -- <args>` with environment `env`; returns the exit status. */
@@ -145,12 +162,16 @@ export async function nightly(args: readonly string[], env: NodeJS.ProcessEnv): 
     console.error(`fuzz:nightly: ${e.message}`);
     return 2;
   }
-  const { cells, seconds, seed, out, known, strict } = p;
+  const { cells, machine, seconds, seed, out, known, strict } = p;
   // Cells share the machine: as many at once as there are cores, each given its share of them.
   const parallel = Math.min(cells.length, availableParallelism());
   const workers = Math.max(1, Math.floor(availableParallelism() / parallel));
   // --no-corpus: FUZZ_KNOWN says what is known, whatever the checkout's corpus holds.
-  const fuzzArgs = ['--seed', seed, '--seconds', String(seconds), '--workers', String(workers), '--out', out, '--no-corpus', '--known', known];
+  const fuzzArgs = [
+    ...['--seed', seed, '--seconds', String(seconds), '--workers', String(workers), '--out', out, '--no-corpus', '--known', known],
+    ...machine.kernel.flatMap((k) => ['--kernel', k]),
+    ...(machine.geometry ? ['--geometry', machine.geometry] : []),
+  ];
   console.log(`fuzz:nightly: ${cells.length} cells, ${parallel} at a time, ${seconds} s each, seed ${seed}, new files -> ${out}/, summaries -> ${out}/summary/`);
   mkdirSync(join(out, 'summary'), { recursive: true });
 
@@ -158,14 +179,14 @@ export async function nightly(args: readonly string[], env: NodeJS.ProcessEnv): 
   const queue = [...cells];
   await Promise.all(
     Array.from({ length: parallel }, async () => {
-      for (let cell = queue.shift(); cell; cell = queue.shift()) results.push(await runCell(cell, fuzzArgs, out));
+      for (let cell = queue.shift(); cell; cell = queue.shift()) results.push(await runCell(cell, machine, fuzzArgs, out));
     }),
   );
 
   let status = 0;
   for (const { cell, code, summary } of results) {
     if (!summary) {
-      console.log(`${cell.profile} ${cell.shard}: asi-check fuzz failed (exit ${code})`);
+      console.log(`${cellName(cell, machine)} ${cell.shard}: asi-check fuzz failed (exit ${code})`);
       status = 2;
       continue;
     }
@@ -174,7 +195,7 @@ export async function nightly(args: readonly string[], env: NodeJS.ProcessEnv): 
     const failsOnNew = strict.includes(cell.profile);
     const vacuous = summary.violations.length ? [] : summary.vacuous;
     const reportOnly = unexplained.length && !failsOnNew ? ` (reported only: ${cell.profile} is not in FUZZ_STRICT)` : '';
-    console.log(`${cell.profile} ${cell.shard} (${cell.cpus} CPUs): ${summary.walks} walks, ${summary.stepsPerSecond} steps/s, ${fresh.length} new (${unexplained.length} unexplained${reportOnly}), ${summary.violations.length - fresh.length} known, ${summary.crashes.length} crashes`);
+    console.log(`${cellName(cell, machine)} ${cell.shard} (${cell.cpus} CPUs): ${summary.walks} walks, ${summary.stepsPerSecond} steps/s, ${fresh.length} new (${unexplained.length} unexplained${reportOnly}), ${summary.violations.length - fresh.length} known, ${summary.crashes.length} crashes`);
     for (const v of fresh) console.log(`  NEW ${v.invariant} (${v.rootCause ?? 'no known root cause'}): ${v.file ?? `NOT SAVED (${v.saveError})`}\n      ${v.replay}`);
     for (const c of summary.crashes) console.log(`  CRASH ${c.walkSeed ?? ''}: ${c.message.split('\n')[0]}`);
     if (vacuous.length) console.log(`  VACUOUS: ${vacuous.join(', ')} never succeeded`);

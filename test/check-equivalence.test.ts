@@ -15,34 +15,44 @@ import { seededChoices } from '../src/generators/walk.ts';
 import { KVM_WEIGHTS, WALK_WEIGHTS, resolveOp } from '../src/generators/choose.ts';
 import { mutantConfig } from '../src/check/findings.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
+import type { Failure } from '../src/check/run.ts';
 
-/** The first check at which the two checkers disagree, in words, or undefined. */
-function firstDisagreement(config: Config, seed: string, steps: number, incremental: Checker, weights = WALK_WEIGHTS): string | undefined {
+/**
+ * Runs a seeded walk judged by both checkers at every check, past violations: the first check at
+ * which they disagree, in words, and where the full check first failed, as the runner reports it.
+ */
+function judgeTwice(config: Config, seed: string, steps: number, incremental: Checker, weights = WALK_WEIGHTS): { disagreement?: string; fullFailure?: Failure } {
   const sys = createSystem(config);
   const full = newChecker('full');
   const next = seededChoices(seed);
-  let found: string | undefined;
-  const compare = (s: System, phase: Phase, at: string) => {
-    if (found) return;
+  let disagreement: string | undefined;
+  let fullFailure: Failure | undefined;
+  const compare = (s: System, phase: Phase, at: string, step: number, where?: string) => {
+    if (disagreement) return;
     const a = full(s, phase);
     const b = incremental(s, phase);
-    if (JSON.stringify(a) !== JSON.stringify(b)) found = `${at}: full ${JSON.stringify(a)}, incremental ${JSON.stringify(b)}`;
+    if (JSON.stringify(a) !== JSON.stringify(b)) disagreement = `${at}: full ${JSON.stringify(a)}, incremental ${JSON.stringify(b)}`;
+    if (a.length && !fullFailure) fullFailure = { step, violations: a, ...(where ? { where } : {}) };
   };
-  for (let i = 0; i < steps && !found; i++) {
+  for (let i = 0; i < steps && !disagreement; i++) {
     const op = resolveOp(sys, next(), weights);
-    step(sys, op, (where) => compare(sys, 'micro-step', `step ${i + 1} (${op.op}) at ${where}`));
-    compare(sys, 'between-ops', `after step ${i + 1} (${op.op})`);
+    step(sys, op, (where) => compare(sys, 'micro-step', `step ${i + 1} (${op.op}) at ${where}`, i, where));
+    compare(sys, 'between-ops', `after step ${i + 1} (${op.op})`, i);
   }
-  return found;
+  return { disagreement, fullFailure };
+}
+
+function firstDisagreement(config: Config, seed: string, steps: number, incremental: Checker, weights = WALK_WEIGHTS): string | undefined {
+  return judgeTwice(config, seed, steps, incremental, weights).disagreement;
 }
 
 function agree(config: Config, seeds: number, steps: number, weights = WALK_WEIGHTS): void {
   for (let s = 0; s < seeds; s++) {
     const seed = `equivalence-${s}`;
-    expect(firstDisagreement(config, seed, steps, newChecker('incremental'), weights), seed).toBeUndefined();
-    // The runner stops where the full check does, on the same verdict.
-    const [full, inc] = (['full', 'incremental'] as const).map((check) => runSeededWalk(config, seed, steps, weights, { check }).failure);
-    expect(inc, seed).toEqual(full);
+    const { disagreement, fullFailure } = judgeTwice(config, seed, steps, newChecker('incremental'), weights);
+    expect(disagreement, seed).toBeUndefined();
+    // The runner, on the incremental checker, stops where the full check first failed, on the same verdict.
+    expect(runSeededWalk(config, seed, steps, weights).failure, seed).toEqual(fullFailure);
   }
 }
 

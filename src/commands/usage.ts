@@ -84,7 +84,7 @@ export function parseKernel(text: string, earlier: KernelConfig = {}): KernelCon
   return { ...earlier, ...item };
 }
 
-export const KERNEL_FLAG_HELP = `a kernel configuration other than the default (repeatable): ${Object.keys(KERNEL_ITEMS).join(', ')} (slab caches want --geometry real)`;
+const KERNEL_FLAG_HELP = `a kernel configuration other than the default (repeatable): ${Object.keys(KERNEL_ITEMS).join(', ')} (slab caches want --geometry real)`;
 
 export interface ConfigFlags {
   readonly profile: ProfileName;

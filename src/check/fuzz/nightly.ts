@@ -44,7 +44,7 @@ interface Machine {
   readonly geometry?: string;
 }
 
-/** A cell's name in its summary file and output: the profile, and the kernel words as file names write them. */
+/** A cell's name in its summary file and output: the profile, the kernel words as file names write them, and the geometry. */
 function cellName(cell: Cell, m: Machine): string {
   return [cell.profile, ...m.kernel, ...(m.geometry ? [m.geometry] : [])].join('+');
 }

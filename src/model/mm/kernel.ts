@@ -388,8 +388,11 @@ export interface ObjectRequest {
   readonly boot: boolean;
 }
 
+/** A slab's allocation is named after its cache: "kmalloc-64 slab". */
+const SLAB_SUFFIX = ' slab';
+
 function slabName(cache: SlabCache): string {
-  return `${cache.name} slab`;
+  return `${cache.name}${SLAB_SUFFIX}`;
 }
 
 /** Object slots on a slab of `bytes`: the tail that fits no whole object stays empty. */
@@ -403,7 +406,7 @@ function slabSlots(bytes: number, size: number): number {
  */
 export function slabPageHeldBy(mem: Memory, frame: number, lo: number, hi: number): boolean {
   const a = allocationOfFrame(mem, frame);
-  if (!a?.parts?.length || !a.name.endsWith(' slab')) return true;
+  if (!a?.parts?.length || !a.name.endsWith(SLAB_SUFFIX)) return true;
   const size = a.parts[0].size;
   const base = a.frames.indexOf(frame) * PAGE_SIZE;
   for (let i = 0; i < slabSlots(a.frames.length * PAGE_SIZE, size); i++) {

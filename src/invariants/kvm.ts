@@ -10,7 +10,7 @@ import { memslotsVa } from '../model/kvm/vm.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
 import type { Invariant } from './types.ts';
-import { sinceVersion } from './views.ts';
+import { perAsi, sinceVersion } from './views.ts';
 
 function ghostEvent(sys: System, id: 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER'): string | undefined {
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
@@ -80,17 +80,15 @@ export const KVM_SCOPE: Invariant = {
   // arrays it still maps are a lookup per remapped pointer, judged whole when anything changed
   // (memslots and buses are replaced by allocations, and remapped by range changes).
   incremental: (views) => {
-    const owners = new Map<number, { key: readonly [number, number, number]; message: string | undefined }>();
-    return sinceVersion((sys) =>
-      scope(sys, (s, asi, vcpu) => {
+    const reach = perAsi(
+      (s, asi, vcpu: Vcpu) => foreignFrame(s, asi, vcpu, views.tree(s, asi.pgd).leaves),
+      (s, asi, vcpu: Vcpu) => {
         const t = views.tree(s, asi.pgd);
-        const c = owners.get(asi.id);
-        if (c && c.key[0] === t.gen && c.key[1] === t.framesGen && c.key[2] === vcpu.vm) return c.message;
-        const message = foreignFrame(s, asi, vcpu, t.leaves);
-        owners.set(asi.id, { key: [t.gen, t.framesGen, vcpu.vm], message });
-        return message;
-      }),
+        return [t.gen, t.framesGen, vcpu.vm];
+      },
+      false,
     );
+    return sinceVersion((sys) => scope(sys, reach));
   },
 };
 

@@ -213,16 +213,20 @@ export function firstAsi(sys: System, judge: (sys: System, asi: Asi) => string |
 
 /**
  * A judgement per ASI, made again only when its key changes. Keys are the generations and the
- * ranges it depends on; the ASI's tracked ranges are compared by identity, element by element
+ * ranges it depends on (and what else the caller passes, e.g. the ASI's vCPU, which it keeps); the ASI's tracked ranges are compared by identity, element by element
  * (the model replaces a range rather than changing what a judgement reads of it).
  */
-export function perAsi(judge: (sys: System, asi: Asi) => string | undefined, key: (sys: System, asi: Asi) => readonly number[], withRanges: boolean): (sys: System, asi: Asi) => string | undefined {
+export function perAsi<A extends unknown[]>(
+  judge: (sys: System, asi: Asi, ...rest: A) => string | undefined,
+  key: (sys: System, asi: Asi, ...rest: A) => readonly number[],
+  withRanges: boolean,
+): (sys: System, asi: Asi, ...rest: A) => string | undefined {
   const cache = new Map<number, { key: readonly number[]; ranges: readonly AsiRange[]; message: string | undefined }>();
-  return (sys, asi) => {
-    const k = key(sys, asi);
+  return (sys, asi, ...rest) => {
+    const k = key(sys, asi, ...rest);
     const c = cache.get(asi.id);
     if (c && sameNumbers(c.key, k) && (!withRanges || sameRanges(c.ranges, asi.ranges))) return c.message;
-    const message = judge(sys, asi);
+    const message = judge(sys, asi, ...rest);
     cache.set(asi.id, { key: k, ranges: withRanges ? [...asi.ranges] : [], message });
     return message;
   };

@@ -409,10 +409,10 @@ export function slabPageHeldBy(mem: Memory, frame: number, lo: number, hi: numbe
   if (!a?.parts?.length || !a.name.endsWith(SLAB_SUFFIX)) return true;
   const size = a.parts[0].size;
   const base = a.frames.indexOf(frame) * PAGE_SIZE;
-  for (let i = 0; i < slabSlots(a.frames.length * PAGE_SIZE, size); i++) {
-    const slot = { offset: i * size, size };
-    if (!partMeets(slot, base, base + PAGE_SIZE)) continue;
-    if (!a.parts.some((p) => p.owner && p.offset === slot.offset && partMeets(p, base + lo, base + hi))) return false;
+  // The slots that meet the frame: from the one holding its first byte to the last whole slot of the slab.
+  const end = Math.min(slabSlots(a.frames.length * PAGE_SIZE, size), Math.ceil((base + PAGE_SIZE) / size));
+  for (let i = Math.floor(base / size); i < end; i++) {
+    if (!a.parts.some((p) => p.owner && p.offset === i * size && partMeets(p, base + lo, base + hi))) return false;
   }
   return true;
 }

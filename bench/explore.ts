@@ -7,11 +7,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { explore } from '../src/check/explore/search.ts';
 import { SMALL_SCOPE } from '../src/check/explore/scope.ts';
-
-function cpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
+import { cpuSeconds } from './cpu.ts';
 
 export interface ExploreBench {
   readonly states: number;

@@ -9,16 +9,14 @@ import type { Config } from '../src/model/system.ts';
 import { EXIT_OUTCOMES, EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { INTR_KINDS } from '../src/model/x86/entry.ts';
 import { type InterruptCoverage, measure } from '../src/check/coverage.ts';
+import { cpuSeconds } from './cpu.ts';
 
 const WALK_STEPS = 60;
 
 /** Seeded walks of `weights`, every invariant at every step and micro-step, for `budget` CPU-seconds. */
 function checkedRate(config: Config, weights: Weights, budget: number): number {
-  const start = process.cpuUsage();
-  const spent = () => {
-    const u = process.cpuUsage(start);
-    return (u.user + u.system) / 1e6;
-  };
+  const start = cpuSeconds();
+  const spent = () => cpuSeconds() - start;
   let steps = 0;
   for (let i = 0; i === 0 || spent() < budget; i++) steps += runSeededWalk(config, `bench-kvm-${i}`, WALK_STEPS, weights).ops.length;
   return steps / spent();

@@ -17,7 +17,6 @@
 
 import fc from 'fast-check';
 import { printExploreBench } from './explore.ts';
-import { runSeededWalk } from '../src/check/seeded.ts';
 import type { Op } from '../src/model/ops.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import type { Config, System } from '../src/model/system.ts';
@@ -26,15 +25,11 @@ import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { mutantConfig } from '../src/check/findings.ts';
 import { KVM_WEIGHTS, WALK_WEIGHTS } from '../src/generators/choose.ts';
 import { minimize } from '../src/check/fuzz/walker.ts';
-import { DEFAULT_WALK_STEPS, walkSeed } from '../src/check/seeded.ts';
+import { DEFAULT_WALK_STEPS, runSeededWalk, walkSeed } from '../src/check/seeded.ts';
+import { cpuSeconds } from './cpu.ts';
 import { kvmBench } from './kvm.ts';
 
 const BUDGET_S = Number(process.env.BENCH_BUDGET ?? 2.5);
-
-function cpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
 
 interface Rate {
   readonly steps: number;

@@ -8,13 +8,10 @@ import { hunt } from '../src/check/hunt.ts';
 import { runChoices, runOps } from '../src/check/run.ts';
 import { choicesArb } from '../src/generators/arbitraries.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
+import { cpuSeconds } from '../bench/cpu.ts';
 
 const SEEDS = 100;
 const HUNTED = 4;
-const cpuSeconds = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 function pick(m: MutantName): { seed: number; seconds: number } | undefined {
   const config = mutantConfig(m);

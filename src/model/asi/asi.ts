@@ -431,29 +431,25 @@ function rollback(sys: System, asi: Asi, ctx: CopyCtx, countsTaken: AsiRange[]):
 }
 
 /**
- * fixed: mapRequiresLiveMemory. A request that reaches a free frame is refused: no caller owns what
- * will be allocated there later, yet the ASI would map it.
+ * Why asi_map_range refuses a request, if it does. fixed: mapRequiresLiveMemory, a request that
+ * reaches a free frame (no caller owns what will be allocated there later, yet the ASI would map
+ * it); fixed: mapRefusesSharedSlabPages, a request whose pages, on a slab page, hold a free slot or
+ * an object it does not reach (the page would bring them, and what fills the slot later).
  */
-function reachesFreeFrame(sys: System, ptr: number, size: number): number | undefined {
-  if (!sys.options.mapRequiresLiveMemory) return undefined;
-  return framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size).find((fb) => !allocationOfFrame(sys.mem, fb.frame))?.frame;
-}
-
-/**
- * fixed: mapRefusesSharedSlabPages. A request whose pages, on a slab page, hold a free slot or an
- * object it does not reach is refused: the page would bring them, and what fills the slot later.
- */
-function sharesSlabPage(sys: System, ptr: number, size: number): number | undefined {
-  if (!sys.options.mapRefusesSharedSlabPages) return undefined;
-  return framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size).find((fb) => !slabPageHeldBy(sys.mem, fb.frame, fb.lo, fb.hi))?.frame;
+function refusal(sys: System, ptr: number, size: number): string | undefined {
+  const { mapRequiresLiveMemory, mapRefusesSharedSlabPages } = sys.options;
+  if (!mapRequiresLiveMemory && !mapRefusesSharedSlabPages) return undefined;
+  const reached = framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size);
+  const free = mapRequiresLiveMemory ? reached.find((fb) => !allocationOfFrame(sys.mem, fb.frame)) : undefined;
+  if (free) return `pfn ${free.frame} is free memory`;
+  const shared = mapRefusesSharedSlabPages ? reached.find((fb) => !slabPageHeldBy(sys.mem, fb.frame, fb.lo, fb.hi)) : undefined;
+  return shared && `pfn ${shared.frame} is a slab page with a free slot or another object on it`;
 }
 
 /** asi_map_range (patches 08, 10, 14). */
 export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, level: PgtLevel, out: Log): number {
-  const free = reachesFreeFrame(sys, ptr, size);
-  const shared = free === undefined ? sharesSlabPage(sys, ptr, size) : undefined;
-  if (free !== undefined || shared !== undefined) {
-    const why = free !== undefined ? `pfn ${free} is free memory` : `pfn ${shared} is a slab page with a free slot or another object on it`;
+  const why = refusal(sys, ptr, size);
+  if (why !== undefined) {
     log(out, 'pr_err', `ASI ${asi.id}: MAP ${describe(sys, { ptr, size, level })} refused: ${why}`);
     return EINVAL;
   }

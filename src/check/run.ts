@@ -66,7 +66,7 @@ export function runChoices(config: Config, choices: readonly Choice[], weights?:
 
 export function runWith(config: Config, n: number, next: (sys: System, i: number) => Op, opts: RunOptions = {}): RunResult {
   const sys = createSystem(config);
-  const check = newChecker(opts.check ?? 'incremental', opts.invariants);
+  const check = checkerFor(opts);
   const ran: Op[] = [];
   for (let i = 0; i < n; i++) {
     const op = next(sys, i);
@@ -75,6 +75,11 @@ export function runWith(config: Config, n: number, next: (sys: System, i: number
     if (failure) return { ops: ran, failure, system: sys };
   }
   return { ops: ran, system: sys };
+}
+
+/** A new checker as `opts` asks for it (incremental unless told otherwise), for one system's run. */
+export function checkerFor(opts: RunOptions): Checker {
+  return newChecker(opts.check ?? 'incremental', opts.invariants);
 }
 
 /**

@@ -2,8 +2,7 @@
 // every op of the alphabet from it. Shared by the search's own thread and its workers, so both
 // take the same steps and give the same fingerprints.
 
-import { type Failure, type RunOptions, checkedStep } from '../run.ts';
-import { newChecker } from '../../invariants/index.ts';
+import { type Failure, type RunOptions, checkedStep, checkerFor } from '../run.ts';
 import { createSystem, step } from '../../model/step.ts';
 import { type Config, type System, cloneSystem } from '../../model/system.ts';
 import type { Op } from '../../model/ops.ts';
@@ -67,7 +66,7 @@ export class Expander {
       const ops = alphabet(sys, this.scope);
       for (let j = 0; j < ops.length; j++) {
         const next = cloneSystem(sys);
-        const { failure } = checkedStep(next, ops[j], depth, newChecker(this.run.check ?? 'incremental', this.run.invariants), this.run);
+        const { failure } = checkedStep(next, ops[j], depth, checkerFor(this.run), this.run);
         if (failure) return { counts, fingerprints, violation: { state: s, ops: [...this.opsOf(path), ops[j]], failure } };
         fingerprints.push(fingerprint(next));
       }

@@ -5,7 +5,7 @@
 
 import { describe, expect, test } from 'vitest';
 import { type Checker, newChecker } from '../src/invariants/index.ts';
-import { type TreeView, Views } from '../src/invariants/views.ts';
+import { type Changes, Views } from '../src/invariants/views.ts';
 import type { Phase } from '../src/invariants/types.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { PROFILES, type ProfileName } from '../src/model/options.ts';
@@ -82,10 +82,10 @@ class ForgetfulViews extends Views {
   }
 }
 
-/** Views that say a tree moved nowhere between generations: per-range and per-leaf verdicts go stale. */
+/** Views that say nothing moved and no frame changed in a tree since any stamp: per-range and per-leaf verdicts go stale. */
 class BlindViews extends Views {
-  override tree(sys: System, root: number): TreeView {
-    return { ...super.tree(sys, root), moved: [] };
+  override changesSince(sys: System, root: number, stamp: number | undefined): Changes | undefined {
+    return super.changesSince(sys, root, stamp) && { windows: [], frames: [] };
   }
 }
 

@@ -11,15 +11,15 @@
 // later under a table the ASI shares with it.
 
 import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
-import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
-import { type ObjectRef, frameHoldsSensitive, objectName, objectSensitive, objectsInFrame, unitAlloc, unitKey } from '../model/mm/memory.ts';
+import { type Leaf, frameAt, framesOf } from '../model/mm/pagetable.ts';
+import { type ObjectRef, frameHoldsSensitive, objectName, objectSensitive, objectsInFrame, unitAlloc, unitFrame, unitKey } from '../model/mm/memory.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Cpu } from '../model/x86/cpu.ts';
 import type { Invariant, Phase } from './types.ts';
 import { usableTlbEntries } from '../model/x86/cpu.ts';
 import { _PAGE_GLOBAL } from '../model/mm/pte.ts';
 import { isolatedIn } from './cpu.ts';
-import { firstAsi, perAsi, sameRanges, sinceVersion } from './views.ts';
+import { LeafVerdicts, type Window, firstAsi, rangeChanges, sameRanges, sinceVersion, windowsReaching } from './views.ts';
 
 /** The units every live range of the ASI reached when it was mapped. */
 function requestedUnits(asi: Asi): Set<string> {
@@ -57,15 +57,21 @@ export function runsIsolated(sys: System, cpu: Cpu, phase: Phase): Asi | undefin
 }
 
 /** The first sensitive object the ASI's page table reaches that no range of it reached when it was mapped. */
-function exposedBy(sys: System, asi: Asi, ls?: readonly Leaf[]): string | undefined {
+function exposedBy(sys: System, asi: Asi): string | undefined {
   let requested: Set<string> | undefined;
-  for (const { frame, va, leaf: l } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
-    if (!frameHoldsSensitive(sys.mem, frame)) continue;
-    requested ??= requestedUnits(asi);
-    const o = unrequested(sys, frame, requested);
-    if (o) return `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(o, frame, requested)}`;
+  for (const { frame, va, leaf } of framesOf(sys.g, sys.tables, asi.pgd)) {
+    const m = frameExposed(sys, asi, frame, va, leaf, () => (requested ??= requestedUnits(asi)));
+    if (m !== undefined) return m;
   }
   return undefined;
+}
+
+/** What `frame`, reached at `va` through leaf `l`, exposes that no range of the ASI reached there. */
+function frameExposed(sys: System, asi: Asi, frame: number, va: number, l: Leaf, requestedOf: () => Set<string>): string | undefined {
+  if (!frameHoldsSensitive(sys.mem, frame)) return undefined;
+  const requested = requestedOf();
+  const o = unrequested(sys, frame, requested);
+  return o && `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(o, frame, requested)}`;
 }
 
 /** A CPU running isolated also reaches what its TLB caches for its PCID, and every Global entry. */
@@ -92,17 +98,14 @@ export const ISOLATION: Invariant = {
   statement:
     'No sensitive object is reachable through an ASI page table, or through the TLB of a CPU running isolated in it (Global entries included), unless a live range of that ASI reached that object on that frame when the range was mapped.',
   source: 'RFC v2 cover letter (the ASI maps only what VMExit handlers need); patches 08, 12, 15; SPEC 2.4 (TLB)',
-  check: (sys, phase = 'between-ops') => firstAsi(sys, (s, asi) => exposedBy(s, asi)) ?? tlbExposure(sys, phase),
-  // What an ASI's page table exposes changes only with its tree, the owners of the frames it
-  // reaches, and its ranges; the TLBs change at every micro-step and are judged whole.
+  check: (sys, phase = 'between-ops') => firstAsi(sys, exposedBy) ?? tlbExposure(sys, phase),
+  // What a leaf exposes changes only with the leaf, the owners of the frames it reaches, and the
+  // units the ASI's ranges reached: only the leaves a step moved, whose frames changed owner, or
+  // that reach a frame of a range it added or removed, are judged again. The TLBs change at
+  // every micro-step and are judged whole.
   incremental: (views) => {
-    const exposed = perAsi((s, asi) => exposedBy(s, asi, views.tree(s, asi.pgd).leaves), (s, asi) => {
-      const t = views.tree(s, asi.pgd);
-      return [t.gen, t.framesGen];
-    }, true);
-    const tables = sinceVersion((sys) => firstAsi(sys, exposed));
-    // A CPU isolated in an ASI with a sensitive frame in its TLB asks for the ASI's units at every
-    // micro-step: they change only with its ranges.
+    // The ASI's units, asked for at every micro-step while a CPU is isolated in it with a
+    // sensitive frame in its TLB: they change only with its ranges.
     const units = new Map<number, { ranges: readonly AsiRange[]; units: Set<string> }>();
     const requestedOf = (asi: Asi) => {
       const c = units.get(asi.id);
@@ -111,6 +114,33 @@ export const ISOLATION: Invariant = {
       units.set(asi.id, { ranges: [...asi.ranges], units: u });
       return u;
     };
+    const kept = new Map<number, { ranges: readonly AsiRange[]; stamp: number; verdicts: LeafVerdicts }>();
+    const exposed = (sys: System, asi: Asi) => {
+      const c = kept.get(asi.id);
+      const changes = c && views.changesSince(sys, asi.pgd, c.stamp);
+      const ranges = c && rangeChanges(c.ranges, asi.ranges);
+      const t = views.tree(sys, asi.pgd);
+      let dirty: Window[] | undefined;
+      if (changes && ranges) {
+        const frames = [...changes.frames];
+        for (const r of [...ranges.added, ...ranges.removed]) for (const u of r.ghostReached) frames.push(unitFrame(u));
+        dirty = [...changes.windows, ...windowsReaching(t.leaves, frames)];
+      }
+      const verdicts = c?.verdicts ?? new LeafVerdicts();
+      kept.set(asi.id, { ranges: [...asi.ranges], stamp: t.stamp, verdicts });
+      const requested = () => requestedOf(asi);
+      return verdicts.judge(t.leaves, dirty, (l) => leafExposed(sys, asi, l, requested));
+    };
+    const tables = sinceVersion((sys) => firstAsi(sys, exposed));
     return (sys, phase) => tables(sys) ?? tlbExposure(sys, phase, requestedOf);
   },
 };
+
+/** The first frame of leaf `l` that exposes what no range of the ASI reached: a frame reached by several leaves is judged in each. */
+function leafExposed(sys: System, asi: Asi, l: Leaf, requestedOf: () => Set<string>): string | undefined {
+  for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
+    const m = frameExposed(sys, asi, frameAt(l, va), va, l, requestedOf);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}

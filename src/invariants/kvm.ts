@@ -3,14 +3,14 @@
 // exit and return are judged where vcpu_run passes them (ghost events of src/model/kvm/run.ts);
 // scope and leaks on the state.
 
-import { formatVa } from '../model/mm/geometry.ts';
-import { type Leaf, framesOf } from '../model/mm/pagetable.ts';
+import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
+import { type Leaf, frameAt, framesOf } from '../model/mm/pagetable.ts';
 import { type ObjectRef, allocationOfFrame, objectName, objectsInFrame } from '../model/mm/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
 import type { Invariant } from './types.ts';
-import { perAsi, sinceVersion } from './views.ts';
+import { LeafVerdicts, sinceVersion, windowsReaching } from './views.ts';
 
 function ghostEvent(sys: System, id: 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER'): string | undefined {
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
@@ -53,12 +53,26 @@ function scope(sys: System, foreign: (sys: System, asi: Asi, vcpu: Vcpu) => stri
   return undefined;
 }
 
-function foreignFrame(sys: System, asi: Asi, vcpu: Vcpu, ls?: readonly Leaf[]): string | undefined {
-  for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd, ls)) {
-    const o = otherVmObject(sys, frame, vcpu.vm);
-    if (o) return `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
+function foreignFrame(sys: System, asi: Asi, vcpu: Vcpu): string | undefined {
+  for (const { frame, va } of framesOf(sys.g, sys.tables, asi.pgd)) {
+    const m = frameForeign(sys, asi, vcpu, frame, va);
+    if (m !== undefined) return m;
   }
   return undefined;
+}
+
+/** The first frame of leaf `l` that holds another VM's object: a frame reached by several leaves is judged in each. */
+function leafForeign(sys: System, asi: Asi, vcpu: Vcpu, l: Leaf): string | undefined {
+  for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
+    const m = frameForeign(sys, asi, vcpu, frameAt(l, va), va);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
+function frameForeign(sys: System, asi: Asi, vcpu: Vcpu, frame: number, va: number): string | undefined {
+  const o = otherVmObject(sys, frame, vcpu.vm);
+  return o && `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
 }
 
 function freedArray(sys: System, asi: Asi, vcpu: Vcpu): string | undefined {
@@ -75,19 +89,22 @@ export const KVM_SCOPE: Invariant = {
   statement:
     "A vCPU's ASI never reaches another VM's guest memory or state, nor a memslots array or IO bus its VM has replaced and freed.",
   source: "RFC v2 cover letter (a VM's own data only; patch 23 gives each vCPU its ASI); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)",
-  check: (sys) => scope(sys, (s, asi, vcpu) => foreignFrame(s, asi, vcpu)),
-  // What the ASI's page table reaches changes with its tree and the owners of its frames; the
-  // arrays it still maps are a lookup per remapped pointer, judged whole when anything changed
-  // (memslots and buses are replaced by allocations, and remapped by range changes).
+  check: (sys) => scope(sys, foreignFrame),
+  // What a leaf reaches changes with the leaf and the owners of its frames: only the leaves a step
+  // moved, or whose frames changed owner, are judged again. The arrays the ASI still maps are a
+  // lookup per remapped pointer, judged whole when anything changed (memslots and buses are
+  // replaced by allocations, and remapped by range changes).
   incremental: (views) => {
-    const reach = perAsi(
-      (s, asi, vcpu: Vcpu) => foreignFrame(s, asi, vcpu, views.tree(s, asi.pgd).leaves),
-      (s, asi, vcpu: Vcpu) => {
-        const t = views.tree(s, asi.pgd);
-        return [t.gen, t.framesGen, vcpu.vm];
-      },
-      false,
-    );
+    const kept = new Map<number, { stamp: number; vcpu: number; vm: number; verdicts: LeafVerdicts }>();
+    const reach = (sys: System, asi: Asi, vcpu: Vcpu) => {
+      const c = kept.get(asi.id);
+      const changes = c?.vcpu === vcpu.id && c.vm === vcpu.vm ? views.changesSince(sys, asi.pgd, c.stamp) : undefined;
+      const t = views.tree(sys, asi.pgd);
+      const dirty = changes && [...changes.windows, ...windowsReaching(t.leaves, changes.frames)];
+      const verdicts = c?.verdicts ?? new LeafVerdicts();
+      kept.set(asi.id, { stamp: t.stamp, vcpu: vcpu.id, vm: vcpu.vm, verdicts });
+      return verdicts.judge(t.leaves, dirty, (l) => leafForeign(sys, asi, vcpu, l));
+    };
     return sinceVersion((sys) => scope(sys, reach));
   },
 };

@@ -6,7 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { LeafVerdicts, type SeenGens, firstAsi, meets, movedSince, movedWithKernel, perAsi, sameRanges, sinceVersion } from './views.ts';
+import { LeafVerdicts, type SeenStamps, type Window, firstAsi, meets, movedWithKernel, perAsi, rangeChanges, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -151,22 +151,29 @@ export const RANGE_NO_LEAK: Invariant = {
     'Every translation in an ASI page table lies in the effective extent of a live tracked range (no unmapped-range leaks), and every ASI page-table page belongs to a live ASI that tracks it (no frame leaks).',
   source: 'RFC v2 patches 04 (backend pages), 10, 11, 14 (asi_unmap)',
   check: (sys) => firstAsi(sys, unexplainedLeaf) ?? pgtableLeak(sys),
-  // A leaf is judged against its own ASI's ranges: while they stay, only the leaves inside the
-  // windows a step moved are judged again.
+  // A leaf is judged against its own ASI's ranges: only the leaves inside the windows a step moved,
+  // or inside a range it added or removed, are judged again.
   incremental: (views) => {
-    const kept = new Map<number, { ranges: readonly AsiRange[]; gen: number; verdicts: LeafVerdicts }>();
+    const kept = new Map<number, { ranges: readonly AsiRange[]; stamp: number; verdicts: LeafVerdicts }>();
     const leak = (sys: System, asi: Asi) => {
+      const c = kept.get(asi.id);
+      const moved = c && views.changesSince(sys, asi.pgd, c.stamp)?.windows;
+      const ranges = c && rangeChanges(c.ranges, asi.ranges);
+      const dirty = moved && ranges && [...moved, ...[...ranges.added, ...ranges.removed].map((r) => reach(explanation(sys, r)))];
       const t = views.tree(sys, asi.pgd);
-      let c = kept.get(asi.id);
-      const moved = c && sameRanges(c.ranges, asi.ranges) ? movedSince(t, c.gen) : undefined;
-      if (!c) kept.set(asi.id, (c = { ranges: [], gen: 0, verdicts: new LeafVerdicts() }));
-      [c.ranges, c.gen] = [[...asi.ranges], t.gen];
+      const verdicts = c?.verdicts ?? new LeafVerdicts();
+      kept.set(asi.id, { ranges: [...asi.ranges], stamp: t.stamp, verdicts });
       let extents: Explanation[] | undefined;
-      return c.verdicts.judge(t.leaves, moved, (l) => unexplained(sys, asi, (extents ??= asi.ranges.map((r) => explanation(sys, r))), l));
+      return verdicts.judge(t.leaves, dirty, (l) => unexplained(sys, asi, (extents ??= asi.ranges.map((r) => explanation(sys, r))), l));
     };
     return sinceVersion((sys) => firstAsi(sys, leak) ?? pgtableLeak(sys));
   },
 };
+
+/** Where a range may explain leaves: its extent, and the large pages it reaches. */
+function reach(e: Explanation): Window {
+  return [Math.min(e.lo, e.ptr), Math.max(e.hi, e.end)];
+}
 
 function unexplainedLeaf(sys: System, asi: Asi): string | undefined {
   const extents = asi.ranges.map((r) => explanation(sys, r));
@@ -199,7 +206,7 @@ export const RANGE_EXACT: Invariant = {
   // A range's pages are walked in the ASI and in the kernel: its verdict stands until either
   // tree's translations move inside it (asi_enter mapping a stack does not re-walk every range).
   incremental: (views) => {
-    const kept = new Map<number, { seen: SeenGens; verdicts: Map<AsiRange, number | undefined> }>();
+    const kept = new Map<number, { seen: SeenStamps; verdicts: Map<AsiRange, number | undefined> }>();
     const judge = (sys: System, asi: Asi) => {
       const before = kept.get(asi.id);
       const { moved, now } = movedWithKernel(views, sys, asi, before?.seen);

@@ -5,7 +5,7 @@ import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import { _PAGE_NX, _PAGE_RW, _PAGE_USER, formatFlags } from '../model/mm/pte.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { LeafVerdicts, type SeenGens, firstAsi, movedWithKernel, perAsi, sinceVersion } from './views.ts';
+import { LeafVerdicts, type SeenStamps, firstAsi, movedWithKernel, perAsi, sinceVersion } from './views.ts';
 import { unitAlloc } from '../model/mm/memory.ts';
 
 /** Flags of `asi` that `kernel` does not grant: RW, USER, or a missing NX. */
@@ -32,7 +32,7 @@ export const REFINE: Invariant = {
   incremental: (views) => {
     // A leaf's verdict stands while the leaf is the same and the kernel's translations under it
     // have not moved: only the leaves inside windows either tree moved are judged again.
-    const kept = new Map<number, { seen?: SeenGens; verdicts: LeafVerdicts }>();
+    const kept = new Map<number, { seen?: SeenStamps; verdicts: LeafVerdicts }>();
     const leavesWrong = (sys: System, asi: Asi) => {
       let c = kept.get(asi.id);
       if (!c) kept.set(asi.id, (c = { verdicts: new LeafVerdicts() }));

@@ -12,28 +12,41 @@ import type { Phase } from './types.ts';
 export interface TreeView {
   /** Bumped whenever a table the tree was read from changed, or was allocated or freed. */
   readonly gen: number;
-  /** Bumped whenever a frame its leaves reach is allocated or freed: the objects behind them changed. */
-  readonly framesGen: number;
+  /** The latest change of any kind: `gen`, or a frame its leaves reach allocated or freed. */
+  readonly stamp: number;
   readonly leaves: readonly Leaf[];
-  /** The generation before this one, and the VA windows whose translations differ between the two. */
-  readonly prevGen: number;
-  readonly moved: readonly Window[];
 }
 
 /** A VA window [lo, hi). */
 export type Window = readonly [number, number];
 
+/** What changed in a tree since a stamp: where its translations moved, and which frames its leaves reach changed owner. */
+export interface Changes {
+  readonly windows: readonly Window[];
+  readonly frames: readonly number[];
+}
+
+interface Change {
+  readonly stamp: number;
+  readonly windows: readonly Window[];
+  readonly frames: number[];
+}
+
+/** Changes kept per tree: a judgement that has not looked for longer judges afresh. */
+const JOURNAL = 32;
+
 interface Tree extends TreeView {
   gen: number;
-  framesGen: number;
+  stamp: number;
   leaves: Leaf[];
-  prevGen: number;
-  moved: Window[];
   /** Every frame looked up as a table while reading the leaves. */
   tables: Set<number>;
   /** Frames the leaves reach, one byte each. */
   frames: Uint8Array;
   stale: boolean;
+  /** The changes after `since`, oldest first. */
+  journal: Change[];
+  since: number;
 }
 
 export class Views {
@@ -41,7 +54,7 @@ export class Views {
   /** Positions in the change log (counted over the whole run) read so far. */
   private tableRead = -1;
   private frameRead = -1;
-  /** Generations are drawn from one counter, so a tree read afresh never repeats one a cache holds. */
+  /** Stamps are drawn from one counter, so a tree read afresh never repeats one a judgement holds. */
   private gens = 0;
   /** Bumped whenever a frame was allocated or freed: judgements on which allocations live key on it. */
   allocGen = 0;
@@ -54,9 +67,11 @@ export class Views {
       this.trees.clear();
       this.allocGen = ++this.gens;
     } else {
-      if (this.frameRead < m.frameLogStart + m.frameLog.length) this.allocGen = ++this.gens;
       for (let i = this.tableRead - m.tableLogStart; i < m.tableLog.length; i++) this.tableChanged(m.tableLog[i]);
-      for (let i = this.frameRead - m.frameLogStart; i < m.frameLog.length; i++) this.frameChanged(m.frameLog[i]);
+      if (this.frameRead < m.frameLogStart + m.frameLog.length) {
+        this.allocGen = ++this.gens;
+        for (let i = this.frameRead - m.frameLogStart; i < m.frameLog.length; i++) this.frameChanged(m.frameLog[i], this.allocGen);
+      }
     }
     this.tableRead = m.tableLogStart + m.tableLog.length;
     this.frameRead = m.frameLogStart + m.frameLog.length;
@@ -67,11 +82,14 @@ export class Views {
     for (const t of this.trees.values()) if (t.tables.has(frame)) t.stale = true;
   }
 
-  private frameChanged(frame: number): void {
+  private frameChanged(frame: number, stamp: number): void {
     for (const t of this.trees.values()) {
       // A table frame reassigned changes what PT-WF reads of it, and whether it is a table at all.
       if (t.tables.has(frame)) t.stale = true;
-      if (t.frames[frame]) t.framesGen = ++this.gens;
+      if (!t.frames[frame]) continue;
+      const last = t.journal[t.journal.length - 1];
+      if (last?.stamp === stamp) last.frames.push(frame);
+      else record(t, { stamp, windows: [], frames: [frame] });
     }
   }
 
@@ -79,23 +97,44 @@ export class Views {
   tree(sys: System, root: number): TreeView {
     let t = this.trees.get(root);
     if (!t) {
-      t = { gen: 0, framesGen: 0, leaves: [], prevGen: 0, moved: [], tables: new Set(), frames: new Uint8Array(0), stale: true };
+      const stamp = ++this.gens;
+      t = { gen: stamp, stamp, leaves: [], tables: new Set(), frames: new Uint8Array(0), stale: true, journal: [], since: stamp };
       this.trees.set(root, t);
     }
     if (t.stale) {
       t.tables = new Set();
       const before = t.leaves;
       t.leaves = leaves(sys.g, sys.tables, root, undefined, undefined, t.tables);
-      t.moved = movedWindows(before, t.leaves);
-      t.prevGen = t.gen;
       t.frames = new Uint8Array(sys.mem.frameAlloc.length);
       for (const l of t.leaves) t.frames.fill(1, l.frame, l.frame + l.size / PAGE_SIZE);
       t.gen = ++this.gens;
-      t.framesGen = ++this.gens;
+      record(t, { stamp: t.gen, windows: movedWindows(before, t.leaves), frames: [] });
       t.stale = false;
     }
     return t;
   }
+
+  /**
+   * What changed in the tree under `root` since `stamp` (a TreeView's stamp the caller kept):
+   * undefined when that is not known any more (the caller judges afresh).
+   */
+  changesSince(sys: System, root: number, stamp: number | undefined): Changes | undefined {
+    const t = this.tree(sys, root) as Tree;
+    if (stamp === undefined || stamp < t.since) return undefined;
+    const windows: Window[] = [];
+    const frames: number[] = [];
+    for (let i = t.journal.length - 1; i >= 0 && t.journal[i].stamp > stamp; i--) {
+      windows.push(...t.journal[i].windows);
+      frames.push(...t.journal[i].frames);
+    }
+    return { windows, frames };
+  }
+}
+
+function record(t: Tree, c: Change): void {
+  t.journal.push(c);
+  t.stamp = c.stamp;
+  if (t.journal.length > JOURNAL) t.since = t.journal.shift()!.stamp;
 }
 
 /** The same translation: a leaf's position in its table does not matter to a judgement. */
@@ -125,31 +164,41 @@ function movedWindows(a: readonly Leaf[], b: readonly Leaf[]): Window[] {
   return out;
 }
 
-/**
- * The windows whose translations changed since generation `gen` of this tree: none if it is the
- * current one, undefined when more than one generation passed (the caller judges afresh).
- */
-export function movedSince(t: TreeView, gen: number): readonly Window[] | undefined {
-  if (gen === t.gen) return [];
-  return gen === t.prevGen ? t.moved : undefined;
-}
-
-/** The generations of an ASI's page table and of the kernel's that a judgement last saw. */
-export interface SeenGens {
-  readonly asiGen: number;
-  readonly kernelGen: number;
+/** The stamps of an ASI's page table and of the kernel's that a judgement last saw. */
+export interface SeenStamps {
+  readonly asi: number;
+  readonly kernel: number;
 }
 
 /**
  * For judgements that walk an ASI's page table and the kernel's: where either moved since `seen`
- * (undefined: not known, judge afresh), and the generations to remember now.
+ * (undefined: not known, judge afresh), and the stamps to remember now.
  */
-export function movedWithKernel(views: Views, sys: System, asi: Asi, seen: SeenGens | undefined): { moved: readonly Window[] | undefined; now: SeenGens } {
-  const t = views.tree(sys, asi.pgd);
-  const k = views.tree(sys, sys.kernel.pgd);
-  const asiMoved = seen && movedSince(t, seen.asiGen);
-  const kernelMoved = seen && movedSince(k, seen.kernelGen);
-  return { moved: asiMoved && kernelMoved && [...asiMoved, ...kernelMoved], now: { asiGen: t.gen, kernelGen: k.gen } };
+export function movedWithKernel(views: Views, sys: System, asi: Asi, seen: SeenStamps | undefined): { moved: readonly Window[] | undefined; now: SeenStamps } {
+  const asiMoved = views.changesSince(sys, asi.pgd, seen?.asi)?.windows;
+  const kernelMoved = views.changesSince(sys, sys.kernel.pgd, seen?.kernel)?.windows;
+  const now = { asi: views.tree(sys, asi.pgd).stamp, kernel: views.tree(sys, sys.kernel.pgd).stamp };
+  return { moved: asiMoved && kernelMoved && [...asiMoved, ...kernelMoved], now };
+}
+
+/** The windows of the leaves that reach one of `frames`. */
+export function windowsReaching(ls: readonly Leaf[], frames: readonly number[]): Window[] {
+  const out: Window[] = [];
+  if (frames.length === 0) return out;
+  const set = new Set(frames);
+  for (const l of ls) if (reaches(l, set)) out.push([l.va, l.va + l.size]);
+  return out;
+}
+
+/** Whether the leaf reaches a frame of `set`: by whichever is shorter, the leaf's frames or the set. */
+function reaches(l: Leaf, set: Set<number>): boolean {
+  const end = l.frame + l.size / PAGE_SIZE;
+  if (end - l.frame <= set.size) {
+    for (let f = l.frame; f < end; f++) if (set.has(f)) return true;
+    return false;
+  }
+  for (const f of set) if (f >= l.frame && f < end) return true;
+  return false;
 }
 
 /** Whether [lo, hi) meets one of the windows. */
@@ -235,6 +284,16 @@ export function perAsi<A extends unknown[]>(
 function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return a.length === b.length;
+}
+
+/** The ranges added and removed between two lists of an ASI's ranges (by identity); undefined when only their order changed. */
+export function rangeChanges(before: readonly AsiRange[], now: readonly AsiRange[]): { readonly added: AsiRange[]; readonly removed: AsiRange[] } | undefined {
+  if (sameRanges(before, now)) return { added: [], removed: [] };
+  const was = new Set(before);
+  const is = new Set(now);
+  const added = now.filter((r) => !was.has(r));
+  const removed = before.filter((r) => !is.has(r));
+  return added.length + removed.length > 0 ? { added, removed } : undefined;
 }
 
 /** The same ranges, by identity and in order. */

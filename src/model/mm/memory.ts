@@ -225,6 +225,11 @@ export function unitAlloc(key: string): number {
   return id;
 }
 
+/** The frame of a unitKey. */
+export function unitFrame(key: string): number {
+  return Number(key.slice(0, key.indexOf('/')));
+}
+
 export function objectSensitive(o: ObjectRef): boolean {
   return o.part < 0 ? o.alloc.sensitive : o.alloc.parts![o.part].sensitive;
 }

@@ -85,7 +85,7 @@ class ForgetfulViews extends Views {
 /** Views that say nothing moved and no frame changed in a tree since any stamp: per-range and per-leaf verdicts go stale. */
 class BlindViews extends Views {
   override changesSince(sys: System, root: number, stamp: number | undefined): Changes | undefined {
-    return super.changesSince(sys, root, stamp) && { windows: [], frames: [] };
+    return super.changesSince(sys, root, stamp) && { windows: [], frames: [], reread: [] };
   }
 }
 

@@ -19,7 +19,7 @@ import type { Invariant, Phase } from './types.ts';
 import { usableTlbEntries } from '../model/x86/cpu.ts';
 import { _PAGE_GLOBAL } from '../model/mm/pte.ts';
 import { isolatedIn } from './cpu.ts';
-import { LeafVerdicts, type Window, firstAsi, rangeChanges, sameRanges, sinceVersion, windowsReaching } from './views.ts';
+import { LeafVerdicts, type Window, firstAsi, rangeChanges, sinceVersion, windowsReaching } from './views.ts';
 
 /** The units every live range of the ASI reached when it was mapped. */
 function requestedUnits(asi: Asi): Set<string> {
@@ -28,8 +28,13 @@ function requestedUnits(asi: Asi): Set<string> {
   return units;
 }
 
+/** Whether a live range reached a unit: the set of them, or (incremental) a count per unit kept as ranges come and go. */
+interface Requested {
+  has(unit: string): boolean;
+}
+
 /** The first sensitive object on `frame` that no range reached there when it was mapped. */
-function unrequested(sys: System, frame: number, requested: Set<string>): ObjectRef | undefined {
+function unrequested(sys: System, frame: number, requested: Requested): ObjectRef | undefined {
   return objectsInFrame(sys.mem, frame).find((o) => objectSensitive(o) && !requested.has(unitKey(frame, o)));
 }
 
@@ -37,8 +42,8 @@ function unrequested(sys: System, frame: number, requested: Set<string>): Object
  * Why the object was not requested, when the ghost shows the range reached the frame: the frame's
  * allocation was freed and the frame reused, or (a slab page) a new object was put on it.
  */
-function reuseNote(o: ObjectRef, frame: number, requested: Set<string>): string {
-  const then = [...requested].find((u) => u.startsWith(`${frame}/`));
+function reuseNote(o: ObjectRef, frame: number, asi: Asi): string {
+  const then = [...requestedUnits(asi)].find((u) => u.startsWith(`${frame}/`));
   if (then === undefined) return '';
   const since = unitAlloc(then) === o.alloc.id ? 'a new object was allocated on it since' : 'it was freed and reused since';
   return ` (pfn ${frame} held allocation #${unitAlloc(then)} when the range was mapped; ${since})`;
@@ -67,26 +72,25 @@ function exposedBy(sys: System, asi: Asi): string | undefined {
 }
 
 /** What `frame`, reached at `va` through leaf `l`, exposes that no range of the ASI reached there. */
-function frameExposed(sys: System, asi: Asi, frame: number, va: number, l: Leaf, requestedOf: () => Set<string>): string | undefined {
+function frameExposed(sys: System, asi: Asi, frame: number, va: number, l: Leaf, requestedOf: () => Requested): string | undefined {
   if (!frameHoldsSensitive(sys.mem, frame)) return undefined;
-  const requested = requestedOf();
-  const o = unrequested(sys, frame, requested);
-  return o && `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(o, frame, requested)}`;
+  const o = unrequested(sys, frame, requestedOf());
+  return o && `asi#${asi.id} exposes ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)} through a ${LEVEL_NAMES[l.level]} entry of +0x${l.size.toString(16)}, which no range of it reached when it was mapped${reuseNote(o, frame, asi)}`;
 }
 
 /** A CPU running isolated also reaches what its TLB caches for its PCID, and every Global entry. */
-function tlbExposure(sys: System, phase: Phase, requestedOf: (asi: Asi) => Set<string> = requestedUnits): string | undefined {
+function tlbExposure(sys: System, phase: Phase, requestedOf: (asi: Asi) => Requested = requestedUnits): string | undefined {
   for (const cpu of sys.cpus) {
     const asi = runsIsolated(sys, cpu, phase);
     if (!asi) continue;
-    let requested: Set<string> | undefined;
+    let requested: Requested | undefined;
     for (const { vpn, entry } of usableTlbEntries(cpu)) {
       if (!frameHoldsSensitive(sys.mem, entry.frame)) continue;
       requested ??= requestedOf(asi);
       const o = unrequested(sys, entry.frame, requested);
       if (o) {
         const global = entry.flags & _PAGE_GLOBAL ? 'Global ' : '';
-        return `cpu${cpu.id}, isolated in asi#${asi.id}, reaches ${objectName(o)} (pfn ${entry.frame}) at ${formatVa(sys.g, vpn * PAGE_SIZE)} through a ${global}TLB entry, which no range of asi#${asi.id} reached when it was mapped${reuseNote(o, entry.frame, requested)}`;
+        return `cpu${cpu.id}, isolated in asi#${asi.id}, reaches ${objectName(o)} (pfn ${entry.frame}) at ${formatVa(sys.g, vpn * PAGE_SIZE)} through a ${global}TLB entry, which no range of asi#${asi.id} reached when it was mapped${reuseNote(o, entry.frame, asi)}`;
       }
     }
   }
@@ -104,15 +108,23 @@ export const ISOLATION: Invariant = {
   // that reach a frame of a range it added or removed, are judged again. The TLBs change at
   // every micro-step and are judged whole.
   incremental: (views) => {
-    // The ASI's units, asked for at every micro-step while a CPU is isolated in it with a
-    // sensitive frame in its TLB: they change only with its ranges.
-    const units = new Map<number, { ranges: readonly AsiRange[]; units: Set<string> }>();
-    const requestedOf = (asi: Asi) => {
+    // The ASI's units, asked for whenever a leaf or a TLB entry reaches a sensitive frame: counted
+    // per unit, and brought up to date with the ranges added and removed since.
+    const units = new Map<number, { ranges: readonly AsiRange[]; counts: Map<string, number> }>();
+    const requestedOf = (asi: Asi): Requested => {
       const c = units.get(asi.id);
-      if (c && sameRanges(c.ranges, asi.ranges)) return c.units;
-      const u = requestedUnits(asi);
-      units.set(asi.id, { ranges: [...asi.ranges], units: u });
-      return u;
+      const changes = c && rangeChanges(c.ranges, asi.ranges);
+      if (!changes) {
+        const counts = new Map<string, number>();
+        for (const r of asi.ranges) countUnits(counts, r, 1);
+        units.set(asi.id, { ranges: [...asi.ranges], counts });
+        return counts;
+      }
+      if (changes.added.length + changes.removed.length === 0) return c!.counts;
+      for (const r of changes.added) countUnits(c!.counts, r, 1);
+      for (const r of changes.removed) countUnits(c!.counts, r, -1);
+      units.set(asi.id, { ranges: [...asi.ranges], counts: c!.counts });
+      return c!.counts;
     };
     const kept = new Map<number, { ranges: readonly AsiRange[]; stamp: number; verdicts: LeafVerdicts }>();
     const exposed = (sys: System, asi: Asi) => {
@@ -136,8 +148,17 @@ export const ISOLATION: Invariant = {
   },
 };
 
+/** Counts the units a range reached; a unit at 0 is dropped, so `has` asks whether any live range reached it. */
+function countUnits(counts: Map<string, number>, r: AsiRange, by: 1 | -1): void {
+  for (const u of r.ghostReached) {
+    const n = (counts.get(u) ?? 0) + by;
+    if (n > 0) counts.set(u, n);
+    else counts.delete(u);
+  }
+}
+
 /** The first frame of leaf `l` that exposes what no range of the ASI reached: a frame reached by several leaves is judged in each. */
-function leafExposed(sys: System, asi: Asi, l: Leaf, requestedOf: () => Set<string>): string | undefined {
+function leafExposed(sys: System, asi: Asi, l: Leaf, requestedOf: () => Requested): string | undefined {
   for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
     const m = frameExposed(sys, asi, frameAt(l, va), va, l, requestedOf);
     if (m !== undefined) return m;

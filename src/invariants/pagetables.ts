@@ -7,55 +7,75 @@ import { lowerLevel } from '../model/mm/pagetable.ts';
 import { entryFrame, isLarge, isNone, isPresent } from '../model/mm/pte.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { sinceVersion } from './views.ts';
+import { meets, sinceVersion } from './views.ts';
 
 function roots(sys: System): { name: string; root: number }[] {
   return [{ name: 'kernel', root: sys.kernel.pgd }, ...[...sys.asis.values()].map((a) => ({ name: `asi#${a.id}`, root: a.pgd }))];
 }
 
-/** The first defect of the tree under `root`, if any. */
-function malformed(sys: System, root: number): string | undefined {
+/** A table's verdict, on itself and everything under it, as read at `base` (see malformed). */
+interface Verdict {
+  readonly level: PgtLevel;
+  readonly base: number;
+  readonly end: number;
+  readonly message: string | undefined;
+}
+
+/**
+ * The first defect of the tree under `root`, if any. `memo` keeps each table's verdict across
+ * calls: only for a tree that reads no frame as a table twice, and with the verdicts of tables
+ * changed since (and of the tables above them) taken out by the caller.
+ */
+function malformed(sys: System, root: number, memo?: Map<number, Verdict>): string | undefined {
   const seenAt = new Map<number, PgtLevel>();
-  const visit = (table: number, level: PgtLevel): string | undefined => {
+  const visit = (table: number, level: PgtLevel, base: number): string | undefined => {
     const a = allocationOfFrame(sys.mem, table);
     if (!a || a.kind !== 'pgtable' || !sys.tables.has(table)) return `pfn ${table} used as a ${LEVEL_NAMES[level]} table is ${a ? a.name : 'free'}`;
     if (a.level !== level) return `pfn ${table} (${a.name}) used as a ${LEVEL_NAMES[level]} table`;
     const prev = seenAt.get(table);
     if (prev !== undefined) return prev === level ? undefined : `pfn ${table} is both a ${LEVEL_NAMES[prev]} and a ${LEVEL_NAMES[level]} table`;
     seenAt.set(table, level);
+    const known = memo?.get(table);
+    if (known?.level === level && known.base === base) return known.message;
+    const size = levelSize(sys.g, level);
     const entries = sys.tables.get(table)!;
-    for (let i = 0; i < entries.length; i++) {
+    let message: string | undefined;
+    for (let i = 0; i < entries.length && message === undefined; i++) {
       const e = entries[i];
       if (isNone(e) || !isPresent(e)) continue;
       const f = entryFrame(e);
       if (level === PGT_LEVEL_PTE || isLarge(e)) {
-        const n = levelSize(sys.g, level) / PAGE_SIZE;
-        if (f + n > frameCount(sys.mem) || f % n !== 0) return `${LEVEL_NAMES[level]} entry ${i} of pfn ${table} maps pfn ${f}, outside memory or misaligned`;
-        continue;
-      }
-      const err = visit(f, lowerLevel(level));
-      if (err) return err;
+        const n = size / PAGE_SIZE;
+        if (f + n > frameCount(sys.mem) || f % n !== 0) message = `${LEVEL_NAMES[level]} entry ${i} of pfn ${table} maps pfn ${f}, outside memory or misaligned`;
+      } else message = visit(f, lowerLevel(level), base + i * size);
     }
-    return undefined;
+    memo?.set(table, { level, base, end: base + size * entries.length, message });
+    return message;
   };
-  return visit(root, PGT_LEVEL_PGD);
+  return visit(root, PGT_LEVEL_PGD, 0);
 }
 
 export const PT_WF: Invariant = {
   id: 'PT-WF',
   statement: 'Every table an entry points to is a live page-table page of the right level; leaves map existing, aligned frames.',
   source: 'x86-64 paging; RFC v2 patch 06 (asi_pXX_alloc)',
-  check: (sys) => firstMalformed(sys, malformed),
-  // A tree's defects change only with the tables it reads and their allocations (its generation).
+  check: (sys) => firstMalformed(sys, (s, root) => malformed(s, root)),
+  // A tree's defects change only with the tables it reads and their allocations (its generation);
+  // a table's verdict, only with the tables in its window. The windows of the tables read again
+  // since hold every table that changed, and every table above one holds it in its window.
   incremental: (views) => {
-    const cache = new Map<number, { gen: number; message: string | undefined }>();
+    const kept = new Map<number, { gen: number; stamp: number; memo: Map<number, Verdict>; message: string | undefined }>();
     return sinceVersion((sys) =>
       firstMalformed(sys, (s, root) => {
-        const gen = views.tree(s, root).gen;
-        const c = cache.get(root);
-        if (c?.gen === gen) return c.message;
-        const message = malformed(s, root);
-        cache.set(root, { gen, message });
+        const t = views.tree(s, root);
+        const c = kept.get(root);
+        if (c?.gen === t.gen) return c.message;
+        const memo = c?.memo ?? new Map<number, Verdict>();
+        const reread = t.readOnce ? c && views.changesSince(s, root, c.stamp)?.reread : undefined;
+        if (reread === undefined) memo.clear();
+        else for (const [table, v] of memo) if (meets(reread, v.base, v.end)) memo.delete(table);
+        const message = malformed(s, root, t.readOnce ? memo : undefined);
+        kept.set(root, { gen: t.gen, stamp: t.stamp, memo, message });
         return message;
       }),
     );

@@ -6,7 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { LeafVerdicts, type SeenStamps, type Window, firstAsi, meets, movedWithKernel, perAsi, rangeChanges, sinceVersion } from './views.ts';
+import { LeafVerdicts, type SeenStamps, type Window, firstAsi, meets, movedWithKernel, perAsi, rangeChanges, sameRanges, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -206,10 +206,14 @@ export const RANGE_EXACT: Invariant = {
   // A range's pages are walked in the ASI and in the kernel: its verdict stands until either
   // tree's translations move inside it (asi_enter mapping a stack does not re-walk every range).
   incremental: (views) => {
-    const kept = new Map<number, { seen: SeenStamps; verdicts: Map<AsiRange, number | undefined> }>();
+    const kept = new Map<number, { seen: SeenStamps; ranges: readonly AsiRange[]; verdicts: Map<AsiRange, number | undefined>; message: string | undefined }>();
     const judge = (sys: System, asi: Asi) => {
       const before = kept.get(asi.id);
       const { moved, now } = movedWithKernel(views, sys, asi, before?.seen);
+      if (moved?.length === 0 && sameRanges(before!.ranges, asi.ranges)) {
+        kept.set(asi.id, { ...before!, seen: now });
+        return before!.message;
+      }
       const verdicts = new Map<AsiRange, number | undefined>();
       const message = missing(sys, asi, (r) => {
         // firstMissing walks the range's pages, from the one holding r.ptr.
@@ -217,7 +221,7 @@ export const RANGE_EXACT: Invariant = {
         verdicts.set(r, va);
         return va;
       });
-      kept.set(asi.id, { seen: now, verdicts });
+      kept.set(asi.id, { seen: now, ranges: [...asi.ranges], verdicts, message });
       return message;
     };
     return sinceVersion((sys) => firstAsi(sys, judge));

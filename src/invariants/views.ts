@@ -3,8 +3,8 @@
 // change log (Memory.tableLog, Memory.frameLog) so that a step pays for the tables it wrote, not
 // for every table of the machine. Judgements cached on a tree key on its generations.
 
-import { PAGE_SIZE } from '../model/mm/geometry.ts';
-import { type Leaf, leaves } from '../model/mm/pagetable.ts';
+import { PAGE_SIZE, PGT_LEVEL_PGD, vaLimit } from '../model/mm/geometry.ts';
+import { type Leaf, type TableRead, leaves, subtreeLeaves, tableWindow } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Phase } from './types.ts';
 
@@ -15,22 +15,29 @@ export interface TreeView {
   /** The latest change of any kind: `gen`, or a frame its leaves reach allocated or freed. */
   readonly stamp: number;
   readonly leaves: readonly Leaf[];
+  /** No frame was read as a table at two places of the tree: it is a tree, not a graph. */
+  readonly readOnce: boolean;
 }
 
 /** A VA window [lo, hi). */
 export type Window = readonly [number, number];
 
-/** What changed in a tree since a stamp: where its translations moved, and which frames its leaves reach changed owner. */
+/** What changed in a tree since a stamp. */
 export interface Changes {
+  /** Where its translations moved. */
   readonly windows: readonly Window[];
+  /** Frames its leaves reach that were allocated or freed, or changed objects. */
   readonly frames: readonly number[];
+  /** The windows of the tables read again: outside them, every table of the tree is as it was. */
+  readonly reread: readonly Window[];
 }
 
-interface Change {
+interface Change extends Changes {
   readonly stamp: number;
-  readonly windows: readonly Window[];
   readonly frames: number[];
 }
+
+const NO_CHANGES: Changes = { windows: [], frames: [], reread: [] };
 
 /** Changes kept per tree: a judgement that has not looked for longer judges afresh. */
 const JOURNAL = 32;
@@ -39,11 +46,14 @@ interface Tree extends TreeView {
   gen: number;
   stamp: number;
   leaves: Leaf[];
-  /** Every frame looked up as a table while reading the leaves. */
-  tables: Set<number>;
-  /** Frames the leaves reach, one byte each. */
-  frames: Uint8Array;
-  stale: boolean;
+  readOnce: boolean;
+  /** Where each frame looked up as a table while reading the leaves was read, present or not. */
+  reads: Map<number, TableRead[]>;
+  /** How many leaves reach each frame. */
+  frames: Int32Array;
+  /** The tables changed since they were read; `all`: read the whole tree again. */
+  dirty: Set<number>;
+  all: boolean;
   /** The changes after `since`, oldest first. */
   journal: Change[];
   since: number;
@@ -79,37 +89,35 @@ export class Views {
   }
 
   private tableChanged(frame: number): void {
-    for (const t of this.trees.values()) if (t.tables.has(frame)) t.stale = true;
+    for (const t of this.trees.values()) if (t.reads.has(frame)) t.dirty.add(frame);
   }
 
   private frameChanged(frame: number, stamp: number): void {
     for (const t of this.trees.values()) {
       // A table frame reassigned changes what PT-WF reads of it, and whether it is a table at all.
-      if (t.tables.has(frame)) t.stale = true;
+      if (t.reads.has(frame)) t.dirty.add(frame);
       if (!t.frames[frame]) continue;
       const last = t.journal[t.journal.length - 1];
       if (last?.stamp === stamp) last.frames.push(frame);
-      else record(t, { stamp, windows: [], frames: [frame] });
+      else record(t, { stamp, windows: [], frames: [frame], reread: [] });
     }
   }
 
-  /** The page table under `root`, read again only if a change reached it. */
+  /** The page table under `root`, with the tables a change reached read again. */
   tree(sys: System, root: number): TreeView {
     let t = this.trees.get(root);
     if (!t) {
       const stamp = ++this.gens;
-      t = { gen: stamp, stamp, leaves: [], tables: new Set(), frames: new Uint8Array(0), stale: true, journal: [], since: stamp };
+      t = { gen: stamp, stamp, leaves: [], readOnce: true, reads: new Map(), frames: new Int32Array(sys.mem.frameAlloc.length), dirty: new Set(), all: true, journal: [], since: stamp };
       this.trees.set(root, t);
     }
-    if (t.stale) {
-      t.tables = new Set();
-      const before = t.leaves;
-      t.leaves = leaves(sys.g, sys.tables, root, undefined, undefined, t.tables);
-      t.frames = new Uint8Array(sys.mem.frameAlloc.length);
-      for (const l of t.leaves) t.frames.fill(1, l.frame, l.frame + l.size / PAGE_SIZE);
+    if (t.all || t.dirty.size > 0) {
+      const change = (t.all ? undefined : readParts(sys, t)) ?? readAll(sys, root, t);
+      t.readOnce = [...t.reads.values()].every((rs) => rs.length === 1);
       t.gen = ++this.gens;
-      record(t, { stamp: t.gen, windows: movedWindows(before, t.leaves), frames: [] });
-      t.stale = false;
+      record(t, { stamp: t.gen, ...change, frames: [] });
+      t.dirty.clear();
+      t.all = false;
     }
     return t;
   }
@@ -121,13 +129,16 @@ export class Views {
   changesSince(sys: System, root: number, stamp: number | undefined): Changes | undefined {
     const t = this.tree(sys, root) as Tree;
     if (stamp === undefined || stamp < t.since) return undefined;
+    if (stamp === t.stamp) return NO_CHANGES;
     const windows: Window[] = [];
     const frames: number[] = [];
+    const reread: Window[] = [];
     for (let i = t.journal.length - 1; i >= 0 && t.journal[i].stamp > stamp; i--) {
       windows.push(...t.journal[i].windows);
       frames.push(...t.journal[i].frames);
+      reread.push(...t.journal[i].reread);
     }
-    return { windows, frames };
+    return { windows, frames, reread };
   }
 }
 
@@ -135,6 +146,72 @@ function record(t: Tree, c: Change): void {
   t.journal.push(c);
   t.stamp = c.stamp;
   if (t.journal.length > JOURNAL) t.since = t.journal.shift()!.stamp;
+}
+
+/** Reads the whole tree again. */
+function readAll(sys: System, root: number, t: Tree): Omit<Changes, 'frames'> {
+  const reads: TableRead[] = [];
+  const fresh = leaves(sys.g, sys.tables, root, undefined, undefined, reads);
+  const windows = movedWindows(t.leaves, fresh);
+  t.reads = new Map();
+  addReads(t, reads);
+  t.frames.fill(0);
+  countFrames(t, fresh, 1);
+  t.leaves = fresh;
+  return { windows, reread: [[0, vaLimit(sys.g)]] };
+}
+
+/**
+ * Reads again only the subtrees of the changed tables, outermost first; undefined when that is
+ * not sound: the root changed, or a changed table sits at two places of the tree.
+ */
+function readParts(sys: System, t: Tree): Omit<Changes, 'frames'> | undefined {
+  const changed: TableRead[] = [];
+  for (const f of t.dirty) {
+    const rs = t.reads.get(f)!;
+    if (rs.length !== 1 || rs[0].level === PGT_LEVEL_PGD) return undefined;
+    changed.push(rs[0]);
+  }
+  changed.sort((a, b) => b.level - a.level);
+  const outer: { at: TableRead; window: Window }[] = [];
+  for (const at of changed) {
+    const [lo, hi] = tableWindow(sys.g, at);
+    if (!outer.some(({ window: [a, b] }) => a <= lo && hi <= b)) outer.push({ at, window: [lo, hi] });
+  }
+  const windows: Window[] = [];
+  for (const { at, window: [lo, hi] } of outer) {
+    // The subtree's reads, the table's own included, are recorded anew as it is read again.
+    for (const [f, rs] of t.reads) {
+      const kept = rs.filter((r) => !(r.level <= at.level && r.base >= lo && r.base < hi));
+      if (kept.length === 0) t.reads.delete(f);
+      else if (kept.length < rs.length) t.reads.set(f, kept);
+    }
+    const reads: TableRead[] = [];
+    const fresh = subtreeLeaves(sys.g, sys.tables, at, undefined, undefined, reads);
+    addReads(t, reads);
+    // A table's leaves lie inside its window, and no other leaf does.
+    const i = firstEndingAfter(t.leaves, lo);
+    let j = i;
+    while (j < t.leaves.length && t.leaves[j].va < hi) j++;
+    const old = t.leaves.slice(i, j);
+    windows.push(...movedWindows(old, fresh));
+    countFrames(t, old, -1);
+    countFrames(t, fresh, 1);
+    t.leaves = [...t.leaves.slice(0, i), ...fresh, ...t.leaves.slice(j)];
+  }
+  return { windows, reread: outer.map((o) => o.window) };
+}
+
+function addReads(t: Tree, reads: readonly TableRead[]): void {
+  for (const r of reads) {
+    const rs = t.reads.get(r.table);
+    if (rs) rs.push(r);
+    else t.reads.set(r.table, [r]);
+  }
+}
+
+function countFrames(t: Tree, ls: readonly Leaf[], by: number): void {
+  for (const l of ls) for (let f = l.frame, end = Math.min(l.frame + l.size / PAGE_SIZE, t.frames.length); f < end; f++) t.frames[f] += by;
 }
 
 /** The same translation: a leaf's position in its table does not matter to a judgement. */

@@ -51,6 +51,8 @@ export interface Allocation {
 export interface Memory {
   /** Allocation id per frame, -1 when the frame is free. */
   readonly frameAlloc: Int32Array;
+  /** No frame below this one is free: where alloc_pages starts looking for the lowest free frames. */
+  firstFree: number;
   readonly allocs: Map<number, Allocation>;
   nextAllocId: number;
   /** Fault injection: the allocation this many allocations from now fails (-1: none armed). */
@@ -75,7 +77,7 @@ export interface Memory {
 }
 
 export function newMemory(frames: number): Memory {
-  return { frameAlloc: new Int32Array(frames).fill(-1), allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0, tableLog: [], frameLog: [], tableLogStart: 0, frameLogStart: 0 };
+  return { frameAlloc: new Int32Array(frames).fill(-1), firstFree: 0, allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0, tableLog: [], frameLog: [], tableLogStart: 0, frameLogStart: 0 };
 }
 
 export function cloneMemory(m: Memory): Memory {
@@ -146,6 +148,7 @@ export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefine
   };
   m.allocs.set(a.id, a);
   for (const f of frames) m.frameAlloc[f] = a.id;
+  while (m.firstFree < m.frameAlloc.length && m.frameAlloc[m.firstFree] !== -1) m.firstFree++;
   m.frameLog.push(...frames);
   touch(m);
   return a;
@@ -153,12 +156,12 @@ export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefine
 
 function findAny(m: Memory, pages: number): number[] | undefined {
   const out: number[] = [];
-  for (let f = 0; f < m.frameAlloc.length && out.length < pages; f++) if (m.frameAlloc[f] === -1) out.push(f);
+  for (let f = m.firstFree; f < m.frameAlloc.length && out.length < pages; f++) if (m.frameAlloc[f] === -1) out.push(f);
   return out.length === pages ? out : undefined;
 }
 
 function findContiguous(m: Memory, pages: number, align: number): number[] | undefined {
-  for (let start = 0; start + pages <= m.frameAlloc.length; start += align) {
+  for (let start = m.firstFree - (m.firstFree % align); start + pages <= m.frameAlloc.length; start += align) {
     let ok = true;
     for (let f = start; f < start + pages; f++) if (m.frameAlloc[f] !== -1) { ok = false; break; }
     if (ok) return Array.from({ length: pages }, (_, i) => start + i);
@@ -169,7 +172,11 @@ function findContiguous(m: Memory, pages: number, align: number): number[] | und
 export function freeAllocation(m: Memory, id: number): Allocation | undefined {
   const a = m.allocs.get(id);
   if (!a) return undefined;
-  for (const f of a.frames) if (m.frameAlloc[f] === id) m.frameAlloc[f] = -1;
+  for (const f of a.frames) {
+    if (m.frameAlloc[f] !== id) continue;
+    m.frameAlloc[f] = -1;
+    m.firstFree = Math.min(m.firstFree, f);
+  }
   m.frameLog.push(...a.frames);
   m.allocs.delete(id);
   touch(m);

@@ -84,21 +84,39 @@ export function frameAt(leaf: Leaf, va: number): number {
   return leaf.frame + Math.floor((va - leaf.va) / PAGE_SIZE);
 }
 
+/** Where a table was read while listing leaves: its level, the address its first entry maps, and the flags its parents grant. */
+export interface TableRead {
+  readonly table: number;
+  readonly level: PgtLevel;
+  readonly base: number;
+  readonly flags: number;
+}
+
 /**
  * Every leaf that intersects [lo, hi), in address order. Tables that are not tables (a pointer to a
- * frame the model holds no table for) are skipped here; PT-WF reports them.
+ * frame the model holds no table for) are skipped here; PT-WF reports them. `reads` collects every
+ * frame looked up as a table, present or not, where it was read: what the leaves depend on.
  */
-export function leaves(g: Geometry, tables: Tables, root: number, lo = 0, hi = vaLimit(g), reads?: Set<number>): Leaf[] {
+export function leaves(g: Geometry, tables: Tables, root: number, lo = 0, hi = vaLimit(g), reads?: TableRead[]): Leaf[] {
+  return subtreeLeaves(g, tables, { table: root, level: PGT_LEVEL_PGD, base: 0, flags: TOP_FLAGS }, lo, hi, reads);
+}
+
+/** The leaves under one table, read where `at` says it sits in its tree. */
+export function subtreeLeaves(g: Geometry, tables: Tables, at: TableRead, lo = 0, hi = vaLimit(g), reads?: TableRead[]): Leaf[] {
   const out: Leaf[] = [];
-  visitLeaves(g, tables, root, PGT_LEVEL_PGD, 0, TOP_FLAGS, lo, hi, out, reads);
+  visitLeaves(g, tables, at.table, at.level, at.base, at.flags, lo, hi, out, reads);
   return out;
+}
+
+/** The VA window a table's entries map, where `at` says it sits. */
+export function tableWindow(g: Geometry, at: TableRead): readonly [number, number] {
+  return [at.base, at.base + levelSize(g, at.level) * entriesPerTable(g)];
 }
 
 // A module function rather than a closure in `leaves`: the invariants enumerate every ASI's leaves
 // at every check, and a closure per call costs an allocation (and tsx's __name wrapper) each time.
-// `reads` collects every frame looked up as a table, present or not: what the leaves depend on.
-function visitLeaves(g: Geometry, tables: Tables, table: number, level: PgtLevel, base: number, parentFlags: number, lo: number, hi: number, out: Leaf[], reads?: Set<number>): void {
-  reads?.add(table);
+function visitLeaves(g: Geometry, tables: Tables, table: number, level: PgtLevel, base: number, parentFlags: number, lo: number, hi: number, out: Leaf[], reads?: TableRead[]): void {
+  reads?.push({ table, level, base, flags: parentFlags });
   const entries = tables.get(table);
   if (!entries) return;
   const size = levelSize(g, level);

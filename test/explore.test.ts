@@ -108,7 +108,7 @@ describe('state encoding', () => {
     expect(fingerprint(owed)).not.toBe(fingerprint(sys));
     const reached = cloneSystem(sys);
     const asi = reached.asis.get(1)!;
-    asi.ranges[0] = { ...asi.ranges[0], ghostReached: [...asi.ranges[0].ghostReached, '0/999/-1'] };
+    asi.ranges = [{ ...asi.ranges[0], ghostReached: [...asi.ranges[0].ghostReached, '0/999/-1'] }, ...asi.ranges.slice(1)];
     expect(fingerprint(reached)).not.toBe(fingerprint(sys));
   });
 

@@ -432,7 +432,7 @@ const SPECS: Record<string, Spec> = {
         run: (inv) => {
           const f = withMappedStack({ overlapPolicy: 'refuse' }, NON_OVERLAPPING_FLAGS);
           expect(inv.check(f.sys)).toBeUndefined();
-          f.asi.ranges.push({ ...f.stackRange, ptr: f.stackVa + PAGE_SIZE, size: PAGE_SIZE, entries: [], ghostReached: [] });
+          f.asi.ranges = [...f.asi.ranges, { ...f.stackRange, ptr: f.stackVa + PAGE_SIZE, size: PAGE_SIZE, entries: [], ghostReached: [] }];
           expectCaught(inv, f.sys, `asi#${f.asi.id}`, formatVa(f.sys.g, f.stackVa + PAGE_SIZE));
         },
       },

@@ -23,7 +23,10 @@ function live(sys: System): Cpu[] {
 }
 
 export function isolatedIn(sys: System, cpu: Cpu): Asi | undefined {
-  return cpu.session.state === ASI_SESSION_STATE_ACTIVE ? [...sys.asis.values()].find((a) => a.pgd === cr3Root(cpu.cr3)) : undefined;
+  if (cpu.session.state !== ASI_SESSION_STATE_ACTIVE) return undefined;
+  const root = cr3Root(cpu.cr3);
+  for (const a of sys.asis.values()) if (a.pgd === root) return a;
+  return undefined;
 }
 
 /** A CPU that is not isolated runs on the kernel CR3. */

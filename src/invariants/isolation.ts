@@ -117,13 +117,13 @@ export const ISOLATION: Invariant = {
       if (!changes) {
         const counts = new Map<string, number>();
         for (const r of asi.ranges) countUnits(counts, r, 1);
-        units.set(asi.id, { ranges: [...asi.ranges], counts });
+        units.set(asi.id, { ranges: asi.ranges, counts });
         return counts;
       }
       if (changes.added.length + changes.removed.length === 0) return c!.counts;
       for (const r of changes.added) countUnits(c!.counts, r, 1);
       for (const r of changes.removed) countUnits(c!.counts, r, -1);
-      units.set(asi.id, { ranges: [...asi.ranges], counts: c!.counts });
+      units.set(asi.id, { ranges: asi.ranges, counts: c!.counts });
       return c!.counts;
     };
     const kept = new Map<number, { ranges: readonly AsiRange[]; stamp: number; verdicts: LeafVerdicts }>();
@@ -139,7 +139,7 @@ export const ISOLATION: Invariant = {
         dirty = [...changes.windows, ...windowsReaching(t.leaves, frames)];
       }
       const verdicts = c?.verdicts ?? new LeafVerdicts();
-      kept.set(asi.id, { ranges: [...asi.ranges], stamp: t.stamp, verdicts });
+      kept.set(asi.id, { ranges: asi.ranges, stamp: t.stamp, verdicts });
       const requested = () => requestedOf(asi);
       return verdicts.judge(t.leaves, dirty, (l) => leafExposed(sys, asi, l, requested));
     };

@@ -112,9 +112,14 @@ export const KVM_SCOPE: Invariant = {
 /** Every ASI vmx_isolation_init created belongs to a live vCPU. */
 function leaked(sys: System): string | undefined {
   if (!sys.kvm) return undefined;
-  const owned = new Set([...sys.kvm.vcpus.values()].map((v) => v.asi));
-  const asi = [...sys.kvm.asis].find((id) => sys.asis.has(id) && !owned.has(id));
-  return asi === undefined ? undefined : `asi#${asi}, created by vmx_isolation_init, belongs to no vCPU: it, its ranges and its page-table pages leak`;
+  // At every check, inside KVM_RUN too: a loop over a few vCPUs, not a set built each time.
+  for (const id of sys.kvm.asis) {
+    if (!sys.asis.has(id)) continue;
+    let owned = false;
+    for (const v of sys.kvm.vcpus.values()) owned ||= v.asi === id;
+    if (!owned) return `asi#${id}, created by vmx_isolation_init, belongs to no vCPU: it, its ranges and its page-table pages leak`;
+  }
+  return undefined;
 }
 
 export const KVM_USER: Invariant = {

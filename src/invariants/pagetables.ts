@@ -5,13 +5,9 @@ import { type PgtLevel, PGT_LEVEL_PGD, PGT_LEVEL_PTE, LEVEL_NAMES, PAGE_SIZE, le
 import { allocationOfFrame, frameCount } from '../model/mm/memory.ts';
 import { lowerLevel } from '../model/mm/pagetable.ts';
 import { entryFrame, isLarge, isNone, isPresent } from '../model/mm/pte.ts';
-import type { System } from '../model/system.ts';
+import type { Asi, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { meets, sinceVersion } from './views.ts';
-
-function roots(sys: System): { name: string; root: number }[] {
-  return [{ name: 'kernel', root: sys.kernel.pgd }, ...[...sys.asis.values()].map((a) => ({ name: `asi#${a.id}`, root: a.pgd }))];
-}
+import { meets, sincePgtablePages, sinceVersion } from './views.ts';
 
 /** A table's verdict, on itself and everything under it, as read at `base` (see malformed). */
 interface Verdict {
@@ -82,10 +78,13 @@ export const PT_WF: Invariant = {
   },
 };
 
+/** The first defect of the kernel's page table, then of each ASI's. */
 function firstMalformed(sys: System, judge: (sys: System, root: number) => string | undefined): string | undefined {
-  for (const { name, root } of roots(sys)) {
-    const err = judge(sys, root);
-    if (err) return `${name} page table: ${err}`;
+  const err = judge(sys, sys.kernel.pgd);
+  if (err) return `kernel page table: ${err}`;
+  for (const asi of sys.asis.values()) {
+    const m = judge(sys, asi.pgd);
+    if (m) return `asi#${asi.id} page table: ${m}`;
   }
   return undefined;
 }
@@ -95,8 +94,8 @@ export const PT_OWN: Invariant = {
   statement: 'An ASI writes and frees only page-table pages it allocated; kernel tables are never changed by ASI code.',
   source: 'RFC v2 patch 04 (backend_pages), patch 05 (asi_valid_offset)',
   check: (sys) => ownEvent(sys) ?? misowned(sys),
-  incremental: () => {
-    const owned = sinceVersion(misowned);
+  incremental: (views) => {
+    const owned = sincePgtablePages(views, misowned);
     return (sys) => ownEvent(sys) ?? owned(sys);
   },
 };
@@ -107,12 +106,14 @@ function ownEvent(sys: System): string | undefined {
 
 function misowned(sys: System): string | undefined {
   for (const asi of sys.asis.values()) {
-    for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) {
-      const a = allocationOfFrame(sys.mem, f);
-      if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) {
-        return `asi#${asi.id} counts pfn ${f} as its own page-table page, but it is ${a ? a.name : 'free'}`;
-      }
-    }
+    const m = notOwn(sys, asi, asi.pgd) ?? asi.backend.map((b) => notOwn(sys, asi, b.frame)).find((x) => x !== undefined);
+    if (m !== undefined) return m;
   }
+  return undefined;
+}
+
+function notOwn(sys: System, asi: Asi, f: number): string | undefined {
+  const a = allocationOfFrame(sys.mem, f);
+  if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) return `asi#${asi.id} counts pfn ${f} as its own page-table page, but it is ${a ? a.name : 'free'}`;
   return undefined;
 }

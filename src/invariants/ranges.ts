@@ -6,7 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { LeafVerdicts, type SeenStamps, type Window, firstAsi, meets, movedWithKernel, perAsi, rangeChanges, sameRanges, sinceVersion } from './views.ts';
+import { LeafVerdicts, type SeenStamps, type Window, firstAsi, meets, movedWithKernel, perAsi, rangeChanges, sameRanges, sincePgtablePages, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -162,11 +162,12 @@ export const RANGE_NO_LEAK: Invariant = {
       const dirty = moved && ranges && [...moved, ...[...ranges.added, ...ranges.removed].map((r) => reach(explanation(sys, r)))];
       const t = views.tree(sys, asi.pgd);
       const verdicts = c?.verdicts ?? new LeafVerdicts();
-      kept.set(asi.id, { ranges: [...asi.ranges], stamp: t.stamp, verdicts });
+      kept.set(asi.id, { ranges: asi.ranges, stamp: t.stamp, verdicts });
       let extents: Explanation[] | undefined;
       return verdicts.judge(t.leaves, dirty, (l) => unexplained(sys, asi, (extents ??= asi.ranges.map((r) => explanation(sys, r))), l));
     };
-    return sinceVersion((sys) => firstAsi(sys, leak) ?? pgtableLeak(sys));
+    const pagesLeaked = sincePgtablePages(views, pgtableLeak);
+    return sinceVersion((sys) => firstAsi(sys, leak) ?? pagesLeaked(sys));
   },
 };
 
@@ -221,7 +222,7 @@ export const RANGE_EXACT: Invariant = {
         verdicts.set(r, va);
         return va;
       });
-      kept.set(asi.id, { seen: now, ranges: [...asi.ranges], verdicts, message });
+      kept.set(asi.id, { seen: now, ranges: asi.ranges, verdicts, message });
       return message;
     };
     return sinceVersion((sys) => firstAsi(sys, judge));

@@ -339,8 +339,8 @@ export function firstAsi(sys: System, judge: (sys: System, asi: Asi) => string |
 
 /**
  * A judgement per ASI, made again only when its key changes. Keys are the generations and the
- * ranges it depends on (and what else the caller passes, e.g. the ASI's vCPU, which it keeps); the ASI's tracked ranges are compared by identity, element by element
- * (the model replaces a range rather than changing what a judgement reads of it).
+ * ranges it depends on (and what else the caller passes, e.g. the ASI's vCPU, which it keeps); the ASI's tracked ranges are compared by identity
+ * (the model replaces a range, and the list, rather than changing what a judgement reads of them).
  */
 export function perAsi<A extends unknown[]>(
   judge: (sys: System, asi: Asi, ...rest: A) => string | undefined,
@@ -353,7 +353,7 @@ export function perAsi<A extends unknown[]>(
     const c = cache.get(asi.id);
     if (c && sameNumbers(c.key, k) && (!withRanges || sameRanges(c.ranges, asi.ranges))) return c.message;
     const message = judge(sys, asi, ...rest);
-    cache.set(asi.id, { key: k, ranges: withRanges ? [...asi.ranges] : [], message });
+    cache.set(asi.id, { key: k, ranges: withRanges ? asi.ranges : [], message });
     return message;
   };
 }
@@ -364,8 +364,8 @@ function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /** The ranges added and removed between two lists of an ASI's ranges (by identity); undefined when only their order changed. */
-export function rangeChanges(before: readonly AsiRange[], now: readonly AsiRange[]): { readonly added: AsiRange[]; readonly removed: AsiRange[] } | undefined {
-  if (sameRanges(before, now)) return { added: [], removed: [] };
+export function rangeChanges(before: readonly AsiRange[], now: readonly AsiRange[]): { readonly added: readonly AsiRange[]; readonly removed: readonly AsiRange[] } | undefined {
+  if (sameRanges(before, now)) return NO_RANGE_CHANGES;
   const was = new Set(before);
   const is = new Set(now);
   const added = now.filter((r) => !was.has(r));
@@ -373,8 +373,11 @@ export function rangeChanges(before: readonly AsiRange[], now: readonly AsiRange
   return added.length + removed.length > 0 ? { added, removed } : undefined;
 }
 
-/** The same ranges, by identity and in order. */
+const NO_RANGE_CHANGES = { added: [], removed: [] };
+
+/** The same ranges, by identity and in order: the same list (the model replaces an ASI's list when it changes it), or one with the same elements. */
 export function sameRanges(a: readonly AsiRange[], b: readonly AsiRange[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -390,6 +393,24 @@ export function sinceVersion(judge: (sys: System) => string | undefined): (sys: 
   return (sys) => {
     if (version === sys.mem.version) return message;
     version = sys.mem.version;
+    return (message = judge(sys));
+  };
+}
+
+/**
+ * A judgement on which page-table pages are allocated to whom and which of them each ASI counts
+ * (asi->pgd, its backend pages), made again only when a frame was allocated or freed, or an ASI or
+ * a backend page came or went: the model adds a backend page only as it allocates one.
+ */
+export function sincePgtablePages(views: Views, judge: (sys: System) => string | undefined): (sys: System) => string | undefined {
+  let key: readonly number[] = [];
+  let message: string | undefined;
+  return (sys) => {
+    let pages = 0;
+    for (const asi of sys.asis.values()) pages += asi.backend.length;
+    const now = [views.allocGen, sys.asis.size, pages];
+    if (sameNumbers(key, now)) return message;
+    key = now;
     return (message = judge(sys));
   };
 }

@@ -114,7 +114,7 @@ function asked(sys: System, op: Exclude<Op, CpuOp>): { ptr: number; size: number
 function apiCall(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
   if (!isApiCall(op) || !sys.asis.has(op.asi)) return apply(sys, op, out, observe);
   const asi = sys.asis.get(op.asi)!;
-  const before = [...asi.ranges];
+  const before = asi.ranges;
   sys.caller = op.caller ?? 0;
   const ret = apply(sys, op, out, observe);
   sys.caller = 0;

@@ -96,8 +96,11 @@ export interface Asi {
   readonly pgd: number;
   readonly mappingFlags: number;
   readonly backend: BackendPage[];
-  /** asi->mapping_list, head first (list_add inserts at the head). */
-  ranges: AsiRange[];
+  /**
+   * asi->mapping_list, head first (list_add inserts at the head). Replaced, never changed in place,
+   * when a range is added or removed: a checker tells by identity whether the list moved.
+   */
+  ranges: readonly AsiRange[];
   /** refcount-entries policy: references per entry "level:va". */
   readonly entryRefs: Map<string, number>;
 }

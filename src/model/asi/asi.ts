@@ -487,7 +487,7 @@ function asiMapRangeLocked(sys: System, asi: Asi, ptr: number, size: number, lev
   const keys = [...new Set(ctx.keys)].filter((k) => !mutant(sys, 'refcount-not-taken') || newlySet.has(k));
   if (sys.options.overlapPolicy === 'refcount-entries') for (const k of keys) asi.entryRefs.set(k, (asi.entryRefs.get(k) ?? 0) + 1);
   touch(sys.mem);
-  asi.ranges.unshift({ ptr, size, level, overlap, entries: keys, caller: sys.caller, ghostReached: reachedUnits(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size) });
+  asi.ranges = [{ ptr, size, level, overlap, entries: keys, caller: sys.caller, ghostReached: reachedUnits(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size) }, ...asi.ranges];
   return 0;
 }
 
@@ -642,7 +642,7 @@ export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log, madeBy?: 
 export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log): void {
   if (!isCurrentStackOrTask(sys, range.ptr)) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)}`);
   spinLock(sys, asiLock(asi), true);
-  asi.ranges.splice(asi.ranges.indexOf(range), 1);
+  asi.ranges = asi.ranges.filter((r) => r !== range);
   touch(sys.mem);
   if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
@@ -766,7 +766,7 @@ export function unmapFromAsis(sys: System, a: Allocation | undefined, out: Log, 
   const frames = new Set(a.frames);
   for (const asi of [...sys.asis.values()]) {
     if (asi === except) continue;
-    for (const r of [...asi.ranges]) {
+    for (const r of asi.ranges) {
       if (framesReached(sys.g, sys.tables, sys.kernel.pgd, r.ptr, r.ptr + r.size).some((fb) => frames.has(fb.frame))) {
         log(out, 'note', `free of ${a.name}: unmapping it from asi#${asi.id}`);
         asiUnmapRange(sys, asi, r, out);

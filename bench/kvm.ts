@@ -20,10 +20,12 @@ const RATE = fileURLToPath(new URL('./kvm-rate.ts', import.meta.url));
 /**
  * Checked steps per CPU-second of one op mix, measured as fuzz runs it: in a process of its own
  * (a worker runs one mix; in one process each mix would run on code the JIT shaped for the other),
- * on the same walks round after round once they are warm (see kvm-rate.ts).
+ * over 400 walks after 100 that warm it up (see kvm-rate.ts).
  */
-function rateInChild(mix: 'kvm' | 'no-kvm', budget: number): number {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', RATE, mix, String(budget)], { encoding: 'utf8' });
+function rateInChild(mix: 'kvm' | 'no-kvm'): number {
+  // --single-threaded: V8's concurrent GC threads would bill this process's CPU clock for work done
+  // beside it, as much as the swing between runs; with them off the figure is the mix's own cost.
+  const r = spawnSync(process.execPath, ['--single-threaded', '--import', 'tsx', RATE, mix], { encoding: 'utf8' });
   const rate = Number(r.stdout.trim());
   if (r.status !== 0 || !(rate > 0)) throw new Error(`bench/kvm-rate.ts ${mix} failed: ${r.stderr || r.stdout}`);
   return rate;
@@ -35,9 +37,9 @@ function median(xs: readonly number[]): number {
 }
 
 /** Prints the two rows (median of three processes each, alternating, with their spread) and returns the ratio of KVM walks to walks without KVM. */
-export function kvmBench(budget = Number(process.env.BENCH_BUDGET ?? 2.5)): number {
+export function kvmBench(): number {
   const rates: Record<'kvm' | 'no-kvm', number[]> = { kvm: [], 'no-kvm': [] };
-  for (let i = 0; i < 3; i++) for (const mix of ['no-kvm', 'kvm'] as const) rates[mix].push(rateInChild(mix, budget));
+  for (let i = 0; i < 3; i++) for (const mix of ['no-kvm', 'kvm'] as const) rates[mix].push(rateInChild(mix));
   const [without, kvm] = [median(rates['no-kvm']), median(rates.kvm)];
   const ratio = kvm / without;
   const spread = (xs: number[]) => `(${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;

@@ -167,7 +167,7 @@ function throughput(): void {
   const framework = fastCheckVersusLoop(small(), smallOps, 60);
   const loop = row('small plain loop, fc.commands prefixes', framework.loop);
   row('small fc.commands + fc.modelRun (vs loop)', framework.fc, loop);
-  kvmBench(BUDGET_S);
+  kvmBench();
 }
 
 const KILL_SEEDS = 5;

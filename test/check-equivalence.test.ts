@@ -3,6 +3,8 @@
 // violations, so that broken states are compared too), must give the same violations, messages
 // included; and a run stops at the same step and micro-step either way.
 
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { type Checker, newChecker } from '../src/invariants/index.ts';
 import { type Changes, Views } from '../src/invariants/views.ts';
@@ -11,20 +13,23 @@ import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { PROFILES, type ProfileName } from '../src/model/options.ts';
 import type { Config, System } from '../src/model/system.ts';
 import { createSystem, step } from '../src/model/step.ts';
+import { leaves } from '../src/model/mm/pagetable.ts';
 import { seededChoices } from '../src/generators/walk.ts';
 import { KVM_WEIGHTS, WALK_WEIGHTS, resolveOp } from '../src/generators/choose.ts';
 import { mutantConfig } from '../src/check/findings.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
+import { loadCounterexample } from '../src/check/counterexample.ts';
+import type { Op } from '../src/model/ops.ts';
 import type { Failure } from '../src/check/run.ts';
 
 /**
- * Runs a seeded walk judged by both checkers at every check, past violations: the first check at
- * which they disagree, in words, and where the full check first failed, as the runner reports it.
+ * Runs ops judged by both checkers at every check, past violations: the first check at which they
+ * disagree, in words, and where the full check first failed, as the runner reports it. `violated`
+ * collects every invariant the full check found violated on the way.
  */
-function judgeTwice(config: Config, seed: string, steps: number, incremental: Checker, weights = WALK_WEIGHTS): { disagreement?: string; fullFailure?: Failure } {
+function judgeOpsTwice(config: Config, steps: number, nextOp: (sys: System, i: number) => Op, incremental: Checker, violated = new Set<string>()): { disagreement?: string; fullFailure?: Failure } {
   const sys = createSystem(config);
   const full = newChecker('full');
-  const next = seededChoices(seed);
   let disagreement: string | undefined;
   let fullFailure: Failure | undefined;
   const compare = (s: System, phase: Phase, at: string, step: number, where?: string) => {
@@ -32,14 +37,21 @@ function judgeTwice(config: Config, seed: string, steps: number, incremental: Ch
     const a = full(s, phase);
     const b = incremental(s, phase);
     if (JSON.stringify(a) !== JSON.stringify(b)) disagreement = `${at}: full ${JSON.stringify(a)}, incremental ${JSON.stringify(b)}`;
+    for (const v of a) violated.add(v.invariant);
     if (a.length && !fullFailure) fullFailure = { step, violations: a, ...(where ? { where } : {}) };
   };
   for (let i = 0; i < steps && !disagreement; i++) {
-    const op = resolveOp(sys, next(), weights);
+    const op = nextOp(sys, i);
     step(sys, op, (where) => compare(sys, 'micro-step', `step ${i + 1} (${op.op}) at ${where}`, i, where));
     compare(sys, 'between-ops', `after step ${i + 1} (${op.op})`, i);
   }
   return { disagreement, fullFailure };
+}
+
+/** judgeOpsTwice on a seeded walk. */
+function judgeTwice(config: Config, seed: string, steps: number, incremental: Checker, weights = WALK_WEIGHTS): { disagreement?: string; fullFailure?: Failure } {
+  const next = seededChoices(seed);
+  return judgeOpsTwice(config, steps, (sys) => resolveOp(sys, next(), weights), incremental);
 }
 
 function firstDisagreement(config: Config, seed: string, steps: number, incremental: Checker, weights = WALK_WEIGHTS): string | undefined {
@@ -71,6 +83,18 @@ describe('incremental and full checks agree', () => {
   test('every mutant', () => {
     for (const m of Object.keys(MUTANT_INFO) as MutantName[]) agree(mutantConfig(m), 1, 40, MUTANT_INFO[m].kvm ? KVM_WEIGHTS : WALK_WEIGHTS);
   });
+  // Walks meet few violations, and a cached verdict that never went stale would pass them: the
+  // corpus's ops reach every invariant's violation, findings and mutants alike.
+  test('along every saved counterexample, at the violation it was saved for too', () => {
+    const dir = join(import.meta.dirname, '..', 'counterexamples');
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+      const c = loadCounterexample(join(dir, file));
+      const violated = new Set<string>();
+      const { disagreement } = judgeOpsTwice(c.config, c.ops.length, (_, i) => c.ops[i], newChecker('incremental'), violated);
+      expect(disagreement, file).toBeUndefined();
+      expect([...violated], `${file} reaches its violation`).toContain(c.invariant);
+    }
+  });
 });
 
 /** Views that read the change log once and never again: every cached judgement goes stale. */
@@ -97,3 +121,24 @@ for (const [what, views] of Object.entries(brokenIndexes)) {
     expect(disagreements.some((d) => d !== undefined)).toBe(true);
   });
 }
+
+describe('the index reads each page table as it is', () => {
+  for (const [geometry, profile, walks] of [['small', 'rfc-v2', 4], ['small', 'fixed', 4], ['real', 'fixed', 1]] as const) {
+    test(`${geometry}, ${profile}: at every check, the leaves kept for each tree (read again only under the tables a step changed) are the leaves a fresh walk of it gives`, () => {
+      for (let s = 0; s < walks; s++) {
+        const sys = createSystem({ geometry, cpus: 2, profile });
+        const views = new Views();
+        const next = seededChoices(`index-${s}`);
+        const compare = (at: string) => {
+          views.update(sys);
+          for (const root of [sys.kernel.pgd, ...[...sys.asis.values()].map((a) => a.pgd)]) expect(views.tree(sys, root).leaves, `${at}, tree ${root}`).toEqual(leaves(sys.g, sys.tables, root));
+        };
+        for (let i = 0; i < 40; i++) {
+          const op = resolveOp(sys, next(), KVM_WEIGHTS);
+          step(sys, op, (where) => compare(`index-${s} step ${i + 1} at ${where}`));
+          compare(`index-${s} after step ${i + 1}`);
+        }
+      }
+    });
+  }
+});

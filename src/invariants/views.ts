@@ -1,7 +1,10 @@
 // What the incremental checker keeps across the checks of one run: each page table's leaves, with
-// the tables they were read from and the frames they reach, brought up to date from the model's
-// change log (Memory.tableLog, Memory.frameLog) so that a step pays for the tables it wrote, not
-// for every table of the machine. Judgements cached on a tree key on its generations.
+// where each of its tables was read and how many leaves reach each frame, brought up to date from
+// the model's change log (Memory.tableLog, Memory.frameLog) so that a step pays for the tables it
+// wrote, not for every table of the machine: only the subtrees under changed tables are read again.
+// Each tree keeps a short journal of what changed (translations moved, frames that changed owner,
+// tables read again), so that a judgement asks what changed since it last looked and judges again
+// only there.
 
 import { PAGE_SIZE, PGT_LEVEL_PGD, vaLimit } from '../model/mm/geometry.ts';
 import { type Leaf, type TableRead, leaves, subtreeLeaves, tableWindow } from '../model/mm/pagetable.ts';
@@ -339,8 +342,9 @@ export function firstAsi(sys: System, judge: (sys: System, asi: Asi) => string |
 
 /**
  * A judgement per ASI, made again only when its key changes. Keys are the generations and the
- * ranges it depends on (and what else the caller passes, e.g. the ASI's vCPU, which it keeps); the ASI's tracked ranges are compared by identity
- * (the model replaces a range, and the list, rather than changing what a judgement reads of them).
+ * ranges it depends on (and what else the caller passes, e.g. the ASI's vCPU); the ASI's tracked
+ * ranges are compared by identity (the model replaces a range, and the list, rather than changing
+ * what a judgement reads of them).
  */
 export function perAsi<A extends unknown[]>(
   judge: (sys: System, asi: Asi, ...rest: A) => string | undefined,

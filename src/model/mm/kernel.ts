@@ -14,7 +14,7 @@ import {
   levelSize,
   roundUp,
 } from './geometry.ts';
-import { type AllocKind, type Allocation, type Memory, type Owner, type Part, allocFrames, allocationFails, allocationOfFrame, freeAllocation, newMemory, partMeets, setParts, tableChanged } from './memory.ts';
+import { type AllocKind, type Allocation, type Memory, type Owner, type Part, allocFrames, allocationFails, allocationOfFrame, frameOffset, freeAllocation, newMemory, partMeets, setParts, tableChanged } from './memory.ts';
 import { lowerLevel } from './pagetable.ts';
 import {
   _KERNPG_TABLE,
@@ -408,7 +408,7 @@ export function slabPageHeldBy(mem: Memory, frame: number, lo: number, hi: numbe
   const a = allocationOfFrame(mem, frame);
   if (!a?.parts?.length || !a.name.endsWith(SLAB_SUFFIX)) return true;
   const size = a.parts[0].size;
-  const base = a.frames.indexOf(frame) * PAGE_SIZE;
+  const base = frameOffset(a, frame);
   // The slots that meet the frame: from the one holding its first byte to the last whole slot of the slab.
   const end = Math.min(slabSlots(a.frames.length * PAGE_SIZE, size), Math.ceil((base + PAGE_SIZE) / size));
   for (let i = Math.floor(base / size); i < end; i++) {

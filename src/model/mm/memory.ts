@@ -241,11 +241,16 @@ export function objectSensitive(o: ObjectRef): boolean {
   return o.part < 0 ? o.alloc.sensitive : o.alloc.parts![o.part].sensitive;
 }
 
+/** Where `frame` starts inside its allocation, in bytes: the offset its parts are laid out from. */
+export function frameOffset(a: Allocation, frame: number): number {
+  return a.frames.indexOf(frame) * PAGE_SIZE;
+}
+
 export function objectsInFrame(m: Memory, frame: number, lo = 0, hi = PAGE_SIZE): ObjectRef[] {
   const a = allocationOfFrame(m, frame);
   if (!a) return [];
   if (!a.parts) return [{ alloc: a, part: -1 }];
-  const base = a.frames.indexOf(frame) * PAGE_SIZE;
+  const base = frameOffset(a, frame);
   const out: ObjectRef[] = [];
   a.parts.forEach((p, i) => {
     if (partMeets(p, base + lo, base + hi)) out.push({ alloc: a, part: i });
@@ -265,6 +270,6 @@ export function frameHoldsSensitive(m: Memory, frame: number): boolean {
   const a = allocationOfFrame(m, frame);
   if (!a) return false;
   if (!a.parts) return a.sensitive;
-  const base = a.frames.indexOf(frame) * PAGE_SIZE;
+  const base = frameOffset(a, frame);
   return a.parts.some((p) => p.sensitive && partMeets(p, base, base + PAGE_SIZE));
 }

@@ -83,15 +83,21 @@ function pick<T>(xs: readonly T[], n: number): T {
   return xs[n % xs.length];
 }
 
+/** Each Weights' kinds in key order and their total, worked out once: Weights are Readonly. */
+const KINDS = new WeakMap<Weights, { readonly kinds: readonly OpKind[]; readonly total: number }>();
+
 function pickKind(w: Weights, n: number): OpKind {
-  const kinds = Object.keys(w) as OpKind[];
-  const total = kinds.reduce((s, k) => s + w[k], 0);
-  let x = n % total;
-  for (const k of kinds) {
+  let c = KINDS.get(w);
+  if (!c) {
+    const kinds = Object.keys(w) as OpKind[];
+    KINDS.set(w, (c = { kinds, total: kinds.reduce((s, k) => s + w[k], 0) }));
+  }
+  let x = n % c.total;
+  for (const k of c.kinds) {
     if (x < w[k]) return k;
     x -= w[k];
   }
-  return kinds[0];
+  return c.kinds[0];
 }
 
 /**
@@ -319,15 +325,14 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
   const asis = [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
   const plain = !ECONOMICAL.has(weights);
   const oneIn = plain ? PLAIN_MISSING_ID_ONE_IN : MISSING_ID_ONE_IN;
-  const id = (ids: readonly number[], n: number, missing: number) => pickId(ids, n, missing, oneIn);
-  const asi = id(asis, ch.a, sys.nextAsiId);
+  const asi = pickId(asis, ch.a, sys.nextAsiId, oneIn);
   const idle = [...k.tasks.keys()].filter((t) => !k.current.includes(t));
   const picked = pickKind(weights, ch.kind);
   const kind = plain || wantsMissing(ch.a) ? picked : creatorFor(sys, picked, idle);
   const reached = !plain && FREES.has(kind) ? reachedAllocations(sys) : undefined;
   const hot = (o: { readonly alloc: number }) => reached?.has(o.alloc) === true;
   const free = <T extends { readonly id: number }>(objs: readonly T[], isHot: (o: T) => boolean, n: number) =>
-    reached ? pickFree(objs, isHot, n, k.nextId) : id(objs.map((o) => o.id), n, k.nextId);
+    reached ? pickFree(objs, isHot, n, k.nextId) : pickId(objs.map((o) => o.id), n, k.nextId, oneIn);
   switch (kind) {
     case 'asi_create':
       return { op: 'asi_create', flags: ch.b % 16 === 15 ? 0x20 : ch.b % 32 };
@@ -349,7 +354,7 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
     case 'asi_unmap_percpu':
       return { op: 'asi_unmap_percpu', asi, var: pick(PERCPU_VAR_NAMES, ch.b) };
     case 'asi_map_module':
-      return { op: 'asi_map_module', asi, module: id([...k.modules.keys()], ch.b, k.nextId) };
+      return { op: 'asi_map_module', asi, module: pickId([...k.modules.keys()], ch.b, k.nextId, oneIn) };
     case 'task_create':
       return { op: 'task_create' };
     case 'task_exit': {
@@ -388,7 +393,7 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
       return { op: 'access', cpu, va: (aimed ?? touchedVa(sys, plain ? ch.a : ch.a >> 1)) + (ch.c % 2) * 8, access: pick(ACCESS_KINDS, ch.c >> 1), intr: eventsFor(sys, ch.d) };
     }
     case 'schedule':
-      return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: id(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId), intr: eventsFor(sys, ch.d) };
+      return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: pickId(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId, oneIn), intr: eventsFor(sys, ch.d) };
     default:
       return resolveKvmOp(sys, kind, ch);
   }

@@ -156,17 +156,23 @@ function checkEntry(k: Exec, vcpu: Vcpu): boolean {
  */
 function unremapped(sys: System, vcpu: Vcpu, asi: Asi): string | undefined {
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
-  const hex = (va: number | null) => (va === null ? 'NULL' : va.toString(16));
-  const pointers: [string, number | null, number | null][] = [
-    ...vm.memslots.map((m, i): [string, number | null, number | null] => [`memslots[${i}]`, memslotsVa(sys, m), vcpu.asiMemslots[i]]),
-    ...vm.buses.map((b, i): [string, number | null, number | null] => [`buses[${i}]`, b?.va ?? null, vcpu.asiBuses[i]]),
-  ];
-  for (const [name, current, remapped] of pointers) {
-    if (remapped === null) continue;
-    if (remapped !== current) return `vcpu->asi_${name} is ${hex(remapped)}, kvm->${name} is ${hex(current)}`;
-    if (!asi.ranges.some((r) => r.ptr === current)) return `kvm->${name} (${hex(current)}) is not mapped in asi#${asi.id}`;
+  // At every isolated VM-enter: the words are made only for a pointer that is wrong.
+  for (let i = 0; i < vm.memslots.length; i++) {
+    const m = unremappedPointer(asi, 'memslots', i, memslotsVa(sys, vm.memslots[i]), vcpu.asiMemslots[i]);
+    if (m) return m;
+  }
+  for (let i = 0; i < vm.buses.length; i++) {
+    const m = unremappedPointer(asi, 'buses', i, vm.buses[i]?.va ?? null, vcpu.asiBuses[i]);
+    if (m) return m;
   }
   return undefined;
+}
+
+function unremappedPointer(asi: Asi, array: 'memslots' | 'buses', i: number, current: number | null, remapped: number | null): string | undefined {
+  if (remapped === null || (remapped === current && asi.ranges.some((r) => r.ptr === current))) return undefined;
+  const hex = (va: number | null) => (va === null ? 'NULL' : va.toString(16));
+  const name = `${array}[${i}]`;
+  return remapped !== current ? `vcpu->asi_${name} is ${hex(remapped)}, kvm->${name} is ${hex(current)}` : `kvm->${name} (${hex(current)}) is not mapped in asi#${asi.id}`;
 }
 
 /**

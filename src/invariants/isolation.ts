@@ -11,7 +11,7 @@
 // later under a table the ASI shares with it.
 
 import { LEVEL_NAMES, PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
-import { type Leaf, frameAt, framesOf } from '../model/mm/pagetable.ts';
+import { type Leaf, firstPageOf, framesOf } from '../model/mm/pagetable.ts';
 import { type ObjectRef, frameHoldsSensitive, objectName, objectSensitive, objectsInFrame, unitAlloc, unitFrame, unitKey } from '../model/mm/memory.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Cpu } from '../model/x86/cpu.ts';
@@ -141,7 +141,8 @@ export const ISOLATION: Invariant = {
       const verdicts = c?.verdicts ?? new LeafVerdicts();
       kept.set(asi.id, { ranges: asi.ranges, stamp: t.stamp, verdicts });
       const requested = () => requestedOf(asi);
-      return verdicts.judge(t.leaves, dirty, (l) => leafExposed(sys, asi, l, requested));
+      // A frame several leaves reach is judged in each: the first failing leaf is where the whole-state walk meets it first.
+      return verdicts.judge(t.leaves, dirty, (l) => firstPageOf(l, (frame, va) => frameExposed(sys, asi, frame, va, l, requested)));
     };
     const tables = sinceVersion((sys) => firstAsi(sys, exposed));
     return (sys, phase) => tables(sys) ?? tlbExposure(sys, phase, requestedOf);
@@ -155,13 +156,4 @@ function countUnits(counts: Map<string, number>, r: AsiRange, by: 1 | -1): void 
     if (n > 0) counts.set(u, n);
     else counts.delete(u);
   }
-}
-
-/** The first frame of leaf `l` that exposes what no range of the ASI reached: a frame reached by several leaves is judged in each. */
-function leafExposed(sys: System, asi: Asi, l: Leaf, requestedOf: () => Requested): string | undefined {
-  for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
-    const m = frameExposed(sys, asi, frameAt(l, va), va, l, requestedOf);
-    if (m !== undefined) return m;
-  }
-  return undefined;
 }

@@ -3,8 +3,8 @@
 // exit and return are judged where vcpu_run passes them (ghost events of src/model/kvm/run.ts);
 // scope and leaks on the state.
 
-import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
-import { type Leaf, frameAt, framesOf } from '../model/mm/pagetable.ts';
+import { formatVa } from '../model/mm/geometry.ts';
+import { firstPageOf, framesOf } from '../model/mm/pagetable.ts';
 import { type ObjectRef, allocationOfFrame, objectName, objectsInFrame } from '../model/mm/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
 import type { Asi, System } from '../model/system.ts';
@@ -61,15 +61,6 @@ function foreignFrame(sys: System, asi: Asi, vcpu: Vcpu): string | undefined {
   return undefined;
 }
 
-/** The first frame of leaf `l` that holds another VM's object: a frame reached by several leaves is judged in each. */
-function leafForeign(sys: System, asi: Asi, vcpu: Vcpu, l: Leaf): string | undefined {
-  for (let va = l.va; va < l.va + l.size; va += PAGE_SIZE) {
-    const m = frameForeign(sys, asi, vcpu, frameAt(l, va), va);
-    if (m !== undefined) return m;
-  }
-  return undefined;
-}
-
 function frameForeign(sys: System, asi: Asi, vcpu: Vcpu, frame: number, va: number): string | undefined {
   const o = otherVmObject(sys, frame, vcpu.vm);
   return o && `asi#${asi.id} of vCPU ${vcpu.id} (VM ${vcpu.vm}) reaches ${objectName(o)} (pfn ${frame}) at ${formatVa(sys.g, va)}`;
@@ -103,7 +94,8 @@ export const KVM_SCOPE: Invariant = {
       const dirty = changes && [...changes.windows, ...windowsReaching(t.leaves, changes.frames)];
       const verdicts = c?.verdicts ?? new LeafVerdicts();
       kept.set(asi.id, { stamp: t.stamp, vcpu: vcpu.id, vm: vcpu.vm, verdicts });
-      return verdicts.judge(t.leaves, dirty, (l) => leafForeign(sys, asi, vcpu, l));
+      // A frame several leaves reach is judged in each: the first failing leaf is where the whole-state walk meets it first.
+      return verdicts.judge(t.leaves, dirty, (l) => firstPageOf(l, (frame, va) => frameForeign(sys, asi, vcpu, frame, va)));
     };
     return sinceVersion((sys) => scope(sys, reach));
   },

@@ -84,6 +84,15 @@ export function frameAt(leaf: Leaf, va: number): number {
   return leaf.frame + Math.floor((va - leaf.va) / PAGE_SIZE);
 }
 
+/** The first answer `judge` gives for a page of the leaf (its frame and address), in address order. */
+export function firstPageOf(leaf: Leaf, judge: (frame: number, va: number) => string | undefined): string | undefined {
+  for (let va = leaf.va; va < leaf.va + leaf.size; va += PAGE_SIZE) {
+    const m = judge(frameAt(leaf, va), va);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
 /** Where a table was read while listing leaves: its level, the address its first entry maps, and the flags its parents grant. */
 export interface TableRead {
   readonly table: number;

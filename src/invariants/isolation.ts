@@ -19,7 +19,7 @@ import type { Invariant, Phase } from './types.ts';
 import { usableTlbEntries } from '../model/x86/cpu.ts';
 import { _PAGE_GLOBAL } from '../model/mm/pte.ts';
 import { isolatedIn } from './cpu.ts';
-import { LeafVerdicts, type Window, firstAsi, rangeChanges, sinceVersion, windowsReaching } from './views.ts';
+import { LeafVerdicts, type Window, firstAsi, keyCounts, rangeChanges, sinceVersion, windowsReaching } from './views.ts';
 
 /** The units every live range of the ASI reached when it was mapped. */
 function requestedUnits(asi: Asi): Set<string> {
@@ -110,22 +110,7 @@ export const ISOLATION: Invariant = {
   incremental: (views) => {
     // The ASI's units, asked for whenever a leaf or a TLB entry reaches a sensitive frame: counted
     // per unit, and brought up to date with the ranges added and removed since.
-    const units = new Map<number, { ranges: readonly AsiRange[]; counts: Map<string, number> }>();
-    const requestedOf = (asi: Asi): Requested => {
-      const c = units.get(asi.id);
-      const changes = c && rangeChanges(c.ranges, asi.ranges);
-      if (!changes) {
-        const counts = new Map<string, number>();
-        for (const r of asi.ranges) countUnits(counts, r, 1);
-        units.set(asi.id, { ranges: asi.ranges, counts });
-        return counts;
-      }
-      if (changes.added.length + changes.removed.length === 0) return c!.counts;
-      for (const r of changes.added) countUnits(c!.counts, r, 1);
-      for (const r of changes.removed) countUnits(c!.counts, r, -1);
-      units.set(asi.id, { ranges: asi.ranges, counts: c!.counts });
-      return c!.counts;
-    };
+    const requestedOf: (asi: Asi) => Requested = keyCounts((r) => r.ghostReached);
     const kept = new Map<number, { ranges: readonly AsiRange[]; stamp: number; verdicts: LeafVerdicts }>();
     const exposed = (sys: System, asi: Asi) => {
       const c = kept.get(asi.id);
@@ -149,11 +134,3 @@ export const ISOLATION: Invariant = {
   },
 };
 
-/** Counts the units a range reached; a unit at 0 is dropped, so `has` asks whether any live range reached it. */
-function countUnits(counts: Map<string, number>, r: AsiRange, by: 1 | -1): void {
-  for (const u of r.ghostReached) {
-    const n = (counts.get(u) ?? 0) + by;
-    if (n > 0) counts.set(u, n);
-    else counts.delete(u);
-  }
-}

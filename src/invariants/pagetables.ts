@@ -5,7 +5,7 @@ import { type PgtLevel, PGT_LEVEL_PGD, PGT_LEVEL_PTE, LEVEL_NAMES, PAGE_SIZE, le
 import { allocationOfFrame, frameCount } from '../model/mm/memory.ts';
 import { lowerLevel } from '../model/mm/pagetable.ts';
 import { entryFrame, isLarge, isNone, isPresent } from '../model/mm/pte.ts';
-import type { Asi, System } from '../model/system.ts';
+import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
 import { meets, sincePgtablePages, sinceVersion } from './views.ts';
 
@@ -106,14 +106,12 @@ function ownEvent(sys: System): string | undefined {
 
 function misowned(sys: System): string | undefined {
   for (const asi of sys.asis.values()) {
-    const m = notOwn(sys, asi, asi.pgd) ?? asi.backend.map((b) => notOwn(sys, asi, b.frame)).find((x) => x !== undefined);
-    if (m !== undefined) return m;
+    for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) {
+      const a = allocationOfFrame(sys.mem, f);
+      if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) {
+        return `asi#${asi.id} counts pfn ${f} as its own page-table page, but it is ${a ? a.name : 'free'}`;
+      }
+    }
   }
-  return undefined;
-}
-
-function notOwn(sys: System, asi: Asi, f: number): string | undefined {
-  const a = allocationOfFrame(sys.mem, f);
-  if (!a || a.kind !== 'pgtable' || a.owner.kind !== 'asi' || a.owner.id !== asi.id) return `asi#${asi.id} counts pfn ${f} as its own page-table page, but it is ${a ? a.name : 'free'}`;
   return undefined;
 }

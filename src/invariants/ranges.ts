@@ -6,7 +6,7 @@ import { rangeExtent, rfcRangeExtent } from '../model/asi/asi.ts';
 import { type Leaf, leaves, walk } from '../model/mm/pagetable.ts';
 import type { Asi, AsiRange, System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-import { LeafVerdicts, type SeenStamps, type Window, firstAsi, meets, movedWithKernel, perAsi, rangeChanges, sameRanges, sincePgtablePages, sinceVersion } from './views.ts';
+import { LeafVerdicts, type SeenStamps, type Window, firstAsi, keyCounts, meets, movedWithKernel, perAsi, rangeChanges, sameRanges, sincePgtablePages, sinceVersion } from './views.ts';
 
 function show(sys: System, r: AsiRange): string {
   return `[${formatVa(sys.g, r.ptr)}, +0x${r.size.toString(16)}) at ${['pte', 'pmd', 'pud', 'p4d', 'pgd'][r.level]} level`;
@@ -62,27 +62,14 @@ export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   // change only in the statement that adds or removes a range (asi_map_range, asi_unmap), so with
   // the ranges. What a step cleared is judged whole, and is usually nothing.
   incremental: () => {
-    const truths = new Map<number, { ranges: Set<AsiRange>; truth: Map<string, number> }>();
     // The references ranges hold, kept up to date from the ranges added and removed since, so that
     // agreeing counts are confirmed without building every key again; a disagreement is reported
     // by the whole-ASI judgement, word for word.
+    const truthOf = keyCounts((r) => r.entries);
     const refsAgree = (asi: Asi): boolean => {
-      let t = truths.get(asi.id);
-      if (!t) truths.set(asi.id, (t = { ranges: new Set(), truth: new Map() }));
-      const now = new Set(asi.ranges);
-      const truth = t.truth;
-      for (const r of now) if (!t.ranges.has(r)) for (const k of r.entries) truth.set(k, (truth.get(k) ?? 0) + 1);
-      for (const r of t.ranges) {
-        if (now.has(r)) continue;
-        for (const k of r.entries) {
-          const n = truth.get(k)! - 1;
-          if (n > 0) truth.set(k, n);
-          else truth.delete(k);
-        }
-      }
-      t.ranges = now;
-      if (t.truth.size !== asi.entryRefs.size) return false;
-      for (const [k, n] of asi.entryRefs) if (t.truth.get(k) !== n) return false;
+      const truth = truthOf(asi);
+      if (truth.size !== asi.entryRefs.size) return false;
+      for (const [k, n] of asi.entryRefs) if (truth.get(k) !== n) return false;
       return true;
     };
     const judge = (sys: System, asi: Asi) => (sys.options.overlapPolicy === 'refcount-entries' && refsAgree(asi) ? undefined : miscounted(sys, asi));

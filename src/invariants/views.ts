@@ -379,6 +379,31 @@ export function rangeChanges(before: readonly AsiRange[], now: readonly AsiRange
 
 const NO_RANGE_CHANGES = { added: [], removed: [] };
 
+/**
+ * Per ASI, how many of its live ranges hold each key (`keysOf` a range: the units it reached, the
+ * entries it relies on), brought up to date from the ranges added and removed since the last call.
+ * A key no range holds is dropped, so `has` asks whether any live range holds it.
+ */
+export function keyCounts(keysOf: (r: AsiRange) => readonly string[]): (asi: Asi) => ReadonlyMap<string, number> {
+  const kept = new Map<number, { ranges: readonly AsiRange[]; counts: Map<string, number> }>();
+  const count = (counts: Map<string, number>, r: AsiRange, by: 1 | -1) => {
+    for (const k of keysOf(r)) {
+      const n = (counts.get(k) ?? 0) + by;
+      if (n > 0) counts.set(k, n);
+      else counts.delete(k);
+    }
+  };
+  return (asi) => {
+    const c = kept.get(asi.id) ?? { ranges: [], counts: new Map<string, number>() };
+    // Undefined: only the order changed, and a count does not depend on it.
+    const changes = rangeChanges(c.ranges, asi.ranges);
+    for (const r of changes?.added ?? []) count(c.counts, r, 1);
+    for (const r of changes?.removed ?? []) count(c.counts, r, -1);
+    kept.set(asi.id, { ranges: asi.ranges, counts: c.counts });
+    return c.counts;
+  };
+}
+
 /** The same ranges, by identity and in order: the same list (the model replaces an ASI's list when it changes it), or one with the same elements. */
 export function sameRanges(a: readonly AsiRange[], b: readonly AsiRange[]): boolean {
   if (a === b) return true;

@@ -13,6 +13,7 @@ import type { Config } from '../src/model/system.ts';
 import { EXIT_OUTCOMES, EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { INTR_KINDS } from '../src/model/x86/entry.ts';
 import { type InterruptCoverage, measure } from '../src/check/coverage.ts';
+import { median } from './cpu.ts';
 
 const WALK_STEPS = 60;
 const RATE = fileURLToPath(new URL('./kvm-rate.ts', import.meta.url));
@@ -29,11 +30,6 @@ function rateInChild(mix: 'kvm' | 'no-kvm'): number {
   const rate = Number(r.stdout.trim());
   if (r.status !== 0 || !(rate > 0)) throw new Error(`bench/kvm-rate.ts ${mix} failed: ${r.stderr || r.stdout}`);
   return rate;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** Alternating pairs of processes: a process's rate swings by 10-15% from one run to the next on this machine. */

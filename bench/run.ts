@@ -26,7 +26,7 @@ import { mutantConfig } from '../src/check/findings.ts';
 import { KVM_WEIGHTS, WALK_WEIGHTS } from '../src/generators/choose.ts';
 import { minimize } from '../src/check/fuzz/walker.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk, walkSeed } from '../src/check/seeded.ts';
-import { cpuSeconds } from './cpu.ts';
+import { cpuSeconds, median } from './cpu.ts';
 import { kvmBench } from './kvm.ts';
 
 const BUDGET_S = Number(process.env.BENCH_BUDGET ?? 2.5);
@@ -173,11 +173,6 @@ function throughput(): void {
 const KILL_SEEDS = 5;
 /** A mutant not killed within this many CPU-seconds of walks counts as surviving that seed. */
 const KILL_CAP_S = 20;
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /** The fuzzer's search for one mutant from one base seed: CPU-seconds to the first failing walk, and to shrink it. */
 function killAndShrink(m: MutantName, base: string): { kill: number; shrink: number } | undefined {

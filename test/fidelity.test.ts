@@ -11,14 +11,11 @@ import { createSystem, step } from '../src/model/step.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
 import type { DesignOptions } from '../src/model/options.ts';
-import { PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, PGT_LEVEL_PUD, indexAt, levelSize } from '../src/model/mm/geometry.ts';
+import { GEOMETRIES, PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, PGT_LEVEL_PUD, indexAt, levelSize } from '../src/model/mm/geometry.ts';
 import { walk } from '../src/model/mm/pagetable.ts';
 import { violates } from '../src/check/shrink.ts';
 import { _PAGE_RW, entryFrame, isLarge, isNone, mkEntry } from '../src/model/mm/pte.ts';
 import { allocationOfFrame } from '../src/model/mm/memory.ts';
-import { runSeededWalk } from '../src/check/seeded.ts';
-import { mutantConfig } from '../src/check/findings.ts';
-import { WALK_WEIGHTS } from '../src/generators/choose.ts';
 
 /** Past F1, F2 and F11, which fire at every asi_create of the posted code. */
 const PAST_CREATE: Partial<DesignOptions> = { splitLargePages: true, percpuSecretsOwnPage: true, atomicAllocs: true };
@@ -158,9 +155,18 @@ describe('CONFIG_TRANSPARENT_HUGEPAGE is a switch of the modelled kernel (patche
   });
 
   test('an unvalidated asi_pXX_offset into a data page (offset-not-validated) is a PT-OWN violation, not a model crash', () => {
-    // The seeded walk that once crashed the model in entryAt: the ASI's copy writes through a
-    // large entry's frame as if it were a table it owns.
-    const res = runSeededWalk({ ...mutantConfig('offset-not-validated'), geometry: 'small' }, 'crash-11', 60, WALK_WEIGHTS);
+    // What once crashed the model in entryAt (seeded walk crash-11 of asi-check 0.1): the ASI holds
+    // a kernel 1G direct-map entry copied whole, and a PTE-level map inside it walks through the
+    // large entry's frame as if it were a PMD table it owns.
+    const config: Config = { geometry: 'small', cpus: 2, profile: 'fixed', mutant: 'offset-not-validated', options: { privateLowerTables: false, mapRequiresLiveMemory: false, mapRefusesSharedSlabPages: false } };
+    const l = createSystem(config).kernel.layout;
+    const pud = levelSize(GEOMETRIES.small, PGT_LEVEL_PUD);
+    const last = l.directMap + l.physFrames * PAGE_SIZE - pud;
+    const res = runOps(config, [
+      { op: 'asi_create', flags: 0 },
+      { op: 'asi_map', asi: 1, ptr: last, size: pud, level: PGT_LEVEL_PUD },
+      { op: 'asi_map', asi: 1, ptr: last + PAGE_SIZE, size: PAGE_SIZE, level: PGT_LEVEL_PTE },
+    ]);
     expect(res.failure?.violations.map((v) => v.invariant)).toContain('PT-OWN');
     expect(res.failure!.violations.find((v) => v.invariant === 'PT-OWN')!.message).toMatch(/into data page pfn \d+ \(.*\), which it does not own/);
   });
@@ -219,13 +225,18 @@ describe('CONFIG_TRANSPARENT_HUGEPAGE is a switch of the modelled kernel (patche
     expect(walk(sys.g, sys.tables, asiPgd, v).ok).toBe(false);
   });
 
-  test('the kernel settings of a saved configuration are validated', () => {
-    const file = (kernel: unknown) =>
-      JSON.stringify({ format: 'asi-check-counterexample', version: 1, title: 't', invariant: 'PT-OWN', message: '', config: { geometry: 'small', cpus: 1, profile: 'rfc-v2', kernel }, ops: create });
-    expect(parseCounterexample(file({ thp: false, apiCaller: 'kernel-thread' })).config.kernel).toEqual({ thp: false, apiCaller: 'kernel-thread' });
+  test('the kernel settings of a saved configuration are validated, those of its format version only', () => {
+    const file = (kernel: unknown, version = 2) =>
+      JSON.stringify({ format: 'asi-check-counterexample', version, asiCheck: '0.2.0', title: 't', invariant: 'PT-OWN', message: '', config: { geometry: 'small', cpus: 1, profile: 'rfc-v2', kernel }, ops: create });
+    expect(parseCounterexample(file({ thp: false, apiCaller: 'kernel-thread', slab: false, kmemcg: false, pml: false })).config.kernel).toEqual({ thp: false, apiCaller: 'kernel-thread', slab: false, kmemcg: false, pml: false });
     expect(() => parseCounterexample(file({ thp: 'off' }))).toThrow(/kernel.thp/);
     expect(() => parseCounterexample(file({ apiCaller: 'kworker' }))).toThrow(/apiCaller/);
     expect(() => parseCounterexample(file({ pti: true }))).toThrow(/unknown kernel setting/);
+    expect(parseCounterexample(file({ layout: 1, slab: true })).config.kernel).toEqual({ layout: 1, slab: true });
+    expect(() => parseCounterexample(file({ layout: 2 }))).toThrow(/kernel.layout must be 1/);
+    // Format 1 (asi-check 0.1): its settings, replayed on its memory.
+    expect(parseCounterexample(file({ thp: false, slab: true }, 1)).config.kernel).toEqual({ thp: false, slab: true, layout: 1 });
+    expect(() => parseCounterexample(file({ kmemcg: false }, 1))).toThrow(/unknown kernel setting "kmemcg" \(format version 1\)/);
   });
 
   test('fixed violates no invariant in a kernel without THP, its ASI API called from a kernel thread', () => {

@@ -5,8 +5,10 @@ import { describe, expect, test } from 'vitest';
 import { runOps } from '../src/check/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/x86/cpu.ts';
-import { perCpuPtr } from '../src/model/mm/kernel.ts';
+import { perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
+import { structPageVa } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
+import { memslotsVa } from '../src/model/kvm/vm.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
 import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, TWO_LAPICS, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
@@ -28,22 +30,29 @@ describe('KVM_CREATE_VCPU (patches 23, 24)', () => {
     const cpuvar = (v: Parameters<typeof perCpuPtr>[1]) => [0, 1].map((c) => perCpuPtr(sys, v, c));
     const mod = (id: number) => sys.kernel.modules.get(id)!.va;
     const k = sys.kvm!;
+    const vm = k.vms.get(1)!;
+    const srcu = sys.kernel.percpuObjects.get(vm.srcu!.srcu)!;
+    // enable_pml: sizeof(struct page) at vmx->pml_pg, a struct page *: its vmemmap entry.
+    const pmlStructPage = structPageVa(sys, sys.mem.allocs.get(sys.kernel.kmallocs.get(a.pml!)!.alloc)!.frames[0]);
     const expected = [
       ...cpuvar('context_tracking'),
       ...cpuvar('irq_stat'),
       mod(k.modules.kvm),
-      ...cpuvar('kvm_srcu_data'),
+      ...[0, 1].map((c) => perCpuOffsetPtr(sys, srcu.offset, c)),
       mod(k.modules.kvmIntel),
       ...cpuvar('current_vcpu'),
-      k.vms.get(1)!.va,
-      ...[a.vmx, a.run, a.apic, k.l1dFlushPages, a.guestMsrs, a.vmcs, a.msrBitmap, a.pioData].map(va),
+      vm.va,
+      ...[a.vmx, a.run, a.apic, k.l1dFlushPages].map(va),
+      pmlStructPage,
+      ...[a.guestMsrs, a.vmcs, a.msrBitmap, a.pioData].map(va),
     ];
     // list_add puts the newest range first.
     expect(asi.ranges.filter((r) => r.madeBy === undefined).map((r) => r.ptr).reverse()).toEqual(expected);
   });
 
   test('an allocation failing anywhere in KVM_CREATE_VCPU frees everything it made (fixed)', () => {
-    for (let n = 0; n < 60; n++) {
+    // 74 allocations: the vCPU's objects, struct asi, the ASI's page tables and its range records.
+    for (let n = 0; n < 80; n++) {
       const r = runOps(kvmConfig(), [...failInInit(n), { op: 'kvm_destroy_vm', vm: 1 }]);
       expect(r.failure, `allocation ${n}: ${JSON.stringify(r.failure)}`).toBeUndefined();
       expect(r.system.asis.size, `allocation ${n}`).toBe(0);
@@ -104,7 +113,7 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
     const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }, run(0, 2, ['cpuid'])]);
     const vcpu = sys.kvm!.vcpus.get(2)!;
     const vm = sys.kvm!.vms.get(1)!;
-    expect(vcpu.asiMemslots).toEqual(vm.memslots.map((m) => sys.kernel.vmAreas.get(m)!.va));
+    expect(vcpu.asiMemslots).toEqual(vm.memslots.map((m) => memslotsVa(sys, m)));
     expect(vcpu.asiBuses).toEqual(vm.buses.map((b) => b!.va));
   });
 });
@@ -125,15 +134,37 @@ describe('slab caches (Config.kernel.slab): objects share pages as in 5.2 SLUB',
     expect(fixed.mem.allocs.get(fixed.kernel.kmallocs.get([...fixed.kvm!.vcpus.values()][0].apic)!.alloc)!.name).toBe('kmalloc-4k slab');
   });
 
-  test('a freed slot is a new object when reused, and an empty slab goes back to the page allocator', () => {
+  test('the slot kfree frees is the next one kmalloc hands out (the freelist is last-freed first), as a new object', () => {
     const sys = createSystem(slabConfig());
     const first = step(sys, { op: 'kmalloc', size: 100, sensitive: true }).ret;
-    const slab = sys.kernel.kmallocs.get(first)!.alloc;
+    const { alloc: slab, va, part } = sys.kernel.kmallocs.get(first)!;
     const second = step(sys, { op: 'kmalloc', size: 100, sensitive: true }).ret;
     step(sys, { op: 'kfree', id: first });
-    expect(sys.mem.allocs.get(slab)!.parts!.map((p) => p.name)).toEqual(['free object', 'kmalloc']);
+    expect(sys.mem.allocs.get(slab)!.parts!.map((p) => p.name)).toEqual(['kmalloc']);
+    const third = sys.kernel.kmallocs.get(step(sys, { op: 'kmalloc', size: 0x80, sensitive: false }).ret)!;
+    expect([third.alloc, third.va]).toEqual([slab, va]);
+    expect(third.part).not.toBe(part);
     step(sys, { op: 'kfree', id: second });
-    expect(sys.mem.allocs.has(slab)).toBe(false);
+    step(sys, { op: 'kfree', id: third.id });
+    expect(sys.mem.allocs.get(slab)!.parts, 'an empty slab stays with its cache').toEqual([]);
+  });
+
+  test('an empty slab goes back to the page allocator once its cache holds min_partial other partial slabs (6 for kmalloc-8k), and stays before', () => {
+    const sys = createSystem(slabConfig());
+    // Eight order-3 slabs of four kmalloc-8k objects each, A to H; H is the active slab.
+    const ids = Array.from({ length: 32 }, () => step(sys, { op: 'kmalloc', size: 0x2000, sensitive: false }).ret);
+    const slabOf = (i: number) => sys.kernel.kmallocs.get(ids[i])!.alloc;
+    expect(new Set(ids.map((_, i) => slabOf(i))).size).toBe(8);
+    const [a, g, h] = [slabOf(0), slabOf(24), slabOf(28)];
+    // B to F partial: A, emptied with five other partial slabs, stays.
+    for (const s of [1, 2, 3, 4, 5]) step(sys, { op: 'kfree', id: ids[4 * s] });
+    for (const i of [0, 1, 2, 3]) step(sys, { op: 'kfree', id: ids[i] });
+    expect(sys.mem.allocs.get(a)?.parts, 'five other partial slabs: A stays, empty').toEqual([]);
+    // G, emptied with six (A to F), goes; H, the active slab, is never discarded.
+    for (const i of [24, 25, 26, 27]) step(sys, { op: 'kfree', id: ids[i] });
+    expect(sys.mem.allocs.has(g), 'six other partial slabs: G goes').toBe(false);
+    for (const i of [28, 29, 30, 31]) step(sys, { op: 'kfree', id: ids[i] });
+    expect(sys.mem.allocs.get(h)?.parts, 'the active slab stays').toEqual([]);
   });
 });
 
@@ -180,7 +211,7 @@ describe("the vCPU thread: a task of its own, preempted and migrated (5.2 vcpu_l
 
 describe('KVM_SET_USER_MEMORY_REGION (5.2 __kvm_set_memory_region, patch 26)', () => {
   const region = (slot: number, pages: number, gfn?: number): Op => ({ op: 'kvm_set_memory_region', vm: 1, slot, pages, ...(gfn === undefined ? {} : { gfn }) });
-  const memslots0 = (sys: System) => sys.kernel.vmAreas.get(sys.kvm!.vms.get(1)!.memslots[0])!.va;
+  const memslots0 = (sys: System) => memslotsVa(sys, sys.kvm!.vms.get(1)!.memslots[0]);
   /** The memslots array before and after `op`, its return value, and whether the next KVM_RUN remaps memslots[0]. */
   function change(op: Op) {
     const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid'])]);
@@ -217,7 +248,7 @@ describe('KVM findings reproduce with their option off and not on fixed', () => 
     ['F30 vmx_vcpu_run: NMI between the HOST_CR3 read and vmx_isolation_barrier_begin', { kvmBarrierBeforeHostCr3: false }, () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'KVM-EXIT-CR3', kvmConfig],
     // kvmFreeResetsRemap also forgets the removed bus, so that the NULL bus compares equal: off too.
     ['F31 vcpu_isolation_enter: bus->dev_count of a NULL bus', { kvmRemapChecksNullBus: false, kvmFreeResetsRemap: false }, () => NULL_BUS, 'KVM-ENTRY', kvmConfig],
-    ['F32 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(35), 'KVM-USER', kvmConfig],
+    ['F32 vmx_isolation_init: the ASI leaks on a mapping error', { kvmInitDestroysAsi: false }, () => failInInit(38), 'KVM-USER', kvmConfig],
     ['F35 vcpu_isolation_enter: a new memslots array at a freed one\'s address is taken for it', { kvmFreeResetsRemap: false }, () => REUSED_MEMSLOTS, 'KVM-ENTRY', kvmConfig],
     // mapRefusesSharedSlabPages would refuse these maps (KVM_CREATE_VCPU, KVM_RUN fail): off too.
     ["F33 vmx_isolation_map_kvm_vmx_data (slab): asi_map of the kvm_lapic maps its kmalloc-512 page, another VM's lapic on it", { kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false }, () => TWO_LAPICS, 'KVM-SCOPE', slabConfig],

@@ -23,7 +23,9 @@ describe('saved counterexamples', () => {
         if (e instanceof CounterexampleError) throw new Error(`${file}: ${e.message}`);
         throw e;
       }
-      expect(file.startsWith(`${configLabel(c.config)}--${c.invariant.toLowerCase()}--`), `${file}: its name must say the configuration it reproduces on (${configLabel(c.config)})`).toBe(true);
+      // A file's name says its configuration in the words of its format version.
+      const label = configLabel(c.config, c.version);
+      expect(file.startsWith(`${label}--${c.invariant.toLowerCase()}--`), `${file}: its name must say the configuration it reproduces on (${label})`).toBe(true);
       const recorded = runOps(c.config, c.ops, { stopOn: c.invariant }).failure;
       expect(recorded?.violations.map((v) => v.invariant), `${file} no longer reproduces ${c.invariant}`).toContain(c.invariant);
       const fixed = runOps({ geometry: c.config.geometry, cpus: c.config.cpus, profile: 'fixed' }, c.ops).failure;

@@ -1,5 +1,12 @@
-// Saved counterexamples: format version 1. The op list is the source of truth for replay; the
-// rest says what it reproduced, under which configuration, and how it was found.
+// Saved counterexamples: format version 2 (version 1 still read). The op list is the source of truth
+// for replay; the rest says what it reproduced, under which configuration, which asi-check saved it,
+// and how it was found.
+//
+// Version 1 (asi-check 0.1) has no asiCheck field, and its ops ran on the memory of 0.1: kmalloc on
+// pages of its own unless `kernel.slab`, no memcg, no vmemmap, vfree flushing at once
+// (KernelConfig.layout 1). The loader gives a version-1 file's configuration `layout: 1`, so that its
+// ops replay on that memory; its file name says the configuration by 0.1's words
+// (configLabel(config, 1)), where version 2 says `layout=1`.
 
 import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,13 +17,18 @@ import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, RFC_V2_OPTIONS
 import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
 import { GEOMETRIES } from '../model/mm/geometry.ts';
+import { ASI_CHECK_VERSION } from '../version.ts';
 
 export const FORMAT = 'asi-check-counterexample';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** The format versions this asi-check reads. */
+const READS = [1, 2] as const;
 
 export interface Counterexample {
   readonly format: typeof FORMAT;
-  readonly version: typeof FORMAT_VERSION;
+  readonly version: (typeof READS)[number];
+  /** The asi-check that saved it (absent in version 1: asi-check 0.1). */
+  readonly asiCheck?: string;
   /** A short title: the invariant and what the ops do. */
   readonly title: string;
   readonly invariant: string;
@@ -32,7 +44,7 @@ export class CounterexampleError extends Error {}
 
 export function makeCounterexample(config: Config, ops: readonly Op[], invariant: string, message: string, title: string, found?: Counterexample['found']): Counterexample {
   const g = geometryOf(config);
-  return { format: FORMAT, version: FORMAT_VERSION, title, invariant, message, config, ops, trace: ops.map((op) => formatOp(g, op)), ...(found ? { found } : {}) };
+  return { format: FORMAT, version: FORMAT_VERSION, asiCheck: ASI_CHECK_VERSION, title, invariant, message, config, ops, trace: ops.map((op) => formatOp(g, op)), ...(found ? { found } : {}) };
 }
 
 /**
@@ -53,24 +65,44 @@ const MAX_OPTIONS_LABEL = 80;
  * from that profile's (or mutant's) own value: `rfc-v2+thp=off`, `rfc-v2+exactExtent+...`.
  */
 /**
- * The kernel configurations other than the default, each as one word: what a file name says after
- * the profile, and what `--kernel` takes.
+ * The kernel configurations, each as one word: what a file name says after the profile, and what
+ * `--kernel` takes. `slab` and `layout=1` are for asi-check 0.1's memory, where slab caches were off
+ * by default (KernelConfig.layout).
  */
-export const KERNEL_ITEMS: Readonly<Record<string, KernelConfig>> = { 'thp=off': { thp: false }, 'kernel-thread': { apiCaller: 'kernel-thread' }, slab: { slab: true } };
+export const KERNEL_ITEMS: Readonly<Record<string, KernelConfig>> = {
+  'thp=off': { thp: false },
+  'kernel-thread': { apiCaller: 'kernel-thread' },
+  'slab=off': { slab: false },
+  nokmem: { kmemcg: false },
+  'pml=off': { pml: false },
+  'layout=1': { layout: 1 },
+  slab: { slab: true },
+};
 
-/** The KERNEL_ITEMS words a kernel configuration is made of, in their order. */
-export function kernelWords(kernel: KernelConfig | undefined): string[] {
+/** Each memory layout's kernel: a word is said only where a configuration differs from it. */
+const KERNEL_DEFAULTS: Record<1 | 2, KernelConfig> = {
+  1: { thp: true, apiCaller: 'user-task', slab: false },
+  2: { thp: true, apiCaller: 'user-task', slab: true, kmemcg: true, pml: true },
+};
+
+/**
+ * The words a kernel configuration is made of, in KERNEL_ITEMS order, as a file of format `version`
+ * names it: version 1 named asi-check 0.1's layout by omission.
+ */
+export function kernelWords(kernel: KernelConfig | undefined, version: number = FORMAT_VERSION): string[] {
+  const layout = kernel?.layout ?? 2;
+  const defaults: KernelConfig = { ...KERNEL_DEFAULTS[layout], ...(version === 1 ? { layout: 1 } : {}) };
   return Object.entries(KERNEL_ITEMS)
-    .filter(([, item]) => Object.entries(item).every(([k, v]) => kernel?.[k as keyof KernelConfig] === v))
+    .filter(([, item]) => Object.entries(item).every(([k, v]) => kernel?.[k as keyof KernelConfig] === v && defaults[k as keyof KernelConfig] !== v))
     .map(([word]) => word);
 }
 
-export function configLabel(config: Config): string {
+export function configLabel(config: Config, version: number = FORMAT_VERSION): string {
   const base = { ...PROFILES[config.profile].options, ...(config.mutant ? MUTANT_INFO[config.mutant].options : {}) };
   const set = OPTION_NAMES.filter((k) => config.options?.[k] !== undefined && config.options[k] !== base[k]).map((k) =>
     typeof config.options![k] === 'boolean' ? (config.options![k] ? k : `no-${k}`) : `${k}=${String(config.options![k])}`,
   );
-  const who = [config.mutant ? `mutant-${config.mutant}` : config.profile, ...kernelWords(config.kernel)].join('+');
+  const who = [config.mutant ? `mutant-${config.mutant}` : config.profile, ...kernelWords(config.kernel, version)].join('+');
   const label = set.join('+');
   return set.length === 0 ? who : label.length <= MAX_OPTIONS_LABEL ? `${who}+${label}` : `${who}+${set.length}-options`;
 }
@@ -123,7 +155,7 @@ export function writeFileAtomically(path: string, text: string): void {
   }
 }
 
-function validateConfig(x: unknown): Config {
+function validateConfig(x: unknown, version: (typeof READS)[number]): Config {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('config is not an object');
   const c = x as Record<string, unknown>;
   if (typeof c.geometry !== 'string' || !Object.hasOwn(GEOMETRIES, c.geometry)) throw new CounterexampleError(`unknown geometry ${JSON.stringify(c.geometry)}`);
@@ -138,18 +170,23 @@ function validateConfig(x: unknown): Config {
       if (k === 'overlapPolicy' && !(OVERLAP_POLICIES as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown overlapPolicy ${JSON.stringify(v)}`);
     }
   }
-  if (c.kernel !== undefined) validateKernelConfig(c.kernel);
-  return c as unknown as Config;
+  if (c.kernel !== undefined) validateKernelConfig(c.kernel, version);
+  const config = c as unknown as Config;
+  return version === 1 ? { ...config, kernel: { ...config.kernel, layout: 1 } } : config;
 }
 
-function validateKernelConfig(x: unknown): void {
+/** The kernel settings each format version knows: version 1 had thp, apiCaller and slab. */
+const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab'], 2: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'] };
+
+function validateKernelConfig(x: unknown, version: (typeof READS)[number]): void {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');
   for (const [k, v] of Object.entries(x)) {
-    if (k === 'thp' || k === 'slab') {
-      if (typeof v !== 'boolean') throw new CounterexampleError(`kernel.${k} must be a boolean`);
-    } else if (k === 'apiCaller') {
+    if (!KERNEL_SETTINGS[version].includes(k)) throw new CounterexampleError(`unknown kernel setting ${JSON.stringify(k)} (format version ${version})`);
+    if (k === 'apiCaller') {
       if (!(API_CALLERS as readonly unknown[]).includes(v)) throw new CounterexampleError(`unknown kernel.apiCaller ${JSON.stringify(v)}`);
-    } else throw new CounterexampleError(`unknown kernel setting ${JSON.stringify(k)}`);
+    } else if (k === 'layout') {
+      if (v !== 1) throw new CounterexampleError(`kernel.layout must be 1 (asi-check 0.1's memory) or absent, got ${JSON.stringify(v)}`);
+    } else if (typeof v !== 'boolean') throw new CounterexampleError(`kernel.${k} must be a boolean`);
   }
 }
 
@@ -164,12 +201,14 @@ export function parseCounterexample(text: string): Counterexample {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('not a JSON object');
   const o = x as Record<string, unknown>;
   if (o.format !== FORMAT) throw new CounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
-  if (o.version !== FORMAT_VERSION) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check reads version ${FORMAT_VERSION})`);
+  const version = READS.find((v) => v === o.version);
+  if (version === undefined) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check, ${ASI_CHECK_VERSION}, reads versions ${READS.join(' and ')})`);
+  if (version > 1 && typeof o.asiCheck !== 'string') throw new CounterexampleError(`asiCheck must be the version of the asi-check that saved the file, got ${o.asiCheck === undefined ? 'none' : JSON.stringify(o.asiCheck)}`);
   if (typeof o.invariant !== 'string' || !invariantById(o.invariant)) throw new CounterexampleError(`unknown invariant ${JSON.stringify(o.invariant)}`);
   for (const field of ['title', 'message'] as const) {
     if (typeof o[field] !== 'string') throw new CounterexampleError(`${field} must be a string, got ${o[field] === undefined ? 'none' : JSON.stringify(o[field])}`);
   }
-  const config = validateConfig(o.config);
+  const config = validateConfig(o.config, version);
   if (!Array.isArray(o.ops) || o.ops.length === 0) throw new CounterexampleError('ops must be a non-empty array');
   o.ops.forEach((op, i) => {
     const err = validateOp(op);

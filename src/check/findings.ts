@@ -116,8 +116,9 @@ export const DIRECTED: readonly Directed[] = [
     expect: 'ISOLATION',
     scenario: (run, sys) => {
       run({ op: 'asi_create', flags: 0 });
-      const va = kmallocVa(sys, run({ op: 'kmalloc', size: 0x40, sensitive: true }));
-      run({ op: 'asi_map', asi: 1, ptr: va, size: 0x40, level: 0 });
+      // A page-sized object: a kmalloc-4k slot is its page, which mapRefusesSharedSlabPages lets asi_map map.
+      const va = kmallocVa(sys, run({ op: 'kmalloc', size: PAGE_SIZE, sensitive: true }));
+      run({ op: 'asi_map', asi: 1, ptr: va, size: PAGE_SIZE, level: 0 });
       run({ op: 'asi_enter', cpu: 0, asi: 1, intr: [] });
       run({ op: 'access', cpu: 0, va, access: 'read', intr: [] });
       run({ op: 'asi_unmap', asi: 1, ptr: va });
@@ -148,7 +149,8 @@ export const DIRECTED: readonly Directed[] = [
         const map: Op = { op: 'asi_map', asi: 1, ptr: directMapVa(sys, f), size: PAGE_SIZE, level: 0 };
         if (step(probe, map).ret !== 0 || probe.mem.frameAlloc.indexOf(-1) !== f) continue;
         run(map);
-        run({ op: 'kmalloc', size: PAGE_SIZE, sensitive: true });
+        // vmalloc takes the lowest free frames, so another owner's data lands on that frame.
+        run({ op: 'vmalloc', pages: 1, sensitive: true });
         return;
       }
     },
@@ -159,8 +161,8 @@ export const DIRECTED: readonly Directed[] = [
     expect: 'CALLER-CONTRACT',
     scenario: (run, sys) => {
       run({ op: 'asi_create', flags: 0 });
-      const va = kmallocVa(sys, run({ op: 'kmalloc', size: 0x40, sensitive: false }));
-      run({ op: 'asi_map', asi: 1, ptr: va, size: 0x40, level: 0 });
+      const va = kmallocVa(sys, run({ op: 'kmalloc', size: PAGE_SIZE, sensitive: false }));
+      run({ op: 'asi_map', asi: 1, ptr: va, size: PAGE_SIZE, level: 0 });
       run({ op: 'asi_unmap', asi: 1, ptr: va, caller: 1 });
     },
   },

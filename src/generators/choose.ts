@@ -4,8 +4,9 @@
 // both record the concrete ops, which are what a counterexample saves.
 
 import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/mm/geometry.ts';
-import { PERCPU_VAR_NAMES, PERCPU_VARS, TASK_STRUCT_SIZE, THREAD_PAGES, perCpuPtr, taskStackVa } from '../model/mm/kernel.ts';
-import { ACCESS_KINDS, type Op, type OpKind, isApiCall } from '../model/ops.ts';
+import { TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../model/mm/kernel.ts';
+import { perCpuOffsetPtr, perCpuPtr, percpuVarNames } from '../model/mm/percpu.ts';
+import { ACCESS_KINDS, MAX_KMALLOC_COUNT, MAX_MEMCGS, type Op, type OpKind, isApiCall } from '../model/ops.ts';
 import type { Intr, IntrKind } from '../model/x86/entry.ts';
 import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/x86/cpu.ts';
@@ -176,7 +177,8 @@ export function interestingPointers(sys: System, asiId: number): number[] {
   for (const v of k.vmAreas.values()) out.push(v.va, v.va + (v.pages - 1) * PAGE_SIZE);
   for (const o of k.kmallocs.values()) out.push(o.va);
   for (const m of k.modules.values()) out.push(m.va);
-  for (const v of PERCPU_VAR_NAMES) out.push(perCpuPtr(sys, v, 0));
+  for (const v of percpuVarNames(sys)) out.push(perCpuPtr(sys, v, 0));
+  for (const o of k.percpuObjects.values()) out.push(perCpuOffsetPtr(sys, o.offset, 0));
   const pmd = levelSize(g, PGT_LEVEL_PMD);
   out.push(
     l.startKernelMap,
@@ -209,6 +211,30 @@ function sizeFor(sys: System, n: number, m: number): number {
     levelSize(sys.g, PGT_LEVEL_PMD) + PAGE_SIZE,
   ];
   return n % 4 === 3 ? (1 + (m % 12)) * PAGE_SIZE : pick(sizes, n >> 2);
+}
+
+/**
+ * Sizes of every kmalloc cache's range (kmalloc-8 ... kmalloc-8k: the lapic's 0x190 among them)
+ * and of kmalloc_large.
+ */
+const KMALLOC_SIZES = [0x40, 0x200, 0x190, 0x18, 0x60, 0xc0, 8, 0x400, 0x800, PAGE_SIZE, 0x1800, 2 * PAGE_SIZE + 1, 3 * PAGE_SIZE];
+
+/**
+ * The memcg of a task that forks or allocates: the root in two calls of four, otherwise one of
+ * the others, so that two processes often share one (and as often do not).
+ */
+export function memcgOf(n: number): { memcg?: number } {
+  return n % 4 < 2 ? {} : { memcg: 1 + ((n >> 2) % (MAX_MEMCGS - 1)) };
+}
+
+/**
+ * kmalloc: one object, or (one call in four) a burst of one size class that fills slab pages;
+ * GFP_KERNEL_ACCOUNT in a memcg one call in three.
+ */
+function kmallocOp(ch: Choice): Op {
+  const count = ch.c % 8 >= 6 ? { count: 2 + ((ch.c >> 3) % (MAX_KMALLOC_COUNT - 1)) } : {};
+  const memcg = ch.d % 3 === 2 ? { memcg: (ch.d >> 2) % MAX_MEMCGS } : {};
+  return { op: 'kmalloc', size: pick(KMALLOC_SIZES, ch.b), sensitive: ch.c % 2 === 0, ...count, ...memcg };
 }
 
 /** The newest kernel objects first: what was just allocated is what a caller maps next. */
@@ -292,7 +318,7 @@ function creatorFor(sys: System, kind: OpKind, idle: readonly number[]): OpKind 
   if (NEEDS_ASI.has(kind) && sys.asis.size === 0) return 'asi_create';
   if (kind === 'asi_map_module' && k.modules.size === 0) return 'module_load';
   if (kind === 'vfree' && ![...k.vmAreas.values()].some((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc')) return 'vmalloc';
-  if (kind === 'kfree' && ![...k.kmallocs.values()].some((o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc')) return 'kmalloc';
+  if (kind === 'kfree' && ![...k.kmallocs.values()].some((o) => o.kind === 'kmalloc')) return 'kmalloc';
   if (kind === 'module_unload' && k.modules.size === 0) return 'module_load';
   if ((kind === 'task_exit' || kind === 'schedule') && idle.length === 0) return 'task_create';
   return kind;
@@ -350,13 +376,13 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
       return { op: 'asi_remap', asi, cur, ptr: pointerFor(sys, asi, ch.b, ch.d), size: sizeFor(sys, ch.c, ch.d) };
     }
     case 'asi_map_percpu':
-      return { op: 'asi_map_percpu', asi, var: pick(PERCPU_VAR_NAMES, ch.b) };
+      return { op: 'asi_map_percpu', asi, var: pick(percpuVarNames(sys), ch.b) };
     case 'asi_unmap_percpu':
-      return { op: 'asi_unmap_percpu', asi, var: pick(PERCPU_VAR_NAMES, ch.b) };
+      return { op: 'asi_unmap_percpu', asi, var: pick(percpuVarNames(sys), ch.b) };
     case 'asi_map_module':
       return { op: 'asi_map_module', asi, module: pickId([...k.modules.keys()], ch.b, k.nextId, oneIn) };
     case 'task_create':
-      return { op: 'task_create' };
+      return { op: 'task_create', ...memcgOf(ch.c) };
     case 'task_exit': {
       const tasks = (ch.b % 8 === 6 ? k.current : idle).map((t) => k.tasks.get(t)!);
       return { op: 'task_exit', task: free(tasks, (t) => hot(k.vmAreas.get(t.stack)!) || hot(k.kmallocs.get(t.struct)!), ch.b) };
@@ -366,9 +392,9 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
     case 'vfree':
       return { op: 'vfree', id: free([...k.vmAreas.values()].filter((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc'), hot, ch.b) };
     case 'kmalloc':
-      return { op: 'kmalloc', size: pick([0x40, 0x200, PAGE_SIZE, 3 * PAGE_SIZE, PERCPU_VARS.rcu_data.size, 2 * PAGE_SIZE + 1], ch.b), sensitive: ch.c % 2 === 0 };
+      return kmallocOp(ch);
     case 'kfree':
-      return { op: 'kfree', id: free([...k.kmallocs.values()].filter((o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc'), hot, ch.b) };
+      return { op: 'kfree', id: free([...k.kmallocs.values()].filter((o) => o.kind === 'kmalloc'), hot, ch.b) };
     case 'module_load':
       return { op: 'module_load', pages: 1 + (ch.b % 4) };
     case 'module_unload':

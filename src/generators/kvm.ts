@@ -6,7 +6,7 @@ import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_INACTIVE } from '../model/x86/cpu.ts';
 import { EXIT_REASONS } from '../model/kvm/run.ts';
 import { KVM_MAX_SLOT_PAGES, KVM_MODEL_GFNS, KVM_MODEL_SLOTS, KVM_NR_BUSES } from '../model/kvm/vm.ts';
-import { type Choice, MISSING_ID_ONE_IN, eventsFor } from './choose.ts';
+import { type Choice, MISSING_ID_ONE_IN, eventsFor, memcgOf } from './choose.ts';
 
 export type KvmOpKind = Extract<OpKind, `kvm_${string}`>;
 
@@ -39,11 +39,12 @@ export function resolveKvmOp(sys: System, kind: KvmOpKind, ch: Choice): Op {
   const nextId = sys.kvm?.nextId ?? 1;
   const missing = ch.a % MISSING_ID_ONE_IN === MISSING_ID_ONE_IN - 1;
   const made = missing ? kind : kind === 'kvm_run' && vcpus.length === 0 ? 'kvm_create_vcpu' : kind;
-  if (made !== 'kvm_create_vm' && vms.length === 0 && !missing) return { op: 'kvm_create_vm' };
+  // Each VMM process in the root memcg, in one of its own, or in another VMM's.
+  if (made !== 'kvm_create_vm' && vms.length === 0 && !missing) return { op: 'kvm_create_vm', ...memcgOf(ch.c) };
   const vm = pickId(vms, ch.a, nextId);
   switch (made) {
     case 'kvm_create_vm':
-      return { op: 'kvm_create_vm' };
+      return { op: 'kvm_create_vm', ...memcgOf(ch.c) };
     case 'kvm_create_vcpu':
       return { op: 'kvm_create_vcpu', vm };
     case 'kvm_destroy_vm':

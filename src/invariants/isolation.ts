@@ -39,14 +39,20 @@ function unrequested(sys: System, frame: number, requested: Requested): ObjectRe
 }
 
 /**
- * Why the object was not requested, when the ghost shows the range reached the frame: the frame's
- * allocation was freed and the frame reused, or (a slab page) a new object was put on it.
+ * Why the object was not requested, when the ghost shows a range reached the frame: the frame's
+ * allocation was freed and the frame reused, or (a slab or percpu page) the object was put on the
+ * page since, or it was there already, beside the bytes the range reached.
  */
 function reuseNote(o: ObjectRef, frame: number, asi: Asi): string {
-  const then = [...requestedUnits(asi)].find((u) => u.startsWith(`${frame}/`));
-  if (then === undefined) return '';
-  const since = unitAlloc(then) === o.alloc.id ? 'a new object was allocated on it since' : 'it was freed and reused since';
-  return ` (pfn ${frame} held allocation #${unitAlloc(then)} when the range was mapped; ${since})`;
+  const prefix = `${frame}/`;
+  for (const r of asi.ranges) {
+    const then = r.ghostReached.find((u) => u.startsWith(prefix));
+    if (then === undefined) continue;
+    const since =
+      unitAlloc(then) !== o.alloc.id ? 'it was freed and reused since' : o.part && o.part.id >= r.ghostStamp ? 'a new object was allocated on it since' : 'that object was already on it, beside the bytes the range reached';
+    return ` (pfn ${frame} held allocation #${unitAlloc(then)} when the range was mapped; ${since})`;
+  }
+  return '';
 }
 
 /**

@@ -5,7 +5,7 @@
 
 import { formatVa } from '../model/mm/geometry.ts';
 import { firstPageOf, framesOf } from '../model/mm/pagetable.ts';
-import { type ObjectRef, allocationOfFrame, objectName, objectsInFrame } from '../model/mm/memory.ts';
+import { type ObjectRef, allocationOfFrame, objectName, objectOwner, objectsInFrame } from '../model/mm/memory.ts';
 import { memslotsVa } from '../model/kvm/vm.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
@@ -32,12 +32,12 @@ export const KVM_EXIT_CR3: Invariant = {
   check: (sys) => ghostEvent(sys, 'KVM-EXIT-CR3'),
 };
 
-/** An object on `frame` that another VM than `vm` owns: the allocation's owner, or on a slab page the object's own. */
+/** An object on `frame` that another VM than `vm` owns: the allocation's owner, or on a slab or percpu page the object's own. */
 function otherVmObject(sys: System, frame: number, vm: number): ObjectRef | undefined {
   const a = allocationOfFrame(sys.mem, frame);
   if (!a || (!a.parts && a.owner.kind !== 'vm')) return undefined;
   return objectsInFrame(sys.mem, frame).find((o) => {
-    const owner = (o.part < 0 ? undefined : o.alloc.parts![o.part].owner) ?? o.alloc.owner;
+    const owner = objectOwner(o);
     return owner.kind === 'vm' && owner.id !== vm;
   });
 }

@@ -27,6 +27,14 @@ function stillGiven(sys: System, cpu: Cpu, va: number, e: TlbEntry): boolean {
   return (fillRootLive && gives(sys, e.root, va, e.frame)) || gives(sys, cr3Root(cpu.cr3), va, e.frame);
 }
 
+/**
+ * A kernel address in a vmap area vfree'd lazily and not purged yet: 5.2 frees the pages before the
+ * flush, which the purge owes, and hands the VA to no one until then.
+ */
+function lazilyFreed(sys: System, va: number): boolean {
+  return sys.kernel.vmapPurge.some((a) => va >= a.va && va < a.va + a.span * PAGE_SIZE);
+}
+
 /** An entry whose frame was handed to a new owner since it was filled: the only kind that can be incoherent. */
 function reused(sys: System, e: TlbEntry): boolean {
   const now = sys.mem.frameAlloc[e.frame];
@@ -46,7 +54,7 @@ function incoherent(sys: System, cpu: Cpu): string | undefined {
     if (!reused(sys, entry)) continue;
     const now = sys.mem.frameAlloc[entry.frame];
     const va = vpn * PAGE_SIZE;
-    if (stillGiven(sys, cpu, va, entry)) continue;
+    if (stillGiven(sys, cpu, va, entry) || lazilyFreed(sys, va)) continue;
     return `cpu${cpu.id} caches ${formatVa(sys.g, va)} -> pfn ${entry.frame}, filled from ${formatRoot(sys, entry.root)} when the frame was ${allocName(sys, entry.alloc)}; neither that page table nor cr3 ${formatCr3(sys, cpu.cr3)} maps it so now, and the frame holds ${allocName(sys, now)}: its flush was owed before the frame was reused`;
   }
   return undefined;
@@ -55,8 +63,8 @@ function incoherent(sys: System, cpu: Cpu): string | undefined {
 export const TLB_COHERENT: Invariant = {
   id: 'TLB-COHERENT',
   statement:
-    "Every usable TLB entry of every CPU is a translation that the page table it was filled from, or the one the CPU runs on, gives now, or a stale one whose frame has not been reused since the entry was filled (its flush may still be pending).",
-  source: 'x86 TLB rules (Intel SDM 4.10.4); kernel: flush_tlb_kernel_range before vfree frees the pages; RFC v2 patches 11, 14 (asi_unmap)',
+    "Every usable TLB entry of every CPU is a translation that the page table it was filled from, or the one the CPU runs on, gives now, or a stale one whose frame has not been reused since the entry was filled (its flush may still be pending), or one in a vmap area vfree'd lazily and not purged yet (5.2 frees the pages before the purge's flush, and reuses the VA only after it).",
+  source: 'x86 TLB rules (Intel SDM 4.10.4); kernel: flush_tlb_kernel_range before memory is reused, except vfree (mm/vmalloc.c, the lazy purge); RFC v2 patches 11, 14 (asi_unmap)',
   // A CPU whose session code has just loaded an ASI CR3 and not yet done the Global flush that
   // follows is inside the kernel's own rule: the flush is owed, and only that code runs meanwhile.
   check: (sys) => sys.cpus.filter((c) => !c.dead && !c.flushOwed).map((c) => incoherent(sys, c)).find((m) => m !== undefined),

@@ -2,7 +2,7 @@
 // Saved counterexamples hold these, so a field once published keeps its meaning.
 
 import { type Geometry, type PgtLevel, LEVEL_NAMES, PGT_LEVEL_PTE, formatSize, formatVa } from './mm/geometry.ts';
-import { type PercpuVar, PERCPU_VAR_NAMES } from './mm/kernel.ts';
+import { type PercpuVar, PERCPU_VAR_NAMES } from './mm/percpu.ts';
 import { formatMapFlags } from './asi/asi.ts';
 import { type Intr, type IntrKind, INTR_KINDS } from './x86/entry.ts';
 import type { AccessKind } from './x86/cpu.ts';
@@ -18,11 +18,16 @@ export type Op =
   | { readonly op: 'asi_map_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number }
   | { readonly op: 'asi_unmap_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number }
   | { readonly op: 'asi_map_module'; readonly asi: number; readonly module: number; readonly caller?: number }
-  | { readonly op: 'task_create' }
+  /** `memcg`: the memory cgroup the parent forks in (0, the root, when absent). */
+  | { readonly op: 'task_create'; readonly memcg?: number }
   | { readonly op: 'task_exit'; readonly task: number }
   | { readonly op: 'vmalloc'; readonly pages: number; readonly sensitive: boolean }
   | { readonly op: 'vfree'; readonly id: number }
-  | { readonly op: 'kmalloc'; readonly size: number; readonly sensitive: boolean }
+  /**
+   * `count` objects of `size` (1 when absent): a burst of one size class fills a slab. `memcg`:
+   * GFP_KERNEL_ACCOUNT by a task in that memory cgroup (GFP_KERNEL when absent).
+   */
+  | { readonly op: 'kmalloc'; readonly size: number; readonly sensitive: boolean; readonly count?: number; readonly memcg?: number }
   | { readonly op: 'kfree'; readonly id: number }
   | { readonly op: 'module_load'; readonly pages: number }
   | { readonly op: 'module_unload'; readonly id: number }
@@ -34,7 +39,8 @@ export type Op =
   | { readonly op: 'access'; readonly cpu: number; readonly va: number; readonly access: AccessKind; readonly intr: readonly Intr[] }
   | { readonly op: 'schedule'; readonly cpu: number; readonly task: number; readonly intr: readonly Intr[] }
   // KVM (issue 12): VM and vCPU file descriptors, memslots, IO buses, and KVM_RUN taking `exits`.
-  | { readonly op: 'kvm_create_vm' }
+  /** `memcg`: the memory cgroup of the VMM process (0, the root, when absent). */
+  | { readonly op: 'kvm_create_vm'; readonly memcg?: number }
   | { readonly op: 'kvm_create_vcpu'; readonly vm: number }
   | { readonly op: 'kvm_destroy_vm'; readonly vm: number }
   /** `gfn`: the slot's base_gfn, slot * KVM_MAX_SLOT_PAGES when absent. */
@@ -127,7 +133,7 @@ function formatCall(g: Geometry, op: Op): string {
     case 'asi_map_module':
       return `asi_map_module asi#${op.asi} module#${op.module}`;
     case 'task_create':
-      return 'task_create';
+      return `task_create${memcgWords(op.memcg)}`;
     case 'task_exit':
       return `task_exit task#${op.task}`;
     case 'vmalloc':
@@ -135,7 +141,7 @@ function formatCall(g: Geometry, op: Op): string {
     case 'vfree':
       return `vfree #${op.id}`;
     case 'kmalloc':
-      return `kmalloc ${formatSize(op.size).slice(1)}${op.sensitive ? ' sensitive' : ''}`;
+      return `kmalloc ${formatSize(op.size).slice(1)}${op.sensitive ? ' sensitive' : ''}${op.count === undefined ? '' : ` x${op.count}`}${op.memcg === undefined ? '' : ` GFP_KERNEL_ACCOUNT${memcgWords(op.memcg)}`}`;
     case 'kfree':
       return `kfree #${op.id}`;
     case 'module_load':
@@ -155,7 +161,7 @@ function formatCall(g: Geometry, op: Op): string {
     case 'schedule':
       return withIntr(g, `cpu${op.cpu}: schedule to task#${op.task}`, op.intr);
     case 'kvm_create_vm':
-      return 'KVM_CREATE_VM';
+      return `KVM_CREATE_VM${memcgWords(op.memcg)}`;
     case 'kvm_create_vcpu':
       return `KVM_CREATE_VCPU vm#${op.vm}`;
     case 'kvm_destroy_vm':
@@ -168,6 +174,16 @@ function formatCall(g: Geometry, op: Op): string {
       return withIntr(g, `cpu${op.cpu}: KVM_RUN vcpu#${op.vcpu} exits ${op.exits.join(',') || 'none'}${op.wake === undefined ? '' : ` wake cpu${op.wake}`}`, op.intr);
   }
 }
+
+/** Memory cgroups an op may name: the root (0) and a few others, so that two processes often share one. */
+export const MAX_MEMCGS = 4;
+
+function memcgWords(memcg: number | undefined): string {
+  return memcg ? ` memcg ${memcg}` : '';
+}
+
+/** Objects one kmalloc op may allocate: enough to fill any kmalloc slab of the small geometry's memory. */
+export const MAX_KMALLOC_COUNT = 16;
 
 function validateIntr(x: unknown, depth = 0): string | undefined {
   if (!Array.isArray(x)) return 'intr must be a list';
@@ -192,6 +208,8 @@ export function validateOp(x: unknown): string | undefined {
   if (typeof o.op !== 'string' || !(OP_KINDS as readonly string[]).includes(o.op)) return `unknown op ${JSON.stringify(o.op)}`;
   const int = (k: string) => (Number.isSafeInteger(o[k]) && (o[k] as number) >= 0 ? undefined : `${o.op}: field ${k} must be a non-negative integer`);
   const bool = (k: string) => (typeof o[k] === 'boolean' ? undefined : `${o.op}: field ${k} must be a boolean`);
+  const upTo = (k: string, lo: number, hi: number) => () =>
+    o[k] === undefined || (Number.isSafeInteger(o[k]) && (o[k] as number) >= lo && (o[k] as number) <= hi) ? undefined : `${o.op}: field ${k} must be ${lo}-${hi}`;
   const fields: Record<OpKind, (() => string | undefined)[]> = {
     asi_create: [() => int('flags')],
     asi_destroy: [() => int('asi')],
@@ -201,11 +219,11 @@ export function validateOp(x: unknown): string | undefined {
     asi_map_percpu: [() => int('asi'), () => percpuVar(o)],
     asi_unmap_percpu: [() => int('asi'), () => percpuVar(o)],
     asi_map_module: [() => int('asi'), () => int('module')],
-    task_create: [],
+    task_create: [upTo('memcg', 0, MAX_MEMCGS - 1)],
     task_exit: [() => int('task')],
     vmalloc: [() => int('pages'), () => bool('sensitive')],
     vfree: [() => int('id')],
-    kmalloc: [() => int('size'), () => bool('sensitive')],
+    kmalloc: [() => int('size'), () => bool('sensitive'), upTo('count', 1, MAX_KMALLOC_COUNT), upTo('memcg', 0, MAX_MEMCGS - 1)],
     kfree: [() => int('id')],
     module_load: [() => int('pages')],
     module_unload: [() => int('id')],
@@ -215,7 +233,7 @@ export function validateOp(x: unknown): string | undefined {
     interrupt: [() => int('cpu'), () => ((INTR_KINDS as readonly unknown[]).includes(o.kind) ? undefined : `interrupt: unknown kind ${JSON.stringify(o.kind)}`), () => (o.va === undefined ? undefined : int('va')), () => validateIntr(o.intr)],
     access: [() => int('cpu'), () => int('va'), () => ((ACCESS_KINDS as readonly unknown[]).includes(o.access) ? undefined : `access: unknown kind ${JSON.stringify(o.access)}`), () => validateIntr(o.intr)],
     schedule: [() => int('cpu'), () => int('task'), () => validateIntr(o.intr)],
-    kvm_create_vm: [],
+    kvm_create_vm: [upTo('memcg', 0, MAX_MEMCGS - 1)],
     kvm_create_vcpu: [() => int('vm')],
     kvm_destroy_vm: [() => int('vm')],
     kvm_set_memory_region: [() => int('vm'), () => int('slot'), () => int('pages'), () => (o.gfn === undefined ? undefined : int('gfn'))],

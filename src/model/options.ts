@@ -180,11 +180,18 @@ export interface DesignOptions {
   kvmBarrierBeforeHostCr3: boolean;
   /**
    * The objects patches 24 and 26 map that Linux allocates from kmalloc caches smaller than a page
-   * (the kvm_lapic, kmalloc-512; each kvm_io_bus, kmalloc-32 and up) get a page of their own. As
-   * posted, asi_map maps their whole slab page: with Config.kernel.slab, the neighbours on it
-   * (another VM's lapic or bus, any host object of that size) enter the vCPU's ASI.
+   * (the kvm_lapic, kmalloc-512; each kvm_io_bus, kmalloc-8 and up) get a page of their own. As
+   * posted, asi_map maps their whole slab page: the neighbours on it (another VM's lapic or bus,
+   * any host object of that size) enter the vCPU's ASI.
    */
   kvmMapsOwnPages: boolean;
+  /**
+   * kvm->srcu's percpu srcu_data, which patch 24 maps with asi_map_percpu, takes a page of its own
+   * in every unit. As posted, init_srcu_struct's alloc_percpu puts it in the first chunk's dynamic
+   * area beside other percpu data, and asi_map_percpu maps the whole page in every unit: another
+   * VM's srcu_data (and whatever alloc_percpu puts there later) enters the vCPU's ASI.
+   */
+  kvmSrcuOwnPage: boolean;
   /**
    * When KVM frees a memslots array or an IO bus, it clears every vCPU's vcpu->asi_memslots[] or
    * asi_buses[] entry that names it (unmapping it), so the next vcpu_isolation_enter maps whatever
@@ -251,6 +258,7 @@ export const OPTION_NAMES = [
   'kvmRemapChecksNullBus',
   'kvmBarrierBeforeHostCr3',
   'kvmMapsOwnPages',
+  'kvmSrcuOwnPage',
   'kvmFreeResetsRemap',
   'taskStructOwnPages',
   'mapRefusesSharedSlabPages',
@@ -294,6 +302,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmRemapChecksNullBus: false,
   kvmBarrierBeforeHostCr3: false,
   kvmMapsOwnPages: false,
+  kvmSrcuOwnPage: false,
   kvmFreeResetsRemap: false,
   taskStructOwnPages: false,
   mapRefusesSharedSlabPages: false,
@@ -337,6 +346,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmRemapChecksNullBus: true,
   kvmBarrierBeforeHostCr3: true,
   kvmMapsOwnPages: true,
+  kvmSrcuOwnPage: true,
   kvmFreeResetsRemap: true,
   taskStructOwnPages: true,
   mapRefusesSharedSlabPages: true,

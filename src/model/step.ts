@@ -3,14 +3,13 @@
 
 import { type Allocation, stepBegins } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
-import { type Asi, type Config, type System, type VmArea, mutant, newGhost } from './system.ts';
-import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root, invlpg } from './x86/cpu.ts';
+import { type Asi, type Config, type System, newGhost } from './system.ts';
+import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
-import { PAGE_SIZE } from './mm/geometry.ts';
 import { type Op, isApiCall } from './ops.ts';
 import {
   ASI_MAP_ALL,
@@ -21,28 +20,14 @@ import {
   asiRemap,
   asiUnmap,
   asiUnmapPercpu,
+  percpuRef,
   unmapFromAsis,
 } from './asi/asi.ts';
-import {
-  EBUSY,
-  ECPUDEAD,
-  EINVAL,
-  ENOENT,
-  ESRCH,
-  PERCPU_VARS,
-  boot,
-  kfree,
-  kmalloc,
-  moduleLoad,
-  moduleUnload,
-  perCpuPtr,
-  taskCreate,
-  objectMemory,
-  taskExit,
-  vfree,
-  vmalloc,
-} from './mm/kernel.ts';
-import { vaLimit } from './mm/geometry.ts';
+import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
+import { kfree, kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
+import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
+import { perCpuOffsetPtr } from './mm/percpu.ts';
+import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
 
 export interface Outcome {
   /** 0, a new object's id (asi_create, task_create, allocations), or -errno. */
@@ -90,6 +75,8 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
   sys.exec = cpu ?? processContext();
   const ret = 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out, observe)) : EINVAL) : apiCall(sys, op, out, observe);
   sys.exec = processContext();
+  // The work the op queued runs before the next op: a kworker creating memcg cache copies.
+  runKmemcgWork(sys);
   return { ret, log: out };
 }
 
@@ -99,8 +86,10 @@ function asked(sys: System, op: Exclude<Op, CpuOp>): { ptr: number; size: number
     case 'asi_map':
     case 'asi_remap':
       return [{ ptr: op.ptr, size: op.size }];
-    case 'asi_map_percpu':
-      return Array.from({ length: sys.config.cpus }, (_, cpu) => ({ ptr: perCpuPtr(sys, op.var, cpu), size: PERCPU_VARS[op.var].size }));
+    case 'asi_map_percpu': {
+      const p = percpuRef(sys, op.var);
+      return p ? Array.from({ length: sys.config.cpus }, (_, cpu) => ({ ptr: perCpuOffsetPtr(sys, p.offset, cpu), size: p.size })) : [];
+    }
     case 'asi_map_module': {
       const m = sys.kernel.modules.get(op.module);
       return m ? [{ ptr: m.va, size: m.pages * PAGE_SIZE }] : [];
@@ -163,25 +152,11 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
   }
 }
 
-/**
- * flush_tlb_kernel_range after the kernel unmaps memory: an IPI to every CPU, whose handler (which
- * leaves isolation like any interrupt) invalidates the range, with INVLPG, in the PCID it runs on.
- */
-export function shootdown(sys: System, area: VmArea, out: Log, observe?: Observer): void {
-  const pages = mutant(sys, 'shootdown-skips-last-page') ? area.pages - 1 : area.pages;
-  for (const cpu of sys.cpus) {
-    if (cpu.dead) continue;
-    const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
-    sys.exec = cpu;
-    arrive(k, { at: 0, kind: 'irq' }, () => {
-      invlpg(cpu, area.va, area.va + pages * PAGE_SIZE);
-    });
-  }
-  sys.exec = processContext();
-}
+const KERNEL = { kind: 'kernel', id: 0 } as const;
 
 function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
   const k = sys.kernel;
+  const ctx: FlushCtx = { out, ...(observe ? { observe } : {}) };
   switch (op.op) {
     case 'asi_create':
       if (op.flags & ~ASI_MAP_ALL) return EINVAL;
@@ -202,9 +177,12 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
       if (op.ptr + op.size > vaLimit(sys.g) || op.size === 0) return EINVAL;
       return withAsi(sys, op.asi, out, (asi) => asiRemap(sys, asi, op.cur, op.ptr, op.size, out).ret);
     case 'asi_map_percpu':
-      return withAsi(sys, op.asi, out, (asi) => asiMapPercpu(sys, asi, op.var, out));
-    case 'asi_unmap_percpu':
-      return withAsi(sys, op.asi, out, (asi) => (asiUnmapPercpu(sys, asi, op.var, out), 0));
+    case 'asi_unmap_percpu': {
+      // A variable this kernel does not have (layout 1's kvm_srcu_data) is no symbol to link against.
+      const p = percpuRef(sys, op.var);
+      if (!p) return EINVAL;
+      return withAsi(sys, op.asi, out, (asi) => (op.op === 'asi_map_percpu' ? asiMapPercpu(sys, asi, p, out) : (asiUnmapPercpu(sys, asi, p, out), 0)));
+    }
     case 'asi_map_module': {
       // asi_map_module() (patch 09): find_module() failing is -ESRCH.
       const m = k.modules.get(op.module);
@@ -212,7 +190,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
       return withAsi(sys, op.asi, out, (asi) => asiMapRange(sys, asi, m.va, m.pages * 4096, 0, out));
     }
     case 'task_create':
-      return taskCreate(sys);
+      return taskCreate(sys, ctx, { memcg: op.memcg ?? 0 });
     case 'task_exit': {
       const t = k.tasks.get(op.task);
       const stack = t && k.vmAreas.get(t.stack);
@@ -220,49 +198,49 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
         unmapFromAsis(sys, allocationOf(sys, stack?.alloc), out);
         unmapFromAsis(sys, objectMemory(sys, t.struct), out);
       }
-      const ret = taskExit(sys, op.task);
-      if (ret === 0 && stack) shootdown(sys, stack, out, observe);
-      return ret;
+      return taskExit(sys, op.task, ctx);
     }
     case 'vmalloc':
       if (op.pages < 1 || op.pages > MAX_PAGES) return EINVAL;
-      return created(vmalloc(sys, op.pages, op.sensitive));
+      return created(vmalloc(sys, op.pages, op.sensitive, 'vmalloc', KERNEL, 'vmalloc', ctx));
     case 'vfree': {
       const area = k.vmAreas.get(op.id);
       if (!area || allocationOf(sys, area.alloc)?.kind !== 'vmalloc') return ENOENT;
       unmapFromAsis(sys, allocationOf(sys, area.alloc), out);
-      vfree(sys, op.id);
-      shootdown(sys, area, out, observe);
+      vfree(sys, op.id, ctx);
       return 0;
     }
-    case 'kmalloc':
-      if (op.size < 1 || op.size > MAX_PAGES * 4096) return EINVAL;
-      return created(kmalloc(sys, op.size, op.sensitive));
+    case 'kmalloc': {
+      if (op.size < 1 || op.size > MAX_PAGES * PAGE_SIZE) return EINVAL;
+      const req = { sensitive: op.sensitive, name: 'kmalloc', owner: KERNEL, kind: 'kmalloc' as const, boot: false, ...(op.memcg === undefined ? {} : { account: true, memcg: op.memcg }) };
+      let last = kmalloc(sys, op.size, req);
+      for (let i = 1; i < (op.count ?? 1) && typeof last !== 'number'; i++) last = kmalloc(sys, op.size, req);
+      return created(last);
+    }
     case 'kfree': {
       const obj = k.kmallocs.get(op.id);
-      if (!obj || allocationOf(sys, obj.alloc)?.kind !== 'kmalloc') return ENOENT;
+      if (!obj || obj.kind !== 'kmalloc') return ENOENT;
       unmapFromAsis(sys, objectMemory(sys, op.id), out);
       kfree(sys, op.id);
       return 0;
     }
     case 'module_load':
       if (op.pages < 1 || op.pages > MAX_PAGES) return EINVAL;
-      return created(moduleLoad(sys, op.pages));
+      return created(moduleLoad(sys, op.pages, ctx));
     case 'module_unload': {
       const m = k.modules.get(op.id);
       if (!m) return ENOENT;
       // kvm-intel holds kvm, and its VMs hold kvm-intel: the model keeps both loaded.
       if (sys.kvm && [sys.kvm.modules.kvm, sys.kvm.modules.kvmIntel].includes(op.id)) return EBUSY;
       unmapFromAsis(sys, allocationOf(sys, m.alloc), out);
-      moduleUnload(sys, op.id);
-      shootdown(sys, m, out, observe);
+      moduleUnload(sys, op.id, ctx);
       return 0;
     }
     case 'fail_alloc':
       sys.mem.failIn = op.after;
       return 0;
     case 'kvm_create_vm':
-      return kvmCreateVm(sys, out);
+      return kvmCreateVm(sys, op.memcg ?? 0, out);
     case 'kvm_create_vcpu':
       return kvmCreateVcpu(sys, op.vm, out);
     case 'kvm_destroy_vm':

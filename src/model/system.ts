@@ -3,7 +3,7 @@
 // invariants read; the modelled kernel never does).
 
 import { type Geometry, GEOMETRIES } from './mm/geometry.ts';
-import { type Memory, cloneMemory } from './mm/memory.ts';
+import { type AllocKind, type Memory, type Owner, cloneMemory } from './mm/memory.ts';
 import { type Tables, cloneTables } from './mm/pagetable.ts';
 import { type DesignOptions, type ProfileName, PROFILES } from './options.ts';
 import { type MutantName } from './mutants.ts';
@@ -34,11 +34,28 @@ export interface KernelConfig {
    */
   readonly apiCaller?: 'user-task' | 'kernel-thread';
   /**
-   * Slab caches share pages between objects (default off): kmalloc-64 ... kmalloc-4096 and the
-   * task_struct and kvm_vcpu kmem_caches put several objects on a slab, so an object's page holds
-   * its neighbours. Off, every kmalloc gets whole pages (the layout the saved counterexamples use).
+   * SLUB (default on): kmalloc-8 ... kmalloc-8k shared by every caller, and the task_struct,
+   * kvm_vcpu and x86_fpu kmem_caches, put several objects on a slab, so an object's page holds
+   * its neighbours. Off, every object gets pages of its own: a layout no Linux has, which keeps
+   * slab neighbours out of a search aimed at something else.
    */
   readonly slab?: boolean;
+  /**
+   * memcg kmem accounting (default on): GFP_KERNEL_ACCOUNT allocations and SLAB_ACCOUNT caches of
+   * a task outside the root memcg use that memcg's copy of the cache. Off is cgroup.memory=nokmem.
+   */
+  readonly kmemcg?: boolean;
+  /** kvm_intel.enable_pml (default on): each vCPU has a PML page, and patch 24 maps its struct page. */
+  readonly pml?: boolean;
+  /**
+   * 1: the memory of asi-check 0.1, on which format-1 counterexamples were saved, kept so that they
+   * replay exactly: kmalloc on pages of its own unless `slab` (then one kind of object to a slab,
+   * kmalloc-64 ... kmalloc-4k, lowest free slot first, an empty slab freed at once), no memcg, no
+   * struct asi or range records in memory, vmalloc'd memslots, vfree flushing at once, kvm->srcu's
+   * percpu data as a static variable, no vmemmap, no PML page, vCPU pages from kmalloc. Never
+   * chosen for a new run: the loader sets it for a format-1 file.
+   */
+  readonly layout?: 1;
 }
 
 export const API_CALLERS = ['user-task', 'kernel-thread'] as const;
@@ -47,8 +64,21 @@ export function thpEnabled(sys: System): boolean {
   return sys.config.kernel?.thp ?? true;
 }
 
-export function slabEnabled(sys: System): boolean {
-  return sys.config.kernel?.slab ?? false;
+/** The memory of asi-check 0.1 (KernelConfig.layout 1): each place that differs tests this. */
+export function legacyMemory(sys: Pick<System, 'config'>): boolean {
+  return sys.config.kernel?.layout === 1;
+}
+
+export function slabEnabled(sys: Pick<System, 'config'>): boolean {
+  return sys.config.kernel?.slab ?? !legacyMemory(sys);
+}
+
+export function kmemcgEnabled(sys: System): boolean {
+  return !legacyMemory(sys) && (sys.config.kernel?.kmemcg ?? true);
+}
+
+export function pmlEnabled(sys: System): boolean {
+  return !legacyMemory(sys) && (sys.config.kernel?.pml ?? true);
 }
 
 export const DEFAULT_CONFIG: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
@@ -75,12 +105,20 @@ export interface AsiRange {
   /** Ghost: the pages of the range the kernel mapped when it was mapped. */
   readonly ghostPages: readonly number[];
   /**
+   * Ghost: Memory.nextAllocId when the range was mapped. Allocation and part ids grow with time, so
+   * an object with an id below it was already in memory then (ISOLATION's wording: a neighbour on
+   * the page since boot, or one put there since).
+   */
+  readonly ghostStamp: number;
+  /**
    * Who made the range: asi_init_mapping ('core'), asi_enter on a CPU (its number), or a caller.
    * The RFC cannot tell them apart; with protectInternalRanges asi_unmap only finds callers' ranges.
    */
   madeBy?: 'core' | number;
   /** For a caller's range: which caller of the ASI API (System.caller when it was mapped). */
   readonly caller: number;
+  /** The kmalloc id of its struct asi_range_mapping (-1: not in memory, KernelConfig.layout 1). */
+  readonly record: number;
 }
 
 /** One page the ASI allocated for its page table: an entry of the backend_pages XArray (patch 04). */
@@ -92,6 +130,8 @@ export interface BackendPage {
 /** struct asi. */
 export interface Asi {
   readonly id: number;
+  /** The kmalloc id of the struct asi itself (-1: not in memory, KernelConfig.layout 1). */
+  readonly struct: number;
   /** asi->pgd: freed by asi_destroy itself, not a backend page. */
   readonly pgd: number;
   readonly mappingFlags: number;
@@ -119,19 +159,53 @@ export interface Task {
   readonly stack: number;
   readonly struct: number;
   readonly structVa: number;
+  /** The memory cgroup the task runs in (0: the root); its accounted allocations charge it. */
+  readonly memcg: number;
 }
 
+/** An object in the direct map: kmalloc'd, from a kmem_cache, or pages of its own (alloc_pages, kmalloc_large). */
 export interface KernelObject {
   readonly id: number;
   readonly va: number;
   readonly size: number;
   readonly alloc: number;
-  /** On a slab page (Config.kernel.slab): the object's part of the slab's allocation. */
+  /** What it is, whoever's slab it sits on: a generic kfree frees only 'kmalloc' objects. */
+  readonly kind: AllocKind;
+  /** On a slab: the object's part of the slab's allocation (Part.id). */
   readonly part?: number;
+}
+
+/**
+ * A SLUB kmem_cache with its slabs: a root cache, or a memcg's copy of one. `key` is what
+ * KernelState.caches files it under; `name` is what the kernel calls it (/proc/slabinfo).
+ */
+export interface KmemCache {
+  readonly name: string;
+  /** s->size: bytes per object slot, alignment included. */
+  readonly size: number;
+  readonly order: number;
+  /** Each slab's allocation id, oldest first, with its freelist: free slot indices, the next one handed out last. */
+  readonly slabs: Map<number, number[]>;
+  /** c->page: the slab objects come from first (-1: none yet). */
+  active: number;
+  /** The partial list: slabs with free slots other than the active one, the one to take next last. */
+  readonly partial: number[];
+}
+
+/** An alloc_percpu() object: one copy at `offset` in every CPU's unit of the first chunk. */
+export interface PercpuObject {
+  readonly id: number;
+  readonly offset: number;
+  readonly size: number;
+  readonly name: string;
+  readonly owner: Owner;
+  readonly sensitive: boolean;
 }
 
 export interface Layout {
   readonly directMap: number;
+  /** VMEMMAP_START: struct page of frame f at vmemmap + f * STRUCT_PAGE_SIZE. */
+  readonly vmemmap: number;
   readonly vmallocStart: number;
   readonly vmallocEnd: number;
   readonly ceaBase: number;
@@ -148,14 +222,23 @@ export interface Layout {
 export interface KernelState {
   readonly pgd: number;
   readonly layout: Layout;
-  /** Percpu area allocation of each CPU. */
+  /** Percpu area allocation of each CPU: its unit of the first chunk, static variables then the dynamic area. */
   readonly percpu: readonly number[];
+  /** Byte offsets of the first chunk's dynamic area in a unit (start = end without one). */
+  readonly percpuDynamic: { readonly start: number; readonly end: number };
+  readonly percpuObjects: Map<number, PercpuObject>;
   /** The task each CPU runs. */
   readonly current: number[];
   readonly tasks: Map<number, Task>;
   readonly vmAreas: Map<number, VmArea>;
   readonly kmallocs: Map<number, KernelObject>;
   readonly modules: Map<number, VmArea>;
+  /** SLUB's kmem_caches, created on first use. */
+  readonly caches: Map<string, KmemCache>;
+  /** memcg_kmem_cache_create_func work queued and not yet run: the memcg copies (cache keys) to create. */
+  readonly kmemcgWork: string[];
+  /** vmap areas vfree'd lazily: their PTEs are gone and their pages freed, their VA reserved and TLB entries unflushed until the purge. */
+  readonly vmapPurge: VmArea[];
   nextId: number;
 }
 
@@ -232,10 +315,14 @@ export function cloneSystem(s: System): System {
     kernel: {
       ...k,
       current: [...k.current],
+      percpuObjects: new Map(k.percpuObjects),
       tasks: new Map(k.tasks),
       vmAreas: new Map(k.vmAreas),
       kmallocs: new Map(k.kmallocs),
       modules: new Map(k.modules),
+      caches: new Map([...k.caches].map(([key, c]) => [key, { ...c, slabs: new Map([...c.slabs].map(([id, free]) => [id, [...free]])), partial: [...c.partial] }])),
+      kmemcgWork: [...k.kmemcgWork],
+      vmapPurge: [...k.vmapPurge],
     },
     asis: new Map(
       [...s.asis].map(([id, a]) => [

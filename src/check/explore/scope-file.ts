@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { INTR_KINDS } from '../../model/x86/entry.ts';
 import { EXIT_REASONS } from '../../model/kvm/run.ts';
-import { PERCPU_VAR_NAMES } from '../../model/mm/kernel.ts';
+import { PERCPU_VAR_NAMES } from '../../model/mm/percpu.ts';
 import { SCOPES, SMALL_SCOPE, type Scope } from './scope.ts';
 
 export class ScopeError extends Error {}

@@ -7,7 +7,8 @@
 
 import { ASI_MAP_CURRENT_TASK } from '../../model/asi/asi.ts';
 import { PAGE_SIZE, PGT_LEVEL_PTE } from '../../model/mm/geometry.ts';
-import { type PercpuVar, perCpuPtr, taskStackVa } from '../../model/mm/kernel.ts';
+import { taskStackVa } from '../../model/mm/kernel.ts';
+import { type PercpuVar, perCpuPtr, percpuVar } from '../../model/mm/percpu.ts';
 import type { Op } from '../../model/ops.ts';
 import type { System } from '../../model/system.ts';
 import { ASI_SESSION_STATE_INACTIVE } from '../../model/x86/cpu.ts';
@@ -159,7 +160,7 @@ function vmallocAreas(sys: System) {
 export function resolveTarget(sys: System, t: Target): number | undefined {
   if (typeof t === 'number') return t;
   if (t === 'vmalloc') return newest(vmallocAreas(sys))?.va;
-  if (t === 'kmalloc') return newest(sys.kernel.kmallocs.values(), (o) => sys.mem.allocs.get(o.alloc)?.kind === 'kmalloc')?.va;
+  if (t === 'kmalloc') return newest(sys.kernel.kmallocs.values(), (o) => o.kind === 'kmalloc')?.va;
   if (t === 'text') return sys.kernel.layout.startKernelMap;
   if (t === 'cea') return sys.kernel.layout.ceaBase;
   if (t === 'hole') return sys.kernel.layout.vmallocEnd - PAGE_SIZE;
@@ -171,7 +172,8 @@ export function resolveTarget(sys: System, t: Target): number | undefined {
     const id = idleTask(sys);
     return id === undefined ? undefined : taskStackVa(sys, sys.kernel.tasks.get(id)!);
   }
-  return perCpuPtr(sys, t.slice('percpu:'.length) as PercpuVar, 0);
+  const v = t.slice('percpu:'.length) as PercpuVar;
+  return percpuVar(sys, v) ? perCpuPtr(sys, v, 0) : undefined;
 }
 
 /** The events of a list, or undefined when one touches a target that does not exist. */

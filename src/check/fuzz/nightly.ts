@@ -8,7 +8,7 @@
 //
 //   npm run fuzz:nightly                                 every cell, in parallel, a short budget
 //   npm run fuzz:nightly -- --profile fixed --shard 2/4  one cell (a CI matrix job)
-//   npm run fuzz:nightly -- --kernel slab --geometry real  every cell on another kernel and geometry
+//   npm run fuzz:nightly -- --kernel nokmem --geometry real  every cell on another kernel and geometry
 //
 // Environment: FUZZ_SECONDS (per cell, default 10), FUZZ_SHARDS (4), FUZZ_PROFILES ("fixed,rfc-v2"),
 // FUZZ_SEED (default random), FUZZ_OUT ("fuzz-out", whose parent must exist), FUZZ_KNOWN ("counterexamples"),

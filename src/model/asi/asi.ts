@@ -20,24 +20,16 @@ import {
   roundUp,
 } from '../mm/geometry.ts';
 import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, tableChanged, touch, unitKey } from '../mm/memory.ts';
+import { kfree, kmalloc, slabPageHeldBy } from '../mm/slab.ts';
+import { type PercpuVar, perCpuOffsetPtr, percpuVar } from '../mm/percpu.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from '../mm/pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
 import { asiPcid, flushTlbRange } from '../x86/cpu.ts';
 import { freesMemory, mightSleep, spinLock, spinUnlock } from '../x86/context.ts';
 import { type Asi, type AsiRange, type System, mutant, thpEnabled } from '../system.ts';
-import {
-  EBUSY,
-  EFAULT,
-  EINVAL,
-  ENOMEM,
-  type EntrySlot,
-  type PercpuVar,
-  slabPageHeldBy,
-  PERCPU_VARS,
-  perCpuPtr,
-  taskStackVa,
-} from '../mm/kernel.ts';
+import { EBUSY, EFAULT, EINVAL, ENOMEM, type EntrySlot, taskStackVa } from '../mm/kernel.ts';
+import { legacyMemory } from '../system.ts';
 
 // asi_create() map flags (patches 15, 16, 19, 20).
 export const ASI_MAP_STACK_CANARY = 0x01;
@@ -332,6 +324,27 @@ function copyPgdRange(sys: System, asi: Asi, addr: number, end: number, req: Pgt
 
 // ---- range tracking (patches 10, 14) --------------------------------------------------------
 
+/** sizeof(struct asi_range_mapping) (patches 10, 14): list_head, ptr, size, level, overlap: kmalloc-64. */
+const ASI_RANGE_MAPPING_SIZE = 40;
+/** sizeof(struct asi) (patches 01, 03, 04, 10): the locks, pgd, mapping_list, backend_pages and the 128-entry fault_log: kmalloc-2k. */
+const ASI_STRUCT_SIZE = 0x458;
+
+/**
+ * kmalloc(size, GFP_KERNEL) of the ASI's own bookkeeping (struct asi, a range_mapping), from the
+ * kmalloc caches every kernel caller shares: its kmalloc id, or -ENOMEM. asi-check 0.1 kept them
+ * out of memory (-1) and only took the fault-injection tick.
+ */
+function kernelRecord(sys: System, size: number, name: string): number {
+  if (legacyMemory(sys)) return allocationFails(sys.mem) ? ENOMEM : -1;
+  const o = kmalloc(sys, size, { sensitive: false, name, owner: { kind: 'kernel', id: 0 }, kind: 'asi', boot: false });
+  return typeof o === 'number' ? o : o.id;
+}
+
+/** kfree of what kernelRecord allocated. */
+function freeRecord(sys: System, id: number): void {
+  if (id >= 0) kfree(sys, id);
+}
+
 /** ASI_RANGE_MAP_ADDR / ASI_RANGE_MAP_END (patch 14): the range rounded out to its level. */
 export function rfcRangeExtent(sys: System, r: { ptr: number; size: number; level: PgtLevel }): [number, number] {
   const s = levelSize(sys.g, r.level);
@@ -442,7 +455,7 @@ function refusal(sys: System, ptr: number, size: number): string | undefined {
   const reached = framesReached(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size);
   const free = mapRequiresLiveMemory ? reached.find((fb) => !allocationOfFrame(sys.mem, fb.frame)) : undefined;
   if (free) return `pfn ${free.frame} is free memory`;
-  const shared = mapRefusesSharedSlabPages ? reached.find((fb) => !slabPageHeldBy(sys.mem, fb.frame, fb.lo, fb.hi)) : undefined;
+  const shared = mapRefusesSharedSlabPages ? reached.find((fb) => !slabPageHeldBy(sys, fb.frame, fb.lo, fb.hi)) : undefined;
   return shared && `pfn ${shared.frame} is a slab page with a free slot or another object on it`;
 }
 
@@ -478,7 +491,8 @@ function asiMapRangeLocked(sys: System, asi: Asi, ptr: number, size: number, lev
   }
   // kmalloc(sizeof(*range_mapping), GFP_KERNEL): after the copy in patch 14, still under the lock.
   mightSleep(sys, `kmalloc(range_mapping) in asi_map_range of asi#${asi.id}`);
-  if (allocationFails(sys.mem)) {
+  const record = kernelRecord(sys, ASI_RANGE_MAPPING_SIZE, `asi_range_mapping of asi#${asi.id}`);
+  if (record === ENOMEM) {
     if (sys.options.rollbackOnError) rollback(sys, asi, ctx, countsTaken());
     return ENOMEM;
   }
@@ -487,7 +501,7 @@ function asiMapRangeLocked(sys: System, asi: Asi, ptr: number, size: number, lev
   const keys = [...new Set(ctx.keys)].filter((k) => !mutant(sys, 'refcount-not-taken') || newlySet.has(k));
   if (sys.options.overlapPolicy === 'refcount-entries') for (const k of keys) asi.entryRefs.set(k, (asi.entryRefs.get(k) ?? 0) + 1);
   touch(sys.mem);
-  asi.ranges = [{ ptr, size, level, overlap, entries: keys, caller: sys.caller, ghostReached: reachedUnits(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size) }, ...asi.ranges];
+  asi.ranges = [{ ptr, size, level, overlap, entries: keys, caller: sys.caller, record, ghostReached: reachedUnits(sys, ptr, size), ghostPages: mappedPages(sys.g, sys.tables, sys.kernel.pgd, ptr, ptr + size), ghostStamp: sys.mem.nextAllocId }, ...asi.ranges];
   return 0;
 }
 
@@ -648,6 +662,7 @@ export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log):
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
   else clearPgdRange(sys, asi, range.ptr, range.ptr + range.size, range.level, out);
   freesMemory(sys, `kfree(range_mapping) in asi_unmap of asi#${asi.id}`); // RFC v2 patch 14
+  freeRecord(sys, range.record);
   spinUnlock(sys, asiLock(asi));
   if (sys.options.asiUnmapFlushesTlb) flushAsiRange(sys, asi, range);
 }
@@ -679,8 +694,20 @@ export function asiRemap(sys: System, asi: Asi, cur: number | null, ptr: number,
 
 // ---- percpu (patch 12) ----------------------------------------------------------------------
 
-export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): void {
-  for (let cpu = 0; cpu < sys.config.cpus; cpu++) asiUnmap(sys, asi, perCpuPtr(sys, v, cpu), out);
+/** A percpu pointer as the API takes it (a static variable's or alloc_percpu's), and the size to map. */
+export interface PercpuRef {
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** The static variable `v` of this kernel as a PercpuRef; undefined when this kernel has none. */
+export function percpuRef(sys: System, v: PercpuVar): PercpuRef | undefined {
+  const p = percpuVar(sys, v);
+  return p && { offset: p.offset, size: p.size };
+}
+
+export function asiUnmapPercpu(sys: System, asi: Asi, p: PercpuRef, out: Log): void {
+  for (let cpu = 0; cpu < sys.config.cpus; cpu++) asiUnmap(sys, asi, perCpuOffsetPtr(sys, p.offset, cpu), out);
 }
 
 /**
@@ -688,13 +715,13 @@ export function asiUnmapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): v
  * pointer by its start: ranges other callers made for those pointers go too. With percpuUndoesOwn
  * it undoes only the ranges this call made.
  */
-export function asiMapPercpu(sys: System, asi: Asi, v: PercpuVar, out: Log): number {
+export function asiMapPercpu(sys: System, asi: Asi, p: PercpuRef, out: Log): number {
   const made: AsiRange[] = [];
   for (let cpu = 0; cpu < sys.config.cpus; cpu++) {
-    const err = asiMap(sys, asi, perCpuPtr(sys, v, cpu), PERCPU_VARS[v].size, out);
+    const err = asiMap(sys, asi, perCpuOffsetPtr(sys, p.offset, cpu), p.size, out);
     if (err) {
       if (sys.options.percpuUndoesOwn) for (const r of made) asiUnmapRange(sys, asi, r, out); // fixed: percpuUndoesOwn
-      else asiUnmapPercpu(sys, asi, v, out);
+      else asiUnmapPercpu(sys, asi, p, out);
       return err;
     }
     made.push(asi.ranges[0]);
@@ -714,11 +741,11 @@ function asiInitMapping(sys: System, asi: Asi, out: Log): number {
   const cea = sys.options.initMapsIdt ? l.ceaBase : l.ceaPerCpu;
   err = asiMapRange(sys, asi, cea, levelSize(sys.g, PGT_LEVEL_P4D), PGT_LEVEL_P4D, out);
   if (err) return err;
-  err = mutant(sys, 'init-skips-session') ? 0 : asiMapPercpu(sys, asi, 'cpu_asi_session', out);
+  err = mutant(sys, 'init-skips-session') ? 0 : asiMapPercpu(sys, asi, percpuRef(sys, 'cpu_asi_session')!, out);
   if (err) return err;
   for (const option of ASI_MAP_PERCPU_OPTIONS) {
     if (asi.mappingFlags & option.flag) {
-      err = asiMapPercpu(sys, asi, option.var, out);
+      err = asiMapPercpu(sys, asi, percpuRef(sys, option.var)!, out);
       if (err) return err;
     }
   }
@@ -728,13 +755,18 @@ function asiInitMapping(sys: System, asi: Asi, out: Log): number {
 /** asi_create (patches 01, 04, 10, 15, 16): the new ASI's id, or -errno where the RFC returns NULL. */
 export function asiCreate(sys: System, mapFlags: number, out: Log): number {
   mightSleep(sys, 'kzalloc(struct asi) in asi_create');
-  if (allocationFails(sys.mem)) return ENOMEM; // kzalloc(sizeof(*asi))
-  const id = sys.nextAsiId++;
+  const id = sys.nextAsiId;
+  const struct = kernelRecord(sys, ASI_STRUCT_SIZE, `struct asi of asi#${id}`);
+  if (struct === ENOMEM) return ENOMEM;
+  sys.nextAsiId++;
   const pgd = allocFrames(sys.mem, { kind: 'pgtable', owner: { kind: 'asi', id }, name: `ASI ${id} pgd`, pages: 1, sensitive: false, level: PGT_LEVEL_PGD });
-  if (!pgd) return ENOMEM;
+  if (!pgd) {
+    freeRecord(sys, struct);
+    return ENOMEM;
+  }
   sys.tables.set(pgd.frames[0], new Int32Array(entriesPerTable(sys.g)));
   tableChanged(sys.mem, pgd.frames[0]);
-  const asi: Asi = { id, pgd: pgd.frames[0], mappingFlags: mapFlags, backend: [], ranges: [], entryRefs: new Map() };
+  const asi: Asi = { id, struct, pgd: pgd.frames[0], mappingFlags: mapFlags, backend: [], ranges: [], entryRefs: new Map() };
   sys.asis.set(id, asi);
   const err = asiInitMapping(sys, asi, out);
   if (err) {
@@ -780,10 +812,12 @@ export function asiDestroy(sys: System, asi: Asi, out: Log): void {
   for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) unmapFromAsis(sys, allocationOfFrame(sys.mem, f), out, asi);
   const reachable = mutant(sys, 'fini-frees-kernel-tables') ? [...reachableTables(sys.g, sys.tables, asi.pgd).keys()].filter((f) => f !== asi.pgd) : [];
   asiFreePage(sys, asi, asi.pgd);
+  for (const r of asi.ranges) freeRecord(sys, r.record);
   asi.ranges = [];
   touch(sys.mem);
   if (mutant(sys, 'fini-frees-kernel-tables')) for (const f of reachable) asiFreePage(sys, asi, f);
   else if (!mutant(sys, 'fini-backend-skipped')) for (const b of asi.backend) asiFreePage(sys, asi, b.frame);
+  freeRecord(sys, asi.struct);
   sys.asis.delete(asi.id);
 }
 

@@ -4,11 +4,12 @@
 // made in the patch's order, and each error returns at once as the patch does.
 
 import { PAGE_SIZE, PGT_LEVEL_PTE } from '../mm/geometry.ts';
-import { ASI_MAP_ALL, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange } from '../asi/asi.ts';
-import { ENXIO, type PercpuVar } from '../mm/kernel.ts';
+import { ASI_MAP_ALL, type PercpuRef, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange, percpuRef } from '../asi/asi.ts';
+import { ENXIO, STRUCT_PAGE_SIZE, structPageVa } from '../mm/kernel.ts';
+import { type PercpuVar } from '../mm/percpu.ts';
 import { type Log, log } from '../trace.ts';
 import { type Asi, type System, mutant } from '../system.ts';
-import { KVM_LAPIC_SIZE, KVM_VMX_SIZE, L1D_CACHE_ORDER, VCPU_VMX_SIZE, type Vcpu, vaOf } from './vm.ts';
+import { KVM_LAPIC_SIZE, KVM_VMX_SIZE, L1D_CACHE_ORDER, SRCU_DATA_SIZE, VCPU_VMX_SIZE, type Vcpu, type Vm, vaOf } from './vm.ts';
 
 /** The module parameter (patch 22, 0444), read at vCPU creation: the design option of that name. */
 function addressSpaceIsolation(sys: System): boolean {
@@ -21,22 +22,30 @@ function mapModule(sys: System, asi: Asi, module: number, out: Log): number {
   return asiMapRange(sys, asi, m.va, m.pages * PAGE_SIZE, PGT_LEVEL_PTE, out);
 }
 
+/** kvm->srcu.sda as patch 24 maps it: the VM's own srcu_data (asi-check 0.1: a static slot). */
+function srcuData(sys: System, vm: Vm): PercpuRef {
+  if (!vm.srcu) return percpuRef(sys, 'kvm_srcu_data')!;
+  return { offset: sys.kernel.percpuObjects.get(vm.srcu.srcu)!.offset, size: SRCU_DATA_SIZE };
+}
+
 /**
  * vmx_isolation_init_mapping (patch 24): map_kernel_data, map_kvm_data, map_kvm_x86_data and
- * map_kvm_vmx_data, call by call. enable_pml is modelled off, so vmx->pml_pg is not mapped.
+ * map_kvm_vmx_data, call by call. With enable_pml it maps `sizeof(struct page)` at vmx->pml_pg, a
+ * struct page *: the page's descriptor in the vmemmap, not the log itself.
  */
 function vmxIsolationInitMapping(sys: System, asi: Asi, vcpu: Vcpu, out: Log): number {
   const st = sys.kvm!;
   const vm = st.vms.get(vcpu.vm)!;
-  const cpuvar = (v: PercpuVar) => () => asiMapPercpu(sys, asi, v, out);
+  const cpuvar = (v: PercpuVar) => () => asiMapPercpu(sys, asi, percpuRef(sys, v)!, out);
   const map = (ptr: number, size: number) => () => asiMap(sys, asi, ptr, size, out);
+  const pml = vcpu.pml === null ? [] : [map(structPageVa(sys, sys.mem.allocs.get(sys.kernel.kmallocs.get(vcpu.pml)!.alloc)!.frames[0]), STRUCT_PAGE_SIZE)];
   const calls: (() => number)[] = [
     // vmx_isolation_map_kernel_data
     cpuvar('context_tracking'),
     cpuvar('irq_stat'),
     // vmx_isolation_map_kvm_data: asi_map_module(asi, "kvm"), then kvm->srcu.sda
     () => mapModule(sys, asi, st.modules.kvm, out),
-    cpuvar('kvm_srcu_data'),
+    () => asiMapPercpu(sys, asi, srcuData(sys, vm), out),
     // vmx_isolation_map_kvm_x86_data: ASI_MAP_THIS_MODULE (kvm-intel), current_vcpu
     () => mapModule(sys, asi, st.modules.kvmIntel, out),
     cpuvar('current_vcpu'),
@@ -46,6 +55,7 @@ function vmxIsolationInitMapping(sys: System, asi: Asi, vcpu: Vcpu, out: Log): n
     map(vaOf(sys, vcpu.run), PAGE_SIZE),
     map(vaOf(sys, vcpu.apic), KVM_LAPIC_SIZE),
     map(vaOf(sys, st.l1dFlushPages), PAGE_SIZE << L1D_CACHE_ORDER),
+    ...pml,
     map(vaOf(sys, vcpu.guestMsrs), PAGE_SIZE),
     map(vaOf(sys, vcpu.vmcs), PAGE_SIZE),
     map(vaOf(sys, vcpu.msrBitmap), PAGE_SIZE),

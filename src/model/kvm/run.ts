@@ -101,12 +101,14 @@ function kvmPreemptNotifier(vcpu: Vcpu): PreemptNotifier {
 /**
  * The vCPU thread comes to the op's CPU before it issues KVM_RUN. Its first KVM_RUN records it
  * (vcpu->pid, 5.2 kvm_vcpu_ioctl); the model creates it then, as the VMM's pthread_create would
- * have, and again if that thread has exited (a new thread takes the vCPU over, as 5.2 allows). A thread running on another CPU migrates: that CPU schedules another task first.
+ * have, and again if that thread has exited (a new thread takes the vCPU over, as 5.2 allows). A
+ * thread running on another CPU migrates: that CPU schedules another task first.
  */
 export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
   const { sys, cpu } = k;
   if (vcpu.thread === null || !sys.kernel.tasks.has(vcpu.thread)) {
-    const t = taskCreate(sys);
+    // The VMM's thread, in the VMM's memcg.
+    const t = taskCreate(sys, k, { memcg: sys.kvm!.vms.get(vcpu.vm)!.memcg });
     if (t < 0) return t;
     vcpu.thread = t;
   }

@@ -5,12 +5,14 @@
 
 import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
-import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, type SlabCache, cacheAlloc, kfree, kmalloc, moduleLoad, objectMemory, moduleUnload, vfree, vmalloc } from '../mm/kernel.ts';
+import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../mm/kernel.ts';
+import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cacheAlloc, kfree, kmalloc, kvMemory, kvVa, kvfree, kvzalloc, objectMemory } from '../mm/slab.ts';
+import { moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/vmalloc.ts';
+import { allocPercpu, freePercpu, percpuObjectMemory } from '../mm/percpu.ts';
 import { type Log, log } from '../trace.ts';
 import { asiUnmap, unmapFromAsis } from '../asi/asi.ts';
-import { shootdown } from '../step.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
-import type { KernelObject, System } from '../system.ts';
+import { type KernelObject, type System, legacyMemory, pmlEnabled } from '../system.ts';
 
 /** KVM_ADDRESS_SPACE_NUM on x86: the normal and the SMM address space. */
 export const KVM_ADDRESS_SPACE_NUM = 2;
@@ -37,11 +39,23 @@ export const KVM_MAX_BUS_DEVS = 8;
 export const KVM_VMX_SIZE = 0x9a40;
 export const KVM_MEMSLOTS_SIZE = 0xb410;
 export const VCPU_VMX_SIZE = 0x4200;
-/** kvm_init's kvm_vcpu kmem_cache (vcpu_size = sizeof(struct vcpu_vmx)): one object to an order-3 slab. */
-export const KVM_VCPU_CACHE: SlabCache = { name: 'kvm_vcpu', size: VCPU_VMX_SIZE, order: 3 };
+/** kvm_init's kvm_vcpu kmem_cache (vcpu_size = sizeof(struct vcpu_vmx), SLAB_ACCOUNT): one object to an order-3 slab. */
+export const KVM_VCPU_CACHE: CacheDef = { name: 'kvm_vcpu', size: VCPU_VMX_SIZE, account: true };
+/**
+ * kvm_arch_init's x86_fpu kmem_cache (SLAB_ACCOUNT) for vcpu->arch.guest_fpu: sizeof(struct fpu) is
+ * 64 bytes of header and a page of fpregs_state, seven to an order-3 slab.
+ */
+export const X86_FPU_CACHE: CacheDef = { name: 'x86_fpu', size: 0x1040, account: true };
 export const KVM_LAPIC_SIZE = 0x190;
 export const KVM_IO_BUS_SIZE = 8;
 export const KVM_IO_RANGE_SIZE = 24;
+/**
+ * sizeof(struct srcu_data) in 5.2 (include/linux/srcutree.h), worked out from its members: the
+ * counters, then from a cache line on the lock, srcu_cblist, the sequence numbers, delay_work,
+ * work and the barrier head: 312 bytes, 320 at its 64-byte alignment (____cacheline_internodealigned_in_smp).
+ */
+export const SRCU_DATA_SIZE = 0x140;
+const SRCU_DATA_ALIGN = 64;
 /** vmx_l1d_flush_pages: PAGE_SIZE << L1D_CACHE_ORDER, allocated when kvm-intel loads. */
 export const L1D_CACHE_ORDER = 4;
 /** Core sizes of kvm.ko and kvm-intel.ko, scaled down. */
@@ -68,8 +82,12 @@ export interface Vm {
   /** vmArea id and address of struct kvm_vmx (struct kvm is its first member). */
   readonly area: number;
   readonly va: number;
-  /** kvm->memslots[as_id]: vmArea ids of the installed arrays (kvzalloc falls back to vmalloc). */
-  readonly memslots: number[];
+  /** The VMM process's memcg: KVM's GFP_KERNEL_ACCOUNT allocations for the VM are charged to it. */
+  readonly memcg: number;
+  /** kvm->memslots[as_id]: the installed arrays, kvzalloc'd. */
+  readonly memslots: KvObject[];
+  /** alloc_percpu ids of kvm->srcu.sda and kvm->irq_srcu.sda (init_srcu_struct); null in layout 1. */
+  readonly srcu: { readonly srcu: number; readonly irqSrcu: number } | null;
   /** The slots of address space 0. */
   slots: Memslot[];
   /** kvm->buses[i]; null after kvm_io_bus_unregister_dev failed to allocate the shrunk bus. */
@@ -80,11 +98,19 @@ export interface Vm {
 export interface Vcpu {
   readonly id: number;
   readonly vm: number;
-  /** kmalloc ids: the vcpu_vmx (kvm_vcpu is its first member) and what vmx_create_vcpu allocates. */
+  /**
+   * kmalloc ids: the vcpu_vmx (kvm_vcpu is its first member) and what vmx_create_vcpu allocates;
+   * null where the kernel allocates none (layout 1, enable_pml off).
+   */
   readonly vmx: number;
+  readonly guestFpu: number | null;
   readonly run: number;
   readonly pioData: number;
   readonly apic: number;
+  /** apic->regs: the lapic's register page. */
+  readonly apicRegs: number | null;
+  /** vmx->pml_pg: the page-modification log. */
+  readonly pml: number | null;
   readonly guestMsrs: number;
   readonly vmcs: number;
   readonly msrBitmap: number;
@@ -126,20 +152,26 @@ export function cloneKvm(k: KvmState): KvmState {
   };
 }
 
-/** Loads kvm.ko and kvm-intel.ko with the first KVM_CREATE_VM (vmx_init allocates the L1D flush pages). */
-function kvmState(sys: System): KvmState | number {
+/**
+ * Loads kvm.ko and kvm-intel.ko with the first KVM_CREATE_VM; vmx_setup_l1d_flush allocates the L1D
+ * flush pages (alloc_pages(GFP_KERNEL, L1D_CACHE_ORDER)).
+ */
+function kvmState(sys: System, out: Log): KvmState | number {
   if (sys.kvm) return sys.kvm;
-  const kvm = moduleLoad(sys, KVM_MODULE_PAGES);
+  const ctx = { out };
+  const kvm = moduleLoad(sys, KVM_MODULE_PAGES, ctx);
   if (typeof kvm === 'number') return kvm;
-  const kvmIntel = moduleLoad(sys, KVM_MODULE_PAGES);
+  const kvmIntel = moduleLoad(sys, KVM_MODULE_PAGES, ctx);
   if (typeof kvmIntel === 'number') {
-    moduleUnload(sys, kvm.id);
+    moduleUnload(sys, kvm.id, ctx, false);
     return kvmIntel;
   }
-  const l1d = kmalloc(sys, PAGE_SIZE << L1D_CACHE_ORDER, false, 'vmx_l1d_flush_pages', { kind: 'kernel', id: 0 }, 'kvm');
+  const l1dReq: ObjectRequest = { sensitive: false, name: 'vmx_l1d_flush_pages', owner: { kind: 'kernel', id: 0 }, kind: 'kvm', boot: false };
+  // asi-check 0.1 kmalloc'd them: the same pages, or a slab's with KernelConfig.slab.
+  const l1d = legacyMemory(sys) ? kmalloc(sys, PAGE_SIZE << L1D_CACHE_ORDER, l1dReq) : allocPagesObject(sys, PAGE_SIZE << L1D_CACHE_ORDER, l1dReq);
   if (typeof l1d === 'number') {
-    moduleUnload(sys, kvmIntel.id);
-    moduleUnload(sys, kvm.id);
+    moduleUnload(sys, kvmIntel.id, ctx, false);
+    moduleUnload(sys, kvm.id, ctx, false);
     return l1d;
   }
   sys.kvm = { modules: { kvm: kvm.id, kvmIntel: kvmIntel.id }, l1dFlushPages: l1d.id, vms: new Map(), vcpus: new Map(), nextId: 1, asis: new Set() };
@@ -150,8 +182,8 @@ export function vaOf(sys: System, kmallocId: number): number {
   return sys.kernel.kmallocs.get(kmallocId)!.va;
 }
 
-export function memslotsVa(sys: System, area: number): number {
-  return sys.kernel.vmAreas.get(area)!.va;
+export function memslotsVa(sys: System, m: KvObject): number {
+  return kvVa(sys, m);
 }
 
 function busSize(devCount: number): number {
@@ -163,41 +195,79 @@ function mappedObjectSize(sys: System, size: number): number {
   return sys.options.kvmMapsOwnPages ? roundUp(size, PAGE_SIZE) : size; // fixed: kvmMapsOwnPages
 }
 
-function allocBus(sys: System, vm: number, devCount: number): KvmBus | number {
-  const obj = kmalloc(sys, mappedObjectSize(sys, busSize(devCount)), false, `kvm_io_bus of VM ${vm}`, vmOwner(vm), 'kvm');
+/** An object KVM allocates for a VM: the VM's state, GFP_KERNEL_ACCOUNT from the VMM's memcg. */
+function vmObject(vm: { id: number; memcg: number }, name: string, sensitive: boolean): ObjectRequest {
+  return { sensitive, name, owner: vmOwner(vm.id), kind: 'kvm', boot: false, account: true, memcg: vm.memcg };
+}
+
+function allocBus(sys: System, vm: { id: number; memcg: number }, devCount: number): KvmBus | number {
+  const obj = kmalloc(sys, mappedObjectSize(sys, busSize(devCount)), vmObject(vm, `kvm_io_bus of VM ${vm.id}`, false));
   return typeof obj === 'number' ? obj : { obj: obj.id, va: obj.va, devCount };
 }
 
-function allocMemslots(sys: System, vm: number): number {
-  const a = vmalloc(sys, Math.ceil(KVM_MEMSLOTS_SIZE / PAGE_SIZE), false, `kvm_memslots of VM ${vm}`, vmOwner(vm), 'kvm');
-  return typeof a === 'number' ? a : a.id;
+/** kvm_alloc_memslots and __kvm_set_memory_region's copy: kvzalloc(sizeof(struct kvm_memslots), GFP_KERNEL_ACCOUNT); asi-check 0.1 vmalloc'd it. */
+function allocMemslots(sys: System, vm: { id: number; memcg: number }, out: Log): KvObject | number {
+  const req = vmObject(vm, `kvm_memslots of VM ${vm.id}`, false);
+  if (!legacyMemory(sys)) return kvzalloc(sys, KVM_MEMSLOTS_SIZE, req, { out });
+  const a = vmalloc(sys, Math.ceil(KVM_MEMSLOTS_SIZE / PAGE_SIZE), false, req.name, req.owner, 'kvm', { out });
+  return typeof a === 'number' ? a : { via: 'vmalloc', id: a.id };
 }
 
-/** kvm_create_vm: struct kvm_vmx, both memslots arrays, every bus; ENOMEM frees what was made. */
-export function kvmCreateVm(sys: System, out: Log): number {
-  const st = kvmState(sys);
+/**
+ * init_srcu_struct(&kvm->srcu) and (&kvm->irq_srcu): each alloc_percpu(struct srcu_data), beside
+ * other dynamic percpu data. Patch 24 maps kvm->srcu.sda: with kvmSrcuOwnPage it takes a page of
+ * its own in every unit. asi-check 0.1 had a static slot.
+ */
+function allocSrcu(sys: System, vm: number): Vm['srcu'] | number {
+  if (legacyMemory(sys)) return null;
+  const data = (name: string, size: number, align: number) => allocPercpu(sys, size, align, { name: `${name} of VM ${vm}`, owner: vmOwner(vm), sensitive: false });
+  const own = sys.options.kvmSrcuOwnPage; // fixed: kvmSrcuOwnPage
+  const srcu = data('kvm->srcu.sda', own ? PAGE_SIZE : SRCU_DATA_SIZE, own ? PAGE_SIZE : SRCU_DATA_ALIGN);
+  if (typeof srcu === 'number') return srcu;
+  const irqSrcu = data('kvm->irq_srcu.sda', SRCU_DATA_SIZE, SRCU_DATA_ALIGN);
+  if (typeof irqSrcu === 'number') {
+    freePercpu(sys, srcu.id);
+    return irqSrcu;
+  }
+  return { srcu: srcu.id, irqSrcu: irqSrcu.id };
+}
+
+/**
+ * kvm_create_vm (5.2 order): struct kvm_vmx (vmx_vm_alloc: __vmalloc, GFP_KERNEL_ACCOUNT), both
+ * memslots arrays, kvm->srcu and kvm->irq_srcu, every bus; ENOMEM frees what was made.
+ */
+export function kvmCreateVm(sys: System, memcg: number, out: Log): number {
+  const st = kvmState(sys, out);
   if (typeof st === 'number') return st;
   const id = st.nextId++;
-  const memslots: number[] = [];
+  const vm = { id, memcg };
+  const ctx = { out };
+  const memslots: KvObject[] = [];
   const buses: KvmBus[] = [];
-  const kvmVmx = vmalloc(sys, Math.ceil(KVM_VMX_SIZE / PAGE_SIZE), false, `kvm_vmx of VM ${id}`, vmOwner(id), 'kvm');
+  let srcu: Vm['srcu'] = null;
+  const kvmVmx = vmalloc(sys, Math.ceil(KVM_VMX_SIZE / PAGE_SIZE), false, `kvm_vmx of VM ${id}`, vmOwner(id), 'kvm', ctx);
   if (typeof kvmVmx === 'number') return kvmVmx;
   const undo = (err: number) => {
     for (const b of buses) kfree(sys, b.obj);
-    for (const a of [kvmVmx.id, ...memslots]) vfree(sys, a);
+    if (srcu) for (const p of [srcu.srcu, srcu.irqSrcu]) freePercpu(sys, p);
+    for (const m of memslots) kvfree(sys, m, ctx, false);
+    vfree(sys, kvmVmx.id, ctx, false);
     return err;
   };
   for (let i = 0; i < KVM_ADDRESS_SPACE_NUM; i++) {
-    const m = allocMemslots(sys, id);
-    if (m < 0) return undo(m);
+    const m = allocMemslots(sys, vm, out);
+    if (typeof m === 'number') return undo(m);
     memslots.push(m);
   }
+  const s = allocSrcu(sys, id);
+  if (typeof s === 'number') return undo(s);
+  srcu = s;
   for (let i = 0; i < KVM_NR_BUSES; i++) {
-    const b = allocBus(sys, id, 0);
+    const b = allocBus(sys, vm, 0);
     if (typeof b === 'number') return undo(b);
     buses.push(b);
   }
-  st.vms.set(id, { id, area: kvmVmx.id, va: kvmVmx.va, memslots, slots: [], buses, vcpus: [] });
+  st.vms.set(id, { id, area: kvmVmx.id, va: kvmVmx.va, memcg, memslots, srcu, slots: [], buses, vcpus: [] });
   log(out, 'note', `VM ${id}: struct kvm_vmx at ${kvmVmx.va.toString(16)}`);
   return id;
 }
@@ -222,7 +292,7 @@ function overlaps(vm: Vm, slot: number, gfn: number, pages: number): boolean {
 }
 
 /** install_new_memslots: rcu_assign_pointer(kvm->memslots[0], slots), synchronize_srcu; returns the old array. */
-function installNewMemslots(sys: System, vm: Vm, slots: number, out: Log): number {
+function installNewMemslots(sys: System, vm: Vm, slots: KvObject, out: Log): KvObject {
   const old = vm.memslots[0];
   vm.memslots[0] = slots;
   log(out, 'note', `VM ${vm.id}: memslots[0] ${memslotsVa(sys, old).toString(16)} -> ${memslotsVa(sys, slots).toString(16)}`);
@@ -245,13 +315,13 @@ export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, page
   const change = memslotChange(old, pages, gfn);
   if (typeof change === 'number') return change;
   if (change !== 'delete' && overlaps(vm, slot, gfn, pages)) return EEXIST;
-  const copy = allocMemslots(sys, vmId);
-  if (copy < 0) return copy;
+  const copy = allocMemslots(sys, vm, out);
+  if (typeof copy === 'number') return copy;
   let made: Memslot | undefined;
   if (change === 'create') {
     const a = allocFrames(sys.mem, { kind: 'guest-memory', owner: vmOwner(vmId), name: `guest memory of VM ${vmId} slot ${slot}`, pages, sensitive: true });
     if (!a) {
-      vfree(sys, copy);
+      kvfree(sys, copy, { out }, false);
       return ENOMEM;
     }
     made = { slot, gfn, pages, alloc: a.id };
@@ -261,7 +331,7 @@ export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, page
   let stale = installNewMemslots(sys, vm, copy, out);
   if (change !== 'create') stale = installNewMemslots(sys, vm, stale, out);
   vm.slots = [...vm.slots.filter((s) => s !== old), ...(made ? [made] : [])];
-  freeVmArea(sys, stale, out);
+  freeMemslots(sys, stale, out);
   if (change === 'delete') freeGuestMemory(sys, old!, out);
   return 0;
 }
@@ -285,13 +355,28 @@ function forgetRemapped(sys: System, va: number, out: Log): void {
 }
 
 /**
- * kvfree/kfree of a KVM object: the kernel free path, which with freeUnmapsAsi unmaps it from every
- * ASI first; vfree also shoots the area down on every CPU.
+ * kvfree of a memslots array: the kernel free path, which with freeUnmapsAsi unmaps it from every
+ * ASI first (and with kvmFreeResetsRemap makes every vCPU forget it).
  */
-function freeVmArea(sys: System, area: number, out: Log): void {
-  forgetRemapped(sys, memslotsVa(sys, area), out);
-  unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.vmAreas.get(area)!.alloc), out);
-  shootdown(sys, vfree(sys, area)!, out);
+function freeMemslots(sys: System, m: KvObject, out: Log): void {
+  forgetRemapped(sys, memslotsVa(sys, m), out);
+  unmapFromAsis(sys, kvMemory(sys, m), out);
+  kvfree(sys, m, { out });
+}
+
+/** kvm_arch_free_vm: vfree of struct kvm_vmx, unmapped from every ASI first with freeUnmapsAsi. */
+function freeKvmVmx(sys: System, vm: Vm, out: Log): void {
+  unmapFromAsis(sys, sys.mem.allocs.get(sys.kernel.vmAreas.get(vm.area)!.alloc), out);
+  vfree(sys, vm.area, { out });
+}
+
+/** cleanup_srcu_struct: free_percpu(ssp->sda), unmapped from every ASI first with freeUnmapsAsi. */
+function freeSrcu(sys: System, vm: Vm, out: Log): void {
+  if (!vm.srcu) return;
+  for (const id of [vm.srcu.irqSrcu, vm.srcu.srcu]) {
+    for (const m of percpuObjectMemory(sys, id)) unmapFromAsis(sys, m, out);
+    freePercpu(sys, id);
+  }
 }
 
 /** The VMM's munmap of a slot's memory, once KVM no longer uses it. */
@@ -318,7 +403,7 @@ export function kvmIoBusChange(sys: System, vmId: number, bus: number, register:
   if (!cur) return register ? ENOMEM : 0;
   if (register && cur.devCount >= KVM_MAX_BUS_DEVS) return ENOSPC;
   if (!register && cur.devCount === 0) return 0;
-  const fresh = allocBus(sys, vmId, cur.devCount + (register ? 1 : -1));
+  const fresh = allocBus(sys, vm, cur.devCount + (register ? 1 : -1));
   if (typeof fresh === 'number') {
     if (register) return fresh;
     log(out, 'pr_err', 'kvm: failed to shrink bus, removing it completely');
@@ -332,9 +417,41 @@ export function kvmIoBusChange(sys: System, vmId: number, bus: number, register:
 /** KVM_MAX_VCPUS, scaled down. */
 export const KVM_MODEL_MAX_VCPUS = 4;
 
+/** The vCPU objects vmx_create_vcpu allocates, by field, in 5.2's order. */
+type VcpuObjects = Pick<Vcpu, 'vmx' | 'guestFpu' | 'run' | 'pioData' | 'apic' | 'apicRegs' | 'pml' | 'guestMsrs' | 'vmcs' | 'msrBitmap'>;
+
 /**
- * kvm_vm_ioctl_create_vcpu -> vmx_create_vcpu (5.2 order): the vcpu_vmx from the kvm_vcpu cache,
- * the kvm_run page, pio_data, the lapic, guest_msrs, the VMCS and its MSR bitmap, then
+ * vmx_create_vcpu's allocations (5.2): the vcpu_vmx (kvm_vcpu cache) and guest_fpu (x86_fpu cache),
+ * kvm_vcpu_init's kvm_run page, pio_data page and lapic (kzalloc, kmalloc-512, with its register
+ * page), the PML page with enable_pml, guest_msrs (kmalloc of a page, kmalloc-4k), the VMCS and its
+ * MSR bitmap pages; accounted ones from the VMM's memcg. asi-check 0.1 kmalloc'd every page-sized
+ * one and had no guest_fpu, register page or PML page.
+ */
+type VcpuAlloc = readonly [keyof VcpuObjects, () => KernelObject | number];
+
+function vcpuAllocations(sys: System, vm: Vm, id: number): VcpuAlloc[] {
+  // The vCPU's state is the VM's: sensitive to every other VM and the host.
+  const object = (name: string) => vmObject(vm, `${name} of vCPU ${id}`, true);
+  const legacy = legacyMemory(sys);
+  const page = (name: string) => () => (legacy ? kmalloc(sys, PAGE_SIZE, object(name)) : allocPagesObject(sys, PAGE_SIZE, object(name)));
+  const allocs: (VcpuAlloc | false)[] = [
+    ['vmx', () => cacheAlloc(sys, KVM_VCPU_CACHE, object('vcpu_vmx'))],
+    !legacy && ['guestFpu', () => cacheAlloc(sys, X86_FPU_CACHE, object('guest_fpu'))],
+    ['run', page('kvm_run')],
+    ['pioData', page('pio_data')],
+    // kvm_create_lapic: kzalloc(sizeof(*apic)), kmalloc-512, then its register page.
+    ['apic', () => kmalloc(sys, mappedObjectSize(sys, KVM_LAPIC_SIZE), object('kvm_lapic'))],
+    !legacy && ['apicRegs', page('apic->regs')],
+    pmlEnabled(sys) && ['pml', page('pml_pg')],
+    ['guestMsrs', () => kmalloc(sys, PAGE_SIZE, object('guest_msrs'))],
+    ['vmcs', page('vmcs01')],
+    ['msrBitmap', page('msr_bitmap')],
+  ];
+  return allocs.filter((a): a is VcpuAlloc => a !== false);
+}
+
+/**
+ * kvm_vm_ioctl_create_vcpu -> vmx_create_vcpu: its allocations (vcpuAllocations), then
  * vmx_isolation_init (patch 23). Any failure frees what was allocated, in reverse.
  */
 export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
@@ -343,31 +460,38 @@ export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
   if (!st || !vm) return ENOENT;
   if (vm.vcpus.length >= KVM_MODEL_MAX_VCPUS) return EINVAL;
   const id = st.nextId++;
-  const owner = vmOwner(vmId);
   const objs: number[] = [];
-  // The vCPU's state is the VM's: sensitive to every other VM and the host.
-  const object = (name: string) => ({ sensitive: true, name, owner, kind: 'kvm' as const, boot: false });
-  const allocs: (() => KernelObject | number)[] = [
-    () => cacheAlloc(sys, KVM_VCPU_CACHE, object(`vcpu_vmx ${id}`)),
-    () => kmalloc(sys, PAGE_SIZE, true, `kvm_run of vCPU ${id}`, owner, 'kvm'),
-    () => kmalloc(sys, PAGE_SIZE, true, `pio_data of vCPU ${id}`, owner, 'kvm'),
-    // kvm_create_lapic: kzalloc(sizeof(*apic)), kmalloc-512.
-    () => kmalloc(sys, mappedObjectSize(sys, KVM_LAPIC_SIZE), true, `kvm_lapic of vCPU ${id}`, owner, 'kvm'),
-    () => kmalloc(sys, PAGE_SIZE, true, `guest_msrs of vCPU ${id}`, owner, 'kvm'),
-    () => kmalloc(sys, PAGE_SIZE, true, `vmcs01 of vCPU ${id}`, owner, 'kvm'),
-    () => kmalloc(sys, PAGE_SIZE, true, `msr_bitmap of vCPU ${id}`, owner, 'kvm'),
-  ];
+  const got: Partial<Record<keyof VcpuObjects, number>> = {};
   const undo = (err: number) => {
     for (const o of objs.reverse()) kfree(sys, o);
     return err;
   };
-  for (const alloc of allocs) {
+  for (const [field, alloc] of vcpuAllocations(sys, vm, id)) {
     const o = alloc();
     if (typeof o === 'number') return undo(o);
     objs.push(o.id);
+    got[field] = o.id;
   }
-  const [vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap] = objs;
-  const vcpu: Vcpu = { id, vm: vmId, vmx, run, pioData, apic, guestMsrs, vmcs, msrBitmap, asi: null, asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null), asiBuses: Array(KVM_NR_BUSES).fill(null), hostCr3: 0, thread: null, cpu: -1 };
+  const vcpu: Vcpu = {
+    id,
+    vm: vmId,
+    vmx: got.vmx!,
+    guestFpu: got.guestFpu ?? null,
+    run: got.run!,
+    pioData: got.pioData!,
+    apic: got.apic!,
+    apicRegs: got.apicRegs ?? null,
+    pml: got.pml ?? null,
+    guestMsrs: got.guestMsrs!,
+    vmcs: got.vmcs!,
+    msrBitmap: got.msrBitmap!,
+    asi: null,
+    asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null),
+    asiBuses: Array(KVM_NR_BUSES).fill(null),
+    hostCr3: 0,
+    thread: null,
+    cpu: -1,
+  };
   const err = vmxIsolationInit(sys, vcpu, out);
   if (err) return undo(err);
   st.vcpus.set(id, vcpu);
@@ -378,19 +502,24 @@ export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
 /** vmx_free_vcpu: vmx_isolation_uninit first (patch 23), then the vCPU's memory. */
 function vmxFreeVcpu(sys: System, vcpu: Vcpu, out: Log): void {
   vmxIsolationUninit(sys, vcpu, out);
-  for (const o of [vcpu.msrBitmap, vcpu.vmcs, vcpu.guestMsrs, vcpu.apic, vcpu.pioData, vcpu.run, vcpu.vmx]) freeObject(sys, o, out);
+  const objs = [vcpu.msrBitmap, vcpu.vmcs, vcpu.guestMsrs, vcpu.pml, vcpu.apicRegs, vcpu.apic, vcpu.pioData, vcpu.run, vcpu.guestFpu, vcpu.vmx];
+  for (const o of objs) if (o !== null) freeObject(sys, o, out);
   sys.kvm!.vcpus.delete(vcpu.id);
 }
 
-/** The last close of a VM: kvm_destroy_vm frees the buses, the vCPUs, the memslots and the VM. */
+/**
+ * The last close of a VM: kvm_destroy_vm frees the buses, the vCPUs, the memslots (and the VMM the
+ * guest memory), kvm->irq_srcu and kvm->srcu, and the VM.
+ */
 export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
   const vm = sys.kvm?.vms.get(vmId);
   if (!vm) return ENOENT;
   for (const b of vm.buses) if (b) freeObject(sys, b.obj, out);
   for (const v of vm.vcpus) vmxFreeVcpu(sys, sys.kvm!.vcpus.get(v)!, out);
-  for (const m of vm.memslots) freeVmArea(sys, m, out);
+  for (const m of vm.memslots) freeMemslots(sys, m, out);
   for (const s of vm.slots) freeGuestMemory(sys, s, out);
-  freeVmArea(sys, vm.area, out);
+  freeSrcu(sys, vm, out);
+  freeKvmVmx(sys, vm, out);
   sys.kvm!.vms.delete(vmId);
   return 0;
 }

@@ -14,6 +14,12 @@ export type AllocKind =
   | 'task-struct'
   | 'vmalloc'
   | 'kmalloc'
+  // The ASI's own bookkeeping: struct asi and its range records.
+  | 'asi'
+  // A SLUB slab: objects of one kmem_cache side by side (its parts, each with its own owner).
+  | 'slab'
+  // The vmemmap: struct page of every frame, mapped at boot.
+  | 'memmap'
   | 'module'
   // KVM objects (src/model/kvm) and the guest memory of a VM.
   | 'kvm'
@@ -27,6 +33,12 @@ export interface Owner {
 
 /** A named part of an allocation, at a byte offset (percpu variables side by side in one page). */
 export interface Part {
+  /**
+   * Unique within its allocation, never reused: a part made with the allocation has its index; one
+   * added later (a slab object, a dynamic percpu object) an id from Memory.nextAllocId, so ids
+   * tell which objects existed when (see AsiRange.ghostStamp).
+   */
+  readonly id: number;
   readonly name: string;
   readonly offset: number;
   readonly size: number;
@@ -46,6 +58,8 @@ export interface Allocation {
   /** Without parts the allocation is one object with this label. */
   readonly sensitive: boolean;
   readonly parts?: readonly Part[];
+  /** A slab: its kmem_cache and the size of its object slots. */
+  readonly slab?: { readonly cache: string; readonly size: number };
 }
 
 export interface Memory {
@@ -122,6 +136,7 @@ export interface AllocRequest {
   readonly sensitive: boolean;
   readonly level?: number;
   readonly parts?: readonly Part[];
+  readonly slab?: Allocation['slab'];
   /** Physically contiguous, starting at a multiple of this many frames (slab pages, percpu chunks). */
   readonly contiguousAlign?: number;
   /** Boot-time allocations (memblock) are not subject to fault injection. */
@@ -145,6 +160,7 @@ export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefine
     sensitive: req.sensitive,
     ...(req.level !== undefined ? { level: req.level } : {}),
     ...(req.parts ? { parts: req.parts } : {}),
+    ...(req.slab ? { slab: req.slab } : {}),
   };
   m.allocs.set(a.id, a);
   for (const f of frames) m.frameAlloc[f] = a.id;
@@ -184,13 +200,21 @@ export function freeAllocation(m: Memory, id: number): Allocation | undefined {
 }
 
 /**
- * A slab page's objects changed (kmem_cache_alloc or _free): the frames hold other owners and
- * secrets now, which what a frame reaches depends on as much as on an allocation or a free.
+ * Objects came or went inside an allocation (kmem_cache_alloc/free, alloc_percpu/free_percpu): the
+ * frames hold other owners and secrets now, which what a frame reaches depends on as much as on an
+ * allocation or a free. Returns the allocation as it is now.
  */
-export function setParts(m: Memory, a: Allocation, parts: readonly Part[]): void {
-  m.allocs.set(a.id, { ...a, parts });
+export function setParts(m: Memory, a: Allocation, parts: readonly Part[]): Allocation {
+  const now = { ...a, parts };
+  m.allocs.set(a.id, now);
   m.frameLog.push(...a.frames);
   touch(m);
+  return now;
+}
+
+/** An id for a part added to an allocation after it was made (see Part.id). */
+export function newPartId(m: Memory): number {
+  return m.nextAllocId++;
 }
 
 export function allocationOfFrame(m: Memory, frame: number): Allocation | undefined {
@@ -198,19 +222,19 @@ export function allocationOfFrame(m: Memory, frame: number): Allocation | undefi
   return id === undefined || id < 0 ? undefined : m.allocs.get(id);
 }
 
-/** The objects of an allocation that overlap bytes [lo, hi) of one of its frames. */
+/** An object in memory: a whole allocation, or one part of it. */
 export interface ObjectRef {
   readonly alloc: Allocation;
-  /** Index into parts, or -1 for the whole allocation. */
-  readonly part: number;
+  readonly part?: Part;
 }
 
 export function objectName(o: ObjectRef): string {
-  return o.part < 0 ? o.alloc.name : `${o.alloc.name}:${o.alloc.parts![o.part].name}`;
+  return o.part ? `${o.alloc.name}:${o.part.name}` : o.alloc.name;
 }
 
-export function objectKey(o: ObjectRef): string {
-  return `${o.alloc.id}/${o.part}`;
+/** Whose the object is: a part's own owner (a slab object's), else the allocation's. */
+export function objectOwner(o: ObjectRef): Owner {
+  return o.part?.owner ?? o.alloc.owner;
 }
 
 /**
@@ -219,7 +243,7 @@ export function objectKey(o: ObjectRef): string {
  * new owner gives new units.
  */
 export function unitKey(frame: number, o: ObjectRef): string {
-  return `${frame}/${o.alloc.id}/${o.part}`;
+  return `${frame}/${o.alloc.id}/${o.part ? o.part.id : -1}`;
 }
 
 const ZERO = 0x30;
@@ -237,8 +261,13 @@ export function unitFrame(key: string): number {
   return Number(key.slice(0, key.indexOf('/')));
 }
 
+/** The part id of a unitKey (-1: the whole allocation). */
+export function unitPart(key: string): number {
+  return Number(key.slice(key.lastIndexOf('/') + 1));
+}
+
 export function objectSensitive(o: ObjectRef): boolean {
-  return o.part < 0 ? o.alloc.sensitive : o.alloc.parts![o.part].sensitive;
+  return o.part ? o.part.sensitive : o.alloc.sensitive;
 }
 
 /** Where `frame` starts inside its allocation, in bytes: the offset its parts are laid out from. */
@@ -249,12 +278,10 @@ export function frameOffset(a: Allocation, frame: number): number {
 export function objectsInFrame(m: Memory, frame: number, lo = 0, hi = PAGE_SIZE): ObjectRef[] {
   const a = allocationOfFrame(m, frame);
   if (!a) return [];
-  if (!a.parts) return [{ alloc: a, part: -1 }];
+  if (!a.parts) return [{ alloc: a }];
   const base = frameOffset(a, frame);
   const out: ObjectRef[] = [];
-  a.parts.forEach((p, i) => {
-    if (partMeets(p, base + lo, base + hi)) out.push({ alloc: a, part: i });
-  });
+  for (const part of a.parts) if (partMeets(part, base + lo, base + hi)) out.push({ alloc: a, part });
   return out;
 }
 

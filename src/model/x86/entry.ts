@@ -3,12 +3,15 @@
 // handler calling asi_fault (patch 03), prepare_task_switch (patch 02), and kernel memory accesses
 // through the TLB and CR3. `drive` runs a path and delivers interrupts between its micro-steps.
 
-import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, formatCr3, invlpg, permits, translate } from './cpu.ts';
+import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, flushTlbAll, formatCr3, invlpg, permits, translate } from './cpu.ts';
 import { inAtomic } from './context.ts';
 import { type Exec, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
-import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, perCpuPtr, taskStackVa } from '../mm/kernel.ts';
-import { type System, mutant } from '../system.ts';
+import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
+import { perCpuPtr } from '../mm/percpu.ts';
+import { type System, legacyMemory, mutant } from '../system.ts';
+import { type Log } from '../trace.ts';
+import { type Observer } from '../asi/session.ts';
 import { walk } from '../mm/pagetable.ts';
 import { log } from '../trace.ts';
 
@@ -49,6 +52,27 @@ export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly I
     here = `${path}@${r.value}`;
     k.observe?.(here);
   }
+}
+
+/** tlb_single_page_flush_ceiling: a wider flush_tlb_kernel_range flushes everything (flush_tlb_all). */
+const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
+
+/**
+ * flush_tlb_kernel_range after the kernel unmaps memory: an IPI to every CPU, whose handler (which
+ * leaves isolation like any interrupt) invalidates the range with INVLPG in the PCID it runs on,
+ * or every entry when the range is wider than the ceiling (asi-check 0.1 always used INVLPG).
+ */
+export function flushTlbKernelRange(sys: System, lo: number, hi: number, out: Log, observe?: Observer): void {
+  const end = mutant(sys, 'shootdown-skips-last-page') ? hi - PAGE_SIZE : hi;
+  const all = !legacyMemory(sys) && (hi - lo) / PAGE_SIZE > TLB_SINGLE_PAGE_FLUSH_CEILING;
+  const exec = sys.exec;
+  for (const cpu of sys.cpus) {
+    if (cpu.dead) continue;
+    const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
+    sys.exec = cpu;
+    arrive(k, { at: 0, kind: 'irq' }, () => (all ? flushTlbAll(cpu) : invlpg(cpu, lo, end)));
+  }
+  sys.exec = exec;
 }
 
 function deliverable(k: Exec, kind: IntrKind): string | undefined {

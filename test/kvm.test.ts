@@ -11,7 +11,7 @@ import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { memslotsVa } from '../src/model/kvm/vm.ts';
 import type { Op } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
-import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, TWO_LAPICS, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
+import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, TWO_LAPICS, TWO_SRCU, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
 
 function boot(ops: readonly Op[], config = kvmConfig()): System {
   const sys = createSystem(config);
@@ -254,6 +254,7 @@ describe('KVM findings reproduce with their option off and not on fixed', () => 
     ["F33 vmx_isolation_map_kvm_vmx_data (slab): asi_map of the kvm_lapic maps its kmalloc-512 page, another VM's lapic on it", { kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false }, () => TWO_LAPICS, 'KVM-SCOPE', slabConfig],
     ['F34 asi_enter (slab): asi_map(current) maps the pages the task_struct straddles, a neighbour task_struct on them', { taskStructOwnPages: false, mapRefusesSharedSlabPages: false }, () => CURRENT_TASK, 'ISOLATION', slabConfig],
     ['F36 asi_map (slab): a kmalloc-64 object mapped, the next kmalloc-64 object (a secret) lands on its page', { mapRefusesSharedSlabPages: false }, slabNeighbour, 'ISOLATION', slabConfig],
+    ["F37 vmx_isolation_map_kvm_data: asi_map_percpu of kvm->srcu.sda maps its dynamic percpu page, and the next VM's srcu_data lands on it", { kvmSrcuOwnPage: false }, () => TWO_SRCU, 'KVM-SCOPE', kvmConfig],
   ];
   for (const [name, options, ops, invariant, config] of cases) {
     test(name, () => {
@@ -269,8 +270,53 @@ describe('KVM findings reproduce with their option off and not on fixed', () => 
     expect(TWO_LAPICS.map((op) => step(sys, op).ret)).toEqual([1, -22, 3, -22]);
   });
 
-  test('without Config.kernel.slab, kmalloc gives whole pages: F33 and F34 cannot happen', () => {
-    runHolds(kvmConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false }), TWO_LAPICS);
-    runHolds(kvmConfig({ kvmMapsOwnPages: false, taskStructOwnPages: false }), CURRENT_TASK);
+  test('without slab caches (KernelConfig.slab off), kmalloc gives whole pages: F33 and F34 cannot happen', () => {
+    const slabOff = (options: Options): Config => ({ ...kvmConfig({ ...options, mapRefusesSharedSlabPages: false }), kernel: { slab: false } });
+    runHolds(slabOff({ kvmMapsOwnPages: false, taskStructOwnPages: false }), TWO_LAPICS);
+    runHolds(slabOff({ kvmMapsOwnPages: false, taskStructOwnPages: false }), CURRENT_TASK);
+  });
+});
+
+describe('memory as 5.2 lays it out: one kmalloc cache for every caller, memcg copies for accounted allocations', () => {
+  const lapicPage = (sys: System, vcpu: number) => sys.mem.allocs.get(sys.kernel.kmallocs.get(sys.kvm!.vcpus.get(vcpu)!.apic)!.alloc)!;
+  const posted = kvmConfig({ kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false });
+
+  test("a host kmalloc of the lapic's size after KVM_CREATE_VCPU (GFP_KERNEL, the root cache) lands on the lapic's kmalloc-512 page, inside the vCPU's ASI", () => {
+    const ops: Op[] = [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kmalloc', size: 0x190, sensitive: true }];
+    const r = runFails(posted, ops, 'ISOLATION');
+    expect(r.failure!.step).toBe(2);
+    const message = r.failure!.violations.find((v) => v.invariant === 'ISOLATION')!.message;
+    expect(message).toMatch(/asi#1 exposes kmalloc-512 slab:kmalloc \(pfn \d+\)/);
+    expect(message).toContain('a new object was allocated on it since');
+    runHolds(kvmConfig(), ops);
+  });
+
+  test("each VMM in a memcg of its own: the first vCPU's lapic, allocated before the memcg's copy of kmalloc-512 exists, still lands in the root cache beside the other VM's", () => {
+    const sys = boot([{ op: 'kvm_create_vm', memcg: 1 }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_create_vm', memcg: 2 }, { op: 'kvm_create_vcpu', vm: 3 }], posted);
+    expect(lapicPage(sys, 2).slab!.cache).toBe('kmalloc-512');
+    expect(lapicPage(sys, 4).id).toBe(lapicPage(sys, 2).id);
+    expect([...sys.kernel.caches.keys()]).toEqual(expect.arrayContaining(['kmalloc-512(memcg 1)', 'kmalloc-512(memcg 2)']));
+  });
+
+  test("once the memcgs' copies exist, two VMMs in memcgs of their own share no kmalloc-512 page; two in one memcg do", () => {
+    const ops = (a: number, b: number): Op[] => [
+      { op: 'kvm_create_vm', memcg: a },
+      { op: 'kvm_create_vcpu', vm: 1 },
+      { op: 'kvm_create_vcpu', vm: 1 },
+      { op: 'kvm_create_vm', memcg: b },
+      { op: 'kvm_create_vcpu', vm: 4 },
+      { op: 'kvm_create_vcpu', vm: 4 },
+    ];
+    const apart = boot(ops(1, 2), posted);
+    expect([lapicPage(apart, 3).slab!.cache, lapicPage(apart, 6).slab!.cache]).toEqual(['kmalloc-512(memcg 1)', 'kmalloc-512(memcg 2)']);
+    expect(lapicPage(apart, 6).id).not.toBe(lapicPage(apart, 3).id);
+    const shared = boot(ops(1, 1), posted);
+    expect(lapicPage(shared, 6).id).toBe(lapicPage(shared, 3).id);
+    runFails(posted, ops(1, 1), 'KVM-SCOPE');
+  });
+
+  test('cgroup.memory=nokmem: every accounted allocation comes from the root caches', () => {
+    const sys = boot([{ op: 'kvm_create_vm', memcg: 1 }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_create_vcpu', vm: 1 }], { ...posted, kernel: { kmemcg: false } });
+    expect([...sys.kernel.caches.keys()].filter((k) => k.includes('memcg'))).toEqual([]);
   });
 });

@@ -19,6 +19,9 @@
 //   mem.tableLog, frameLog and their starts
 //                        the current step's change log, emptied when the next step begins, and
 //                        positions counted over the whole run (read by the incremental checker only)
+//   ranges' ghostStamp   the allocation counter when a range was mapped: it words ISOLATION's note
+//                        (was an unrequested neighbour there then, or put there since) and decides
+//                        no verdict, so two states that differ only in it are one
 //
 // Everything else is in, ghost that invariants read across steps included: each range's
 // ghostReached and ghostPages, the TLB entries' owners and roots, cpu.flushOwed, the id counters
@@ -32,6 +35,9 @@ import type { System } from '../../model/system.ts';
 
 /** Top-level System fields left out of the encoding (see above). */
 export const EXCLUDED_SYSTEM_FIELDS: ReadonlySet<string> = new Set(['config', 'options', 'g', 'ghost', 'exec', 'caller']);
+
+/** Fields left out wherever they are: only messages read them (see above). */
+const WORDING_FIELDS: ReadonlySet<string> = new Set(['ghostStamp']);
 
 /**
  * Where the walk of a state goes: one number or string at a time, with a tag opening each
@@ -103,6 +109,7 @@ function walkValue(v: unknown, out: Sink, frozen: ReadonlySet<unknown>): void {
   } else {
     out.tag(T_OBJECT);
     for (const k of Object.keys(v)) {
+      if (WORDING_FIELDS.has(k)) continue;
       out.str(k);
       walkValue((v as Record<string, unknown>)[k], out, frozen);
     }

@@ -707,12 +707,29 @@ const SPECS: Record<string, Spec> = {
     ],
     caught: [
       {
-        name: 'an asi_map that returned 0 whose range is not tracked (dropped from the list by hand)',
+        name: 'an asi_map that returned 0 with its range not tracked (dropped by hand from the list the call left)',
         run: (inv) => {
           const f = withMappedStack();
           expect(inv.check(f.sys)).toBeUndefined();
           f.asi.ranges = f.asi.ranges.filter((r) => r !== f.stackRange);
+          const [call] = f.sys.ghost.apiCalls;
+          f.sys.ghost.apiCalls = [{ ...call, rangesAfter: f.asi.ranges }];
           expectCaught(inv, f.sys, 'asi_map by caller 0 returned 0', formatVa(f.sys.g, f.stackVa));
+        },
+      },
+      {
+        name: "KVM's own calls: an asi_map of vmx_isolation_init_mapping that returned 0 with its range not tracked (dropped by hand)",
+        run: (inv) => {
+          const sys = boot();
+          run(sys, { op: 'kvm_create_vm' });
+          expect(run(sys, { op: 'kvm_create_vcpu', vm: 1 })).toBeGreaterThan(0);
+          expect(inv.check(sys)).toBeUndefined();
+          const calls = sys.ghost.apiCalls;
+          expect(calls.map((c) => c.call)).toEqual(expect.arrayContaining(['asi_map_percpu', 'asi_map_module', 'asi_map']));
+          const i = calls.findIndex((c) => c.call === 'asi_map');
+          const dropped = calls[i].rangesAfter.filter((r) => r.ptr !== calls[i].asked[0].ptr);
+          sys.ghost.apiCalls = calls.map((c, j) => (j === i ? { ...c, rangesAfter: dropped } : c));
+          expectCaught(inv, sys, 'asi_map by caller 0 returned 0', formatVa(sys.g, calls[i].asked[0].ptr));
         },
       },
       {

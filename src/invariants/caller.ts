@@ -19,11 +19,11 @@ function wrongRemoval(sys: System, c: ApiCall): string | undefined {
   return r && `${c.call} by caller ${c.caller} ${c.ret < 0 ? `failed (${c.ret}) and` : `(= ${c.ret})`} removed asi#${c.asi}'s range ${formatVa(sys.g, r.ptr)} ${formatSize(r.size)}, which ${maker(r)} mapped`;
 }
 
+/** Judged on the range list the call returned with: a later call of the same op may change it by its own right. */
 function unkeptPromise(sys: System, c: ApiCall): string | undefined {
   if (c.ret !== 0) return undefined;
-  const asi = sys.asis.get(c.asi);
   const covered = (a: { ptr: number; size: number }) =>
-    asi?.ranges.some((r) => r.madeBy === undefined && r.caller === c.caller && r.ptr <= a.ptr && a.ptr + a.size <= r.ptr + r.size);
+    c.rangesAfter.some((r) => r.madeBy === undefined && r.caller === c.caller && r.ptr <= a.ptr && a.ptr + a.size <= r.ptr + r.size);
   const missing = c.asked.find((a) => !covered(a));
   return missing && `${c.call} by caller ${c.caller} returned 0, but asi#${c.asi} tracks no range of that caller covering ${formatVa(sys.g, missing.ptr)} ${formatSize(missing.size)}`;
 }
@@ -32,9 +32,12 @@ export const CALLER_CONTRACT: Invariant = {
   id: 'CALLER-CONTRACT',
   statement:
     "An ASI API call that returns 0 has mapped what it was asked, as a range of its caller; no call removes a range another caller, asi_init_mapping or asi_enter made; a failed call removes nothing but asi_remap's old buffer.",
-  source: 'RFC v2 patches 10, 12, 13, 14 (asi_unmap finds a range by its start, asi_map_percpu undoes every CPU, asi_remap compares pointers only)',
+  source: 'RFC v2 patches 10, 12, 13, 14 (asi_unmap finds a range by its start, asi_map_percpu undoes every CPU, asi_remap compares pointers only); KVM as a caller: patches 24 (setup), 26 (remaps)',
   check: (sys) => {
-    const c = sys.ghost.apiCall;
-    return c && (wrongRemoval(sys, c) ?? unkeptPromise(sys, c));
+    for (const c of sys.ghost.apiCalls) {
+      const m = wrongRemoval(sys, c) ?? unkeptPromise(sys, c);
+      if (m !== undefined) return m;
+    }
+    return undefined;
   },
 };

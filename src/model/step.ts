@@ -3,7 +3,7 @@
 
 import { type Allocation, stepBegins } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
-import { type Asi, type Config, type System, newGhost } from './system.ts';
+import { type ApiCall, type Asi, type Config, type System, newGhost } from './system.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun, vcpuThreadOn } from './kvm/run.ts';
@@ -20,13 +20,15 @@ import {
   asiRemap,
   asiUnmap,
   asiUnmapPercpu,
+  asCaller,
+  percpuAsked,
   percpuRef,
+  recordApiCall,
   unmapFromAsis,
 } from './asi/asi.ts';
 import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
 import { kfree, kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
-import { perCpuOffsetPtr } from './mm/percpu.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
 
 export interface Outcome {
@@ -81,14 +83,14 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
 }
 
 /** What an ASI API op was asked to map: the buffers a caller expects mapped when it returns 0. */
-function asked(sys: System, op: Exclude<Op, CpuOp>): { ptr: number; size: number }[] {
+function asked(sys: System, op: Exclude<Op, CpuOp>): ApiCall['asked'] {
   switch (op.op) {
     case 'asi_map':
     case 'asi_remap':
       return [{ ptr: op.ptr, size: op.size }];
     case 'asi_map_percpu': {
       const p = percpuRef(sys, op.var);
-      return p ? Array.from({ length: sys.config.cpus }, (_, cpu) => ({ ptr: perCpuOffsetPtr(sys, p.offset, cpu), size: p.size })) : [];
+      return p ? percpuAsked(sys, p) : [];
     }
     case 'asi_map_module': {
       const m = sys.kernel.modules.get(op.module);
@@ -103,13 +105,7 @@ function asked(sys: System, op: Exclude<Op, CpuOp>): { ptr: number; size: number
 function apiCall(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
   if (!isApiCall(op) || !sys.asis.has(op.asi)) return apply(sys, op, out, observe);
   const asi = sys.asis.get(op.asi)!;
-  const before = asi.ranges;
-  sys.caller = op.caller ?? 0;
-  const ret = apply(sys, op, out, observe);
-  sys.caller = 0;
-  const removed = before.filter((r) => !asi.ranges.includes(r));
-  sys.ghost.apiCall = { call: op.op, caller: op.caller ?? 0, asi: asi.id, ret, asked: asked(sys, op), removed, released: op.op === 'asi_remap' ? op.cur : null };
-  return ret;
+  return asCaller(sys, op.caller ?? 0, () => recordApiCall(sys, op.op, asi, asked(sys, op), op.op === 'asi_remap' ? op.cur : null, () => apply(sys, op, out, observe)));
 }
 
 type CpuOp = Extract<Op, { cpu: number }>;

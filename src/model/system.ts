@@ -247,7 +247,11 @@ export interface GhostEvent {
   readonly message: string;
 }
 
-/** What one ASI API call did, for CALLER-CONTRACT: what it was asked to map, and the ranges it removed. */
+/**
+ * What one ASI API call did, for CALLER-CONTRACT: what it was asked to map, the ranges it removed,
+ * and the ASI's range list when it returned (lists are replaced, never changed, so this is a
+ * reference, not a copy).
+ */
 export interface ApiCall {
   readonly call: string;
   readonly caller: number;
@@ -257,13 +261,14 @@ export interface ApiCall {
   /** asi_remap's old pointer, which the call unmaps whatever it returns. */
   readonly released: number | null;
   readonly removed: readonly AsiRange[];
+  readonly rangesAfter: readonly AsiRange[];
 }
 
 export interface Ghost {
   /** Events of the current step that an invariant must report (an ASI writing a kernel table...). */
   events: GhostEvent[];
-  /** The ASI API call of the current step, if it made one. */
-  apiCall?: ApiCall;
+  /** The ASI API calls of the current step: an API op's, or those KVM makes on a vCPU's ASI. */
+  apiCalls: ApiCall[];
   /** Entries cleared in an ASI page table during the current step. */
   cleared: { asi: number; va: number; size: number }[];
   /** Coverage of the current step: points "path@point" the paths passed, and events "path@point:kind" delivered or held off there. */
@@ -273,7 +278,7 @@ export interface Ghost {
 }
 
 export function newGhost(): Ghost {
-  return { events: [], cleared: [], visited: [], landed: [], heldOff: [] };
+  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [] };
 }
 
 export interface System {
@@ -290,7 +295,8 @@ export interface System {
   exec: ExecContext;
   /**
    * Who calls the ASI API in the current step: kernel subsystems sharing one ASI (KVM's setup, its
-   * memslot remaps, a driver) are callers 0, 1, ...; the RFC's API cannot tell them apart.
+   * memslot remaps, a driver) are callers 0, 1, ...; the RFC's API cannot tell them apart. KVM's
+   * setup (patch 24) is caller 0 of a vCPU's ASI and its remaps (patch 26) caller KVM_REMAP_CALLER.
    */
   caller: number;
   ghost: Ghost;
@@ -339,6 +345,6 @@ export function cloneSystem(s: System): System {
     ...(s.kvm ? { kvm: cloneKvm(s.kvm) } : {}),
     exec: processContext(),
     caller: 0,
-    ghost: { ...s.ghost, events: [...s.ghost.events], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },
+    ghost: { ...s.ghost, events: [...s.ghost.events], apiCalls: [...s.ghost.apiCalls], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },
   };
 }

@@ -27,7 +27,7 @@ import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry
 import { type Log, log } from '../trace.ts';
 import { asiPcid, flushTlbRange } from '../x86/cpu.ts';
 import { freesMemory, mightSleep, spinLock, spinUnlock } from '../x86/context.ts';
-import { type Asi, type AsiRange, type System, mutant, thpEnabled } from '../system.ts';
+import { type ApiCall, type Asi, type AsiRange, type System, mutant, thpEnabled } from '../system.ts';
 import { EBUSY, EFAULT, EINVAL, ENOMEM, type EntrySlot, taskStackVa } from '../mm/kernel.ts';
 import { legacyMemory } from '../system.ts';
 
@@ -706,6 +706,11 @@ export function percpuRef(sys: System, v: PercpuVar): PercpuRef | undefined {
   return p && { offset: p.offset, size: p.size };
 }
 
+/** What asi_map_percpu is asked to map: the pointer on every CPU. */
+export function percpuAsked(sys: System, p: PercpuRef): ApiCall['asked'] {
+  return Array.from({ length: sys.config.cpus }, (_, cpu) => ({ ptr: perCpuOffsetPtr(sys, p.offset, cpu), size: p.size }));
+}
+
 export function asiUnmapPercpu(sys: System, asi: Asi, p: PercpuRef, out: Log): void {
   for (let cpu = 0; cpu < sys.config.cpus; cpu++) asiUnmap(sys, asi, perCpuOffsetPtr(sys, p.offset, cpu), out);
 }
@@ -819,6 +824,29 @@ export function asiDestroy(sys: System, asi: Asi, out: Log): void {
   else if (!mutant(sys, 'fini-backend-skipped')) for (const b of asi.backend) asiFreePage(sys, asi, b.frame);
   freeRecord(sys, asi.struct);
   sys.asis.delete(asi.id);
+}
+
+/**
+ * An ASI API call by sys.caller, recorded as it returns for CALLER-CONTRACT: what it was asked to
+ * map, which ranges it removed, and the range list it left.
+ */
+export function recordApiCall(sys: System, call: string, asi: Asi, asked: ApiCall['asked'], released: number | null, body: () => number): number {
+  const before = asi.ranges;
+  const ret = body();
+  const removed = before.filter((r) => !asi.ranges.includes(r));
+  sys.ghost.apiCalls.push({ call, caller: sys.caller, asi: asi.id, ret, asked, removed, released, rangesAfter: asi.ranges });
+  return ret;
+}
+
+/** Runs `body` as caller `caller` of the ASI API (System.caller), and back. */
+export function asCaller<R>(sys: System, caller: number, body: () => R): R {
+  const was = sys.caller;
+  sys.caller = caller;
+  try {
+    return body();
+  } finally {
+    sys.caller = was;
+  }
 }
 
 /** A WARN_ON that fires, with where it ran: the kernel's splat names the CPU. */

@@ -4,7 +4,7 @@
 // made in the patch's order, and each error returns at once as the patch does.
 
 import { PAGE_SIZE, PGT_LEVEL_PTE } from '../mm/geometry.ts';
-import { ASI_MAP_ALL, type PercpuRef, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange, percpuRef } from '../asi/asi.ts';
+import { ASI_MAP_ALL, type PercpuRef, asiCreate, asiDestroy, asiMap, asiMapPercpu, asiMapRange, percpuAsked, percpuRef, recordApiCall } from '../asi/asi.ts';
 import { ENXIO, STRUCT_PAGE_SIZE, structPageVa } from '../mm/kernel.ts';
 import { type PercpuVar } from '../mm/percpu.ts';
 import { type Log, log } from '../trace.ts';
@@ -19,7 +19,8 @@ function addressSpaceIsolation(sys: System): boolean {
 /** asi_map_module (patch 09): asi_map of the module's core_layout. */
 function mapModule(sys: System, asi: Asi, module: number, out: Log): number {
   const m = sys.kernel.modules.get(module)!;
-  return asiMapRange(sys, asi, m.va, m.pages * PAGE_SIZE, PGT_LEVEL_PTE, out);
+  const size = m.pages * PAGE_SIZE;
+  return recordApiCall(sys, 'asi_map_module', asi, [{ ptr: m.va, size }], null, () => asiMapRange(sys, asi, m.va, size, PGT_LEVEL_PTE, out));
 }
 
 /** kvm->srcu.sda as patch 24 maps it: the VM's own srcu_data (asi-check 0.1: a static slot). */
@@ -36,8 +37,10 @@ function srcuData(sys: System, vm: Vm): PercpuRef {
 function vmxIsolationInitMapping(sys: System, asi: Asi, vcpu: Vcpu, out: Log): number {
   const st = sys.kvm!;
   const vm = st.vms.get(vcpu.vm)!;
-  const cpuvar = (v: PercpuVar) => () => asiMapPercpu(sys, asi, percpuRef(sys, v)!, out);
-  const map = (ptr: number, size: number) => () => asiMap(sys, asi, ptr, size, out);
+  // KVM's setup is a caller of the ASI API like any other: each call's contract is judged (CALLER-CONTRACT).
+  const percpu = (p: PercpuRef) => () => recordApiCall(sys, 'asi_map_percpu', asi, percpuAsked(sys, p), null, () => asiMapPercpu(sys, asi, p, out));
+  const cpuvar = (v: PercpuVar) => percpu(percpuRef(sys, v)!);
+  const map = (ptr: number, size: number) => () => recordApiCall(sys, 'asi_map', asi, [{ ptr, size }], null, () => asiMap(sys, asi, ptr, size, out));
   const pml = vcpu.pml === null ? [] : [map(structPageVa(sys, sys.mem.allocs.get(sys.kernel.kmallocs.get(vcpu.pml)!.alloc)!.frames[0]), STRUCT_PAGE_SIZE)];
   const calls: (() => number)[] = [
     // vmx_isolation_map_kernel_data
@@ -45,7 +48,7 @@ function vmxIsolationInitMapping(sys: System, asi: Asi, vcpu: Vcpu, out: Log): n
     cpuvar('irq_stat'),
     // vmx_isolation_map_kvm_data: asi_map_module(asi, "kvm"), then kvm->srcu.sda
     () => mapModule(sys, asi, st.modules.kvm, out),
-    () => asiMapPercpu(sys, asi, srcuData(sys, vm), out),
+    percpu(srcuData(sys, vm)),
     // vmx_isolation_map_kvm_x86_data: ASI_MAP_THIS_MODULE (kvm-intel), current_vcpu
     () => mapModule(sys, asi, st.modules.kvmIntel, out),
     cpuvar('current_vcpu'),

@@ -4,13 +4,14 @@
 
 import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { checkSchedulable, inAtomic } from '../x86/context.ts';
-import { asiRemap, asiUnmap } from '../asi/asi.ts';
+import { asCaller, asiRemap, asiUnmap, recordApiCall } from '../asi/asi.ts';
 import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
 import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
 import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
 import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
-import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, type Vcpu, type Vm, memslotsVa, vaOf } from './vm.ts';
+import { type Log } from '../trace.ts';
+import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, memslotsVa, vaOf } from './vm.ts';
 
 /** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
 export const EXIT_REASONS = ['ept-violation', 'io', 'mmio', 'msr', 'cpuid', 'hlt', 'external-interrupt', 'nmi', 'preemption-timer'] as const;
@@ -20,8 +21,21 @@ function kvmEvent(sys: System, invariant: GhostEvent['invariant'], message: stri
   sys.ghost.events.push({ invariant, message });
 }
 
-/** vcpu_isolation_enter (patches 25, 26): remap what changed, then asi_enter. Runs with IRQs off. */
-/** True when it oopses. */
+/**
+ * patch 26's asi_remap(vcpu->asi, &ptrs[i], cur, size), by KVM's remap bookkeeping (a caller of the
+ * ASI API of its own, judged by CALLER-CONTRACT): ptrs[i] holds what the call leaves in it.
+ */
+function remap(sys: System, asi: Asi, ptrs: (number | null)[], i: number, cur: number, size: number, out: Log): number {
+  return asCaller(sys, KVM_REMAP_CALLER, () =>
+    recordApiCall(sys, 'asi_remap', asi, [{ ptr: cur, size }], ptrs[i], () => {
+      const r = asiRemap(sys, asi, ptrs[i], cur, size, out);
+      ptrs[i] = r.cur;
+      return r.ret;
+    }),
+  );
+}
+
+/** vcpu_isolation_enter (patches 25, 26): remap what changed, then asi_enter. Runs with IRQs off; true when it oopses. */
 function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
   const { sys, out } = k;
   if (vcpu.asi === null) return false;
@@ -31,9 +45,8 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
     if (vcpu.asiMemslots[i] === cur) continue;
     log(out, 'pr_debug', `remapping kvm memslots[${i}]`);
     const slot = mutant(sys, 'kvm-remap-memslots-slot0') ? 0 : i;
-    const r = asiRemap(sys, asi, vcpu.asiMemslots[slot], cur, KVM_MEMSLOTS_SIZE, out);
-    vcpu.asiMemslots[slot] = r.cur;
-    if (r.ret) log(out, 'pr_debug', `failed to map kvm memslots[${i}]: error ${r.ret}`);
+    const err = remap(sys, asi, vcpu.asiMemslots, slot, cur, KVM_MEMSLOTS_SIZE, out);
+    if (err) log(out, 'pr_debug', `failed to map kvm memslots[${i}]: error ${err}`);
     yield `asi_remap(memslots[${i}])`;
   }
   for (let i = 0; i < KVM_NR_BUSES; i++) {
@@ -46,14 +59,12 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
         return true;
       }
       // The fix: nothing to map, and the old bus is unmapped.
-      asiUnmap(sys, asi, vcpu.asiBuses[i]!, out);
-      vcpu.asiBuses[i] = null;
+      forgetPointer(sys, asi, vcpu.asiBuses, i, out);
       continue;
     }
     log(out, 'pr_debug', `remapped kvm buses[${i}]`);
-    const r = asiRemap(sys, asi, vcpu.asiBuses[i], bus.va, KVM_IO_BUS_SIZE + bus.devCount * KVM_IO_RANGE_SIZE, out);
-    vcpu.asiBuses[i] = r.cur;
-    if (r.ret) log(out, 'pr_debug', `failed to map kvm buses[${i}]: error ${r.ret}`);
+    const err = remap(sys, asi, vcpu.asiBuses, i, bus.va, KVM_IO_BUS_SIZE + bus.devCount * KVM_IO_RANGE_SIZE, out);
+    if (err) log(out, 'pr_debug', `failed to map kvm buses[${i}]: error ${err}`);
     yield `asi_remap(buses[${i}])`;
   }
   const err = yield* asiEnter(k, asi);

@@ -10,9 +10,9 @@ import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cac
 import { moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/vmalloc.ts';
 import { allocPercpu, freePercpu, percpuObjectMemory } from '../mm/percpu.ts';
 import { type Log, log } from '../trace.ts';
-import { asiUnmap, unmapFromAsis } from '../asi/asi.ts';
+import { asCaller, asiUnmap, recordApiCall, unmapFromAsis } from '../asi/asi.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
-import { type KernelObject, type System, legacyMemory, pmlEnabled } from '../system.ts';
+import { type Asi, type KernelObject, type System, legacyMemory, pmlEnabled } from '../system.ts';
 
 /** KVM_ADDRESS_SPACE_NUM on x86: the normal and the SMM address space. */
 export const KVM_ADDRESS_SPACE_NUM = 2;
@@ -337,6 +337,24 @@ export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, page
 }
 
 /**
+ * Patch 26's bookkeeping is a caller of a vCPU's ASI of its own (System.caller): vmx_isolation_init_mapping
+ * is caller 0.
+ */
+export const KVM_REMAP_CALLER = 1;
+
+/**
+ * The remap bookkeeping lets go of ptrs[i] (a fix: patch 26 never does): asi_unmap of what it
+ * mapped there, and the pointer NULL.
+ */
+export function forgetPointer(sys: System, asi: Asi | undefined, ptrs: (number | null)[], i: number, out: Log): void {
+  const va = ptrs[i];
+  if (asi && va !== null && asi.ranges.some((r) => r.ptr === va)) {
+    asCaller(sys, KVM_REMAP_CALLER, () => recordApiCall(sys, 'asi_unmap', asi, [], null, () => asiUnmap(sys, asi, va, out)));
+  }
+  ptrs[i] = null;
+}
+
+/**
  * fixed: kvmFreeResetsRemap. Before a memslots array or bus at `va` is freed, every vCPU that
  * remapped it forgets it (asi_unmap, the pointer NULL), so that an array or bus allocated later at
  * the same address is not taken for it.
@@ -346,10 +364,7 @@ function forgetRemapped(sys: System, va: number, out: Log): void {
   for (const vcpu of sys.kvm!.vcpus.values()) {
     for (const ptrs of [vcpu.asiMemslots, vcpu.asiBuses]) {
       const i = ptrs.indexOf(va);
-      if (i < 0) continue;
-      const asi = vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi);
-      if (asi?.ranges.some((r) => r.ptr === va)) asiUnmap(sys, asi, va, out);
-      ptrs[i] = null;
+      if (i >= 0) forgetPointer(sys, vcpu.asi === null ? undefined : sys.asis.get(vcpu.asi), ptrs, i, out);
     }
   }
 }

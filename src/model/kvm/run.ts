@@ -248,9 +248,12 @@ function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number,
     accessVa(k, va, kind, false);
   };
   const bus = (i: number) => {
-    // kvm_io_bus_read/write: srcu_dereference(kvm->buses[i]); a NULL bus is -ENOMEM.
+    // kvm_io_bus_read/write: srcu_dereference(kvm->buses[i]), a NULL bus is -ENOMEM; then the device
+    // the range leads to (ioeventfd_write reads its _ioeventfd), which patches 24 and 26 do not map.
     const b = vm.buses[i];
-    if (b) touch(b.va, 'read');
+    if (!b) return;
+    touch(b.va, 'read');
+    if (b.devs.length) touch(vaOf(sys, b.devs[n % b.devs.length]), 'read');
   };
   switch (reason) {
     case 'ept-violation': {

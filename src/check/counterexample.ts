@@ -1,7 +1,7 @@
 // Saved counterexamples: format version 1. The op list is the source of truth for replay; the
 // rest says what it reproduced, under which configuration, and how it was found.
 
-import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type Op, formatOp, validateOp } from '../model/ops.ts';
@@ -10,6 +10,7 @@ import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, RFC_V2_OPTIONS
 import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
 import { GEOMETRIES } from '../model/mm/geometry.ts';
+import { ReadError, readBounded } from './read-file.ts';
 
 export const FORMAT = 'asi-check-counterexample';
 export const FORMAT_VERSION = 1;
@@ -181,30 +182,13 @@ export function parseCounterexample(text: string): Counterexample {
 /** Far above any shrunk file (a few KB) or a long walk; reading stops there. */
 export const MAX_FILE_BYTES = 64 * 2 ** 20;
 
-/** Regular files only, read up to MAX_FILE_BYTES: a FIFO or /dev/zero is refused, not waited on. */
-function readBounded(path: string): string {
-  // O_NONBLOCK: opening a FIFO with no writer would otherwise block before fstat can refuse it.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new CounterexampleError(`not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'a device or socket'})`);
-    if (st.size > MAX_FILE_BYTES) throw new CounterexampleError(`too large (${st.size} bytes; a counterexample file is at most ${MAX_FILE_BYTES})`);
-    const buf = Buffer.alloc(st.size);
-    let got = 0;
-    for (let n = 1; n > 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
-    return buf.toString('utf8', 0, got);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 export function loadCounterexample(path: string): Counterexample {
   let text: string;
   try {
-    text = readBounded(path);
+    text = readBounded(path, MAX_FILE_BYTES, 'a counterexample file');
   } catch (e) {
-    if (e instanceof CounterexampleError) throw e;
-    throw new CounterexampleError(`cannot read (${(e as Error).message.split(',')[0]})`);
+    if (e instanceof ReadError) throw new CounterexampleError(e.message);
+    throw e;
   }
   return parseCounterexample(text);
 }

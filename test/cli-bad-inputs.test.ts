@@ -104,6 +104,10 @@ const CASES: Case[] = [
   ['fuzz with a misspelt flag', 'asi-check', () => [...FUZZ, '--seeds', '1'], /unknown option '--seeds' \(Did you mean --seed\?\)$/],
   ['fuzz with an argument', 'asi-check', () => [...FUZZ, 'now'], /too many arguments/],
 
+  ['explore --scope of a FIFO', 'asi-check', () => ['explore', '--depth', '1', '--scope', join(fx, 'fifo')], /--scope .*fifo: neither a scope name \(small, wide, kvm\) nor a scope file: not a regular file \(a FIFO\)$/],
+  ['explore --scope of /dev/zero', 'asi-check', () => ['explore', '--depth', '1', '--scope', '/dev/zero'], /--scope \/dev\/zero: .*not a regular file \(a device or socket\)$/],
+  ['explore --scope of a missing file', 'asi-check', () => ['explore', '--depth', '1', '--scope', join(fx, 'missing.json')], /nor a scope file: cannot read \(ENOENT/],
+
   ['mutants --seconds-per-mutant 0', 'asi-check', () => ['mutants', '--seconds-per-mutant', '0'], />= 1, got '0'/],
   ['mutants --workers 0', 'asi-check', () => ['mutants', '--workers', '0'], /from 1 to 64/],
   ['mutants with an unknown flag', 'asi-check', () => ['mutants', '--mutant', 'x'], /unknown option '--mutant'/],

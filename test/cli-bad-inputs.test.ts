@@ -12,7 +12,7 @@ import type { BatchCase, BatchResult } from './cli-batch.ts';
 import { TSX, freshDir, root, startCli } from './cli-run.ts';
 
 const F5 = join(root, 'counterexamples', 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
-const NIGHTLY = join(root, 'src', 'check', 'fuzz', 'nightly.ts');
+const NIGHTLY = join(root, 'src', 'commands', 'nightly.ts');
 const fx = freshDir('bad-fixtures');
 const cwds = freshDir('bad-cwd');
 afterAll(() => [fx, cwds].forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MAX_FILE_BYTES } from '../src/check/counterexample.ts';
 import type { BatchCase, BatchResult } from './cli-batch.ts';
-import { TSX, freshDir, root, startCli } from './cli-run.ts';
+import { freshDir, root, runBatch, startCli } from './cli-run.ts';
 
 const F5 = join(root, 'counterexamples', 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
 const NIGHTLY = join(root, 'src', 'commands', 'nightly.ts');
@@ -148,17 +148,13 @@ describe('bad input to every command: one line on stderr, exit 2, nothing writte
   let results: BatchResult[];
   let before: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     execFileSync('mkfifo', [join(fx, 'fifo')]);
     // Sparse: one byte over the cap costs no disk.
     writeFileSync(join(fx, 'huge.json'), '');
     truncateSync(join(fx, 'huge.json'), MAX_FILE_BYTES + 1);
     before = snapshot(fx);
-    const io = join(cwds, 'io');
-    mkdirSync(io);
-    writeFileSync(join(io, 'cases.json'), JSON.stringify(batch));
-    execFileSync(process.execPath, [...TSX, join(root, 'test', 'cli-batch.ts'), join(io, 'cases.json'), join(io, 'results.json')], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
-    results = JSON.parse(readFileSync(join(io, 'results.json'), 'utf8')) as BatchResult[];
+    results = await runBatch(batch);
   });
 
   test(`${CASES.length} cases over list, replay, fuzz, mutants and fuzz:nightly`, () => {

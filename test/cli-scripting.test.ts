@@ -8,14 +8,15 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { configLabel, loadCounterexample } from '../src/check/counterexample.ts';
-import { prepareOutDir } from '../src/check/fuzz/outdir.ts';
+import { prepareOutDir } from '../src/commands/output.ts';
 import { coverageFigures, replayCommand, vacuousOps } from '../src/check/fuzz/progress.ts';
 import type { FoundViolation, WalkStats, WorkerEvent } from '../src/check/fuzz/protocol.ts';
 import { FindingStore, loadKnown } from '../src/check/fuzz/store.ts';
 import { runWalks } from '../src/check/fuzz/walker.ts';
 import { main } from '../src/cli.ts';
 import { EXIT_INTERNAL, EXIT_VACUOUS, configFromFlags, describeConfig, parseKernel, parseOption } from '../src/commands/usage.ts';
-import { freshDir, root, startCli } from './cli-run.ts';
+import type { BatchCase } from './cli-batch.ts';
+import { freshDir, root, runBatch, startCli } from './cli-run.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -70,12 +71,38 @@ describe('saving findings', () => {
     const dead = 'x.json.999999999.asi-tmp';
     const live = `y.json.${process.pid}.asi-tmp`;
     for (const f of [dead, live, 'z.json']) writeFileSync(join(dir, f), '{}');
-    prepareOutDir(dir, false).release();
+    prepareOutDir(dir, { flag: '--out', given: true }).release();
     expect(readdirSync(dir).sort()).toEqual([live, 'z.json']);
-    const made = prepareOutDir(join(dir, 'a', 'b'), true);
+    const made = prepareOutDir(join(dir, 'a', 'b'), { flag: '--out', given: false });
     expect(existsSync(made.path)).toBe(true);
     made.release();
     expect(readdirSync(dir).sort()).toEqual([live, 'z.json']);
+  });
+});
+
+describe('where a run saves by default', () => {
+  test('a folder named from the seed: one bounded folder under asi-check-out whatever the seed, removed if left empty; one that cannot be made is named as the default, not as an --out never given', async () => {
+    const [long, dots, blocked] = [tmp(), tmp(), tmp()];
+    writeFileSync(join(blocked, 'asi-check-out'), '');
+    const fuzz = (cwd: string, ...args: string[]): BatchCase => ({ tool: 'asi-check', args: ['fuzz', '--workers', '1', '--no-corpus', ...args], cwd });
+    const [l, d, b] = await runBatch([
+      fuzz(long, '--runs', '1', '--steps', '5', '--seed', 'x'.repeat(300)),
+      fuzz(dots, '--mutant', 'copy-drops-nx', '--runs', '2', '--seed', '..'),
+      fuzz(blocked, '--runs', '1', '--steps', '5', '--seed', 's'),
+    ]);
+    expect({ status: l.status, stderr: l.stderr }).toEqual({ status: EXIT_VACUOUS, stderr: expect.not.stringContaining('--out') as unknown });
+    expect(l.stdout).toMatch(/new ones saved in asi-check-out\/x{48}-[0-9a-f]{12}\//);
+    expect(readdirSync(long)).toEqual([]);
+
+    expect(d.status).toBe(1);
+    const [folder] = readdirSync(join(dots, 'asi-check-out'));
+    expect(folder).toMatch(/^seed-[0-9a-f]{12}$/);
+    expect(readdirSync(join(dots, 'asi-check-out', folder)).length).toBeGreaterThan(0);
+    expect(readdirSync(dots)).toEqual(['asi-check-out']);
+
+    expect(b.status).toBe(2);
+    expect(b.stderr).toMatch(/^asi-check: the default output folder asi-check-out\/s \(--out picks another\): cannot create \(ENOTDIR[^\n]*\)\n$/);
+    expect(readdirSync(blocked)).toEqual(['asi-check-out']);
   });
 });
 

@@ -9,11 +9,11 @@ import { type ExploreProgress, type ExploreResult, explore } from '../check/expl
 import { ScopeError, loadScope } from '../check/explore/scope-file.ts';
 import type { Scope } from '../check/explore/scope.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
-import { OutDirError, prepareOutDir } from '../check/fuzz/outdir.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
+import { prepareOutDir } from './output.ts';
 import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, usageError, configOptions } from './usage.ts';
 
 /** Where counterexamples go unless --out says otherwise. */
@@ -74,13 +74,7 @@ async function run(flags: ExploreFlags): Promise<void> {
     if (e instanceof ScopeError) usageError(e.message);
     throw e;
   }
-  let out;
-  try {
-    out = prepareOutDir(flags.out ?? DEFAULT_EXPLORE_OUT, flags.out === undefined);
-  } catch (e) {
-    if (e instanceof OutDirError) usageError(e.message);
-    throw e;
-  }
+  const out = prepareOutDir(flags.out ?? DEFAULT_EXPLORE_OUT, { flag: '--out', given: flags.out !== undefined });
   const human = flags.json ? process.stderr : process.stdout;
   human.write(
     `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${scope.name} (${scope.about}), depth ${flags.depth}, ${flags.workers} workers\n`,

@@ -19,7 +19,7 @@ import { InvalidArgumentError } from 'commander';
 import type { KernelConfig } from '../model/system.ts';
 import { NIGHTLY_BROKEN, type NightlyCell, type NightlyPlan, runNightly } from '../check/fuzz/nightly.ts';
 import { defaultSeed, parseShard } from './fuzz.ts';
-import { OutDirError, prepareOutDir, statOf } from '../check/fuzz/outdir.ts';
+import { prepareOutDir, statOf } from './output.ts';
 import { EXIT_INTERNAL, UsageError, intIn, parseGeometry, parseKernel, parseProfile, usageError } from './usage.ts';
 
 /** A whole number from the environment, or its default. */
@@ -63,12 +63,7 @@ function plan(args: readonly string[], env: NodeJS.ProcessEnv): NightlyPlan {
   const cell = (profile: NightlyCell['profile'], index: number, count: number): NightlyCell => ({ profile, shard: { index, count }, cpus: cpuList[(index - 1) % cpuList.length] });
   const cells = shard ? profiles.map((p) => cell(p, shard.index, shard.count)) : profiles.flatMap((p) => Array.from({ length: shards }, (_, i) => cell(p, i + 1, shards)));
   const out = env.FUZZ_OUT ?? 'fuzz-out';
-  try {
-    prepareOutDir(out, false);
-  } catch (e) {
-    if (e instanceof OutDirError) usageError(e.message.replace('--out', 'FUZZ_OUT'));
-    throw e;
-  }
+  prepareOutDir(out, { flag: 'FUZZ_OUT', given: env.FUZZ_OUT !== undefined });
   return { cells, ...(kernel ? { kernel } : {}), ...(geometry ? { geometry } : {}), seconds, seed, out, known, strict };
 }
 

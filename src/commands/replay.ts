@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { dirname } from 'node:path';
 import { CounterexampleError, loadCounterexample, removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
-import { statOf } from '../check/fuzz/outdir.ts';
 import { progressIntervalMs, replayCommand } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, failurePlace, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
@@ -14,6 +13,7 @@ import { type ReportHeader, renderHtml } from '../report/html.ts';
 import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
 import type { CheckMode } from '../invariants/index.ts';
+import { statOf } from './output.ts';
 import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, usageError, configOptions } from './usage.ts';
 
 interface ReplayFlags extends ConfigFlags {

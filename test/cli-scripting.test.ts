@@ -215,6 +215,22 @@ describe.concurrent('as a process', () => {
     expect(readdirSync(CORPUS).sort()).toEqual(corpus);
   });
 
+  test('on a full disk, fuzz --out NEWDIR exits 2 and leaves no NEWDIR behind', async () => {
+    const dir = tmp();
+    const out = join(dir, 'new');
+    // A file-size limit fails the probe write after it created the file, as a full disk does; with
+    // SIGXFSZ ignored the write returns EFBIG instead of killing node.
+    const cmd = `trap '' XFSZ; ulimit -f 2; exec node bin/asi-check.js fuzz --runs 1 --steps 5 --workers 1 --no-corpus --out ${out}`;
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const child = spawn('sh', ['-c', cmd], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      child.on('close', (status) => resolve({ status, stderr }));
+    });
+    expect(r).toEqual({ status: 2, stderr: `asi-check: --out ${out}: cannot write (EFBIG: file too large)\n` });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   const hasScript = (() => {
     try {
       execFileSync('script', ['--version'], { stdio: 'ignore' });

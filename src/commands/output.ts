@@ -95,11 +95,12 @@ export function prepareOutDir(path: string, source: PathSource): OutDir {
   try {
     writeFileSync(probe, Buffer.alloc(PROBE_BYTES));
   } catch (e) {
+    // A full disk fails the write after the file was made: it must go before its folder can.
+    rmSync(probe, { force: true });
     release();
     usageError(`${name}: cannot write (${reason(e)})`);
-  } finally {
-    rmSync(probe, { force: true });
   }
+  rmSync(probe);
   removeStaleTemps(path);
   return { path, release };
 }

@@ -4,7 +4,7 @@
 // runs as real processes, which must behave byte for byte the same.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MAX_FILE_BYTES } from '../src/check/counterexample.ts';
@@ -81,6 +81,10 @@ const CASES: Case[] = [
   ['replay --html of a directory', 'asi-check', () => ['replay', F5, '--html', fx], /is a directory/],
   ['replay --html in a missing directory', 'asi-check', () => ['replay', F5, '--html', missing()], /no such directory/],
   ['replay --html under a file', 'asi-check', () => ['replay', F5, '--html', join(file(), 'r.html')], /its parent is not a directory/],
+  ['replay --html of its own input', 'asi-check', () => ['replay', fixture('input.json', () => {}), '--html', join(fx, 'input.json')], /--html .*input\.json: exists and is not an asi-check report; not replacing it$/],
+  ['replay --html of a file that is not a report', 'asi-check', () => ['replay', F5, '--html', file()], /--html .*a-file: exists and is not an asi-check report/],
+  ['replay --html of a symbolic link', 'asi-check', () => ['replay', F5, '--html', join(fx, 'link')], /--html .*link: a symbolic link; name the file itself/],
+  ['replay --html of a FIFO', 'asi-check', () => ['replay', F5, '--html', join(fx, 'fifo')], /--html .*fifo: not a regular file \(a FIFO\)$/],
 
   ["fuzz --out ''", 'asi-check', () => [...FUZZ, '--out', ''], /--out '': an empty path/],
   ['fuzz --out of a file', 'asi-check', () => [...FUZZ, '--out', file()], /not a directory$/],
@@ -150,6 +154,7 @@ describe('bad input to every command: one line on stderr, exit 2, nothing writte
 
   beforeAll(async () => {
     execFileSync('mkfifo', [join(fx, 'fifo')]);
+    symlinkSync('a-file', join(fx, 'link'));
     // Sparse: one byte over the cap costs no disk.
     writeFileSync(join(fx, 'huge.json'), '');
     truncateSync(join(fx, 'huge.json'), MAX_FILE_BYTES + 1);

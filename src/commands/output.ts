@@ -1,12 +1,13 @@
-// Where a command writes a folder of counterexamples (fuzz --out, explore --out, FUZZ_OUT): checked
-// before the run, so a path that cannot take the output is refused before any work is spent on
-// it. Messages name the path as the user gave it: the flag or variable, or the default they did
-// not choose.
+// Where a command writes: a folder of counterexamples (fuzz --out, explore --out, FUZZ_OUT) or one
+// report (replay --html). Each is checked before the run, so a path that cannot take the output
+// is refused before any work is spent on it, and nothing already there is replaced unless it is
+// an earlier output of the same kind. Messages name the path as the user gave it: the flag or
+// variable, or the default they did not choose.
 
-import { type Stats, mkdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { type Stats, closeSync, lstatSync, mkdirSync, openSync, readSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
-import { removeStaleTemps } from '../check/counterexample.ts';
+import { removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
 import { usageError } from './usage.ts';
 
 /** Where `fuzz` saves without --out: a folder of the run's own, never the committed corpus. */
@@ -47,6 +48,10 @@ function named(path: string, s: PathSource): string {
 }
 
 const reason = (e: unknown) => (e as Error).message.split(',')[0];
+
+function kindOf(st: Stats): string {
+  return st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
+}
 
 export interface OutDir {
   readonly path: string;
@@ -103,4 +108,61 @@ export function prepareOutDir(path: string, source: PathSource): OutDir {
   rmSync(probe);
   removeStaleTemps(path);
   return { path, release };
+}
+
+export interface OutFile {
+  readonly path: string;
+  /** Writes the whole file at once (temp file + rename), so a reader never sees half of it. */
+  write(text: string): void;
+}
+
+/** Whether the regular file at `path` begins with `head`; one that cannot be read does not. */
+function beginsWith(path: string, head: string): boolean {
+  const want = Buffer.from(head);
+  const got = Buffer.alloc(want.length);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    return readSync(fd, got, 0, got.length, 0) === got.length && got.equals(want);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * One report, given with `flag`: a new file in an existing folder, or an earlier report (a regular
+ * file beginning with `head`), which is replaced. Anything else there (the
+ * input itself, another file, a symbolic link, a FIFO, a device) is refused: the rename that
+ * writes the file would replace it, not write into it.
+ */
+export function prepareOutFile(path: string, flag: string, head: string): OutFile {
+  const name = named(path, { flag, given: true });
+  if (path === '') usageError(`${name}: an empty path`);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(path);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) usageError(`${name}: is a directory`);
+  if (st?.isSymbolicLink()) usageError(`${name}: a symbolic link; name the file itself`);
+  if (st && !st.isFile()) usageError(`${name}: not a regular file (${kindOf(st)})`);
+  if (st && !beginsWith(path, head)) usageError(`${name}: exists and is not an asi-check report; not replacing it`);
+  const parent = statOf(dirname(path));
+  if (!parent?.isDirectory()) usageError(`${name}: ${parent ? 'its parent is not a directory' : 'no such directory'} (${dirname(path)})`);
+  return {
+    path,
+    write: (text) => {
+      try {
+        removeStaleTemps(dirname(path));
+        writeFileAtomically(path, text);
+      } catch (e) {
+        usageError(`${name}: cannot write (${reason(e)})`);
+      }
+    },
+  };
 }

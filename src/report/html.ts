@@ -181,9 +181,11 @@ function pageTables(r: Replay): string {
   return `<section id="pagetables"><h2>ASI page tables ${esc(at)}</h2>${legend}${named}${frames}${body}</section>`;
 }
 
+/** How every report begins: an existing file that does not is not a report, and is never replaced by one. */
+export const REPORT_HEAD = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>asi-check: ';
+
 export function renderHtml(h: ReportHeader, r: Replay): string {
-  return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(`asi-check: ${h.title}`)}</title><style>${CSS}</style></head>
+  return `${REPORT_HEAD}${esc(h.title)}</title><style>${CSS}</style></head>
 <body>
 ${summary(h, r)}
 ${steps(r)}

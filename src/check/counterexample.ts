@@ -31,6 +31,9 @@ export interface Counterexample {
 
 export class CounterexampleError extends Error {}
 
+/** JSON that is not a counterexample at all (another tool's file, a fuzz summary), as against a damaged one. */
+export class NotACounterexampleError extends CounterexampleError {}
+
 export function makeCounterexample(config: Config, ops: readonly Op[], invariant: string, message: string, title: string, found?: Counterexample['found']): Counterexample {
   const g = geometryOf(config);
   return { format: FORMAT, version: FORMAT_VERSION, title, invariant, message, config, ops, trace: ops.map((op) => formatOp(g, op)), ...(found ? { found } : {}) };
@@ -162,9 +165,9 @@ export function parseCounterexample(text: string): Counterexample {
   } catch (e) {
     throw new CounterexampleError(`not valid JSON (${(e as Error).message})`);
   }
-  if (typeof x !== 'object' || x === null) throw new CounterexampleError('not a JSON object');
+  if (typeof x !== 'object' || x === null) throw new NotACounterexampleError('not a JSON object');
   const o = x as Record<string, unknown>;
-  if (o.format !== FORMAT) throw new CounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
+  if (o.format !== FORMAT) throw new NotACounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
   if (o.version !== FORMAT_VERSION) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check reads version ${FORMAT_VERSION})`);
   if (typeof o.invariant !== 'string' || !invariantById(o.invariant)) throw new CounterexampleError(`unknown invariant ${JSON.stringify(o.invariant)}`);
   for (const field of ['title', 'message'] as const) {

@@ -4,7 +4,7 @@
 // runs as real processes, which must behave byte for byte the same.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MAX_FILE_BYTES } from '../src/check/counterexample.ts';
@@ -86,6 +86,16 @@ const CASES: Case[] = [
   ['replay --html of a symbolic link', 'asi-check', () => ['replay', F5, '--html', join(fx, 'link')], /--html .*link: a symbolic link; name the file itself/],
   ['replay --html of a FIFO', 'asi-check', () => ['replay', F5, '--html', join(fx, 'fifo')], /--html .*fifo: not a regular file \(a FIFO\)$/],
 
+  ['triage of nothing', 'asi-check', () => ['triage'], /missing required argument 'paths'/],
+  ['triage of a missing file', 'asi-check', () => ['triage', join(fx, 'missing.json')], /missing\.json: cannot read \(ENOENT/],
+  ['triage of a symbolic link loop', 'asi-check', () => ['triage', join(fx, 'loop-a')], /loop-a: cannot read \(ELOOP/],
+  ['triage of a 5000-character name', 'asi-check', () => ['triage', join(fx, 'a'.repeat(5000))], /cannot read \(ENAMETOOLONG/],
+  ['triage of a path under a file', 'asi-check', () => ['triage', join(file(), 'x.json')], /a-file\/x\.json: cannot read \(ENOTDIR/],
+  ['triage of an empty folder', 'asi-check', () => ['triage', join(fx, 'empty')], /empty: no counterexample files in it or its subfolders$/],
+  ['triage of a folder of fuzz summaries', 'asi-check', () => ['triage', join(fx, 'artifacts')], /artifacts: no counterexample files in it or its subfolders \(1 JSON file that is not a counterexample passed over\)$/],
+  ['triage of a fuzz summary named', 'asi-check', () => ['triage', join(fx, 'artifacts', 'summary', 'fixed-shard-1of4.json')], /fixed-shard-1of4\.json: not an asi-check counterexample/],
+  ['triage of a damaged file in a folder', 'asi-check', () => ['triage', join(fx, 'damaged')], /damaged\/sub\/x\.json: not valid JSON/],
+
   ["fuzz --out ''", 'asi-check', () => [...FUZZ, '--out', ''], /--out '': an empty path/],
   ['fuzz --out of a file', 'asi-check', () => [...FUZZ, '--out', file()], /not a directory$/],
   ['fuzz --out of /dev/full', 'asi-check', () => [...FUZZ, '--out', '/dev/full'], /\/dev\/full: not a directory$/],
@@ -132,12 +142,12 @@ const CASES: Case[] = [
   ['nightly FUZZ_KNOWN missing', 'nightly', () => [], /FUZZ_KNOWN .*: not a directory/, { FUZZ_KNOWN: missing() }],
 ];
 
-/** Names, sizes, modes and contents: what "nothing changed" means for a folder. */
+/** Names, sizes, modes and contents, of links as links: what "nothing changed" means for a folder. */
 function snapshot(dir: string): string {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .sort()
     .map((name) => {
-      const st = statSync(join(dir, name));
+      const st = lstatSync(join(dir, name));
       return `${name} ${st.mode} ${st.size} ${st.isFile() && st.size < 1e6 ? readFileSync(join(dir, name), 'base64') : ''}`;
     })
     .join('\n');
@@ -155,6 +165,14 @@ describe('bad input to every command: one line on stderr, exit 2, nothing writte
   beforeAll(async () => {
     execFileSync('mkfifo', [join(fx, 'fifo')]);
     symlinkSync('a-file', join(fx, 'link'));
+    symlinkSync('loop-b', join(fx, 'loop-a'));
+    symlinkSync('loop-a', join(fx, 'loop-b'));
+    mkdirSync(join(fx, 'empty'));
+    // What downloading the nightly artifacts gives, minus the counterexamples.
+    mkdirSync(join(fx, 'artifacts', 'summary'), { recursive: true });
+    writeFileSync(join(fx, 'artifacts', 'summary', 'fixed-shard-1of4.json'), JSON.stringify({ seed: 'nightly-1-1', walks: 3, violations: [] }));
+    mkdirSync(join(fx, 'damaged', 'sub'), { recursive: true });
+    writeFileSync(join(fx, 'damaged', 'sub', 'x.json'), '{"format": "asi-check-counterexample"');
     // Sparse: one byte over the cap costs no disk.
     writeFileSync(join(fx, 'huge.json'), '');
     truncateSync(join(fx, 'huge.json'), MAX_FILE_BYTES + 1);
@@ -162,10 +180,10 @@ describe('bad input to every command: one line on stderr, exit 2, nothing writte
     results = await runBatch(batch);
   });
 
-  test(`${CASES.length} cases over list, replay, fuzz, mutants and fuzz:nightly`, () => {
+  test(`${CASES.length} cases over list, replay, triage, fuzz, explore, mutants and fuzz:nightly`, () => {
     expect(CASES.length).toBeGreaterThanOrEqual(40);
     const commands = new Set(CASES.map(([, tool, args]) => (tool === 'nightly' ? 'nightly' : args()[0])));
-    for (const c of ['list', 'replay', 'fuzz', 'mutants', 'nightly']) expect(commands).toContain(c);
+    for (const c of ['list', 'replay', 'triage', 'fuzz', 'explore', 'mutants', 'nightly']) expect(commands).toContain(c);
     results.forEach((r, i) => {
       const [what, , , message] = CASES[i];
       expect({ what, status: r.status, stdout: r.stdout }).toEqual({ what, status: 2, stdout: '' });

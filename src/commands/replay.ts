@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import { CounterexampleError, loadCounterexample } from '../check/counterexample.ts';
-import { progressIntervalMs, replayCommand } from '../check/fuzz/progress.ts';
+import { replayCommand, stepProgress } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, failurePlace, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
 import type { Config } from '../model/system.ts';
@@ -69,17 +69,15 @@ function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } 
 /** The run, telling stderr how far it is when it takes long (a 200,000-op file takes minutes). */
 function withProgress(s: Subject, check: CheckMode): Subject['run'] {
   return (opts) => {
-    const t0 = performance.now();
-    const every = progressIntervalMs('ASI_CHECK_REPLAY_PROGRESS_MS');
-    let next = t0 + every;
+    let done = 0;
+    const tick = stepProgress((seconds) => `replay: step ${done} of ${s.length}, ${seconds.toFixed(0)} s`);
     return s.run({
       ...opts,
       check,
       onStep: (sys, rec, i) => {
         opts.onStep?.(sys, rec, i);
-        if (performance.now() < next) return;
-        next = performance.now() + every;
-        process.stderr.write(`replay: step ${i + 1} of ${s.length}, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+        done = i + 1;
+        tick();
       },
     });
   };

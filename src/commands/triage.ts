@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { type Counterexample, CounterexampleError, NotACounterexampleError, loadCounterexample } from '../check/counterexample.ts';
 import { type Triage, causeLabel, fixCandidates, triageOps } from '../check/triage.ts';
+import { stepProgress } from '../check/fuzz/progress.ts';
 import { EXIT_CLEAN, EXIT_VIOLATION, usageError } from './usage.ts';
 
 interface TriageFlags {
@@ -106,7 +107,18 @@ export function registerTriage(program: Command): void {
       // Every file is read before any is run: a corrupt corpus fails at once, with nothing half-printed.
       const { files, passedOver } = loadAll(paths);
       const t0 = performance.now();
-      const rows = files.map(({ file, c }) => ({ file, c, t: triageOps(c.config, c.ops, c.invariant) }));
+      // Each file is replayed once, then once or more per fix option: a large one takes minutes.
+      const at = { file: '', index: 0, replays: 0, step: 0, steps: 0 };
+      const tick = stepProgress((s) => `triage: file ${at.index} of ${files.length} (${at.file}), replay ${at.replays}, step ${at.step} of ${at.steps}, ${s.toFixed(0)} s`);
+      const onStep = (_sys: unknown, _rec: unknown, i: number) => {
+        if (i === 0) at.replays++;
+        at.step = i + 1;
+        tick();
+      };
+      const rows = files.map(({ file, c }, k) => {
+        Object.assign(at, { file, index: k + 1, replays: 0, steps: c.ops.length });
+        return { file, c, t: triageOps(c.config, c.ops, c.invariant, { onStep }) };
+      });
       const seconds = (performance.now() - t0) / 1000;
       const byCause = new Map<string, { invariants: Set<string>; files: number }>();
       for (const { t } of rows) {

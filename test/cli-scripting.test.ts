@@ -16,7 +16,7 @@ import { runWalks } from '../src/check/fuzz/walker.ts';
 import { main } from '../src/cli.ts';
 import { EXIT_INTERNAL, EXIT_VACUOUS, configFromFlags, describeConfig, parseKernel, parseOption } from '../src/commands/usage.ts';
 import type { BatchCase } from './cli-batch.ts';
-import { freshDir, root, runBatch, startCli } from './cli-run.ts';
+import { freshDir, root, runBatch, runMain, startCli } from './cli-run.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -128,6 +128,30 @@ describe('a fuzz worker', () => {
   });
 });
 
+describe("explore's limits", () => {
+  test('--seconds past what a 32-bit timer holds (2147484 s) is a budget like any other, not one that ends the search at once', async () => {
+    const r = await runMain('explore', '--depth', '4', '--seconds', '2147484', '--max-states', '300', '--workers', '1', '--out', tmp());
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/no violation up to depth [1-9] \(\d+ states\); --max-states 300 reached/);
+    expect(r.stderr).toBe('');
+  });
+
+  test(`a scope that offers no op proves nothing: exit ${EXIT_VACUOUS}, as a vacuous fuzz run`, async () => {
+    const dir = tmp();
+    const scope = join(dir, 'nothing.json');
+    const none = { createFlags: [], destroy: false, map: [], unmapCallers: [], enterEvents: [], exitEvents: [], interrupts: [], reads: [], vmalloc: null, tasks: null, failAlloc: [], kvm: null };
+    writeFileSync(scope, JSON.stringify(none));
+    const r = await runMain('explore', '--depth', '2', '--scope', scope, '--workers', '0', '--out', join(dir, 'out'));
+    expect(r.status).toBe(EXIT_VACUOUS);
+    expect(r.stdout).toMatch(/^vacuous search: the scope offers no op, so no transition was judged and no violation proves nothing \(exit 4\)$/m);
+    expect(r.stdout).not.toMatch(/no violation up to depth/);
+    const json = await runMain('explore', '--json', '--depth', '2', '--scope', scope, '--workers', '0', '--out', join(dir, 'out'));
+    expect(json.status).toBe(EXIT_VACUOUS);
+    expect(JSON.parse(json.stdout)).toMatchObject({ transitions: 0, vacuous: true, violation: null });
+    expect(readdirSync(dir)).toEqual(['nothing.json']);
+  });
+});
+
 describe('design options on the command line', () => {
   test('--option sets an option over the profile and the mutant, and printed replay lines carry it', () => {
     const option = parseOption('overlapPolicy=refuse', parseOption('resumeFlushesGlobal=true'));
@@ -213,6 +237,17 @@ describe.concurrent('as a process', () => {
     expect(readdirSync(join(fresh, 'asi-check-out', 'kill')).length).toBeGreaterThan(0);
     expect(f.stderr).toContain('new ones saved in asi-check-out/kill/');
     expect(readdirSync(CORPUS).sort()).toEqual(corpus);
+  });
+
+  test("explore --max-memory caps the whole process, its worker threads included, not the main thread's heap alone", async () => {
+    // Two workers put the process well past 100 MiB resident before the first batch is back,
+    // while the main thread's heap stays far below it for a search of this size.
+    const r = await startCli(['explore', '--json', '--depth', '4', '--workers', '2', '--max-memory', '100', '--out', tmp()]).done;
+    expect(r.status).toBe(0);
+    const summary = JSON.parse(r.stdout) as { stopped: string; rssBytes: number; heapBytes: number };
+    expect(summary.stopped).toBe('max-memory');
+    expect(summary.rssBytes).toBeGreaterThanOrEqual(100 * 2 ** 20);
+    expect(summary.heapBytes).toBeLessThan(100 * 2 ** 20);
   });
 
   test('on a full disk, fuzz --out NEWDIR exits 2 and leaves no NEWDIR behind', async () => {

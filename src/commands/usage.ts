@@ -13,7 +13,7 @@ export const EXIT_CLEAN = 0;
 export const EXIT_VIOLATION = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERNAL = 3;
-/** fuzz: no violation, but a core op never succeeded, so "clean" would claim nothing. */
+/** fuzz and explore: no violation, but nothing was tested (fuzz: a core op never succeeded; explore: no transition), so "clean" would claim nothing. */
 export const EXIT_VACUOUS = 4;
 
 /** Bad usage or input: main() prints `asi-check: <message>` as the one line on stderr and returns 2. */

@@ -239,6 +239,27 @@ describe.concurrent('as a process', () => {
     expect(readdirSync(CORPUS).sort()).toEqual(corpus);
   });
 
+  test('a reader that closes the pipe at once (| head -n 0) leaves the exit status to the verdict, for every command', async () => {
+    const dir = tmp();
+    const stale = join(dir, 'no-longer.json');
+    writeFileSync(stale, JSON.stringify({ ...F5, config: { ...F5.config, profile: 'fixed', options: {} } }));
+    const F5_FILE = join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
+    const piped = (args: string, to = '') =>
+      new Promise<number | null>((resolve) => {
+        const child = spawn('bash', ['-c', `set -o pipefail; node bin/asi-check.js ${args} ${to}| head -n 0`], { cwd: root, env: { ...process.env, NO_COLOR: '1' }, stdio: 'ignore' });
+        child.on('close', resolve);
+      });
+    const statuses = await Promise.all([
+      piped(`replay ${F5_FILE}`),
+      piped(`triage ${stale}`),
+      piped(`explore --depth 3 --mutant fini-backend-skipped --workers 0 --out ${join(dir, 'explore')}`),
+      // stderr into the closed pipe too: fuzz --json writes its header and progress there.
+      piped(`fuzz --json --runs 1 --steps 5 --workers 1 --no-corpus --out ${join(dir, 'fuzz')}`, '2>&1 '),
+      piped('list'),
+    ]);
+    expect(statuses).toEqual([1, 1, 1, EXIT_VACUOUS, 0]);
+  });
+
   test("explore --max-memory caps the whole process, its worker threads included, not the main thread's heap alone", async () => {
     // Two workers put the process well past 100 MiB resident before the first batch is back,
     // while the main thread's heap stays far below it for a search of this size.

@@ -65,6 +65,7 @@ const CASES: Case[] = [
   ['replay of an unknown mutant', 'asi-check', () => ['replay', fixture('mutant.json', (o) => (o.config.mutant = 'no-such-mutant'))], /unknown mutant "no-such-mutant"$/],
   ['replay of an unknown profile', 'asi-check', () => ['replay', fixture('profile.json', (o) => (o.config.profile = 'rfc-v9'))], /unknown profile "rfc-v9"$/],
   ['replay of an unknown design option', 'asi-check', () => ['replay', fixture('opt.json', (o) => (o.config.options = { warp: true }))], /unknown design option "warp"/],
+  ['replay of a file named with a newline and an escape', 'asi-check', () => ['replay', fixture('two\nlines\x1b[2J.json', 'hello')], /two\\x0alines\\x1b\[2J\.json: not valid JSON/],
   ['replay of a file and --seed', 'asi-check', () => ['replay', F5, '--seed', '1'], /not both or neither/],
   ['replay of a file with --steps', 'asi-check', () => ['replay', F5, '--steps', '9'], /--steps only apply to --seed/],
   ['replay of a file with --option', 'asi-check', () => ['replay', F5, '--option', 'exactExtent=true'], /--option only apply to --seed/],

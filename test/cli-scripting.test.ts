@@ -4,7 +4,7 @@
 // where the behaviour lives in a function; real processes where it is about the process.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { configLabel, loadCounterexample } from '../src/check/counterexample.ts';
@@ -125,6 +125,27 @@ describe('a fuzz worker', () => {
     expect(f.neverSucceeded).not.toContain('vmalloc');
     expect(vacuousOps(c)).toEqual(['asi_map', 'asi_enter']);
     expect(vacuousOps({ asi_create: { ok: 1 }, asi_map: { ok: 1 }, asi_enter: { ok: 1 } })).toEqual([]);
+  });
+});
+
+describe("a file's own text on a terminal", () => {
+  test('terminal escapes and bidi overrides in a title, a message or a file name are shown as escapes, never sent raw; the HTML report escapes markup', async () => {
+    const dir = tmp();
+    const hostile = { ...F5, title: 'F5 \x1b]0;owned\x07\x1b[2J<script>x</script>\u202e', message: `${F5.message}\x1b[8m` };
+    const file = join(dir, 'esc\x1b[31m.json');
+    writeFileSync(file, JSON.stringify(hostile));
+    const replay = await runMain('replay', file, '--html', join(dir, 'r.html'));
+    expect(replay.status).toBe(1);
+    expect(replay.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f\u202e]/);
+    expect(replay.stdout).toContain('F5 \\x1b]0;owned\\x07\\x1b[2J<script>x</script>\\u202e');
+    expect(replay.stdout).toContain('source: ' + join(dir, 'esc\\x1b[31m.json'));
+    const html = readFileSync(join(dir, 'r.html'), 'utf8');
+    expect(html).toContain('&#60;script&#62;x&#60;/script&#62;');
+    expect(html).not.toContain('<script');
+
+    const triage = await runMain('triage', dir);
+    expect(triage.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+    expect(triage.stdout).toContain('esc\\x1b[31m.json');
   });
 });
 

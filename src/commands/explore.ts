@@ -14,7 +14,7 @@ import { type Config, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
 import { prepareOutDir } from './output.ts';
-import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, usageError, configOptions } from './usage.ts';
+import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, printable, usageError, configOptions } from './usage.ts';
 
 /** Where counterexamples go unless --out says otherwise. */
 export const DEFAULT_EXPLORE_OUT = 'asi-check-out/explore';
@@ -84,7 +84,7 @@ async function run(flags: ExploreFlags): Promise<void> {
   const out = prepareOutDir(flags.out ?? DEFAULT_EXPLORE_OUT, { flag: '--out', given: flags.out !== undefined });
   const human = flags.json ? process.stderr : process.stdout;
   human.write(
-    `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${scope.name} (${scope.about}), depth ${flags.depth}, ${flags.workers} workers\n`,
+    `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${printable(scope.name)} (${printable(scope.about)}), depth ${flags.depth}, ${flags.workers} workers\n`,
   );
   let interrupted = false;
   const stopInterrupts = onInterrupt(() => (interrupted = true));

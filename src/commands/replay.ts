@@ -13,7 +13,7 @@ import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
 import type { CheckMode } from '../invariants/index.ts';
 import { prepareOutFile } from './output.ts';
-import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, usageError, configOptions } from './usage.ts';
+import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, printable, usageError, configOptions } from './usage.ts';
 
 interface ReplayFlags extends ConfigFlags {
   readonly seed?: string;
@@ -102,8 +102,8 @@ export function registerReplay(program: Command): void {
       const subject = file !== undefined ? fromFile(file) : fromSeed(flags.seed!, flags);
       const replay = recordReplay(subject.config, withProgress(subject, flags.check), subject.recorded ? [subject.recorded.message] : []);
       const { reproduced, verdict } = judge(subject, replay);
-      console.log(pc.bold(subject.title));
-      console.log(pc.dim(`source: ${subject.source}`));
+      console.log(pc.bold(printable(subject.title)));
+      console.log(pc.dim(`source: ${printable(subject.source)}`));
       console.log(pc.dim(`config: ${JSON.stringify(subject.config)}`));
       for (const line of replayLines(replay)) console.log(line);
       console.log(reproduced ? pc.red(verdict) : pc.green(verdict));

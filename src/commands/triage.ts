@@ -11,7 +11,7 @@ import pc from 'picocolors';
 import { type Counterexample, CounterexampleError, NotACounterexampleError, loadCounterexample } from '../check/counterexample.ts';
 import { type Triage, causeLabel, fixCandidates, triageOps } from '../check/triage.ts';
 import { stepProgress } from '../check/fuzz/progress.ts';
-import { EXIT_CLEAN, EXIT_VIOLATION, usageError } from './usage.ts';
+import { EXIT_CLEAN, EXIT_VIOLATION, printable, usageError } from './usage.ts';
 
 interface TriageFlags {
   readonly json?: boolean;
@@ -109,7 +109,7 @@ export function registerTriage(program: Command): void {
       const t0 = performance.now();
       // Each file is replayed once, then once or more per fix option: a large one takes minutes.
       const at = { file: '', index: 0, replays: 0, step: 0, steps: 0 };
-      const tick = stepProgress((s) => `triage: file ${at.index} of ${files.length} (${at.file}), replay ${at.replays}, step ${at.step} of ${at.steps}, ${s.toFixed(0)} s`);
+      const tick = stepProgress((s) => `triage: file ${at.index} of ${files.length} (${printable(at.file)}), replay ${at.replays}, step ${at.step} of ${at.steps}, ${s.toFixed(0)} s`);
       const onStep = (_sys: unknown, _rec: unknown, i: number) => {
         if (i === 0) at.replays++;
         at.step = i + 1;
@@ -143,11 +143,12 @@ export function registerTriage(program: Command): void {
         const summary = [...byCause].map(([rootCause, r]) => ({ rootCause, invariants: [...r.invariants].sort(), files: r.files }));
         console.log(JSON.stringify({ files: rows.length, unattributed, passedOver, seconds: Number(seconds.toFixed(3)), results, summary }, null, 2));
       } else {
-        const width = Math.max(...rows.map((r) => r.file.length));
-        for (const { file, t } of rows) {
+        const names = rows.map((r) => printable(r.file));
+        const width = Math.max(...names.map((n) => n.length));
+        rows.forEach(({ t }, i) => {
           const cause = attributed(t) ? pc.green(verdict(t)) : pc.red(verdict(t));
-          console.log(`${file.padEnd(width)}  ${pc.bold(t.invariant.padEnd(24))} ${cause}`);
-        }
+          console.log(`${names[i].padEnd(width)}  ${pc.bold(t.invariant.padEnd(24))} ${cause}`);
+        });
         const skipped = passedOver.length ? ` (${passedOverNote(passedOver.length)})` : '';
         console.log(pc.bold(`\n${plural(rows.length, 'file', 'files')} in ${seconds.toFixed(2)} s, ${rows.length - unattributed} attributed, ${unattributed} not${skipped}:`));
         const causeWidth = Math.max(...[...byCause.keys()].map((k) => k.length));

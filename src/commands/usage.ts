@@ -23,6 +23,19 @@ export function usageError(message: string): never {
   throw new UsageError(message);
 }
 
+/**
+ * Text that came from a file or the disk (a title, a message, a file name) as a terminal should
+ * get it: control characters, where ESC opens a terminal command and a newline would split a
+ * one-line message, and bidirectional overrides, which reorder what is shown, become escapes
+ * (\x1b, \u202e).
+ */
+export function printable(text: string): string {
+  return text.replace(/[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (c) => {
+    const code = c.codePointAt(0)!;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 /** Commander's own errors print one line too: its "(Did you mean ...?)" goes on the same line. */
 export function oneLine(text: string): string {
   return `${text.trim().replace(/\s*\n\s*/g, ' ')}\n`;

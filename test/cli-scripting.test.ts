@@ -149,6 +149,17 @@ describe("a file's own text on a terminal", () => {
   });
 });
 
+describe('the HTML report', () => {
+  test('its configuration line names the kernel configuration with the words the file name uses', async () => {
+    const dir = tmp();
+    const name = readdirSync(CORPUS).find((f) => f.startsWith('rfc-v2+thp=off--'))!;
+    const r = await runMain('replay', join(CORPUS, name), '--html', join(dir, 'r.html'));
+    expect(r.status).toBe(1);
+    const config = /<dt>config<\/dt><dd><code>([^<]*)<\/code>/.exec(readFileSync(join(dir, 'r.html'), 'utf8'))?.[1];
+    expect(config).toBe('geometry small · cpus 2 · profile rfc-v2 · kernel thp=off');
+  });
+});
+
 describe("explore's limits", () => {
   test('--seconds past what a 32-bit timer holds (2147484 s) is a budget like any other, not one that ends the search at once', async () => {
     const r = await runMain('explore', '--depth', '4', '--seconds', '2147484', '--max-states', '300', '--workers', '1', '--out', tmp());

@@ -7,7 +7,8 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 /** Why a file could not be read, as one phrase: "cannot read (ENOENT: ...)", "not a regular file (a FIFO)". */
 export class ReadError extends Error {}
 
-const reason = (e: unknown) => (e as Error).message.split(',')[0];
+/** A file-system error as a message shows it: "ENOENT: no such file or directory", without the path the user already sees. */
+export const fsReason = (e: unknown): string => (e as Error).message.split(',')[0];
 
 /** The file's text; `what` names the kind of file in the too-large message ("a counterexample file"). */
 export function readBounded(path: string, maxBytes: number, what: string): string {
@@ -16,7 +17,7 @@ export function readBounded(path: string, maxBytes: number, what: string): strin
     // O_NONBLOCK: opening a FIFO with no writer would otherwise block before fstat can refuse it.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
-    throw new ReadError(`cannot read (${reason(e)})`);
+    throw new ReadError(`cannot read (${fsReason(e)})`);
   }
   try {
     const st = fstatSync(fd);
@@ -27,7 +28,7 @@ export function readBounded(path: string, maxBytes: number, what: string): strin
     try {
       for (let n = 1; n > 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
     } catch (e) {
-      throw new ReadError(`cannot read (${reason(e)})`);
+      throw new ReadError(`cannot read (${fsReason(e)})`);
     }
     return buf.toString('utf8', 0, got);
   } finally {

@@ -9,6 +9,7 @@ import { type ExploreProgress, type ExploreResult, explore } from '../check/expl
 import { ScopeError, loadScope } from '../check/explore/scope-file.ts';
 import type { Scope } from '../check/explore/scope.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
+import { fsReason } from '../check/read-file.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
@@ -118,7 +119,7 @@ async function run(flags: ExploreFlags): Promise<void> {
       file = saveCounterexample(out.path, cx);
     } catch (e) {
       out.release();
-      usageError(`cannot save the counterexample in ${out.path} (${(e as Error).message.split(',')[0]})`);
+      usageError(`cannot save the counterexample in ${out.path} (${fsReason(e)})`);
     }
   }
   out.release();

@@ -8,6 +8,7 @@ import { type Stats, closeSync, lstatSync, mkdirSync, openSync, readSync, rmSync
 import { dirname, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
+import { fsReason } from '../check/read-file.ts';
 import { usageError } from './usage.ts';
 
 /** Where `fuzz` saves without --out: a folder of the run's own, never the committed corpus. */
@@ -46,8 +47,6 @@ export interface PathSource {
 function named(path: string, s: PathSource): string {
   return s.given ? `${s.flag} ${path === '' ? "''" : path}` : `the default output folder ${path} (${s.flag} picks another)`;
 }
-
-const reason = (e: unknown) => (e as Error).message.split(',')[0];
 
 function kindOf(st: Stats): string {
   return st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
@@ -93,7 +92,7 @@ export function prepareOutDir(path: string, source: PathSource): OutDir {
       mkdirSync(full, { recursive: !source.given });
     } catch (e) {
       release();
-      usageError(`${name}: cannot create (${reason(e)})`);
+      usageError(`${name}: cannot create (${fsReason(e)})`);
     }
   }
   const probe = join(path, `.asi-check-probe.${process.pid}.asi-tmp`);
@@ -103,7 +102,7 @@ export function prepareOutDir(path: string, source: PathSource): OutDir {
     // A full disk fails the write after the file was made: it must go before its folder can.
     rmSync(probe, { force: true });
     release();
-    usageError(`${name}: cannot write (${reason(e)})`);
+    usageError(`${name}: cannot write (${fsReason(e)})`);
   }
   rmSync(probe);
   removeStaleTemps(path);
@@ -161,7 +160,7 @@ export function prepareOutFile(path: string, flag: string, head: string): OutFil
         removeStaleTemps(dirname(path));
         writeFileAtomically(path, text);
       } catch (e) {
-        usageError(`${name}: cannot write (${reason(e)})`);
+        usageError(`${name}: cannot write (${fsReason(e)})`);
       }
     },
   };

@@ -11,6 +11,7 @@ import pc from 'picocolors';
 import { type Counterexample, CounterexampleError, NotACounterexampleError, loadCounterexample } from '../check/counterexample.ts';
 import { type Triage, causeLabel, fixCandidates, triageOps } from '../check/triage.ts';
 import { stepProgress } from '../check/fuzz/progress.ts';
+import { fsReason } from '../check/read-file.ts';
 import { EXIT_CLEAN, EXIT_VIOLATION, printable, usageError } from './usage.ts';
 
 interface TriageFlags {
@@ -22,8 +23,6 @@ interface Loaded {
   /** JSON files found in folders that are not counterexamples (fuzz summaries), left out. */
   readonly passedOver: readonly string[];
 }
-
-const reason = (e: unknown) => (e as Error).message.split(',')[0];
 
 function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
@@ -48,7 +47,7 @@ function jsonFilesUnder(dir: string): string[] {
       .map((d) => join(d.parentPath, d.name))
       .sort();
   } catch (e) {
-    usageError(`${dir}: cannot read (${reason(e)})`);
+    usageError(`${dir}: cannot read (${fsReason(e)})`);
   }
 }
 
@@ -66,7 +65,7 @@ function loadAll(paths: readonly string[]): Loaded {
     try {
       st = statSync(p);
     } catch (e) {
-      usageError(`${p}: cannot read (${reason(e)})`);
+      usageError(`${p}: cannot read (${fsReason(e)})`);
     }
     if (!st.isDirectory()) {
       files.push({ file: p, c: load(p) });

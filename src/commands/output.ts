@@ -8,7 +8,7 @@ import { type Stats, closeSync, lstatSync, mkdirSync, openSync, readSync, rmSync
 import { dirname, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
-import { fsReason } from '../check/read-file.ts';
+import { fsReason, kindOf } from '../check/read-file.ts';
 import { usageError } from './usage.ts';
 
 /** Where `fuzz` saves without --out: a folder of the run's own, never the committed corpus. */
@@ -46,10 +46,6 @@ export interface PathSource {
 
 function named(path: string, s: PathSource): string {
   return s.given ? `${s.flag} ${path === '' ? "''" : path}` : `the default output folder ${path} (${s.flag} picks another)`;
-}
-
-function kindOf(st: Stats): string {
-  return st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device';
 }
 
 export interface OutDir {
@@ -134,9 +130,9 @@ function beginsWith(path: string, head: string): boolean {
 
 /**
  * One report, given with `flag`: a new file in an existing folder, or an earlier report (a regular
- * file beginning with `head`), which is replaced. Anything else there (the
- * input itself, another file, a symbolic link, a FIFO, a device) is refused: the rename that
- * writes the file would replace it, not write into it.
+ * file beginning with `head`), which is replaced. Anything else there (the input itself, another
+ * file, a symbolic link, a FIFO, a device) is refused: the rename that writes the report would
+ * replace it, not write into it.
  */
 export function prepareOutFile(path: string, flag: string, head: string): OutFile {
   const name = named(path, { flag, given: true });

@@ -27,7 +27,8 @@ function tmp(): string {
 }
 
 const CORPUS = join(root, 'counterexamples');
-const F5 = loadCounterexample(join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json'));
+const F5_FILE = join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
+const F5 = loadCounterexample(F5_FILE);
 const violation = (walkIndex: number, ops = F5.ops, message = F5.message): FoundViolation => ({
   walkIndex,
   walkSeed: `t/s1/w0/${walkIndex}`,
@@ -271,11 +272,10 @@ describe.concurrent('as a process', () => {
     expect(readdirSync(CORPUS).sort()).toEqual(corpus);
   });
 
-  test('a reader that closes the pipe at once (| head -n 0) leaves the exit status to the verdict, for every command', async () => {
+  test('a reader that closes the pipe at once (| head -n 0) leaves the exit status to the verdict: replay, triage, explore, fuzz (stderr too) and list', async () => {
     const dir = tmp();
     const stale = join(dir, 'no-longer.json');
     writeFileSync(stale, JSON.stringify({ ...F5, config: { ...F5.config, profile: 'fixed', options: {} } }));
-    const F5_FILE = join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
     const piped = (args: string, to = '') =>
       new Promise<number | null>((resolve) => {
         const child = spawn('bash', ['-c', `set -o pipefail; node bin/asi-check.js ${args} ${to}| head -n 0`], { cwd: root, env: { ...process.env, NO_COLOR: '1' }, stdio: 'ignore' });

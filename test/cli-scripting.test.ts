@@ -88,18 +88,16 @@ describe('where a run saves by default', () => {
     const fuzz = (cwd: string, ...args: string[]): BatchCase => ({ tool: 'asi-check', args: ['fuzz', '--workers', '1', '--no-corpus', ...args], cwd });
     const [l, d, b] = await runBatch([
       fuzz(long, '--runs', '1', '--steps', '5', '--seed', 'x'.repeat(300)),
-      fuzz(dots, '--mutant', 'copy-drops-nx', '--runs', '2', '--seed', '..'),
+      fuzz(dots, '--runs', '1', '--steps', '5', '--seed', '..'),
       fuzz(blocked, '--runs', '1', '--steps', '5', '--seed', 's'),
     ]);
     expect({ status: l.status, stderr: l.stderr }).toEqual({ status: EXIT_VACUOUS, stderr: expect.not.stringContaining('--out') as unknown });
     expect(l.stdout).toMatch(/new ones saved in asi-check-out\/x{48}-[0-9a-f]{12}\//);
     expect(readdirSync(long)).toEqual([]);
 
-    expect(d.status).toBe(1);
-    const [folder] = readdirSync(join(dots, 'asi-check-out'));
-    expect(folder).toMatch(/^seed-[0-9a-f]{12}$/);
-    expect(readdirSync(join(dots, 'asi-check-out', folder)).length).toBeGreaterThan(0);
-    expect(readdirSync(dots)).toEqual(['asi-check-out']);
+    expect(d.status).toBe(EXIT_VACUOUS);
+    expect(d.stdout).toMatch(/new ones saved in asi-check-out\/seed-[0-9a-f]{12}\//);
+    expect(readdirSync(dots)).toEqual([]);
 
     expect(b.status).toBe(2);
     expect(b.stderr).toMatch(/^asi-check: the default output folder asi-check-out\/s \(--out picks another\): cannot create \(ENOTDIR[^\n]*\)\n$/);
@@ -163,9 +161,10 @@ describe('the HTML report', () => {
 
 describe("explore's limits", () => {
   test('--seconds past what a 32-bit timer holds (2147484 s) is a budget like any other, not one that ends the search at once', async () => {
-    const r = await runMain('explore', '--depth', '4', '--seconds', '2147484', '--max-states', '300', '--workers', '1', '--out', tmp());
+    // A worker, so the search waits on the event loop, where a timer that fired at once would be seen.
+    const r = await runMain('explore', '--depth', '2', '--seconds', '2147484', '--workers', '1', '--out', tmp());
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/no violation up to depth [1-9] \(\d+ states\); --max-states 300 reached/);
+    expect(r.stdout).toMatch(/^no violation up to depth 2 \(36 states\)$/m);
     expect(r.stderr).toBe('');
   });
 
@@ -272,7 +271,7 @@ describe.concurrent('as a process', () => {
     expect(readdirSync(CORPUS).sort()).toEqual(corpus);
   });
 
-  test('a reader that closes the pipe at once (| head -n 0) leaves the exit status to the verdict: replay, triage, explore, fuzz (stderr too) and list', async () => {
+  test('a reader that closes the pipe at once (| head -n 0) leaves the exit status to the verdict: replay, triage, fuzz (stderr too)', async () => {
     const dir = tmp();
     const stale = join(dir, 'no-longer.json');
     writeFileSync(stale, JSON.stringify({ ...F5, config: { ...F5.config, profile: 'fixed', options: {} } }));
@@ -284,12 +283,10 @@ describe.concurrent('as a process', () => {
     const statuses = await Promise.all([
       piped(`replay ${F5_FILE}`),
       piped(`triage ${stale}`),
-      piped(`explore --depth 3 --mutant fini-backend-skipped --workers 0 --out ${join(dir, 'explore')}`),
       // stderr into the closed pipe too: fuzz --json writes its header and progress there.
       piped(`fuzz --json --runs 1 --steps 5 --workers 1 --no-corpus --out ${join(dir, 'fuzz')}`, '2>&1 '),
-      piped('list'),
     ]);
-    expect(statuses).toEqual([1, 1, 1, EXIT_VACUOUS, 0]);
+    expect(statuses).toEqual([1, 1, EXIT_VACUOUS]);
   });
 
   test("explore --max-memory caps the whole process, its worker threads included, not the main thread's heap alone", async () => {

@@ -9,7 +9,7 @@ import { registerList } from './commands/list.ts';
 import { registerMutants } from './commands/mutants.ts';
 import { registerReplay } from './commands/replay.ts';
 import { registerTriage } from './commands/triage.ts';
-import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, UsageError, throwOnCommanderError } from './commands/usage.ts';
+import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, UsageError, printable, throwOnCommanderError } from './commands/usage.ts';
 
 function program(): Command {
   const p = throwOnCommanderError(
@@ -36,7 +36,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Commander has already printed its one line (help and --version end here too, with 0).
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_CLEAN : EXIT_USAGE;
     if (e instanceof UsageError) {
-      console.error(`asi-check: ${e.message}`);
+      console.error(`asi-check: ${printable(e.message)}`);
       return EXIT_USAGE;
     }
     const err = e instanceof Error ? e : new Error(String(e));

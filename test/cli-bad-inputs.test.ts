@@ -4,15 +4,15 @@
 // runs as real processes, which must behave byte for byte the same.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { MAX_FILE_BYTES } from '../src/check/counterexample.ts';
 import type { BatchCase, BatchResult } from './cli-batch.ts';
-import { TSX, freshDir, root, startCli } from './cli-run.ts';
+import { freshDir, root, runBatch, startCli } from './cli-run.ts';
 
 const F5 = join(root, 'counterexamples', 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
-const NIGHTLY = join(root, 'src', 'check', 'fuzz', 'nightly.ts');
+const NIGHTLY = join(root, 'src', 'commands', 'nightly.ts');
 const fx = freshDir('bad-fixtures');
 const cwds = freshDir('bad-cwd');
 afterAll(() => [fx, cwds].forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -47,7 +47,7 @@ const CASES: Case[] = [
   ['replay of nothing', 'asi-check', () => ['replay'], /file or --seed, not both or neither/],
   ['replay of a missing file', 'asi-check', () => ['replay', join(fx, 'missing.json')], /cannot read \(ENOENT/],
   ['replay of a directory', 'asi-check', () => ['replay', fx], /not a regular file \(a directory\)/],
-  ['replay of /dev/zero', 'asi-check', () => ['replay', '/dev/zero'], /not a regular file \(a device/],
+  ['replay of /dev/zero', 'asi-check', () => ['replay', '/dev/zero'], /not a regular file \(a device\)$/],
   ['replay of a FIFO', 'asi-check', () => ['replay', join(fx, 'fifo')], /not a regular file \(a FIFO\)/],
   ['replay of a huge file', 'asi-check', () => ['replay', join(fx, 'huge.json')], /too large \(67108865 bytes; a counterexample file is at most 67108864\)$/],
   ['replay of text', 'asi-check', () => ['replay', fixture('text.json', 'hello')], /not valid JSON/],
@@ -65,6 +65,7 @@ const CASES: Case[] = [
   ['replay of an unknown mutant', 'asi-check', () => ['replay', fixture('mutant.json', (o) => (o.config.mutant = 'no-such-mutant'))], /unknown mutant "no-such-mutant"$/],
   ['replay of an unknown profile', 'asi-check', () => ['replay', fixture('profile.json', (o) => (o.config.profile = 'rfc-v9'))], /unknown profile "rfc-v9"$/],
   ['replay of an unknown design option', 'asi-check', () => ['replay', fixture('opt.json', (o) => (o.config.options = { warp: true }))], /unknown design option "warp"/],
+  ['replay of a file named with a newline and an escape', 'asi-check', () => ['replay', fixture('two\nlines\x1b[2J.json', 'hello')], /two\\x0alines\\x1b\[2J\.json: not valid JSON/],
   ['replay of a file and --seed', 'asi-check', () => ['replay', F5, '--seed', '1'], /not both or neither/],
   ['replay of a file with --steps', 'asi-check', () => ['replay', F5, '--steps', '9'], /--steps only apply to --seed/],
   ['replay of a file with --option', 'asi-check', () => ['replay', F5, '--option', 'exactExtent=true'], /--option only apply to --seed/],
@@ -81,6 +82,20 @@ const CASES: Case[] = [
   ['replay --html of a directory', 'asi-check', () => ['replay', F5, '--html', fx], /is a directory/],
   ['replay --html in a missing directory', 'asi-check', () => ['replay', F5, '--html', missing()], /no such directory/],
   ['replay --html under a file', 'asi-check', () => ['replay', F5, '--html', join(file(), 'r.html')], /its parent is not a directory/],
+  ['replay --html of its own input', 'asi-check', () => ['replay', fixture('input.json', () => {}), '--html', join(fx, 'input.json')], /--html .*input\.json: exists and is not an asi-check report; not replacing it$/],
+  ['replay --html of a file that is not a report', 'asi-check', () => ['replay', F5, '--html', file()], /--html .*a-file: exists and is not an asi-check report/],
+  ['replay --html of a symbolic link', 'asi-check', () => ['replay', F5, '--html', join(fx, 'link')], /--html .*link: a symbolic link; name the file itself/],
+  ['replay --html of a FIFO', 'asi-check', () => ['replay', F5, '--html', join(fx, 'fifo')], /--html .*fifo: not a regular file \(a FIFO\)$/],
+
+  ['triage of nothing', 'asi-check', () => ['triage'], /missing required argument 'paths'/],
+  ['triage of a missing file', 'asi-check', () => ['triage', join(fx, 'missing.json')], /missing\.json: cannot read \(ENOENT/],
+  ['triage of a symbolic link loop', 'asi-check', () => ['triage', join(fx, 'loop-a')], /loop-a: cannot read \(ELOOP/],
+  ['triage of a 5000-character name', 'asi-check', () => ['triage', join(fx, 'a'.repeat(5000))], /cannot read \(ENAMETOOLONG/],
+  ['triage of a path under a file', 'asi-check', () => ['triage', join(file(), 'x.json')], /a-file\/x\.json: cannot read \(ENOTDIR/],
+  ['triage of an empty folder', 'asi-check', () => ['triage', join(fx, 'empty')], /empty: no counterexample files in it or its subfolders$/],
+  ['triage of a folder of fuzz summaries', 'asi-check', () => ['triage', join(fx, 'artifacts')], /artifacts: no counterexample files in it or its subfolders \(1 JSON file that is not a counterexample passed over\)$/],
+  ['triage of a fuzz summary named', 'asi-check', () => ['triage', join(fx, 'artifacts', 'summary', 'fixed-shard-1of4.json')], /fixed-shard-1of4\.json: not an asi-check counterexample/],
+  ['triage of a damaged file in a folder', 'asi-check', () => ['triage', join(fx, 'damaged')], /damaged\/sub\/x\.json: not valid JSON/],
 
   ["fuzz --out ''", 'asi-check', () => [...FUZZ, '--out', ''], /--out '': an empty path/],
   ['fuzz --out of a file', 'asi-check', () => [...FUZZ, '--out', file()], /not a directory$/],
@@ -104,6 +119,10 @@ const CASES: Case[] = [
   ['fuzz with a misspelt flag', 'asi-check', () => [...FUZZ, '--seeds', '1'], /unknown option '--seeds' \(Did you mean --seed\?\)$/],
   ['fuzz with an argument', 'asi-check', () => [...FUZZ, 'now'], /too many arguments/],
 
+  ['explore --scope of a FIFO', 'asi-check', () => ['explore', '--depth', '1', '--scope', join(fx, 'fifo')], /--scope .*fifo: neither a scope name \(small, wide, kvm\) nor a scope file: not a regular file \(a FIFO\)$/],
+  ['explore --scope of /dev/zero', 'asi-check', () => ['explore', '--depth', '1', '--scope', '/dev/zero'], /--scope \/dev\/zero: .*not a regular file \(a device\)$/],
+  ['explore --scope of a missing file', 'asi-check', () => ['explore', '--depth', '1', '--scope', join(fx, 'missing.json')], /nor a scope file: cannot read \(ENOENT/],
+
   ['mutants --seconds-per-mutant 0', 'asi-check', () => ['mutants', '--seconds-per-mutant', '0'], />= 1, got '0'/],
   ['mutants --workers 0', 'asi-check', () => ['mutants', '--workers', '0'], /from 1 to 64/],
   ['mutants with an unknown flag', 'asi-check', () => ['mutants', '--mutant', 'x'], /unknown option '--mutant'/],
@@ -124,12 +143,12 @@ const CASES: Case[] = [
   ['nightly FUZZ_KNOWN missing', 'nightly', () => [], /FUZZ_KNOWN .*: not a directory/, { FUZZ_KNOWN: missing() }],
 ];
 
-/** Names, sizes, modes and contents: what "nothing changed" means for a folder. */
+/** Names, sizes, modes and contents, of links as links: what "nothing changed" means for a folder. */
 function snapshot(dir: string): string {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .sort()
     .map((name) => {
-      const st = statSync(join(dir, name));
+      const st = lstatSync(join(dir, name));
       return `${name} ${st.mode} ${st.size} ${st.isFile() && st.size < 1e6 ? readFileSync(join(dir, name), 'base64') : ''}`;
     })
     .join('\n');
@@ -144,23 +163,28 @@ describe('bad input to every command: one line on stderr, exit 2, nothing writte
   let results: BatchResult[];
   let before: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     execFileSync('mkfifo', [join(fx, 'fifo')]);
+    symlinkSync('a-file', join(fx, 'link'));
+    symlinkSync('loop-b', join(fx, 'loop-a'));
+    symlinkSync('loop-a', join(fx, 'loop-b'));
+    mkdirSync(join(fx, 'empty'));
+    // What downloading the nightly artifacts gives, minus the counterexamples.
+    mkdirSync(join(fx, 'artifacts', 'summary'), { recursive: true });
+    writeFileSync(join(fx, 'artifacts', 'summary', 'fixed-shard-1of4.json'), JSON.stringify({ seed: 'nightly-1-1', walks: 3, violations: [] }));
+    mkdirSync(join(fx, 'damaged', 'sub'), { recursive: true });
+    writeFileSync(join(fx, 'damaged', 'sub', 'x.json'), '{"format": "asi-check-counterexample"');
     // Sparse: one byte over the cap costs no disk.
     writeFileSync(join(fx, 'huge.json'), '');
     truncateSync(join(fx, 'huge.json'), MAX_FILE_BYTES + 1);
     before = snapshot(fx);
-    const io = join(cwds, 'io');
-    mkdirSync(io);
-    writeFileSync(join(io, 'cases.json'), JSON.stringify(batch));
-    execFileSync(process.execPath, [...TSX, join(root, 'test', 'cli-batch.ts'), join(io, 'cases.json'), join(io, 'results.json')], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
-    results = JSON.parse(readFileSync(join(io, 'results.json'), 'utf8')) as BatchResult[];
+    results = await runBatch(batch);
   });
 
-  test(`${CASES.length} cases over list, replay, fuzz, mutants and fuzz:nightly`, () => {
+  test(`${CASES.length} cases over list, replay, triage, fuzz, explore, mutants and fuzz:nightly`, () => {
     expect(CASES.length).toBeGreaterThanOrEqual(40);
     const commands = new Set(CASES.map(([, tool, args]) => (tool === 'nightly' ? 'nightly' : args()[0])));
-    for (const c of ['list', 'replay', 'fuzz', 'mutants', 'nightly']) expect(commands).toContain(c);
+    for (const c of ['list', 'replay', 'triage', 'fuzz', 'explore', 'mutants', 'nightly']) expect(commands).toContain(c);
     results.forEach((r, i) => {
       const [what, , , message] = CASES[i];
       expect({ what, status: r.status, stdout: r.stdout }).toEqual({ what, status: 2, stdout: '' });

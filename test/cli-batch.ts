@@ -5,7 +5,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { main } from '../src/cli.ts';
-import { nightly } from '../src/check/fuzz/nightly.ts';
+import { nightly } from '../src/commands/nightly.ts';
 import { inProcess } from './in-process.ts';
 
 export interface BatchCase {

@@ -4,15 +4,17 @@
 // second of CPU, mostly loading the model). NO_COLOR keeps output plain (vitest.config.ts sets it
 // here too); a fast progress interval makes the non-terminal progress line appear within a short test.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import type { Run } from './in-process.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { main } from '../src/cli.ts';
 import { inProcess } from './in-process.ts';
+import type { BatchCase, BatchResult } from './cli-batch.ts';
 
 export const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'asi-check.js');
@@ -64,6 +66,22 @@ export function startCli(args: readonly string[], o: SpawnOptions = {}): Running
           }),
     done,
   };
+}
+
+/**
+ * Command lines through main() or nightly(), all in one child process (test/cli-batch.ts), each in
+ * its own working directory: for cases about the working directory, which a vitest worker thread
+ * cannot change, at the cost of one process start for the lot.
+ */
+export async function runBatch(cases: readonly BatchCase[]): Promise<BatchResult[]> {
+  const io = freshDir('batch');
+  try {
+    writeFileSync(join(io, 'cases.json'), JSON.stringify(cases));
+    await promisify(execFile)(process.execPath, [...TSX, join(root, 'test', 'cli-batch.ts'), join(io, 'cases.json'), join(io, 'results.json')], { cwd: root, env: { ...process.env, ...CHILD_ENV } });
+    return JSON.parse(readFileSync(join(io, 'results.json'), 'utf8')) as BatchResult[];
+  } finally {
+    rmSync(io, { recursive: true, force: true });
+  }
 }
 
 export function runCli(...args: string[]): Promise<Run> {

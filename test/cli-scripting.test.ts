@@ -4,18 +4,19 @@
 // where the behaviour lives in a function; real processes where it is about the process.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { configLabel, loadCounterexample } from '../src/check/counterexample.ts';
-import { prepareOutDir } from '../src/check/fuzz/outdir.ts';
+import { prepareOutDir } from '../src/commands/output.ts';
 import { coverageFigures, replayCommand, vacuousOps } from '../src/check/fuzz/progress.ts';
 import type { FoundViolation, WalkStats, WorkerEvent } from '../src/check/fuzz/protocol.ts';
 import { FindingStore, loadKnown } from '../src/check/fuzz/store.ts';
 import { runWalks } from '../src/check/fuzz/walker.ts';
 import { main } from '../src/cli.ts';
 import { EXIT_INTERNAL, EXIT_VACUOUS, configFromFlags, describeConfig, parseKernel, parseOption } from '../src/commands/usage.ts';
-import { freshDir, root, startCli } from './cli-run.ts';
+import type { BatchCase } from './cli-batch.ts';
+import { freshDir, root, runBatch, runMain, startCli } from './cli-run.ts';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -26,7 +27,8 @@ function tmp(): string {
 }
 
 const CORPUS = join(root, 'counterexamples');
-const F5 = loadCounterexample(join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json'));
+const F5_FILE = join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');
+const F5 = loadCounterexample(F5_FILE);
 const violation = (walkIndex: number, ops = F5.ops, message = F5.message): FoundViolation => ({
   walkIndex,
   walkSeed: `t/s1/w0/${walkIndex}`,
@@ -70,12 +72,36 @@ describe('saving findings', () => {
     const dead = 'x.json.999999999.asi-tmp';
     const live = `y.json.${process.pid}.asi-tmp`;
     for (const f of [dead, live, 'z.json']) writeFileSync(join(dir, f), '{}');
-    prepareOutDir(dir, false).release();
+    prepareOutDir(dir, { flag: '--out', given: true }).release();
     expect(readdirSync(dir).sort()).toEqual([live, 'z.json']);
-    const made = prepareOutDir(join(dir, 'a', 'b'), true);
+    const made = prepareOutDir(join(dir, 'a', 'b'), { flag: '--out', given: false });
     expect(existsSync(made.path)).toBe(true);
     made.release();
     expect(readdirSync(dir).sort()).toEqual([live, 'z.json']);
+  });
+});
+
+describe('where a run saves by default', () => {
+  test('a folder named from the seed: one bounded folder under asi-check-out whatever the seed, removed if left empty; one that cannot be made is named as the default, not as an --out never given', async () => {
+    const [long, dots, blocked] = [tmp(), tmp(), tmp()];
+    writeFileSync(join(blocked, 'asi-check-out'), '');
+    const fuzz = (cwd: string, ...args: string[]): BatchCase => ({ tool: 'asi-check', args: ['fuzz', '--workers', '1', '--no-corpus', ...args], cwd });
+    const [l, d, b] = await runBatch([
+      fuzz(long, '--runs', '1', '--steps', '5', '--seed', 'x'.repeat(300)),
+      fuzz(dots, '--runs', '1', '--steps', '5', '--seed', '..'),
+      fuzz(blocked, '--runs', '1', '--steps', '5', '--seed', 's'),
+    ]);
+    expect({ status: l.status, stderr: l.stderr }).toEqual({ status: EXIT_VACUOUS, stderr: expect.not.stringContaining('--out') as unknown });
+    expect(l.stdout).toMatch(/new ones saved in asi-check-out\/x{48}-[0-9a-f]{12}\//);
+    expect(readdirSync(long)).toEqual([]);
+
+    expect(d.status).toBe(EXIT_VACUOUS);
+    expect(d.stdout).toMatch(/new ones saved in asi-check-out\/seed-[0-9a-f]{12}\//);
+    expect(readdirSync(dots)).toEqual([]);
+
+    expect(b.status).toBe(2);
+    expect(b.stderr).toMatch(/^asi-check: the default output folder asi-check-out\/s \(--out picks another\): cannot create \(ENOTDIR[^\n]*\)\n$/);
+    expect(readdirSync(blocked)).toEqual(['asi-check-out']);
   });
 });
 
@@ -98,6 +124,63 @@ describe('a fuzz worker', () => {
     expect(f.neverSucceeded).not.toContain('vmalloc');
     expect(vacuousOps(c)).toEqual(['asi_map', 'asi_enter']);
     expect(vacuousOps({ asi_create: { ok: 1 }, asi_map: { ok: 1 }, asi_enter: { ok: 1 } })).toEqual([]);
+  });
+});
+
+describe("a file's own text on a terminal", () => {
+  test('terminal escapes and bidi overrides in a title, a message or a file name are shown as escapes, never sent raw; the HTML report escapes markup', async () => {
+    const dir = tmp();
+    const hostile = { ...F5, title: 'F5 \x1b]0;owned\x07\x1b[2J<script>x</script>\u202e', message: `${F5.message}\x1b[8m` };
+    const file = join(dir, 'esc\x1b[31m.json');
+    writeFileSync(file, JSON.stringify(hostile));
+    const replay = await runMain('replay', file, '--html', join(dir, 'r.html'));
+    expect(replay.status).toBe(1);
+    expect(replay.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f\u202e]/);
+    expect(replay.stdout).toContain('F5 \\x1b]0;owned\\x07\\x1b[2J<script>x</script>\\u202e');
+    expect(replay.stdout).toContain('source: ' + join(dir, 'esc\\x1b[31m.json'));
+    const html = readFileSync(join(dir, 'r.html'), 'utf8');
+    expect(html).toContain('&#60;script&#62;x&#60;/script&#62;');
+    expect(html).not.toContain('<script');
+
+    const triage = await runMain('triage', dir);
+    expect(triage.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+    expect(triage.stdout).toContain('esc\\x1b[31m.json');
+  });
+});
+
+describe('the HTML report', () => {
+  test('its configuration line names the kernel configuration with the words the file name uses', async () => {
+    const dir = tmp();
+    const name = readdirSync(CORPUS).find((f) => f.startsWith('rfc-v2+thp=off--'))!;
+    const r = await runMain('replay', join(CORPUS, name), '--html', join(dir, 'r.html'));
+    expect(r.status).toBe(1);
+    const config = /<dt>config<\/dt><dd><code>([^<]*)<\/code>/.exec(readFileSync(join(dir, 'r.html'), 'utf8'))?.[1];
+    expect(config).toBe('geometry small · cpus 2 · profile rfc-v2 · kernel thp=off');
+  });
+});
+
+describe("explore's limits", () => {
+  test('--seconds past what a 32-bit timer holds (2147484 s) is a budget like any other, not one that ends the search at once', async () => {
+    // A worker, so the search waits on the event loop, where a timer that fired at once would be seen.
+    const r = await runMain('explore', '--depth', '2', '--seconds', '2147484', '--workers', '1', '--out', tmp());
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^no violation up to depth 2 \(36 states\)$/m);
+    expect(r.stderr).toBe('');
+  });
+
+  test(`a scope that offers no op proves nothing: exit ${EXIT_VACUOUS}, as a vacuous fuzz run`, async () => {
+    const dir = tmp();
+    const scope = join(dir, 'nothing.json');
+    const none = { createFlags: [], destroy: false, map: [], unmapCallers: [], enterEvents: [], exitEvents: [], interrupts: [], reads: [], vmalloc: null, tasks: null, failAlloc: [], kvm: null };
+    writeFileSync(scope, JSON.stringify(none));
+    const r = await runMain('explore', '--depth', '2', '--scope', scope, '--workers', '0', '--out', join(dir, 'out'));
+    expect(r.status).toBe(EXIT_VACUOUS);
+    expect(r.stdout).toMatch(/^vacuous search: the scope offers no op, so no transition was judged and no violation proves nothing \(exit 4\)$/m);
+    expect(r.stdout).not.toMatch(/no violation up to depth/);
+    const json = await runMain('explore', '--json', '--depth', '2', '--scope', scope, '--workers', '0', '--out', join(dir, 'out'));
+    expect(json.status).toBe(EXIT_VACUOUS);
+    expect(JSON.parse(json.stdout)).toMatchObject({ transitions: 0, vacuous: true, violation: null });
+    expect(readdirSync(dir)).toEqual(['nothing.json']);
   });
 });
 
@@ -188,6 +271,51 @@ describe.concurrent('as a process', () => {
     expect(readdirSync(join(fresh, 'asi-check-out', 'kill')).length).toBeGreaterThan(0);
     expect(f.stderr).toContain('new ones saved in asi-check-out/kill/');
     expect(readdirSync(CORPUS).sort()).toEqual(corpus);
+  });
+
+  test('a reader that closes the pipe at once (| head -n 0) leaves the exit status to the verdict: replay, triage, fuzz (stderr too)', async () => {
+    const dir = tmp();
+    const stale = join(dir, 'no-longer.json');
+    writeFileSync(stale, JSON.stringify({ ...F5, config: { ...F5.config, profile: 'fixed', options: {} } }));
+    const piped = (args: string, to = '') =>
+      new Promise<number | null>((resolve) => {
+        const child = spawn('bash', ['-c', `set -o pipefail; node bin/asi-check.js ${args} ${to}| head -n 0`], { cwd: root, env: { ...process.env, NO_COLOR: '1' }, stdio: 'ignore' });
+        child.on('close', resolve);
+      });
+    const statuses = await Promise.all([
+      piped(`replay ${F5_FILE}`),
+      piped(`triage ${stale}`),
+      // stderr into the closed pipe too: fuzz --json writes its header and progress there.
+      piped(`fuzz --json --runs 1 --steps 5 --workers 1 --no-corpus --out ${join(dir, 'fuzz')}`, '2>&1 '),
+    ]);
+    expect(statuses).toEqual([1, 1, EXIT_VACUOUS]);
+  });
+
+  test("explore --max-memory caps the whole process, its worker threads included, not the main thread's heap alone", async () => {
+    // Two workers put the process well past 100 MiB resident before the first batch is back,
+    // while the main thread's heap stays far below it for a search of this size.
+    const r = await startCli(['explore', '--json', '--depth', '4', '--workers', '2', '--max-memory', '100', '--out', tmp()]).done;
+    expect(r.status).toBe(0);
+    const summary = JSON.parse(r.stdout) as { stopped: string; rssBytes: number; heapBytes: number };
+    expect(summary.stopped).toBe('max-memory');
+    expect(summary.rssBytes).toBeGreaterThanOrEqual(100 * 2 ** 20);
+    expect(summary.heapBytes).toBeLessThan(100 * 2 ** 20);
+  });
+
+  test('on a full disk, fuzz --out NEWDIR exits 2 and leaves no NEWDIR behind', async () => {
+    const dir = tmp();
+    const out = join(dir, 'new');
+    // A file-size limit fails the probe write after it created the file, as a full disk does; with
+    // SIGXFSZ ignored the write returns EFBIG instead of killing node.
+    const cmd = `trap '' XFSZ; ulimit -f 2; exec node bin/asi-check.js fuzz --runs 1 --steps 5 --workers 1 --no-corpus --out ${out}`;
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const child = spawn('sh', ['-c', cmd], { cwd: root, env: { ...process.env, NO_COLOR: '1' } });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      child.on('close', (status) => resolve({ status, stderr }));
+    });
+    expect(r).toEqual({ status: 2, stderr: `asi-check: --out ${out}: cannot write (EFBIG: file too large)\n` });
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   const hasScript = (() => {

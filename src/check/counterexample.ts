@@ -8,7 +8,7 @@
 // ops replay on that memory; its file name says the configuration by 0.1's words
 // (configLabel(config, 1)), where version 2 says `layout=1`.
 
-import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { type Op, formatOp, validateOp } from '../model/ops.ts';
@@ -18,6 +18,7 @@ import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
 import { GEOMETRIES } from '../model/mm/geometry.ts';
 import { ASI_CHECK_VERSION } from '../version.ts';
+import { ReadError, readBounded } from './read-file.ts';
 
 export const FORMAT = 'asi-check-counterexample';
 export const FORMAT_VERSION = 2;
@@ -41,6 +42,9 @@ export interface Counterexample {
 }
 
 export class CounterexampleError extends Error {}
+
+/** JSON that is not a counterexample at all (another tool's file, a fuzz summary), as against a damaged one. */
+export class NotACounterexampleError extends CounterexampleError {}
 
 export function makeCounterexample(config: Config, ops: readonly Op[], invariant: string, message: string, title: string, found?: Counterexample['found']): Counterexample {
   const g = geometryOf(config);
@@ -198,9 +202,9 @@ export function parseCounterexample(text: string): Counterexample {
   } catch (e) {
     throw new CounterexampleError(`not valid JSON (${(e as Error).message})`);
   }
-  if (typeof x !== 'object' || x === null) throw new CounterexampleError('not a JSON object');
+  if (typeof x !== 'object' || x === null) throw new NotACounterexampleError('not a JSON object');
   const o = x as Record<string, unknown>;
-  if (o.format !== FORMAT) throw new CounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
+  if (o.format !== FORMAT) throw new NotACounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
   const version = READS.find((v) => v === o.version);
   if (version === undefined) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check, ${ASI_CHECK_VERSION}, reads versions ${READS.join(' and ')})`);
   if (version > 1 && typeof o.asiCheck !== 'string') throw new CounterexampleError(`asiCheck must be the version of the asi-check that saved the file, got ${o.asiCheck === undefined ? 'none' : JSON.stringify(o.asiCheck)}`);
@@ -220,30 +224,13 @@ export function parseCounterexample(text: string): Counterexample {
 /** Far above any shrunk file (a few KB) or a long walk; reading stops there. */
 export const MAX_FILE_BYTES = 64 * 2 ** 20;
 
-/** Regular files only, read up to MAX_FILE_BYTES: a FIFO or /dev/zero is refused, not waited on. */
-function readBounded(path: string): string {
-  // O_NONBLOCK: opening a FIFO with no writer would otherwise block before fstat can refuse it.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new CounterexampleError(`not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'a device or socket'})`);
-    if (st.size > MAX_FILE_BYTES) throw new CounterexampleError(`too large (${st.size} bytes; a counterexample file is at most ${MAX_FILE_BYTES})`);
-    const buf = Buffer.alloc(st.size);
-    let got = 0;
-    for (let n = 1; n > 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
-    return buf.toString('utf8', 0, got);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 export function loadCounterexample(path: string): Counterexample {
   let text: string;
   try {
-    text = readBounded(path);
+    text = readBounded(path, MAX_FILE_BYTES, 'a counterexample file');
   } catch (e) {
-    if (e instanceof CounterexampleError) throw e;
-    throw new CounterexampleError(`cannot read (${(e as Error).message.split(',')[0]})`);
+    if (e instanceof ReadError) throw new CounterexampleError(e.message);
+    throw e;
   }
   return parseCounterexample(text);
 }

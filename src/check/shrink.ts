@@ -3,10 +3,11 @@
 
 import type { Op } from '../model/ops.ts';
 import type { Config } from '../model/system.ts';
-import { runOps } from './run.ts';
+import { type RunOptions, runOps } from './run.ts';
 
-export function violates(config: Config, ops: readonly Op[], invariant: string): boolean {
-  return runOps(config, ops, { stopOn: invariant }).failure !== undefined;
+/** `run` adds to the run's options (an onStep for progress). */
+export function violates(config: Config, ops: readonly Op[], invariant: string, run: RunOptions = {}): boolean {
+  return runOps(config, ops, { ...run, stopOn: invariant }).failure !== undefined;
 }
 
 export function ddmin(config: Config, ops: readonly Op[], invariant: string): Op[] {

@@ -8,6 +8,7 @@ import { type DesignOptions, FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS } from 
 import type { MutantName } from '../model/mutants.ts';
 import type { Op } from '../model/ops.ts';
 import { type Config, resolveOptions } from '../model/system.ts';
+import type { RunOptions } from './run.ts';
 import { ddminBy, violates } from './shrink.ts';
 
 export type OptionName = (typeof OPTION_NAMES)[number];
@@ -50,10 +51,10 @@ export function withFixes(c: Config, fixes: readonly OptionName[]): Config {
  * Single options first; when none suffices alone, the smallest set found by dropping options one
  * chunk at a time from "all fixes on" while the ops still pass (ddmin), reported as one combined cause.
  */
-export function triageOps(config: Config, ops: readonly Op[], invariant: string): Triage {
-  if (!violates(config, ops, invariant)) return { invariant, reproduces: false, causes: [] };
+export function triageOps(config: Config, ops: readonly Op[], invariant: string, run: RunOptions = {}): Triage {
+  if (!violates(config, ops, invariant, run)) return { invariant, reproduces: false, causes: [] };
   if (config.mutant) return { invariant, reproduces: true, causes: [{ mutant: config.mutant }] };
-  const passes = (fixes: readonly OptionName[]) => fixedBy(config, ops, invariant, fixes);
+  const passes = (fixes: readonly OptionName[]) => fixedBy(config, ops, invariant, fixes, run);
   const candidates = fixCandidates(config);
   const single = candidates.filter((o) => passes([o]));
   if (single.length) return { invariant, reproduces: true, causes: single.map((o) => ({ options: [o] })) };
@@ -61,8 +62,8 @@ export function triageOps(config: Config, ops: readonly Op[], invariant: string)
   return { invariant, reproduces: true, causes: [{ options: ddminBy(candidates, passes) }] };
 }
 
-function fixedBy(config: Config, ops: readonly Op[], invariant: string, fixes: readonly OptionName[]): boolean {
-  return !violates(withFixes(config, fixes), ops, invariant);
+function fixedBy(config: Config, ops: readonly Op[], invariant: string, fixes: readonly OptionName[], run: RunOptions = {}): boolean {
+  return !violates(withFixes(config, fixes), ops, invariant, run);
 }
 
 /**

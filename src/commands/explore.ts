@@ -9,12 +9,13 @@ import { type ExploreProgress, type ExploreResult, explore } from '../check/expl
 import { ScopeError, loadScope } from '../check/explore/scope-file.ts';
 import type { Scope } from '../check/explore/scope.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
-import { OutDirError, prepareOutDir } from '../check/fuzz/outdir.ts';
+import { fsReason } from '../check/read-file.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
-import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, usageError, configOptions } from './usage.ts';
+import { prepareOutDir } from './output.ts';
+import { type ConfigFlags, EXIT_CLEAN, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, printable, usageError, configOptions } from './usage.ts';
 
 /** Where counterexamples go unless --out says otherwise. */
 export const DEFAULT_EXPLORE_OUT = 'asi-check-out/explore';
@@ -40,7 +41,7 @@ function progressLine(p: ExploreProgress, seconds: number): string {
     `${count(p.states)} states`,
     `${count(p.transitions)} transitions`,
     `${count(Math.round(p.states / Math.max(seconds, 1e-3)))} states/s`,
-    `heap ${Math.round(p.heapBytes / MiB)} MiB`,
+    `${Math.round(p.rssBytes / MiB)} MiB resident (heap ${Math.round(p.heapBytes / MiB)} MiB)`,
   ].join(pc.dim(' | '));
 }
 
@@ -55,13 +56,20 @@ export function exploreFigures(r: ExploreResult, seconds: number, heapBefore: nu
     statesPerSecond: Math.round(r.states / Math.max(seconds, 1e-3)),
     transitionsPerSecond: Math.round(r.transitions / Math.max(seconds, 1e-3)),
     heapBytes: r.heapBytes,
+    rssBytes: r.rssBytes,
     bytesPerState: Math.max(0, Math.round((r.heapBytes - heapBefore) / r.states)),
   };
 }
 
 function stopNote(r: ExploreResult, flags: ExploreFlags, timedOut: boolean): string {
   const why =
-    r.stopped === 'max-states' ? `--max-states ${flags.maxStates} reached` : r.stopped === 'max-memory' ? `--max-memory ${flags.maxMemory} MiB reached` : timedOut ? `--seconds ${flags.seconds} ran out` : 'interrupted';
+    r.stopped === 'max-states'
+      ? `--max-states ${flags.maxStates} reached`
+      : r.stopped === 'max-memory'
+        ? `--max-memory ${flags.maxMemory} MiB reached (${Math.round(r.rssBytes / MiB)} MiB resident)`
+        : timedOut
+          ? `--seconds ${flags.seconds} ran out`
+          : 'interrupted';
   return `${why} while expanding depth ${r.level + 1} (${count(r.levelDone)} of ${count(r.levelSize)} states of depth ${r.level} expanded)`;
 }
 
@@ -74,24 +82,18 @@ async function run(flags: ExploreFlags): Promise<void> {
     if (e instanceof ScopeError) usageError(e.message);
     throw e;
   }
-  let out;
-  try {
-    out = prepareOutDir(flags.out ?? DEFAULT_EXPLORE_OUT, flags.out === undefined);
-  } catch (e) {
-    if (e instanceof OutDirError) usageError(e.message);
-    throw e;
-  }
+  const out = prepareOutDir(flags.out ?? DEFAULT_EXPLORE_OUT, { flag: '--out', given: flags.out !== undefined });
   const human = flags.json ? process.stderr : process.stdout;
   human.write(
-    `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${scope.name} (${scope.about}), depth ${flags.depth}, ${flags.workers} workers\n`,
+    `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${printable(scope.name)} (${printable(scope.about)}), depth ${flags.depth}, ${flags.workers} workers\n`,
   );
-  let stop = false;
-  const stopInterrupts = onInterrupt(() => (stop = true));
-  // --seconds ends the search as Ctrl-C does, keeping the depth proved so far.
-  let timedOut = false;
-  const timer = flags.seconds === undefined ? undefined : setTimeout(() => ((stop = true), (timedOut = true)), flags.seconds * 1000);
+  let interrupted = false;
+  const stopInterrupts = onInterrupt(() => (interrupted = true));
   const heapBefore = process.memoryUsage().heapUsed;
   const started = performance.now();
+  // --seconds ends the search as Ctrl-C does, keeping the depth proved so far. A deadline read
+  // between batches, not a timer: setTimeout holds at most 2^31-1 ms and fires at once past that.
+  const deadline = flags.seconds === undefined ? Infinity : started + flags.seconds * 1000;
   const elapsed = () => (performance.now() - started) / 1000;
   let latest: ExploreProgress | undefined;
   const progress = startProgress(human, () => (latest ? progressLine(latest, elapsed()) : `${elapsed().toFixed(0)}s starting`));
@@ -99,13 +101,15 @@ async function run(flags: ExploreFlags): Promise<void> {
     config,
     scope,
     { depth: flags.depth, workers: flags.workers, ...(flags.maxStates ? { maxStates: flags.maxStates } : {}), ...(flags.maxMemory ? { maxBytes: flags.maxMemory * MiB } : {}) },
-    { shouldStop: () => stop, onProgress: (p) => (latest = p), everyMs: Math.min(250, progressIntervalMs()) },
+    { shouldStop: () => interrupted || performance.now() >= deadline, onProgress: (p) => (latest = p), everyMs: Math.min(250, progressIntervalMs()) },
   );
   const seconds = elapsed();
   progress.stop();
   stopInterrupts();
-  clearTimeout(timer);
+  const timedOut = r.stopped === 'interrupted' && !interrupted;
   const figures = exploreFigures(r, seconds, heapBefore);
+  // Nothing was judged: a clean result would claim what no transition showed.
+  const vacuous = !r.violation && r.transitions === 0;
 
   let file: string | undefined;
   if (r.violation) {
@@ -115,18 +119,18 @@ async function run(flags: ExploreFlags): Promise<void> {
       file = saveCounterexample(out.path, cx);
     } catch (e) {
       out.release();
-      usageError(`cannot save the counterexample in ${out.path} (${(e as Error).message.split(',')[0]})`);
+      usageError(`cannot save the counterexample in ${out.path} (${fsReason(e)})`);
     }
   }
   out.release();
 
   if (flags.json) {
     const violation = r.violation && { invariant: r.violation.failure.violations[0].invariant, message: r.violation.failure.violations[0].message, length: r.violation.ops.length, file, ops: r.violation.ops };
-    console.log(JSON.stringify({ config, scope: scope.name, depth: flags.depth, ...figures, stopped: r.stopped === 'interrupted' && timedOut ? 'time' : (r.stopped ?? null), violation: violation ?? null }, null, 2));
+    console.log(JSON.stringify({ config, scope: scope.name, depth: flags.depth, ...figures, stopped: timedOut ? 'time' : (r.stopped ?? null), vacuous, violation: violation ?? null }, null, 2));
   } else {
     console.log(
       `${count(r.states)} distinct states, ${count(r.transitions)} transitions in ${seconds.toFixed(1)} s (${count(figures.statesPerSecond)} states/s, ${count(figures.transitionsPerSecond)} transitions/s), ` +
-        `heap ${Math.round(r.heapBytes / MiB)} MiB (~${count(figures.bytesPerState)} bytes/state); states per depth: ${r.perLevel.join(', ')}`,
+        `${Math.round(r.rssBytes / MiB)} MiB resident, heap ${Math.round(r.heapBytes / MiB)} MiB (~${count(figures.bytesPerState)} bytes/state); states per depth: ${r.perLevel.join(', ')}`,
     );
     if (r.violation) {
       const v = r.violation.failure.violations[0];
@@ -134,22 +138,24 @@ async function run(flags: ExploreFlags): Promise<void> {
       r.violation.ops.forEach((op, i) => console.log(`  ${i + 1}. ${formatOp(geometryOf(config), op)}`));
       console.log(`  ${v.message}`);
       console.log(`  ${CLI} replay ${shellWord(file!)}`);
+    } else if (vacuous) {
+      console.log(pc.red(`vacuous search: the scope offers no op, so no transition was judged and no violation proves nothing (exit ${EXIT_VACUOUS})`));
     } else if (r.stopped) {
       console.log(pc.yellow(`no violation up to depth ${r.depthCompleted} (${count(r.states)} states); ${stopNote(r, flags, timedOut)}`));
     } else console.log(pc.green(`no violation up to depth ${r.depthCompleted} (${count(r.states)} states)`));
   }
-  process.exitCode = r.violation ? EXIT_VIOLATION : EXIT_CLEAN;
+  process.exitCode = r.violation ? EXIT_VIOLATION : vacuous ? EXIT_VACUOUS : EXIT_CLEAN;
 }
 
 export function registerExplore(program: Command): void {
   const explore = program
     .command('explore')
-    .description(`every op sequence of a scope up to --depth, breadth first, each distinct state once: a shortest counterexample (saved) or a proof to that depth; exit ${EXIT_VIOLATION} violation, ${EXIT_USAGE} bad usage`)
+    .description(`every op sequence of a scope up to --depth, breadth first, each distinct state once: a shortest counterexample (saved) or a proof to that depth; exit ${EXIT_VIOLATION} violation, ${EXIT_USAGE} bad usage, ${EXIT_VACUOUS} vacuous (the scope offers no op)`)
     .requiredOption('--depth <n>', 'ops per sequence', intIn(1, 64));
   configOptions(explore)
     .option('--scope <name|file>', 'the op alphabet: small, wide, kvm, or a JSON file (README, "Exhaustive search")', 'small')
     .option('--max-states <n>', 'stop after this many distinct states, saying how deep the proof reached', intIn(1))
-    .option('--max-memory <MiB>', 'stop once the heap holds this much, saying how deep the proof reached', intIn(16))
+    .option('--max-memory <MiB>', 'stop once the whole process is this much resident (RSS: main thread, worker threads and their heaps), saying how deep the proof reached', intIn(16))
     .option('--workers <k>', 'worker threads expanding states (0: the main thread only)', intIn(0, 64), Math.min(2, availableParallelism()))
     .option('--seconds <n>', 'stop after this long, saying how deep the proof reached (the nightly run)', intIn(1))
     .option('--out <dir>', `where a counterexample is saved (default: ./${DEFAULT_EXPLORE_OUT})`)

@@ -9,13 +9,13 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
 import { DEFAULT_WALK_STEPS, walkSeed } from '../check/seeded.ts';
 import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuzz/engine.ts';
-import { DEFAULT_OUT_ROOT, OutDirError, defaultOutDir, prepareOutDir, statOf } from '../check/fuzz/outdir.ts';
 import { CLI, coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress, vacuousOps } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
 import type { Config } from '../model/system.ts';
 import { onInterrupt } from './interrupt.ts';
-import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, parseCheckMode, usageError, configOptions } from './usage.ts';
+import { DEFAULT_OUT_ROOT, defaultOutDir, prepareOutDir, statOf } from './output.ts';
+import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, parseCheckMode, printable, usageError, configOptions } from './usage.ts';
 import type { CheckMode } from '../invariants/index.ts';
 
 /** The committed corpus: its bugs are known, so a run reports them as such, not as new. */
@@ -171,16 +171,10 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   const config = configFromFlags(flags);
   const seed = flags.seed ?? defaultSeed();
   const seconds = flags.seconds ?? (flags.runs === undefined ? DEFAULT_FUZZ_SECONDS : undefined);
-  let out;
-  try {
-    out = prepareOutDir(flags.out ?? defaultOutDir(seed), flags.out === undefined);
-  } catch (e) {
-    if (e instanceof OutDirError) usageError(e.message);
-    throw e;
-  }
+  const out = prepareOutDir(flags.out ?? defaultOutDir(seed), { flag: '--out', given: flags.out !== undefined });
   const knownDirs = [...new Set([out.path, ...(flags.corpus ? [CORPUS_DIR] : []), ...flags.known].map((d) => resolve(d)))];
   const known = loadKnown(knownDirs);
-  for (const line of known.unreadable) console.error(`asi-check: not counted as known: ${line}`);
+  for (const line of known.unreadable) console.error(`asi-check: not counted as known: ${printable(line)}`);
 
   // Before the header: once a user sees the run start, Ctrl-C is asi-check's (the handler runs only
   // after this function reaches its await, when `progress` and `run` exist).

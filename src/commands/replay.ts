@@ -3,18 +3,17 @@
 
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { dirname } from 'node:path';
-import { CounterexampleError, loadCounterexample, removeStaleTemps, writeFileAtomically } from '../check/counterexample.ts';
-import { statOf } from '../check/fuzz/outdir.ts';
-import { progressIntervalMs, replayCommand } from '../check/fuzz/progress.ts';
+import { CounterexampleError, loadCounterexample } from '../check/counterexample.ts';
+import { replayCommand, stepProgress } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, failurePlace, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
 import type { Config } from '../model/system.ts';
-import { type ReportHeader, renderHtml } from '../report/html.ts';
+import { REPORT_HEAD, type ReportHeader, renderHtml } from '../report/html.ts';
 import { type Replay, recordReplay } from '../report/record.ts';
 import { replayLines } from '../report/text.ts';
 import type { CheckMode } from '../invariants/index.ts';
-import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, usageError, configOptions } from './usage.ts';
+import { prepareOutFile } from './output.ts';
+import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_VIOLATION, configFromFlags, intIn, parseCheckMode, printable, usageError, configOptions } from './usage.ts';
 
 interface ReplayFlags extends ConfigFlags {
   readonly seed?: string;
@@ -67,41 +66,21 @@ function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } 
   return { reproduced: false, verdict: `the recorded ${s.recorded.invariant} no longer reproduces under profile ${s.config.profile}${instead}` };
 }
 
-/** Refused before the run, so a bad path costs nothing and leaves nothing. */
-function checkReportPath(path: string): void {
-  if (path === '') usageError("--html '': an empty path");
-  if (statOf(path)?.isDirectory()) usageError(`--html ${path}: is a directory`);
-  const parent = statOf(dirname(path));
-  if (!parent?.isDirectory()) usageError(`--html ${path}: ${parent ? 'its parent is not a directory' : 'no such directory'} (${dirname(path)})`);
-}
-
 /** The run, telling stderr how far it is when it takes long (a 200,000-op file takes minutes). */
 function withProgress(s: Subject, check: CheckMode): Subject['run'] {
   return (opts) => {
-    const t0 = performance.now();
-    const every = progressIntervalMs('ASI_CHECK_REPLAY_PROGRESS_MS');
-    let next = t0 + every;
+    let done = 0;
+    const tick = stepProgress((seconds) => `replay: step ${done} of ${s.length}, ${seconds.toFixed(0)} s`);
     return s.run({
       ...opts,
       check,
       onStep: (sys, rec, i) => {
         opts.onStep?.(sys, rec, i);
-        if (performance.now() < next) return;
-        next = performance.now() + every;
-        process.stderr.write(`replay: step ${i + 1} of ${s.length}, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+        done = i + 1;
+        tick();
       },
     });
   };
-}
-
-/** Writes next to the target and renames, so a browser never loads a half-written report. */
-function writeAtomically(path: string, text: string): void {
-  try {
-    removeStaleTemps(dirname(path));
-    writeFileAtomically(path, text);
-  } catch (e) {
-    usageError(`${path}: cannot write the report (${(e as Error).message.split(',')[0]})`);
-  }
 }
 
 export function registerReplay(program: Command): void {
@@ -118,19 +97,20 @@ export function registerReplay(program: Command): void {
       if ((file === undefined) === (flags.seed === undefined)) usageError('replay takes a counterexample file or --seed, not both or neither');
       const stray = WALK_FLAGS.filter((f) => cmd.getOptionValueSource(f) === 'cli');
       if (file !== undefined && stray.length) usageError(`${file}: --${stray.join(', --')} only apply to --seed (a file carries its own configuration)`);
-      if (flags.html !== undefined) checkReportPath(flags.html);
+      // Refused before the run, so a bad path costs nothing and leaves nothing.
+      const report = flags.html === undefined ? undefined : prepareOutFile(flags.html, '--html', REPORT_HEAD);
       const subject = file !== undefined ? fromFile(file) : fromSeed(flags.seed!, flags);
       const replay = recordReplay(subject.config, withProgress(subject, flags.check), subject.recorded ? [subject.recorded.message] : []);
       const { reproduced, verdict } = judge(subject, replay);
-      console.log(pc.bold(subject.title));
-      console.log(pc.dim(`source: ${subject.source}`));
+      console.log(pc.bold(printable(subject.title)));
+      console.log(pc.dim(`source: ${printable(subject.source)}`));
       console.log(pc.dim(`config: ${JSON.stringify(subject.config)}`));
       for (const line of replayLines(replay)) console.log(line);
       console.log(reproduced ? pc.red(verdict) : pc.green(verdict));
-      if (flags.html !== undefined) {
+      if (report) {
         const header: ReportHeader = { title: subject.title, verdict, reproduced, source: subject.source, ...(subject.recorded ? { recorded: subject.recorded } : {}) };
-        writeAtomically(flags.html, renderHtml(header, replay));
-        console.log(pc.dim(`report: ${flags.html}`));
+        report.write(renderHtml(header, replay));
+        console.log(pc.dim(`report: ${report.path}`));
       }
       process.exitCode = reproduced ? EXIT_VIOLATION : EXIT_CLEAN;
     });

@@ -13,7 +13,7 @@ export const EXIT_CLEAN = 0;
 export const EXIT_VIOLATION = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERNAL = 3;
-/** fuzz: no violation, but a core op never succeeded, so "clean" would claim nothing. */
+/** fuzz and explore: no violation, but nothing was tested (fuzz: a core op never succeeded; explore: no transition), so "clean" would claim nothing. */
 export const EXIT_VACUOUS = 4;
 
 /** Bad usage or input: main() prints `asi-check: <message>` as the one line on stderr and returns 2. */
@@ -21,6 +21,19 @@ export class UsageError extends Error {}
 
 export function usageError(message: string): never {
   throw new UsageError(message);
+}
+
+/**
+ * Text that came from a file or the disk (a title, a message, a file name) as a terminal should
+ * get it: control characters, where ESC opens a terminal command and a newline would split a
+ * one-line message, and bidirectional overrides, which reorder what is shown, become escapes
+ * (\x1b, \u202e).
+ */
+export function printable(text: string): string {
+  return text.replace(/[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (c) => {
+    const code = c.codePointAt(0)!;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
 /** Commander's own errors print one line too: its "(Did you mean ...?)" goes on the same line. */

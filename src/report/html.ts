@@ -10,6 +10,7 @@ import { changeSign, cpuField, describeChange, formatRange } from './diff.ts';
 import { type PtRow, covers } from './pagetree.ts';
 import type { AsiReport, Replay } from './record.ts';
 import { failurePlace } from '../check/run.ts';
+import { kernelWords } from '../check/counterexample.ts';
 import type { CpuView } from './snapshot.ts';
 
 export interface ReportHeader {
@@ -55,9 +56,12 @@ td.changed { background: #ddf4ff; }
 .legend span { display: inline-block; padding: 0 6px; margin-right: 8px; border: 1px solid #d0d7de; }
 `;
 
+/** The start configuration on one line, the kernel in the words a file name uses (`kernel thp=off+slab`). */
 function configText(c: Config): string {
   const parts = [`geometry ${c.geometry}`, `cpus ${c.cpus}`, `profile ${c.profile}`];
   if (c.mutant) parts.push(`mutant ${c.mutant}`);
+  const kernel = kernelWords(c.kernel);
+  if (kernel.length) parts.push(`kernel ${kernel.join('+')}`);
   if (c.options && Object.keys(c.options).length) parts.push(`options ${Object.entries(c.options).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
   return parts.join(' · ');
 }
@@ -181,9 +185,11 @@ function pageTables(r: Replay): string {
   return `<section id="pagetables"><h2>ASI page tables ${esc(at)}</h2>${legend}${named}${frames}${body}</section>`;
 }
 
+/** How every report begins: an existing file that does not is not a report, and is never replaced by one. */
+export const REPORT_HEAD = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>asi-check: ';
+
 export function renderHtml(h: ReportHeader, r: Replay): string {
-  return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(`asi-check: ${h.title}`)}</title><style>${CSS}</style></head>
+  return `${REPORT_HEAD}${esc(h.title)}</title><style>${CSS}</style></head>
 <body>
 ${summary(h, r)}
 ${steps(r)}

@@ -2,13 +2,16 @@
 // override those of `small`, so a file names only what it changes; anything it cannot mean is an
 // error naming the field.
 
-import { readFileSync } from 'node:fs';
 import { INTR_KINDS } from '../../model/x86/entry.ts';
 import { EXIT_REASONS } from '../../model/kvm/run.ts';
 import { PERCPU_VAR_NAMES } from '../../model/mm/percpu.ts';
 import { SCOPES, SMALL_SCOPE, type Scope } from './scope.ts';
+import { ReadError, readBounded } from '../read-file.ts';
 
 export class ScopeError extends Error {}
+
+/** A scope is a few hundred bytes of JSON; far past that, the path names something else. */
+const MAX_SCOPE_BYTES = 2 ** 20;
 
 const isNat = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
 const TARGETS: readonly string[] = ['vmalloc', 'kmalloc', 'stack', 'text', 'cea', 'hole', ...PERCPU_VAR_NAMES.map((v) => `percpu:${v}`), 'task-struct:<cpu>'];
@@ -92,9 +95,10 @@ export function loadScope(nameOrFile: string): Scope {
   if (Object.hasOwn(SCOPES, nameOrFile)) return SCOPES[nameOrFile];
   let text: string;
   try {
-    text = readFileSync(nameOrFile, 'utf8');
+    text = readBounded(nameOrFile, MAX_SCOPE_BYTES, 'a scope file');
   } catch (e) {
-    throw new ScopeError(`--scope ${nameOrFile}: neither a scope name (${Object.keys(SCOPES).join(', ')}) nor a readable file (${(e as Error).message.split(',')[0]})`);
+    if (!(e instanceof ReadError)) throw e;
+    throw new ScopeError(`--scope ${nameOrFile}: neither a scope name (${Object.keys(SCOPES).join(', ')}) nor a scope file: ${e.message}`);
   }
   try {
     return parseScope(text, nameOrFile);

@@ -24,7 +24,7 @@ export interface ExploreLimits {
   readonly depth: number;
   /** Stop once this many distinct states are known. */
   readonly maxStates?: number;
-  /** Stop once the heap holds this many bytes. */
+  /** Stop once the process is this many bytes resident: this thread, the workers and their heaps together. */
   readonly maxBytes?: number;
   /** Worker threads expanding batches (0: this thread). */
   readonly workers?: number;
@@ -39,7 +39,10 @@ export interface ExploreProgress {
   readonly level: number;
   readonly levelDone: number;
   readonly levelSize: number;
+  /** This thread's heap: the fingerprint set and the node arrays, what a state costs. */
   readonly heapBytes: number;
+  /** The whole process resident, workers included: what --max-memory caps. */
+  readonly rssBytes: number;
 }
 
 export type StopReason = 'max-states' | 'max-memory' | 'interrupted';
@@ -93,13 +96,13 @@ async function search(config: Config, limits: ExploreLimits, hooks: ExploreHooks
   const levelStart = [0, 1];
   let transitions = 0;
   let depthCompleted = 0;
-  let heapBytes = process.memoryUsage().heapUsed;
+  let { heapUsed: heapBytes, rss: rssBytes } = process.memoryUsage();
   let level = 0;
   let levelDone = 0;
   let lastBeat = performance.now();
   const everyMs = hooks.everyMs ?? 1000;
 
-  const progress = (): ExploreProgress => ({ states: seen.size, transitions, depthCompleted, level, levelDone, levelSize: levelStart[level + 1] - levelStart[level], heapBytes });
+  const progress = (): ExploreProgress => ({ states: seen.size, transitions, depthCompleted, level, levelDone, levelSize: levelStart[level + 1] - levelStart[level], heapBytes, rssBytes });
   const perLevel = () => levelStart.slice(1).map((end, d) => end - levelStart[d]);
   const end = (extra: Partial<ExploreResult>): ExploreResult => ({ ...progress(), perLevel: perLevel(), ...extra });
   const add = (p: number, j: number) => {
@@ -158,9 +161,9 @@ async function search(config: Config, limits: ExploreLimits, hooks: ExploreHooks
         await Promise.allSettled(pending);
         return end({ violation: { ops: r.violation.ops, failure: r.violation.failure } });
       }
-      heapBytes = process.memoryUsage().heapUsed;
+      ({ heapUsed: heapBytes, rss: rssBytes } = process.memoryUsage());
       const stop: StopReason | undefined =
-        limits.maxStates !== undefined && seen.size >= limits.maxStates ? 'max-states' : limits.maxBytes !== undefined && heapBytes >= limits.maxBytes ? 'max-memory' : hooks.shouldStop?.() ? 'interrupted' : undefined;
+        limits.maxStates !== undefined && seen.size >= limits.maxStates ? 'max-states' : limits.maxBytes !== undefined && rssBytes >= limits.maxBytes ? 'max-memory' : hooks.shouldStop?.() ? 'interrupted' : undefined;
       if (stop) {
         await Promise.allSettled(pending);
         return end({ stopped: stop });

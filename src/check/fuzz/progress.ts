@@ -157,6 +157,23 @@ export function startProgress(stream: NodeJS.WriteStream, line: () => string): P
   };
 }
 
+/**
+ * Progress of a run that blocks the event loop for minutes (replay or triage of a large file), so no
+ * timer can draw a line: `tick` is called at every step and writes `line(seconds)` to stderr once one
+ * is due, every ASI_CHECK_REPLAY_PROGRESS_MS (5 s).
+ */
+export function stepProgress(line: (seconds: number) => string): () => void {
+  const t0 = performance.now();
+  const every = progressIntervalMs('ASI_CHECK_REPLAY_PROGRESS_MS');
+  let next = t0 + every;
+  return () => {
+    const now = performance.now();
+    if (now < next) return;
+    next = now + every;
+    process.stderr.write(`${line((now - t0) / 1000)}\n`);
+  };
+}
+
 /** One row per op kind in OP_KINDS order: count, then outcomes by frequency. */
 export function coverageTable(c: Coverage): string[] {
   const width = Math.max(...OP_KINDS.map((k) => k.length));

@@ -14,6 +14,7 @@ import { OPTION_NAMES } from '../../model/options.ts';
 import { type Config, resolveOptions } from '../../model/system.ts';
 import type { FoundViolation } from './protocol.ts';
 import { causeKey, causeLabel, primaryCause, triageOps, withFixes } from '../triage.ts';
+import { fsReason } from '../read-file.ts';
 
 /**
  * One spelling per configuration: signature() hashes the config as written, and the same start
@@ -142,7 +143,7 @@ export class FindingStore {
       if (replaces !== undefined && replaces !== file) unlinkSync(replaces);
       return { file };
     } catch (e) {
-      return { saveError: (e as Error).message.split(',')[0] };
+      return { saveError: fsReason(e) };
     }
   }
 

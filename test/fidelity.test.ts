@@ -237,6 +237,7 @@ describe('CONFIG_TRANSPARENT_HUGEPAGE is a switch of the modelled kernel (patche
     // Format 1 (asi-check 0.1): its settings, replayed on its memory.
     expect(parseCounterexample(file({ thp: false, slab: true }, 1)).config.kernel).toEqual({ thp: false, slab: true, layout: 1 });
     expect(() => parseCounterexample(file({ kmemcg: false }, 1))).toThrow(/unknown kernel setting "kmemcg" \(format version 1\)/);
+    expect(parseCounterexample(file({ layout: 1 }, 1)).config.kernel, 'a loaded format-1 file written back as it is').toEqual({ layout: 1 });
   });
 
   test('fixed violates no invariant in a kernel without THP, its ASI API called from a kernel thread', () => {

@@ -17,7 +17,7 @@ import { isProfileName, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, RFC_V2_OPTIONS
 import { isMutantName, MUTANT_INFO } from '../model/mutants.ts';
 import { invariantById } from '../invariants/index.ts';
 import { GEOMETRIES } from '../model/mm/geometry.ts';
-import { ASI_CHECK_VERSION } from '../version.ts';
+import { ASI_CHECK_VERSION } from './version.ts';
 import { ReadError, readBounded } from './read-file.ts';
 
 export const FORMAT = 'asi-check-counterexample';
@@ -179,8 +179,11 @@ function validateConfig(x: unknown, version: (typeof READS)[number]): Config {
   return version === 1 ? { ...config, kernel: { ...config.kernel, layout: 1 } } : config;
 }
 
-/** The kernel settings each format version knows: version 1 had thp, apiCaller and slab. */
-const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab'], 2: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'] };
+/**
+ * The kernel settings each format version knows: version 1 had thp, apiCaller and slab, and the
+ * layout the loader gives it (so that a loaded file, written back as it is, loads again).
+ */
+const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'] };
 
 function validateKernelConfig(x: unknown, version: (typeof READS)[number]): void {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');

@@ -3,4 +3,4 @@
 
 import { readFileSync } from 'node:fs';
 
-export const ASI_CHECK_VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+export const ASI_CHECK_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;

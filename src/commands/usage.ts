@@ -97,7 +97,7 @@ export function parseKernel(text: string, earlier: KernelConfig = {}): KernelCon
   return { ...earlier, ...item };
 }
 
-const KERNEL_FLAG_HELP = `a kernel configuration other than the default (repeatable): ${Object.keys(KERNEL_ITEMS).join(', ')} (slab caches want --geometry real)`;
+const KERNEL_FLAG_HELP = `a kernel configuration other than 5.2's default (repeatable): ${Object.keys(KERNEL_ITEMS).join(', ')}`;
 
 export interface ConfigFlags {
   readonly profile: ProfileName;

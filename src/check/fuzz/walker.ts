@@ -6,10 +6,10 @@ import type { Op } from '../../model/ops.ts';
 import type { Config, System } from '../../model/system.ts';
 import { type StepRecord, runChoices, runOps } from '../run.ts';
 import { runSeededWalk, walkSeed } from '../seeded.ts';
-import { ddmin, ddminBy } from '../shrink.ts';
+import { ddminBy } from '../shrink.ts';
+import { shrinkOps } from '../minimize.ts';
 import { seededChoices } from '../../generators/walk.ts';
 import { type Choice, WALK_WEIGHTS } from '../../generators/choose.ts';
-import { shrinkArgs } from '../argshrink.ts';
 import { type OptionName, causeFixes, causeKey, knownCause, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
 
@@ -41,8 +41,8 @@ export function missingObjects(c: Coverage): { readonly ops: number; readonly sh
 /**
  * The walk's choices first: a choice says "some vmalloc area", not "area #13", so removing an
  * earlier allocation does not break a later free the way it does in the concrete ops (whose ids
- * and addresses shift). Then ddmin over the concrete ops and simpler arguments; simpler arguments
- * can make more ops removable, so ddmin once more.
+ * and addresses shift). Then the concrete ops are shrunk (shrinkOps: ddmin, memory exhaustion
+ * replaced by fail_alloc, simpler arguments).
  */
 export function minimize(config: Config, seed: string, failed: readonly Op[], invariant: string): { ops: Op[]; argsSimplified: number } {
   const next = seededChoices(seed);
@@ -50,8 +50,7 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
   // The choices are drawn again from the seed; if that ever stops matching the walk, use its ops as they are.
   const run = (c: readonly Choice[]) => runChoices(config, c, WALK_WEIGHTS, { stopOn: invariant });
   const fromChoices = run(choices).failure ? run(ddminBy(choices, (c) => run(c).failure !== undefined)).ops : failed;
-  const args = shrinkArgs(config, ddmin(config, fromChoices, invariant), invariant);
-  return { ops: args.simplified ? ddmin(config, args.ops, invariant) : args.ops, argsSimplified: args.simplified };
+  return shrinkOps(config, fromChoices, invariant);
 }
 
 /**

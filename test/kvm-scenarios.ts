@@ -12,6 +12,7 @@ import { EXIT_REASONS, type ExitReason } from '../src/model/kvm/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { INTR_KINDS, type IntrKind } from '../src/model/x86/entry.ts';
 import { PGT_LEVEL_PTE } from '../src/model/mm/geometry.ts';
+import type { Log } from '../src/model/trace.ts';
 
 export function kvmConfig(options: Partial<DesignOptions> = {}, mutant?: MutantName, cpus = 2): Config {
   return { geometry: 'small', cpus, profile: 'fixed', options, ...(mutant ? { mutant } : {}) };
@@ -165,6 +166,14 @@ export interface SweptRun {
 
 const EXIT_NOTE = /^vCPU \d+ exit [\w-]+: (.+)$/;
 
+/** How each exit of a KVM_RUN went for isolation (EXIT_OUTCOMES), from the "vCPU n exit reason: outcome" notes it logged. */
+export function exitOutcomes(log: Log): string[] {
+  return log.map((l) => EXIT_NOTE.exec(l.text)?.[1]).filter((o) => o !== undefined);
+}
+
+/** The outcomes of an exit whose VM-enter was isolated: the handler kept isolation, or left it. */
+export const ISOLATED_ENTRY: readonly string[] = ['stays isolated', 'leaves isolation'];
+
 export interface Sweep {
   readonly runs: readonly SweptRun[];
   /** What closing both VMs from the setup's state violated: vCPU destruction must leave nothing behind. */
@@ -199,7 +208,7 @@ export function kvmSweep(inv: Invariant): Sweep {
           arrival: sys.ghost.landed.includes(arrival) ? 'landed' : sys.ghost.heldOff.includes(arrival) ? 'held off' : undefined,
           ret: outcome.ret,
           visited: sys.ghost.visited.filter((v) => v.startsWith('vcpu_run@')),
-          outcomes: outcome.log.map((l) => EXIT_NOTE.exec(l.text)?.[1]).filter((o) => o !== undefined),
+          outcomes: exitOutcomes(outcome.log),
           ...(failure ? { failure } : {}),
         });
       }

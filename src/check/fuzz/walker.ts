@@ -25,6 +25,13 @@ export function outcomeName(rec: StepRecord): string {
   return ret < 0 ? (ERRNO_NAMES[ret] ?? String(ret)) : 'ok';
 }
 
+/** Counts a step in a coverage table: its op kind, by outcome. */
+export function countOutcome(c: Coverage, rec: StepRecord): void {
+  const byOutcome = (c[rec.op.op] ??= {});
+  const name = outcomeName(rec);
+  byOutcome[name] = (byOutcome[name] ?? 0) + 1;
+}
+
 /** Ops rejected for a missing object, and their share of all ops, from a coverage count. */
 export function missingObjects(c: Coverage): { readonly ops: number; readonly share: number } {
   let ops = 0;
@@ -83,9 +90,7 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   // A long walk (--steps 5000) would overrun --seconds by many seconds if only walks were timed.
   const deadline = task.seconds === undefined ? Infinity : t0 + task.seconds * 1000;
   const onStep = (_: System, rec: StepRecord) => {
-    const byOutcome = (coverage[rec.op.op] ??= {});
-    const name = outcomeName(rec);
-    byOutcome[name] = (byOutcome[name] ?? 0) + 1;
+    countOutcome(coverage, rec);
     steps++;
     if (performance.now() >= deadline) throw new BudgetSpent();
   };

@@ -1,13 +1,14 @@
 // KVM (issue 12): the per-vCPU ASI as patch 24 populates it, its error paths, KVM_RUN's exits and
 // where each leaves isolation, the module parameter off, and the KVM findings on their options.
 
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { runOps } from '../src/check/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { perCpuPtr } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
-import type { Op } from '../src/model/ops.ts';
+import { type Op, formatOp } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
 import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, SWEEP_CONFIG, TWO_LAPICS, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
 
@@ -271,6 +272,47 @@ describe("the vCPU thread: a task of its own, preempted and migrated (5.2 vcpu_l
     });
     expect(states).toEqual(['vcpu_run@VM-exit ACTIVE', 'schedule@kvm_sched_out INACTIVE', 'schedule@kvm_sched_in INACTIVE', 'vcpu_run@VM-exit ACTIVE']);
     runHolds(kvmConfig(), [...ONE_VCPU, run(0, 2, ['cpuid', 'cpuid'], at, 'switch')]);
+  });
+});
+
+/** A KVM_RUN of vCPU 2 in the migration property: where it is issued, its exits, where HLT wakes the thread, where a preemption lands. */
+const migratingRun = fc.record({
+  cpu: fc.nat(2),
+  exits: fc.array(fc.constantFrom(...EXIT_REASONS), { minLength: 1, maxLength: 3 }),
+  wake: fc.option(fc.nat(2), { nil: undefined }),
+  preemptAt: fc.option(fc.nat(50), { nil: undefined }),
+});
+
+describe('the vCPU thread follows its runs (3 CPUs, fixed)', () => {
+  test('KVM_RUN of one vCPU on any CPU, woken on any CPU after an HLT exit, preempted anywhere: every invariant holds, and the thread runs, on one CPU only, where the run ended, which is vcpu->cpu', () => {
+    const config = kvmConfig({}, undefined, 3);
+    const seen = { migrated: 0, woken: 0, preempted: 0 };
+    fc.assert(
+      fc.property(fc.array(migratingRun, { minLength: 1, maxLength: 5 }), (runs) => {
+        const ops: Op[] = [...ONE_VCPU, { op: 'task_create' }, ...runs.map((r) => ({ ...run(r.cpu, 2, r.exits, r.preemptAt, 'switch'), ...(r.wake === undefined ? {} : { wake: r.wake }) }))];
+        const wrong: string[] = [];
+        let last = -1;
+        const result = runOps(config, ops, {
+          onStep: (sys, { op, outcome }, i) => {
+            if (op.op !== 'kvm_run') return;
+            const r = runs[i - ops.length + runs.length];
+            const vcpu = sys.kvm!.vcpus.get(2)!;
+            // An HLT exit blocks the thread; woken on another CPU, it runs the rest of vcpu_run there.
+            const end = r.exits.includes('hlt') && r.wake !== undefined ? r.wake : r.cpu;
+            const on = sys.kernel.current.flatMap((t, cpu) => (t === vcpu.thread ? [cpu] : []));
+            if (outcome.ret !== 0 || on.join() !== String(end) || vcpu.cpu !== end) wrong.push(`${formatOp(sys.g, op)} = ${outcome.ret}: the thread runs on [${on}], vcpu->cpu ${vcpu.cpu}, not cpu${end}`);
+            if (last >= 0 && last !== r.cpu) seen.migrated++;
+            if (end !== r.cpu) seen.woken++;
+            if (sys.ghost.landed.some((l) => l.startsWith('vcpu_run@') && l.endsWith(':switch'))) seen.preempted++;
+            last = end;
+          },
+        });
+        expect(result.failure, JSON.stringify(result.failure?.violations)).toBeUndefined();
+        expect(wrong).toEqual([]);
+      }),
+      { numRuns: 30, seed: 12 },
+    );
+    expect(Object.values(seen).every((n) => n > 0), JSON.stringify(seen)).toBe(true);
   });
 });
 

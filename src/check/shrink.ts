@@ -7,9 +7,16 @@ import type { Config } from '../model/system.ts';
 import { createSystem, step } from '../model/step.ts';
 import { ENOMEM } from '../model/mm/kernel.ts';
 import { runOps } from './run.ts';
+import { invariantById } from '../invariants/index.ts';
 
+/**
+ * Whether the ops still violate `invariant`. Only that invariant is judged: a run stops on it alone
+ * (stopOn) and every judge reads the state on its own, so the others could not change the answer,
+ * only its cost, which is most of what shrinking and triage spend.
+ */
 export function violates(config: Config, ops: readonly Op[], invariant: string): boolean {
-  return runOps(config, ops, { stopOn: invariant }).failure !== undefined;
+  const only = invariantById(invariant);
+  return runOps(config, ops, { stopOn: invariant, ...(only ? { invariants: [only] } : {}) }).failure !== undefined;
 }
 
 export function ddmin(config: Config, ops: readonly Op[], invariant: string): Op[] {
@@ -47,7 +54,7 @@ export function ddminBy<T>(items: readonly T[], fails: (candidate: T[]) => boole
 const ALLOCATING: ReadonlySet<OpKind> = new Set(['asi_create', 'task_create', 'vmalloc', 'kmalloc', 'module_load', 'kvm_create_vm', 'kvm_create_vcpu', 'kvm_set_memory_region', 'kvm_io_bus']);
 
 /** Candidate op lists run per call: a few ops that met -ENOMEM, a few allocations each. */
-export const EXHAUSTION_BUDGET = 300;
+export const EXHAUSTION_BUDGET = 100;
 
 /** Allocation attempts `ops[k]` makes after `ops[0..k)`: what a `fail_alloc after N` before it can pick from. */
 function allocationsOf(config: Config, ops: readonly Op[], k: number): number {
@@ -88,6 +95,8 @@ export function replaceExhaustion(config: Config, ops: readonly Op[], invariant:
         if (fails(without)) cur = without;
       }
       if (cur.length < ops.length) return cur;
+      // The violation does not hinge on which of op k's allocations fails: no other N will do better.
+      break;
     }
   }
   return [...ops];

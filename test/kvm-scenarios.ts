@@ -148,7 +148,7 @@ const SWEPT = [
 const SWEPT_EXITS: readonly ExitReason[] = ['ept-violation', 'hlt', 'io'];
 
 /** One run of the sweep: a swept run with one event after one of its micro-steps. */
-export interface SweptRun {
+interface SweptRun {
   readonly vcpu: number;
   readonly at: number;
   readonly kind: IntrKind;
@@ -175,7 +175,7 @@ export function exitOutcomes(log: Log): string[] {
 /** The outcomes of an exit whose VM-enter was isolated: the handler kept isolation, or left it. */
 export const ISOLATED_ENTRY: readonly string[] = ['stays isolated', 'leaves isolation'];
 
-export interface Sweep {
+interface Sweep {
   readonly runs: readonly SweptRun[];
   /** What closing both VMs from the setup's state violated: vCPU destruction must leave nothing behind. */
   readonly closed: readonly Violation[];
@@ -187,7 +187,7 @@ const KVM_INVARIANTS = INVARIANTS.filter((i) => i.id.startsWith('KVM-'));
 let sweep: Sweep | undefined;
 
 /** The sweep, made once: judging the four invariants together costs a third of judging each apart. */
-export function kvmSweep(): Sweep {
+function kvmSweep(): Sweep {
   return (sweep ??= sweepRuns());
 }
 

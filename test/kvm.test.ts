@@ -306,13 +306,15 @@ describe('the vCPU thread follows its runs (3 CPUs, fixed)', () => {
     const seen = { migrated: 0, woken: 0, preempted: 0 };
     fc.assert(
       fc.property(fc.array(migratingRun, { minLength: 1, maxLength: 5 }), (runs) => {
-        const ops: Op[] = [...ONE_VCPU, { op: 'task_create' }, ...runs.map((r) => ({ ...run(r.cpu, 2, r.exits, r.preemptAt, 'switch'), ...(r.wake === undefined ? {} : { wake: r.wake }) }))];
+        // A task of its own for the blocked thread's CPU and the preemptions to switch to.
+        const setup: Op[] = [...ONE_VCPU, { op: 'task_create' }];
+        const ops: Op[] = [...setup, ...runs.map((r) => ({ ...run(r.cpu, 2, r.exits, r.preemptAt, 'switch'), ...(r.wake === undefined ? {} : { wake: r.wake }) }))];
         const wrong: string[] = [];
         let last = -1;
         const result = runOps(config, ops, {
           onStep: (sys, { op, outcome }, i) => {
             if (op.op !== 'kvm_run') return;
-            const r = runs[i - ops.length + runs.length];
+            const r = runs[i - setup.length];
             const vcpu = sys.kvm!.vcpus.get(2)!;
             // An HLT exit blocks the thread; woken on another CPU, it runs the rest of vcpu_run there.
             const end = r.exits.includes('hlt') && r.wake !== undefined ? r.wake : r.cpu;

@@ -198,9 +198,10 @@ function killRates(m: MutantName, seeds: readonly number[]): Promise<SeedKill[]>
 
 /**
  * The kill-rate table: for each mutant, the share of RATE_SEEDS random seeds from which the
- * npm-test matrix's search (test/kill-search.ts) kills it as the matrix requires, the runs to the
- * first failure and the CPU-seconds of a search (median; max of the kills), mutants side by side on
- * the cores. Then the mutants below LOW_RATE, and what it means for the matrix's seeds.
+ * npm-test matrix's search (test/kill-search.ts) kills it as the matrix requires, and of those
+ * kills the runs to the first failure and the CPU-seconds to kill (search and shrinking), median
+ * and max; mutants side by side on the cores. Then the mutants below LOW_RATE, what that means for
+ * the matrix's seeds, and what the matrix costs (a search per mutant, survivors included).
  */
 async function mutants(): Promise<void> {
   const seeds = rateSeeds();
@@ -225,8 +226,8 @@ async function mutants(): Promise<void> {
     const kills = r.filter((k) => k.killed);
     rates.set(m, kills.length / r.length);
     const runs = kills.map((k) => k.runs!);
-    const cpu = r.map((k) => k.seconds);
-    console.log(`${m.padEnd(34)} ${`${kills.length}/${r.length}`.padStart(6)} ${`${Math.round((100 * kills.length) / r.length)}%`.padStart(5)} ${cell(runs, median, 0, 8)} ${cell(runs, max, 0, 8)} ${cell(cpu, median, 2, 9)} ${cell(kills.map((k) => k.seconds), max, 2, 9)}`);
+    const cpu = kills.map((k) => k.seconds);
+    console.log(`${m.padEnd(34)} ${`${kills.length}/${r.length}`.padStart(6)} ${`${Math.round((100 * kills.length) / r.length)}%`.padStart(5)} ${cell(runs, median, 0, 8)} ${cell(runs, max, 0, 8)} ${cell(cpu, median, 2, 9)} ${cell(cpu, max, 2, 9)}`);
     for (const k of r.filter((k) => !k.killed)) console.log(`    seed ${k.seed}: ${k.problem}`);
   }
   const low = names.filter((m) => rates.get(m)! < LOW_RATE);
@@ -235,7 +236,7 @@ async function mutants(): Promise<void> {
   // probability 1 - rate, and all of them with that to the power of their number.
   const worst = names.reduce((a, b) => (rates.get(b)! < rates.get(a)! ? b : a));
   const survive = (1 - rates.get(worst)!) ** KILL_SEEDS.length;
-  console.log(`the matrix tries ${KILL_SEEDS.length} seed(s) (${KILL_SEEDS.join(', ')}): the weakest mutant, ${worst} at ${Math.round(100 * rates.get(worst)!)}%, survives all of them with probability ${survive.toFixed(3)}`);
+  console.log(`the matrix tries ${KILL_SEEDS.length} seed(s) (${KILL_SEEDS.join(', ')}): the weakest mutant, ${worst} at ${Math.round(100 * rates.get(worst)!)}%, survives all of them with probability ${survive.toPrecision(2)}`);
   console.log(`median CPU-seconds of the matrix (one search per mutant): ${names.reduce((sum, m) => sum + median(results.get(m)!.map((k) => k.seconds)), 0).toFixed(1)}`);
 }
 

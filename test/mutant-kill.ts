@@ -6,14 +6,14 @@
 //
 // No seed is picked per mutant: every mutant is searched from KILL_SEEDS, in order, until one kills
 // it. What that rests on is measured by `npm run bench -- mutants`: the share of 20 random seeds
-// whose search kills each mutant within KILL_RUNS runs. Measured on the tests branch (bd72293 and
-// this change): 30 of the 33 mutants from 20/20 seeds, kvm-barrier-begin-skipped from 18/20,
-// global-flush-too-early and shootdown-skips-last-page from 17/20, every kill within 2,894 runs;
-// none below 50%. Seeds are interchangeable, so a mutant killed from 85% of them survives three
-// seeds with probability 0.15^3 = 0.003, and a search costs 0.1-1.2 CPU-seconds (median), about
-// 10 for the matrix. After a model change, re-run `npm run bench -- mutants`: it prints the table,
-// the mutants below 50% and the chance the weakest survives KILL_SEEDS; raise KILL_RUNS or add
-// seeds if that chance is no longer small.
+// whose search kills each mutant within KILL_RUNS runs. Measured on the tests branch over 40
+// random seeds (two runs of the bench): 30 of the 33 mutants killed from every seed,
+// kvm-barrier-begin-skipped from 37, global-flush-too-early and shootdown-skips-last-page from 36,
+// every kill within 2,894 runs; none below 50%. Seeds are interchangeable, so a mutant killed from
+// 90% of them survives three seeds with probability 0.1^3 = 0.001; a kill costs 0.02-0.8
+// CPU-seconds (median), the matrix about 8-10. After a model change, re-run `npm run bench --
+// mutants`: it prints the table, the mutants below 50% and the chance the weakest survives
+// KILL_SEEDS; raise KILL_RUNS or add seeds if that chance is no longer small.
 
 import { expect, test } from 'vitest';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';

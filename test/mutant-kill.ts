@@ -6,12 +6,13 @@
 //
 // No seed is picked per mutant: every mutant is searched from KILL_SEEDS, in order, until one kills
 // it. What that rests on is measured by `npm run bench -- mutants`: the share of 20 random seeds
-// whose search kills each mutant within KILL_RUNS runs. Measured on the tests branch over 40
-// random seeds (two runs of the bench): 30 of the 33 mutants killed from every seed,
-// kvm-barrier-begin-skipped from 37, global-flush-too-early and shootdown-skips-last-page from 36,
-// every kill within 2,894 runs; none below 50%. Seeds are interchangeable, so a mutant killed from
-// 90% of them survives three seeds with probability 0.1^3 = 0.001; a kill costs 0.02-0.8
-// CPU-seconds (median), the matrix about 8-10. After a model change, re-run `npm run bench --
+// whose search kills each mutant within KILL_RUNS runs. Measured on the tests branch over 60
+// random seeds (three runs of the bench): 29 of the 33 mutants killed from every seed,
+// kvm-host-cr3-written-once from 59 (once shrunk to 7 ops), kvm-barrier-begin-skipped from 57,
+// shootdown-skips-last-page from 56, global-flush-too-early from 54, every kill within 2,894 runs;
+// none below 50%. Seeds are interchangeable, so a mutant killed from 90% of them survives three
+// seeds with probability 0.1^3 = 0.001; a kill costs 0.02-0.8 CPU-seconds (median), the matrix
+// about 8-10. After a model change, re-run `npm run bench --
 // mutants`: it prints the table, the mutants below 50% and the chance the weakest survives
 // KILL_SEEDS; raise KILL_RUNS or add seeds if that chance is no longer small.
 

@@ -10,11 +10,15 @@
 //   model alone  step() over the ops a walk ran, no invariant, no op resolution
 //   fc.modelRun  the same ops as fast-check commands (fc.commands + fc.modelRun): framework overhead
 //
-// Then, per mutant, the search the fuzzer runs: seeded walks until one fails (the time to kill,
-// median and max over 5 base seeds) and the shrinking of that failure (walker.ts minimize).
+// Then, per mutant, the kill rate of the npm-test matrix's search (test/kill-search.ts) from 20
+// random seeds, printed so that a table can be re-run: what the matrix's budget and seeds rest on.
 // Then explore's distinct states per second and bytes per state (bench/explore.ts).
 // `npm run bench -- throughput`, `-- mutants` or `-- explore` runs one part.
 
+import { execFile } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { printExploreBench } from './explore.ts';
 import type { Op } from '../src/model/ops.ts';
@@ -22,14 +26,14 @@ import { createSystem, step } from '../src/model/step.ts';
 import type { Config, System } from '../src/model/system.ts';
 import type { CheckMode } from '../src/invariants/index.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
-import { mutantConfig } from '../src/check/findings.ts';
-import { KVM_WEIGHTS, WALK_WEIGHTS } from '../src/generators/choose.ts';
-import { minimize } from '../src/check/fuzz/walker.ts';
-import { DEFAULT_WALK_STEPS, runSeededWalk, walkSeed } from '../src/check/seeded.ts';
+import { runSeededWalk } from '../src/check/seeded.ts';
+import { KILL_RUNS, KILL_SEEDS, MAX_KILL_OPS } from '../test/kill-search.ts';
 import { cpuSeconds, median } from './cpu.ts';
+import type { SeedKill } from './kill-rate.ts';
 import { kvmBench } from './kvm.ts';
 
 const BUDGET_S = Number(process.env.BENCH_BUDGET ?? 2.5);
+const KILL_RATE = fileURLToPath(new URL('./kill-rate.ts', import.meta.url));
 
 interface Rate {
   readonly steps: number;
@@ -170,40 +174,70 @@ function throughput(): void {
   kvmBench();
 }
 
-const KILL_SEEDS = 5;
-/** A mutant not killed within this many CPU-seconds of walks counts as surviving that seed. */
-const KILL_CAP_S = 20;
+/** Seeds per mutant in the kill-rate table: random, printed, never picked. */
+const RATE_SEEDS = 20;
+/** A mutant killed from fewer of them than this share is named below the table. */
+const LOW_RATE = 0.5;
 
-/** The fuzzer's search for one mutant from one base seed: CPU-seconds to the first failing walk, and to shrink it. */
-function killAndShrink(m: MutantName, base: string): { kill: number; shrink: number } | undefined {
-  const config = mutantConfig(m);
-  const weights = MUTANT_INFO[m].kvm ? KVM_WEIGHTS : WALK_WEIGHTS;
-  const t0 = cpuSeconds();
-  for (let i = 0; cpuSeconds() - t0 < KILL_CAP_S; i++) {
-    const seed = walkSeed(base, 1, 0, i);
-    const res = runSeededWalk(config, seed, DEFAULT_WALK_STEPS, weights);
-    if (!res.failure) continue;
-    const kill = cpuSeconds() - t0;
-    minimize(config, seed, res.ops, res.failure.violations[0].invariant);
-    return { kill, shrink: cpuSeconds() - t0 - kill };
-  }
-  return undefined;
+/** BENCH_KILL_SEEDS=s1,s2,... re-runs a table's seeds; otherwise RATE_SEEDS fresh ones, drawn outside the model. */
+function rateSeeds(): number[] {
+  const given = process.env.BENCH_KILL_SEEDS;
+  if (given) return given.split(',').map(Number);
+  return Array.from({ length: RATE_SEEDS }, () => randomInt(1, 2 ** 31 - 1));
 }
 
-function mutants(): void {
-  console.log(`\n${'CPU-seconds, over 5 seeds'.padEnd(34)} ${'kill med'.padStart(8)} ${'kill max'.padStart(8)} ${'shrink med'.padStart(10)} ${'survived'.padStart(8)}`);
-  const kills: number[] = [];
-  const shrinks: number[] = [];
-  for (const m of Object.keys(MUTANT_INFO) as MutantName[]) {
-    const runs = Array.from({ length: KILL_SEEDS }, (_, s) => killAndShrink(m, `bench-kill-${s}`));
-    const done = runs.filter((r) => r !== undefined);
-    kills.push(...done.map((r) => r.kill));
-    shrinks.push(...done.map((r) => r.shrink));
-    const cell = (xs: number[], f: (xs: number[]) => number, w: number) => (xs.length ? f(xs).toFixed(2) : '-').padStart(w);
-    const k = done.map((r) => r.kill);
-    console.log(`${m.padEnd(34)} ${cell(k, median, 8)} ${cell(k, (xs) => Math.max(...xs), 8)} ${cell(done.map((r) => r.shrink), median, 10)} ${String(KILL_SEEDS - done.length).padStart(8)}`);
+/** One mutant's searches from every seed, in a child process (bench/kill-rate.ts). */
+function killRates(m: MutantName, seeds: readonly number[]): Promise<SeedKill[]> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', KILL_RATE, m, seeds.join(',')], { maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`bench/kill-rate.ts ${m}: ${stderr || err.message}`));
+      else resolve(stdout.trim().split('\n').map((l) => JSON.parse(l) as SeedKill));
+    });
+  });
+}
+
+/**
+ * The kill-rate table: for each mutant, the share of RATE_SEEDS random seeds from which the
+ * npm-test matrix's search (test/kill-search.ts) kills it as the matrix requires, and of those
+ * kills the runs to the first failure and the CPU-seconds to kill (search and shrinking), median
+ * and max; mutants side by side on the cores. Then the mutants below LOW_RATE, what that means for
+ * the matrix's seeds, and what the matrix costs (a search per mutant, survivors included).
+ */
+async function mutants(): Promise<void> {
+  const seeds = rateSeeds();
+  const names = Object.keys(MUTANT_INFO) as MutantName[];
+  console.log(`\nkill rates of the npm-test matrix's search (hunt, up to ${KILL_RUNS} fast-check runs, shrunk to ${MAX_KILL_OPS} ops or fewer) from ${seeds.length} random seeds:`);
+  console.log(`  BENCH_KILL_SEEDS=${seeds.join(',')}`);
+  const results = new Map<MutantName, SeedKill[]>();
+  const queue = [...names];
+  const lanes = Array.from({ length: availableParallelism() }, async () => {
+    for (let m = queue.shift(); m; m = queue.shift()) {
+      results.set(m, await killRates(m, seeds));
+      console.error(`  ${m}: ${results.get(m)!.filter((k) => k.killed).length}/${seeds.length} (${results.size}/${names.length} mutants)`);
+    }
+  });
+  await Promise.all(lanes);
+  const cell = (xs: readonly number[], f: (xs: readonly number[]) => number, digits: number, w: number) => (xs.length ? f(xs).toFixed(digits) : '-').padStart(w);
+  const max = (xs: readonly number[]) => Math.max(...xs);
+  console.log(`${'mutant'.padEnd(34)} ${'kills'.padStart(6)} ${'rate'.padStart(5)} ${'runs med'.padStart(8)} ${'runs max'.padStart(8)} ${'CPU-s med'.padStart(9)} ${'CPU-s max'.padStart(9)}`);
+  const rates = new Map<MutantName, number>();
+  for (const m of names) {
+    const r = results.get(m)!;
+    const kills = r.filter((k) => k.killed);
+    rates.set(m, kills.length / r.length);
+    const runs = kills.map((k) => k.runs!);
+    const cpu = kills.map((k) => k.seconds);
+    console.log(`${m.padEnd(34)} ${`${kills.length}/${r.length}`.padStart(6)} ${`${Math.round((100 * kills.length) / r.length)}%`.padStart(5)} ${cell(runs, median, 0, 8)} ${cell(runs, max, 0, 8)} ${cell(cpu, median, 2, 9)} ${cell(cpu, max, 2, 9)}`);
+    for (const k of r.filter((k) => !k.killed)) console.log(`    seed ${k.seed}: ${k.problem}`);
   }
-  console.log(`${'all mutants'.padEnd(34)} ${median(kills).toFixed(2).padStart(8)} ${Math.max(...kills).toFixed(2).padStart(8)} ${median(shrinks).toFixed(2).padStart(10)}`);
+  const low = names.filter((m) => rates.get(m)! < LOW_RATE);
+  console.log(low.length ? `below ${LOW_RATE * 100}%: ${low.join(', ')}` : `no mutant below ${LOW_RATE * 100}%`);
+  // The matrix tries KILL_SEEDS in order; seeds are interchangeable, so each fails a mutant with
+  // probability 1 - rate, and all of them with that to the power of their number.
+  const worst = names.reduce((a, b) => (rates.get(b)! < rates.get(a)! ? b : a));
+  const survive = (1 - rates.get(worst)!) ** KILL_SEEDS.length;
+  console.log(`the matrix tries ${KILL_SEEDS.length} seed(s) (${KILL_SEEDS.join(', ')}): the weakest mutant, ${worst} at ${Math.round(100 * rates.get(worst)!)}%, survives all of them with probability ${survive.toPrecision(2)}`);
+  console.log(`median CPU-seconds of the matrix (one search per mutant): ${names.reduce((sum, m) => sum + median(results.get(m)!.map((k) => k.seconds)), 0).toFixed(1)}`);
 }
 
 const PARTS = ['throughput', 'mutants', 'explore'];
@@ -213,5 +247,5 @@ if (part !== undefined && !PARTS.includes(part)) {
   process.exit(2);
 }
 if (part === undefined || part === 'throughput') throughput();
-if (part === undefined || part === 'mutants') mutants();
+if (part === undefined || part === 'mutants') await mutants();
 if (part === undefined || part === 'explore') await printExploreBench(4 * BUDGET_S);

@@ -1,5 +1,7 @@
-// Argument shrinking: simpler values are strictly simpler (so it ends), a shrunk list still
-// violates the same invariant, and fuzz findings do get simpler arguments.
+// Shrinking beyond ddmin. Argument shrinking: simpler values are strictly simpler (so it ends), a
+// shrunk list still violates the same invariant, and fuzz findings do get simpler arguments. And
+// memory exhaustion replaced by fault injection: a violation that needs one allocation to fail
+// shrinks to a fail_alloc and the op it fails, not to the dozen allocations that used memory up.
 
 import { describe, expect } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
@@ -13,6 +15,8 @@ import type { Op } from '../src/model/ops.ts';
 import type { Config } from '../src/model/system.ts';
 import { configFromFlags } from '../src/commands/usage.ts';
 import { rungConfig } from '../src/check/findings.ts';
+import { shrinkOps } from '../src/check/minimize.ts';
+import { WALK_WEIGHTS } from '../src/generators/choose.ts';
 
 const bits = (v: number) => v.toString(2).replaceAll('0', '').length;
 
@@ -95,5 +99,22 @@ describe('event shrinking', () => {
     const { ops } = shrinkArgs(config, extra, 'SESSION');
     expect(ops[2]).toEqual({ op: 'asi_enter', cpu: 1, asi: 1, intr: [{ at: 4, kind: 'irq', nested: [{ at: 4, kind: 'nmi' }] }] });
     expect(violates(config, ops, 'SESSION')).toBe(true);
+  });
+});
+
+describe('memory exhaustion', () => {
+  test('a violation that needs one allocation to fail, found by exhausting memory, shrinks to a fail_alloc and a few ops (rollback-forgets-tables)', () => {
+    // The error path of asi_map_range is the mutant's: only a failed map shows it. Without
+    // fail_alloc in the op mix, a walk fails an allocation by running memory out.
+    const config = configFromFlags({ profile: 'fixed', mutant: 'rollback-forgets-tables', geometry: 'small', cpus: 2 });
+    const weights = { ...WALK_WEIGHTS, fail_alloc: 0 };
+    let walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, 0), 60, weights);
+    for (let i = 1; !walk.failure && i < 100; i++) walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, i), 60, weights);
+    expect(walk.ops.some((op) => op.op === 'fail_alloc')).toBe(false);
+    const invariant = walk.failure!.violations[0].invariant;
+    const { ops } = shrinkOps(config, walk.ops, invariant);
+    expect(ops.length, ops.map((op) => op.op).join(', ')).toBeLessThanOrEqual(5);
+    expect(ops.filter((op) => op.op === 'fail_alloc')).toHaveLength(1);
+    expect(violates(config, ops, invariant)).toBe(true);
   });
 });

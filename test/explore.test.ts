@@ -1,13 +1,13 @@
 // `asi-check explore`: shortest counterexamples that replay to the same verdict, a clean `fixed` at
-// a small depth, a state encoding that merges what commutes and keeps ghost state apart, and bad
-// input refused with exit 2.
+// a small depth (in the default scope and in the kvm scope), a state encoding that merges what
+// commutes and keeps ghost state apart, and bad input refused with exit 2.
 
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { explore } from '../src/check/explore/search.ts';
-import { SMALL_SCOPE, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
+import { KVM_SCOPE, SMALL_SCOPE, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
 import { Expander } from '../src/check/explore/expand.ts';
 import { loadScope } from '../src/check/explore/scope-file.ts';
 import { bfsMinimal, minimalCell, shrinkRatio } from '../src/check/explore/shrink-quality.ts';
@@ -17,6 +17,7 @@ import { loadCounterexample } from '../src/check/counterexample.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { type Config, cloneSystem } from '../src/model/system.ts';
 import type { Op } from '../src/model/ops.ts';
+import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { main } from '../src/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'asi-explore-'));
@@ -75,6 +76,29 @@ describe('explore', () => {
     const r = await explore(FIXED, scope, { depth: 2 });
     expect(r.violation).toBeUndefined();
     expect(r.depthCompleted).toBe(2);
+  });
+
+  test("the kvm scope: fixed has no violation up to depth 3, where KVM_RUN runs with each exit reason and an NMI after each of its first 24 micro-steps", async () => {
+    const withVcpu = stateAfter([{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }]);
+    const runs = alphabet(withVcpu, KVM_SCOPE).filter((op) => op.op === 'kvm_run');
+    expect(new Set(runs.flatMap((op) => op.exits))).toEqual(new Set(EXIT_REASONS));
+    expect(new Set(runs.flatMap((op) => op.intr.map((e) => `${e.kind}@${e.at}`))).size).toBe(24);
+    const r = await explore(FIXED, KVM_SCOPE, { depth: 3 });
+    expect(r.violation).toBeUndefined();
+    expect(r.stopped).toBeUndefined();
+    expect(r.depthCompleted).toBe(3);
+    expect(r.transitions).toBeGreaterThan(runs.length);
+  });
+
+  test('the kvm scope: a shortest counterexample for kvm-barrier-begin-skipped, an NMI inside the barrier window, replays to the same verdict', async () => {
+    const config: Config = { ...FIXED, mutant: 'kvm-barrier-begin-skipped' };
+    const r = await explore(config, KVM_SCOPE, { depth: 3 });
+    expect(r.violation?.failure.violations[0].invariant).toBe('KVM-EXIT-CR3');
+    expect(r.depthCompleted).toBe(2);
+    expect(r.violation!.ops.map((op) => op.op)).toEqual(['kvm_create_vm', 'kvm_create_vcpu', 'kvm_run']);
+    expect(r.violation!.ops[2]).toMatchObject({ intr: [{ kind: 'nmi' }] });
+    expect(runOps(config, r.violation!.ops).failure?.violations.map((v) => v.invariant)).toEqual(r.violation!.failure.violations.map((v) => v.invariant));
+    expect(runOps(FIXED, r.violation!.ops).failure).toBeUndefined();
   });
 
   test('a state cap stops the search and says how deep the proof reached', async () => {

@@ -2,16 +2,17 @@
 // names the fewest design options it needs off (the finding it reproduces) or the mutant it kills.
 
 import { expect } from 'vitest';
-import { type RunResult, runOps } from '../src/check/run.ts';
-import type { Invariant } from '../src/invariants/index.ts';
-import type { Op } from '../src/model/ops.ts';
-import type { Config } from '../src/model/system.ts';
+import { type RunResult, checkedStep, checkerFor, runOps } from '../src/check/run.ts';
+import { INVARIANTS, type Invariant, type Violation } from '../src/invariants/index.ts';
+import { type Op, formatOp } from '../src/model/ops.ts';
+import { type Config, cloneSystem } from '../src/model/system.ts';
 import type { DesignOptions } from '../src/model/options.ts';
 import type { MutantName } from '../src/model/mutants.ts';
-import { EXIT_REASONS } from '../src/model/kvm/run.ts';
+import { EXIT_REASONS, type ExitReason } from '../src/model/kvm/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
-import type { IntrKind } from '../src/model/x86/entry.ts';
+import { INTR_KINDS, type IntrKind } from '../src/model/x86/entry.ts';
 import { PGT_LEVEL_PTE } from '../src/model/mm/geometry.ts';
+import type { Log } from '../src/model/trace.ts';
 
 export function kvmConfig(options: Partial<DesignOptions> = {}, mutant?: MutantName, cpus = 2): Config {
   return { geometry: 'small', cpus, profile: 'fixed', options, ...(mutant ? { mutant } : {}) };
@@ -53,33 +54,6 @@ export const NULL_BUS: Op[] = [...ONE_VCPU, run(0, 2, ['io']), { op: 'fail_alloc
 /** F-K3: an allocation failing inside vmx_isolation_init_mapping (the n-th allocation of KVM_CREATE_VCPU; 38 to 73 are). */
 export function failInInit(n: number): Op[] {
   return [{ op: 'kvm_create_vm' }, { op: 'fail_alloc', after: n }, { op: 'kvm_create_vcpu', vm: 1 }];
-}
-
-/** Two VMs with a vCPU each, memslot and bus changes between runs, a migrated vCPU thread, every exit reason, and events at every point of a run. */
-export function busyRun(config: Config): Op[] {
-  const setup: Op[] = [
-    ...ONE_VCPU,
-    { op: 'kvm_create_vm' },
-    { op: 'kvm_create_vcpu', vm: 3 },
-    { op: 'kvm_set_memory_region', vm: 3, slot: 1, pages: 1 },
-    run(0, 2, [...EXIT_REASONS]),
-    { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3 },
-    { op: 'kvm_io_bus', vm: 1, bus: 0, register: true },
-    run(1, 4, [...EXIT_REASONS]),
-    // vCPU 2's thread migrates to cpu1 and back, and wakes up from HLT on cpu0; slot 1 moves (KVM_MR_MOVE), slot 0 goes.
-    run(1, 2, ['io']),
-    { ...run(1, 2, ['hlt', 'io']), wake: 0 },
-    { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3, gfn: 12 },
-    { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 0 },
-    { op: 'kvm_io_bus', vm: 1, bus: 1, register: false },
-  ];
-  const probe = [...setup, run(0, 2, ['ept-violation', 'hlt', 'io'])];
-  const sys = createSystem(config);
-  for (const op of probe) step(sys, op);
-  const points = sys.ghost.visited.filter((v) => v.startsWith('vcpu_run@')).length;
-  const kinds: IntrKind[] = ['irq', 'nmi', 'exception', 'switch'];
-  const runs = Array.from({ length: points }, (_, at) => run(at % 2, at % 2 ? 4 : 2, ['ept-violation', 'hlt', 'io'], at, kinds[at % kinds.length]));
-  return [...setup, { op: 'task_create' }, ...runs, { op: 'kvm_destroy_vm', vm: 1 }, { op: 'kvm_destroy_vm', vm: 3 }];
 }
 
 /** Config.kernel.slab on the real geometry (order-3 slabs need room the small one does not have). */
@@ -132,19 +106,157 @@ export function runHolds(config: Config, ops: readonly Op[], inv?: Invariant): v
   expect(r.failure, JSON.stringify(r.failure)).toBeUndefined();
 }
 
-let busyChecked = false;
-
-/** The busy run of `fixed` holds every invariant at every step and micro-step (run once per file). */
-function busyHolds(): void {
-  if (busyChecked) return;
-  runHolds(kvmConfig(), busyRun(kvmConfig()));
-  busyChecked = true;
-}
-
 interface Case {
   readonly name: string;
   readonly run: (inv: Invariant) => void;
 }
+
+/**
+ * The sweep's machine: two VMs need the real geometry (the small one's 256 frames hold one VM with
+ * one vCPU, and the second VM's allocations fail with -ENOMEM).
+ */
+export const SWEEP_CONFIG: Config = { geometry: 'real', cpus: 2, profile: 'fixed' };
+
+/**
+ * Two VMs with a vCPU each, each vCPU run once with every exit reason (vCPU 2's thread on cpu0,
+ * vCPU 4's on cpu1); then memslots created, moved and deleted and buses registered and unregistered
+ * in both VMs, so that each vCPU's next entry remaps them, and a task for preemption to switch to.
+ */
+const SWEEP_SETUP: readonly Op[] = [
+  ...ONE_VCPU,
+  { op: 'kvm_create_vm' },
+  { op: 'kvm_create_vcpu', vm: 3 },
+  { op: 'kvm_set_memory_region', vm: 3, slot: 1, pages: 1 },
+  run(0, 2, [...EXIT_REASONS]),
+  run(1, 4, [...EXIT_REASONS]),
+  { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3 },
+  { op: 'kvm_io_bus', vm: 1, bus: 0, register: true },
+  { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 3, gfn: 12 },
+  { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 0 },
+  { op: 'kvm_io_bus', vm: 1, bus: 1, register: false },
+  { op: 'kvm_set_memory_region', vm: 3, slot: 2, pages: 1 },
+  { op: 'kvm_io_bus', vm: 3, bus: 1, register: true },
+  { op: 'task_create' },
+];
+
+/**
+ * Each vCPU's swept run: on the CPU its thread is not on (KVM_RUN migrates it), an EPT violation
+ * (the guest page is not mapped: asi_fault), an HLT (the thread blocks and wakes on the other CPU)
+ * and an IO exit (mapped data: isolation kept).
+ */
+const SWEPT = [
+  { vcpu: 2, cpu: 1, wake: 0 },
+  { vcpu: 4, cpu: 0, wake: 1 },
+] as const;
+const SWEPT_EXITS: readonly ExitReason[] = ['ept-violation', 'hlt', 'io'];
+
+/** One run of the sweep: a swept run with one event after one of its micro-steps. */
+interface SweptRun {
+  readonly vcpu: number;
+  readonly at: number;
+  readonly kind: IntrKind;
+  /** The micro-step the event comes after, as the run without it passes them. */
+  readonly point: string;
+  /** How the event arrived there: its handler ran (or the preemption), or it was held off (IRQs off, not preemptible). */
+  readonly arrival: 'landed' | 'held off' | undefined;
+  readonly ret: number;
+  /** The vcpu_run micro-steps the run passed. */
+  readonly visited: readonly string[];
+  /** How each exit went for isolation (EXIT_OUTCOMES). */
+  readonly outcomes: readonly string[];
+  /** What the four KVM invariants found wrong, at the first micro-step or after the run. */
+  readonly violations: readonly Violation[];
+}
+
+const EXIT_NOTE = /^vCPU \d+ exit [\w-]+: (.+)$/;
+
+/** How each exit of a KVM_RUN went for isolation (EXIT_OUTCOMES), from the "vCPU n exit reason: outcome" notes it logged. */
+export function exitOutcomes(log: Log): string[] {
+  return log.map((l) => EXIT_NOTE.exec(l.text)?.[1]).filter((o) => o !== undefined);
+}
+
+/** The outcomes of an exit whose VM-enter was isolated: the handler kept isolation, or left it. */
+export const ISOLATED_ENTRY: readonly string[] = ['stays isolated', 'leaves isolation'];
+
+interface Sweep {
+  readonly runs: readonly SweptRun[];
+  /** What closing both VMs from the setup's state violated: vCPU destruction must leave nothing behind. */
+  readonly closed: readonly Violation[];
+}
+
+/** The invariants the sweep judges: each KVM invariant's holds test asks it for its own verdicts. */
+const KVM_INVARIANTS = INVARIANTS.filter((i) => i.id.startsWith('KVM-'));
+
+let sweep: Sweep | undefined;
+
+/** The sweep, made once: judging the four invariants together costs a third of judging each apart. */
+function kvmSweep(): Sweep {
+  return (sweep ??= sweepRuns());
+}
+
+/**
+ * Every event kind after every micro-step of both vCPUs' swept runs, each run from the setup's
+ * state (a clone) and judged on the KVM invariants at every micro-step and after it, as a fuzz walk
+ * judges them; then both VMs closed from that state, judged the same way.
+ */
+function sweepRuns(): Sweep {
+  const start = createSystem(SWEEP_CONFIG);
+  for (const op of SWEEP_SETUP) expect(step(start, op).ret, formatOp(start.g, op)).toBeGreaterThanOrEqual(0);
+  const runs: SweptRun[] = [];
+  for (const { vcpu, cpu, wake } of SWEPT) {
+    const quiet = cloneSystem(start);
+    step(quiet, { ...run(cpu, vcpu, SWEPT_EXITS), wake });
+    // No event arrives in the run without one, so an arrival below is the swept event's.
+    expect([...quiet.ghost.landed, ...quiet.ghost.heldOff]).toEqual([]);
+    const points = quiet.ghost.visited.filter((v) => v.startsWith('vcpu_run@'));
+    for (const [at, point] of points.entries()) {
+      for (const kind of INTR_KINDS) {
+        const sys = cloneSystem(start);
+        const { outcome, failure } = checkedStep(sys, { ...run(cpu, vcpu, SWEPT_EXITS, at, kind), wake }, SWEEP_SETUP.length, checkerFor({ invariants: KVM_INVARIANTS }));
+        const arrival = `${point}:${kind}`;
+        runs.push({
+          vcpu,
+          at,
+          kind,
+          point,
+          arrival: sys.ghost.landed.includes(arrival) ? 'landed' : sys.ghost.heldOff.includes(arrival) ? 'held off' : undefined,
+          ret: outcome.ret,
+          visited: sys.ghost.visited.filter((v) => v.startsWith('vcpu_run@')),
+          outcomes: exitOutcomes(outcome.log),
+          violations: failure?.violations ?? [],
+        });
+      }
+    }
+  }
+  const closing = cloneSystem(start);
+  const check = checkerFor({ invariants: KVM_INVARIANTS });
+  const closed = [1, 3].flatMap((vm, i) => checkedStep(closing, { op: 'kvm_destroy_vm', vm }, SWEEP_SETUP.length + i, check).failure?.violations ?? []);
+  return { runs, closed };
+}
+
+/**
+ * A holds case on the sweep: no run violates the invariant, every event arrived after its
+ * micro-step, closing the VMs does not violate it, and `covers` states, for each vCPU's runs, what
+ * the sweep made the invariant judge.
+ */
+function sweepHolds(name: string, covers: (runs: readonly SweptRun[]) => void): Case {
+  return {
+    name: `fixed profile, two VMs: each event kind after each micro-step of each vCPU's KVM_RUN, ${name}; then both VMs closed`,
+    run: (inv) => {
+      const { runs, closed } = kvmSweep();
+      const own = (vs: readonly Violation[]) => vs.filter((v) => v.invariant === inv.id).map((v) => v.message);
+      expect(own(closed), 'closing both VMs').toEqual([]);
+      const label = (r: SweptRun) => `vCPU ${r.vcpu} ${r.kind}@${r.at} (${r.point})`;
+      expect(runs.flatMap((r) => own(r.violations).map((m) => `${label(r)}: ${m}`))).toEqual([]);
+      expect(runs.filter((r) => !r.arrival).map(label)).toEqual([]);
+      for (const { vcpu } of SWEPT) covers(runs.filter((r) => r.vcpu === vcpu));
+    },
+  };
+}
+
+const outcomesOf = (runs: readonly SweptRun[]) => new Set(runs.flatMap((r) => r.outcomes));
+
+const passes = (runs: readonly SweptRun[], point: string) => runs.some((r) => r.visited.includes(`vcpu_run@${point}`));
 
 /** A real model run that violates `inv` (the options off or the mutant on) and passes it on `fixed`. */
 function caughtBy(name: string, config: Config, ops: () => readonly Op[], ...mentions: string[]): Case {
@@ -159,11 +271,30 @@ function caughtBy(name: string, config: Config, ops: () => readonly Op[], ...men
   };
 }
 
-const holds: Case[] = [{ name: 'fixed profile, two VMs, memslot and bus changes, every exit reason, an event at every point of KVM_RUN', run: busyHolds }];
+const entryHolds = sweepHolds('its VM-enters isolated and, after an abort, on the kernel CR3', (runs) => {
+  expect(outcomesOf(runs)).toContain('stays isolated');
+  expect(outcomesOf(runs)).toContain('entered unisolated');
+});
+
+/** The barrier window: an NMI there aborts the session, and VM-exit still loads the isolation CR3 (F30's window, closed by the barrier). */
+const exitCr3Holds = sweepHolds('an NMI between vmx_isolation_barrier_begin and VM-exit among them', (runs) => {
+  for (const point of ['vmx_isolation_barrier_begin', 'vmcs_writel(HOST_CR3, __get_current_cr3_fast())']) {
+    expect(runs.some((r) => r.kind === 'nmi' && r.arrival === 'landed' && r.point === `vcpu_run@${point}` && passes([r], 'VM-exit')), point).toBe(true);
+  }
+});
+
+const scopeHolds = sweepHolds("each entry remapping its VM's changed memslots and buses", (runs) => {
+  expect(passes(runs, 'asi_remap(memslots[0])')).toBe(true);
+  expect(passes(runs, 'asi_remap(buses[1])')).toBe(true);
+});
+
+const userHolds = sweepHolds('each run returning to user space', (runs) => {
+  expect(runs.filter((r) => r.ret !== 0 || !passes([r], 'return')).map((r) => `${r.kind}@${r.at}: ${r.ret}`)).toEqual([]);
+});
 
 export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
   'KVM-ENTRY': {
-    holds,
+    holds: [entryHolds],
     caught: [
       caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus, kvmFreeResetsRemap off)', kvmConfig({ kvmRemapChecksNullBus: false, kvmFreeResetsRemap: false }), () => NULL_BUS, 'buses[1] == NULL'),
       caughtBy('a new memslots array at the address of a freed one the vCPU remapped: patch 26 compares pointers (kvmFreeResetsRemap off)', kvmConfig({ kvmFreeResetsRemap: false }), () => REUSED_MEMSLOTS, 'is not mapped in asi#1'),
@@ -171,7 +302,7 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
     ],
   },
   'KVM-EXIT-CR3': {
-    holds,
+    holds: [exitCr3Holds],
     caught: [
       caughtBy('an NMI between the HOST_CR3 read and the isolation barrier (kvmBarrierBeforeHostCr3 off)', kvmConfig({ kvmBarrierBeforeHostCr3: false }), () => nmiBeforeBarrier(kvmConfig({ kvmBarrierBeforeHostCr3: false })), 'INACTIVE', 'asi#1'),
       caughtBy('HOST_CR3 written at the first run only (kvm-host-cr3-written-once)', kvmConfig({}, 'kvm-host-cr3-written-once'), () => {
@@ -182,7 +313,7 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
     ],
   },
   'KVM-SCOPE': {
-    holds,
+    holds: [scopeHolds],
     caught: [
       caughtBy("the vCPU's ASI maps the first VM's struct kvm_vmx (kvm-maps-first-vm)", kvmConfig({}, 'kvm-maps-first-vm'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 2 }], 'kvm_vmx of VM 1'),
       caughtBy("with slab caches, the vCPU's kvm_lapic page holds another VM's lapic (kvmMapsOwnPages and mapRefusesSharedSlabPages off)", slabConfig({ kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false }), () => TWO_LAPICS, 'kvm_lapic of vCPU 4'),
@@ -190,7 +321,7 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
     ],
   },
   'KVM-USER': {
-    holds,
+    holds: [userHolds],
     caught: [
       caughtBy('an allocation failing in vmx_isolation_init_mapping leaks the ASI (kvmInitDestroysAsi off)', kvmConfig({ kvmInitDestroysAsi: false }), () => failInInit(38), 'leak'),
       caughtBy('vmx_isolation_uninit keeps the ASI (kvm-uninit-keeps-asi)', kvmConfig({}, 'kvm-uninit-keeps-asi'), () => [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, { op: 'kvm_destroy_vm', vm: 1 }], 'belongs to no vCPU'),

@@ -1,6 +1,7 @@
 // KVM (issue 12): the per-vCPU ASI as patch 24 populates it, its error paths, KVM_RUN's exits and
 // where each leaves isolation, the module parameter off, and the KVM findings on their options.
 
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { runOps } from '../src/check/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
@@ -9,9 +10,9 @@ import { perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
 import { structPageVa } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { memslotsVa } from '../src/model/kvm/vm.ts';
-import type { Op } from '../src/model/ops.ts';
+import { type Op, formatOp } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
-import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, TWO_LAPICS, TWO_SRCU, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
+import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, SWEEP_CONFIG, TWO_LAPICS, TWO_SRCU, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
 
 function boot(ops: readonly Op[], config = kvmConfig()): System {
   const sys = createSystem(config);
@@ -50,15 +51,6 @@ describe('KVM_CREATE_VCPU (patches 23, 24)', () => {
     expect(asi.ranges.filter((r) => r.madeBy === undefined).map((r) => r.ptr).reverse()).toEqual(expected);
   });
 
-  test('an allocation failing anywhere in KVM_CREATE_VCPU frees everything it made (fixed)', () => {
-    // 74 allocations: the vCPU's objects, struct asi, the ASI's page tables and its range records.
-    for (let n = 0; n < 80; n++) {
-      const r = runOps(kvmConfig(), [...failInInit(n), { op: 'kvm_destroy_vm', vm: 1 }]);
-      expect(r.failure, `allocation ${n}: ${JSON.stringify(r.failure)}`).toBeUndefined();
-      expect(r.system.asis.size, `allocation ${n}`).toBe(0);
-    }
-  });
-
   test('address_space_isolation=0: no ASI, the guest runs on the kernel CR3, nothing is violated', () => {
     const config = kvmConfig({ kvmAddressSpaceIsolation: false });
     const ops = [...ONE_VCPU, run(0, 2, [...EXIT_REASONS])];
@@ -67,6 +59,127 @@ describe('KVM_CREATE_VCPU (patches 23, 24)', () => {
     expect(sys.asis.size).toBe(0);
     expect(sys.cpus[0].cr3).toBe(kernelCr3(sys));
   });
+});
+
+/** What a system holds that the last close must give back: its objects, areas, modules, ASIs, tasks and frames. */
+interface Held {
+  readonly kmallocs: ReadonlySet<number>;
+  readonly vmAreas: ReadonlySet<number>;
+  readonly modules: ReadonlySet<number>;
+  readonly asis: ReadonlySet<number>;
+  readonly tasks: ReadonlySet<number>;
+  /** The allocation of each frame (-1: free). */
+  readonly frames: Int32Array;
+}
+
+function held(sys: System): Held {
+  const k = sys.kernel;
+  return { kmallocs: new Set(k.kmallocs.keys()), vmAreas: new Set(k.vmAreas.keys()), modules: new Set(k.modules.keys()), asis: new Set(sys.asis.keys()), tasks: new Set(k.tasks.keys()), frames: sys.mem.frameAlloc.slice() };
+}
+
+/**
+ * What KVM made that is still there after the last close, `before` being the system before the
+ * first KVM op. Kept by design, and nothing else: kvm.ko and kvm-intel.ko, loaded with the first
+ * VM, with vmx_l1d_flush_pages (vmx_init's, freed only by module unload); the vCPU threads, which
+ * are the VMM's tasks (their task_struct and stack), not KVM's; and the kernel page tables that
+ * vmalloc populated, which Linux never frees. Everything else, objects on slab pages included, must
+ * be gone, and every frame free before is free again or held by what is kept.
+ */
+function kvmLeftovers(before: Held, sys: System): string[] {
+  const k = sys.kernel;
+  const threads = [...k.tasks.values()].filter((t) => !before.tasks.has(t.id));
+  const keptObjects = new Set([...(sys.kvm ? [sys.kvm.l1dFlushPages] : []), ...threads.map((t) => t.struct)]);
+  const keptAreas = new Set(threads.map((t) => t.stack));
+  const keptModules = new Set(sys.kvm ? [sys.kvm.modules.kvm, sys.kvm.modules.kvmIntel] : []);
+  const keptAllocs = new Set([...[...keptObjects].map((o) => k.kmallocs.get(o)!.alloc), ...[...keptAreas].map((a) => k.vmAreas.get(a)!.alloc), ...[...keptModules].map((m) => k.modules.get(m)!.alloc)]);
+  const left: string[] = [];
+  const name = (alloc: number) => sys.mem.allocs.get(alloc)?.name ?? `allocation ${alloc}`;
+  for (const [id, o] of k.kmallocs) if (!before.kmallocs.has(id) && !keptObjects.has(id)) left.push(`kmalloc #${id}: ${o.part === undefined ? name(o.alloc) : sys.mem.allocs.get(o.alloc)!.parts![o.part].name}`);
+  for (const [id, a] of k.vmAreas) if (!before.vmAreas.has(id) && !keptAreas.has(id)) left.push(`vmalloc area #${id}: ${name(a.alloc)}`);
+  for (const [id, m] of k.modules) if (!before.modules.has(id) && !keptModules.has(id)) left.push(`module #${id}: ${name(m.alloc)}`);
+  for (const id of sys.asis.keys()) if (!before.asis.has(id)) left.push(`asi#${id}`);
+  for (const a of sys.mem.allocs.values()) for (const p of a.parts ?? []) if (p.owner?.kind === 'vm') left.push(`${a.name}: ${p.name}`);
+  sys.mem.frameAlloc.forEach((alloc, frame) => {
+    if (alloc < 0 || alloc === before.frames[frame] || keptAllocs.has(alloc)) return;
+    const a = sys.mem.allocs.get(alloc);
+    if (a?.kind === 'pgtable' && a.owner.kind === 'kernel') return;
+    left.push(`frame ${frame}: ${name(alloc)}`);
+  });
+  if (sys.kvm && (sys.kvm.vms.size || sys.kvm.vcpus.size)) left.push(`VMs ${[...sys.kvm.vms.keys()]}, vCPUs ${[...sys.kvm.vcpus.keys()]}`);
+  return left;
+}
+
+/**
+ * Ops, stepped without checks, then the VMM's exit (every VM still open is closed: a KVM_CREATE_VM
+ * that failed shifts the ids later ops name), and what KVM left behind.
+ */
+function leftAfter(config: Config, ops: readonly Op[]): { sys: System; rets: number[]; left: string[] } {
+  const sys = createSystem(config);
+  const before = held(sys);
+  const rets = ops.map((op) => step(sys, op).ret);
+  for (const vm of [...(sys.kvm?.vms.keys() ?? [])]) step(sys, { op: 'kvm_destroy_vm', vm });
+  return { sys, rets, left: kvmLeftovers(before, sys) };
+}
+
+const region = (vm: number, slot: number, pages: number, gfn?: number): Op => ({ op: 'kvm_set_memory_region', vm, slot, pages, ...(gfn === undefined ? {} : { gfn }) });
+const bus = (vm: number, n: number, register: boolean): Op => ({ op: 'kvm_io_bus', vm, bus: n, register });
+const close = (vm: number): Op => ({ op: 'kvm_destroy_vm', vm });
+
+/** A life of VMs, ending with the last close. */
+interface Life {
+  readonly name: string;
+  /** Two VMs need the real geometry. */
+  readonly config: Config;
+  readonly ops: readonly Op[];
+  /**
+   * Whether each of its allocations is also made to fail in turn: not for the two-VM life, which
+   * makes the calls of the others (a VM made while another lives, a vCPU, slots, runs) at twice
+   * the cost of a step on the small geometry.
+   */
+  readonly failing: boolean;
+}
+
+const LIVES: readonly Life[] = [
+  {
+    name: 'one vCPU: memslots created, moved and deleted, buses registered and unregistered, KVM_RUN on both CPUs, woken on the other after HLT',
+    config: kvmConfig(),
+    ops: [...ONE_VCPU, run(0, 2, ['cpuid']), region(1, 1, 1), bus(1, 0, true), { ...run(1, 2, ['hlt', 'io']), wake: 0 }, region(1, 1, 1, 12), region(1, 0, 0), bus(1, 1, false), run(1, 2, ['ept-violation', 'mmio']), close(1)],
+    failing: true,
+  },
+  { name: 'two vCPUs of one VM, each run on both CPUs, one preempted', config: kvmConfig(), ops: [...ONE_VCPU, { op: 'kvm_create_vcpu', vm: 1 }, run(0, 2, ['cpuid']), run(1, 3, ['io']), run(1, 2, ['msr']), run(0, 3, ['cpuid', 'io'], 20, 'switch'), close(1)], failing: true },
+  { name: 'a VM closed, then another made and run while the modules stay loaded', config: kvmConfig(), ops: [{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }, run(0, 2, ['io']), close(1), { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 3 }, region(3, 0, 1), run(1, 4, ['ept-violation']), close(3)], failing: true },
+  {
+    name: 'two VMs with a vCPU each, the second closed first',
+    config: SWEEP_CONFIG,
+    ops: [...ONE_VCPU, { op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 3 }, region(3, 0, 2), run(0, 2, ['io']), run(1, 4, ['ept-violation']), run(1, 2, ['cpuid']), region(3, 1, 1), run(0, 4, ['io']), close(3), close(1)],
+    failing: false,
+  },
+  { name: 'slab caches: one vCPU, a memslot and a bus changed, KVM_RUN on both CPUs', config: slabConfig(), ops: [...ONE_VCPU, run(0, 2, ['cpuid']), region(1, 1, 1), bus(1, 1, false), run(1, 2, ['io', 'hlt']), close(1)], failing: true },
+];
+
+describe('the last close gives back everything KVM made: objects, vmalloc areas, ASIs and their page tables, frames', () => {
+  for (const { name, config, ops, failing } of LIVES) {
+    test(name, () => {
+      runHolds(config, ops);
+      const { sys, rets, left } = leftAfter(config, ops);
+      expect(rets.filter((r) => r < 0), 'every call of the life succeeds').toEqual([]);
+      expect(left).toEqual([]);
+      expect(sys.kvm!.asis.size).toBe(0);
+    });
+
+    if (!failing) continue;
+    test(`${name}: with any one of its allocations failing`, () => {
+      let failures = 0;
+      for (let n = 0; ; n++) {
+        const { sys, left } = leftAfter(config, [{ op: 'fail_alloc', after: n }, ...ops]);
+        // The armed failure left unconsumed: every allocation of the life has failed once.
+        if (sys.mem.failIn >= 0) break;
+        failures++;
+        expect(left, `allocation ${n} failing`).toEqual([]);
+      }
+      expect(failures).toBeGreaterThan(20);
+    });
+  }
 });
 
 /** Where each exit reason's handler leaves the session on `fixed`: still isolated, or aborted and left. */
@@ -206,6 +319,49 @@ describe("the vCPU thread: a task of its own, preempted and migrated (5.2 vcpu_l
     });
     expect(states).toEqual(['vcpu_run@VM-exit ACTIVE', 'schedule@kvm_sched_out INACTIVE', 'schedule@kvm_sched_in INACTIVE', 'vcpu_run@VM-exit ACTIVE']);
     runHolds(kvmConfig(), [...ONE_VCPU, run(0, 2, ['cpuid', 'cpuid'], at, 'switch')]);
+  });
+});
+
+/** A KVM_RUN of vCPU 2 in the migration property: where it is issued, its exits, where HLT wakes the thread, where a preemption lands. */
+const migratingRun = fc.record({
+  cpu: fc.nat(2),
+  exits: fc.array(fc.constantFrom(...EXIT_REASONS), { minLength: 1, maxLength: 3 }),
+  wake: fc.option(fc.nat(2), { nil: undefined }),
+  preemptAt: fc.option(fc.nat(50), { nil: undefined }),
+});
+
+describe('the vCPU thread follows its runs (3 CPUs, fixed)', () => {
+  test('KVM_RUN of one vCPU on any CPU, woken on any CPU after an HLT exit, preempted anywhere: every invariant holds, and the thread runs, on one CPU only, where the run ended, which is vcpu->cpu', () => {
+    const config = kvmConfig({}, undefined, 3);
+    const seen = { migrated: 0, woken: 0, preempted: 0 };
+    fc.assert(
+      fc.property(fc.array(migratingRun, { minLength: 1, maxLength: 5 }), (runs) => {
+        // A task of its own for the blocked thread's CPU and the preemptions to switch to.
+        const setup: Op[] = [...ONE_VCPU, { op: 'task_create' }];
+        const ops: Op[] = [...setup, ...runs.map((r) => ({ ...run(r.cpu, 2, r.exits, r.preemptAt, 'switch'), ...(r.wake === undefined ? {} : { wake: r.wake }) }))];
+        const wrong: string[] = [];
+        let last = -1;
+        const result = runOps(config, ops, {
+          onStep: (sys, { op, outcome }, i) => {
+            if (op.op !== 'kvm_run') return;
+            const r = runs[i - setup.length];
+            const vcpu = sys.kvm!.vcpus.get(2)!;
+            // An HLT exit blocks the thread; woken on another CPU, it runs the rest of vcpu_run there.
+            const end = r.exits.includes('hlt') && r.wake !== undefined ? r.wake : r.cpu;
+            const on = sys.kernel.current.flatMap((t, cpu) => (t === vcpu.thread ? [cpu] : []));
+            if (outcome.ret !== 0 || on.join() !== String(end) || vcpu.cpu !== end) wrong.push(`${formatOp(sys.g, op)} = ${outcome.ret}: the thread runs on [${on}], vcpu->cpu ${vcpu.cpu}, not cpu${end}`);
+            if (last >= 0 && last !== r.cpu) seen.migrated++;
+            if (end !== r.cpu) seen.woken++;
+            if (sys.ghost.landed.some((l) => l.startsWith('vcpu_run@') && l.endsWith(':switch'))) seen.preempted++;
+            last = end;
+          },
+        });
+        expect(result.failure, JSON.stringify(result.failure?.violations)).toBeUndefined();
+        expect(wrong).toEqual([]);
+      }),
+      { numRuns: 30, seed: 12 },
+    );
+    expect(Object.values(seen).every((n) => n > 0), JSON.stringify(seen)).toBe(true);
   });
 });
 

@@ -1,5 +1,6 @@
 // Hunting for a counterexample with fast-check: random choice lists, fast-check's shrinking, then
-// ddmin over the concrete ops and argument shrinking. Used by the tests (mutants, the fixed profile) and by findings.ts.
+// the concrete ops shrunk (shrinkOps: ddmin, memory exhaustion replaced by fail_alloc, arguments).
+// Used by the tests (mutants, the fixed profile) and by findings.ts.
 
 import fc from 'fast-check';
 import { choicesArb } from '../generators/arbitraries.ts';
@@ -8,9 +9,9 @@ import type { Op } from '../model/ops.ts';
 import type { Config } from '../model/system.ts';
 import type { Invariant, Violation } from '../invariants/index.ts';
 import { type RunResult, runChoices, runOps } from './run.ts';
-import { ddminBy, violates } from './shrink.ts';
+import { violates } from './shrink.ts';
 import { type OptionName, withFixes } from './triage.ts';
-import { shrinkArgs } from './argshrink.ts';
+import { shrinkOps } from './minimize.ts';
 
 export interface HuntOptions {
   readonly seed: number;
@@ -47,7 +48,7 @@ export function hunt(config: Config, o: HuntOptions): Found | undefined {
   const first = runChoices(config, choices, o.weights, opts);
   const invariant = first.failure!.violations[0].invariant;
   const still = (ops: readonly Op[]) => violates(config, ops, invariant) && explained(ops, invariant);
-  const ops = shrinkArgs(config, ddminBy(first.ops, still), invariant, undefined, still).ops;
+  const { ops } = shrinkOps(config, first.ops, invariant, still);
   const violation = runOps(config, ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!;
   return { runsToFailure: result.numRuns, ops, violation, path: result.counterexamplePath ?? '', seed: o.seed };
 }

@@ -6,10 +6,10 @@ import type { Op } from '../../model/ops.ts';
 import type { Config, System } from '../../model/system.ts';
 import { type StepRecord, runChoices, runOps } from '../run.ts';
 import { runSeededWalk, walkSeed } from '../seeded.ts';
-import { ddmin, ddminBy } from '../shrink.ts';
+import { ddminBy } from '../shrink.ts';
+import { shrinkOps } from '../minimize.ts';
 import { seededChoices } from '../../generators/walk.ts';
 import { type Choice, WALK_WEIGHTS } from '../../generators/choose.ts';
-import { shrinkArgs } from '../argshrink.ts';
 import { type OptionName, causeFixes, causeKey, knownCause, primaryCause, triageOps, withFixes } from '../triage.ts';
 import type { Coverage, FoundViolation, WalkStats, WalkTask, WorkerEvent } from './protocol.ts';
 
@@ -23,6 +23,13 @@ export function outcomeName(rec: StepRecord): string {
   const { ret, log } = rec.outcome;
   if (ret === ENOENT || ret === ESRCH || (ret === EINVAL && log.some((e) => e.text.endsWith('does not exist')))) return `${ERRNO_NAMES[ret]} ${MISSING_OBJECT}`;
   return ret < 0 ? (ERRNO_NAMES[ret] ?? String(ret)) : 'ok';
+}
+
+/** Counts a step in a coverage table: its op kind, by outcome. */
+export function countOutcome(c: Coverage, rec: StepRecord): void {
+  const byOutcome = (c[rec.op.op] ??= {});
+  const name = outcomeName(rec);
+  byOutcome[name] = (byOutcome[name] ?? 0) + 1;
 }
 
 /** Ops rejected for a missing object, and their share of all ops, from a coverage count. */
@@ -41,8 +48,8 @@ export function missingObjects(c: Coverage): { readonly ops: number; readonly sh
 /**
  * The walk's choices first: a choice says "some vmalloc area", not "area #13", so removing an
  * earlier allocation does not break a later free the way it does in the concrete ops (whose ids
- * and addresses shift). Then ddmin over the concrete ops and simpler arguments; simpler arguments
- * can make more ops removable, so ddmin once more.
+ * and addresses shift). Then the concrete ops are shrunk (shrinkOps: ddmin, memory exhaustion
+ * replaced by fail_alloc, simpler arguments).
  */
 export function minimize(config: Config, seed: string, failed: readonly Op[], invariant: string): { ops: Op[]; argsSimplified: number } {
   const next = seededChoices(seed);
@@ -50,8 +57,7 @@ export function minimize(config: Config, seed: string, failed: readonly Op[], in
   // The choices are drawn again from the seed; if that ever stops matching the walk, use its ops as they are.
   const run = (c: readonly Choice[]) => runChoices(config, c, WALK_WEIGHTS, { stopOn: invariant });
   const fromChoices = run(choices).failure ? run(ddminBy(choices, (c) => run(c).failure !== undefined)).ops : failed;
-  const args = shrinkArgs(config, ddmin(config, fromChoices, invariant), invariant);
-  return { ops: args.simplified ? ddmin(config, args.ops, invariant) : args.ops, argsSimplified: args.simplified };
+  return shrinkOps(config, fromChoices, invariant);
 }
 
 /**
@@ -84,9 +90,7 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
   // A long walk (--steps 5000) would overrun --seconds by many seconds if only walks were timed.
   const deadline = task.seconds === undefined ? Infinity : t0 + task.seconds * 1000;
   const onStep = (_: System, rec: StepRecord) => {
-    const byOutcome = (coverage[rec.op.op] ??= {});
-    const name = outcomeName(rec);
-    byOutcome[name] = (byOutcome[name] ?? 0) + 1;
+    countOutcome(coverage, rec);
     steps++;
     if (performance.now() >= deadline) throw new BudgetSpent();
   };

@@ -6,7 +6,9 @@
 import { describe, expect } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { shrinkArgs, simplerValues } from '../src/check/argshrink.ts';
-import { runOps } from '../src/check/run.ts';
+import { type RunResult, runOps } from '../src/check/run.ts';
+import { createSystem, step } from '../src/model/step.ts';
+import { ENOMEM } from '../src/model/mm/kernel.ts';
 import { runSeededWalk, walkSeed } from '../src/check/seeded.ts';
 import { ddmin, violates } from '../src/check/shrink.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
@@ -102,18 +104,30 @@ describe('event shrinking', () => {
   });
 });
 
+/** What op `index` of `ops` returns, run from boot. */
+function retOf(config: Config, ops: readonly Op[], index: number): number {
+  const sys = createSystem(config);
+  for (const op of ops.slice(0, index)) step(sys, op);
+  return step(sys, ops[index]).ret;
+}
+
 describe('memory exhaustion', () => {
   test('a violation that needs one allocation to fail, found by exhausting memory, shrinks to a fail_alloc and a few ops (rollback-forgets-tables)', () => {
     // The error path of asi_map_range is the mutant's: only a failed map shows it. Without
     // fail_alloc in the op mix, a walk fails an allocation by running memory out.
     const config = configFromFlags({ profile: 'fixed', mutant: 'rollback-forgets-tables', geometry: 'small', cpus: 2 });
     const weights = { ...WALK_WEIGHTS, fail_alloc: 0 };
-    let walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, 0), 60, weights);
-    for (let i = 1; !walk.failure && i < 100; i++) walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, i), 60, weights);
+    // The first walk whose violating op is a map that memory ran out under (other error paths of
+    // asi_map_range, an -EBUSY overwrite, show the mutant too, with no allocation to fail).
+    const ranOut = (w: RunResult) => w.failure !== undefined && retOf(config, w.ops, w.failure.step) === ENOMEM;
+    // 150-op walks: the small geometry's 512 frames outlast most 60-op ones.
+    let walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, 0), 150, weights);
+    for (let i = 1; !ranOut(walk) && i < 100; i++) walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, i), 150, weights);
+    expect(ranOut(walk), 'a walk that ran memory out').toBe(true);
     expect(walk.ops.some((op) => op.op === 'fail_alloc')).toBe(false);
     const invariant = walk.failure!.violations[0].invariant;
     const { ops } = shrinkOps(config, walk.ops, invariant);
-    expect(ops.length, ops.map((op) => op.op).join(', ')).toBeLessThanOrEqual(5);
+    expect(ops.length, ops.map((op) => op.op).join(', ')).toBeLessThanOrEqual(6);
     expect(ops.filter((op) => op.op === 'fail_alloc')).toHaveLength(1);
     expect(violates(config, ops, invariant)).toBe(true);
   });

@@ -82,8 +82,10 @@ function held(sys: System): Held {
  * first KVM op. Kept by design, and nothing else: kvm.ko and kvm-intel.ko, loaded with the first
  * VM, with vmx_l1d_flush_pages (vmx_init's, freed only by module unload); the vCPU threads, which
  * are the VMM's tasks (their task_struct and stack), not KVM's; and the kernel page tables that
- * vmalloc populated, which Linux never frees. Everything else, objects on slab pages included, must
- * be gone, and every frame free before is free again or held by what is kept.
+ * vmalloc populated, which Linux never frees. Everything else, objects on slab pages and in percpu
+ * units included, must be gone, and every frame free before is free again, held by what is kept,
+ * or a slab page SLUB keeps for its cache (an empty slab stays up to min_partial; what is on it is
+ * judged object by object).
  */
 function kvmLeftovers(before: Held, sys: System): string[] {
   const k = sys.kernel;
@@ -94,7 +96,7 @@ function kvmLeftovers(before: Held, sys: System): string[] {
   const keptAllocs = new Set([...[...keptObjects].map((o) => k.kmallocs.get(o)!.alloc), ...[...keptAreas].map((a) => k.vmAreas.get(a)!.alloc), ...[...keptModules].map((m) => k.modules.get(m)!.alloc)]);
   const left: string[] = [];
   const name = (alloc: number) => sys.mem.allocs.get(alloc)?.name ?? `allocation ${alloc}`;
-  for (const [id, o] of k.kmallocs) if (!before.kmallocs.has(id) && !keptObjects.has(id)) left.push(`kmalloc #${id}: ${o.part === undefined ? name(o.alloc) : sys.mem.allocs.get(o.alloc)!.parts![o.part].name}`);
+  for (const [id, o] of k.kmallocs) if (!before.kmallocs.has(id) && !keptObjects.has(id)) left.push(`kmalloc #${id}: ${o.part === undefined ? name(o.alloc) : sys.mem.allocs.get(o.alloc)!.parts!.find((p) => p.id === o.part)!.name}`);
   for (const [id, a] of k.vmAreas) if (!before.vmAreas.has(id) && !keptAreas.has(id)) left.push(`vmalloc area #${id}: ${name(a.alloc)}`);
   for (const [id, m] of k.modules) if (!before.modules.has(id) && !keptModules.has(id)) left.push(`module #${id}: ${name(m.alloc)}`);
   for (const id of sys.asis.keys()) if (!before.asis.has(id)) left.push(`asi#${id}`);
@@ -102,7 +104,7 @@ function kvmLeftovers(before: Held, sys: System): string[] {
   sys.mem.frameAlloc.forEach((alloc, frame) => {
     if (alloc < 0 || alloc === before.frames[frame] || keptAllocs.has(alloc)) return;
     const a = sys.mem.allocs.get(alloc);
-    if (a?.kind === 'pgtable' && a.owner.kind === 'kernel') return;
+    if ((a?.kind === 'pgtable' && a.owner.kind === 'kernel') || a?.kind === 'slab') return;
     left.push(`frame ${frame}: ${name(alloc)}`);
   });
   if (sys.kvm && (sys.kvm.vms.size || sys.kvm.vcpus.size)) left.push(`VMs ${[...sys.kvm.vms.keys()]}, vCPUs ${[...sys.kvm.vcpus.keys()]}`);
@@ -128,7 +130,6 @@ const close = (vm: number): Op => ({ op: 'kvm_destroy_vm', vm });
 /** A life of VMs, ending with the last close. */
 interface Life {
   readonly name: string;
-  /** Two VMs need the real geometry. */
   readonly config: Config;
   readonly ops: readonly Op[];
   /**

@@ -6,15 +6,15 @@
 //
 // No seed is picked per mutant: every mutant is searched from KILL_SEEDS, in order, until one kills
 // it. What that rests on is measured by `npm run bench -- mutants`: the share of 20 random seeds
-// whose search kills each mutant within KILL_RUNS runs. Measured on the tests branch over 60
-// random seeds (three runs of the bench): 29 of the 33 mutants killed from every seed,
-// kvm-host-cr3-written-once from 59 (once shrunk to 7 ops), kvm-barrier-begin-skipped from 57,
-// shootdown-skips-last-page from 56, global-flush-too-early from 54, every kill within 2,894 runs;
-// none below 50%. Seeds are interchangeable, so a mutant killed from 90% of them survives three
-// seeds with probability 0.1^3 = 0.001; a kill costs 0.02-0.8 CPU-seconds (median), the matrix
-// about 8-10. After a model change, re-run `npm run bench --
-// mutants`: it prints the table, the mutants below 50% and the chance the weakest survives
-// KILL_SEEDS; raise KILL_RUNS or add seeds if that chance is no longer small.
+// whose search kills each mutant within KILL_RUNS runs. On memory as 5.2 lays it out (one run of
+// the bench, 20 seeds): 30 of the 33 mutants killed from every seed, global-flush-too-early and
+// kvm-barrier-begin-skipped from 18, shootdown-skips-last-page from 11 (55%: the flush it cuts
+// short runs at the lazy vfree list's purge, not at every vfree), every kill within 2,921 runs;
+// none below 50%. Seeds are interchangeable, so a mutant killed from 55% of them survives six
+// seeds with probability 0.45^6 = 0.008; a kill costs 0.03-1 CPU-seconds (median), the matrix
+// about 10. After a model change, re-run `npm run bench -- mutants`: it prints the table, the
+// mutants below 50% and the chance the weakest survives KILL_SEEDS; raise KILL_RUNS or add seeds
+// if that chance is no longer small.
 
 import { expect, test } from 'vitest';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';

@@ -69,8 +69,9 @@ export class Views {
   private frameRead = -1;
   /** Stamps are drawn from one counter, so a tree read afresh never repeats one a judgement holds. */
   private gens = 0;
-  /** Bumped whenever a frame was allocated or freed: judgements on which allocations live key on it. */
+  /** Bumped whenever an allocation was made or freed: judgements on which allocations live key on it. */
   allocGen = 0;
+  private allocEpoch = -1;
 
   /** Reads what the model changed since the last check. */
   update(sys: System): void {
@@ -82,10 +83,13 @@ export class Views {
     } else {
       for (let i = this.tableRead - m.tableLogStart; i < m.tableLog.length; i++) this.tableChanged(m.tableLog[i]);
       if (this.frameRead < m.frameLogStart + m.frameLog.length) {
-        this.allocGen = ++this.gens;
-        for (let i = this.frameRead - m.frameLogStart; i < m.frameLog.length; i++) this.frameChanged(m.frameLog[i], this.allocGen);
+        // Objects coming or going on a slab or percpu page change owners, not which allocations live.
+        const stamp = ++this.gens;
+        if (m.allocEpoch !== this.allocEpoch) this.allocGen = stamp;
+        for (let i = this.frameRead - m.frameLogStart; i < m.frameLog.length; i++) this.frameChanged(m.frameLog[i], stamp);
       }
     }
+    this.allocEpoch = m.allocEpoch;
     this.tableRead = m.tableLogStart + m.tableLog.length;
     this.frameRead = m.frameLogStart + m.frameLog.length;
     for (const root of this.trees.keys()) if (!sys.tables.has(root)) this.trees.delete(root);

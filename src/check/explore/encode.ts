@@ -13,8 +13,9 @@
 //                        `explore` judges on every transition, old target state or new
 //   exec, caller         who runs the current step: `step` and the API-call wrapper reset them to
 //                        processContext() and 0 when the step ends
-//   mem.version          a change counter: the checker compares it between checks of one run,
-//                        never its value across states (explore judges each transition afresh)
+//   mem.version, allocEpoch
+//                        change counters: the checker compares them between checks of one run,
+//                        never their values across states (explore judges each transition afresh)
 //   mem.firstFree        where the allocator starts looking: derived from frameAlloc
 //   mem.tableLog, frameLog and their starts
 //                        the current step's change log, emptied when the next step begins, and
@@ -123,7 +124,7 @@ function walkState(sys: System, out: Sink): void {
     if (EXCLUDED_SYSTEM_FIELDS.has(k)) continue;
     out.str(k);
     if (k === 'mem') {
-      const { version: _v, firstFree: _ff, tableLog: _tl, frameLog: _fl, tableLogStart: _ts, frameLogStart: _fs, ...rest } = sys.mem;
+      const { version: _v, allocEpoch: _ae, firstFree: _ff, tableLog: _tl, frameLog: _fl, tableLogStart: _ts, frameLogStart: _fs, ...rest } = sys.mem;
       walkValue(rest, out, frozen);
     } else walkValue((sys as unknown as Record<string, unknown>)[k], out, frozen);
   }

@@ -78,6 +78,11 @@ export interface Memory {
    */
   version: number;
   /**
+   * Bumped when an allocation is made or freed (not when objects come or go inside one): a checker
+   * judging which allocations live may skip a check where it has not moved.
+   */
+  allocEpoch: number;
+  /**
    * What the current step changed, for a checker that judges only what a change can affect: the
    * frames whose page table was written, created or dropped, and the frames allocated or freed,
    * in order, repeats included. Emptied when a step begins (stepBegins); `logStart` is the
@@ -91,7 +96,7 @@ export interface Memory {
 }
 
 export function newMemory(frames: number): Memory {
-  return { frameAlloc: new Int32Array(frames).fill(-1), firstFree: 0, allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0, tableLog: [], frameLog: [], tableLogStart: 0, frameLogStart: 0 };
+  return { frameAlloc: new Int32Array(frames).fill(-1), firstFree: 0, allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0, allocEpoch: 0, tableLog: [], frameLog: [], tableLogStart: 0, frameLogStart: 0 };
 }
 
 export function cloneMemory(m: Memory): Memory {
@@ -166,6 +171,7 @@ export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefine
   for (const f of frames) m.frameAlloc[f] = a.id;
   while (m.firstFree < m.frameAlloc.length && m.frameAlloc[m.firstFree] !== -1) m.firstFree++;
   m.frameLog.push(...frames);
+  m.allocEpoch++;
   touch(m);
   return a;
 }
@@ -195,6 +201,7 @@ export function freeAllocation(m: Memory, id: number): Allocation | undefined {
   }
   m.frameLog.push(...a.frames);
   m.allocs.delete(id);
+  m.allocEpoch++;
   touch(m);
   return a;
 }

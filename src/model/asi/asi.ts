@@ -27,9 +27,8 @@ import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry
 import { type Log, log } from '../trace.ts';
 import { asiPcid, flushTlbRange } from '../x86/cpu.ts';
 import { freesMemory, mightSleep, spinLock, spinUnlock } from '../x86/context.ts';
-import { type ApiCall, type Asi, type AsiRange, type System, mutant, thpEnabled } from '../system.ts';
+import { type ApiCall, type Asi, type AsiRange, type System, legacyMemory, mutant, thpEnabled } from '../system.ts';
 import { EBUSY, EFAULT, EINVAL, ENOMEM, type EntrySlot, taskStackVa } from '../mm/kernel.ts';
-import { legacyMemory } from '../system.ts';
 
 // asi_create() map flags (patches 15, 16, 19, 20).
 export const ASI_MAP_STACK_CANARY = 0x01;

@@ -461,6 +461,8 @@ export const KVM_MODEL_MAX_VCPUS = 4;
 /** The vCPU objects vmx_create_vcpu allocates, by field, in 5.2's order. */
 type VcpuObjects = Pick<Vcpu, 'vmx' | 'guestFpu' | 'run' | 'pioData' | 'apic' | 'apicRegs' | 'pml' | 'guestMsrs' | 'vmcs' | 'msrBitmap'>;
 
+type VcpuAlloc = readonly [keyof VcpuObjects, () => KernelObject | number];
+
 /**
  * vmx_create_vcpu's allocations (5.2): the vcpu_vmx (kvm_vcpu cache) and guest_fpu (x86_fpu cache),
  * kvm_vcpu_init's kvm_run page, pio_data page and lapic (kzalloc, kmalloc-512, with its register
@@ -468,8 +470,6 @@ type VcpuObjects = Pick<Vcpu, 'vmx' | 'guestFpu' | 'run' | 'pioData' | 'apic' | 
  * MSR bitmap pages; accounted ones from the VMM's memcg. asi-check 0.1 kmalloc'd every page-sized
  * one and had no guest_fpu, register page or PML page.
  */
-type VcpuAlloc = readonly [keyof VcpuObjects, () => KernelObject | number];
-
 function vcpuAllocations(sys: System, vm: Vm, id: number): VcpuAlloc[] {
   // The vCPU's state is the VM's: sensitive to every other VM and the host.
   const object = (name: string) => vmObject(vm, `${name} of vCPU ${id}`, true);

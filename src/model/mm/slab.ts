@@ -21,10 +21,10 @@ export interface CacheDef {
   readonly account?: boolean;
 }
 
-/** KMALLOC_SHIFT_HIGH for SLUB is PAGE_SHIFT + 1: kmalloc-8k is the largest cache, bigger requests go to kmalloc_large. */
-export const KMALLOC_MAX_CACHE_SIZE = 2 * PAGE_SIZE;
-
-/** kmalloc_caches[KMALLOC_NORMAL] on x86-64 (KMALLOC_MIN_SIZE 8, with the 96 and 192 byte caches). */
+/**
+ * kmalloc_caches[KMALLOC_NORMAL] on x86-64 (KMALLOC_MIN_SIZE 8, with the 96 and 192 byte caches);
+ * KMALLOC_SHIFT_HIGH for SLUB is PAGE_SHIFT + 1, so bigger requests go to kmalloc_large.
+ */
 const KMALLOC_SIZES = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192] as const;
 
 /** asi-check 0.1 had kmalloc-64 ... kmalloc-4k only (KernelConfig.layout 1). */
@@ -49,7 +49,7 @@ const MIN_PARTIAL = 5;
 const MAX_PARTIAL = 10;
 
 /** get_order(size): the smallest order of pages that holds size bytes. */
-export function getOrder(size: number): number {
+function getOrder(size: number): number {
   let order = 0;
   while (PAGE_SIZE << order < size) order++;
   return order;
@@ -213,9 +213,9 @@ function kmemCacheFree(sys: System, obj: KernelObject): void {
   const free = c.slabs.get(slab.id)!;
   free.push(part.offset / c.size);
   setParts(sys.mem, slab, slab.parts!.filter((p) => p !== part));
+  const partials = () => [...c.slabs].filter(([id, f]) => id !== slab.id && id !== c.active && f.length > 0).length;
   const empty = free.length === slabObjects(c);
-  const partials = [...c.slabs].filter(([id, f]) => id !== slab.id && id !== c.active && f.length > 0).length;
-  if (empty && (legacyMemory(sys) || (slab.id !== c.active && partials >= minPartial(c.size)))) {
+  if (empty && (legacyMemory(sys) || (slab.id !== c.active && partials() >= minPartial(c.size)))) {
     c.slabs.delete(slab.id);
     const i = c.partial.indexOf(slab.id);
     if (i >= 0) c.partial.splice(i, 1);
@@ -234,11 +234,11 @@ export function slabPageHeldBy(sys: System, frame: number, lo: number, hi: numbe
   if (!a?.slab) return true;
   const { size } = a.slab;
   const base = frameOffset(a, frame);
+  const held = new Set<number>();
+  for (const p of a.parts!) if (partMeets(p, base + lo, base + hi)) held.add(p.offset);
   // The slots that meet the frame: from the one holding its first byte to the last whole slot of the slab.
   const end = Math.min(Math.floor((a.frames.length * PAGE_SIZE) / size), Math.ceil((base + PAGE_SIZE) / size));
-  for (let i = Math.floor(base / size); i < end; i++) {
-    if (!a.parts!.some((p) => p.offset === i * size && partMeets(p, base + lo, base + hi))) return false;
-  }
+  for (let i = Math.floor(base / size); i < end; i++) if (!held.has(i * size)) return false;
   return true;
 }
 

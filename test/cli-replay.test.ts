@@ -26,6 +26,14 @@ function variant(name: string, edit: ((o: Record<string, any>) => void) | string
 }
 
 describe('asi-check replay FILE', () => {
+  it('says which asi-check saved the file, and when it no longer reproduces, that another one did', async () => {
+    const old = variant('old.json', (o) => (o.invariant = 'PT-WF'));
+    const r1 = await replay(old);
+    expect(r1.status).toBe(0);
+    expect(r1.stdout).toContain("saved by asi-check 0.1 (format 1, replayed on 0.1's memory: kernel layout 1)");
+    expect(r1.stdout.trimEnd().split('\n').at(-1)).toMatch(/^the recorded PT-WF no longer reproduces under profile rfc-v2; the file was saved by asi-check 0\.1, this is \d+\.\d+\.\d+$/);
+  });
+
   it('exits 1 with a numbered trace, state diffs and the violation when the counterexample reproduces', async () => {
     const r = await replay(F5);
     expect(r.status).toBe(1);

@@ -1,5 +1,5 @@
-// The saved counterexample format (version 1): what a reader accepts, what it refuses and why, and
-// how files are written (atomically, by rename).
+// The saved counterexample format (version 2, version 1 still read): what a reader accepts, what it
+// refuses and why, and how files are written (atomically, by rename).
 
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -61,6 +61,9 @@ describe('parseCounterexample refuses, saying why', () => {
     { name: `a newer format version (${FORMAT_VERSION + 1})`, text: edited((o) => (o.version = FORMAT_VERSION + 1)), why: new RegExp(`version ${FORMAT_VERSION + 1} is not supported`) },
     { name: 'a missing version', text: edited((o) => delete o.version), why: /version .*not supported/ },
     { name: 'a version given as a string', text: edited((o) => (o.version = String(FORMAT_VERSION))), why: /version .*not supported/ },
+    { name: 'a version-2 file that does not say which asi-check saved it', text: edited((o) => delete o.asiCheck), why: /asiCheck must be the version of the asi-check that saved the file, got none/ },
+    { name: 'a memcg out of range in an op', text: edited((o) => (o.ops[5].memcg = 9)), why: /op 6: kmalloc: field memcg must be 0-3/ },
+    { name: 'a kmalloc burst past its bound', text: edited((o) => (o.ops[5].count = 100)), why: /op 6: kmalloc: field count must be 1-16/ },
     { name: 'an unknown invariant', text: edited((o) => (o.invariant = 'NO-BUGS')), why: /unknown invariant "NO-BUGS"/ },
     { name: 'a missing config', text: edited((o) => delete o.config), why: /config is not an object/ },
     { name: 'an unknown geometry', text: edited((o) => (o.config.geometry = 'huge')), why: /unknown geometry "huge"/ },
@@ -83,6 +86,24 @@ describe('parseCounterexample refuses, saying why', () => {
       expect(rejection(c.text).message).toMatch(c.why);
     });
   }
+});
+
+describe('format 1 (asi-check 0.1)', () => {
+  test("a version-1 file, which has no asiCheck, loads with 0.1's memory (layout 1) under its own kernel settings", () => {
+    const v1 = edited((o) => {
+      o.version = 1;
+      delete o.asiCheck;
+      o.config.kernel = { slab: true };
+    });
+    expect(parseCounterexample(v1).config.kernel).toEqual({ slab: true, layout: 1 });
+    expect(rejection(edited((o) => ((o.version = 1), delete o.asiCheck, (o.config.kernel = { pml: false })))).message).toMatch(/unknown kernel setting "pml" \(format version 1\)/);
+  });
+
+  test('what is saved now is version 2 and names the asi-check that saved it', () => {
+    const c = valid();
+    expect(c.version).toBe(2);
+    expect(c.asiCheck).toMatch(/^\d+\.\d+\.\d+/);
+  });
 });
 
 describe('parseCounterexample accepts what makeCounterexample makes', () => {

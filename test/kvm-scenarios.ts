@@ -56,7 +56,7 @@ export function failInInit(n: number): Op[] {
   return [{ op: 'kvm_create_vm' }, { op: 'fail_alloc', after: n }, { op: 'kvm_create_vcpu', vm: 1 }];
 }
 
-/** Config.kernel.slab on the real geometry (order-3 slabs need room the small one does not have). */
+/** Slab caches (5.2's default, said explicitly) on the real geometry. */
 export function slabConfig(options: Partial<DesignOptions> = {}): Config {
   return { geometry: 'real', cpus: 2, profile: 'fixed', options, kernel: { slab: true } };
 }

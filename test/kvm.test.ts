@@ -232,7 +232,7 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
   });
 });
 
-describe('slab caches (Config.kernel.slab): objects share pages as in 5.2 SLUB', () => {
+describe('slab caches (KernelConfig.slab, on by default): objects share pages as in 5.2 SLUB', () => {
   test("two VMs' vCPUs: the posted kvm_lapics share a kmalloc-512 page; each vcpu_vmx has an order-3 kvm_vcpu slab of its own", () => {
     const sys = boot(TWO_LAPICS, slabConfig({ kvmMapsOwnPages: false, mapRefusesSharedSlabPages: false }));
     const obj = (id: number) => sys.kernel.kmallocs.get(id)!;

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import { CounterexampleError, loadCounterexample } from '../check/counterexample.ts';
+import { ASI_CHECK_VERSION } from '../check/version.ts';
 import { replayCommand, stepProgress } from '../check/fuzz/progress.ts';
 import { type RunOptions, type RunResult, failurePlace, runOps } from '../check/run.ts';
 import { DEFAULT_WALK_STEPS, runSeededWalk } from '../check/seeded.ts';
@@ -31,7 +32,12 @@ interface Subject {
   readonly length: number;
   readonly run: (opts: RunOptions) => RunResult;
   readonly recorded?: { readonly invariant: string; readonly message: string };
+  /** A file's: the asi-check that saved it, and the format version it was saved in. */
+  readonly saved?: { readonly by: string; readonly version: number };
 }
+
+/** asi-check 0.1 wrote format 1, which names no version. */
+const FORMAT_1_WRITER = '0.1';
 
 /** Flags that only shape a seeded walk; a file carries its own configuration. */
 const WALK_FLAGS = ['steps', 'profile', 'mutant', 'geometry', 'cpus', 'option', 'kernel'] as const;
@@ -44,7 +50,8 @@ function fromFile(file: string): Subject {
     if (e instanceof CounterexampleError) usageError(`${file}: ${e.message}`);
     throw e;
   }
-  return { title: c.title, source: file, config: c.config, length: c.ops.length, run: (opts) => runOps(c.config, c.ops, { ...opts, stopOn: c.invariant }), recorded: { invariant: c.invariant, message: c.message } };
+  const saved = { by: c.asiCheck ?? FORMAT_1_WRITER, version: c.version };
+  return { title: c.title, source: file, config: c.config, length: c.ops.length, run: (opts) => runOps(c.config, c.ops, { ...opts, stopOn: c.invariant }), recorded: { invariant: c.invariant, message: c.message }, saved };
 }
 
 function fromSeed(seed: string, f: ReplayFlags): Subject {
@@ -63,7 +70,9 @@ function judge(s: Subject, r: Replay): { reproduced: boolean; verdict: string } 
   }
   if (found.includes(s.recorded.invariant)) return { reproduced: true, verdict: `reproduces ${s.recorded.invariant}${where}` };
   const instead = found.length ? `; the run violates ${found.join(', ')}${where} instead` : '';
-  return { reproduced: false, verdict: `the recorded ${s.recorded.invariant} no longer reproduces under profile ${s.config.profile}${instead}` };
+  // An old file that no longer reproduces says where it came from: the model may have changed since.
+  const older = s.saved && s.saved.by !== ASI_CHECK_VERSION ? `; the file was saved by asi-check ${s.saved.by}, this is ${ASI_CHECK_VERSION}` : '';
+  return { reproduced: false, verdict: `the recorded ${s.recorded.invariant} no longer reproduces under profile ${s.config.profile}${instead}${older}` };
 }
 
 /** The run, telling stderr how far it is when it takes long (a 200,000-op file takes minutes). */
@@ -105,6 +114,7 @@ export function registerReplay(program: Command): void {
       console.log(pc.bold(printable(subject.title)));
       console.log(pc.dim(`source: ${printable(subject.source)}`));
       console.log(pc.dim(`config: ${JSON.stringify(subject.config)}`));
+      if (subject.saved) console.log(pc.dim(`saved by asi-check ${printable(subject.saved.by)} (format ${subject.saved.version}${subject.saved.version === 1 ? ", replayed on 0.1's memory: kernel layout 1" : ''})`));
       for (const line of replayLines(replay)) console.log(line);
       console.log(reproduced ? pc.red(verdict) : pc.green(verdict));
       if (report) {

@@ -124,7 +124,7 @@ export function configFromFlags(f: ConfigFlags): Config {
   };
 }
 
-/** What a run's first line says of its configuration: "profile fixed, kernel slab, real geometry, 2 CPUs". */
+/** What a run's first line says of its configuration: "profile fixed, kernel nokmem, real geometry, 2 CPUs". */
 export function describeConfig(config: Config): string {
   const kernel = kernelWords(config.kernel);
   return `profile ${config.profile}${config.mutant ? `, mutant ${config.mutant}` : ''}${kernel.length ? `, kernel ${kernel.join('+')}` : ''}, ${config.geometry} geometry, ${config.cpus} CPUs`;

@@ -202,7 +202,7 @@ export interface DesignOptions {
   /**
    * The task_struct kmem_cache aligns its objects to pages (SLAB_HWCACHE_ALIGN is not enough). As
    * posted, patch 16's asi_map(asi, current, sizeof(struct task_struct)) maps the pages the task
-   * straddles: with Config.kernel.slab, the neighbouring task_structs on them enter the ASI.
+   * straddles: the neighbouring task_structs on them enter the ASI (slab caches, 5.2's default).
    */
   taskStructOwnPages: boolean;
   /**
@@ -211,7 +211,7 @@ export interface DesignOptions {
    * the next object of the cache (another task's, another VM's, a secret) in the free slot, inside
    * the ASI. The caller maps only objects on pages of their own (kvmMapsOwnPages and
    * taskStructOwnPages make KVM's and asi_enter's maps so). As posted, any asi_map of a kmalloc'd
-   * object brings its slab neighbours, present and future, with Config.kernel.slab.
+   * object brings its slab neighbours, present and future (slab caches, 5.2's default).
    */
   mapRefusesSharedSlabPages: boolean;
   /**

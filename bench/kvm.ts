@@ -9,7 +9,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runSeededWalk } from '../src/check/seeded.ts';
-import type { Config } from '../src/model/system.ts';
 import { EXIT_OUTCOMES, EXIT_REASONS } from '../src/model/kvm/run.ts';
 import { INTR_KINDS } from '../src/model/x86/entry.ts';
 import { type InterruptCoverage, measure } from '../src/check/coverage.ts';

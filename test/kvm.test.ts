@@ -9,7 +9,7 @@ import { SESSION_STATE_NAMES, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
 import { structPageVa } from '../src/model/mm/kernel.ts';
 import { EXIT_REASONS } from '../src/model/kvm/run.ts';
-import { memslotsVa } from '../src/model/kvm/vm.ts';
+import { kvVa } from '../src/model/mm/slab.ts';
 import { type Op, formatOp } from '../src/model/ops.ts';
 import type { Config, System } from '../src/model/system.ts';
 import { CURRENT_TASK, NULL_BUS, ONE_VCPU, REUSED_MEMSLOTS, SWEEP_CONFIG, TWO_LAPICS, TWO_SRCU, slabNeighbour, failInInit, kvmConfig, nmiBeforeBarrier, pointOf, run, runFails, runHolds, slabConfig } from './kvm-scenarios.ts';
@@ -227,7 +227,7 @@ describe('KVM_RUN (patches 21, 25, 26)', () => {
     const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 }, run(0, 2, ['cpuid'])]);
     const vcpu = sys.kvm!.vcpus.get(2)!;
     const vm = sys.kvm!.vms.get(1)!;
-    expect(vcpu.asiMemslots).toEqual(vm.memslots.map((m) => memslotsVa(sys, m)));
+    expect(vcpu.asiMemslots).toEqual(vm.memslots.map((m) => kvVa(sys, m)));
     expect(vcpu.asiBuses).toEqual(vm.buses.map((b) => b!.va));
   });
 });
@@ -368,7 +368,7 @@ describe('the vCPU thread follows its runs (3 CPUs, fixed)', () => {
 
 describe('KVM_SET_USER_MEMORY_REGION (5.2 __kvm_set_memory_region, patch 26)', () => {
   const region = (slot: number, pages: number, gfn?: number): Op => ({ op: 'kvm_set_memory_region', vm: 1, slot, pages, ...(gfn === undefined ? {} : { gfn }) });
-  const memslots0 = (sys: System) => memslotsVa(sys, sys.kvm!.vms.get(1)!.memslots[0]);
+  const memslots0 = (sys: System) => kvVa(sys, sys.kvm!.vms.get(1)!.memslots[0]);
   /** The memslots array before and after `op`, its return value, and whether the next KVM_RUN remaps memslots[0]. */
   function change(op: Op) {
     const sys = boot([...ONE_VCPU, run(0, 2, ['cpuid'])]);

@@ -3,13 +3,12 @@
 // mapping can expose depends on where objects land, so each rule is stated where the kernel states it.
 
 import { describe, expect, test } from 'vitest';
-import { calculateOrder, kmallocCache } from '../src/model/mm/slab.ts';
+import { calculateOrder, kmallocCache, kvVa } from '../src/model/mm/slab.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { PAGE_SIZE, PGT_LEVEL_PMD } from '../src/model/mm/geometry.ts';
 import { walk } from '../src/model/mm/pagetable.ts';
 import { STRUCT_PAGE_SIZE, structPageVa } from '../src/model/mm/kernel.ts';
 import { allocPercpu, freePercpu, perCpuOffsetPtr } from '../src/model/mm/percpu.ts';
-import { memslotsVa } from '../src/model/kvm/vm.ts';
 import type { Config, System } from '../src/model/system.ts';
 
 const SMALL: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
@@ -105,7 +104,7 @@ describe("kvzalloc (5.2 kvmalloc_node): kmalloc first, vmalloc when the buddy al
     step(sys, { op: 'fail_alloc', after: 0 });
     expect(step(sys, { op: 'kvm_set_memory_region', vm: 1, slot: 0, pages: 1 }).ret).toBe(0);
     expect(vm.memslots[0].via).toBe('vmalloc');
-    expect(sys.kernel.vmAreas.get(vm.memslots[0].id)!.va).toBe(memslotsVa(sys, vm.memslots[0]));
+    expect(sys.kernel.vmAreas.get(vm.memslots[0].id)!.va).toBe(kvVa(sys, vm.memslots[0]));
   });
 });
 

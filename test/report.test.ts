@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCounterexample } from '../src/check/counterexample.ts';
 import { runOps } from '../src/check/run.ts';
 import { GEOMETRIES, parseVa } from '../src/model/mm/geometry.ts';
-import { type Change, describeChange, diffSnapshots } from '../src/report/diff.ts';
+import { describeChange, diffSnapshots } from '../src/report/diff.ts';
 import { type ReportHeader, esc, renderHtml } from '../src/report/html.ts';
 import { focusOf } from '../src/report/pagetree.ts';
 import { type Replay, recordReplay } from '../src/report/record.ts';

@@ -11,7 +11,7 @@ import type { Scope } from '../check/explore/scope.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
 import { fsReason } from '../check/read-file.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
-import { type Config, geometryOf } from '../model/system.ts';
+import { geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
 import { prepareOutDir } from './output.ts';

@@ -6,7 +6,7 @@
 import { formatVa } from '../model/mm/geometry.ts';
 import { firstPageOf, framesOf } from '../model/mm/pagetable.ts';
 import { type ObjectRef, allocationOfFrame, objectName, objectOwner, objectsInFrame } from '../model/mm/memory.ts';
-import { memslotsVa } from '../model/kvm/vm.ts';
+import { kvVa } from '../model/mm/slab.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
 import type { Invariant } from './types.ts';
@@ -68,7 +68,7 @@ function frameForeign(sys: System, asi: Asi, vcpu: Vcpu, frame: number, va: numb
 
 function freedArray(sys: System, asi: Asi, vcpu: Vcpu): string | undefined {
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
-  const live = new Set([...vm.memslots.map((m) => memslotsVa(sys, m)), ...vm.buses.map((b) => b?.va)]);
+  const live = new Set([...vm.memslots.map((m) => kvVa(sys, m)), ...vm.buses.map((b) => b?.va)]);
   for (const ptr of [...vcpu.asiMemslots, ...vcpu.asiBuses]) {
     if (ptr !== null && !live.has(ptr) && asi.ranges.some((r) => r.ptr === ptr)) return `asi#${asi.id} of vCPU ${vcpu.id} still maps ${formatVa(sys.g, ptr)}, a memslots array or bus VM ${vcpu.vm} has freed`;
   }

@@ -1,7 +1,7 @@
 // One operation applied to the system: the kernel call it names, its return value and what the
 // modelled code logged. Bad arguments give the RFC's error codes; nothing here throws on user input.
 
-import { type Allocation, stepBegins } from './mm/memory.ts';
+import { type Allocation, KERNEL, stepBegins } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
 import { type ApiCall, type Asi, type Config, type System, newGhost } from './system.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
@@ -147,8 +147,6 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
     }
   }
 }
-
-const KERNEL = { kind: 'kernel', id: 0 } as const;
 
 function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
   const k = sys.kernel;

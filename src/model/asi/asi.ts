@@ -19,7 +19,7 @@ import {
   roundDown,
   roundUp,
 } from '../mm/geometry.ts';
-import { type Allocation, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, tableChanged, touch, unitKey } from '../mm/memory.ts';
+import { type Allocation, KERNEL, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, tableChanged, touch, unitKey } from '../mm/memory.ts';
 import { kfree, kmalloc, slabPageHeldBy } from '../mm/slab.ts';
 import { type PercpuVar, perCpuOffsetPtr, percpuVar } from '../mm/percpu.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from '../mm/pagetable.ts';
@@ -335,7 +335,7 @@ const ASI_STRUCT_SIZE = 0x458;
  */
 function kernelRecord(sys: System, size: number, name: string): number {
   if (legacyMemory(sys)) return allocationFails(sys.mem) ? ENOMEM : -1;
-  const o = kmalloc(sys, size, { sensitive: false, name, owner: { kind: 'kernel', id: 0 }, kind: 'asi', boot: false });
+  const o = kmalloc(sys, size, { sensitive: false, name, owner: KERNEL, kind: 'asi', boot: false });
   return typeof o === 'number' ? o : o.id;
 }
 

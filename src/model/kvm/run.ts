@@ -4,14 +4,14 @@
 
 import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { checkSchedulable, inAtomic } from '../x86/context.ts';
-import { asCaller, asiRemap, asiUnmap, recordApiCall } from '../asi/asi.ts';
+import { asCaller, asiRemap, recordApiCall } from '../asi/asi.ts';
 import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
 import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
 import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
-import { log } from '../trace.ts';
+import { type Log, log } from '../trace.ts';
 import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
-import { type Log } from '../trace.ts';
-import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, memslotsVa, vaOf } from './vm.ts';
+import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf } from './vm.ts';
+import { kvVa } from '../mm/slab.ts';
 
 /** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
 export const EXIT_REASONS = ['ept-violation', 'io', 'mmio', 'msr', 'cpuid', 'hlt', 'external-interrupt', 'nmi', 'preemption-timer'] as const;
@@ -41,7 +41,7 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
   if (vcpu.asi === null) return false;
   const asi = sys.asis.get(vcpu.asi)!;
   for (let i = 0; i < KVM_ADDRESS_SPACE_NUM; i++) {
-    const cur = memslotsVa(sys, vm.memslots[i]);
+    const cur = kvVa(sys, vm.memslots[i]);
     if (vcpu.asiMemslots[i] === cur) continue;
     log(out, 'pr_debug', `remapping kvm memslots[${i}]`);
     const slot = mutant(sys, 'kvm-remap-memslots-slot0') ? 0 : i;
@@ -171,7 +171,7 @@ function unremapped(sys: System, vcpu: Vcpu, asi: Asi): string | undefined {
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
   // At every isolated VM-enter: the words are made only for a pointer that is wrong.
   for (let i = 0; i < vm.memslots.length; i++) {
-    const m = unremappedPointer(asi, 'memslots', i, memslotsVa(sys, vm.memslots[i]), vcpu.asiMemslots[i]);
+    const m = unremappedPointer(asi, 'memslots', i, kvVa(sys, vm.memslots[i]), vcpu.asiMemslots[i]);
     if (m) return m;
   }
   for (let i = 0; i < vm.buses.length; i++) {
@@ -258,7 +258,7 @@ function* handleExit(k: Exec, vcpu: Vcpu, vm: Vm, reason: ExitReason, n: number,
   switch (reason) {
     case 'ept-violation': {
       // handle_ept_violation -> kvm_mmu_page_fault: __gfn_to_memslot on kvm->memslots, then the guest page.
-      touch(memslotsVa(sys, vm.memslots[0]), 'read');
+      touch(kvVa(sys, vm.memslots[0]), 'read');
       const slot = vm.slots[n % Math.max(1, vm.slots.length)];
       if (slot) touch(directMapVa(sys, sys.mem.allocs.get(slot.alloc)!.frames[0]), 'read');
       else bus(KVM_MMIO_BUS);

@@ -4,7 +4,7 @@
 // (vmx_create_vcpu), with the per-vCPU ASI fields of RFC v2 patches 23 and 26.
 
 import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
-import { type Owner, allocFrames, freeAllocation } from '../mm/memory.ts';
+import { type Owner, KERNEL, allocFrames, freeAllocation } from '../mm/memory.ts';
 import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../mm/kernel.ts';
 import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cacheAlloc, kfree, kmalloc, kvMemory, kvVa, kvfree, kvzalloc, objectMemory } from '../mm/slab.ts';
 import { moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/vmalloc.ts';
@@ -171,9 +171,7 @@ function kvmState(sys: System, out: Log): KvmState | number {
     moduleUnload(sys, kvm.id, ctx, false);
     return kvmIntel;
   }
-  const l1dReq: ObjectRequest = { sensitive: false, name: 'vmx_l1d_flush_pages', owner: { kind: 'kernel', id: 0 }, kind: 'kvm', boot: false };
-  // asi-check 0.1 kmalloc'd them: the same pages, or a slab's with KernelConfig.slab.
-  const l1d = legacyMemory(sys) ? kmalloc(sys, PAGE_SIZE << L1D_CACHE_ORDER, l1dReq) : allocPagesObject(sys, PAGE_SIZE << L1D_CACHE_ORDER, l1dReq);
+  const l1d = kvmAllocPages(sys, PAGE_SIZE << L1D_CACHE_ORDER, { sensitive: false, name: 'vmx_l1d_flush_pages', owner: KERNEL, kind: 'kvm', boot: false });
   if (typeof l1d === 'number') {
     moduleUnload(sys, kvmIntel.id, ctx, false);
     moduleUnload(sys, kvm.id, ctx, false);
@@ -183,12 +181,16 @@ function kvmState(sys: System, out: Log): KvmState | number {
   return sys.kvm;
 }
 
-export function vaOf(sys: System, kmallocId: number): number {
-  return sys.kernel.kmallocs.get(kmallocId)!.va;
+/**
+ * alloc_pages of what KVM allocates page by page (the L1D flush pages, a vCPU's kvm_run, VMCS...).
+ * asi-check 0.1 kmalloc'd them: the same pages, or a slab's with KernelConfig.slab.
+ */
+function kvmAllocPages(sys: System, size: number, req: ObjectRequest): KernelObject | number {
+  return legacyMemory(sys) ? kmalloc(sys, size, req) : allocPagesObject(sys, size, req);
 }
 
-export function memslotsVa(sys: System, m: KvObject): number {
-  return kvVa(sys, m);
+export function vaOf(sys: System, kmallocId: number): number {
+  return sys.kernel.kmallocs.get(kmallocId)!.va;
 }
 
 function busSize(devCount: number): number {
@@ -306,7 +308,7 @@ function overlaps(vm: Vm, slot: number, gfn: number, pages: number): boolean {
 function installNewMemslots(sys: System, vm: Vm, slots: KvObject, out: Log): KvObject {
   const old = vm.memslots[0];
   vm.memslots[0] = slots;
-  log(out, 'note', `VM ${vm.id}: memslots[0] ${memslotsVa(sys, old).toString(16)} -> ${memslotsVa(sys, slots).toString(16)}`);
+  log(out, 'note', `VM ${vm.id}: memslots[0] ${kvVa(sys, old).toString(16)} -> ${kvVa(sys, slots).toString(16)}`);
   return old;
 }
 
@@ -385,7 +387,7 @@ function forgetRemapped(sys: System, va: number, out: Log): void {
  * ASI first (and with kvmFreeResetsRemap makes every vCPU forget it).
  */
 function freeMemslots(sys: System, m: KvObject, out: Log): void {
-  forgetRemapped(sys, memslotsVa(sys, m), out);
+  forgetRemapped(sys, kvVa(sys, m), out);
   unmapFromAsis(sys, kvMemory(sys, m), out);
   kvfree(sys, m, { out });
 }
@@ -474,7 +476,7 @@ function vcpuAllocations(sys: System, vm: Vm, id: number): VcpuAlloc[] {
   // The vCPU's state is the VM's: sensitive to every other VM and the host.
   const object = (name: string) => vmObject(vm, `${name} of vCPU ${id}`, true);
   const legacy = legacyMemory(sys);
-  const page = (name: string) => () => (legacy ? kmalloc(sys, PAGE_SIZE, object(name)) : allocPagesObject(sys, PAGE_SIZE, object(name)));
+  const page = (name: string) => () => kvmAllocPages(sys, PAGE_SIZE, object(name));
   const allocs: (VcpuAlloc | false)[] = [
     ['vmx', () => cacheAlloc(sys, KVM_VCPU_CACHE, object('vcpu_vmx'))],
     !legacy && ['guestFpu', () => cacheAlloc(sys, X86_FPU_CACHE, object('guest_fpu'))],

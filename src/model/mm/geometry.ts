@@ -114,6 +114,11 @@ export function roundUp(x: number, size: number): number {
   return roundDown(x + size - 1, size);
 }
 
+/** fls(): the position of the highest bit set, 1-based (0 for 0). */
+export function fls(x: number): number {
+  return 32 - Math.clz32(x);
+}
+
 /** pXX_addr_end(addr, end): the next boundary of this level, or end if sooner. */
 export function addrEnd(g: Geometry, level: PgtLevel, addr: number, end: number): number {
   const size = g.size[level];

@@ -15,7 +15,7 @@ import {
   levelSize,
   roundUp,
 } from './geometry.ts';
-import { type Owner, allocFrames, newMemory, tableChanged } from './memory.ts';
+import { type Owner, KERNEL, allocFrames, newMemory, tableChanged } from './memory.ts';
 import { lowerLevel } from './pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_PSE, PAGE_KERNEL, PAGE_KERNEL_ROX, entryFrame, isLarge, isNone, mkEntry } from './pte.ts';
 import { type Config, type Layout, type System, type Task, geometryOf, legacyMemory, newGhost, resolveOptions } from '../system.ts';
@@ -50,7 +50,6 @@ export const ERRNO_NAMES: Record<number, string> = {
   [ECPUDEAD]: 'cpu dead',
 };
 
-const KERNEL: Owner = { kind: 'kernel', id: 0 };
 
 /**
  * Top-level slots of each region, as on x86-64 (pgd_index of each base address in mm.rst). The slot

@@ -31,6 +31,9 @@ export interface Owner {
   readonly id: number;
 }
 
+/** The kernel's own memory: boot allocations, slabs, and objects no task or VM owns. */
+export const KERNEL: Owner = { kind: 'kernel', id: 0 };
+
 /** A named part of an allocation, at a byte offset (percpu variables side by side in one page). */
 export interface Part {
   /**
@@ -217,6 +220,15 @@ export function setParts(m: Memory, a: Allocation, parts: readonly Part[]): Allo
   m.frameLog.push(...a.frames);
   touch(m);
   return now;
+}
+
+/**
+ * The frames of `a` that bytes [offset, offset + size) lie on, named after the object there: what
+ * the free path unmaps from ASIs for an object inside a shared allocation (a slab object, a percpu
+ * object), so that freeing it does not unmap its neighbours on other pages.
+ */
+export function objectFrames(a: Allocation, name: string, offset: number, size: number): Allocation {
+  return { ...a, name: `${a.name}:${name}`, frames: a.frames.slice(Math.floor(offset / PAGE_SIZE), Math.ceil((offset + size) / PAGE_SIZE)) };
 }
 
 /** An id for a part added to an allocation after it was made (see Part.id). */

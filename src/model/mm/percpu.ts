@@ -4,8 +4,8 @@
 // CPU's unit. Mapping one object's page therefore shows its neighbours, static or dynamic: another
 // VM's srcu_data beside this VM's.
 
-import { PAGE_SIZE } from './geometry.ts';
-import { type Allocation, type Owner, type Part, allocationFails, newPartId, setParts } from './memory.ts';
+import { PAGE_SIZE, roundUp } from './geometry.ts';
+import { type Allocation, type Owner, type Part, allocationFails, newPartId, objectFrames, setParts } from './memory.ts';
 import { ENOMEM, directMapVa } from './kernel.ts';
 import { type PercpuObject, type System, legacyMemory } from '../system.ts';
 
@@ -92,10 +92,6 @@ export function percpuVarNames(sys: System): PercpuVar[] {
   return PERCPU_VAR_NAMES.filter((n) => percpuVar(sys, n) !== undefined);
 }
 
-function roundUpTo(x: number, align: number): number {
-  return Math.ceil(x / align) * align;
-}
-
 /**
  * pcpu_alloc (first chunk): the lowest offset of the dynamic area where size bytes at `align` are
  * free, and the object in every CPU's unit there. A full first chunk is -ENOMEM here (5.2 would
@@ -104,12 +100,12 @@ function roundUpTo(x: number, align: number): number {
 export function allocPercpu(sys: System, size: number, align: number, obj: { name: string; owner: Owner; sensitive: boolean }): PercpuObject | number {
   if (allocationFails(sys.mem)) return ENOMEM;
   const k = sys.kernel;
-  const bytes = roundUpTo(size, PCPU_MIN_ALLOC_SIZE);
+  const bytes = roundUp(size, PCPU_MIN_ALLOC_SIZE);
   const used = [...k.percpuObjects.values()].sort((a, b) => a.offset - b.offset);
-  let offset = roundUpTo(k.percpuDynamic.start, align);
+  let offset = roundUp(k.percpuDynamic.start, align);
   for (const u of used) {
     if (u.offset >= offset + bytes) break;
-    offset = Math.max(offset, roundUpTo(u.offset + u.size, align));
+    offset = Math.max(offset, roundUp(u.offset + u.size, align));
   }
   if (offset + bytes > k.percpuDynamic.end) return ENOMEM;
   const o: PercpuObject = { id: newPartId(sys.mem), offset, size: bytes, ...obj };
@@ -135,10 +131,5 @@ export function freePercpu(sys: System, id: number): void {
 export function percpuObjectMemory(sys: System, id: number): Allocation[] {
   const o = sys.kernel.percpuObjects.get(id);
   if (!o) return [];
-  const first = Math.floor(o.offset / PAGE_SIZE);
-  const end = Math.ceil((o.offset + o.size) / PAGE_SIZE);
-  return sys.kernel.percpu.map((unit) => {
-    const a = sys.mem.allocs.get(unit)!;
-    return { ...a, name: `${a.name}:${o.name}`, frames: a.frames.slice(first, end) };
-  });
+  return sys.kernel.percpu.map((unit) => objectFrames(sys.mem.allocs.get(unit)!, o.name, o.offset, o.size));
 }

@@ -7,11 +7,11 @@
 // (min_partial). Not modelled: per-CPU slabs (every op runs in one process context), the freelist
 // pointer inside free objects, debug and red zones, CONFIG_SLAB_FREELIST_RANDOM (off by default).
 
-import { PAGE_SIZE } from './geometry.ts';
-import { type AllocKind, type Allocation, type Owner, type Part, allocFrames, allocationFails, allocationOfFrame, frameOffset, freeAllocation, newPartId, partMeets, setParts } from './memory.ts';
+import { PAGE_SIZE, fls } from './geometry.ts';
+import { type AllocKind, type Allocation, type Owner, type Part, KERNEL, allocFrames, allocationFails, allocationOfFrame, frameOffset, freeAllocation, newPartId, objectFrames, partMeets, setParts } from './memory.ts';
 import { type KernelObject, type KmemCache, type System, kmemcgEnabled, legacyMemory, slabEnabled } from '../system.ts';
 import { ENOMEM, directMapVa, nextId } from './kernel.ts';
-import { type FlushCtx, type VmArea, vfree, vmalloc } from './vmalloc.ts';
+import { type FlushCtx, vfree, vmalloc } from './vmalloc.ts';
 
 /** What a kmem_cache is built from: kmem_cache_create(name, size, ...), s->size after alignment. */
 export interface CacheDef {
@@ -69,11 +69,6 @@ function slabOrder(size: number, minObjects: number, maxOrder: number, fract: nu
   return order;
 }
 
-/** fls(): the position of the highest bit set, 1-based. */
-function fls(x: number): number {
-  return 32 - Math.clz32(x);
-}
-
 /**
  * calculate_order() with slub_min_objects = 4 * (fls(nr_cpu_ids) + 1): with 2 CPUs kmalloc-512 is
  * an order-1 slab of 16, kmalloc-8k an order-3 slab of 4, kvm_vcpu an order-3 slab of one.
@@ -128,11 +123,15 @@ function cacheKey(sys: System, def: CacheDef, req: ObjectRequest): string {
   return def.name;
 }
 
+/** kmem_cache_create: a cache with no slab yet. */
+function newCache(name: string, size: number, order: number): KmemCache {
+  return { name, size, order, slabs: new Map(), active: -1, partial: [] };
+}
+
 function cacheOf(sys: System, key: string, def: CacheDef): KmemCache {
   let c = sys.kernel.caches.get(key);
   if (!c) {
-    const order = calculateOrder(def.size, legacyMemory(sys) ? 2 : sys.config.cpus);
-    c = { name: key.split('/')[0], size: def.size, order, slabs: new Map(), active: -1, partial: [] };
+    c = newCache(key.split('/')[0], def.size, calculateOrder(def.size, legacyMemory(sys) ? 2 : sys.config.cpus));
     sys.kernel.caches.set(key, c);
   }
   return c;
@@ -142,7 +141,7 @@ function cacheOf(sys: System, key: string, def: CacheDef): KmemCache {
 export function runKmemcgWork(sys: System): void {
   for (const key of sys.kernel.kmemcgWork.splice(0)) {
     const root = sys.kernel.caches.get(key.slice(0, key.indexOf('(')))!;
-    sys.kernel.caches.set(key, { name: key, size: root.size, order: root.order, slabs: new Map(), active: -1, partial: [] });
+    sys.kernel.caches.set(key, newCache(key, root.size, root.order));
   }
 }
 
@@ -169,7 +168,7 @@ function slabWithRoom(sys: System, c: KmemCache): number | undefined {
 function newSlab(sys: System, key: string, c: KmemCache, kind: AllocKind): number | undefined {
   const pages = 1 << c.order;
   // Fault injection ticked once for the object (failslab); this page allocation is not ticked again.
-  const a = allocFrames(sys.mem, { kind: legacyMemory(sys) ? kind : 'slab', owner: { kind: 'kernel', id: 0 }, name: `${c.name}${SLAB_SUFFIX}`, pages, sensitive: false, parts: [], slab: { cache: key, size: c.size }, contiguousAlign: pages, boot: true });
+  const a = allocFrames(sys.mem, { kind: legacyMemory(sys) ? kind : 'slab', owner: KERNEL, name: `${c.name}${SLAB_SUFFIX}`, pages, sensitive: false, parts: [], slab: { cache: key, size: c.size }, contiguousAlign: pages, boot: true });
   if (!a) return undefined;
   c.slabs.set(a.id, Array.from({ length: slabObjects(c) }, (_, i) => slabObjects(c) - 1 - i));
   if (!legacyMemory(sys)) c.active = a.id;
@@ -316,16 +315,11 @@ export function kvfree(sys: System, o: KvObject, ctx: FlushCtx, published = true
   else kfree(sys, o.id);
 }
 
-/**
- * The memory behind an object, as the free path unmaps it from ASIs (freeUnmapsAsi): its
- * allocation, or on a slab page only the frames the object lies on, so that freeing an object does
- * not unmap its neighbours.
- */
+/** The memory behind an object, as the free path unmaps it from ASIs (freeUnmapsAsi): its allocation, or on a slab the frames it lies on. */
 export function objectMemory(sys: System, id: number): Allocation | undefined {
   const obj = sys.kernel.kmallocs.get(id);
   const a = obj && sys.mem.allocs.get(obj.alloc);
   if (!a || obj!.part === undefined) return a;
-  const first = (obj!.va - directMapVa(sys, a.frames[0])) / PAGE_SIZE;
   const part = a.parts!.find((p) => p.id === obj!.part)!;
-  return { ...a, name: `${a.name}:${part.name}`, frames: a.frames.slice(Math.floor(first), Math.ceil(first + obj!.size / PAGE_SIZE)) };
+  return objectFrames(a, part.name, part.offset, part.size);
 }

@@ -6,8 +6,8 @@
 // vmalloc finds no VA, and at vm_unmap_aliases() (set_memory_* when a module's text is made
 // read-only) and the flush of a module's area (VM_FLUSH_RESET_PERMS) when it is freed.
 
-import { PAGE_SIZE, PGT_LEVEL_PTE } from './geometry.ts';
-import { type AllocKind, type Owner, allocFrames, freeAllocation } from './memory.ts';
+import { PAGE_SIZE, PGT_LEVEL_PTE, fls } from './geometry.ts';
+import { type AllocKind, type Owner, KERNEL, allocFrames, freeAllocation } from './memory.ts';
 import { ENOMEM, kernelMap, kernelUnmapPage, nextId } from './kernel.ts';
 import { PAGE_KERNEL, PAGE_KERNEL_ROX } from './pte.ts';
 import { type Log } from '../trace.ts';
@@ -16,8 +16,6 @@ import { type Observer } from '../asi/session.ts';
 import { flushTlbKernelRange } from '../x86/entry.ts';
 
 export type { VmArea } from '../system.ts';
-
-const KERNEL: Owner = { kind: 'kernel', id: 0 };
 
 /** The step's log and micro-step observer, for the flush IPIs a purge sends. */
 export interface FlushCtx {
@@ -92,7 +90,7 @@ function vmFree(sys: System, area: Map<number, VmArea>, id: number): VmArea | un
  * of a 256 MB machine; scaled to the model's memory as an eighth of its frames per fls(cpus).
  */
 function lazyMaxPages(sys: System): number {
-  return (32 - Math.clz32(sys.config.cpus)) * Math.floor(sys.kernel.layout.physFrames / 8);
+  return fls(sys.config.cpus) * Math.floor(sys.kernel.layout.physFrames / 8);
 }
 
 /**

@@ -5,15 +5,13 @@
 
 import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, flushTlbAll, formatCr3, invlpg, permits, translate } from './cpu.ts';
 import { inAtomic } from './context.ts';
-import { type Exec, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
+import { type Exec, type Observer, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
 import { perCpuPtr } from '../mm/percpu.ts';
 import { type System, legacyMemory, mutant } from '../system.ts';
-import { type Log } from '../trace.ts';
-import { type Observer } from '../asi/session.ts';
 import { walk } from '../mm/pagetable.ts';
-import { log } from '../trace.ts';
+import { type Log, log } from '../trace.ts';
 
 export const INTR_KINDS = ['irq', 'exception', 'nmi', 'switch'] as const;
 export type IntrKind = (typeof INTR_KINDS)[number];

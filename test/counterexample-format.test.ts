@@ -99,10 +99,27 @@ describe('format 1 (asi-check 0.1)', () => {
     expect(rejection(edited((o) => ((o.version = 1), delete o.asiCheck, (o.config.kernel = { pml: false })))).message).toMatch(/unknown kernel setting "pml" \(format version 1\)/);
   });
 
-  test('what is saved now is version 2 and names the asi-check that saved it', () => {
+  test('what is saved now is version 3 and names the asi-check that saved it', () => {
     const c = valid();
-    expect(c.version).toBe(2);
+    expect(c.version).toBe(3);
     expect(c.asiCheck).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  test('a race is read from version 3 only: a version-2 file with one is refused, naming the op', () => {
+    const raced = { op: 'kvm_run', cpu: 0, vcpu: 2, exits: [], intr: [], race: { at: 3, on: 1, op: { op: 'kvm_io_bus', vm: 1, bus: 1, register: false } } };
+    const text = (version: number) => JSON.stringify({ ...valid(), version, ops: [...valid().ops, raced] });
+    expect(parseCounterexample(text(3)).ops.at(-1)).toEqual(raced);
+    expect(() => parseCounterexample(text(2))).toThrow(/race needs format version 3, the file says 2/);
+  });
+
+  test('a race is validated: on its own CPU, or nested, it is refused with the reason', () => {
+    const run = (race: unknown) => JSON.stringify({ ...valid(), ops: [{ op: 'kvm_run', cpu: 0, vcpu: 2, exits: [], intr: [], race }] });
+    expect(() => parseCounterexample(run({ at: 0, on: 0, op: { op: 'kmalloc', size: 8, sensitive: false } }))).toThrow(/runs on cpu0 too/);
+    expect(() => parseCounterexample(run({ at: 0, op: { op: 'kmalloc', size: 8, sensitive: false } }))).toThrow(/race.on must name a CPU/);
+    expect(() => parseCounterexample(run({ at: 0, on: 1, op: { op: 'kvm_run', cpu: 1, vcpu: 2, exits: [], intr: [] } }))).toThrow(/race.on is for ops that name no CPU/);
+    expect(() => parseCounterexample(run({ at: -1, on: 1, op: { op: 'kmalloc', size: 8, sensitive: false } }))).toThrow(/race.at must be a non-negative integer/);
+    const nested = { at: 0, op: { op: 'kvm_run', cpu: 1, vcpu: 2, exits: [], intr: [], race: { at: 0, on: 0, op: { op: 'kmalloc', size: 8, sensitive: false } } } };
+    expect(() => parseCounterexample(run(nested))).toThrow(/no race of its own/);
   });
 });
 

@@ -56,6 +56,34 @@ export function failInInit(n: number): Op[] {
   return [{ op: 'kvm_create_vm' }, { op: 'fail_alloc', after: n }, { op: 'kvm_create_vcpu', vm: 1 }];
 }
 
+/**
+ * `host` with `racer` on cpu1 started at the point of its path named `where`: each `at` is tried,
+ * and the log says where the racing op ran.
+ */
+export function racedAt(config: Config, setup: readonly Op[], host: Extract<Op, { op: 'kvm_run' }>, racer: Op, where: string): Op {
+  for (let at = 0; at < 64; at++) {
+    const sys = createSystem(config);
+    for (const op of setup) step(sys, op);
+    const op: Op = { ...host, race: { at, op: racer, ...('cpu' in racer ? {} : { on: 1 }) } };
+    if (step(sys, op).log.some((e) => e.text.endsWith(`runs at vcpu_run@${where}`))) return op;
+  }
+  throw new Error(`no racing op runs at ${where}`);
+}
+
+/** The PIO bus changed since vCPU 2's last entry, so its next vcpu_isolation_enter reads kvm->buses[1] and remaps it. */
+const BUS_CHANGED: Op[] = [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_io_bus', vm: 1, bus: 1, register: true }];
+
+/** F38: cpu1 replaces the PIO bus and frees the old one between patch 26's read of kvm->buses[1] and its bus->dev_count. */
+export function racedBus(config: Config): Op[] {
+  return [...BUS_CHANGED, racedAt(config, BUS_CHANGED, run(0, 2, ['cpuid']), { op: 'kvm_io_bus', vm: 1, bus: 1, register: false }, 'vcpu_isolation_enter reads kvm->buses[1]')];
+}
+
+/** F38: cpu1 creates a memslot (a new kvm->memslots[0], the old one kvfree'd) between patch 26's read of it and asi_remap. */
+export function racedMemslots(config: Config): Op[] {
+  const changed = [...ONE_VCPU, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 1, pages: 1 } as Op];
+  return [...changed, racedAt(config, changed, run(0, 2, ['cpuid']), { op: 'kvm_set_memory_region', vm: 1, slot: 2, pages: 1 }, 'vcpu_isolation_enter reads kvm->memslots[0]')];
+}
+
 /** Slab caches (5.2's default, said explicitly) on the real geometry. */
 export function slabConfig(options: Partial<DesignOptions> = {}): Config {
   return { geometry: 'real', cpus: 2, profile: 'fixed', options, kernel: { slab: true } };
@@ -280,6 +308,31 @@ const exitCr3Holds = sweepHolds('an NMI between vmx_isolation_barrier_begin and 
   }
 });
 
+/**
+ * With vcpu_isolation_enter inside the read section, a bus change or a memslot change on cpu1 at
+ * every point of a KVM_RUN on cpu0: the ones that would free what the vCPU reads wait for it.
+ */
+const raceHolds: Case = {
+  name: 'a bus or memslot change on cpu1 at every point of KVM_RUN on cpu0, some of them waiting for its read section',
+  run: (inv) => {
+    const racers: Op[] = [
+      { op: 'kvm_io_bus', vm: 1, bus: 1, register: false },
+      { op: 'kvm_set_memory_region', vm: 1, slot: 2, pages: 1 },
+    ];
+    let waited = 0;
+    for (const racer of racers) {
+      for (let at = 0; at < 40; at++) {
+        const ops: Op[] = [...BUS_CHANGED, { ...run(0, 2, ['cpuid', 'io']), race: { at, on: 1, op: racer } }];
+        runHolds(SWEEP_CONFIG, ops, inv);
+        const sys = createSystem(SWEEP_CONFIG);
+        for (const op of ops.slice(0, -1)) step(sys, op);
+        if (step(sys, ops[ops.length - 1]).log.some((e) => e.text.includes('waits for vCPU 2'))) waited++;
+      }
+    }
+    expect(waited).toBeGreaterThan(0);
+  },
+};
+
 const scopeHolds = sweepHolds("each entry remapping its VM's changed memslots and buses", (runs) => {
   expect(passes(runs, 'asi_remap(memslots[0])')).toBe(true);
   expect(passes(runs, 'asi_remap(buses[1])')).toBe(true);
@@ -307,6 +360,13 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
         const second = [...ONE_VCPU, run(0, 2, ['cpuid']), run(0, 2, ['cpuid'])];
         return [...second.slice(0, -1), run(0, 2, ['cpuid'], pointOf(c, second, 'vmx_isolation_barrier_begin') - 1)];
       }, 'INACTIVE'),
+    ],
+  },
+  'NO-UAF': {
+    holds: [raceHolds],
+    caught: [
+      caughtBy("cpu1's kvm_io_bus_unregister_dev frees the bus patch 26 read, before its bus->dev_count (kvmIsolationEnterInSrcu off)", kvmConfig({ kvmIsolationEnterInSrcu: false }), () => racedBus(kvmConfig({ kvmIsolationEnterInSrcu: false })), 'bus->dev_count', 'kvm->buses[1]', 'freed on cpu1'),
+      caughtBy("cpu1's KVM_SET_USER_MEMORY_REGION frees the memslots array patch 26 read, before its asi_remap (kvmIsolationEnterInSrcu off)", kvmConfig({ kvmIsolationEnterInSrcu: false }), () => racedMemslots(kvmConfig({ kvmIsolationEnterInSrcu: false })), 'asi_remap', 'kvm->memslots[0]', 'freed on cpu1'),
     ],
   },
   'KVM-SCOPE': {

@@ -53,6 +53,8 @@ const ALSO_EXPLAINED_BY: Record<string, readonly string[]> = {
   // asi_map's own guard refuses the shared slab page: KVM_CREATE_VCPU or KVM_RUN fails instead.
   F33: ['mapRefusesSharedSlabPages'],
   F34: ['mapRefusesSharedSlabPages'],
+  // The same guard refuses KVM_CREATE_VCPU's map of the lapic's slab page: the vCPU has no ASI to enter.
+  F38: ['mapRefusesSharedSlabPages'],
 };
 
 describe('triage of counterexamples/', () => {

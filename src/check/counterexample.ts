@@ -1,4 +1,4 @@
-// Saved counterexamples: format version 2 (version 1 still read). The op list is the source of truth
+// Saved counterexamples: format version 3 (versions 1 and 2 still read). The op list is the source of truth
 // for replay; the rest says what it reproduced, under which configuration, which asi-check saved it,
 // and how it was found.
 //
@@ -6,7 +6,8 @@
 // pages of its own unless `kernel.slab`, no memcg, no vmemmap, vfree flushing at once
 // (KernelConfig.layout 1). The loader gives a version-1 file's configuration `layout: 1`, so that its
 // ops replay on that memory; its file name says the configuration by 0.1's words
-// (configLabel(config, 1)), where version 2 says `layout=1`.
+// (configLabel(config, 1)), where version 2 says `layout=1`. Version 3 adds one thing: an op may
+// carry a `race` (another CPU's op run while it is in flight, Op.race); earlier versions have none.
 
 import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,9 +22,9 @@ import { ASI_CHECK_VERSION } from './version.ts';
 import { ReadError, readBounded } from './read-file.ts';
 
 export const FORMAT = 'asi-check-counterexample';
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** The format versions this asi-check reads. */
-const READS = [1, 2] as const;
+const READS = [1, 2, 3] as const;
 
 export interface Counterexample {
   readonly format: typeof FORMAT;
@@ -183,7 +184,7 @@ function validateConfig(x: unknown, version: (typeof READS)[number]): Config {
  * The kernel settings each format version knows: version 1 had thp, apiCaller and slab, and the
  * layout the loader gives it (so that a loaded file, written back as it is, loads again).
  */
-const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'] };
+const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'], 3: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'] };
 
 function validateKernelConfig(x: unknown, version: (typeof READS)[number]): void {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');
@@ -209,7 +210,7 @@ export function parseCounterexample(text: string): Counterexample {
   const o = x as Record<string, unknown>;
   if (o.format !== FORMAT) throw new NotACounterexampleError(`not an asi-check counterexample (format ${JSON.stringify(o.format)})`);
   const version = READS.find((v) => v === o.version);
-  if (version === undefined) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check, ${ASI_CHECK_VERSION}, reads versions ${READS.join(' and ')})`);
+  if (version === undefined) throw new CounterexampleError(`format version ${JSON.stringify(o.version)} is not supported (this asi-check, ${ASI_CHECK_VERSION}, reads versions ${READS.join(', ')})`);
   if (version > 1 && typeof o.asiCheck !== 'string') throw new CounterexampleError(`asiCheck must be the version of the asi-check that saved the file, got ${o.asiCheck === undefined ? 'none' : JSON.stringify(o.asiCheck)}`);
   if (typeof o.invariant !== 'string' || !invariantById(o.invariant)) throw new CounterexampleError(`unknown invariant ${JSON.stringify(o.invariant)}`);
   for (const field of ['title', 'message'] as const) {
@@ -218,7 +219,7 @@ export function parseCounterexample(text: string): Counterexample {
   const config = validateConfig(o.config, version);
   if (!Array.isArray(o.ops) || o.ops.length === 0) throw new CounterexampleError('ops must be a non-empty array');
   o.ops.forEach((op, i) => {
-    const err = validateOp(op);
+    const err = validateOp(op) ?? (version < 3 && typeof op === 'object' && op !== null && 'race' in op ? `race needs format version 3, the file says ${version}` : undefined);
     if (err) throw new CounterexampleError(`op ${i + 1}: ${err}`);
   });
   return { ...(o as unknown as Counterexample), config };

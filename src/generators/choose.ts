@@ -6,7 +6,7 @@
 import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/mm/geometry.ts';
 import { TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../model/mm/kernel.ts';
 import { perCpuOffsetPtr, perCpuPtr, percpuVarNames } from '../model/mm/percpu.ts';
-import { ACCESS_KINDS, MAX_KMALLOC_COUNT, MAX_MEMCGS, type Op, type OpKind, isApiCall } from '../model/ops.ts';
+import { ACCESS_KINDS, MAX_KMALLOC_COUNT, MAX_MEMCGS, type Op, type OpKind, RACE_HOSTS, isApiCall } from '../model/ops.ts';
 import type { Intr, IntrKind } from '../model/x86/entry.ts';
 import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/x86/cpu.ts';
@@ -342,7 +342,43 @@ ECONOMICAL.add(WALK_WEIGHTS);
  */
 export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WEIGHTS): Op {
   const op = resolveCall(sys, ch, weights);
-  return isApiCall(op) && (ch.a >>> 10) % 4 === 3 ? { ...op, caller: 1 } : op;
+  if (isApiCall(op) && (ch.a >>> 10) % 4 === 3) return { ...op, caller: 1 };
+  return ECONOMICAL.has(weights) ? withRace(sys, op, ch) : op;
+}
+
+/**
+ * What another CPU does while a per-CPU op is in flight (Op.race): mostly KVM's ioctls on the
+ * VM a vCPU runs in, which replace and free what vcpu_isolation_enter reads; also another vCPU's
+ * KVM_RUN, the ASI API and the frees that unmap from ASIs.
+ */
+const RACER_WEIGHTS: Weights = {
+  ...Object.fromEntries(Object.keys(FOUNDATION_WEIGHTS).map((k) => [k, 0])),
+  asi_unmap: 1,
+  vfree: 1,
+  kfree: 1,
+  task_exit: 1,
+  kvm_create_vcpu: 1,
+  kvm_destroy_vm: 1,
+  kvm_set_memory_region: 3,
+  kvm_io_bus: 3,
+  kvm_run: 2,
+} as Weights;
+ECONOMICAL.add(RACER_WEIGHTS);
+
+/** A race on one walk op in RACE_ONE_IN of those that may carry one, with two CPUs or more. */
+const RACE_ONE_IN = 3;
+
+/** Points of a path a race may start at: KVM_RUN with two exits passes about 40. */
+const MAX_RACE_AT = 48;
+
+function withRace(sys: System, op: Op, ch: Choice): Op {
+  const n = sys.config.cpus;
+  if (n < 2 || !RACE_HOSTS.has(op.op) || !('cpu' in op) || (ch.c >>> 12) % RACE_ONE_IN !== 0) return op;
+  const r = stream(ch.d ^ (ch.b << 7) ^ 0x5bd1e995);
+  const other = (op.cpu + 1 + (r() % (n - 1))) % n;
+  const racer = resolveCall(sys, { kind: r(), a: r(), b: r(), c: r(), d: r() }, RACER_WEIGHTS);
+  const placed: Op = 'cpu' in racer ? ({ ...racer, cpu: other } as Op) : racer;
+  return { ...op, race: { at: r() % MAX_RACE_AT, ...('cpu' in placed ? {} : { on: other }), op: placed } } as Op;
 }
 
 function resolveCall(sys: System, ch: Choice, weights: Weights): Op {

@@ -141,3 +141,10 @@ export const KERNEL_RULES: Invariant = {
   check: (sys) => ghostEvent(sys, 'KERNEL-RULES'),
 };
 
+export const NO_UAF: Invariant = {
+  id: 'NO-UAF',
+  statement:
+    'Kernel code uses only live memory: a pointer it read from shared data (kvm->memslots[i], kvm->buses[i]) is dereferenced or mapped only while the object it named then is still allocated, whatever another CPU did in between.',
+  source: 'RFC v2 patch 26 (vcpu_isolation_enter) with 5.2 vcpu_enter_guest (srcu_read_unlock before it) and synchronize_srcu',
+  check: (sys) => ghostEvent(sys, 'NO-UAF'),
+};

@@ -8,7 +8,7 @@ import { REFINE } from './refine.ts';
 import { ISOLATION } from './isolation.ts';
 import { TLB_COHERENT } from './tlb.ts';
 import { CALLER_CONTRACT } from './caller.ts';
-import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, PROGRESS, SESSION, STACK } from './cpu.ts';
+import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, NO_UAF, PROGRESS, SESSION, STACK } from './cpu.ts';
 import { KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER } from './kvm.ts';
 import type { Invariant, Phase, Violation } from './types.ts';
 import { Views } from './views.ts';
@@ -41,6 +41,7 @@ export const INVARIANTS: readonly Invariant[] = [
   TLB_COHERENT,
   KERNEL_RULES,
   NO_WARN,
+  NO_UAF,
   KVM_ENTRY,
   KVM_EXIT_CR3,
   KVM_SCOPE,
@@ -48,7 +49,7 @@ export const INVARIANTS: readonly Invariant[] = [
 ];
 
 /** The catalogue of the foundation (page tables and ranges), in the same order: what F1-F9 were checked against. */
-export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES, KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER].includes(i));
+export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES, NO_UAF, KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER].includes(i));
 
 export function invariantById(id: string): Invariant | undefined {
   return INVARIANTS.find((i) => i.id === id);

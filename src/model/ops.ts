@@ -32,12 +32,13 @@ export type Op =
   | { readonly op: 'module_load'; readonly pages: number }
   | { readonly op: 'module_unload'; readonly id: number }
   | { readonly op: 'fail_alloc'; readonly after: number }
-  // Per-CPU ops (issue 4): `intr` lists the events arriving between the micro-steps of the op's path.
-  | { readonly op: 'asi_enter'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[] }
-  | { readonly op: 'asi_exit'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[] }
+  // Per-CPU ops (issue 4): `intr` lists the events arriving between the micro-steps of the op's path;
+  // `race` (issue 20), another CPU's op running while this one is in flight.
+  | { readonly op: 'asi_enter'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[]; readonly race?: Race }
+  | { readonly op: 'asi_exit'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[]; readonly race?: Race }
   | { readonly op: 'interrupt'; readonly cpu: number; readonly kind: IntrKind; readonly va?: number; readonly intr: readonly Intr[] }
   | { readonly op: 'access'; readonly cpu: number; readonly va: number; readonly access: AccessKind; readonly intr: readonly Intr[] }
-  | { readonly op: 'schedule'; readonly cpu: number; readonly task: number; readonly intr: readonly Intr[] }
+  | { readonly op: 'schedule'; readonly cpu: number; readonly task: number; readonly intr: readonly Intr[]; readonly race?: Race }
   // KVM (issue 12): VM and vCPU file descriptors, memslots, IO buses, and KVM_RUN taking `exits`.
   /** `memcg`: the memory cgroup of the VMM process (0, the root, when absent). */
   | { readonly op: 'kvm_create_vm'; readonly memcg?: number }
@@ -47,7 +48,29 @@ export type Op =
   | { readonly op: 'kvm_set_memory_region'; readonly vm: number; readonly slot: number; readonly pages: number; readonly gfn?: number }
   | { readonly op: 'kvm_io_bus'; readonly vm: number; readonly bus: number; readonly register: boolean }
   /** `wake`: the CPU the vCPU thread wakes up on after an HLT exit blocks it (its own when absent). */
-  | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[]; readonly wake?: number };
+  | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[]; readonly wake?: number; readonly race?: Race };
+
+/**
+ * Another CPU's op, started while this op's path is at its point `at` (0: its start; every
+ * micro-step is a point, and so is each read the model marks where only another CPU can come
+ * between). It runs to its end there, unless it must wait for this op's CPU (an SRCU reader, an
+ * IPI it cannot take with IRQs off, a vCPU it runs): then it starts at the first later point where
+ * it need not, or after this op returns. `on`: the CPU of an op that names none (a KVM ioctl, an
+ * ASI API call, an allocation); a per-CPU op runs on its own. The racing op has no race of its own.
+ */
+export interface Race {
+  readonly at: number;
+  readonly on?: number;
+  readonly op: Op;
+}
+
+/** Ops that may carry a race: those whose path runs on their CPU through drive's points. */
+export const RACE_HOSTS: ReadonlySet<OpKind> = new Set(['asi_enter', 'asi_exit', 'schedule', 'kvm_run']);
+
+/** The CPU a racing op runs on. */
+export function raceCpu(race: Race): number {
+  return 'cpu' in race.op ? race.op.cpu : race.on!;
+}
 
 export type OpKind = Op['op'];
 
@@ -102,10 +125,17 @@ export function isApiCall(op: Op): op is ApiOp {
   return API_OPS.has(op.op);
 }
 
-/** Callers other than 0 are named after the call. */
+/** Callers other than 0 are named after the call; a race after the op it races. */
 export function formatOp(g: Geometry, op: Op): string {
   const line = formatCall(g, op);
-  return 'caller' in op && op.caller ? `${line} (caller ${op.caller})` : line;
+  const called = 'caller' in op && op.caller ? `${line} (caller ${op.caller})` : line;
+  return 'race' in op && op.race ? `${called} || ${formatRace(g, op.race)}` : called;
+}
+
+/** "cpu1 at point 7: KVM_SET_USER_MEMORY_REGION ...", the CPU prefix once. */
+export function formatRace(g: Geometry, race: Race): string {
+  const line = formatOp(g, race.op);
+  return `cpu${raceCpu(race)} at point ${race.at}: ${line.replace(/^cpu\d+: /, '')}`;
 }
 
 /** Callers of the ASI API that ops may name. */
@@ -245,7 +275,21 @@ export function validateOp(x: unknown): string | undefined {
     const err = check();
     if (err) return err;
   }
-  return undefined;
+  return o.race === undefined ? undefined : validateRace(o, o.race);
+}
+
+function validateRace(host: Record<string, unknown>, x: unknown): string | undefined {
+  if (!RACE_HOSTS.has(host.op as OpKind)) return `${host.op}: only ${[...RACE_HOSTS].join(', ')} may carry a race`;
+  if (typeof x !== 'object' || x === null) return `${host.op}: race must be an object`;
+  const r = x as Record<string, unknown>;
+  if (!Number.isSafeInteger(r.at) || (r.at as number) < 0) return `${host.op}: race.at must be a non-negative integer`;
+  const err = validateOp(r.op);
+  if (err) return `${host.op}: race.op: ${err}`;
+  const op = r.op as Record<string, unknown>;
+  if (op.race !== undefined) return `${host.op}: a racing op has no race of its own`;
+  if ('cpu' in op) return r.on === undefined ? (op.cpu === host.cpu ? `${host.op}: the racing op runs on cpu${host.cpu} too` : undefined) : `${host.op}: race.on is for ops that name no CPU`;
+  if (!Number.isSafeInteger(r.on) || (r.on as number) < 0) return `${host.op}: race.on must name a CPU`;
+  return r.on === host.cpu ? `${host.op}: the racing op runs on cpu${host.cpu} too` : undefined;
 }
 
 function percpuVar(o: Record<string, unknown>): string | undefined {

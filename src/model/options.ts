@@ -215,6 +215,14 @@ export interface DesignOptions {
    */
   mapRefusesSharedSlabPages: boolean;
   /**
+   * vcpu_enter_guest calls vcpu_isolation_enter before srcu_read_unlock(&kvm->srcu), so its reads of
+   * kvm->memslots[i] and kvm->buses[i] are SRCU readers that synchronize_srcu waits for. Patch 25
+   * calls it after the unlock: another CPU's KVM_SET_USER_MEMORY_REGION or
+   * kvm_io_bus_unregister_dev frees the old array or bus without waiting, and patch 26 maps it or
+   * reads bus->dev_count from it after the free.
+   */
+  kvmIsolationEnterInSrcu: boolean;
+  /**
    * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
@@ -262,6 +270,7 @@ export const OPTION_NAMES = [
   'kvmFreeResetsRemap',
   'taskStructOwnPages',
   'mapRefusesSharedSlabPages',
+  'kvmIsolationEnterInSrcu',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
@@ -306,6 +315,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmFreeResetsRemap: false,
   taskStructOwnPages: false,
   mapRefusesSharedSlabPages: false,
+  kvmIsolationEnterInSrcu: false,
   kvmAddressSpaceIsolation: true,
 };
 
@@ -350,6 +360,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmFreeResetsRemap: true,
   taskStructOwnPages: true,
   mapRefusesSharedSlabPages: true,
+  kvmIsolationEnterInSrcu: true,
   kvmAddressSpaceIsolation: true,
 };
 

@@ -3,14 +3,15 @@
 
 import { type Allocation, KERNEL, stepBegins } from './mm/memory.ts';
 import { type Log, log } from './trace.ts';
-import { type ApiCall, type Asi, type Config, type System, newGhost } from './system.ts';
+import { type ApiCall, type Asi, type Config, type System, cloneSystem, newGhost } from './system.ts';
+import { type Racing, inFlightCpu, mustWait, taskInFlight } from './x86/smp.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
-import { kvmRun, vcpuThreadOn } from './kvm/run.ts';
+import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
-import { type Op, isApiCall } from './ops.ts';
+import { type Op, type Race, formatOp, formatRace, isApiCall, raceCpu } from './ops.ts';
 import {
   ASI_MAP_ALL,
   asiCreate,
@@ -26,7 +27,7 @@ import {
   recordApiCall,
   unmapFromAsis,
 } from './asi/asi.ts';
-import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
+import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ERRNO_NAMES, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
 import { kfree, kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
@@ -73,13 +74,68 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
   sys.ghost = newGhost();
   stepBegins(sys.mem);
   const out: Log = [];
-  const cpu = 'cpu' in op ? sys.cpus[op.cpu] : undefined;
-  sys.exec = cpu ?? processContext();
-  const ret = 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out, observe)) : EINVAL) : apiCall(sys, op, out, observe);
+  const ret = runOp(sys, op, out, observe);
   sys.exec = processContext();
   // The work the op queued runs before the next op: a kworker creating memcg cache copies.
   runKmemcgWork(sys);
   return { ret, log: out };
+}
+
+/** One op where it runs: on its CPU, or in a process context (on CPU `on` when another op is in flight). */
+function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = -1): number {
+  const cpu = 'cpu' in op ? sys.cpus[op.cpu] : undefined;
+  sys.exec = cpu ?? { ...processContext(), id: on };
+  return 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out, observe)) : EINVAL) : apiCall(sys, op, out, observe);
+}
+
+/**
+ * The points of an op in flight at which its race may run (see Race): whether the racing op must
+ * wait is learnt by running it on a copy of the system first, so that it runs on the real one only
+ * where it goes through without waiting, as the real CPU would. Returns what runs the racing op
+ * after the in-flight op returned, if it has not run by then.
+ */
+function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, observe?: Observer): { point: (where: string) => void; finish: () => void } {
+  const { sys } = host;
+  const on = raceCpu(race);
+  const line = formatRace(sys.g, race);
+  let passed = 0;
+  let done = false;
+  let waiting: string | undefined;
+  // The op's task, as its path starts (a KVM_RUN's vCPU thread, once it is on the CPU), and the task it switches to.
+  let tasks: number[] = [];
+  const run = (racing: Racing | undefined, where: string) => {
+    done = true;
+    const exec = sys.exec;
+    sys.racing = racing;
+    log(out, 'note', `${line}: runs ${where}`);
+    const ret = on < sys.cpus.length ? runOp(sys, race.op, out, observe, on) : EINVAL;
+    log(out, 'note', `cpu${on}: ${formatOp(sys.g, race.op).replace(/^cpu\d+: /, '')} = ${ERRNO_NAMES[ret] ?? ret}`);
+    if (sys.racing?.waits) throw new Error(`the racing op waited on the system after not waiting on its copy: ${sys.racing.waits}`);
+    sys.racing = undefined;
+    sys.exec = exec;
+  };
+  const point = (where: string) => {
+    if (!tasks.length) tasks = [sys.kernel.current[host.cpu.id], ...switchesTo];
+    if (done || passed++ < race.at) return;
+    const racing = { cpu: host.cpu.id, tasks: host.switchingTo === undefined ? tasks : [...tasks, host.switchingTo] };
+    const why = on === host.cpu.id ? `cpu${on} runs the op in flight` : waitsOnCopy(sys, race, on, racing);
+    if (why) {
+      if (why !== waiting) log(out, 'note', `${line}: waits at ${where}: ${why}`);
+      waiting = why;
+      return;
+    }
+    run(racing, `at ${where}`);
+  };
+  return { point, finish: () => done || run(undefined, 'after the op in flight returned') };
+}
+
+/** The wait, if any, that a racing op reaches on a copy of the system. */
+function waitsOnCopy(sys: System, race: Race, on: number, racing: Racing): string | undefined {
+  if (on >= sys.cpus.length) return undefined;
+  const copy = cloneSystem(sys);
+  copy.racing = { ...racing };
+  runOp(copy, race.op, [], undefined, on);
+  return copy.racing.waits;
 }
 
 /** What an ASI API op was asked to map: the buffers a caller expects mapped when it returns 0. */
@@ -112,10 +168,20 @@ type CpuOp = Extract<Op, { cpu: number }>;
 
 function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observer): number {
   const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
+  const race = 'race' in op && op.race ? racer(k, op.race, op.op === 'schedule' ? [op.task] : [], out, observe) : undefined;
   const ran = <R>(path: string, gen: Path<R>): R | number => {
-    const r = drive(k, path, gen, op.intr);
+    const r = drive(k, path, gen, op.intr, race?.point);
     return k.cpu.dead ? ECPUDEAD : (r as R);
   };
+  const ret = applyPath(sys, k, op, out, ran);
+  race?.finish();
+  return ret;
+}
+
+type Ran = <R>(path: string, gen: Path<R>) => R | number;
+
+function applyPath(sys: System, k: Exec, op: CpuOp, out: Log, ran: Ran): number {
+  const cpu = k.cpu;
   switch (op.op) {
     case 'asi_enter':
       return withAsi(sys, op.asi, out, (asi) => ran('asi_enter', asiEnter(k, asi)));
@@ -133,6 +199,7 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
       return accessVa(k, op.va, op.access, false, op.intr);
     case 'schedule': {
       if (!sys.kernel.tasks.has(op.task)) return ESRCH;
+      if (taskInFlight(sys, op.task)) mustWait(sys, `task#${op.task} is in kernel code on cpu${inFlightCpu(sys)}`);
       if (sys.kernel.current.includes(op.task)) return EBUSY;
       checkSchedulable(sys, cpu, 'schedule()');
       return ran('schedule', contextSwitch(k, op.task)) === ECPUDEAD ? ECPUDEAD : 0;
@@ -143,7 +210,11 @@ function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observ
       // KVM_RUN is an ioctl from user space, where no CPU is isolated.
       if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
       const err = vcpuThreadOn(k, vcpu);
-      return err || ran('vcpu_run', kvmRun(k, vcpu, op.exits, op.wake));
+      if (err) return err;
+      kvmRunCalled(vcpu);
+      const ret = ran('vcpu_run', kvmRun(k, vcpu, op.exits, op.wake));
+      kvmRunReturned(vcpu);
+      return ret;
     }
   }
 }
@@ -186,6 +257,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'task_create':
       return taskCreate(sys, ctx, { memcg: op.memcg ?? 0 });
     case 'task_exit': {
+      if (taskInFlight(sys, op.task)) mustWait(sys, `task#${op.task} is in kernel code on cpu${inFlightCpu(sys)}`);
       const t = k.tasks.get(op.task);
       const stack = t && k.vmAreas.get(t.stack);
       if (t && !k.current.includes(op.task)) {

@@ -11,6 +11,7 @@ import type { PgtLevel } from './mm/geometry.ts';
 import { type Cpu, cloneCpu } from './x86/cpu.ts';
 import { type ExecContext, processContext } from './x86/context.ts';
 import { type KvmState, cloneKvm } from './kvm/vm.ts';
+import type { Racing } from './x86/smp.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -243,7 +244,7 @@ export interface KernelState {
 }
 
 export interface GhostEvent {
-  readonly invariant: 'PT-OWN' | 'NO-WARN' | 'KERNEL-RULES' | 'CR3-RESTORED' | 'SESSION' | 'ENTRY-MAPPED' | 'PROGRESS' | 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER';
+  readonly invariant: 'PT-OWN' | 'NO-WARN' | 'KERNEL-RULES' | 'CR3-RESTORED' | 'SESSION' | 'ENTRY-MAPPED' | 'PROGRESS' | 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER' | 'NO-UAF';
   readonly message: string;
 }
 
@@ -275,10 +276,12 @@ export interface Ghost {
   visited: string[];
   landed: string[];
   heldOff: string[];
+  /** Kernel objects (kmalloc and vmalloc ids) freed during the current step, and where: a CPU, or -1 for process context. */
+  freedOn: Map<number, number>;
 }
 
 export function newGhost(): Ghost {
-  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [] };
+  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [], freedOn: new Map() };
 }
 
 export interface System {
@@ -302,6 +305,8 @@ export interface System {
   ghost: Ghost;
   /** KVM's VMs and vCPUs, from the first KVM_CREATE_VM on. */
   kvm?: KvmState;
+  /** While another CPU's op runs inside an op in flight (Op.race): that op's CPU. */
+  racing?: Racing;
 }
 
 export function geometryOf(c: Config): Geometry {
@@ -345,6 +350,7 @@ export function cloneSystem(s: System): System {
     ...(s.kvm ? { kvm: cloneKvm(s.kvm) } : {}),
     exec: processContext(),
     caller: 0,
-    ghost: { ...s.ghost, events: [...s.ghost.events], apiCalls: [...s.ghost.apiCalls], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff] },
+    racing: undefined,
+    ghost: { ...s.ghost, events: [...s.ghost.events], apiCalls: [...s.ghost.apiCalls], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff], freedOn: new Map(s.ghost.freedOn) },
   };
 }

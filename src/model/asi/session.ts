@@ -38,6 +38,10 @@ export interface Exec {
   readonly observe?: Observer;
   /** The preempt notifier of the task this path runs, while one is registered. */
   preemptNotifier?: PreemptNotifier;
+  /** Set by drive while the op's own path runs: see racePoint. */
+  racePoint?: (where: string) => void;
+  /** The task a context switch of this path is switching to, from the moment __schedule picks it. */
+  switchingTo?: number;
 }
 
 function currentTask(k: Exec): number {

@@ -12,6 +12,8 @@ import { type Log, log } from '../trace.ts';
 import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf } from './vm.ts';
 import { kvVa } from '../mm/slab.ts';
+import { formatVa } from '../mm/geometry.ts';
+import { inFlightCpu, mustWait, racePoint, taskInFlight } from '../x86/smp.ts';
 
 /** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
 export const EXIT_REASONS = ['ept-violation', 'io', 'mmio', 'msr', 'cpuid', 'hlt', 'external-interrupt', 'nmi', 'preemption-timer'] as const;
@@ -35,15 +37,47 @@ function remap(sys: System, asi: Asi, ptrs: (number | null)[], i: number, cur: n
   );
 }
 
-/** vcpu_isolation_enter (patches 25, 26): remap what changed, then asi_enter. Runs with IRQs off; true when it oopses. */
+/**
+ * A pointer kernel code read from shared data (kvm->memslots[i], kvm->buses[i]), with the object it
+ * named then: a use after that object was freed is a use after free (NO-UAF), whatever the memory
+ * holds now.
+ */
+interface ReadPointer {
+  readonly what: string;
+  readonly id: number;
+  readonly va: number;
+  readonly where: string;
+}
+
+function readPointer(k: Exec, what: string, id: number, va: number): ReadPointer {
+  const where = `vcpu_isolation_enter reads ${what}`;
+  racePoint(k, where);
+  return { what, id, va, where };
+}
+
+/** NO-UAF: the object `p` named is still allocated when `use` touches it. */
+function usePointer(k: Exec, p: ReadPointer, use: string): void {
+  const { sys } = k;
+  if (sys.kernel.kmallocs.has(p.id) || sys.kernel.vmAreas.has(p.id)) return;
+  const on = sys.ghost.freedOn.get(p.id);
+  const by = on === undefined ? 'before' : on === k.cpu.id ? `on cpu${on} itself` : on < 0 ? 'in process context' : `on cpu${on}`;
+  kvmEvent(sys, 'NO-UAF', `cpu${k.cpu.id}: ${use} uses ${p.what} (#${p.id} at ${formatVa(sys.g, p.va)}), freed ${by} after ${p.where}`);
+}
+
+/**
+ * vcpu_isolation_enter (patches 25, 26): remap what changed, then asi_enter. Runs with IRQs off,
+ * outside vcpu_run's SRCU read section (kvmIsolationEnterInSrcu: inside it); true when it oopses.
+ */
 function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
   const { sys, out } = k;
   if (vcpu.asi === null) return false;
   const asi = sys.asis.get(vcpu.asi)!;
   for (let i = 0; i < KVM_ADDRESS_SPACE_NUM; i++) {
-    const cur = kvVa(sys, vm.memslots[i]);
+    const slots = readPointer(k, `kvm->memslots[${i}]`, vm.memslots[i].id, kvVa(sys, vm.memslots[i]));
+    const cur = slots.va;
     if (vcpu.asiMemslots[i] === cur) continue;
     log(out, 'pr_debug', `remapping kvm memslots[${i}]`);
+    usePointer(k, slots, 'asi_remap');
     const slot = mutant(sys, 'kvm-remap-memslots-slot0') ? 0 : i;
     const err = remap(sys, asi, vcpu.asiMemslots, slot, cur, KVM_MEMSLOTS_SIZE, out);
     if (err) log(out, 'pr_debug', `failed to map kvm memslots[${i}]: error ${err}`);
@@ -51,6 +85,7 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
   }
   for (let i = 0; i < KVM_NR_BUSES; i++) {
     const bus = vm.buses[i];
+    const read = bus && readPointer(k, `kvm->buses[${i}]`, bus.obj, bus.va);
     if ((bus?.va ?? null) === vcpu.asiBuses[i]) continue;
     if (!bus) {
       // sizeof(*bus) + bus->dev_count * sizeof(struct kvm_io_range) with bus == NULL.
@@ -63,6 +98,7 @@ function* vcpuIsolationEnter(k: Exec, vcpu: Vcpu, vm: Vm): Path<boolean> {
       continue;
     }
     log(out, 'pr_debug', `remapped kvm buses[${i}]`);
+    usePointer(k, read!, 'bus->dev_count');
     const err = remap(sys, asi, vcpu.asiBuses, i, bus.va, KVM_IO_BUS_SIZE + bus.devCount * KVM_IO_RANGE_SIZE, out);
     if (err) log(out, 'pr_debug', `failed to map kvm buses[${i}]: error ${err}`);
     yield `asi_remap(buses[${i}])`;
@@ -125,6 +161,9 @@ export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
   }
   const on = sys.kernel.current.indexOf(vcpu.thread);
   if (on === cpu.id) return 0;
+  // vcpu->mutex, or the thread in kernel code on the CPU in flight: this ioctl comes after.
+  if (vcpu.running) mustWait(sys, `vcpu->mutex: vCPU ${vcpu.id} is in KVM_RUN on cpu${inFlightCpu(sys)}`);
+  else if (taskInFlight(sys, vcpu.thread)) mustWait(sys, `vCPU ${vcpu.id}'s thread is in kernel code on cpu${inFlightCpu(sys)}`);
   if (on >= 0) {
     const there: Exec = { ...k, cpu: sys.cpus[on] };
     const next = runnableTask(there);
@@ -303,14 +342,18 @@ function* vcpuBlock(k: Exec, vcpu: Vcpu, wake: number): Path {
   const other = runnableTask(k);
   if (other !== undefined) {
     checkSchedulable(k.sys, k.cpu, 'schedule() in kvm_vcpu_block');
+    // 5.2 vcpu_block: srcu_read_unlock, kvm_vcpu_block, srcu_read_lock.
+    vcpu.inSrcu = false;
     yield* contextSwitch(k, other);
     const to = k.sys.cpus[wake];
-    if (to && to !== k.cpu && !to.dead && !inAtomic(to)) {
+    // A racing op's thread does not wake on the CPU whose op is in flight: that CPU runs its op.
+    if (to && to !== k.cpu && !to.dead && !inAtomic(to) && to.id !== inFlightCpu(k.sys)) {
       log(k.out, 'note', `vCPU ${vcpu.id}: its thread wakes up on cpu${to.id}`);
       k.cpu = to;
       k.sys.exec = to;
     }
     yield* contextSwitch(k, vcpu.thread!);
+    vcpu.inSrcu = true;
   }
   yield 'kvm_vcpu_block';
 }
@@ -323,19 +366,26 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
   const { sys } = k;
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
   // vcpu_load: preempt_notifier_register, kvm_arch_vcpu_load.
+  // vcpu_load: preempt_notifier_register, kvm_arch_vcpu_load; vcpu_run's srcu_read_lock(&kvm->srcu).
   k.preemptNotifier = kvmPreemptNotifier(vcpu);
   kvmArchVcpuLoad(k, vcpu);
+  vcpu.inSrcu = true;
   yield 'vcpu_load';
+  const inSrcu = sys.options.kvmIsolationEnterInSrcu;
   for (const [n, reason] of exits.entries()) {
     // vcpu_enter_guest
     k.cpu.preemptCount++;
     yield 'preempt_disable';
     k.cpu.irqsDisabled = true;
     yield 'local_irq_disable';
+    // vcpu->mode = IN_GUEST_MODE; srcu_read_unlock(&kvm->srcu, vcpu->srcu_idx). Patch 25 calls
+    // vcpu_isolation_enter after it; kvmIsolationEnterInSrcu calls it first.
+    if (!inSrcu) vcpu.inSrcu = false;
     if (yield* vcpuIsolationEnter(k, vcpu, vm)) {
       k.cpu.dead = 'oops in vcpu_isolation_enter';
       return 0;
     }
+    vcpu.inSrcu = false; // fixed: kvmIsolationEnterInSrcu
     const isolated = yield* vmxVcpuRun(k, vcpu);
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
@@ -346,11 +396,14 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
     yield 'local_irq_enable';
     k.cpu.preemptCount--;
     yield 'preempt_enable';
+    vcpu.inSrcu = true;
     yield* handleExit(k, vcpu, vm, reason, n, wake);
     log(k.out, 'note', `vCPU ${vcpu.id} exit ${reason}: ${exitOutcome(k, isolated)}`);
     if (k.cpu.dead) return 0;
   }
-  // vcpu_run's end (patch 25), then kvm_arch_vcpu_ioctl_run's vcpu_put, and return to user space.
+  // vcpu_run's end: srcu_read_unlock, then patch 25's kvm_may_access_sensitive_data;
+  // kvm_arch_vcpu_ioctl_run's vcpu_put, and return to user space.
+  vcpu.inSrcu = false;
   yield* kvmMayAccessSensitiveData(k, vcpu);
   yield 'kvm_may_access_sensitive_data';
   yield* kvmArchVcpuPut(k, vcpu);
@@ -359,6 +412,21 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
   checkUser(k, vcpu);
   checkSchedulable(sys, k.cpu, 'return to user space from KVM_RUN');
   return 0;
+}
+
+/**
+ * KVM_RUN has returned (or its CPU died in it): vcpu->mutex is released and the SRCU section over.
+ * A thread that oopses in a read section never leaves it in Linux, and every later synchronize_srcu
+ * hangs; the model does not add that hang to the oops it reports.
+ */
+export function kvmRunReturned(vcpu: Vcpu): void {
+  vcpu.running = false;
+  vcpu.inSrcu = false;
+}
+
+/** kvm_vcpu_ioctl's mutex_lock(&vcpu->mutex), before the thread issuing KVM_RUN is on the CPU. */
+export function kvmRunCalled(vcpu: Vcpu): void {
+  vcpu.running = true;
 }
 
 /** KVM-USER at return to user space: isolation left, on the kernel CR3. */

@@ -10,6 +10,7 @@ import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cac
 import { moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/vmalloc.ts';
 import { allocPercpu, freePercpu, percpuObjectMemory } from '../mm/percpu.ts';
 import { type Log, log } from '../trace.ts';
+import { inFlightCpu, mustWait } from '../x86/smp.ts';
 import { asCaller, asiUnmap, recordApiCall, unmapFromAsis } from '../asi/asi.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
 import { type Asi, type KernelObject, type System, legacyMemory, pmlEnabled } from '../system.ts';
@@ -130,6 +131,10 @@ export interface Vcpu {
   thread: number | null;
   /** vcpu->cpu: the CPU whose VMCS state the vCPU last loaded (kvm_arch_vcpu_load), -1 before. */
   cpu: number;
+  /** vcpu->mutex held: a KVM_RUN of this vCPU is in flight. */
+  running: boolean;
+  /** Inside the kvm->srcu read section vcpu->srcu_idx names (vcpu_run holds it but around guest entry and blocking). */
+  inSrcu: boolean;
 }
 
 export interface KvmState {
@@ -309,7 +314,19 @@ function installNewMemslots(sys: System, vm: Vm, slots: KvObject, out: Log): KvO
   const old = vm.memslots[0];
   vm.memslots[0] = slots;
   log(out, 'note', `VM ${vm.id}: memslots[0] ${kvVa(sys, old).toString(16)} -> ${kvVa(sys, slots).toString(16)}`);
+  synchronizeSrcu(sys, vm, 'synchronize_srcu(&kvm->srcu) in install_new_memslots');
   return old;
+}
+
+/**
+ * synchronize_srcu(&kvm->srcu): returns once every reader that was inside a read section when it
+ * was called has left it. Only readers wait it out: a vCPU between its srcu_read_unlock and the
+ * next srcu_read_lock holds nothing up.
+ */
+function synchronizeSrcu(sys: System, vm: Vm, what: string): void {
+  // Only an op in flight is inside a section between ops (kvmRunReturned ends it).
+  const reader = vm.vcpus.map((v) => sys.kvm!.vcpus.get(v)!).find((v) => v.inSrcu);
+  if (reader) mustWait(sys, `${what} waits for vCPU ${reader.id}'s read section on cpu${inFlightCpu(sys)}`);
 }
 
 /**
@@ -450,6 +467,7 @@ export function kvmIoBusChange(sys: System, vmId: number, bus: number, register:
     log(out, 'pr_err', 'kvm: failed to shrink bus, removing it completely');
   }
   vm.buses[bus] = typeof fresh === 'number' ? null : fresh;
+  synchronizeSrcu(sys, vm, `synchronize_srcu_expedited(&kvm->srcu) in kvm_io_bus_${register ? 'register' : 'unregister'}_dev`);
   forgetRemapped(sys, cur.va, out);
   freeObject(sys, cur.obj, out);
   const gone = typeof fresh === 'number' ? cur.devs : cur.devs.slice(devs.length);
@@ -532,6 +550,8 @@ export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
     asiMemslots: Array(KVM_ADDRESS_SPACE_NUM).fill(null),
     asiBuses: Array(KVM_NR_BUSES).fill(null),
     hostCr3: 0,
+    running: false,
+    inSrcu: false,
     thread: null,
     cpu: -1,
   };
@@ -557,6 +577,10 @@ function vmxFreeVcpu(sys: System, vcpu: Vcpu, out: Log): void {
 export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
   const vm = sys.kvm?.vms.get(vmId);
   if (!vm) return ENOENT;
+  // Each vCPU's file holds the VM (kvm_get_kvm): closing the VM's own file while one of its vCPUs is
+  // in KVM_RUN leaves kvm_destroy_vm to the last fput, after that ioctl returns.
+  const busy = vm.vcpus.map((v) => sys.kvm!.vcpus.get(v)!).find((v) => v.running);
+  if (busy) mustWait(sys, `kvm_destroy_vm waits for vCPU ${busy.id}'s KVM_RUN on cpu${inFlightCpu(sys)} to drop its reference`);
   // kvm_io_bus_destroy: each device's destructor, then the bus.
   for (const b of vm.buses) if (b) for (const o of [...b.devs, b.obj]) freeObject(sys, o, out);
   for (const v of vm.vcpus) vmxFreeVcpu(sys, sys.kvm!.vcpus.get(v)!, out);

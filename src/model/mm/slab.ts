@@ -278,6 +278,7 @@ export function kfree(sys: System, id: number): KernelObject | undefined {
   if (obj.part === undefined) freeAllocation(sys.mem, obj.alloc);
   else kmemCacheFree(sys, obj);
   sys.kernel.kmallocs.delete(id);
+  sys.ghost.freedOn.set(id, sys.exec.id);
   return obj;
 }
 

@@ -129,6 +129,7 @@ export function vmalloc(sys: System, pages: number, sensitive: boolean, name: st
 export function vfree(sys: System, id: number, ctx: FlushCtx, published = true): VmArea | undefined {
   const vm = vmFree(sys, sys.kernel.vmAreas, id);
   if (vm) freeVmapAreaNoflush(sys, vm, ctx, published);
+  sys.ghost.freedOn.set(id, sys.exec.id);
   return vm;
 }
 

@@ -5,6 +5,7 @@
 
 import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, flushTlbAll, formatCr3, invlpg, permits, translate } from './cpu.ts';
 import { inAtomic } from './context.ts';
+import { inFlightCpu, mustWait, taskInFlight } from './smp.ts';
 import { type Exec, type Observer, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
@@ -31,24 +32,34 @@ export interface Intr {
 /** A fault retried this often without progress is a hang. */
 const MAX_FAULT_RETRIES = 4;
 
-/** Runs a path to its end, delivering each event at its micro-step; undefined if the CPU died. */
-export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly Intr[] = []): R | undefined {
+/**
+ * Runs a path to its end, delivering each event at its micro-step; undefined if the CPU died.
+ * `point`: called at each point of the path (its start, every micro-step, and the race points its
+ * code marks) where another CPU's op may run: an op's own path gets it, handlers do not.
+ */
+export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly Intr[] = [], point?: (where: string) => void): R | undefined {
   // Where the path is, "path@point": coverage, the observer and delivered events all name it.
   let here = `${path}@start`;
-  for (let i = 0; ; i++) {
-    k.sys.ghost.visited.push(here);
-    for (const e of events) if (e.at === i) deliver(k, e, here);
-    if (k.cpu.dead) return undefined;
-    const r = gen.next();
-    if (r.done) {
-      here = `${path}@return`;
+  if (point) k.racePoint = (where) => point(`${path}@${where}`);
+  try {
+    for (let i = 0; ; i++) {
       k.sys.ghost.visited.push(here);
+      for (const e of events) if (e.at === i) deliver(k, e, here);
+      if (k.cpu.dead) return undefined;
+      point?.(here);
+      const r = gen.next();
+      if (r.done) {
+        here = `${path}@return`;
+        k.sys.ghost.visited.push(here);
+        k.observe?.(here);
+        for (const e of events) if (e.at > i) deliver(k, e, here);
+        return k.cpu.dead ? undefined : r.value;
+      }
+      here = `${path}@${r.value}`;
       k.observe?.(here);
-      for (const e of events) if (e.at > i) deliver(k, e, here);
-      return k.cpu.dead ? undefined : r.value;
     }
-    here = `${path}@${r.value}`;
-    k.observe?.(here);
+  } finally {
+    if (point) k.racePoint = undefined;
   }
 }
 
@@ -66,6 +77,8 @@ export function flushTlbKernelRange(sys: System, lo: number, hi: number, out: Lo
   const exec = sys.exec;
   for (const cpu of sys.cpus) {
     if (cpu.dead) continue;
+    // smp_call_function_many waits for each target's handler: one in flight with IRQs off makes it spin.
+    if (cpu.id === inFlightCpu(sys) && cpu.irqsDisabled && mustWait(sys, `flush_tlb_kernel_range's IPI waits for cpu${cpu.id}, whose IRQs are off`)) continue;
     const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
     sys.exec = cpu;
     arrive(k, { at: 0, kind: 'irq' }, () => (all ? flushTlbAll(cpu) : invlpg(cpu, lo, end)));
@@ -259,7 +272,7 @@ export function accessVa(k: Exec, va: number, access: AccessKind, probe: boolean
 /** A task that no CPU runs, lowest id first. */
 export function runnableTask(k: Exec): number | undefined {
   const running = new Set(k.sys.kernel.current);
-  return [...k.sys.kernel.tasks.keys()].find((t) => !running.has(t));
+  return [...k.sys.kernel.tasks.keys()].find((t) => !running.has(t) && !taskInFlight(k.sys, t));
 }
 
 /**
@@ -269,6 +282,7 @@ export function runnableTask(k: Exec): number | undefined {
 export function* contextSwitch(k: Exec, next: number): Path {
   const prev = k.sys.kernel.current[k.cpu.id];
   const notifier = k.preemptNotifier;
+  k.switchingTo = next;
   k.cpu.preemptCount++;
   if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
   yield 'prepare_task_switch';
@@ -276,6 +290,7 @@ export function* contextSwitch(k: Exec, next: number): Path {
   k.sys.kernel.current[k.cpu.id] = next;
   yield 'switch_to';
   if (notifier?.task === next) yield* notifier.schedIn(k);
+  k.switchingTo = undefined;
   k.cpu.preemptCount--;
 }
 

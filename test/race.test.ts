@@ -1,0 +1,69 @@
+// Two CPUs in kernel code at once (issue 20): a racing op runs at a point of another CPU's op in
+// flight, waits where the kernel would make it wait, replays exactly, and shrinks to fewer switches.
+
+import { describe, expect, test } from 'vitest';
+import { runOps, traceLines } from '../src/check/run.ts';
+import { runSeededWalk } from '../src/check/seeded.ts';
+import { shrinkOps, unrace } from '../src/check/minimize.ts';
+import type { Op } from '../src/model/ops.ts';
+import { createSystem, step } from '../src/model/step.ts';
+import type { Config } from '../src/model/system.ts';
+import { ONE_VCPU, kvmConfig, racedBus, run } from './kvm-scenarios.ts';
+
+const POSTED: Config = { geometry: 'small', cpus: 2, profile: 'rfc-v2' };
+
+function lastLog(config: Config, ops: readonly Op[]): string[] {
+  const sys = createSystem(config);
+  for (const op of ops.slice(0, -1)) step(sys, op);
+  return step(sys, ops[ops.length - 1]).log.map((e) => e.text);
+}
+
+describe('a racing op', () => {
+  test('runs at the point its race names, and the same ops give the same trace every time', () => {
+    const ops = racedBus(POSTED);
+    const log = lastLog(POSTED, ops);
+    expect(log.some((l) => l.endsWith('runs at vcpu_run@vcpu_isolation_enter reads kvm->buses[1]'))).toBe(true);
+    expect(traceLines(POSTED, ops)).toEqual(traceLines(POSTED, ops));
+    expect(runOps(POSTED, ops, { stopOn: 'NO-UAF' }).failure?.violations.find((v) => v.invariant === 'NO-UAF')?.message).toContain('freed on cpu1');
+  });
+
+  test('that would free what a vCPU reads inside its SRCU read section waits for the section to end (kvmIsolationEnterInSrcu)', () => {
+    const fixed = kvmConfig();
+    const ops = racedBus(POSTED);
+    const log = lastLog(fixed, ops);
+    expect(log.some((l) => l.includes("waits at vcpu_run@vcpu_isolation_enter reads kvm->buses[1]: synchronize_srcu_expedited(&kvm->srcu) in kvm_io_bus_unregister_dev waits for vCPU 2's read section on cpu0"))).toBe(true);
+    expect(log.some((l) => /runs at vcpu_run@(?!vcpu_isolation_enter)/.test(l))).toBe(true);
+    expect(runOps(fixed, ops).failure).toBeUndefined();
+  });
+
+  test('on the CPU of the op in flight, or of a vCPU in KVM_RUN there, runs after that op returns', () => {
+    const fixed = kvmConfig();
+    const ops: Op[] = [...ONE_VCPU, { ...run(0, 2, ['cpuid']), race: { at: 2, op: run(1, 2, ['cpuid']) } }];
+    const log = lastLog(fixed, ops);
+    expect(log.some((l) => l.includes('vcpu->mutex: vCPU 2 is in KVM_RUN on cpu0'))).toBe(true);
+    expect(log.some((l) => l.endsWith('runs after the op in flight returned'))).toBe(true);
+  });
+});
+
+describe('shrinking races', () => {
+  test('a race the violation does not need becomes its two ops one after the other', () => {
+    const raced: Op = { ...run(0, 2, ['cpuid']), race: { at: 1, on: 1, op: { op: 'kmalloc', size: 8, sensitive: false } } };
+    expect(unrace([raced], (c) => c.length > 0)).toEqual([run(0, 2, ['cpuid']), { op: 'kmalloc', size: 8, sensitive: false }]);
+  });
+
+  test('the NO-UAF race keeps its race and loses every op it does not need', () => {
+    const ops = racedBus(POSTED);
+    const shrunk = shrinkOps(POSTED, ops, 'NO-UAF').ops;
+    expect(shrunk.length).toBeLessThanOrEqual(ops.length);
+    expect(shrunk.some((op) => 'race' in op && op.race !== undefined)).toBe(true);
+    expect(runOps(POSTED, shrunk, { stopOn: 'NO-UAF' }).failure).toBeDefined();
+  });
+});
+
+test('seeded walks with two CPUs carry races and replay the same ops from their seed', () => {
+  const config: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+  const seeds = Array.from({ length: 6 }, (_, i) => `race/${i}`);
+  const walks = seeds.map((s) => runSeededWalk(config, s).ops);
+  expect(walks.flat().some((op) => 'race' in op && op.race !== undefined)).toBe(true);
+  expect(seeds.map((s) => runSeededWalk(config, s).ops)).toEqual(walks);
+});

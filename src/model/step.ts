@@ -91,8 +91,9 @@ function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = -1): numb
 /**
  * The points of an op in flight at which its race may run (see Race): whether the racing op must
  * wait is learnt by running it on a copy of the system first, so that it runs on the real one only
- * where it goes through without waiting, as the real CPU would. Returns what runs the racing op
- * after the in-flight op returned, if it has not run by then.
+ * where it goes through without waiting, as the real CPU would. Returns the hook drive calls at
+ * each point, and `finish`, which runs the racing op after the op in flight returned if it has not
+ * run by then.
  */
 function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, observe?: Observer): { point: (where: string) => void; finish: () => void } {
   const { sys } = host;

@@ -184,7 +184,8 @@ function validateConfig(x: unknown, version: (typeof READS)[number]): Config {
  * The kernel settings each format version knows: version 1 had thp, apiCaller and slab, and the
  * layout the loader gives it (so that a loaded file, written back as it is, loads again).
  */
-const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'], 3: ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'] };
+const KERNEL_SETTINGS_2 = ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'];
+const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: KERNEL_SETTINGS_2, 3: KERNEL_SETTINGS_2 };
 
 function validateKernelConfig(x: unknown, version: (typeof READS)[number]): void {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');

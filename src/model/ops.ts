@@ -134,8 +134,12 @@ export function formatOp(g: Geometry, op: Op): string {
 
 /** "cpu1 at point 7: KVM_SET_USER_MEMORY_REGION ...", the CPU prefix once. */
 export function formatRace(g: Geometry, race: Race): string {
-  const line = formatOp(g, race.op);
-  return `cpu${raceCpu(race)} at point ${race.at}: ${line.replace(/^cpu\d+: /, '')}`;
+  return `cpu${raceCpu(race)} at point ${race.at}: ${formatOffCpu(g, race.op)}`;
+}
+
+/** An op's line without the "cpuN: " a per-CPU op's line starts with, for a line that names the CPU itself. */
+export function formatOffCpu(g: Geometry, op: Op): string {
+  return formatOp(g, op).replace(/^cpu\d+: /, '');
 }
 
 /** Callers of the ASI API that ops may name. */
@@ -287,9 +291,9 @@ function validateRace(host: Record<string, unknown>, x: unknown): string | undef
   if (err) return `${host.op}: race.op: ${err}`;
   const op = r.op as Record<string, unknown>;
   if (op.race !== undefined) return `${host.op}: a racing op has no race of its own`;
-  if ('cpu' in op) return r.on === undefined ? (op.cpu === host.cpu ? `${host.op}: the racing op runs on cpu${host.cpu} too` : undefined) : `${host.op}: race.on is for ops that name no CPU`;
-  if (!Number.isSafeInteger(r.on) || (r.on as number) < 0) return `${host.op}: race.on must name a CPU`;
-  return r.on === host.cpu ? `${host.op}: the racing op runs on cpu${host.cpu} too` : undefined;
+  if ('cpu' in op && r.on !== undefined) return `${host.op}: race.on is for ops that name no CPU`;
+  if (!('cpu' in op) && (!Number.isSafeInteger(r.on) || (r.on as number) < 0)) return `${host.op}: race.on must name a CPU`;
+  return ('cpu' in op ? op.cpu : r.on) === host.cpu ? `${host.op}: the racing op runs on cpu${host.cpu} too` : undefined;
 }
 
 function percpuVar(o: Record<string, unknown>): string | undefined {

@@ -11,7 +11,7 @@ import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
-import { type Op, type Race, formatOp, formatRace, isApiCall, raceCpu } from './ops.ts';
+import { type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
 import {
   ASI_MAP_ALL,
   asiCreate,
@@ -83,6 +83,7 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
 
 /** One op where it runs: on its CPU, or in a process context (on CPU `on` when another op is in flight). */
 function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = -1): number {
+  if (on >= sys.cpus.length) return EINVAL;
   const cpu = 'cpu' in op ? sys.cpus[op.cpu] : undefined;
   sys.exec = cpu ?? { ...processContext(), id: on };
   return 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out, observe)) : EINVAL) : apiCall(sys, op, out, observe);
@@ -109,8 +110,8 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
     const exec = sys.exec;
     sys.racing = racing;
     log(out, 'note', `${line}: runs ${where}`);
-    const ret = on < sys.cpus.length ? runOp(sys, race.op, out, observe, on) : EINVAL;
-    log(out, 'note', `cpu${on}: ${formatOp(sys.g, race.op).replace(/^cpu\d+: /, '')} = ${ERRNO_NAMES[ret] ?? ret}`);
+    const ret = runOp(sys, race.op, out, observe, on);
+    log(out, 'note', `cpu${on}: ${formatOffCpu(sys.g, race.op)} = ${ERRNO_NAMES[ret] ?? ret}`);
     if (sys.racing?.waits) throw new Error(`the racing op waited on the system after not waiting on its copy: ${sys.racing.waits}`);
     sys.racing = undefined;
     sys.exec = exec;
@@ -132,7 +133,6 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
 
 /** The wait, if any, that a racing op reaches on a copy of the system. */
 function waitsOnCopy(sys: System, race: Race, on: number, racing: Racing): string | undefined {
-  if (on >= sys.cpus.length) return undefined;
   const copy = cloneSystem(sys);
   copy.racing = { ...racing };
   runOp(copy, race.op, [], undefined, on);

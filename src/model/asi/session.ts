@@ -38,7 +38,12 @@ export interface Exec {
   readonly observe?: Observer;
   /** The preempt notifier of the task this path runs, while one is registered. */
   preemptNotifier?: PreemptNotifier;
-  /** Set by drive while the op's own path runs: see racePoint. */
+  /**
+   * Set by drive while the op's own path runs, for a point that is no micro-step: a read of shared
+   * data whose use comes later in the same micro-step, with IRQs off there, where only another
+   * CPU's code can come between (NMIs are not delivered at these points yet, which keeps the `at`
+   * numbering of saved files).
+   */
   racePoint?: (where: string) => void;
   /** The task a context switch of this path is switching to, from the moment __schedule picks it. */
   switchingTo?: number;

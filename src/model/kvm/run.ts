@@ -13,7 +13,7 @@ import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf } from './vm.ts';
 import { kvVa } from '../mm/slab.ts';
 import { formatVa } from '../mm/geometry.ts';
-import { inFlightCpu, mustWait, racePoint, taskInFlight } from '../x86/smp.ts';
+import { inFlightCpu, mustWait, taskInFlight } from '../x86/smp.ts';
 
 /** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
 export const EXIT_REASONS = ['ept-violation', 'io', 'mmio', 'msr', 'cpuid', 'hlt', 'external-interrupt', 'nmi', 'preemption-timer'] as const;
@@ -51,7 +51,7 @@ interface ReadPointer {
 
 function readPointer(k: Exec, what: string, id: number, va: number): ReadPointer {
   const where = `vcpu_isolation_enter reads ${what}`;
-  racePoint(k, where);
+  k.racePoint?.(where);
   return { what, id, va, where };
 }
 
@@ -371,7 +371,7 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
   kvmArchVcpuLoad(k, vcpu);
   vcpu.inSrcu = true;
   yield 'vcpu_load';
-  const inSrcu = sys.options.kvmIsolationEnterInSrcu;
+  const enterInSrcu = sys.options.kvmIsolationEnterInSrcu;
   for (const [n, reason] of exits.entries()) {
     // vcpu_enter_guest
     k.cpu.preemptCount++;
@@ -380,12 +380,12 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
     yield 'local_irq_disable';
     // vcpu->mode = IN_GUEST_MODE; srcu_read_unlock(&kvm->srcu, vcpu->srcu_idx). Patch 25 calls
     // vcpu_isolation_enter after it; kvmIsolationEnterInSrcu calls it first.
-    if (!inSrcu) vcpu.inSrcu = false;
+    if (!enterInSrcu) vcpu.inSrcu = false;
     if (yield* vcpuIsolationEnter(k, vcpu, vm)) {
       k.cpu.dead = 'oops in vcpu_isolation_enter';
       return 0;
     }
-    vcpu.inSrcu = false; // fixed: kvmIsolationEnterInSrcu
+    if (enterInSrcu) vcpu.inSrcu = false; // fixed: kvmIsolationEnterInSrcu
     const isolated = yield* vmxVcpuRun(k, vcpu);
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');

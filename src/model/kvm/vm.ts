@@ -318,6 +318,11 @@ function installNewMemslots(sys: System, vm: Vm, slots: KvObject, out: Log): KvO
   return old;
 }
 
+/** kvm->vcpus[]. */
+function vcpusOf(sys: System, vm: Vm): Vcpu[] {
+  return vm.vcpus.map((v) => sys.kvm!.vcpus.get(v)!);
+}
+
 /**
  * synchronize_srcu(&kvm->srcu): returns once every reader that was inside a read section when it
  * was called has left it. Only readers wait it out: a vCPU between its srcu_read_unlock and the
@@ -325,7 +330,7 @@ function installNewMemslots(sys: System, vm: Vm, slots: KvObject, out: Log): KvO
  */
 function synchronizeSrcu(sys: System, vm: Vm, what: string): void {
   // Only an op in flight is inside a section between ops (kvmRunReturned ends it).
-  const reader = vm.vcpus.map((v) => sys.kvm!.vcpus.get(v)!).find((v) => v.inSrcu);
+  const reader = vcpusOf(sys, vm).find((v) => v.inSrcu);
   if (reader) mustWait(sys, `${what} waits for vCPU ${reader.id}'s read section on cpu${inFlightCpu(sys)}`);
 }
 
@@ -579,11 +584,11 @@ export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
   if (!vm) return ENOENT;
   // Each vCPU's file holds the VM (kvm_get_kvm): closing the VM's own file while one of its vCPUs is
   // in KVM_RUN leaves kvm_destroy_vm to the last fput, after that ioctl returns.
-  const busy = vm.vcpus.map((v) => sys.kvm!.vcpus.get(v)!).find((v) => v.running);
+  const busy = vcpusOf(sys, vm).find((v) => v.running);
   if (busy) mustWait(sys, `kvm_destroy_vm waits for vCPU ${busy.id}'s KVM_RUN on cpu${inFlightCpu(sys)} to drop its reference`);
   // kvm_io_bus_destroy: each device's destructor, then the bus.
   for (const b of vm.buses) if (b) for (const o of [...b.devs, b.obj]) freeObject(sys, o, out);
-  for (const v of vm.vcpus) vmxFreeVcpu(sys, sys.kvm!.vcpus.get(v)!, out);
+  for (const v of vcpusOf(sys, vm)) vmxFreeVcpu(sys, v, out);
   for (const m of vm.memslots) freeMemslots(sys, m, out);
   for (const s of vm.slots) freeGuestMemory(sys, s, out);
   freeSrcu(sys, vm, out);

@@ -128,7 +128,8 @@ export function vmalloc(sys: System, pages: number, sensitive: boolean, name: st
 /** vfree; `published` false: an error path freeing an area it has just made (see freeVmapAreaNoflush). */
 export function vfree(sys: System, id: number, ctx: FlushCtx, published = true): VmArea | undefined {
   const vm = vmFree(sys, sys.kernel.vmAreas, id);
-  if (vm) freeVmapAreaNoflush(sys, vm, ctx, published);
+  if (!vm) return undefined;
+  freeVmapAreaNoflush(sys, vm, ctx, published);
   sys.ghost.freedOn.set(id, sys.exec.id);
   return vm;
 }

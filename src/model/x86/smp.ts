@@ -31,19 +31,6 @@ export function inFlightCpu(sys: System): number | undefined {
   return sys.racing?.cpu;
 }
 
-/**
- * A point of the op's path that is no micro-step: a read of shared data whose use comes later in
- * the same micro-step, with IRQs off there, where only another CPU's code can come between (NMIs
- * are not delivered at these points yet: their `at` numbering is kept for saved files).
- */
-export interface RacePoints {
-  racePoint?: (where: string) => void;
-}
-
-export function racePoint(k: RacePoints, where: string): void {
-  k.racePoint?.(where);
-}
-
 /** A task of the op in flight: blocked in it or running it, it is not runnable elsewhere. */
 export function taskInFlight(sys: System, task: number | null): boolean {
   return task !== null && sys.racing?.tasks.includes(task) === true;

@@ -19,6 +19,10 @@ function lastLog(config: Config, ops: readonly Op[]): string[] {
 }
 
 describe('a racing op', () => {
+  // rfc-v2 follows patch 25 in 5.2's vcpu_enter_guest, where the read section ends first:
+  //     srcu_read_unlock(&vcpu->kvm->srcu, vcpu->srcu_idx);  ...  vcpu_isolation_enter(vcpu);
+  // and patch 26's vcpu_isolation_enter then reads the bus and its dev_count:
+  //     bus = kvm->buses[i]; ... asi_remap(vcpu->asi, &vcpu->asi_buses[i], bus, sizeof(*bus) + bus->dev_count * sizeof(struct kvm_io_range));
   test('runs at the point its race names, and the same ops give the same trace every time', () => {
     const ops = racedBus(POSTED);
     const log = lastLog(POSTED, ops);

@@ -10,6 +10,8 @@ import { walk } from '../src/model/mm/pagetable.ts';
 import { STRUCT_PAGE_SIZE, structPageVa } from '../src/model/mm/kernel.ts';
 import { allocPercpu, freePercpu, perCpuOffsetPtr } from '../src/model/mm/percpu.ts';
 import type { Config, System } from '../src/model/system.ts';
+import type { Op } from '../src/model/ops.ts';
+import { runOps } from '../src/check/run.ts';
 
 const SMALL: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
 
@@ -47,6 +49,25 @@ describe('SLUB caches (mm/slub.c calculate_order, mm/slab_common.c)', () => {
     const range = records.find((o) => sys.mem.allocs.get(o.alloc)!.slab!.cache === 'kmalloc-64')!;
     const host = sys.kernel.kmallocs.get(step(sys, { op: 'kmalloc', size: 0x40, sensitive: true }).ret)!;
     expect(host.alloc).toBe(range.alloc);
+  });
+
+  test("asi_destroy's kfree of struct asi is the kernel's free path: with freeUnmapsAsi it leaves another ASI that maps its kmalloc-2k page", () => {
+    // Found by `asi-check fuzz --profile fixed --cpus 4 --seed 16`: with 4 CPUs kmalloc-2k puts two
+    // objects on a page, asi#1 maps the page holding both struct asi, asi#2 is destroyed, and the
+    // next kmalloc-2k (a secret) takes its slot inside asi#1.
+    const ops = (sys: System): Op[] => {
+      const struct = sys.kernel.kmallocs.get(sys.asis.get(2)!.struct)!;
+      return [{ op: 'asi_map', asi: 1, ptr: struct.va - (struct.va % PAGE_SIZE), size: PAGE_SIZE, level: 0 }, { op: 'asi_destroy', asi: 2 }, { op: 'kmalloc', size: 0x800, sensitive: true }];
+    };
+    const run = (config: Config) => {
+      const sys = createSystem(config);
+      step(sys, { op: 'asi_create', flags: 0 });
+      step(sys, { op: 'asi_create', flags: 0 });
+      return runOps(config, [{ op: 'asi_create', flags: 0 }, { op: 'asi_create', flags: 0 }, ...ops(sys)], { stopOn: 'ISOLATION' }).failure;
+    };
+    const fixed: Config = { geometry: 'small', cpus: 4, profile: 'fixed' };
+    expect(run(fixed)).toBeUndefined();
+    expect(run({ ...fixed, options: { freeUnmapsAsi: false } })?.violations.find((v) => v.invariant === 'ISOLATION')?.message).toContain('kmalloc-2k');
   });
 
   test('a burst of one size class fills slab pages: no free slot is left on a full one', () => {

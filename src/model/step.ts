@@ -21,6 +21,7 @@ import {
   asiRemap,
   asiUnmap,
   asiUnmapPercpu,
+  freeObject,
   asCaller,
   percpuAsked,
   percpuRef,
@@ -28,7 +29,7 @@ import {
   unmapFromAsis,
 } from './asi/asi.ts';
 import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ERRNO_NAMES, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
-import { kfree, kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
+import { kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
 
@@ -287,8 +288,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'kfree': {
       const obj = k.kmallocs.get(op.id);
       if (!obj || obj.kind !== 'kmalloc') return ENOENT;
-      unmapFromAsis(sys, objectMemory(sys, op.id), out);
-      kfree(sys, op.id);
+      freeObject(sys, op.id, out);
       return 0;
     }
     case 'module_load':

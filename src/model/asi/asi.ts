@@ -20,7 +20,7 @@ import {
   roundUp,
 } from '../mm/geometry.ts';
 import { type Allocation, KERNEL, allocFrames, allocationFails, allocationOfFrame, freeAllocation, objectsInFrame, tableChanged, touch, unitKey } from '../mm/memory.ts';
-import { kfree, kmalloc, slabPageHeldBy } from '../mm/slab.ts';
+import { kfree, kmalloc, objectMemory, slabPageHeldBy } from '../mm/slab.ts';
 import { type PercpuVar, perCpuOffsetPtr, percpuVar } from '../mm/percpu.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from '../mm/pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from '../mm/pte.ts';
@@ -811,17 +811,27 @@ export function unmapFromAsis(sys: System, a: Allocation | undefined, out: Log, 
   }
 }
 
-/** asi_destroy (patches 01, 04, 10): the pgd, then the range list, then the backend pages. */
+/** kfree of a kernel object: the kernel free path, which with freeUnmapsAsi unmaps it from every ASI (but `except`) first. */
+export function freeObject(sys: System, obj: number, out: Log, except?: Asi): void {
+  unmapFromAsis(sys, objectMemory(sys, obj), out, except);
+  kfree(sys, obj);
+}
+
+/**
+ * asi_destroy (patches 01, 04, 10): the pgd, then the range list, then the backend pages, then
+ * struct asi. Its kfree()s are the kernel's free path like any other: with freeUnmapsAsi, the range
+ * records and struct asi leave every other ASI that maps their slab page.
+ */
 export function asiDestroy(sys: System, asi: Asi, out: Log): void {
   for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) unmapFromAsis(sys, allocationOfFrame(sys.mem, f), out, asi);
   const reachable = mutant(sys, 'fini-frees-kernel-tables') ? [...reachableTables(sys.g, sys.tables, asi.pgd).keys()].filter((f) => f !== asi.pgd) : [];
   asiFreePage(sys, asi, asi.pgd);
-  for (const r of asi.ranges) freeRecord(sys, r.record);
+  for (const r of asi.ranges) if (r.record >= 0) freeObject(sys, r.record, out, asi);
   asi.ranges = [];
   touch(sys.mem);
   if (mutant(sys, 'fini-frees-kernel-tables')) for (const f of reachable) asiFreePage(sys, asi, f);
   else if (!mutant(sys, 'fini-backend-skipped')) for (const b of asi.backend) asiFreePage(sys, asi, b.frame);
-  freeRecord(sys, asi.struct);
+  if (asi.struct >= 0) freeObject(sys, asi.struct, out, asi);
   sys.asis.delete(asi.id);
 }
 

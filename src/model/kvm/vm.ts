@@ -6,12 +6,12 @@
 import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, KERNEL, allocFrames, freeAllocation } from '../mm/memory.ts';
 import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../mm/kernel.ts';
-import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cacheAlloc, kfree, kmalloc, kvMemory, kvVa, kvfree, kvzalloc, objectMemory } from '../mm/slab.ts';
+import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cacheAlloc, kfree, kmalloc, kvMemory, kvVa, kvfree, kvzalloc } from '../mm/slab.ts';
 import { moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/vmalloc.ts';
 import { allocPercpu, freePercpu, percpuObjectMemory } from '../mm/percpu.ts';
 import { type Log, log } from '../trace.ts';
 import { inFlightCpu, mustWait } from '../x86/smp.ts';
-import { asCaller, asiUnmap, recordApiCall, unmapFromAsis } from '../asi/asi.ts';
+import { asCaller, asiUnmap, freeObject, recordApiCall, unmapFromAsis } from '../asi/asi.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
 import { type Asi, type KernelObject, type System, legacyMemory, pmlEnabled } from '../system.ts';
 
@@ -433,11 +433,6 @@ function freeSrcu(sys: System, vm: Vm, out: Log): void {
 function freeGuestMemory(sys: System, slot: Memslot, out: Log): void {
   unmapFromAsis(sys, sys.mem.allocs.get(slot.alloc), out);
   freeAllocation(sys.mem, slot.alloc);
-}
-
-export function freeObject(sys: System, obj: number, out: Log): void {
-  unmapFromAsis(sys, objectMemory(sys, obj), out);
-  kfree(sys, obj);
 }
 
 /**

@@ -21,7 +21,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { printExploreBench } from './explore.ts';
-import type { Op } from '../src/model/ops.ts';
+import { type Op, serialOps } from '../src/model/ops.ts';
+import { runOps } from '../src/check/run.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import type { Config, System } from '../src/model/system.ts';
 import type { CheckMode } from '../src/invariants/index.ts';
@@ -77,6 +78,11 @@ function checked(config: Config, length: number, microSteps = true, check: Check
 /** The ops of seeded walks, resolved once, so that model-only rows time step() and nothing else. */
 function walkOps(config: Config, length: number, walks: number): Op[][] {
   return Array.from({ length: walks }, (_, i) => [...runSeededWalk(config, `bench-${i}`, length, undefined, { invariants: [], microSteps: false }).ops]);
+}
+
+/** Every invariant at every micro-step, as `checked`, over the given walks' ops. */
+function checkedOps(config: Config, walks: readonly Op[][]): Rate {
+  return measure((i) => runOps(config, walks[i % walks.length]).ops.length);
 }
 
 function modelAlone(config: Config, walks: readonly Op[][]): Rate {
@@ -168,6 +174,9 @@ function throughput(): void {
   const smallOps = walkOps(small(), 60, 20);
   row('small model alone (vs checked)', modelAlone(small(), smallOps), base);
   row('real model alone (vs real checked)', modelAlone(real(), walkOps(real(), 60, 5)), realBase);
+  // Issue 20's target: a walk whose ops race costs no more than twice the same ops one after the other.
+  const serial = row('small walks, races made serial, checked', checkedOps(small(), smallOps.map((w) => w.flatMap(serialOps))));
+  row('small walks with races (vs serial)', checkedOps(small(), smallOps), serial);
   const framework = fastCheckVersusLoop(small(), smallOps, 60);
   const loop = row('small plain loop, fc.commands prefixes', framework.loop);
   row('small fc.commands + fc.modelRun (vs loop)', framework.fc, loop);

@@ -4,7 +4,7 @@
 // fault injection takes over); simpler arguments; and ddmin again after each step that changed the
 // list, since a fail_alloc or a simpler argument can make more ops removable.
 
-import type { Op } from '../model/ops.ts';
+import { type Op, serialOps, withoutRace } from '../model/ops.ts';
 import type { Config } from '../model/system.ts';
 import { shrinkArgs } from './argshrink.ts';
 import { ddminBy, replaceExhaustion, violates } from './shrink.ts';
@@ -29,9 +29,8 @@ export function unrace(ops: Op[], fails: (candidate: readonly Op[]) => boolean):
   for (let i = cur.length - 1; i >= 0; i--) {
     const op = cur[i];
     if (!('race' in op) || !op.race) continue;
-    const { race, ...alone } = op;
-    const serial = [...cur.slice(0, i), alone as Op, race.op, ...cur.slice(i + 1)];
-    const dropped = [...cur.slice(0, i), alone as Op, ...cur.slice(i + 1)];
+    const serial = [...cur.slice(0, i), ...serialOps(op), ...cur.slice(i + 1)];
+    const dropped = [...cur.slice(0, i), withoutRace(op), ...cur.slice(i + 1)];
     cur = fails(serial) ? serial : fails(dropped) ? dropped : cur;
   }
   return cur;

@@ -357,7 +357,6 @@ const RACER_WEIGHTS: Weights = {
   vfree: 1,
   kfree: 1,
   task_exit: 1,
-  kvm_create_vcpu: 1,
   kvm_destroy_vm: 1,
   kvm_set_memory_region: 3,
   kvm_io_bus: 3,
@@ -377,6 +376,9 @@ function withRace(sys: System, op: Op, ch: Choice): Op {
   const r = stream(ch.d ^ (ch.b << 7) ^ 0x5bd1e995);
   const other = (op.cpu + 1 + (r() % (n - 1))) % n;
   const racer = resolveCall(sys, { kind: r(), a: r(), b: r(), c: r(), d: r() }, RACER_WEIGHTS);
+  // Where what a racing op would act on does not exist, creatorFor made it another call (KVM_CREATE_VM,
+  // kmalloc, ...): creating an object races with nothing, so the op runs alone.
+  if (!RACER_WEIGHTS[racer.op]) return op;
   const placed: Op = 'cpu' in racer ? ({ ...racer, cpu: other } as Op) : racer;
   return { ...op, race: { at: r() % MAX_RACE_AT, ...('cpu' in placed ? {} : { on: other }), op: placed } } as Op;
 }

@@ -67,6 +67,18 @@ export interface Race {
 /** Ops that may carry a race: those whose path runs on their CPU through drive's points. */
 export const RACE_HOSTS: ReadonlySet<OpKind> = new Set(['asi_enter', 'asi_exit', 'schedule', 'kvm_run']);
 
+/** The op on its own, without its race. */
+export function withoutRace(op: Op): Op {
+  if (!('race' in op) || !op.race) return op;
+  const { race: _race, ...alone } = op;
+  return alone as Op;
+}
+
+/** The op and its racing op one after the other: the same walk with no switch between CPUs. */
+export function serialOps(op: Op): Op[] {
+  return 'race' in op && op.race ? [withoutRace(op), op.race.op] : [op];
+}
+
 /** The CPU a racing op runs on. */
 export function raceCpu(race: Race): number {
   return 'cpu' in race.op ? race.op.cpu : race.on!;

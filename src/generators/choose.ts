@@ -346,23 +346,24 @@ export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WE
   return ECONOMICAL.has(weights) ? withRace(sys, op, ch) : op;
 }
 
+/** Racing ops that touch what the in-flight op reads: no weight for any other kind. */
+function racerWeights(weights: Partial<Weights>): Weights {
+  const w = { ...(Object.fromEntries(Object.keys(FOUNDATION_WEIGHTS).map((k) => [k, 0])) as Weights), ...weights };
+  ECONOMICAL.add(w);
+  return w;
+}
+
 /**
- * What another CPU does while a per-CPU op is in flight (Op.race): mostly KVM's ioctls on the
- * VM a vCPU runs in, which replace and free what vcpu_isolation_enter reads; also another vCPU's
- * KVM_RUN, the ASI API and the frees that unmap from ASIs.
+ * What another CPU does while a KVM_RUN is in flight: KVM's ioctls on the VM, which replace and
+ * free what vcpu_isolation_enter reads, another vCPU's KVM_RUN, and closing the VM.
  */
-const RACER_WEIGHTS: Weights = {
-  ...Object.fromEntries(Object.keys(FOUNDATION_WEIGHTS).map((k) => [k, 0])),
-  asi_unmap: 1,
-  vfree: 1,
-  kfree: 1,
-  task_exit: 1,
-  kvm_destroy_vm: 1,
-  kvm_set_memory_region: 3,
-  kvm_io_bus: 3,
-  kvm_run: 2,
-} as Weights;
-ECONOMICAL.add(RACER_WEIGHTS);
+const KVM_RACERS = racerWeights({ kvm_destroy_vm: 1, kvm_set_memory_region: 3, kvm_io_bus: 3, kvm_run: 2 });
+
+/**
+ * While asi_enter, asi_exit or a context switch is in flight: the ASI API and the frees that unmap
+ * from ASIs and shoot down TLBs, and tasks exiting.
+ */
+const SESSION_RACERS = racerWeights({ asi_unmap: 1, vfree: 1, kfree: 1, task_exit: 1 });
 
 /** A race on one walk op in RACE_ONE_IN of those that may carry one, with two CPUs or more. */
 const RACE_ONE_IN = 3;
@@ -375,10 +376,11 @@ function withRace(sys: System, op: Op, ch: Choice): Op {
   if (n < 2 || !RACE_HOSTS.has(op.op) || !('cpu' in op) || (ch.c >>> 12) % RACE_ONE_IN !== 0) return op;
   const r = stream(ch.d ^ (ch.b << 7) ^ 0x5bd1e995);
   const other = (op.cpu + 1 + (r() % (n - 1))) % n;
-  const racer = resolveCall(sys, { kind: r(), a: r(), b: r(), c: r(), d: r() }, RACER_WEIGHTS);
+  const racers = op.op === 'kvm_run' ? KVM_RACERS : SESSION_RACERS;
+  const racer = resolveCall(sys, { kind: r(), a: r(), b: r(), c: r(), d: r() }, racers);
   // Where what a racing op would act on does not exist, creatorFor made it another call (KVM_CREATE_VM,
   // kmalloc, ...): creating an object races with nothing, so the op runs alone.
-  if (!RACER_WEIGHTS[racer.op]) return op;
+  if (!racers[racer.op]) return op;
   const placed: Op = 'cpu' in racer ? ({ ...racer, cpu: other } as Op) : racer;
   return { ...op, race: { at: r() % MAX_RACE_AT, ...('cpu' in placed ? {} : { on: other }), op: placed } } as Op;
 }

@@ -78,7 +78,7 @@ export function flushTlbKernelRange(sys: System, lo: number, hi: number, out: Lo
   for (const cpu of sys.cpus) {
     if (cpu.dead) continue;
     // smp_call_function_many waits for each target's handler: one in flight with IRQs off makes it spin.
-    if (cpu.id === inFlightCpu(sys) && cpu.irqsDisabled && mustWait(sys, `flush_tlb_kernel_range's IPI waits for cpu${cpu.id}, whose IRQs are off`)) continue;
+    if (cpu.id === inFlightCpu(sys) && cpu.irqsDisabled) mustWait(sys, `flush_tlb_kernel_range's IPI waits for cpu${cpu.id}, whose IRQs are off`);
     const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
     sys.exec = cpu;
     arrive(k, { at: 0, kind: 'irq' }, () => (all ? flushTlbAll(cpu) : invlpg(cpu, lo, end)));

@@ -5,25 +5,25 @@
 
 import type { System } from '../system.ts';
 
-/** The in-flight op's CPU while a racing op runs, and the first wait that racing op reached. */
+/** The in-flight op's CPU while a racing op runs. */
 export interface Racing {
   /** The CPU whose op is in flight (it cannot run anything else until the racing op is done). */
   readonly cpu: number;
   /** The tasks that op runs or switches to: no other CPU runs them, and they do not exit, meanwhile. */
   readonly tasks: readonly number[];
-  waits?: string;
 }
+
+/** A racing op reached a wait for the CPU in flight: why. */
+export class RacerWaits extends Error {}
 
 /**
  * The racing op would wait here for the in-flight CPU (spin in synchronize_srcu, on an IPI's ack,
- * on a mutex): recorded, and true. On the copy the step runs first, the racing op goes on after
- * its wait and the copy is dropped; on the real system it never gets here, since it runs only
- * where its copy did not wait.
+ * on a mutex): it stops at once with RacerWaits. That happens on the copy the step runs it on
+ * first, which is then dropped; on the real system it never happens, since the op runs there only
+ * where its copy did not wait. With no racing op, nothing waits: ops run one at a time.
  */
-export function mustWait(sys: System, why: string): boolean {
-  if (!sys.racing) return false;
-  sys.racing.waits ??= why;
-  return true;
+export function mustWait(sys: System, why: string): void {
+  if (sys.racing) throw new RacerWaits(why);
 }
 
 /** The CPU an op is in flight on while another CPU's op runs, if any. */

@@ -121,8 +121,8 @@ describe('memory exhaustion', () => {
     // asi_map_range, an -EBUSY overwrite, show the mutant too, with no allocation to fail).
     const ranOut = (w: RunResult) => w.failure !== undefined && retOf(config, w.ops, w.failure.step) === ENOMEM;
     // 150-op walks: the small geometry's 512 frames outlast most 60-op ones.
-    let walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, 0), 150, weights);
-    for (let i = 1; !ranOut(walk) && i < 100; i++) walk = runSeededWalk(config, walkSeed('exhaustion', 1, 0, i), 150, weights);
+    let walk = runSeededWalk(config, walkSeed('exhaust', 1, 0, 0), 150, weights);
+    for (let i = 1; !ranOut(walk) && i < 100; i++) walk = runSeededWalk(config, walkSeed('exhaust', 1, 0, i), 150, weights);
     expect(ranOut(walk), 'a walk that ran memory out').toBe(true);
     expect(walk.ops.some((op) => op.op === 'fail_alloc')).toBe(false);
     const invariant = walk.failure!.violations[0].invariant;

@@ -41,6 +41,7 @@ const violation = (walkIndex: number, ops = F5.ops, message = F5.message): Found
   seconds: 0,
   fixes: [],
   causes: [],
+  fn: 'vfree',
 });
 
 describe('saving findings', () => {

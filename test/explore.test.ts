@@ -57,10 +57,12 @@ describe('explore', () => {
     expect(r.states).toBe(r.perLevel.reduce((a, b) => a + b, 0));
   });
 
-  test("asi-check 0.1's memory (KernelConfig.layout 1) is searched as 0.1 searched it: 240 states and 770 transitions to depth 3", async () => {
-    // The counts asi-check 0.1 gave (`explore --depth 3`): the format-1 files replay on this memory.
+  test("asi-check 0.1's memory (KernelConfig.layout 1) is searched as 0.1 searched it: 770 transitions to depth 3, 236 states", async () => {
+    // asi-check 0.1 gave 240 states and 770 transitions (`explore --depth 3`): the format-1 files
+    // replay on this memory. asiEnterExclusive, newer, refuses asi_enter on a second CPU while the
+    // first is in the ASI, and the 4 states where both were in it are gone.
     const r = await explore({ ...FIXED, kernel: { layout: 1 } }, SMALL_SCOPE, { depth: 3 });
-    expect([r.states, r.transitions, r.depthCompleted]).toEqual([240, 770, 3]);
+    expect([r.states, r.transitions, r.depthCompleted]).toEqual([236, 770, 3]);
   });
 
   test('worker threads find the same states and transitions as one thread', async () => {

@@ -211,6 +211,19 @@ const enterCpu0: Op[] = [
   { op: 'asi_enter', cpu: 0, asi: 1, intr: [] },
 ];
 
+/**
+ * Two CPUs in asi#1 (fixed without asiEnterExclusive); cpu0 switches to another task, and just
+ * after its context switch began, with IRQs off, cpu1 faults on an address asi#1 does not map:
+ * each CPU's asi_exit unmaps its stack and IPIs the other to flush it. The last op is the race.
+ */
+function ipiDeadlock(options: Partial<DesignOptions>): { sys: System; last: Op } {
+  const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'fixed', options });
+  for (const op of [...enterCpu0, { op: 'asi_enter', cpu: 1, asi: 1, intr: [] } as Op]) run(sys, op);
+  const task = run(sys, { op: 'task_create' });
+  const fault: Op = { op: 'access', cpu: 1, va: sys.kernel.layout.vmallocEnd - PAGE_SIZE, access: 'write', intr: [] };
+  return { sys, last: { op: 'schedule', cpu: 0, task, intr: [], race: { at: 1, op: fault } } };
+}
+
 const SPECS: Record<string, Spec> = {
   ...KVM_SPECS,
   'ENTRY-MAPPED': {
@@ -237,7 +250,19 @@ const SPECS: Record<string, Spec> = {
     ],
   },
   PROGRESS: {
-    holds: [{ name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) }],
+    holds: [
+      { name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) },
+      {
+        name: 'fixed: cpu1 is refused asi#1 while cpu0 is in it (asiEnterExclusive), so the fault and the context switch need no IPI',
+        run: (inv) => {
+          const { sys, last } = ipiDeadlock({});
+          expect(sys.cpus[1].session.state).toBe(ASI_SESSION_STATE_INACTIVE);
+          run(sys, last);
+          expect(sys.cpus.map((c) => c.dead)).toEqual([undefined, undefined]);
+          expect(inv.check(sys)).toBeUndefined();
+        },
+      },
+    ],
     caught: [
       recordedCase(
         'rfc-v2: a probe of an unmapped address in an IRQ that aborted isolation loops forever in asi_fault',
@@ -246,6 +271,40 @@ const SPECS: Record<string, Spec> = {
         'cpu0',
         'fault loop',
       ),
+      {
+        name: "two CPUs in one ASI each flush the other's TLB by IPI with IRQs off, from asi_exit in a context switch and in a page fault: deadlock (fixed without asiEnterExclusive)",
+        run: (inv) => {
+          const { sys, last } = ipiDeadlock({ asiEnterExclusive: false });
+          expect(inv.check(sys)).toBeUndefined();
+          const log = step(sys, last).log.map((e) => e.text);
+          expect(log.some((l) => l.endsWith("waits at schedule@read state: asi_unmap of asi#1's IPI waits for cpu0, whose IRQs are off"))).toBe(true);
+          expect(sys.cpus.map((c) => c.dead)).toEqual(['deadlock', 'deadlock']);
+          expectCaught(inv, sys, 'deadlock cpu0 -> cpu1 -> cpu0', "cpu0 waits for cpu1 to take asi_unmap of asi#1's IPI", 'with IRQs off, waits for cpu0');
+        },
+      },
+      {
+        name: 'a spinlock taken again on the CPU that holds it (what an NMI running asi_exit inside asi_unmap would do)',
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          sys.exec = sys.cpus[0];
+          spinLock(sys, asiLock(asi), true);
+          expect(inv.check(sys)).toBeUndefined();
+          spinLock(sys, asiLock(asi), false);
+          expectCaught(inv, sys, 'deadlock', 'cpu0', `waits for asi#${asi.id}->lock, which it holds itself`);
+        },
+      },
+      {
+        name: 'the CPU in flight takes a spinlock that a racing op holds while it waits for that CPU',
+        run: (inv) => {
+          const { sys, asi } = isolatedCpu0();
+          sys.exec = sys.cpus[0];
+          sys.spinning = { cpu: 1, op: 'asi_unmap', why: 'it waits for cpu0', irqsOff: false, locks: [asiLock(asi)] };
+          spinLock(sys, `asi#${asi.id}->fault_lock`, false);
+          expect(inv.check(sys)).toBeUndefined();
+          spinLock(sys, asiLock(asi), true);
+          expectCaught(inv, sys, 'deadlock cpu0 -> cpu1 -> cpu0', `to release asi#${asi.id}->lock`, 'cpu1, in asi_unmap holding');
+        },
+      },
     ],
   },
   'CR3-RESTORED': {
@@ -324,17 +383,14 @@ const SPECS: Record<string, Spec> = {
       },
     ],
     also: [
-      {
-        name: 'a spinlock taken again on the CPU that holds it (what an NMI running asi_exit inside asi_unmap would do)',
-        run: (inv) => {
-          const { sys, asi } = isolatedCpu0();
-          sys.exec = sys.cpus[0];
-          spinLock(sys, asiLock(asi), true);
-          expect(inv.check(sys)).toBeUndefined();
-          spinLock(sys, asiLock(asi), false);
-          expectCaught(inv, sys, 'cpu0', 'self-deadlock', `asi#${asi.id}->lock`);
-        },
-      },
+      recordedCase(
+        'fixed without asiEnterExclusive: an NMI makes asi_exit unmap the stack from asi#1, which cpu1 is in too, and asi_unmap sends its TLB flush IPI with IRQs off',
+        { options: { asiEnterExclusive: false } },
+        () => [{ op: 'asi_create', flags: 0 }, { op: 'asi_enter', cpu: 1, asi: 1, intr: [] }, { op: 'asi_enter', cpu: 0, asi: 1, intr: [{ at: 9, kind: 'nmi' }] }],
+        'smp_call_function_many with IRQs disabled',
+        'asi_unmap of asi#1',
+        'cpu0',
+      ),
       {
         name: 'rfc-v2: asi_map_range allocates with GFP_KERNEL under spin_lock_irqsave(&asi->lock)',
         run: (inv) => {

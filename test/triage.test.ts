@@ -168,8 +168,8 @@ describe('fuzz --keep-going', () => {
 
 describe('fuzz deduplication by (invariant, root cause)', () => {
   const config = { geometry: 'small' as const, cpus: 2, profile: 'rfc-v2' as const };
-  const found = (ops: Op[], causes: FoundViolation['causes'], walkIndex: number): FoundViolation => ({
-    walkIndex, walkSeed: `dedup/${walkIndex}`, invariant: 'ISOLATION', message: '', ops, rawLength: ops.length, argsSimplified: 0, walks: walkIndex + 1, seconds: 0, fixes: [], causes,
+  const found = (ops: Op[], causes: FoundViolation['causes'], walkIndex: number, fn = ops[ops.length - 1].op, invariant = 'ISOLATION'): FoundViolation => ({
+    walkIndex, walkSeed: `dedup/${walkIndex}`, invariant, message: '', ops, rawLength: ops.length, argsSimplified: 0, walks: walkIndex + 1, seconds: 0, fixes: [], causes, fn,
   });
 
   test('ops of another shape with a known root cause are known; a violation nothing explains is new, once per signature', () => {
@@ -183,5 +183,17 @@ describe('fuzz deduplication by (invariant, root cause)', () => {
     expect(unexplained.finding.isNew).toBe(true);
     expect(unexplained.finding.rootCause).toBeUndefined();
     expect(readdirSync(out)).toHaveLength(1);
+  });
+
+  test('a known root cause met in another function, or by another invariant, is kept as a new shape of it, once per shape', () => {
+    const out = tempDir();
+    const store = new FindingStore(config, out, loadKnown([dir]));
+    const cause = [{ options: ['splitLargePages'] as const }];
+    const inAsiEnter = store.add(0, found([{ op: 'asi_create', flags: 0 }, { op: 'asi_enter', cpu: 0, asi: 1, intr: [] }], cause, 0, 'asi_enter'));
+    expect(inAsiEnter.finding).toMatchObject({ isNew: true, rootCause: 'splitLargePages', shapeOf: join(dir, F1) });
+    expect(store.add(1, found([{ op: 'task_create' }, { op: 'asi_create', flags: 0 }, { op: 'asi_enter', cpu: 1, asi: 1, intr: [] }], cause, 1, 'asi_enter')).firstThisRun).toBe(false);
+    const otherInvariant = store.add(0, found([{ op: 'asi_create', flags: 0 }], cause, 2, 'asi_create', 'REFINE'));
+    expect(otherInvariant.finding).toMatchObject({ isNew: true, shapeOf: join(dir, F1) });
+    expect(readdirSync(out)).toHaveLength(2);
   });
 });

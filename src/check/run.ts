@@ -15,6 +15,14 @@ export interface Failure {
   readonly where?: string;
 }
 
+/**
+ * The function a run first failed in, the shape keep-going tells a bug's hits apart by: the path of
+ * the micro-step ("page-fault", "vcpu_run"), or the kind of the op it failed after.
+ */
+export function failingFunction(ops: readonly Op[], f: Failure): string {
+  return f.where ? f.where.slice(0, f.where.indexOf('@')) : ops[f.step].op;
+}
+
 /** Where a run failed, as a reader wants it: "after step 4", or "inside step 2, at asi_enter@load_cr3(asi->pgd)". */
 export function failurePlace(f: Failure): string {
   return f.where ? `inside step ${f.step + 1}, at ${f.where}` : `after step ${f.step + 1}`;

@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
@@ -67,9 +67,12 @@ function fixesNote(f: Finding): string {
   return f.first.fixes.length ? ` with ${f.first.fixes.join(', ')} on` : '';
 }
 
+/** A known root cause met by another invariant or in another function: the file that knew it. */
+const shapeNote = (f: Finding) => (f.shapeOf ? `, a new shape of ${basename(f.shapeOf)}` : '');
+
 /** The line printed as a finding is first seen. */
 function findingLine(f: Finding): string {
-  return `${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, walk ${f.first.walkSeed}${fixesNote(f)} -> ${where(f)}`;
+  return `${newOrKnown(f)} ${pc.bold(f.invariant)} in ${f.first.fn} (${causeNote(f)}${shapeNote(f)}): ${shrinkNote(f)}, walk ${f.first.walkSeed}${fixesNote(f)} -> ${where(f)}`;
 }
 
 /** Each distinct root cause the run reached, in first-found order. */
@@ -104,7 +107,9 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
     rootCauses: rootCauses(r),
     violations: r.findings.map((f) => ({
       invariant: f.invariant,
+      function: f.first.fn,
       rootCause: f.rootCause ?? null,
+      shapeOf: f.shapeOf ?? null,
       options: f.config.options ?? {},
       signature: f.signature,
       file: f.file ?? null,
@@ -138,12 +143,12 @@ function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzRes
   if (r.findings.length === 0) console.log(pc.green('violations: none'));
   else console.log(pc.red(`violations: ${r.findings.length} signature${r.findings.length === 1 ? '' : 's'} (${fresh} new, ${r.findings.length - fresh} known) in ${count(hits)} walks:`));
   for (const f of r.findings) {
-    console.log(`  ${newOrKnown(f)} ${pc.bold(f.invariant)} (${causeNote(f)}): ${shrinkNote(f)}, ${count(f.walks)} walks`);
+    console.log(`  ${newOrKnown(f)} ${pc.bold(f.invariant)} in ${f.first.fn} (${causeNote(f)}${shapeNote(f)}): ${shrinkNote(f)}, ${count(f.walks)} walks`);
     if (f.file) console.log(`        ${CLI} replay ${shellWord(f.file)}`);
     else console.log(pc.red(`        NOT SAVED (${f.saveError})`));
     console.log(pc.dim(`        ${replayCommand(f.first.walkSeed, flags.steps, f.config)}`));
   }
-  if (r.repeats) console.log(pc.dim(`  and ${count(r.repeats)} more violations not shrunk: their invariant and root cause had been shrunk ${MAX_SHRINKS_PER_KIND} times in that worker`));
+  if (r.repeats) console.log(pc.dim(`  and ${count(r.repeats)} more violations not shrunk: their invariant, root cause and function had been shrunk ${MAX_SHRINKS_PER_KIND} times in that worker`));
   const causes = rootCauses(r);
   if (causes.length) console.log(`root causes reached (${causes.length}): ${causes.join(', ')}`);
   for (const crash of r.crashes) console.log(crashLine(crash, flags.steps, config));

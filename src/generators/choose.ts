@@ -361,9 +361,10 @@ const KVM_RACERS = racerWeights({ kvm_destroy_vm: 1, kvm_set_memory_region: 3, k
 
 /**
  * While asi_enter, asi_exit or a context switch is in flight: the ASI API and the frees that unmap
- * from ASIs and shoot down TLBs, and tasks exiting.
+ * from ASIs and shoot down TLBs, tasks exiting, and another CPU's interrupts and faults (whose
+ * handlers leave its session and unmap its stack).
  */
-const SESSION_RACERS = racerWeights({ asi_unmap: 1, vfree: 1, kfree: 1, task_exit: 1 });
+const SESSION_RACERS = racerWeights({ asi_unmap: 1, vfree: 1, kfree: 1, task_exit: 1, interrupt: 1, access: 1 });
 
 /** A race on one walk op in RACE_ONE_IN of those that may carry one, with two CPUs or more. */
 const RACE_ONE_IN = 3;

@@ -129,14 +129,15 @@ export const ENTRY_MAPPED: Invariant = {
 
 export const PROGRESS: Invariant = {
   id: 'PROGRESS',
-  statement: 'A fault taken while isolated, or in a handler that aborted isolation, makes progress: no fault loop, no hang.',
-  source: 'RFC v2 patch 03 (asi_fault reports the fault handled and the access is retried)',
+  statement:
+    'A fault taken while isolated, or in a handler that aborted isolation, makes progress: no fault loop, no hang. No CPU waits for a lock it holds itself, and no two CPUs wait for each other (an IPI sender spinning with IRQs off on a CPU that spins for its IPI in turn, a lock held by a CPU waiting for the taker); the report gives the wait-for chain.',
+  source: 'RFC v2 patch 03 (asi_fault reports the fault handled and the access is retried); 5.2 kernel/smp.c (smp_call_function_many waits for every target), spinlocks',
   check: (sys) => ghostEvent(sys, 'PROGRESS'),
 };
 
 export const KERNEL_RULES: Invariant = {
   id: 'KERNEL-RULES',
-  statement: 'No sleeping allocation in atomic context, no spinlock taken twice on one CPU, preempt_count balanced at schedule(); in NMI context no spinlock, allocation or free.',
+  statement: 'No sleeping allocation in atomic context, no IPI sent and waited for with IRQs off, preempt_count balanced at schedule(); in NMI context no spinlock, allocation, free or IPI.',
   source: 'kernel rules (might_sleep, lockdep, preempt_count) applied to RFC v2 patches 01-03, 06, 10, 14, 15',
   check: (sys) => ghostEvent(sys, 'KERNEL-RULES'),
 };

@@ -56,8 +56,19 @@ export interface DesignOptions {
    * Global entries, so whatever the kernel touched stays reachable while isolated.
    */
   flushGlobalOnEnter: boolean;
-  /** asi_unmap shoots down the unmapped range on every CPU; the RFC clears entries without a flush. */
+  /**
+   * asi_unmap shoots down the unmapped range: on its own CPU, and by IPI on every other CPU whose
+   * session is on the ASI. The RFC clears entries without a flush.
+   */
   asiUnmapFlushesTlb: boolean;
+  /**
+   * An ASI is entered on one CPU at a time: asi_enter returns -EBUSY while another CPU's session
+   * is on it. asi_exit unmaps the stack from interrupt handlers and prepare_task_switch, with IRQs
+   * off, and patch 26 remaps with IRQs off: there asi_unmap can flush its own CPU only, since
+   * waiting for another CPU's IPI with IRQs off can deadlock (5.2 WARNs). With no other CPU in the
+   * ASI, none needs it; a CPU that enters later flushes the ASI PCID (flushGlobalOnEnter).
+   */
+  asiEnterExclusive: boolean;
   /**
    * asi_fault handles a fault only when it hit isolated code (abort depth 1 and an ASI CR3 at the
    * fault); the RFC also swallows faults taken by handlers that run after the abort, which retry forever.
@@ -243,6 +254,7 @@ export const OPTION_NAMES = [
   'putCpuVar',
   'flushGlobalOnEnter',
   'asiUnmapFlushesTlb',
+  'asiEnterExclusive',
   'faultChecksDepth',
   'barrierEndChecksFirst',
   'destroyChecksSessions',
@@ -288,6 +300,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   putCpuVar: false,
   flushGlobalOnEnter: false,
   asiUnmapFlushesTlb: false,
+  asiEnterExclusive: false,
   faultChecksDepth: false,
   barrierEndChecksFirst: false,
   destroyChecksSessions: false,
@@ -333,6 +346,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   putCpuVar: true,
   flushGlobalOnEnter: true,
   asiUnmapFlushesTlb: true,
+  asiEnterExclusive: true,
   faultChecksDepth: true,
   barrierEndChecksFirst: true,
   destroyChecksSessions: true,

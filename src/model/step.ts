@@ -108,6 +108,8 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
   let tasks: number[] = [];
   const run = (racing: Racing | undefined, where: string) => {
     done = true;
+    sys.spinning = undefined;
+    if (sys.cpus[on]?.dead) return log(out, 'note', `${line}: never runs, cpu${on} hangs`);
     const exec = sys.exec;
     sys.racing = racing;
     log(out, 'note', `${line}: runs ${where}`);
@@ -118,12 +120,14 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
   };
   const point = (where: string) => {
     if (!tasks.length) tasks = [sys.kernel.current[host.cpu.id], ...switchesTo];
-    if (done || passed++ < race.at) return;
+    if (done || passed++ < race.at || sys.spinning?.blocked?.(sys)) return;
     const racing = { cpu: host.cpu.id, tasks: host.switchingTo === undefined ? tasks : [...tasks, host.switchingTo] };
-    const why = on === host.cpu.id ? `cpu${on} runs the op in flight` : waitsOnCopy(sys, race, on, racing);
-    if (why) {
-      if (why !== waiting) log(out, 'note', `${line}: waits at ${where}: ${why}`);
-      waiting = why;
+    const wait = on === host.cpu.id ? new RacerWaits(`cpu${on} runs the op in flight`, false, []) : waitsOnCopy(sys, race, on, racing);
+    if (wait) {
+      if (wait.message !== waiting) log(out, 'note', `${line}: waits at ${where}: ${wait.message}`);
+      waiting = wait.message;
+      // Its CPU spins at that wait from now on, with what it holds there.
+      if (on !== host.cpu.id) sys.spinning = { cpu: on, op: formatOffCpu(sys.g, race.op), why: wait.message, irqsOff: wait.irqsOff, locks: wait.locks, ...(wait.blocked ? { blocked: wait.blocked } : {}) };
       return;
     }
     run(racing, `at ${where}`);
@@ -132,14 +136,14 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
 }
 
 /** The wait, if any, that a racing op reaches on a copy of the system: the copy stops there. */
-function waitsOnCopy(sys: System, race: Race, on: number, racing: Racing): string | undefined {
+function waitsOnCopy(sys: System, race: Race, on: number, racing: Racing): RacerWaits | undefined {
   const copy = cloneSystem(sys);
   copy.racing = racing;
   try {
     runOp(copy, race.op, [], undefined, on);
     return undefined;
   } catch (e) {
-    if (e instanceof RacerWaits) return e.message;
+    if (e instanceof RacerWaits) return e;
     throw e;
   }
 }

@@ -11,7 +11,7 @@ import type { PgtLevel } from './mm/geometry.ts';
 import { type Cpu, cloneCpu } from './x86/cpu.ts';
 import { type ExecContext, processContext } from './x86/context.ts';
 import { type KvmState, cloneKvm } from './kvm/vm.ts';
-import type { Racing } from './x86/smp.ts';
+import type { Racing, Spinning } from './x86/smp.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -278,10 +278,12 @@ export interface Ghost {
   heldOff: string[];
   /** Kernel objects (kmalloc and vmalloc ids) freed during the current step, and where: a CPU, or -1 for process context. */
   freedOn: Map<number, number>;
+  /** Ranges asi_unmap removed during the current step, and the context it ran in. */
+  unmappedOn: Map<AsiRange, ExecContext>;
 }
 
 export function newGhost(): Ghost {
-  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [], freedOn: new Map() };
+  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [], freedOn: new Map(), unmappedOn: new Map() };
 }
 
 export interface System {
@@ -307,6 +309,8 @@ export interface System {
   kvm?: KvmState;
   /** While another CPU's op runs inside an op in flight (Op.race): that op's CPU. */
   racing?: Racing;
+  /** A racing op waiting for the CPU in flight, while that CPU's op goes on (src/model/x86/smp.ts). */
+  spinning?: Spinning;
 }
 
 export function geometryOf(c: Config): Geometry {
@@ -351,6 +355,7 @@ export function cloneSystem(s: System): System {
     exec: processContext(),
     caller: 0,
     racing: undefined,
-    ghost: { ...s.ghost, events: [...s.ghost.events], apiCalls: [...s.ghost.apiCalls], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff], freedOn: new Map(s.ghost.freedOn) },
+    spinning: undefined,
+    ghost: { ...s.ghost, events: [...s.ghost.events], apiCalls: [...s.ghost.apiCalls], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff], freedOn: new Map(s.ghost.freedOn), unmappedOn: new Map(s.ghost.unmappedOn) },
   };
 }

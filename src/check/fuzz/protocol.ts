@@ -61,6 +61,8 @@ export interface FoundViolation {
   readonly fixes: readonly OptionName[];
   /** triageOps of the shrunk ops in that configuration. */
   readonly causes: readonly RootCause[];
+  /** failingFunction of the shrunk ops. */
+  readonly fn: string;
 }
 
 export type WorkerEvent =

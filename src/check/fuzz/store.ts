@@ -13,7 +13,8 @@ import { CounterexampleError, type Counterexample, loadCounterexample, makeCount
 import { OPTION_NAMES } from '../../model/options.ts';
 import { type Config, resolveOptions } from '../../model/system.ts';
 import type { FoundViolation } from './protocol.ts';
-import { causeKey, causeLabel, primaryCause, triageOps, withFixes } from '../triage.ts';
+import { failingFunction, runOps } from '../run.ts';
+import { type RootCause, causeKey, causeLabel, primaryCause, triageOps, withFixes } from '../triage.ts';
 import { fsReason } from '../read-file.ts';
 
 /**
@@ -38,13 +39,27 @@ export function dedupKey(c: Pick<Counterexample, 'invariant' | 'message' | 'conf
 export interface KnownCorpus {
   /** causeKey of each root cause of a file (dedupKey when nothing explains it) -> the file that has it. */
   readonly files: ReadonlyMap<string, string>;
+  /**
+   * shapeKey of each root cause of a file, with the function it fails in, and causeLabel of each
+   * root cause whatever its invariant -> the file that has it (absent: only `files` is known).
+   */
+  readonly shapes?: ReadonlyMap<string, string>;
+  readonly causes?: ReadonlyMap<string, string>;
   /** Files that could not be read as counterexamples, with why. */
   readonly unreadable: readonly string[];
 }
 
+/** A root cause met by one invariant in one function: keep-going keeps each such shape of a cause. */
+export function shapeKey(invariant: string, cause: RootCause, fn: string): string {
+  return `${causeKey(invariant, cause)} in ${fn}`;
+}
+
 export function loadKnown(dirs: readonly string[]): KnownCorpus {
   const files = new Map<string, string>();
+  const shapes = new Map<string, string>();
+  const causes = new Map<string, string>();
   const unreadable: string[] = [];
+  const first = (m: Map<string, string>, key: string, path: string) => m.has(key) || m.set(key, path);
   for (const dir of dirs) {
     let names: string[];
     try {
@@ -57,14 +72,21 @@ export function loadKnown(dirs: readonly string[]): KnownCorpus {
       try {
         const c = loadCounterexample(path);
         const t = triageOps(c.config, c.ops, c.invariant);
-        for (const key of t.causes.length ? t.causes.map((cause) => causeKey(c.invariant, cause)) : [dedupKey(c)]) if (!files.has(key)) files.set(key, path);
+        if (!t.causes.length) first(files, dedupKey(c), path);
+        const failure = c.config.mutant || !t.causes.length ? undefined : runOps(c.config, c.ops, { stopOn: c.invariant }).failure;
+        for (const cause of t.causes) {
+          first(files, causeKey(c.invariant, cause), path);
+          if (!failure) continue;
+          first(causes, causeLabel(cause), path);
+          first(shapes, shapeKey(c.invariant, cause, failingFunction(c.ops, failure)), path);
+        }
       } catch (e) {
         if (!(e instanceof CounterexampleError)) throw e;
         unreadable.push(`${path}: ${e.message}`);
       }
     }
   }
-  return { files, unreadable };
+  return { files, shapes, causes, unreadable };
 }
 
 export interface Finding {
@@ -77,6 +99,8 @@ export interface Finding {
   readonly config: Config;
   /** Not in the known corpus when the run started. */
   readonly isNew: boolean;
+  /** A new shape of a known root cause: the known file that has that cause. */
+  readonly shapeOf?: string;
   /** The saved file (new) or the file that already had it (known); none when saving failed. */
   readonly file?: string;
   /** Why a new finding could not be saved (e.g. ENOSPC): its ops and walk seed are all there is. */
@@ -94,6 +118,8 @@ function earlier(a: { first: FoundViolation; worker: number }, b: { first: Found
 
 export class FindingStore {
   private readonly findings = new Map<string, Finding>();
+  /** causeKeys of the findings so far. */
+  private readonly causesMet = new Set<string>();
 
   constructor(
     private readonly config: Config,
@@ -109,9 +135,14 @@ export class FindingStore {
       seed: v.walkSeed,
       runs: v.walks,
     });
-    const cause = primaryCause({ invariant: v.invariant, reproduces: true, causes: v.causes }, (k) => this.known.files.has(k) || this.findings.has(k));
-    const key = cause ? causeKey(v.invariant, cause) : dedupKey(c);
-    const knownFile = this.known.files.get(key);
+    const cause = primaryCause({ invariant: v.invariant, reproduces: true, causes: v.causes }, (k) => this.known.files.has(k) || this.causesMet.has(k));
+    if (cause) this.causesMet.add(causeKey(v.invariant, cause));
+    // A design option's cause: with the shapes of the corpus known, one file per shape; else (a
+    // mutant's, which is there to be killed) one per cause.
+    const shapes = cause && !('mutant' in cause) ? this.known.shapes : undefined;
+    const key = !cause ? dedupKey(c) : shapes ? shapeKey(v.invariant, cause, v.fn) : causeKey(v.invariant, cause);
+    const knownFile = (shapes ?? this.known.files).get(key);
+    const shapeOf = shapes && knownFile === undefined ? this.known.causes?.get(causeLabel(cause!)) : undefined;
     const before = this.findings.get(key);
     if (before && !earlier({ first: v, worker }, before)) {
       const finding = { ...before, walks: before.walks + 1 };
@@ -125,6 +156,7 @@ export class FindingStore {
       ...(cause ? { rootCause: causeLabel(cause) } : {}),
       config,
       isNew: knownFile === undefined,
+      ...(shapeOf !== undefined ? { shapeOf } : {}),
       ...(saved.file !== undefined ? { file: saved.file } : {}),
       ...(saved.saveError !== undefined ? { saveError: saved.saveError } : {}),
       first: v,

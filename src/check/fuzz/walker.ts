@@ -4,7 +4,7 @@
 import { EINVAL, ENOENT, ERRNO_NAMES, ESRCH } from '../../model/mm/kernel.ts';
 import type { Op } from '../../model/ops.ts';
 import type { Config, System } from '../../model/system.ts';
-import { type StepRecord, runChoices, runOps } from '../run.ts';
+import { type StepRecord, failingFunction, runChoices, runOps } from '../run.ts';
 import { runSeededWalk, walkSeed } from '../seeded.ts';
 import { ddminBy } from '../shrink.ts';
 import { shrinkOps } from '../minimize.ts';
@@ -113,18 +113,20 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
         // The unshrunk prefix is triaged to decide quickly; what gets reported is triaged again once shrunk.
         const known = (k: string) => reached.has(k);
         const cause = knownCause(config, res.ops, invariant, known) ?? primaryCause(triageOps(config, res.ops, invariant), known);
-        const key = cause ? causeKey(invariant, cause) : `${invariant}|${res.ops[res.ops.length - 1].op}`;
+        // Each shape of a cause (the function it fails in) gets shrinks of its own.
+        const key = `${cause ? causeKey(invariant, cause) : invariant} in ${failingFunction(res.ops, res.failure)}`;
         const shrunk = shrinks.get(key) ?? 0;
         if (shrunk >= MAX_SHRINKS_PER_KIND) repeats++;
         else {
           shrinks.set(key, shrunk + 1);
           const at = seconds();
           const small = minimize(config, seed, res.ops, invariant);
-          const message = runOps(config, small.ops, { stopOn: invariant }).failure!.violations.find((v) => v.invariant === invariant)!.message;
+          const failure = runOps(config, small.ops, { stopOn: invariant }).failure!;
+          const message = failure.violations.find((v) => v.invariant === invariant)!.message;
           const { causes } = triageOps(config, small.ops, invariant);
-          found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes });
+          found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes, fn: failingFunction(small.ops, failure) });
         }
-        if (cause) reached.add(key);
+        if (cause) reached.add(causeKey(invariant, cause));
         if (!task.keepGoing || !cause || causeFixes(cause).length === 0) break;
         fixes = [...fixes, ...causeFixes(cause)];
         for (const o of causeFixes(cause)) if (!learned.includes(o)) learned.push(o);

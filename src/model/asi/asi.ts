@@ -25,7 +25,8 @@ import { type PercpuVar, perCpuOffsetPtr, percpuVar } from '../mm/percpu.ts';
 import { framesReached, lowerLevel, mappedPages, reachableTables } from '../mm/pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
-import { asiPcid, flushTlbRange } from '../x86/cpu.ts';
+import { ASI_SESSION_STATE_INACTIVE, asiPcid, flushTlbRange } from '../x86/cpu.ts';
+import { onEachCpu } from '../x86/entry.ts';
 import { freesMemory, mightSleep, spinLock, spinUnlock } from '../x86/context.ts';
 import { type ApiCall, type Asi, type AsiRange, type System, legacyMemory, mutant, thpEnabled } from '../system.ts';
 import { EBUSY, EFAULT, EINVAL, ENOMEM, type EntrySlot, taskStackVa } from '../mm/kernel.ts';
@@ -656,6 +657,7 @@ export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log):
   if (!isCurrentStackOrTask(sys, range.ptr)) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)}`);
   spinLock(sys, asiLock(asi), true);
   asi.ranges = asi.ranges.filter((r) => r !== range);
+  sys.ghost.unmappedOn.set(range, sys.exec);
   touch(sys.mem);
   if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
@@ -663,17 +665,19 @@ export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log):
   freesMemory(sys, `kfree(range_mapping) in asi_unmap of asi#${asi.id}`); // RFC v2 patch 14
   freeRecord(sys, range.record);
   spinUnlock(sys, asiLock(asi));
-  if (sys.options.asiUnmapFlushesTlb) flushAsiRange(sys, asi, range);
+  if (sys.options.asiUnmapFlushesTlb) flushAsiRange(sys, asi, range, out);
 }
 
 /**
  * fixed: asiUnmapFlushesTlb. The RFC clears entries without any TLB flush, so a CPU running
- * isolated keeps translations of what was just unmapped; the fix shoots down the range on every
- * CPU (the ASI's PCID and Global entries).
+ * isolated keeps translations of what was just unmapped. The fix invalidates the range in the ASI
+ * PCID (INVPCID) on this CPU, and by IPI on every other CPU whose session is on this ASI; a CPU out
+ * of it flushes the ASI PCID when it enters (flushGlobalOnEnter) or resumes (resumeFlushesGlobal).
  */
-function flushAsiRange(sys: System, asi: Asi, range: AsiRange): void {
+function flushAsiRange(sys: System, asi: Asi, range: AsiRange, out: Log): void {
   const [lo, hi] = rangeExtent(sys, range);
-  for (const cpu of sys.cpus) flushTlbRange(cpu, asiPcid(sys), lo, hi);
+  const inAsi = sys.cpus.filter((c) => c.id === sys.exec.id || (c.session.asi === asi.id && c.session.state !== ASI_SESSION_STATE_INACTIVE));
+  onEachCpu(sys, inAsi, `asi_unmap of asi#${asi.id}`, (cpu) => flushTlbRange(cpu, asiPcid(sys), lo, hi), out);
 }
 
 export function asiLock(asi: Asi): string {
@@ -841,8 +845,10 @@ export function asiDestroy(sys: System, asi: Asi, out: Log): void {
  */
 export function recordApiCall(sys: System, call: string, asi: Asi, asked: ApiCall['asked'], released: number | null, body: () => number): number {
   const before = asi.ranges;
+  const on = sys.exec;
   const ret = body();
-  const removed = before.filter((r) => !asi.ranges.includes(r));
+  // Not what an IPI's handler on another CPU unmapped meanwhile (its asi_exit, say).
+  const removed = before.filter((r) => !asi.ranges.includes(r) && (sys.ghost.unmappedOn.get(r) ?? on) === on);
   sys.ghost.apiCalls.push({ call, caller: sys.caller, asi: asi.id, ret, asked, removed, released, rangesAfter: asi.ranges });
   return ret;
 }

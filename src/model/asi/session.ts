@@ -111,6 +111,12 @@ export function* asiEnter(k: Exec, asi: Asi): Path<number> {
     if (s.task !== currentTask(k)) warnOn(sys, out, 'asi_session->task != current');
     return 0;
   }
+  // fixed: asiEnterExclusive, an atomic claim of the ASI (a cmpxchg of its owner CPU).
+  const owner = sys.options.asiEnterExclusive ? sys.cpus.find((c) => c !== cpu && c.session.asi === asi.id && c.session.state !== ASI_SESSION_STATE_INACTIVE) : undefined;
+  if (owner) {
+    log(out, 'pr_debug', `asi#${asi.id} is entered on cpu${owner.id}`);
+    return EBUSY;
+  }
   getCpuVar(sys);
   s.asi = asi.id;
   s.task = currentTask(k);

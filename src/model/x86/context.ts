@@ -5,6 +5,7 @@
 
 import type { Cpu, LockHeld } from './cpu.ts';
 import type { System } from '../system.ts';
+import { selfDeadlock, waitsForSpinner } from './smp.ts';
 
 /** Where kernel code runs: a CPU of the model, or a process context (for ops not tied to a CPU). */
 export type ExecContext = Pick<Cpu, 'id' | 'preemptCount' | 'irqsDisabled' | 'handlers' | 'locks'>;
@@ -46,6 +47,16 @@ function nmiSafe(sys: System, what: string): void {
   if (inNmi(sys.exec)) kernelRule(sys, `BUG: ${what} in NMI context on ${where(sys.exec)}`);
 }
 
+/**
+ * smp_call_function_many (5.2): WARN_ON_ONCE(cpu_online(this_cpu) && irqs_disabled()). A sender
+ * with IRQs off cannot take the IPI of another CPU waiting on it in turn: both spin forever.
+ */
+export function sendsIpis(sys: System, what: string): void {
+  const ctx = sys.exec;
+  nmiSafe(sys, what);
+  if (ctx.id >= 0 && ctx.irqsDisabled) kernelRule(sys, `WARNING: smp_call_function_many with IRQs disabled (${what}) on ${where(ctx)}: can deadlock`);
+}
+
 /** kfree()/free_page() by the modelled code. */
 export function freesMemory(sys: System, what: string): void {
   nmiSafe(sys, what);
@@ -66,7 +77,8 @@ export function mightSleep(sys: System, what: string): void {
 export function spinLock(sys: System, name: string, irqsave: boolean): void {
   const ctx = sys.exec;
   nmiSafe(sys, `spin_lock(${name})`);
-  if (ctx.locks.some((l) => l.name === name)) kernelRule(sys, `${name} taken again on ${where(ctx)}: self-deadlock`);
+  if (ctx.locks.some((l) => l.name === name)) selfDeadlock(sys, name, where(ctx));
+  else waitsForSpinner(sys, `to release ${name}`, (s) => (s.locks.includes(name) ? `holding ${name}` : undefined));
   const held: LockHeld = irqsave ? { name, savedIrqsDisabled: ctx.irqsDisabled } : { name };
   ctx.locks.push(held);
   if (irqsave) ctx.irqsDisabled = true;

@@ -3,9 +3,9 @@
 // handler calling asi_fault (patch 03), prepare_task_switch (patch 02), and kernel memory accesses
 // through the TLB and CR3. `drive` runs a path and delivers interrupts between its micro-steps.
 
-import { type AccessKind, type HandlerKind, SESSION_STATE_NAMES, cr3Root, flushTlbAll, formatCr3, invlpg, permits, translate } from './cpu.ts';
-import { inAtomic } from './context.ts';
-import { inFlightCpu, mustWait, taskInFlight } from './smp.ts';
+import { type AccessKind, type Cpu, type HandlerKind, SESSION_STATE_NAMES, cr3Root, flushTlbAll, formatCr3, invlpg, permits, translate } from './cpu.ts';
+import { inAtomic, sendsIpis } from './context.ts';
+import { inFlightCpu, mustWait, taskInFlight, waitsForSpinner } from './smp.ts';
 import { type Exec, type Observer, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
@@ -74,16 +74,33 @@ const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
 export function flushTlbKernelRange(sys: System, lo: number, hi: number, out: Log, observe?: Observer): void {
   const end = mutant(sys, 'shootdown-skips-last-page') ? hi - PAGE_SIZE : hi;
   const all = !legacyMemory(sys) && (hi - lo) / PAGE_SIZE > TLB_SINGLE_PAGE_FLUSH_CEILING;
+  onEachCpu(sys, sys.cpus, 'flush_tlb_kernel_range', (cpu) => (all ? flushTlbAll(cpu) : invlpg(cpu, lo, end)), out, observe);
+}
+
+/**
+ * on_each_cpu(func, info, 1) over `targets` (5.2 kernel/smp.c): the sending CPU calls `func`
+ * itself; every other CPU takes an IPI whose handler calls it, and the sender waits for each
+ * handler. smp_call_function_many WARNs when the sender has IRQs off and another CPU to wait for:
+ * two CPUs doing so at once wait for each other forever.
+ */
+export function onEachCpu(sys: System, targets: readonly Cpu[], what: string, func: (cpu: Cpu) => void, out: Log, observe?: Observer): void {
   const exec = sys.exec;
-  for (const cpu of sys.cpus) {
+  if (targets.some((c) => c.id !== exec.id && !c.dead)) sendsIpis(sys, what);
+  for (const cpu of targets) {
     if (cpu.dead) continue;
-    // smp_call_function_many waits for each target's handler: one in flight with IRQs off makes it spin.
-    if (cpu.id === inFlightCpu(sys) && cpu.irqsDisabled) mustWait(sys, `flush_tlb_kernel_range's IPI waits for cpu${cpu.id}, whose IRQs are off`);
+    if (cpu.id === exec.id) {
+      func(cpu);
+      continue;
+    }
+    // A target in flight with IRQs off takes the IPI only once they are on: the sender, its IPI
+    // sent, spins until then.
+    if (cpu.id === inFlightCpu(sys) && cpu.irqsDisabled) mustWait(sys, `${what}'s IPI waits for cpu${cpu.id}, whose IRQs are off`, (s) => s.cpus[cpu.id].irqsDisabled);
+    if (waitsForSpinner(sys, `to take ${what}'s IPI`, (s) => (s.cpu === cpu.id && s.irqsOff ? 'with IRQs off' : undefined))) break;
     const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
     sys.exec = cpu;
-    arrive(k, { at: 0, kind: 'irq' }, () => (all ? flushTlbAll(cpu) : invlpg(cpu, lo, end)));
+    arrive(k, { at: 0, kind: 'irq' }, () => func(cpu));
+    sys.exec = exec;
   }
-  sys.exec = exec;
 }
 
 function deliverable(k: Exec, kind: IntrKind): string | undefined {
@@ -284,11 +301,16 @@ export function* contextSwitch(k: Exec, next: number): Path {
   const notifier = k.preemptNotifier;
   k.switchingTo = next;
   k.cpu.preemptCount++;
+  // __schedule: local_irq_disable(), rq_lock(); IRQs stay off until finish_task_switch.
+  const irqsWereDisabled = k.cpu.irqsDisabled;
+  k.cpu.irqsDisabled = true;
   if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
   yield 'prepare_task_switch';
   if (notifier?.task === prev) yield* notifier.schedOut(k);
   k.sys.kernel.current[k.cpu.id] = next;
   yield 'switch_to';
+  // finish_task_switch: finish_lock_switch's raw_spin_unlock_irq(&rq->lock).
+  if (!irqsWereDisabled) localIrqEnable(k, 'schedule@finish_task_switch');
   if (notifier?.task === next) yield* notifier.schedIn(k);
   k.switchingTo = undefined;
   k.cpu.preemptCount--;

@@ -13,8 +13,21 @@ export interface Racing {
   readonly tasks: readonly number[];
 }
 
-/** A racing op reached a wait for the CPU in flight: why. */
-export class RacerWaits extends Error {}
+/**
+ * A racing op reached a wait for the CPU in flight: why, and what its CPU holds while it waits
+ * there (IRQs off, spinlocks), which the CPU in flight may need in turn.
+ */
+export class RacerWaits extends Error {
+  constructor(
+    why: string,
+    readonly irqsOff: boolean,
+    readonly locks: readonly string[],
+    /** For a wait that cannot be undone once begun (an IPI sent): whether it still holds. */
+    readonly blocked?: (sys: System) => boolean,
+  ) {
+    super(why);
+  }
+}
 
 /**
  * The racing op would wait here for the in-flight CPU (spin in synchronize_srcu, on an IPI's ack,
@@ -22,8 +35,45 @@ export class RacerWaits extends Error {}
  * first, which is then dropped; on the real system it never happens, since the op runs there only
  * where its copy did not wait. With no racing op, nothing waits: ops run one at a time.
  */
-export function mustWait(sys: System, why: string): void {
-  if (sys.racing) throw new RacerWaits(why);
+export function mustWait(sys: System, why: string, blocked?: (sys: System) => boolean): void {
+  if (sys.racing) throw new RacerWaits(why, sys.exec.irqsDisabled, sys.exec.locks.map((l) => l.name), blocked);
+}
+
+/** A racing op waiting for the CPU in flight, as that CPU runs on: its CPU spins there holding what it holds. */
+export interface Spinning {
+  readonly cpu: number;
+  /** The racing op's line. */
+  readonly op: string;
+  readonly why: string;
+  readonly irqsOff: boolean;
+  readonly locks: readonly string[];
+  readonly blocked?: (sys: System) => boolean;
+}
+
+/**
+ * The CPU in flight needs the CPU of a racing op that spins waiting for it: to take an IPI, or to
+ * release a lock. `holds` says what of it blocks the need (with IRQs off, holding the lock), if
+ * anything. Then neither goes on: PROGRESS reports the wait-for cycle and both CPUs hang. True
+ * when they did.
+ */
+export function waitsForSpinner(sys: System, need: string, holds: (s: Spinning) => string | undefined): boolean {
+  const s = sys.spinning;
+  const what = s && holds(s);
+  if (!what) return false;
+  const me = sys.exec.id;
+  hang(sys, [me, s.cpu], `deadlock cpu${me} -> cpu${s.cpu} -> cpu${me}: cpu${me} waits for cpu${s.cpu} ${need}; cpu${s.cpu}, in ${s.op} ${what}, waits for cpu${me}: ${s.why}`);
+  return true;
+}
+
+/** The running context waits for a lock it holds itself: it never goes on. */
+export function selfDeadlock(sys: System, lock: string, where: string): void {
+  hang(sys, [sys.exec.id], `deadlock: ${where} waits for ${lock}, which it holds itself`);
+}
+
+/** PROGRESS: CPUs that wait for each other forever, with the wait-for chain. */
+function hang(sys: System, cpus: readonly number[], chain: string): void {
+  sys.ghost.events.push({ invariant: 'PROGRESS', message: chain });
+  for (const id of cpus) if (sys.cpus[id]) sys.cpus[id].dead ??= 'deadlock';
 }
 
 /** The CPU an op is in flight on while another CPU's op runs, if any. */

@@ -6,7 +6,7 @@ import type { Op, OpKind } from '../model/ops.ts';
 import type { Config } from '../model/system.ts';
 import { createSystem, step } from '../model/step.ts';
 import { ENOMEM } from '../model/mm/kernel.ts';
-import { type RunOptions, runOps } from './run.ts';
+import { type Failure, type RunOptions, runOps } from './run.ts';
 import { invariantById } from '../invariants/index.ts';
 
 /**
@@ -16,8 +16,13 @@ import { invariantById } from '../invariants/index.ts';
  * (an onStep for progress).
  */
 export function violates(config: Config, ops: readonly Op[], invariant: string, run: RunOptions = {}): boolean {
+  return violation(config, ops, invariant, run) !== undefined;
+}
+
+/** Where and how the ops first violate `invariant`, judged as `violates` judges. */
+export function violation(config: Config, ops: readonly Op[], invariant: string, run: RunOptions = {}): Failure | undefined {
   const only = invariantById(invariant);
-  return runOps(config, ops, { ...run, stopOn: invariant, ...(only ? { invariants: [only] } : {}) }).failure !== undefined;
+  return runOps(config, ops, { ...run, stopOn: invariant, ...(only ? { invariants: [only] } : {}) }).failure;
 }
 
 export function ddmin(config: Config, ops: readonly Op[], invariant: string): Op[] {

@@ -8,8 +8,8 @@ import { type DesignOptions, FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS } from 
 import type { MutantName } from '../model/mutants.ts';
 import type { Op } from '../model/ops.ts';
 import { type Config, resolveOptions } from '../model/system.ts';
-import type { RunOptions } from './run.ts';
-import { ddminBy, violates } from './shrink.ts';
+import type { Failure, RunOptions } from './run.ts';
+import { ddminBy, violates, violation } from './shrink.ts';
 
 export type OptionName = (typeof OPTION_NAMES)[number];
 
@@ -22,6 +22,8 @@ export interface Triage {
   readonly reproduces: boolean;
   /** Each cause on its own makes the ops pass; empty when nothing in `fixed` explains them. */
   readonly causes: readonly RootCause[];
+  /** The violation under the ops' own configuration, when they reproduce. */
+  readonly failure?: Failure;
 }
 
 /**
@@ -52,14 +54,16 @@ export function withFixes(c: Config, fixes: readonly OptionName[]): Config {
  * chunk at a time from "all fixes on" while the ops still pass (ddmin), reported as one combined cause.
  */
 export function triageOps(config: Config, ops: readonly Op[], invariant: string, run: RunOptions = {}): Triage {
-  if (!violates(config, ops, invariant, run)) return { invariant, reproduces: false, causes: [] };
-  if (config.mutant) return { invariant, reproduces: true, causes: [{ mutant: config.mutant }] };
+  const failure = violation(config, ops, invariant, run);
+  if (!failure) return { invariant, reproduces: false, causes: [] };
+  const found = { invariant, reproduces: true, failure };
+  if (config.mutant) return { ...found, causes: [{ mutant: config.mutant }] };
   const passes = (fixes: readonly OptionName[]) => fixedBy(config, ops, invariant, fixes, run);
   const candidates = fixCandidates(config);
   const single = candidates.filter((o) => passes([o]));
-  if (single.length) return { invariant, reproduces: true, causes: single.map((o) => ({ options: [o] })) };
-  if (candidates.length === 0 || !passes(candidates)) return { invariant, reproduces: true, causes: [] };
-  return { invariant, reproduces: true, causes: [{ options: ddminBy(candidates, passes) }] };
+  if (single.length) return { ...found, causes: single.map((o) => ({ options: [o] })) };
+  if (candidates.length === 0 || !passes(candidates)) return { ...found, causes: [] };
+  return { ...found, causes: [{ options: ddminBy(candidates, passes) }] };
 }
 
 function fixedBy(config: Config, ops: readonly Op[], invariant: string, fixes: readonly OptionName[], run: RunOptions = {}): boolean {

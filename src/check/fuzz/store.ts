@@ -13,7 +13,7 @@ import { CounterexampleError, type Counterexample, loadCounterexample, makeCount
 import { OPTION_NAMES } from '../../model/options.ts';
 import { type Config, resolveOptions } from '../../model/system.ts';
 import type { FoundViolation } from './protocol.ts';
-import { failingFunction, runOps } from '../run.ts';
+import { failingFunction } from '../run.ts';
 import { type RootCause, causeKey, causeLabel, primaryCause, triageOps, withFixes } from '../triage.ts';
 import { fsReason } from '../read-file.ts';
 
@@ -73,7 +73,7 @@ export function loadKnown(dirs: readonly string[]): KnownCorpus {
         const c = loadCounterexample(path);
         const t = triageOps(c.config, c.ops, c.invariant);
         if (!t.causes.length) first(files, dedupKey(c), path);
-        const failure = c.config.mutant || !t.causes.length ? undefined : runOps(c.config, c.ops, { stopOn: c.invariant }).failure;
+        const failure = c.config.mutant ? undefined : t.failure;
         for (const cause of t.causes) {
           first(files, causeKey(c.invariant, cause), path);
           if (!failure) continue;

@@ -4,7 +4,7 @@
 import { EINVAL, ENOENT, ERRNO_NAMES, ESRCH } from '../../model/mm/kernel.ts';
 import type { Op } from '../../model/ops.ts';
 import type { Config, System } from '../../model/system.ts';
-import { type StepRecord, failingFunction, runChoices, runOps } from '../run.ts';
+import { type StepRecord, failingFunction, runChoices } from '../run.ts';
 import { runSeededWalk, walkSeed } from '../seeded.ts';
 import { ddminBy } from '../shrink.ts';
 import { shrinkOps } from '../minimize.ts';
@@ -121,10 +121,9 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
           shrinks.set(key, shrunk + 1);
           const at = seconds();
           const small = minimize(config, seed, res.ops, invariant);
-          const failure = runOps(config, small.ops, { stopOn: invariant }).failure!;
-          const message = failure.violations.find((v) => v.invariant === invariant)!.message;
-          const { causes } = triageOps(config, small.ops, invariant);
-          found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes, fn: failingFunction(small.ops, failure) });
+          const { causes, failure } = triageOps(config, small.ops, invariant);
+          const message = failure!.violations.find((v) => v.invariant === invariant)!.message;
+          found.push({ walkIndex: index, walkSeed: seed, invariant, message, ops: small.ops, rawLength: res.ops.length, argsSimplified: small.argsSimplified, walks, seconds: at, fixes, causes, fn: failingFunction(small.ops, failure!) });
         }
         if (cause) reached.add(causeKey(invariant, cause));
         if (!task.keepGoing || !cause || causeFixes(cause).length === 0) break;

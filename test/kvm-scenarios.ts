@@ -48,6 +48,12 @@ export function nmiBeforeBarrier(config: Config): Op[] {
   return [...ONE_VCPU, run(0, 2, ['cpuid'], at)];
 }
 
+/** F40: an NMI inside asi_enter, right after `state = ACTIVE`, ends the session before VM-enter. */
+export function nmiInAsiEnter(config: Config): Op[] {
+  const base = [...ONE_VCPU, run(0, 2, ['cpuid'])];
+  return [...ONE_VCPU, run(0, 2, ['cpuid'], pointOf(config, base, 'state = ACTIVE'))];
+}
+
 /** F-K2: kvm_io_bus_unregister_dev cannot allocate the shrunk bus and removes it; the next KVM_RUN remaps it. */
 export const NULL_BUS: Op[] = [...ONE_VCPU, run(0, 2, ['io']), { op: 'fail_alloc', after: 0 }, { op: 'kvm_io_bus', vm: 1, bus: 1, register: false }, run(0, 2, ['io'])];
 
@@ -296,7 +302,7 @@ function caughtBy(name: string, config: Config, ops: () => readonly Op[], ...men
   };
 }
 
-const entryHolds = sweepHolds('its VM-enters isolated and, after an abort, on the kernel CR3', (runs) => {
+const entryHolds = sweepHolds('its VM-enters isolated and, after an abort, on the kernel CR3, which KVM_RUN reports', (runs) => {
   expect(outcomesOf(runs)).toContain('stays isolated');
   expect(outcomesOf(runs)).toContain('entered unisolated');
 });
@@ -349,6 +355,7 @@ export const KVM_SPECS: Record<string, { holds: Case[]; caught: Case[] }> = {
       caughtBy('a bus removed by a failed kvm_io_bus_unregister_dev: patch 26 reads bus->dev_count of NULL (kvmRemapChecksNullBus, kvmFreeResetsRemap off)', kvmConfig({ kvmRemapChecksNullBus: false, kvmFreeResetsRemap: false }), () => NULL_BUS, 'buses[1] == NULL'),
       caughtBy('a new memslots array at the address of a freed one the vCPU remapped: patch 26 compares pointers (kvmFreeResetsRemap off)', kvmConfig({ kvmFreeResetsRemap: false }), () => REUSED_MEMSLOTS, 'is not mapped in asi#1'),
       caughtBy("patch 26's bookkeeping: memslots[1] remapped through vcpu->asi_memslots[0] (kvm-remap-memslots-slot0)", kvmConfig({}, 'kvm-remap-memslots-slot0'), () => [...ONE_VCPU, run(0, 2, ['cpuid'])], 'vcpu->asi_memslots[0] is'),
+      caughtBy('an NMI inside asi_enter ends the session: the guest runs on the kernel page table and KVM_RUN tells user space nothing (kvmReportsUnisolatedEntry off)', kvmConfig({ kvmReportsUnisolatedEntry: false }), () => nmiInAsiEnter(kvmConfig({ kvmReportsUnisolatedEntry: false })), 'entered the guest on the kernel page table', 'telling it nothing'),
     ],
   },
   'KVM-EXIT-CR3': {

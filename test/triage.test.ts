@@ -55,6 +55,7 @@ const ALSO_EXPLAINED_BY: Record<string, readonly string[]> = {
   F34: ['mapRefusesSharedSlabPages'],
   // The same guard refuses KVM_CREATE_VCPU's map of the lapic's slab page: the vCPU has no ASI to enter.
   F38: ['mapRefusesSharedSlabPages'],
+  F40: ['mapRefusesSharedSlabPages'],
 };
 
 describe('triage of counterexamples/', () => {

@@ -19,7 +19,7 @@ function ghostEvent(sys: System, id: 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER'):
 export const KVM_ENTRY: Invariant = {
   id: 'KVM-ENTRY',
   statement:
-    "With address_space_isolation on, the guest is entered on the vCPU's own ASI with the session ACTIVE on it, or on the kernel CR3 when isolation failed or was aborted; with it off, no vCPU has an ASI. The path to VM-enter does not oops.",
+    "With address_space_isolation on, the guest is entered on the vCPU's own ASI with the session ACTIVE on it, or on the kernel CR3 when isolation failed or was aborted, and then KVM_RUN tells user space so; with it off, no vCPU has an ASI. The path to VM-enter does not oops.",
   source: 'RFC v2 patches 23, 25 (vcpu_isolation_enter, vmx_vcpu_run), 26 (the remaps before asi_enter)',
   check: (sys) => ghostEvent(sys, 'KVM-ENTRY'),
 };

@@ -234,6 +234,15 @@ export interface DesignOptions {
    */
   kvmIsolationEnterInSrcu: boolean;
   /**
+   * KVM_RUN tells user space when the guest ran without isolation: vmx_vcpu_run notes whether the
+   * session was ACTIVE on the vCPU's ASI at vmx_isolation_barrier_begin and whether it still is
+   * after VM-exit, before asi_barrier_end; if not, it sets a KVM_RUN_X86_UNISOLATED flag in
+   * kvm_run->flags. Patch 25 only pr_debug()s a failed asi_enter and enters the guest on the
+   * kernel page table after a failure or an abort, unannounced. (Refusing the entry instead cannot
+   * be complete: an NMI can land between the last check and VMLAUNCH.)
+   */
+  kvmReportsUnisolatedEntry: boolean;
+  /**
    * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
@@ -283,6 +292,7 @@ export const OPTION_NAMES = [
   'taskStructOwnPages',
   'mapRefusesSharedSlabPages',
   'kvmIsolationEnterInSrcu',
+  'kvmReportsUnisolatedEntry',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
@@ -329,6 +339,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   taskStructOwnPages: false,
   mapRefusesSharedSlabPages: false,
   kvmIsolationEnterInSrcu: false,
+  kvmReportsUnisolatedEntry: false,
   kvmAddressSpaceIsolation: true,
 };
 
@@ -375,6 +386,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   taskStructOwnPages: true,
   mapRefusesSharedSlabPages: true,
   kvmIsolationEnterInSrcu: true,
+  kvmReportsUnisolatedEntry: true,
   kvmAddressSpaceIsolation: true,
 };
 

@@ -181,7 +181,16 @@ function vmxIsolationBarrierBegin(k: Exec, vcpu: Vcpu): void {
   if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-begin-skipped')) k.cpu.session.retryAbort = true;
 }
 
-/** KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or was aborted, the kernel CR3. True when isolated. */
+/** The CPU runs on the vCPU's ASI with the session ACTIVE on it. */
+function onOwnAsi(k: Exec, asi: Asi): boolean {
+  const s = k.cpu.session;
+  return cr3Root(k.cpu.cr3) === asi.pgd && s.state === ASI_SESSION_STATE_ACTIVE && s.asi === asi.id;
+}
+
+/**
+ * KVM-ENTRY at VM-enter: the vCPU's ASI with the session ACTIVE on it, or, when isolation failed or
+ * was aborted, the kernel CR3 (which KVM_RUN must then report: checkReported). True when isolated.
+ */
 function checkEntry(k: Exec, vcpu: Vcpu): boolean {
   const { sys, cpu } = k;
   const s = cpu.session;
@@ -192,7 +201,7 @@ function checkEntry(k: Exec, vcpu: Vcpu): boolean {
     if (root !== sys.kernel.pgd) kvmEvent(sys, 'KVM-ENTRY', `${on()}: the vCPU has no ASI`);
     return false;
   }
-  const isolated = root === asi.pgd && s.state === ASI_SESSION_STATE_ACTIVE && s.asi === asi.id;
+  const isolated = onOwnAsi(k, asi);
   const degraded = root === sys.kernel.pgd && s.state !== ASI_SESSION_STATE_ACTIVE;
   if (!isolated && !degraded) kvmEvent(sys, 'KVM-ENTRY', `${on()}, not the vCPU's asi#${asi.id}`);
   if (degraded) log(k.out, 'note', `cpu${cpu.id}: vCPU ${vcpu.id} enters the guest without isolation`);
@@ -249,17 +258,24 @@ function checkExitCr3(k: Exec, vcpu: Vcpu): void {
  * barrier's end. The RFC takes the barrier after HOST_CR3 is read: an NMI in between ends the
  * session and VM-exit still loads the isolation CR3. kvmBarrierBeforeHostCr3 takes it first.
  */
-function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path<boolean> {
+function* vmxVcpuRun(k: Exec, vcpu: Vcpu, flags: RunFlags): Path<boolean> {
   const early = k.sys.options.kvmBarrierBeforeHostCr3;
+  const asi = vcpu.asi === null ? undefined : k.sys.asis.get(vcpu.asi);
+  // fixed: kvmReportsUnisolatedEntry, what the barrier's begin saw.
+  let activeAtBegin = false;
+  const begin = () => {
+    vmxIsolationBarrierBegin(k, vcpu);
+    activeAtBegin = asi !== undefined && onOwnAsi(k, asi);
+  };
   if (early) {
-    vmxIsolationBarrierBegin(k, vcpu); // fixed: kvmBarrierBeforeHostCr3
+    begin(); // fixed: kvmBarrierBeforeHostCr3
     yield 'vmx_isolation_barrier_begin';
   }
   const cr3 = mutant(k.sys, 'kvm-host-cr3-ignores-asi') ? kernelCr3(k.sys) : getCurrentCr3Fast(k);
   if (cr3 !== vcpu.hostCr3 && !(mutant(k.sys, 'kvm-host-cr3-written-once') && vcpu.hostCr3)) vcpu.hostCr3 = cr3;
   yield 'vmcs_writel(HOST_CR3, __get_current_cr3_fast())';
   if (!early) {
-    vmxIsolationBarrierBegin(k, vcpu);
+    begin();
     yield 'vmx_isolation_barrier_begin';
   }
   const isolated = checkEntry(k, vcpu);
@@ -267,6 +283,7 @@ function* vmxVcpuRun(k: Exec, vcpu: Vcpu): Path<boolean> {
   // VM-exit loads HOST_CR3; the host's TLB entries are kept (VPID tags the guest's).
   writeCr3(k.cpu, vcpu.hostCr3, true);
   yield 'VM-exit';
+  if (k.sys.options.kvmReportsUnisolatedEntry && asi && (!activeAtBegin || k.cpu.session.state !== ASI_SESSION_STATE_ACTIVE)) flags.unisolated = true;
   if (vcpu.asi !== null && !mutant(k.sys, 'kvm-barrier-end-skipped')) yield* asiBarrierEnd(k);
   return isolated;
 }
@@ -372,6 +389,9 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
   vcpu.inSrcu = true;
   yield 'vcpu_load';
   const enterInSrcu = sys.options.kvmIsolationEnterInSrcu;
+  const flags: RunFlags = { unisolated: false };
+  // Ghost: a VM-enter of this KVM_RUN on the kernel page table by a vCPU that has an ASI.
+  let ranUnisolated = false;
   for (const [n, reason] of exits.entries()) {
     // vcpu_enter_guest
     k.cpu.preemptCount++;
@@ -386,7 +406,8 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
       return 0;
     }
     if (enterInSrcu) vcpu.inSrcu = false; // fixed: kvmIsolationEnterInSrcu
-    const isolated = yield* vmxVcpuRun(k, vcpu);
+    const isolated = yield* vmxVcpuRun(k, vcpu, flags);
+    ranUnisolated ||= !isolated && vcpu.asi !== null;
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
     // 5.2 vcpu_enter_guest: kvm_x86_ops->handle_external_intr (vmx_handle_external_intr) runs the
@@ -410,8 +431,23 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
   k.preemptNotifier = undefined;
   yield 'vcpu_put';
   checkUser(k, vcpu);
+  checkReported(k, vcpu, ranUnisolated, flags);
   checkSchedulable(sys, k.cpu, 'return to user space from KVM_RUN');
   return 0;
+}
+
+/** What KVM_RUN tells user space besides its return value: kvm_run->flags. */
+interface RunFlags {
+  /** KVM_RUN_X86_UNISOLATED (fixed: kvmReportsUnisolatedEntry): the guest ran without isolation. */
+  unisolated: boolean;
+}
+
+/** KVM-ENTRY at return to user space: a guest entered on the kernel page table is reported to the VMM. */
+function checkReported(k: Exec, vcpu: Vcpu, ranUnisolated: boolean, flags: RunFlags): void {
+  if (flags.unisolated) log(k.out, 'note', `KVM_RUN of vCPU ${vcpu.id} returns with KVM_RUN_X86_UNISOLATED in kvm_run->flags`);
+  if (ranUnisolated && !flags.unisolated) {
+    kvmEvent(k.sys, 'KVM-ENTRY', `cpu${k.cpu.id}: KVM_RUN of vCPU ${vcpu.id} entered the guest on the kernel page table (isolation failed or was aborted) and returns to user space telling it nothing`);
+  }
 }
 
 /**

@@ -154,6 +154,35 @@ describe('renderHtml', () => {
   });
 });
 
+describe('a step with a race', () => {
+  // F38: cpu1's kvm_io_bus_unregister_dev runs inside cpu0's KVM_RUN, between patch 26's read of
+  // kvm->buses[1] and its use.
+  const F38 = join(root, 'counterexamples', 'rfc-v2--no-uaf--72be468558bc.json');
+  const { replay, header } = replayOf(F38);
+  const raced = replay.steps.at(-1)!;
+  const html = renderHtml(header, replay);
+
+  it('shows the two CPUs side by side, a row per stretch each ran, in the order they ran', () => {
+    expect(raced.race).toEqual({ host: 0, racer: 1 });
+    const table = html.slice(html.indexOf('<table class="race">'), html.indexOf('</table>', html.indexOf('<table class="race">')));
+    expect(table).toContain('<th>cpu0: the op in flight</th><th>cpu1: the racing op</th>');
+    const rows = table.split('<tr>').slice(2);
+    const column = (row: string) => (row.startsWith('<td></td>') ? 'cpu1' : 'cpu0');
+    // cpu0 logs nothing up to its read; cpu1 runs its ioctl to its end, then cpu0 goes on and uses what it read.
+    expect(rows.map(column)).toEqual(['cpu1', 'cpu0']);
+    expect(rows[1]).toContain('remapped kvm buses[1]');
+    expect(rows[0]).toContain(esc('runs at vcpu_run@vcpu_isolation_enter reads kvm->buses[1]'));
+    expect(rows[0]).toContain(esc('kvm_io_bus_unregister_dev vm#1 bus 1 = 0'));
+  });
+
+  it("keeps the racing op's lines in the text trace, in the same order", () => {
+    const lines = raced.log.map((e) => e.text);
+    const racer = raced.log.filter((e) => e.cpu === 1).map((e) => e.text);
+    expect(racer.length).toBeGreaterThan(1);
+    expect(lines.indexOf(racer[0])).toBeLessThan(lines.indexOf(racer.at(-1)!));
+  });
+});
+
 describe('in a browser', () => {
   // No arguments, as a user first runs it: the default report must pass too. It makes its own folder.
   it.skipIf(!existsSync('/usr/bin/chromium'))('scripts/check-html-report.sh passes with no arguments: Chromium renders the sections and a highlight', () => {

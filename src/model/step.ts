@@ -2,7 +2,7 @@
 // modelled code logged. Bad arguments give the RFC's error codes; nothing here throws on user input.
 
 import { type Allocation, KERNEL, stepBegins } from './mm/memory.ts';
-import { type Log, log } from './trace.ts';
+import { type Log, log, onCpu } from './trace.ts';
 import { type ApiCall, type Asi, type Config, type System, cloneSystem, newGhost } from './system.ts';
 import { type Racing, RacerWaits, inFlightCpu, mustWait, taskInFlight } from './x86/smp.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
@@ -106,15 +106,22 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
   let waiting: string | undefined;
   // The op's task, as its path starts (a KVM_RUN's vCPU thread, once it is on the CPU), and the task it switches to.
   let tasks: number[] = [];
+  // The racing op's lines, told apart from the op in flight's (the HTML report puts them side by side).
+  const note = (text: string) => out.push(onCpu({ kind: 'note', text }, on));
   const run = (racing: Racing | undefined, where: string) => {
     done = true;
     sys.spinning = undefined;
-    if (sys.cpus[on]?.dead) return log(out, 'note', `${line}: never runs, cpu${on} hangs`);
+    if (sys.cpus[on]?.dead) {
+      note(`${line}: never runs, cpu${on} hangs`);
+      return;
+    }
     const exec = sys.exec;
     sys.racing = racing;
-    log(out, 'note', `${line}: runs ${where}`);
-    const ret = runOp(sys, race.op, out, observe, on);
-    log(out, 'note', `cpu${on}: ${formatOffCpu(sys.g, race.op)} = ${ERRNO_NAMES[ret] ?? ret}`);
+    note(`${line}: runs ${where}`);
+    const own: Log = [];
+    const ret = runOp(sys, race.op, own, observe, on);
+    for (const e of own) out.push(onCpu(e, on));
+    note(`cpu${on}: ${formatOffCpu(sys.g, race.op)} = ${ERRNO_NAMES[ret] ?? ret}`);
     sys.racing = undefined;
     sys.exec = exec;
   };
@@ -124,7 +131,7 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
     const racing = { cpu: host.cpu.id, tasks: host.switchingTo === undefined ? tasks : [...tasks, host.switchingTo] };
     const wait = on === host.cpu.id ? new RacerWaits(`cpu${on} runs the op in flight`, false, []) : waitsOnCopy(sys, race, on, racing);
     if (wait) {
-      if (wait.message !== waiting) log(out, 'note', `${line}: waits at ${where}: ${wait.message}`);
+      if (wait.message !== waiting) note(`${line}: waits at ${where}: ${wait.message}`);
       waiting = wait.message;
       // Its CPU spins at that wait from now on, with what it holds there.
       if (on !== host.cpu.id) sys.spinning = { cpu: on, op: formatOffCpu(sys.g, race.op), why: wait.message, irqsOff: wait.irqsOff, locks: wait.locks, ...(wait.blocked ? { blocked: wait.blocked } : {}) };

@@ -6,6 +6,8 @@ export type TraceKind = 'pr_debug' | 'pr_info' | 'pr_warn' | 'pr_err' | 'WARN_ON
 export interface TraceEvent {
   readonly kind: TraceKind;
   readonly text: string;
+  /** The CPU of the racing op (Op.race) that wrote it; absent for the op's own lines. */
+  readonly cpu?: number;
 }
 
 export type Log = TraceEvent[];
@@ -32,5 +34,29 @@ class LazyEvent implements TraceEvent {
 
   toJSON(): TraceEvent {
     return { kind: this.kind, text: this.text };
+  }
+}
+
+/** `e` as a line of the racing op on `cpu`: its text is still made only when read. */
+export function onCpu(e: TraceEvent, cpu: number): TraceEvent {
+  return new RacingEvent(e, cpu);
+}
+
+class RacingEvent implements TraceEvent {
+  constructor(
+    private readonly e: TraceEvent,
+    readonly cpu: number,
+  ) {}
+
+  get kind(): TraceKind {
+    return this.e.kind;
+  }
+
+  get text(): string {
+    return this.e.text;
+  }
+
+  toJSON(): TraceEvent {
+    return { kind: this.kind, text: this.text, cpu: this.cpu };
   }
 }

@@ -8,7 +8,8 @@ import { lowerLevel } from '../model/mm/pagetable.ts';
 import type { Config } from '../model/system.ts';
 import { changeSign, cpuField, describeChange, formatRange } from './diff.ts';
 import { type PtRow, covers } from './pagetree.ts';
-import type { AsiReport, Replay } from './record.ts';
+import type { AsiReport, Replay, StepView } from './record.ts';
+import type { TraceEvent } from '../model/trace.ts';
 import { failurePlace } from '../check/run.ts';
 import { kernelWords } from '../check/counterexample.ts';
 import type { CpuView } from './snapshot.ts';
@@ -53,6 +54,7 @@ td.changed { background: #ddf4ff; }
 .differs { color: #a40e26; font-weight: 600; }
 .shared { color: #6e7781; font-style: italic; }
 .none { color: #6e7781; font-style: italic; }
+table.race { width: 100%; } table.race td { width: 50%; }
 .legend span { display: inline-block; padding: 0 6px; margin-right: 8px; border: 1px solid #d0d7de; }
 `;
 
@@ -80,12 +82,29 @@ function summary(h: ReportHeader, r: Replay): string {
 
 const SIGN_CLASS = { '+': 'add', '-': 'del', '~': 'mod' } as const;
 
+const logLine = (e: TraceEvent) => `<div class="log">${esc(`${e.kind}: ${e.text}`)}</div>`;
+
+/**
+ * A step whose op had a race: its lines side by side, a column per CPU, a row per stretch one CPU
+ * ran, in the order they ran.
+ */
+function sideBySide(s: StepView, race: NonNullable<StepView['race']>): string {
+  const runs: { racer: boolean; lines: string[] }[] = [];
+  for (const e of s.log) {
+    const racer = e.cpu !== undefined;
+    if (runs.at(-1)?.racer !== racer) runs.push({ racer, lines: [] });
+    runs.at(-1)!.lines.push(logLine(e));
+  }
+  const rows = runs.map((x) => (x.racer ? `<tr><td></td><td>${x.lines.join('')}</td></tr>` : `<tr><td>${x.lines.join('')}</td><td></td></tr>`));
+  return `<table class="race"><thead><tr><th>cpu${race.host}: the op in flight</th><th>cpu${race.racer}: the racing op</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
 function steps(r: Replay): string {
   const failAt = r.failure ? r.failure.step + 1 : -1;
   const body = r.steps
     .map((s) => {
       const details = [
-        ...s.log.map((e) => `<div class="log">${esc(`${e.kind}: ${e.text}`)}</div>`),
+        ...(s.race ? [sideBySide(s, s.race)] : s.log.map(logLine)),
         ...s.changes.map((c) => {
           const sign = changeSign(c);
           return `<div class="${SIGN_CLASS[sign]}">${esc(`${sign} ${describeChange(r.g, c)}`)}</div>`;

@@ -6,7 +6,7 @@ import type { Failure, RunOptions, RunResult } from '../check/run.ts';
 import { formatRet } from '../check/run.ts';
 import { type Geometry } from '../model/mm/geometry.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
-import { formatOp } from '../model/ops.ts';
+import { formatOp, raceCpu } from '../model/ops.ts';
 import { createSystem } from '../model/step.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import type { TraceEvent } from '../model/trace.ts';
@@ -20,6 +20,8 @@ export interface StepView {
   readonly op: string;
   readonly ret: string;
   readonly log: readonly TraceEvent[];
+  /** For an op with a race: the CPU of the op in flight and that of the racing op, whose lines carry it. */
+  readonly race?: { readonly host: number; readonly racer: number };
   readonly changes: readonly Change[];
   /** The CPUs after the step. */
   readonly cpus: readonly CpuView[];
@@ -57,7 +59,8 @@ export function recordReplay(config: Config, run: (opts: RunOptions) => RunResul
   const res = run({
     onStep: (sys, rec, i) => {
       const now = snapshot(sys);
-      steps.push({ n: i + 1, op: formatOp(g, rec.op), ret: formatRet(rec.op, rec.outcome.ret), log: rec.outcome.log, changes: diffSnapshots(prev, now), cpus: now.cpus });
+      const race = 'race' in rec.op && rec.op.race ? { race: { host: rec.op.cpu, racer: raceCpu(rec.op.race) } } : {};
+      steps.push({ n: i + 1, op: formatOp(g, rec.op), ret: formatRet(rec.op, rec.outcome.ret), log: rec.outcome.log, ...race, changes: diffSnapshots(prev, now), cpus: now.cpus });
       prev = now;
     },
   });

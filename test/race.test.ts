@@ -49,6 +49,42 @@ describe('a racing op', () => {
   });
 });
 
+describe('asi_destroy racing a CPU in asi_enter or asi_exit (F41)', () => {
+  const NO_REFCOUNT: Config = { geometry: 'small', cpus: 2, profile: 'fixed', options: { asiUsersRefcount: false } };
+  const FIXED: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+  const setup: Op[] = [{ op: 'asi_create', flags: 0 }, { op: 'asi_enter', cpu: 1, asi: 1, intr: [] }];
+  /** cpu1's asi_exit, with cpu0's asi_destroy at the first point after asi_session->asi = NULL. */
+  const exitRaced = (): Op => {
+    for (let at = 0; at < 16; at++) {
+      const op: Op = { op: 'asi_exit', cpu: 1, asi: 1, intr: [], race: { at, op: { op: 'asi_destroy', asi: 1 }, on: 0 } };
+      if (lastLog(NO_REFCOUNT, [...setup, op]).some((l) => l.endsWith('runs at asi_exit@asi_session->asi = NULL'))) return op;
+    }
+    throw new Error('no point after asi_session->asi = NULL');
+  };
+
+  test("without a reference count, the destroy finds no session and frees the ASI asi_exit still unmaps from (destroyChecksSessions' check races)", () => {
+    const ops = [...setup, exitRaced()];
+    expect(runOps(NO_REFCOUNT, ops, { stopOn: 'SESSION' }).failure?.violations.find((v) => v.invariant === 'SESSION')?.message).toContain('which no longer exists');
+  });
+
+  test('with asiUsersRefcount, asi_destroy is refused (-EBUSY) at every point of asi_enter and asi_exit, and nothing is violated', () => {
+    for (const host of ['asi_enter', 'asi_exit'] as const) {
+      const base = host === 'asi_enter' ? setup.slice(0, 1) : setup;
+      for (let at = 0; at < 16; at++) {
+        const ops: Op[] = [...base, { op: host, cpu: 1, asi: 1, intr: [], race: { at, op: { op: 'asi_destroy', asi: 1 }, on: 0 } }];
+        const log = lastLog(FIXED, ops);
+        const ran = log.find((l) => l.startsWith('cpu0: asi_destroy asi#1 = '))!;
+        // Before asi_enter's first statement the destroy wins and asi_enter finds no ASI (-EINVAL);
+        // once asi_exit has returned, nothing uses it. In between, and after asi_enter, the ASI is in use.
+        const returned = log.some((l) => l.endsWith('runs at asi_exit@return') || l.endsWith('runs after the op in flight returned'));
+        const free = host === 'asi_enter' ? at === 0 : returned;
+        expect(ran.endsWith(free ? '= 0' : '-EBUSY'), `${host} at ${at}: ${ran}`).toBe(true);
+        expect(runOps(FIXED, ops).failure, `${host} at ${at}`).toBeUndefined();
+      }
+    }
+  });
+});
+
 describe('shrinking races', () => {
   test('a race the violation does not need becomes its two ops one after the other', () => {
     const raced: Op = { ...run(0, 2, ['cpuid']), race: { at: 1, on: 1, op: { op: 'kmalloc', size: 8, sensitive: false } } };

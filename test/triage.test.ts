@@ -56,6 +56,8 @@ const ALSO_EXPLAINED_BY: Record<string, readonly string[]> = {
   // The same guard refuses KVM_CREATE_VCPU's map of the lapic's slab page: the vCPU has no ASI to enter.
   F38: ['mapRefusesSharedSlabPages'],
   F40: ['mapRefusesSharedSlabPages'],
+  // A session holds a reference on its ASI: the refcount refuses that asi_destroy too.
+  F15: ['asiUsersRefcount'],
 };
 
 describe('triage of counterexamples/', () => {

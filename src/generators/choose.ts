@@ -360,11 +360,12 @@ function racerWeights(weights: Partial<Weights>): Weights {
 const KVM_RACERS = racerWeights({ kvm_destroy_vm: 1, kvm_set_memory_region: 3, kvm_io_bus: 3, kvm_run: 2 });
 
 /**
- * While asi_enter, asi_exit or a context switch is in flight: the ASI API and the frees that unmap
- * from ASIs and shoot down TLBs, tasks exiting, and another CPU's interrupts and faults (whose
- * handlers leave its session and unmap its stack).
+ * While asi_enter, asi_exit or a context switch is in flight: the ASI API (asi_destroy of the ASI
+ * being entered or left among it) and the frees that unmap from ASIs and shoot down TLBs, tasks
+ * exiting, and another CPU's interrupts and faults (whose handlers leave its session and unmap its
+ * stack).
  */
-const SESSION_RACERS = racerWeights({ asi_unmap: 1, vfree: 1, kfree: 1, task_exit: 1, interrupt: 1, access: 1 });
+const SESSION_RACERS = racerWeights({ asi_unmap: 1, vfree: 1, kfree: 1, task_exit: 1, interrupt: 1, access: 1, asi_destroy: 1 });
 
 /** A race on one walk op in RACE_ONE_IN of those that may carry one, with two CPUs or more. */
 const RACE_ONE_IN = 3;

@@ -82,6 +82,14 @@ export interface DesignOptions {
   /** asi_destroy refuses (-EBUSY) an ASI that a CPU's session still uses; the RFC frees it under the CPU. */
   destroyChecksSessions: boolean;
   /**
+   * struct asi counts its users: asi_enter takes a reference at its first statement, and the end of
+   * asi_exit (or of a failed asi_enter, or of the unmap an NMI deferred) drops it; asi_destroy
+   * refuses (-EBUSY) while one is held. destroyChecksSessions looks at the sessions only: another
+   * CPU's asi_enter before it sets asi_session->asi, or its asi_exit after it cleared it, still
+   * uses the struct asi and the page tables asi_destroy frees.
+   */
+  asiUsersRefcount: boolean;
+  /**
    * asi_start_abort increments abort_depth before it changes the state. The RFC increments last, so
    * an NMI inside the abort exits the session and the interrupted handler then leaves abort_depth 1.
    */
@@ -267,6 +275,7 @@ export const OPTION_NAMES = [
   'faultChecksDepth',
   'barrierEndChecksFirst',
   'destroyChecksSessions',
+  'asiUsersRefcount',
   'startAbortCountsFirst',
   'protectInternalRanges',
   'initMapsIdt',
@@ -314,6 +323,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   faultChecksDepth: false,
   barrierEndChecksFirst: false,
   destroyChecksSessions: false,
+  asiUsersRefcount: false,
   startAbortCountsFirst: false,
   protectInternalRanges: false,
   initMapsIdt: false,
@@ -361,6 +371,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   faultChecksDepth: true,
   barrierEndChecksFirst: true,
   destroyChecksSessions: true,
+  asiUsersRefcount: true,
   startAbortCountsFirst: true,
   protectInternalRanges: true,
   initMapsIdt: true,

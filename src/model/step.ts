@@ -247,6 +247,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
       return withAsi(sys, op.asi, out, (asi) => {
         const user = sys.cpus.find((c) => c.session.asi === asi.id || cr3Root(c.cr3) === asi.pgd);
         if (user && sys.options.destroyChecksSessions) return EBUSY;
+        if (asi.users > 0 && sys.options.asiUsersRefcount) return EBUSY;
         asiDestroy(sys, asi, out);
         return 0;
       });

@@ -144,6 +144,8 @@ export interface Asi {
   ranges: readonly AsiRange[];
   /** refcount-entries policy: references per entry "level:va". */
   readonly entryRefs: Map<string, number>;
+  /** fixed: asiUsersRefcount. asi->users: references asi_enter took that asi_exit has not dropped yet. */
+  users: number;
 }
 
 export interface VmArea {

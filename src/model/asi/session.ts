@@ -5,7 +5,7 @@
 import { type Cpu, type SessionState, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { getCpuVar, inNmi, putCpuVar, spinLock, spinUnlock } from '../x86/context.ts';
 import { ASI_MAP_CURRENT_TASK, asiMap, asiUnmap, warnOn } from './asi.ts';
-import { EBUSY, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
+import { EBUSY, EINVAL, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
 import { PAGE_SIZE } from '../mm/geometry.ts';
 import { type Log, log } from '../trace.ts';
 import { type Asi, type System, type Task, mutant } from '../system.ts';
@@ -99,6 +99,14 @@ function* asiRestoreCr3(k: Exec): Path<number> {
 export function* asiEnter(k: Exec, asi: Asi): Path<number> {
   const { sys, cpu, out } = k;
   const s = cpu.session;
+  // The caller's handle as asi_enter starts: another CPU may have destroyed the ASI since the op named it.
+  if (!sys.asis.has(asi.id)) return EINVAL;
+  if (sys.options.asiUsersRefcount) asi.users++; // fixed: asiUsersRefcount
+  // Every return before the session holds the ASI drops that reference again.
+  const put = (ret: number) => {
+    asiPut(sys, asi);
+    return ret;
+  };
   const state = s.state;
   yield 'read state';
   if (state === ASI_SESSION_STATE_ABORTED) warnOn(sys, out, 'state == ASI_SESSION_STATE_ABORTED');
@@ -106,16 +114,17 @@ export function* asiEnter(k: Exec, asi: Asi): Path<number> {
     if (s.asi !== asi.id) {
       // The caller's mistake, refused with -EBUSY: the API doing its job, not a broken assertion.
       log(out, 'WARN_ON', 'current_asi != asi');
-      return EBUSY;
+      return put(EBUSY);
     }
     if (s.task !== currentTask(k)) warnOn(sys, out, 'asi_session->task != current');
-    return 0;
+    // The session holds its reference already.
+    return put(0);
   }
   // fixed: asiEnterExclusive, an atomic claim of the ASI (a cmpxchg of its owner CPU).
   const owner = sys.options.asiEnterExclusive ? sys.cpus.find((c) => c !== cpu && c.session.asi === asi.id && c.session.state !== ASI_SESSION_STATE_INACTIVE) : undefined;
   if (owner) {
     log(out, 'pr_debug', `asi#${asi.id} is entered on cpu${owner.id}`);
-    return EBUSY;
+    return put(EBUSY);
   }
   getCpuVar(sys);
   s.asi = asi.id;
@@ -138,7 +147,7 @@ export function* asiEnter(k: Exec, asi: Asi): Path<number> {
     s.asi = null;
     s.task = null;
     putIfFixed(k);
-    return err;
+    return put(err);
   }
 
   const saveLate = mutant(sys, 'original-cr3-saved-late');
@@ -248,8 +257,16 @@ export function* asiExit(k: Exec, asiId: number | null): Path {
   if (sys.options.nmiDefersExit && inNmi(k.cpu)) {
     s.deferredUnmap = { asi: asi.id, task: task.id }; // fixed: nmiDefersExit
     yield 'irq_work_queue(unmap current stack)';
-  } else yield* unmapSession(k, asi, task);
+  } else {
+    yield* unmapSession(k, asi, task);
+    asiPut(sys, asi);
+  }
   putIfFixed(k);
+}
+
+/** fixed: asiUsersRefcount. Drops a reference asi_enter took. */
+function asiPut(sys: System, asi: Asi): void {
+  if (sys.options.asiUsersRefcount) asi.users--;
 }
 
 /** The end of asi_exit (patches 15, 16): what asi_enter mapped for the session's task. */
@@ -273,7 +290,9 @@ export function runDeferredUnmap(k: Exec): void {
   k.cpu.session.deferredUnmap = null;
   const asi = k.sys.asis.get(d.asi);
   const task = k.sys.kernel.tasks.get(d.task);
-  if (asi && task) for (const _ of unmapSession(k, asi, task));
+  if (!asi) return;
+  if (task) for (const _ of unmapSession(k, asi, task));
+  asiPut(k.sys, asi);
 }
 
 /** asi_abort (patch 02): what prepare_task_switch calls. */

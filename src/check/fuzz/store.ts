@@ -142,7 +142,8 @@ export class FindingStore {
     const shapes = cause && !('mutant' in cause) ? this.known.shapes : undefined;
     const key = !cause ? dedupKey(c) : shapes ? shapeKey(v.invariant, cause, v.fn) : causeKey(v.invariant, cause);
     const knownFile = (shapes ?? this.known.files).get(key);
-    const shapeOf = shapes && knownFile === undefined ? this.known.causes?.get(causeLabel(cause!)) : undefined;
+    // The file that knew the cause: one of the same invariant if there is one.
+    const shapeOf = shapes && knownFile === undefined ? (this.known.files.get(causeKey(v.invariant, cause!)) ?? this.known.causes?.get(causeLabel(cause!))) : undefined;
     const before = this.findings.get(key);
     if (before && !earlier({ first: v, worker }, before)) {
       const finding = { ...before, walks: before.walks + 1 };

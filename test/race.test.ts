@@ -8,6 +8,7 @@ import { shrinkOps, unrace } from '../src/check/minimize.ts';
 import type { Op } from '../src/model/ops.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import type { Config } from '../src/model/system.ts';
+import { EBUSY } from '../src/model/mm/kernel.ts';
 import { ONE_VCPU, kvmConfig, racedBus, run } from './kvm-scenarios.ts';
 
 const POSTED: Config = { geometry: 'small', cpus: 2, profile: 'rfc-v2' };
@@ -79,6 +80,35 @@ describe('asi_destroy racing a CPU in asi_enter or asi_exit (F41)', () => {
         const returned = log.some((l) => l.endsWith('runs at asi_exit@return') || l.endsWith('runs after the op in flight returned'));
         const free = host === 'asi_enter' ? at === 0 : returned;
         expect(ran.endsWith(free ? '= 0' : '-EBUSY'), `${host} at ${at}: ${ran}`).toBe(true);
+        expect(runOps(FIXED, ops).failure, `${host} at ${at}`).toBeUndefined();
+      }
+    }
+  });
+});
+
+describe('asi_enter racing asi_enter or asi_exit on another CPU (asiEnterExclusive)', () => {
+  const FIXED: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+  const inAsi = (sys: ReturnType<typeof createSystem>) => sys.cpus.filter((c) => c.session.asi === 1).map((c) => c.id);
+
+  test("at every point of one CPU's asi_enter or asi_exit, the other's asi_enter either claims the ASI first or is refused (-EBUSY) until the first has left: never two CPUs in the ASI", () => {
+    for (const host of ['asi_enter', 'asi_exit'] as const) {
+      const base: Op[] = host === 'asi_enter' ? [{ op: 'asi_create', flags: 0 }] : [{ op: 'asi_create', flags: 0 }, { op: 'asi_enter', cpu: 1, asi: 1, intr: [] }];
+      for (let at = 0; at < 16; at++) {
+        const ops: Op[] = [...base, { op: host, cpu: 1, asi: 1, intr: [], race: { at, op: { op: 'asi_enter', cpu: 0, asi: 1, intr: [] } } }];
+        const sys = createSystem(FIXED);
+        for (const op of ops.slice(0, -1)) step(sys, op);
+        const outcome = step(sys, ops[ops.length - 1]);
+        const log = outcome.log.map((e) => e.text);
+        const ret = log.find((l) => l.startsWith('cpu0: asi_enter asi#1 = '))!;
+        if (host === 'asi_enter') {
+          // Whichever claims asi#1 first enters; the other is refused.
+          expect([outcome.ret, ret.endsWith('= 0') ? 0 : EBUSY].sort(), `${host} at ${at}: ${ret}`).toEqual([EBUSY, 0].sort());
+        } else {
+          // Until cpu1's asi_exit has unmapped its stack, asi#1 is cpu1's: a flush there needs no IPI.
+          const left = log.some((l) => l.endsWith('runs at asi_exit@return') || l.endsWith('runs after the op in flight returned'));
+          expect(ret.endsWith(left ? '= 0' : '-EBUSY'), `${host} at ${at}: ${ret}`).toBe(true);
+        }
+        expect(inAsi(sys).length, `${host} at ${at}`).toBeLessThanOrEqual(1);
         expect(runOps(FIXED, ops).failure, `${host} at ${at}`).toBeUndefined();
       }
     }

@@ -62,11 +62,14 @@ export interface DesignOptions {
    */
   asiUnmapFlushesTlb: boolean;
   /**
-   * An ASI is entered on one CPU at a time: asi_enter returns -EBUSY while another CPU's session
-   * is on it. asi_exit unmaps the stack from interrupt handlers and prepare_task_switch, with IRQs
-   * off, and patch 26 remaps with IRQs off: there asi_unmap can flush its own CPU only, since
-   * waiting for another CPU's IPI with IRQs off can deadlock (5.2 WARNs). With no other CPU in the
-   * ASI, none needs it; a CPU that enters later flushes the ASI PCID (flushGlobalOnEnter).
+   * An ASI is entered on one CPU at a time: asi_enter claims it (a cmpxchg of its owner) where it
+   * sets asi_session->asi, the end of asi_exit (the stack unmapped) releases it, and another CPU's
+   * asi_enter meanwhile returns -EBUSY. asi_exit unmaps the stack from interrupt handlers and
+   * prepare_task_switch, with IRQs off, and patch 26 remaps with IRQs off: there asi_unmap can
+   * flush its own CPU only, since waiting for another CPU's IPI with IRQs off can deadlock (5.2
+   * WARNs). With no other CPU in the ASI, none needs it; a CPU that enters later flushes the ASI
+   * PCID (flushGlobalOnEnter). A check of the other CPUs' session states instead would race: a
+   * session is INACTIVE between its claim and `state = ACTIVE`.
    */
   asiEnterExclusive: boolean;
   /**

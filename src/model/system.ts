@@ -146,6 +146,8 @@ export interface Asi {
   readonly entryRefs: Map<string, number>;
   /** fixed: asiUsersRefcount. asi->users: references asi_enter took that asi_exit has not dropped yet. */
   users: number;
+  /** fixed: asiEnterExclusive. The CPU that claimed the ASI in asi_enter, until the end of its asi_exit. */
+  owner: number | null;
 }
 
 export interface VmArea {

@@ -774,7 +774,7 @@ export function asiCreate(sys: System, mapFlags: number, out: Log): number {
   }
   sys.tables.set(pgd.frames[0], new Int32Array(entriesPerTable(sys.g)));
   tableChanged(sys.mem, pgd.frames[0]);
-  const asi: Asi = { id, struct, pgd: pgd.frames[0], mappingFlags: mapFlags, backend: [], ranges: [], entryRefs: new Map(), users: 0 };
+  const asi: Asi = { id, struct, pgd: pgd.frames[0], mappingFlags: mapFlags, backend: [], ranges: [], entryRefs: new Map(), users: 0, owner: null };
   sys.asis.set(id, asi);
   const err = asiInitMapping(sys, asi, out);
   if (err) {

@@ -120,11 +120,14 @@ export function* asiEnter(k: Exec, asi: Asi): Path<number> {
     // The session holds its reference already.
     return put(0);
   }
-  // fixed: asiEnterExclusive, an atomic claim of the ASI (a cmpxchg of its owner CPU).
-  const owner = sys.options.asiEnterExclusive ? sys.cpus.find((c) => c !== cpu && c.session.asi === asi.id && c.session.state !== ASI_SESSION_STATE_INACTIVE) : undefined;
-  if (owner) {
-    log(out, 'pr_debug', `asi#${asi.id} is entered on cpu${owner.id}`);
-    return put(EBUSY);
+  // fixed: asiEnterExclusive, an atomic claim of the ASI (a cmpxchg of its owner), held until the
+  // end of asi_exit: while another CPU is anywhere between the two, this one is refused.
+  if (sys.options.asiEnterExclusive) {
+    if (asi.owner !== null && asi.owner !== cpu.id) {
+      log(out, 'pr_debug', `asi#${asi.id} is entered on cpu${asi.owner}`);
+      return put(EBUSY);
+    }
+    asi.owner = cpu.id;
   }
   getCpuVar(sys);
   s.asi = asi.id;
@@ -147,6 +150,7 @@ export function* asiEnter(k: Exec, asi: Asi): Path<number> {
     s.asi = null;
     s.task = null;
     putIfFixed(k);
+    asiRelease(sys, asi);
     return put(err);
   }
 
@@ -259,6 +263,7 @@ export function* asiExit(k: Exec, asiId: number | null): Path {
     yield 'irq_work_queue(unmap current stack)';
   } else {
     yield* unmapSession(k, asi, task);
+    asiRelease(sys, asi);
     asiPut(sys, asi);
   }
   putIfFixed(k);
@@ -267,6 +272,11 @@ export function* asiExit(k: Exec, asiId: number | null): Path {
 /** fixed: asiUsersRefcount. Drops a reference asi_enter took. */
 function asiPut(sys: System, asi: Asi): void {
   if (sys.options.asiUsersRefcount) asi.users--;
+}
+
+/** fixed: asiEnterExclusive. The session's end, the stack unmapped: another CPU may claim the ASI. */
+function asiRelease(sys: System, asi: Asi): void {
+  if (sys.options.asiEnterExclusive) asi.owner = null;
 }
 
 /** The end of asi_exit (patches 15, 16): what asi_enter mapped for the session's task. */
@@ -292,6 +302,7 @@ export function runDeferredUnmap(k: Exec): void {
   const task = k.sys.kernel.tasks.get(d.task);
   if (!asi) return;
   if (task) for (const _ of unmapSession(k, asi, task));
+  asiRelease(k.sys, asi);
   asiPut(k.sys, asi);
 }
 

@@ -10,13 +10,9 @@ import { ASI_MAP_CURRENT_TASK } from '../model/asi/asi.ts';
 import { entryCode } from '../model/x86/entry.ts';
 import { walk } from '../model/mm/pagetable.ts';
 import { asiCr3 } from '../model/asi/session.ts';
-import type { Asi, GhostEvent, System } from '../model/system.ts';
-import type { Invariant } from './types.ts';
+import type { Asi, System } from '../model/system.ts';
+import { type Invariant, ghostEvent } from './types.ts';
 import { firstAsi, perAsi, sinceVersion } from './views.ts';
-
-function ghostEvent(sys: System, id: GhostEvent['invariant']): string | undefined {
-  return sys.ghost.events.find((e) => e.invariant === id)?.message;
-}
 
 function live(sys: System): Cpu[] {
   return sys.cpus.filter((c) => !c.dead);

@@ -10,7 +10,7 @@ import { TLB_COHERENT } from './tlb.ts';
 import { CALLER_CONTRACT } from './caller.ts';
 import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, NO_UAF, PROGRESS, SESSION, STACK } from './cpu.ts';
 import { KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER } from './kvm.ts';
-import type { Invariant, Phase, Violation } from './types.ts';
+import { type Invariant, type Phase, type Violation, ghostEvent } from './types.ts';
 import { Views } from './views.ts';
 
 export type { Invariant, Phase, Violation } from './types.ts';
@@ -19,7 +19,7 @@ export const NO_WARN: Invariant = {
   id: 'NO-WARN',
   statement: "No WARN_ON of the modelled code fires: the author's own assertions hold.",
   source: 'RFC v2 patch 14 (WARN_ON in asi_unmap_overlap)',
-  check: (sys) => sys.ghost.events.find((e) => e.invariant === 'NO-WARN')?.message,
+  check: (sys) => ghostEvent(sys, 'NO-WARN'),
 };
 
 /** Crashes and hangs first (the CPU stops), then what runs on the wrong CR3, then the rules broken on the way. */

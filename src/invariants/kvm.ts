@@ -9,12 +9,8 @@ import { type ObjectRef, allocationOfFrame, objectName, objectOwner, objectsInFr
 import { kvVa } from '../model/mm/slab.ts';
 import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
-import type { Invariant } from './types.ts';
+import { type Invariant, ghostEvent } from './types.ts';
 import { LeafVerdicts, sinceVersion, windowsReaching } from './views.ts';
-
-function ghostEvent(sys: System, id: 'KVM-ENTRY' | 'KVM-EXIT-CR3' | 'KVM-USER'): string | undefined {
-  return sys.ghost.events.find((e) => e.invariant === id)?.message;
-}
 
 export const KVM_ENTRY: Invariant = {
   id: 'KVM-ENTRY',

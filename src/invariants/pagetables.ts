@@ -6,7 +6,7 @@ import { allocationOfFrame, frameCount } from '../model/mm/memory.ts';
 import { lowerLevel } from '../model/mm/pagetable.ts';
 import { entryFrame, isLarge, isNone, isPresent } from '../model/mm/pte.ts';
 import type { System } from '../model/system.ts';
-import type { Invariant } from './types.ts';
+import { type Invariant, ghostEvent } from './types.ts';
 import { meets, sincePgtablePages, sinceVersion } from './views.ts';
 
 /** A table's verdict, on itself and everything under it, as read at `base` (see malformed). */
@@ -93,16 +93,12 @@ export const PT_OWN: Invariant = {
   id: 'PT-OWN',
   statement: 'An ASI writes and frees only page-table pages it allocated; kernel tables are never changed by ASI code.',
   source: 'RFC v2 patch 04 (backend_pages), patch 05 (asi_valid_offset)',
-  check: (sys) => ownEvent(sys) ?? misowned(sys),
+  check: (sys) => ghostEvent(sys, 'PT-OWN') ?? misowned(sys),
   incremental: (views) => {
     const owned = sincePgtablePages(views, misowned);
-    return (sys) => ownEvent(sys) ?? owned(sys);
+    return (sys) => ghostEvent(sys, 'PT-OWN') ?? owned(sys);
   },
 };
-
-function ownEvent(sys: System): string | undefined {
-  return sys.ghost.events.find((ev) => ev.invariant === 'PT-OWN')?.message;
-}
 
 function misowned(sys: System): string | undefined {
   for (const asi of sys.asis.values()) {

@@ -1,7 +1,7 @@
 // The shape of an invariant: a stable id, the sentence it checks, where the rule comes from, and a
 // pure check that names what it found. Checks read the system and never change it.
 
-import type { System } from '../model/system.ts';
+import type { GhostEvent, System } from '../model/system.ts';
 import type { Judge, Views } from './views.ts';
 
 export interface Violation {
@@ -35,4 +35,9 @@ export interface Invariant {
    * give check's answer every time (test/check-equivalence.test.ts holds it to that).
    */
   readonly incremental?: (views: Views) => Judge;
+}
+
+/** The message of the first event the model recorded for `id` in the current step (src/model/system.ts Ghost.events). */
+export function ghostEvent(sys: System, id: GhostEvent['invariant']): string | undefined {
+  return sys.ghost.events.find((e) => e.invariant === id)?.message;
 }

@@ -24,6 +24,7 @@ import { _KERNPG_TABLE, _PAGE_NX, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags,
 import { frameCount, freeAllocation, unitAlloc } from '../src/model/mm/memory.ts';
 import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY, asiLock } from '../src/model/asi/asi.ts';
 import { spinLock } from '../src/model/x86/context.ts';
+import { RacerWaits } from '../src/model/x86/smp.ts';
 import { EBUSY, THREAD_PAGES, taskStackVa } from '../src/model/mm/kernel.ts';
 import { perCpuPtr } from '../src/model/mm/percpu.ts';
 import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, kernelCr3 } from '../src/model/x86/cpu.ts';
@@ -298,7 +299,7 @@ const SPECS: Record<string, Spec> = {
         run: (inv) => {
           const { sys, asi } = isolatedCpu0();
           sys.exec = sys.cpus[0];
-          sys.spinning = { cpu: 1, op: 'asi_unmap', why: 'it waits for cpu0', irqsOff: false, locks: [asiLock(asi)] };
+          sys.spinning = { cpu: 1, op: 'asi_unmap', wait: new RacerWaits('it waits for cpu0', false, [asiLock(asi)]) };
           spinLock(sys, `asi#${asi.id}->fault_lock`, false);
           expect(inv.check(sys)).toBeUndefined();
           spinLock(sys, asiLock(asi), true);

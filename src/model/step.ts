@@ -4,7 +4,7 @@
 import { type Allocation, KERNEL, stepBegins } from './mm/memory.ts';
 import { type Log, log, onCpu } from './trace.ts';
 import { type ApiCall, type Asi, type Config, type System, cloneSystem, newGhost } from './system.ts';
-import { type Racing, RacerWaits, inFlightCpu, mustWait, taskInFlight } from './x86/smp.ts';
+import { type Racing, RacerWaits, waitForTask } from './x86/smp.ts';
 import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts';
@@ -127,14 +127,14 @@ function racer(host: Exec, race: Race, switchesTo: readonly number[], out: Log, 
   };
   const point = (where: string) => {
     if (!tasks.length) tasks = [sys.kernel.current[host.cpu.id], ...switchesTo];
-    if (done || passed++ < race.at || sys.spinning?.blocked?.(sys)) return;
+    if (done || passed++ < race.at || sys.spinning?.wait.blocked?.(sys)) return;
     const racing = { cpu: host.cpu.id, tasks: host.switchingTo === undefined ? tasks : [...tasks, host.switchingTo] };
     const wait = on === host.cpu.id ? new RacerWaits(`cpu${on} runs the op in flight`, false, []) : waitsOnCopy(sys, race, on, racing);
     if (wait) {
       if (wait.message !== waiting) note(`${line}: waits at ${where}: ${wait.message}`);
       waiting = wait.message;
       // Its CPU spins at that wait from now on, with what it holds there.
-      if (on !== host.cpu.id) sys.spinning = { cpu: on, op: formatOffCpu(sys.g, race.op), why: wait.message, irqsOff: wait.irqsOff, locks: wait.locks, ...(wait.blocked ? { blocked: wait.blocked } : {}) };
+      if (on !== host.cpu.id) sys.spinning = { cpu: on, op: formatOffCpu(sys.g, race.op), wait };
       return;
     }
     run(racing, `at ${where}`);
@@ -216,7 +216,7 @@ function applyPath(sys: System, k: Exec, op: CpuOp, out: Log, ran: Ran): number 
       return accessVa(k, op.va, op.access, false, op.intr);
     case 'schedule': {
       if (!sys.kernel.tasks.has(op.task)) return ESRCH;
-      if (taskInFlight(sys, op.task)) mustWait(sys, `task#${op.task} is in kernel code on cpu${inFlightCpu(sys)}`);
+      waitForTask(sys, op.task, `task#${op.task}`);
       if (sys.kernel.current.includes(op.task)) return EBUSY;
       checkSchedulable(sys, cpu, 'schedule()');
       return ran('schedule', contextSwitch(k, op.task)) === ECPUDEAD ? ECPUDEAD : 0;
@@ -275,7 +275,7 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'task_create':
       return taskCreate(sys, ctx, { memcg: op.memcg ?? 0 });
     case 'task_exit': {
-      if (taskInFlight(sys, op.task)) mustWait(sys, `task#${op.task} is in kernel code on cpu${inFlightCpu(sys)}`);
+      waitForTask(sys, op.task, `task#${op.task}`);
       const t = k.tasks.get(op.task);
       const stack = t && k.vmAreas.get(t.stack);
       if (t && !k.current.includes(op.task)) {

@@ -13,7 +13,7 @@ import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf } from './vm.ts';
 import { kvVa } from '../mm/slab.ts';
 import { formatVa } from '../mm/geometry.ts';
-import { inFlightCpu, mustWait, taskInFlight } from '../x86/smp.ts';
+import { inFlightCpu, mustWait, waitForTask } from '../x86/smp.ts';
 
 /** VM-exit reasons the model's guests take (the basic exit reasons of the Intel SDM, vol. 3C, App. C). */
 export const EXIT_REASONS = ['ept-violation', 'io', 'mmio', 'msr', 'cpuid', 'hlt', 'external-interrupt', 'nmi', 'preemption-timer'] as const;
@@ -163,7 +163,7 @@ export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
   if (on === cpu.id) return 0;
   // vcpu->mutex, or the thread in kernel code on the CPU in flight: this ioctl comes after.
   if (vcpu.running) mustWait(sys, `vcpu->mutex: vCPU ${vcpu.id} is in KVM_RUN on cpu${inFlightCpu(sys)}`);
-  else if (taskInFlight(sys, vcpu.thread)) mustWait(sys, `vCPU ${vcpu.id}'s thread is in kernel code on cpu${inFlightCpu(sys)}`);
+  else waitForTask(sys, vcpu.thread, `vCPU ${vcpu.id}'s thread`);
   if (on >= 0) {
     const there: Exec = { ...k, cpu: sys.cpus[on] };
     const next = runnableTask(there);

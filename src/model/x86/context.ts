@@ -78,7 +78,7 @@ export function spinLock(sys: System, name: string, irqsave: boolean): void {
   const ctx = sys.exec;
   nmiSafe(sys, `spin_lock(${name})`);
   if (ctx.locks.some((l) => l.name === name)) selfDeadlock(sys, name, where(ctx));
-  else waitsForSpinner(sys, `to release ${name}`, (s) => (s.locks.includes(name) ? `holding ${name}` : undefined));
+  else waitsForSpinner(sys, `to release ${name}`, (s) => (s.wait.locks.includes(name) ? `holding ${name}` : undefined));
   const held: LockHeld = irqsave ? { name, savedIrqsDisabled: ctx.irqsDisabled } : { name };
   ctx.locks.push(held);
   if (irqsave) ctx.irqsDisabled = true;

@@ -95,7 +95,7 @@ export function onEachCpu(sys: System, targets: readonly Cpu[], what: string, fu
     // A target in flight with IRQs off takes the IPI only once they are on: the sender, its IPI
     // sent, spins until then.
     if (cpu.id === inFlightCpu(sys) && cpu.irqsDisabled) mustWait(sys, `${what}'s IPI waits for cpu${cpu.id}, whose IRQs are off`, (s) => s.cpus[cpu.id].irqsDisabled);
-    if (waitsForSpinner(sys, `to take ${what}'s IPI`, (s) => (s.cpu === cpu.id && s.irqsOff ? 'with IRQs off' : undefined))) break;
+    if (waitsForSpinner(sys, `to take ${what}'s IPI`, (s) => (s.cpu === cpu.id && s.wait.irqsOff ? 'with IRQs off' : undefined))) break;
     const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
     sys.exec = cpu;
     arrive(k, { at: 0, kind: 'irq' }, () => func(cpu));

@@ -44,10 +44,8 @@ export interface Spinning {
   readonly cpu: number;
   /** The racing op's line. */
   readonly op: string;
-  readonly why: string;
-  readonly irqsOff: boolean;
-  readonly locks: readonly string[];
-  readonly blocked?: (sys: System) => boolean;
+  /** Where it waits, and what it holds there. */
+  readonly wait: RacerWaits;
 }
 
 /**
@@ -61,7 +59,7 @@ export function waitsForSpinner(sys: System, need: string, holds: (s: Spinning) 
   const what = s && holds(s);
   if (!what) return false;
   const me = sys.exec.id;
-  hang(sys, [me, s.cpu], `deadlock cpu${me} -> cpu${s.cpu} -> cpu${me}: cpu${me} waits for cpu${s.cpu} ${need}; cpu${s.cpu}, in ${s.op} ${what}, waits for cpu${me}: ${s.why}`);
+  hang(sys, [me, s.cpu], `deadlock cpu${me} -> cpu${s.cpu} -> cpu${me}: cpu${me} waits for cpu${s.cpu} ${need}; cpu${s.cpu}, in ${s.op} ${what}, waits for cpu${me}: ${s.wait.message}`);
   return true;
 }
 
@@ -84,4 +82,9 @@ export function inFlightCpu(sys: System): number | undefined {
 /** A task of the op in flight: blocked in it or running it, it is not runnable elsewhere. */
 export function taskInFlight(sys: System, task: number | null): boolean {
   return task !== null && sys.racing?.tasks.includes(task) === true;
+}
+
+/** A racing op that would run or end `task` (named `what`) waits while the op in flight has it in kernel code. */
+export function waitForTask(sys: System, task: number | null, what: string): void {
+  if (taskInFlight(sys, task)) mustWait(sys, `${what} is in kernel code on cpu${inFlightCpu(sys)}`);
 }

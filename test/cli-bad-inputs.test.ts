@@ -53,7 +53,7 @@ const CASES: Case[] = [
   ['replay of text', 'asi-check', () => ['replay', fixture('text.json', 'hello')], /not valid JSON/],
   ['replay of a JSON array', 'asi-check', () => ['replay', fixture('array.json', '[]')], /not an asi-check counterexample/],
   ['replay of another format', 'asi-check', () => ['replay', fixture('format.json', (o) => (o.format = 'syzkaller'))], /format "syzkaller"/],
-  ['replay of version 4', 'asi-check', () => ['replay', fixture('v4.json', (o) => (o.version = 4))], /format version 4 is not supported/],
+  ['replay of version 5', 'asi-check', () => ['replay', fixture('v5.json', (o) => (o.version = 5))], /format version 5 is not supported/],
   ['replay of an unknown invariant', 'asi-check', () => ['replay', fixture('inv.json', (o) => (o.invariant = 'NOPE'))], /unknown invariant "NOPE"/],
   ['replay without a message', 'asi-check', () => ['replay', fixture('nomsg.json', (o) => delete o.message)], /message must be a string, got none$/],
   ['replay of a numeric message', 'asi-check', () => ['replay', fixture('nummsg.json', (o) => (o.message = 7))], /message must be a string, got 7$/],

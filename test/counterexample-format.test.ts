@@ -99,9 +99,9 @@ describe('format 1 (asi-check 0.1)', () => {
     expect(rejection(edited((o) => ((o.version = 1), delete o.asiCheck, (o.config.kernel = { pml: false })))).message).toMatch(/unknown kernel setting "pml" \(format version 1\)/);
   });
 
-  test('what is saved now is version 3 and names the asi-check that saved it', () => {
+  test('what is saved now is version 4 and names the asi-check that saved it', () => {
     const c = valid();
-    expect(c.version).toBe(3);
+    expect(c.version).toBe(4);
     expect(c.asiCheck).toMatch(/^\d+\.\d+\.\d+/);
   });
 
@@ -110,6 +110,21 @@ describe('format 1 (asi-check 0.1)', () => {
     const text = (version: number) => JSON.stringify({ ...valid(), version, ops: [...valid().ops, raced] });
     expect(parseCounterexample(text(3)).ops.at(-1)).toEqual(raced);
     expect(() => parseCounterexample(text(2))).toThrow(/race needs format version 3, the file says 2/);
+  });
+
+  test('an ASI API call made on a CPU is read from version 4 only: a version-3 file with one is refused, naming the op', () => {
+    const made = { op: 'asi_unmap', asi: 1, ptr: 4096, on: 1 };
+    const text = (version: number) => JSON.stringify({ ...valid(), version, ops: [...valid().ops, made] });
+    expect(parseCounterexample(text(4)).ops.at(-1)).toEqual(made);
+    expect(() => parseCounterexample(text(3))).toThrow(/op 8: on needs format version 4, the file says 3/);
+  });
+
+  test('`on` is validated: only ASI API calls take it, it names a CPU, and a racing op says its CPU with race.on', () => {
+    const ops = (op: unknown) => JSON.stringify({ ...valid(), ops: [op] });
+    expect(() => parseCounterexample(ops({ op: 'kmalloc', size: 8, sensitive: false, on: 1 }))).toThrow(/op 1: kmalloc: on must name a CPU, and only ASI API calls take it/);
+    expect(() => parseCounterexample(ops({ op: 'asi_unmap', asi: 1, ptr: 0, on: -1 }))).toThrow(/asi_unmap: on must name a CPU/);
+    const raced = { op: 'asi_enter', cpu: 0, asi: 1, intr: [], race: { at: 0, on: 1, op: { op: 'asi_unmap', asi: 1, ptr: 0, on: 1 } } };
+    expect(() => parseCounterexample(ops(raced))).toThrow(/a racing op's CPU is race.on/);
   });
 
   test('a race is validated: on its own CPU, or nested, it is refused with the reason', () => {

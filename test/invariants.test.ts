@@ -225,6 +225,22 @@ function ipiDeadlock(options: Partial<DesignOptions>): { sys: System; last: Op }
   return { sys, last: { op: 'schedule', cpu: 0, task, intr: [], race: { at: 1, op: fault } } };
 }
 
+/**
+ * An ASI whose struct asi is mapped in it: a kmalloc-2k neighbour shares its slab page, and a caller
+ * maps the whole page. cpu0 is isolated in it; the last op is an asi_unmap made on cpu0, whose
+ * lock word is reachable there but whose range record is not.
+ */
+function structAsiMapped(options: Partial<DesignOptions>): { sys: System; last: Op } {
+  const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'fixed', options });
+  const id = run(sys, { op: 'asi_create', flags: 0 });
+  const neighbour = sys.kernel.kmallocs.get(run(sys, { op: 'kmalloc', size: 0x800, sensitive: false }))!;
+  const page = sys.kernel.kmallocs.get(sys.asis.get(id)!.struct)!.va & ~(PAGE_SIZE - 1);
+  expect(neighbour.va & ~(PAGE_SIZE - 1), 'the neighbour shares the slab page of struct asi').toBe(page);
+  expect(run(sys, { op: 'asi_map', asi: id, ptr: page, size: PAGE_SIZE, level: PGT_LEVEL_PTE })).toBe(0);
+  expect(run(sys, { op: 'asi_enter', cpu: 0, asi: id, intr: [] })).toBe(0);
+  return { sys, last: { op: 'asi_unmap', asi: id, ptr: page, on: 0 } };
+}
+
 const SPECS: Record<string, Spec> = {
   ...KVM_SPECS,
   'ENTRY-MAPPED': {
@@ -263,6 +279,16 @@ const SPECS: Record<string, Spec> = {
           expect(inv.check(sys)).toBeUndefined();
         },
       },
+      {
+        name: 'fixed: an asi_unmap made on an isolated CPU leaves isolation before it takes asi->lock (apiLeavesIsolation)',
+        run: (inv) => {
+          const { sys, last } = structAsiMapped({});
+          expect(run(sys, last)).toBe(0);
+          expect(sys.cpus[0].dead).toBeUndefined();
+          expect(sys.cpus[0].session.state).toBe(ASI_SESSION_STATE_INACTIVE);
+          expect(inv.check(sys)).toBeUndefined();
+        },
+      },
     ],
     caught: [
       recordedCase(
@@ -281,6 +307,16 @@ const SPECS: Record<string, Spec> = {
           expect(log.some((l) => l.endsWith("waits at schedule@read state: asi_unmap of asi#1's IPI waits for cpu0, whose IRQs are off"))).toBe(true);
           expect(sys.cpus.map((c) => c.dead)).toEqual(['deadlock', 'deadlock']);
           expectCaught(inv, sys, 'deadlock cpu0 -> cpu1 -> cpu0', "cpu0 waits for cpu1 to take asi_unmap of asi#1's IPI", 'with IRQs off, waits for cpu0');
+        },
+      },
+      {
+        name: "an asi_unmap made on a CPU isolated in an ASI that maps its struct asi faults under asi->lock, and the abort's asi_exit takes asi->lock again (fixed without apiLeavesIsolation)",
+        run: (inv) => {
+          const { sys, last } = structAsiMapped({ apiLeavesIsolation: false });
+          expect(inv.check(sys)).toBeUndefined();
+          run(sys, last);
+          expect(sys.cpus[0].dead).toBe('deadlock');
+          expectCaught(inv, sys, 'deadlock: cpu0', 'in page-fault handler, holding asi#1->lock', 'waits for asi#1->lock, which it holds itself');
         },
       },
       {

@@ -9,6 +9,7 @@ import type { Op } from '../src/model/ops.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import type { Config } from '../src/model/system.ts';
 import { EBUSY } from '../src/model/mm/kernel.ts';
+import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE } from '../src/model/x86/cpu.ts';
 import { ONE_VCPU, kvmConfig, racedBus, run } from './kvm-scenarios.ts';
 
 const POSTED: Config = { geometry: 'small', cpus: 2, profile: 'rfc-v2' };
@@ -111,6 +112,44 @@ describe('asi_enter racing asi_enter or asi_exit on another CPU (asiEnterExclusi
         expect(inAsi(sys).length, `${host} at ${at}`).toBeLessThanOrEqual(1);
         expect(runOps(FIXED, ops).failure, `${host} at ${at}`).toBeUndefined();
       }
+    }
+  });
+});
+
+describe('an ASI API call made on a CPU runs through that CPU\'s CR3', () => {
+  const enter: Op[] = [
+    { op: 'asi_create', flags: 0 },
+    { op: 'asi_enter', cpu: 0, asi: 1, intr: [] },
+  ];
+  const mapOnCpu0: Op = { op: 'asi_map_percpu', asi: 1, var: 'cpu_hw_events', on: 0, caller: 1 };
+  const withOptions = (options: Config['options']): Config => ({ geometry: 'small', cpus: 2, profile: 'fixed', ...(options ? { options } : {}) });
+
+  test('on an isolated CPU, as posted: its first read of struct asi faults, asi_fault has it retried without isolation, and the call goes on', () => {
+    const config = withOptions({ apiLeavesIsolation: false });
+    const sys = createSystem(config);
+    for (const op of enter) step(sys, op);
+    const { ret, log } = step(sys, mapOnCpu0);
+    expect(ret).toBe(0);
+    expect(log.map((e) => e.text)).toContain('ASI 1: PF on cpu0 (retried without isolation)');
+    expect(sys.cpus[0].session.state).toBe(ASI_SESSION_STATE_INACTIVE);
+    expect(runOps(config, [...enter, mapOnCpu0]).failure).toBeUndefined();
+  });
+
+  test('fixed (apiLeavesIsolation): the call ends the session first and takes no fault', () => {
+    const sys = createSystem(withOptions(undefined));
+    for (const op of enter) step(sys, op);
+    const { ret, log } = step(sys, mapOnCpu0);
+    expect(ret).toBe(0);
+    expect(log.some((e) => e.text.includes('PF on'))).toBe(false);
+    expect(sys.cpus[0].session.state).toBe(ASI_SESSION_STATE_INACTIVE);
+  });
+
+  test('in process context, or on a CPU that is not isolated, nothing faults and no session changes', () => {
+    for (const call of [{ ...mapOnCpu0, on: 1 }, { op: 'asi_map_percpu', asi: 1, var: 'cpu_hw_events', caller: 1 } as Op]) {
+      const sys = createSystem(withOptions({ apiLeavesIsolation: false }));
+      for (const op of enter) step(sys, op);
+      expect(step(sys, call).log.some((e) => e.text.includes('PF on'))).toBe(false);
+      expect(sys.cpus[0].session.state).toBe(ASI_SESSION_STATE_ACTIVE);
     }
   });
 });

@@ -1,4 +1,4 @@
-// Saved counterexamples: format version 3 (versions 1 and 2 still read). The op list is the source of truth
+// Saved counterexamples: format version 4 (versions 1 to 3 still read). The op list is the source of truth
 // for replay; the rest says what it reproduced, under which configuration, which asi-check saved it,
 // and how it was found.
 //
@@ -8,6 +8,8 @@
 // ops replay on that memory; its file name says the configuration by 0.1's words
 // (configLabel(config, 1)), where version 2 says `layout=1`. Version 3 adds one thing: an op may
 // carry a `race` (another CPU's op run while it is in flight, Op.race); earlier versions have none.
+// Version 4 adds `on` to ASI API calls (the CPU whose code makes the call); earlier versions have
+// none, and an older asi-check, which would run such a call on no CPU, refuses the file.
 
 import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,9 +24,9 @@ import { ASI_CHECK_VERSION } from './version.ts';
 import { ReadError, readBounded } from './read-file.ts';
 
 export const FORMAT = 'asi-check-counterexample';
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 /** The format versions this asi-check reads. */
-const READS = [1, 2, 3] as const;
+const READS = [1, 2, 3, 4] as const;
 
 export interface Counterexample {
   readonly format: typeof FORMAT;
@@ -185,7 +187,7 @@ function validateConfig(x: unknown, version: (typeof READS)[number]): Config {
  * layout the loader gives it (so that a loaded file, written back as it is, loads again).
  */
 const KERNEL_SETTINGS_2 = ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'];
-const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: KERNEL_SETTINGS_2, 3: KERNEL_SETTINGS_2 };
+const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: KERNEL_SETTINGS_2, 3: KERNEL_SETTINGS_2, 4: KERNEL_SETTINGS_2 };
 
 function validateKernelConfig(x: unknown, version: (typeof READS)[number]): void {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');
@@ -220,10 +222,15 @@ export function parseCounterexample(text: string): Counterexample {
   const config = validateConfig(o.config, version);
   if (!Array.isArray(o.ops) || o.ops.length === 0) throw new CounterexampleError('ops must be a non-empty array');
   o.ops.forEach((op, i) => {
-    const err = validateOp(op) ?? (version < 3 && typeof op === 'object' && op !== null && 'race' in op ? `race needs format version 3, the file says ${version}` : undefined);
+    const err = validateOp(op) ?? newerField(op, 'race', 3, version) ?? newerField(op, 'on', 4, version);
     if (err) throw new CounterexampleError(`op ${i + 1}: ${err}`);
   });
   return { ...(o as unknown as Counterexample), config };
+}
+
+/** An op field a format version before `since` did not have. */
+function newerField(op: unknown, field: string, since: number, version: number): string | undefined {
+  return version < since && typeof op === 'object' && op !== null && field in op ? `${field} needs format version ${since}, the file says ${version}` : undefined;
 }
 
 /** Far above any shrunk file (a few KB) or a long walk; reading stops there. */

@@ -27,6 +27,7 @@ interface ExploreFlags extends ConfigFlags {
   readonly maxMemory?: number;
   readonly seconds?: number;
   readonly workers: number;
+  readonly preemptions?: number;
   readonly out?: string;
   readonly json?: boolean;
 }
@@ -82,10 +83,15 @@ async function run(flags: ExploreFlags): Promise<void> {
     if (e instanceof ScopeError) usageError(e.message);
     throw e;
   }
+  if (flags.preemptions !== undefined) {
+    if (flags.preemptions > 0 && !scope.races) usageError(`--preemptions: scope ${scope.name} offers no races (the kvm scope does, or a scope file's "races")`);
+    if (flags.preemptions > 0 && config.cpus < 2) usageError('--preemptions: a race needs two CPUs (--cpus 2 or more)');
+    scope = { ...scope, preemptions: flags.preemptions };
+  }
   const out = prepareOutDir(flags.out ?? DEFAULT_EXPLORE_OUT, { flag: '--out', given: flags.out !== undefined });
   const human = flags.json ? process.stderr : process.stdout;
   human.write(
-    `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${printable(scope.name)} (${printable(scope.about)}), depth ${flags.depth}, ${flags.workers} workers\n`,
+    `${pc.bold('asi-check explore')}: ${describeConfig(config)}, scope ${printable(scope.name)} (${printable(scope.about)}), depth ${flags.depth}${scope.preemptions ? `, at most ${scope.preemptions} preemptions a path` : ''}, ${flags.workers} workers\n`,
   );
   let interrupted = false;
   const stopInterrupts = onInterrupt(() => (interrupted = true));
@@ -126,7 +132,7 @@ async function run(flags: ExploreFlags): Promise<void> {
 
   if (flags.json) {
     const violation = r.violation && { invariant: r.violation.failure.violations[0].invariant, message: r.violation.failure.violations[0].message, length: r.violation.ops.length, file, ops: r.violation.ops };
-    console.log(JSON.stringify({ config, scope: scope.name, depth: flags.depth, ...figures, stopped: timedOut ? 'time' : (r.stopped ?? null), vacuous, violation: violation ?? null }, null, 2));
+    console.log(JSON.stringify({ config, scope: scope.name, depth: flags.depth, preemptions: scope.preemptions, ...figures, stopped: timedOut ? 'time' : (r.stopped ?? null), vacuous, violation: violation ?? null }, null, 2));
   } else {
     console.log(
       `${count(r.states)} distinct states, ${count(r.transitions)} transitions in ${seconds.toFixed(1)} s (${count(figures.statesPerSecond)} states/s, ${count(figures.transitionsPerSecond)} transitions/s), ` +
@@ -158,6 +164,7 @@ export function registerExplore(program: Command): void {
     .option('--max-memory <MiB>', 'stop once the whole process is this much resident (RSS: main thread, worker threads and their heaps), saying how deep the proof reached', intIn(16))
     .option('--workers <k>', 'worker threads expanding states (0: the main thread only)', intIn(0, 64), Math.min(2, availableParallelism()))
     .option('--seconds <n>', 'stop after this long, saying how deep the proof reached (the nightly run)', intIn(1))
+    .option('--preemptions <k>', "switches between CPUs inside ops a path may take: each of the scope's races is one (CHESS's preemption bound; default: the scope's, 0 for the named ones)", intIn(0, 8))
     .option('--out <dir>', `where a counterexample is saved (default: ./${DEFAULT_EXPLORE_OUT})`)
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action((flags: ExploreFlags) => run(flags));

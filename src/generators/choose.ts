@@ -6,7 +6,7 @@
 import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/mm/geometry.ts';
 import { TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../model/mm/kernel.ts';
 import { perCpuOffsetPtr, perCpuPtr, percpuVarNames } from '../model/mm/percpu.ts';
-import { ACCESS_KINDS, MAX_KMALLOC_COUNT, MAX_MEMCGS, type Op, type OpKind, RACE_HOSTS, isApiCall } from '../model/ops.ts';
+import { ACCESS_KINDS, type ApiOp, MAX_KMALLOC_COUNT, MAX_MEMCGS, type Op, type OpKind, RACE_HOSTS, isApiCall } from '../model/ops.ts';
 import type { Intr, IntrKind } from '../model/x86/entry.ts';
 import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/x86/cpu.ts';
@@ -342,8 +342,20 @@ ECONOMICAL.add(WALK_WEIGHTS);
  */
 export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WEIGHTS): Op {
   const op = resolveCall(sys, ch, weights);
-  if (isApiCall(op) && (ch.a >>> 10) % 4 === 3) return { ...op, caller: 1 };
-  return ECONOMICAL.has(weights) ? withRace(sys, op, ch) : op;
+  const called = isApiCall(op) && (ch.a >>> 10) % 4 === 3 ? { ...op, caller: 1 } : op;
+  if (!ECONOMICAL.has(weights)) return called;
+  return isApiCall(called) ? madeOnCpu(sys, called, ch) : withRace(sys, called, ch);
+}
+
+/**
+ * Economical walks make half their ASI API calls on a CPU, an isolated one where there is one:
+ * kernel code inside its session calls the API too (patch 26's remaps do), on the ASI page table.
+ */
+function madeOnCpu(sys: System, op: ApiOp, ch: Choice): Op {
+  const n = ch.a >>> 12;
+  if (n % 2 === 0) return op;
+  const isolated = sys.cpus.filter((c) => c.session.state === ASI_SESSION_STATE_ACTIVE).map((c) => c.id);
+  return { ...op, on: isolated.length ? pick(isolated, n >> 1) : (n >> 1) % sys.config.cpus };
 }
 
 /** Racing ops that touch what the in-flight op reads: no weight for any other kind. */

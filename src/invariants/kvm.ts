@@ -11,6 +11,7 @@ import type { Asi, System } from '../model/system.ts';
 import type { Vcpu } from '../model/kvm/vm.ts';
 import { type Invariant, ghostEvent } from './types.ts';
 import { LeafVerdicts, sinceVersion, windowsReaching } from './views.ts';
+import { allocsReached } from './refine.ts';
 
 export const KVM_ENTRY: Invariant = {
   id: 'KVM-ENTRY',
@@ -66,7 +67,10 @@ function freedArray(sys: System, asi: Asi, vcpu: Vcpu): string | undefined {
   const vm = sys.kvm!.vms.get(vcpu.vm)!;
   const live = new Set([...vm.memslots.map((m) => kvVa(sys, m)), ...vm.buses.map((b) => b?.va)]);
   for (const ptr of [...vcpu.asiMemslots, ...vcpu.asiBuses]) {
-    if (ptr !== null && !live.has(ptr) && asi.ranges.some((r) => r.ptr === ptr)) return `asi#${asi.id} of vCPU ${vcpu.id} still maps ${formatVa(sys.g, ptr)}, a memslots array or bus VM ${vcpu.vm} has freed`;
+    // Replaced, the old array stays in use until synchronize_srcu: only its free makes the mapping wrong.
+    const range = ptr === null || live.has(ptr) ? undefined : asi.ranges.find((r) => r.ptr === ptr);
+    const freed = range && allocsReached(range.ghostReached).some((id) => !sys.mem.allocs.has(id));
+    if (freed) return `asi#${asi.id} of vCPU ${vcpu.id} still maps ${formatVa(sys.g, ptr!)}, a memslots array or bus VM ${vcpu.vm} has freed`;
   }
   return undefined;
 }

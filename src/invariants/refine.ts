@@ -15,7 +15,7 @@ function wider(asi: number, kernel: number): boolean {
 
 /** The allocations a range reached when it was mapped, once per range (its ghost never changes). */
 const reachedCache = new WeakMap<readonly string[], readonly number[]>();
-function allocsReached(units: readonly string[]): readonly number[] {
+export function allocsReached(units: readonly string[]): readonly number[] {
   let ids = reachedCache.get(units);
   if (!ids) reachedCache.set(units, (ids = [...new Set(units.map(unitAlloc))]));
   return ids;

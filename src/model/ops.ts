@@ -11,13 +11,15 @@ import { type ExitReason, EXIT_REASONS } from './kvm/run.ts';
 export type Op =
   | { readonly op: 'asi_create'; readonly flags: number }
   | { readonly op: 'asi_destroy'; readonly asi: number }
-  // ASI API calls: `caller` names which kernel subsystem calls (0 when absent; see System.caller).
-  | { readonly op: 'asi_map'; readonly asi: number; readonly ptr: number; readonly size: number; readonly level: PgtLevel; readonly caller?: number }
-  | { readonly op: 'asi_unmap'; readonly asi: number; readonly ptr: number; readonly caller?: number }
-  | { readonly op: 'asi_remap'; readonly asi: number; readonly cur: number | null; readonly ptr: number; readonly size: number; readonly caller?: number }
-  | { readonly op: 'asi_map_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number }
-  | { readonly op: 'asi_unmap_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number }
-  | { readonly op: 'asi_map_module'; readonly asi: number; readonly module: number; readonly caller?: number }
+  // ASI API calls: `caller` names which kernel subsystem calls (0 when absent; see System.caller);
+  // `on`, the CPU whose kernel code makes the call, in the task it runs and through its CR3 (an
+  // isolated CPU's call runs on the ASI page table); absent, a process context on no CPU.
+  | { readonly op: 'asi_map'; readonly asi: number; readonly ptr: number; readonly size: number; readonly level: PgtLevel; readonly caller?: number; readonly on?: number }
+  | { readonly op: 'asi_unmap'; readonly asi: number; readonly ptr: number; readonly caller?: number; readonly on?: number }
+  | { readonly op: 'asi_remap'; readonly asi: number; readonly cur: number | null; readonly ptr: number; readonly size: number; readonly caller?: number; readonly on?: number }
+  | { readonly op: 'asi_map_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number; readonly on?: number }
+  | { readonly op: 'asi_unmap_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number; readonly on?: number }
+  | { readonly op: 'asi_map_module'; readonly asi: number; readonly module: number; readonly caller?: number; readonly on?: number }
   /** `memcg`: the memory cgroup the parent forks in (0, the root, when absent). */
   | { readonly op: 'task_create'; readonly memcg?: number }
   | { readonly op: 'task_exit'; readonly task: number }
@@ -139,7 +141,7 @@ export function isApiCall(op: Op): op is ApiOp {
 
 /** Callers other than 0 are named after the call; a race after the op it races. */
 export function formatOp(g: Geometry, op: Op): string {
-  const line = formatCall(g, op);
+  const line = 'on' in op && op.on !== undefined ? `cpu${op.on}: ${formatCall(g, op)}` : formatCall(g, op);
   const called = 'caller' in op && op.caller ? `${line} (caller ${op.caller})` : line;
   return 'race' in op && op.race ? `${called} || ${formatRace(g, op.race)}` : called;
 }
@@ -287,6 +289,7 @@ export function validateOp(x: unknown): string | undefined {
     kvm_run: [() => int('cpu'), () => int('vcpu'), () => (o.wake === undefined ? undefined : int('wake')), () => (Array.isArray(o.exits) && o.exits.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)) ? undefined : 'kvm_run: exits must list exit reasons'), () => validateIntr(o.intr)],
   };
   if (o.caller !== undefined && (!Number.isSafeInteger(o.caller) || (o.caller as number) < 0 || (o.caller as number) >= MAX_CALLERS)) return `${o.op}: caller must be 0-${MAX_CALLERS - 1}`;
+  if (o.on !== undefined && (!API_OPS.has(o.op as OpKind) || !Number.isSafeInteger(o.on) || (o.on as number) < 0)) return `${o.op}: on must name a CPU, and only ASI API calls take it`;
   for (const check of fields[o.op as OpKind]) {
     const err = check();
     if (err) return err;
@@ -303,6 +306,7 @@ function validateRace(host: Record<string, unknown>, x: unknown): string | undef
   if (err) return `${host.op}: race.op: ${err}`;
   const op = r.op as Record<string, unknown>;
   if (op.race !== undefined) return `${host.op}: a racing op has no race of its own`;
+  if (op.on !== undefined) return `${host.op}: a racing op's CPU is race.on`;
   if ('cpu' in op && r.on !== undefined) return `${host.op}: race.on is for ops that name no CPU`;
   if (!('cpu' in op) && (!Number.isSafeInteger(r.on) || (r.on as number) < 0)) return `${host.op}: race.on must name a CPU`;
   return ('cpu' in op ? op.cpu : r.on) === host.cpu ? `${host.op}: the racing op runs on cpu${host.cpu} too` : undefined;

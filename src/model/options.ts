@@ -254,6 +254,14 @@ export interface DesignOptions {
    */
   kvmReportsUnisolatedEntry: boolean;
   /**
+   * An ASI API call made on a CPU that is isolated (patch 26's remaps in vcpu_isolation_enter, or
+   * any caller inside its session) leaves isolation first, with asi_exit. The RFC runs the call on
+   * the ASI page table: its first access to data the ASI does not map faults, and when struct asi
+   * is mapped (it shares a slab page) that fault comes under asi->lock, whose abort runs asi_exit,
+   * which unmaps the stack under asi->lock again.
+   */
+  apiLeavesIsolation: boolean;
+  /**
    * kvm_intel's address_space_isolation module parameter (patch 22, 0444, read at vCPU creation). A
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
@@ -305,6 +313,7 @@ export const OPTION_NAMES = [
   'mapRefusesSharedSlabPages',
   'kvmIsolationEnterInSrcu',
   'kvmReportsUnisolatedEntry',
+  'apiLeavesIsolation',
   'kvmAddressSpaceIsolation',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
@@ -353,6 +362,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   mapRefusesSharedSlabPages: false,
   kvmIsolationEnterInSrcu: false,
   kvmReportsUnisolatedEntry: false,
+  apiLeavesIsolation: false,
   kvmAddressSpaceIsolation: true,
 };
 
@@ -401,6 +411,7 @@ export const FIXED_OPTIONS: DesignOptions = {
   mapRefusesSharedSlabPages: true,
   kvmIsolationEnterInSrcu: true,
   kvmReportsUnisolatedEntry: true,
+  apiLeavesIsolation: true,
   kvmAddressSpaceIsolation: true,
 };
 

@@ -5,11 +5,11 @@ import { type Allocation, KERNEL, stepBegins } from './mm/memory.ts';
 import { type Log, log, onCpu } from './trace.ts';
 import { type ApiCall, type Asi, type Config, type System, cloneSystem, newGhost } from './system.ts';
 import { type Racing, RacerWaits, waitForTask } from './x86/smp.ts';
-import { type Cpu, ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
+import { ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
-import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
+import { type Exec, type Observer, type Path, asiEnter, asiExit, leaveIsolationFirst } from './asi/session.ts';
 import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
 import { type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
 import {
@@ -82,12 +82,27 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
   return { ret, log: out };
 }
 
-/** One op where it runs: on its CPU, or in a process context (on CPU `on` when another op is in flight). */
-function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = -1): number {
-  if (on >= sys.cpus.length) return EINVAL;
-  const cpu = 'cpu' in op ? sys.cpus[op.cpu] : undefined;
-  sys.exec = cpu ?? { ...processContext(), id: on };
-  return 'cpu' in op ? (cpu ? (cpu.dead ? ECPUDEAD : applyOnCpu(sys, cpu, op, out, observe)) : EINVAL) : apiCall(sys, op, out, observe);
+/**
+ * One op where it runs: a per-CPU op on its CPU; another on CPU `on` (a racing op's, or an ASI API
+ * call's own), in the task that CPU runs and through its CR3, or in a process context on no CPU.
+ */
+function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = 'on' in op ? (op.on ?? -1) : -1): number {
+  const cpu = 'cpu' in op ? sys.cpus[op.cpu] : on >= 0 ? sys.cpus[on] : undefined;
+  if (!cpu) {
+    if ('cpu' in op || on >= 0) return EINVAL;
+    sys.exec = processContext();
+    return apiCall(sys, op, out, observe);
+  }
+  if (cpu.dead) return ECPUDEAD;
+  sys.exec = cpu;
+  const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
+  const was = sys.onCpu;
+  sys.onCpu = k;
+  try {
+    return 'cpu' in op ? applyOnCpu(k, op) : apiCall(sys, op, out, observe);
+  } finally {
+    sys.onCpu = was;
+  }
 }
 
 /**
@@ -178,13 +193,14 @@ function asked(sys: System, op: Exclude<Op, CpuOp>): ApiCall['asked'] {
 function apiCall(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
   if (!isApiCall(op) || !sys.asis.has(op.asi)) return apply(sys, op, out, observe);
   const asi = sys.asis.get(op.asi)!;
+  leaveIsolationFirst(sys);
   return asCaller(sys, op.caller ?? 0, () => recordApiCall(sys, op.op, asi, asked(sys, op), op.op === 'asi_remap' ? op.cur : null, () => apply(sys, op, out, observe)));
 }
 
 type CpuOp = Extract<Op, { cpu: number }>;
 
-function applyOnCpu(sys: System, cpu: Cpu, op: CpuOp, out: Log, observe?: Observer): number {
-  const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
+function applyOnCpu(k: Exec, op: CpuOp): number {
+  const { sys, out, observe } = k;
   const race = 'race' in op && op.race ? racer(k, op.race, op.op === 'schedule' ? [op.task] : [], out, observe) : undefined;
   const ran = <R>(path: string, gen: Path<R>): R | number => {
     const r = drive(k, path, gen, op.intr, race?.point);

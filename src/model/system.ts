@@ -12,6 +12,7 @@ import { type Cpu, cloneCpu } from './x86/cpu.ts';
 import { type ExecContext, processContext } from './x86/context.ts';
 import { type KvmState, cloneKvm } from './kvm/vm.ts';
 import type { Racing, Spinning } from './x86/smp.ts';
+import type { Exec } from './asi/session.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -282,8 +283,8 @@ export interface Ghost {
   heldOff: string[];
   /** Kernel objects (kmalloc and vmalloc ids) freed during the current step, and where: a CPU, or -1 for process context. */
   freedOn: Map<number, number>;
-  /** Ranges asi_unmap removed during the current step, and the context it ran in. */
-  unmappedOn: Map<AsiRange, ExecContext>;
+  /** Ranges asi_unmap removed during the current step, the context it ran in and how deep in handlers there. */
+  unmappedOn: Map<AsiRange, { readonly exec: ExecContext; readonly depth: number }>;
 }
 
 export function newGhost(): Ghost {
@@ -302,6 +303,12 @@ export interface System {
   readonly cpus: Cpu[];
   /** Where the code of the current step runs (the op's CPU, or a process context). */
   exec: ExecContext;
+  /**
+   * The path running on a CPU while the current step's code runs there: the ASI code's accesses to
+   * its own data (struct asi, range records, its page-table pages) go through that CPU's CR3 and
+   * TLB, so an isolated CPU faults where the kernel would. Undefined in process context.
+   */
+  onCpu?: Exec;
   /**
    * Who calls the ASI API in the current step: kernel subsystems sharing one ASI (KVM's setup, its
    * memslot remaps, a driver) are callers 0, 1, ...; the RFC's API cannot tell them apart. KVM's
@@ -358,6 +365,7 @@ export function cloneSystem(s: System): System {
     ...(s.kvm ? { kvm: cloneKvm(s.kvm) } : {}),
     exec: processContext(),
     caller: 0,
+    onCpu: undefined,
     racing: undefined,
     spinning: undefined,
     ghost: { ...s.ghost, events: [...s.ghost.events], apiCalls: [...s.ghost.apiCalls], cleared: [...s.ghost.cleared], visited: [...s.ghost.visited], landed: [...s.ghost.landed], heldOff: [...s.ghost.heldOff], freedOn: new Map(s.ghost.freedOn), unmappedOn: new Map(s.ghost.unmappedOn) },

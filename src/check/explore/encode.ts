@@ -13,6 +13,7 @@
 //                        `explore` judges on every transition, old target state or new
 //   exec, caller         who runs the current step: `step` and the API-call wrapper reset them to
 //                        processContext() and 0 when the step ends
+//   onCpu                the path the current step runs on a CPU: undefined again when the op ends
 //   racing               the CPU in flight while a racing op runs: undefined again before the op ends
 //   spinning             a racing op waiting for the CPU in flight: undefined again before the op ends
 //   mem.version, allocEpoch
@@ -37,7 +38,7 @@
 import type { System } from '../../model/system.ts';
 
 /** Top-level System fields left out of the encoding (see above). */
-export const EXCLUDED_SYSTEM_FIELDS: ReadonlySet<string> = new Set(['config', 'options', 'g', 'ghost', 'exec', 'caller', 'racing', 'spinning']);
+export const EXCLUDED_SYSTEM_FIELDS: ReadonlySet<string> = new Set(['config', 'options', 'g', 'ghost', 'exec', 'caller', 'onCpu', 'racing', 'spinning']);
 
 /** Fields left out wherever they are: only messages read them (see above). */
 const WORDING_FIELDS: ReadonlySet<string> = new Set(['ghostStamp']);

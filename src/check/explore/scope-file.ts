@@ -72,6 +72,13 @@ const FIELDS: Record<keyof Scope, (x: unknown, f: string) => void> = {
     for (const r of k.runs as unknown[]) check(Array.isArray(r) && r.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)), f, `runs lists exit reasons (${EXIT_REASONS.join(', ')})`);
     lists(k.runEvents, `${f}.runEvents`);
   },
+  races: (x, f) => {
+    if (x === null) return;
+    const r = x as Record<string, unknown>;
+    check(typeof x === 'object' && isNat(r.points) && Array.isArray(r.runs), f, 'null or {runs, points}');
+    for (const run of r.runs as unknown[]) check(Array.isArray(run) && run.every((e) => (EXIT_REASONS as readonly unknown[]).includes(e)), f, `runs lists exit reasons (${EXIT_REASONS.join(', ')})`);
+  },
+  preemptions: (x, f) => check(isNat(x), f, 'a whole number'),
 };
 
 /** A scope from its text; fields absent take `small`'s values. */

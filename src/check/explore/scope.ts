@@ -60,6 +60,15 @@ export interface Scope {
   readonly failAlloc: readonly number[];
   /** KVM: KVM_CREATE_VM while fewer than maxVms exist, KVM_CREATE_VCPU and close of each VM, KVM_RUN of each vCPU on cpu0 with each exit list. */
   readonly kvm: { readonly maxVms: number; readonly runs: readonly (readonly ExitReason[])[]; readonly runEvents: readonly (readonly ScopeIntr[])[] } | null;
+  /**
+   * Two CPUs in kernel code at once: KVM_RUN of each vCPU on cpu0 with each of `runs`, raced by each
+   * KVM ioctl on its VM from cpu1 (a memslot added and deleted, a bus device registered and
+   * unregistered, close) starting at each of its first `points` points. Each race is one preemption
+   * (a switch to another CPU inside an op): a path takes at most `preemptions` of them.
+   */
+  readonly races: { readonly runs: readonly (readonly ExitReason[])[]; readonly points: number } | null;
+  /** The preemption bound (CHESS's): racing transitions a path may take (0: ops one at a time). */
+  readonly preemptions: number;
 }
 
 /** asi_enter passes 9 points in `fixed` (10 with the return): events at 0..10 land at each. */
@@ -93,6 +102,8 @@ export const SMALL_SCOPE: Scope = {
   tasks: { max: 1, exit: true, schedule: true },
   failAlloc: [],
   kvm: null,
+  races: null,
+  preemptions: 0,
 };
 
 /**
@@ -132,6 +143,9 @@ export const KVM_SCOPE: Scope = {
   tasks: null,
   failAlloc: [],
   kvm: { maxVms: 2, runs: [...EXIT_REASONS.map((r) => [r]), ['cpuid', 'io']], runEvents: [[], ...each(24, ['nmi'])] },
+  // Two exits: the second vcpu_isolation_enter runs after the first exit, inside the session.
+  races: { runs: [['cpuid', 'io']], points: 40 },
+  preemptions: 0,
 };
 
 export const SCOPES: Readonly<Record<string, Scope>> = { small: SMALL_SCOPE, wide: WIDE_SCOPE, kvm: KVM_SCOPE };
@@ -189,8 +203,27 @@ function resolveEvents(sys: System, events: readonly ScopeIntr[]): Intr[] | unde
   return out;
 }
 
-/** The concrete ops the scope offers at this state, in a fixed order (a path stores indices into it). */
-export function alphabet(sys: System, scope: Scope): Op[] {
+/** What another CPU does to a running vCPU's VM: the ioctls that replace what vcpu_isolation_enter reads, and close. */
+function kvmRacers(vm: number): Op[] {
+  return [
+    { op: 'kvm_set_memory_region', vm, slot: 1, pages: 1 },
+    { op: 'kvm_set_memory_region', vm, slot: 1, pages: 0 },
+    { op: 'kvm_io_bus', vm, bus: 0, register: true },
+    { op: 'kvm_io_bus', vm, bus: 0, register: false },
+    { op: 'kvm_destroy_vm', vm },
+  ];
+}
+
+/** Whether an op of the alphabet switches CPUs inside it: one preemption. */
+export function preempts(op: Op): boolean {
+  return 'race' in op && op.race !== undefined;
+}
+
+/**
+ * The concrete ops the scope offers at this state, in a fixed order (a path stores indices into
+ * it); racing ones only while the path has `preemptions` left.
+ */
+export function alphabet(sys: System, scope: Scope, preemptions = 0): Op[] {
   const ops: Op[] = [];
   const cpus = sys.cpus.map((c) => c.id);
   // A vCPU's ASI is KVM's own: generic API calls never name it.
@@ -250,6 +283,13 @@ export function alphabet(sys: System, scope: Scope): Op[] {
     for (const vcpu of kvm?.vcpus.keys() ?? []) {
       if (sys.cpus[0].session.state !== ASI_SESSION_STATE_INACTIVE) continue;
       for (const exits of scope.kvm.runs) withEvents(scope.kvm.runEvents, (intr) => ({ op: 'kvm_run', cpu: 0, vcpu, exits: [...exits], intr }));
+    }
+  }
+  if (scope.races && preemptions > 0 && sys.cpus.length > 1 && sys.cpus[0].session.state === ASI_SESSION_STATE_INACTIVE) {
+    for (const [vcpu, v] of sys.kvm?.vcpus ?? []) {
+      for (const exits of scope.races.runs) {
+        for (const racer of kvmRacers(v.vm)) for (let at = 0; at < scope.races.points; at++) ops.push({ op: 'kvm_run', cpu: 0, vcpu, exits: [...exits], intr: [], race: { at, on: 1, op: racer } });
+      }
     }
   }
   return ops;

@@ -16,8 +16,7 @@ import type { Config } from '../../model/system.ts';
 import { createSystem } from '../../model/step.ts';
 import type { Op } from '../../model/ops.ts';
 import type { Scope } from './scope.ts';
-import { type Expanded, Expander } from './expand.ts';
-import { fingerprint } from './encode.ts';
+import { type Expanded, Expander, nodeKey } from './expand.ts';
 import { startExpanders } from './pool.ts';
 
 export interface ExploreLimits {
@@ -81,14 +80,14 @@ function local(config: Config, scope: Scope, run: RunOptions): Expanders {
 export async function explore(config: Config, scope: Scope, limits: ExploreLimits, hooks: ExploreHooks = {}, run: RunOptions = {}): Promise<ExploreResult> {
   const expanders = limits.workers ? startExpanders(config, scope, run, limits.workers) : local(config, scope, run);
   try {
-    return await search(config, limits, hooks, expanders);
+    return await search(nodeKey(createSystem(config), scope, scope.preemptions), limits, hooks, expanders);
   } finally {
     await expanders.close();
   }
 }
 
-async function search(config: Config, limits: ExploreLimits, hooks: ExploreHooks, expanders: Expanders): Promise<ExploreResult> {
-  const seen = new Set<string>([fingerprint(createSystem(config))]);
+async function search(root: string, limits: ExploreLimits, hooks: ExploreHooks, expanders: Expanders): Promise<ExploreResult> {
+  const seen = new Set<string>([root]);
   // Node n: its parent and the index of its op in the parent's alphabet; node 0 is the boot state.
   let parent = new Int32Array(1024);
   let opIndex = new Int32Array(1024);

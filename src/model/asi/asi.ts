@@ -26,10 +26,11 @@ import { framesReached, lowerLevel, mappedPages, reachableTables } from '../mm/p
 import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, entryFlags, entryFrame, formatEntry, isLarge, isNone, isPresent, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
 import { ASI_SESSION_STATE_INACTIVE, asiPcid, flushTlbRange } from '../x86/cpu.ts';
-import { onEachCpu } from '../x86/entry.ts';
+import { accessVa, onEachCpu } from '../x86/entry.ts';
+import { leaveIsolationFirst } from './session.ts';
 import { freesMemory, mightSleep, spinLock, spinUnlock } from '../x86/context.ts';
 import { type ApiCall, type Asi, type AsiRange, type System, legacyMemory, mutant, thpEnabled } from '../system.ts';
-import { EBUSY, EFAULT, EINVAL, ENOMEM, type EntrySlot, taskStackVa } from '../mm/kernel.ts';
+import { EBUSY, EFAULT, EINVAL, ENOMEM, type EntrySlot, directMapVa, taskStackVa } from '../mm/kernel.ts';
 
 // asi_create() map flags (patches 15, 16, 19, 20).
 export const ASI_MAP_STACK_CANARY = 0x01;
@@ -473,7 +474,9 @@ export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, le
     if (mapAddr < ptr) log(out, 'pr_debug', () => `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, mapAddr)}-${formatVa(sys.g, ptr)}`);
     if (mapEnd > ptr + size) log(out, 'pr_debug', () => `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, ptr + size)}-${formatVa(sys.g, mapEnd)}`);
   }
-  spinLock(sys, asiLock(asi), true);
+  asiLockIrqsave(sys, asi);
+  // The copy's first read under the lock: asi_pgd_offset() in the ASI pgd, through the direct map.
+  asiTouch(sys, directMapVa(sys, asi.pgd), 'read');
   const ret = asiMapRangeLocked(sys, asi, ptr, size, level, out);
   spinUnlock(sys, asiLock(asi));
   return ret;
@@ -655,9 +658,11 @@ export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log, madeBy?: 
 /** The body of asi_unmap once the range is known: list_del, then clear as the policy says. */
 export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log): void {
   if (!isCurrentStackOrTask(sys, range.ptr)) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)}`);
-  spinLock(sys, asiLock(asi), true);
+  asiLockIrqsave(sys, asi);
+  // list_del(&range_mapping->list) under the lock.
+  asiTouch(sys, recordVa(sys, range.record), 'write');
   asi.ranges = asi.ranges.filter((r) => r !== range);
-  sys.ghost.unmappedOn.set(range, sys.exec);
+  sys.ghost.unmappedOn.set(range, { exec: sys.exec, depth: sys.exec.handlers.length });
   touch(sys.mem);
   if (sys.options.overlapPolicy === 'count-ranges') asiUnmapOverlap(sys, asi, range, out);
   else if (sys.options.overlapPolicy === 'refcount-entries') unmapRefcounted(sys, asi, range);
@@ -682,6 +687,26 @@ function flushAsiRange(sys: System, asi: Asi, range: AsiRange, out: Log): void {
 
 export function asiLock(asi: Asi): string {
   return `asi#${asi.id}->lock`;
+}
+
+/**
+ * A read or write by ASI code of its own data, at `va` (none for a record asi-check 0.1's memory
+ * does not place): on a CPU it goes through that CPU's CR3 and TLB, so a CPU isolated on an ASI
+ * that does not map the data takes the page fault there, with its abort and asi_fault's retry.
+ */
+function asiTouch(sys: System, va: number | undefined, access: 'read' | 'write'): void {
+  if (sys.onCpu && va !== undefined) accessVa(sys.onCpu, va, access, false);
+}
+
+function recordVa(sys: System, record: number): number | undefined {
+  return sys.kernel.kmallocs.get(record)?.va;
+}
+
+/** spin_lock_irqsave(&asi->lock): the lock word is in struct asi. */
+function asiLockIrqsave(sys: System, asi: Asi): void {
+  leaveIsolationFirst(sys);
+  asiTouch(sys, recordVa(sys, asi.struct), 'write');
+  spinLock(sys, asiLock(asi), true);
 }
 
 /** asi_remap (patch 13): the caller's pointer variable is `cur`; returns what it holds afterwards. */
@@ -846,9 +871,14 @@ export function asiDestroy(sys: System, asi: Asi, out: Log): void {
 export function recordApiCall(sys: System, call: string, asi: Asi, asked: ApiCall['asked'], released: number | null, body: () => number): number {
   const before = asi.ranges;
   const on = sys.exec;
+  const depth = on.handlers.length;
   const ret = body();
-  // Not what an IPI's handler on another CPU unmapped meanwhile (its asi_exit, say).
-  const removed = before.filter((r) => !asi.ranges.includes(r) && (sys.ghost.unmappedOn.get(r) ?? on) === on);
+  // Not what a handler unmapped meanwhile: an IPI's on another CPU, or the abort of a fault the call took (their asi_exit).
+  const byCall = (r: AsiRange) => {
+    const u = sys.ghost.unmappedOn.get(r);
+    return u === undefined || (u.exec === on && u.depth === depth);
+  };
+  const removed = before.filter((r) => !asi.ranges.includes(r) && byCall(r));
   sys.ghost.apiCalls.push({ call, caller: sys.caller, asi: asi.id, ret, asked, removed, released, rangesAfter: asi.ranges });
   return ret;
 }

@@ -5,6 +5,7 @@
 import { type Cpu, type SessionState, ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, asiPcid, buildCr3, cr3Root, flushTlbAll, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { getCpuVar, inNmi, putCpuVar, spinLock, spinUnlock } from '../x86/context.ts';
 import { ASI_MAP_CURRENT_TASK, asiMap, asiUnmap, warnOn } from './asi.ts';
+import { drive } from '../x86/entry.ts';
 import { EBUSY, EINVAL, TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
 import { PAGE_SIZE } from '../mm/geometry.ts';
 import { type Log, log } from '../trace.ts';
@@ -267,6 +268,18 @@ export function* asiExit(k: Exec, asiId: number | null): Path {
     asiPut(sys, asi);
   }
   putIfFixed(k);
+}
+
+/**
+ * fixed: apiLeavesIsolation. ASI code on an isolated CPU ends its session first, before it reads
+ * anything of an ASI's, so none of it runs on the ASI page table: an API call at its entry (so its
+ * record for CALLER-CONTRACT starts after the session's end), other ASI code (the free path's
+ * unmap) before it takes asi->lock.
+ */
+export function leaveIsolationFirst(sys: System): void {
+  const k = sys.onCpu;
+  if (!k || !sys.options.apiLeavesIsolation || k.cpu.session.state === ASI_SESSION_STATE_INACTIVE) return;
+  drive(k, 'asi_exit', asiExit(k, k.cpu.session.asi));
 }
 
 /** fixed: asiUsersRefcount. Drops a reference asi_enter took. */

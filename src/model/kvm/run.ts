@@ -5,7 +5,7 @@
 import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { checkSchedulable, inAtomic } from '../x86/context.ts';
 import { asCaller, asiRemap, recordApiCall } from '../asi/asi.ts';
-import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
+import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast, leaveIsolationFirst } from '../asi/session.ts';
 import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
 import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
@@ -28,6 +28,7 @@ function kvmEvent(sys: System, invariant: GhostEvent['invariant'], message: stri
  * ASI API of its own, judged by CALLER-CONTRACT): ptrs[i] holds what the call leaves in it.
  */
 function remap(sys: System, asi: Asi, ptrs: (number | null)[], i: number, cur: number, size: number, out: Log): number {
+  leaveIsolationFirst(sys);
   return asCaller(sys, KVM_REMAP_CALLER, () =>
     recordApiCall(sys, 'asi_remap', asi, [{ ptr: cur, size }], ptrs[i], () => {
       const r = asiRemap(sys, asi, ptrs[i], cur, size, out);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { explore } from '../src/check/explore/search.ts';
 import { KVM_SCOPE, SMALL_SCOPE, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
-import { Expander } from '../src/check/explore/expand.ts';
+import { Expander, nodeKey } from '../src/check/explore/expand.ts';
 import { loadScope } from '../src/check/explore/scope-file.ts';
 import { bfsMinimal, minimalCell, shrinkRatio } from '../src/check/explore/shrink-quality.ts';
 import { encodeState, fingerprint } from '../src/check/explore/encode.ts';
@@ -90,6 +90,26 @@ describe('explore', () => {
     expect(r.stopped).toBeUndefined();
     expect(r.depthCompleted).toBe(3);
     expect(r.transitions).toBeGreaterThan(runs.length);
+  });
+
+  test('--preemptions: racing KVM_RUNs are offered only while the path has a preemption left, and one finds F38\'s use after free in 3 ops where none finds nothing', async () => {
+    const withVcpu = stateAfter([{ op: 'kvm_create_vm' }, { op: 'kvm_create_vcpu', vm: 1 }]);
+    const raced = (k: number) => alphabet(withVcpu, KVM_SCOPE, k).filter((op) => 'race' in op && op.race);
+    expect(raced(0)).toEqual([]);
+    expect(raced(1).length).toBe(5 * KVM_SCOPE.races!.points);
+    const config: Config = { ...FIXED, options: { kvmIsolationEnterInSrcu: false } };
+    expect((await explore(config, KVM_SCOPE, { depth: 3 })).violation).toBeUndefined();
+    const r = await explore(config, { ...KVM_SCOPE, preemptions: 1 }, { depth: 3 });
+    expect(r.violation?.failure.violations[0].invariant).toBe('NO-UAF');
+    expect(r.violation!.ops.map((op) => op.op)).toEqual(['kvm_create_vm', 'kvm_create_vcpu', 'kvm_run']);
+    expect(runOps(config, r.violation!.ops).failure?.violations[0].invariant).toBe('NO-UAF');
+  });
+
+  test('--preemptions: a node is its state and the preemptions its path has left, so a state reached with a race spent is not the one reached without', () => {
+    const sys = stateAfter([{ op: 'kvm_create_vm' }]);
+    const bounded = { ...KVM_SCOPE, preemptions: 2 };
+    expect(nodeKey(sys, KVM_SCOPE, 0)).toBe(fingerprint(sys));
+    expect(new Set([0, 1, 2].map((left) => nodeKey(sys, bounded, left))).size).toBe(3);
   });
 
   test('the kvm scope: a shortest counterexample for kvm-barrier-begin-skipped, an NMI inside the barrier window, replays to the same verdict', async () => {

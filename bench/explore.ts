@@ -1,12 +1,13 @@
 // Exhaustive search throughput: distinct states per second and bytes per state of `asi-check
-// explore` on `fixed`, 2 CPUs, the default scope, on this thread (workers would measure the
-// machine, not the search), for a CPU budget. States per CPU-second, as the other bench rows, so
-// that other work on a shared machine slows the figure less than wall time would.
+// explore` on `fixed`, 2 CPUs, the default scope, and the kvm scope's interleavings with
+// `--preemptions 2`, on this thread (workers would measure the machine, not the search), for a CPU
+// budget. States per CPU-second, as the other bench rows, so that other work on a shared machine
+// slows the figure less than wall time would.
 
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { explore } from '../src/check/explore/search.ts';
-import { SMALL_SCOPE } from '../src/check/explore/scope.ts';
+import { KVM_SCOPE, SMALL_SCOPE, type Scope } from '../src/check/explore/scope.ts';
 import { cpuSeconds } from './cpu.ts';
 
 export interface ExploreBench {
@@ -40,9 +41,9 @@ function retainedBytesPerState(count = 200_000): number {
   return Math.round(bytes / seen.size);
 }
 
-export async function benchExplore(budgetSeconds: number): Promise<ExploreBench> {
+export async function benchExplore(budgetSeconds: number, scope: Scope = SMALL_SCOPE): Promise<ExploreBench> {
   const start = cpuSeconds();
-  const r = await explore({ geometry: 'small', cpus: 2, profile: 'fixed' }, SMALL_SCOPE, { depth: 64 }, { shouldStop: () => cpuSeconds() - start >= budgetSeconds });
+  const r = await explore({ geometry: 'small', cpus: 2, profile: 'fixed' }, scope, { depth: 64 }, { shouldStop: () => cpuSeconds() - start >= budgetSeconds });
   const cpu = cpuSeconds() - start;
   return {
     states: r.states,
@@ -55,10 +56,12 @@ export async function benchExplore(budgetSeconds: number): Promise<ExploreBench>
   };
 }
 
-/** The bench rows: states/s, transitions/s, bytes per state. */
+/** The bench rows: states/s, transitions/s, bytes per state; then states/s of the kvm scope's interleavings. */
 export async function printExploreBench(budgetSeconds: number): Promise<void> {
   const b = await benchExplore(budgetSeconds);
   console.log(`${'explore fixed, small scope: states/s'.padEnd(40)} ${String(b.statesPerSecond).padStart(8)}  (${b.states} distinct states, proved to depth ${b.depthCompleted}, ${b.cpuSeconds.toFixed(1)} CPU-s)`);
   console.log(`${'explore transitions/s'.padEnd(40)} ${String(b.transitionsPerSecond).padStart(8)}`);
   console.log(`${'explore bytes per state'.padEnd(40)} ${String(b.bytesPerState).padStart(8)}`);
+  const k = await benchExplore(budgetSeconds, { ...KVM_SCOPE, preemptions: 2 });
+  console.log(`${'explore kvm scope, --preemptions 2: states/s'.padEnd(40)} ${String(k.statesPerSecond).padStart(8)}  (${k.states} nodes, proved to depth ${k.depthCompleted}, ${k.transitionsPerSecond} transitions/s, ${k.cpuSeconds.toFixed(1)} CPU-s)`);
 }

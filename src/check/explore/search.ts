@@ -129,16 +129,18 @@ async function search(root: string, limits: ExploreLimits, hooks: ExploreHooks, 
     if (level > 0) hooks.onProgress?.(progress());
     const from = levelStart[level];
     const to = levelStart[level + 1];
+    // A small level (a few costly states: KVM_RUNs, races) is still split across the workers.
+    const batch = Math.max(1, Math.min(BATCH, Math.ceil((to - from) / (4 * (limits.workers ?? 0) || 1))));
     // Batches are sent ahead (workers stay busy) and their results taken strictly in order.
     const pending: Promise<Expanded>[] = [];
     const ahead = Math.max(2, 4 * (limits.workers ?? 0));
     let sent = from;
     const send = () => {
-      const end = Math.min(sent + BATCH, to);
+      const end = Math.min(sent + batch, to);
       pending.push(expanders.expand(pathsOf(sent, end, level), level, end - sent));
       sent = end;
     };
-    for (let b = from; b < to; b += BATCH) {
+    for (let b = from; b < to; b += batch) {
       while (sent < to && pending.length < ahead) send();
       const r = await pending.shift()!;
       const states = r.violation ? r.violation.state : r.counts.length;

@@ -2,11 +2,11 @@
 // a small depth (in the default scope and in the kvm scope), a state encoding that merges what
 // commutes and keeps ghost state apart, and bad input refused with exit 2.
 
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
-import { explore } from '../src/check/explore/search.ts';
+import { type Shard, explore, shardOf } from '../src/check/explore/search.ts';
 import { KVM_SCOPE, SMALL_SCOPE, type Scope, WIDE_SCOPE, alphabet } from '../src/check/explore/scope.ts';
 import { Expander, nodeKey } from '../src/check/explore/expand.ts';
 import { loadScope } from '../src/check/explore/scope-file.ts';
@@ -198,6 +198,39 @@ describe('state encoding', () => {
   });
 });
 
+describe('explore in shards', () => {
+  const nodes = async (config: Config, shard?: Shard) => {
+    const keys: string[] = [];
+    const r = await explore(config, SMALL_SCOPE, { depth: 3, ...(shard ? { shard } : {}) }, { onNode: (k) => keys.push(k) });
+    return { r, keys };
+  };
+
+  test('n shards together reach the states one machine reaches, each node of the split level expanded by one shard', async () => {
+    const one = await nodes(FIXED);
+    const parts = await Promise.all([1, 2, 3].map((index) => nodes(FIXED, { index, count: 3, splitDepth: 1 })));
+    expect(new Set(parts.flatMap((p) => p.keys))).toEqual(new Set(one.keys));
+    const atSplit = parts.map((p) => p.r.perLevel[1]);
+    expect(atSplit.reduce((a, b) => a + b, 0)).toBe(one.r.perLevel[1]);
+    expect(atSplit.filter((n) => n > 0).length).toBeGreaterThan(1);
+    for (const p of parts) expect(p.r.depthCompleted).toBe(3);
+  });
+
+  test('the shortest counterexample one machine finds, some shard finds at the same length, and none finds a shorter one', async () => {
+    const config: Config = { ...FIXED, mutant: 'exit-keeps-stack' };
+    const one = (await nodes(config)).r.violation!;
+    const found = (await Promise.all([1, 2].map((index) => nodes(config, { index, count: 2, splitDepth: 1 })))).map((p) => p.r.violation);
+    const lengths = found.filter((v) => v !== undefined).map((v) => v!.ops.length);
+    expect(Math.min(...lengths)).toBe(one.ops.length);
+    expect(found.find((v) => v?.ops.length === one.ops.length)!.failure.violations[0].invariant).toBe(one.failure.violations[0].invariant);
+  });
+
+  test('shardOf spreads keys over every shard', () => {
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 400; i++) counts[shardOf(`key${i}`, 4) - 1]++;
+    expect(counts.every((n) => n > 60)).toBe(true);
+  });
+});
+
 describe('explore on the command line', () => {
   async function cli(args: string[]) {
     const err = vi.spyOn(console, 'error').mockImplementation(() => {});
@@ -221,7 +254,46 @@ describe('explore on the command line', () => {
     expect((await cli(['replay', join(out, file)])).status).toBe(1);
   });
 
+  test('--shard i/n writes its part as a summary, and --merge takes the parts together: the depth all proved, or the shortest counterexample with its file', async () => {
+    const part = (index: number, extra: string[] = []) => cli(['explore', '--depth', '3', '--shard', `${index}/2`, '--split-depth', '1', '--workers', '0', '--out', join(dir, `shard${extra.length}-${index}`), ...extra]);
+    expect((await part(1)).status).toBe(0);
+    const missing = await cli(['explore', '--merge', join(dir, 'shard0-1')]);
+    expect(missing.status).toBe(0);
+    expect(missing.stdout).toMatch(/shards 2 missing/);
+    expect(missing.stdout).toMatch(/no violation up to depth 1, all shards together/);
+    expect((await part(2)).status).toBe(0);
+    const both = await cli(['explore', '--merge', join(dir, 'shard0-1'), join(dir, 'shard0-2'), '--json']);
+    expect(both.status).toBe(0);
+    expect(JSON.parse(both.stdout)).toMatchObject({ shards: 2, missing: [], depthProved: 3, violation: null });
+    const mutant = ['--mutant', 'exit-keeps-stack'];
+    await part(1, mutant);
+    await part(2, mutant);
+    const found = await cli(['explore', '--merge', join(dir, 'shard2-1'), join(dir, 'shard2-2')]);
+    expect(found.status).toBe(1);
+    expect(found.stdout).toMatch(/VIOLATION STACK after \d+ ops, found by shard \d, a shortest sequence/);
+    const replay = /npx asi-check replay (\S+)/.exec(found.stdout)![1];
+    expect((await cli(['replay', replay])).status).toBe(1);
+    const mixed = await cli(['explore', '--merge', join(dir, 'shard0-1'), join(dir, 'shard2-2')]);
+    expect(mixed.status).toBe(2);
+    expect(mixed.stderr).toMatch(/are shards of different searches/);
+  });
+
+  test('--merge refuses a corrupt or newer shard summary, naming the file', async () => {
+    const bad = join(dir, 'bad-shards');
+    mkdirSync(bad, { recursive: true });
+    const file = join(bad, 'explore-shard-1-of-2.json');
+    writeFileSync(file, '{"format": "asi-check-explore-shard", ');
+    expect((await cli(['explore', '--merge', bad])).stderr).toMatch(/explore-shard-1-of-2\.json: not valid JSON/);
+    writeFileSync(file, JSON.stringify({ format: 'asi-check-explore-shard', version: 9 }));
+    const newer = await cli(['explore', '--merge', bad]);
+    expect(newer.status).toBe(2);
+    expect(newer.stderr).toMatch(/version 9 is not supported/);
+  });
+
   test.each([
+    [['explore', '--merge', dir], /no shard summary/],
+    [['explore', '--depth', '3', '--shard', '3/2'], /expected i\/n with 1 <= i <= n/],
+    [['explore', '--depth', '3', '--shard', '1/2', '--split-depth', '3'], /--split-depth 3 must be below --depth 3/],
     [['explore'], /--depth/],
     [['explore', '--depth', '0'], /expected a whole number/],
     [['explore', '--depth', '2', '--scope', 'nope'], /neither a scope name/],

@@ -27,6 +27,29 @@ export interface ExploreLimits {
   readonly maxBytes?: number;
   /** Worker threads expanding batches (0: this thread). */
   readonly workers?: number;
+  /** One of n machines' part of the search (see Shard). */
+  readonly shard?: Shard;
+}
+
+/**
+ * `--shard index/count`: every shard searches the levels up to `splitDepth` whole (the same nodes
+ * on each), then expands only the nodes of that level whose key it owns (a hash of the key modulo
+ * count) and their descendants. Each node of the split level has one owner, so the shards together
+ * reach every state one machine reaches, and a shortest counterexample is found by its owner at
+ * its length; a state two shards reach below the split is expanded by both (overlap, not loss).
+ */
+export interface Shard {
+  /** 1-based. */
+  readonly index: number;
+  readonly count: number;
+  readonly splitDepth: number;
+}
+
+/** FNV-1a of a node key: which shard owns it. */
+export function shardOf(key: string, count: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return ((h >>> 0) % count) + 1;
 }
 
 export interface ExploreProgress {
@@ -58,6 +81,8 @@ export interface ExploreResult extends ExploreProgress {
 export interface ExploreHooks {
   /** Asked between batches: true ends the search, keeping what was proved. */
   readonly shouldStop?: () => boolean;
+  /** Each node the search will expand, as it is made (the boot state's first): its key. */
+  readonly onNode?: (key: string) => void;
   /** Called about every `everyMs`, and at the end of each level. */
   readonly onProgress?: (p: ExploreProgress) => void;
   readonly everyMs?: number;
@@ -88,6 +113,10 @@ export async function explore(config: Config, scope: Scope, limits: ExploreLimit
 
 async function search(root: string, limits: ExploreLimits, hooks: ExploreHooks, expanders: Expanders): Promise<ExploreResult> {
   const seen = new Set<string>([root]);
+  hooks.onNode?.(root);
+  const { shard } = limits;
+  // A node of the split level another shard owns stays known (seen), so this shard never expands its state below it either.
+  const expands = (key: string, depth: number) => !shard || depth !== shard.splitDepth || shardOf(key, shard.count) === shard.index;
   // Node n: its parent and the index of its op in the parent's alphabet; node 0 is the boot state.
   let parent = new Int32Array(1024);
   let opIndex = new Int32Array(1024);
@@ -150,7 +179,10 @@ async function search(root: string, limits: ExploreLimits, hooks: ExploreHooks, 
           const fp = r.fingerprints[f];
           if (!seen.has(fp)) {
             seen.add(fp);
-            add(b + s, j);
+            if (expands(fp, level + 1)) {
+              add(b + s, j);
+              hooks.onNode?.(fp);
+            }
           }
         }
         transitions += r.counts[s];

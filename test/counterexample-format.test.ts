@@ -119,12 +119,15 @@ describe('format 1 (asi-check 0.1)', () => {
     expect(() => parseCounterexample(text(3))).toThrow(/op 8: on needs format version 4, the file says 3/);
   });
 
-  test('`on` is validated: only ASI API calls take it, it names a CPU, and a racing op says its CPU with race.on', () => {
+  test('`on` and `intr` of an ASI API call are validated: only API calls take on, it names a CPU, events need it, and a racing op says its CPU with race.on', () => {
     const ops = (op: unknown) => JSON.stringify({ ...valid(), ops: [op] });
     expect(() => parseCounterexample(ops({ op: 'kmalloc', size: 8, sensitive: false, on: 1 }))).toThrow(/op 1: kmalloc: on must name a CPU, and only ASI API calls take it/);
     expect(() => parseCounterexample(ops({ op: 'asi_unmap', asi: 1, ptr: 0, on: -1 }))).toThrow(/asi_unmap: on must name a CPU/);
     const raced = { op: 'asi_enter', cpu: 0, asi: 1, intr: [], race: { at: 0, on: 1, op: { op: 'asi_unmap', asi: 1, ptr: 0, on: 1 } } };
     expect(() => parseCounterexample(ops(raced))).toThrow(/a racing op's CPU is race.on/);
+    expect(() => parseCounterexample(ops({ op: 'asi_unmap', asi: 1, ptr: 0, intr: [{ at: 1, kind: 'nmi' }] }))).toThrow(/asi_unmap: intr needs on, the CPU its events land on/);
+    expect(() => parseCounterexample(ops({ op: 'asi_unmap', asi: 1, ptr: 0, on: 0, intr: [{ at: 1, kind: 'smi' }] }))).toThrow(/asi_unmap: intr: unknown kind "smi"/);
+    expect(parseCounterexample(ops({ op: 'asi_unmap', asi: 1, ptr: 0, on: 0, intr: [{ at: 1, kind: 'nmi' }] })).ops[0]).toMatchObject({ on: 0, intr: [{ at: 1, kind: 'nmi' }] });
   });
 
   test('a race is validated: on its own CPU, or nested, it is refused with the reason', () => {

@@ -45,8 +45,9 @@ describe('interrupt coverage of 700 seeded walks (fixed profile)', () => {
     expect(judged.points.size).toBeGreaterThan(0);
   });
 
-  test('every path of the session code is run: asi_enter, asi_exit, irq, exception, nmi, page-fault, schedule, vcpu_run', () => {
-    expect(rows.map((r) => r.path).sort()).toEqual(['asi_enter', 'asi_exit', 'exception', 'idle', 'irq', 'nmi', 'page-fault', 'schedule', 'vcpu_run']);
+  test('every path of the session code is run: asi_enter, asi_exit, irq, exception, nmi, page-fault, schedule, vcpu_run, and each ASI API call made on a CPU', () => {
+    const api = ['asi_map', 'asi_map_module', 'asi_map_percpu', 'asi_remap', 'asi_unmap', 'asi_unmap_percpu'];
+    expect(rows.map((r) => r.path).sort()).toEqual([...api, 'asi_enter', 'asi_exit', 'exception', 'idle', 'irq', 'nmi', 'page-fault', 'schedule', 'vcpu_run'].sort());
   });
 
   test('each event kind lands inside each path at least once', () => {

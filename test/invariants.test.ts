@@ -319,6 +319,14 @@ const SPECS: Record<string, Spec> = {
           expectCaught(inv, sys, 'deadlock: cpu0', 'in page-fault handler, holding asi#1->lock', 'waits for asi#1->lock, which it holds itself');
         },
       },
+      recordedCase(
+        "rfc-v2: an NMI while an asi_map_percpu made on an isolated CPU holds asi->lock (the posted code runs it on the ASI page table): the NMI's asi_exit takes asi->lock again",
+        { profile: 'rfc-v2' },
+        () => [...enterCpu0, { op: 'asi_map_percpu', asi: 1, var: 'cpu_hw_events', on: 0, intr: [{ at: 1, kind: 'nmi' }] }],
+        'deadlock: cpu0',
+        'in nmi handler, holding asi#1->lock',
+        'waits for asi#1->lock, which it holds itself',
+      ),
       {
         name: 'a spinlock taken again on the CPU that holds it (what an NMI running asi_exit inside asi_unmap would do)',
         run: (inv) => {

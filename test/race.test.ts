@@ -144,6 +144,20 @@ describe('an ASI API call made on a CPU runs through that CPU\'s CR3', () => {
     expect(sys.cpus[0].session.state).toBe(ASI_SESSION_STATE_INACTIVE);
   });
 
+  test("its events land at its own points: an IRQ is held off while asi->lock is held, an NMI is not; a handler's ASI code is no point of the call", () => {
+    const sys = createSystem(withOptions(undefined));
+    step(sys, enter[0]);
+    const intr = [1, 2].flatMap((at) => [{ at, kind: 'irq' as const }, { at, kind: 'nmi' as const }]);
+    const log = step(sys, { ...mapOnCpu0, intr }).log.map((e) => e.text);
+    expect(log).toContain('cpu0: irq at asi_map_percpu@spin_lock_irqsave(&asi->lock) held off: IRQs are off');
+    expect(log.filter((l) => /^cpu0: (irq|nmi) at asi_map_percpu@/.test(l))).toEqual([
+      'cpu0: irq at asi_map_percpu@spin_lock_irqsave(&asi->lock) held off: IRQs are off',
+      'cpu0: nmi at asi_map_percpu@spin_lock_irqsave(&asi->lock) (cr3 kernel/pcid1)',
+      'cpu0: irq at asi_map_percpu@spin_unlock_irqrestore(&asi->lock) (cr3 kernel/pcid1)',
+      'cpu0: nmi at asi_map_percpu@spin_unlock_irqrestore(&asi->lock) (cr3 kernel/pcid1)',
+    ]);
+  });
+
   test('in process context, or on a CPU that is not isolated, nothing faults and no session changes', () => {
     for (const call of [{ ...mapOnCpu0, on: 1 }, { op: 'asi_map_percpu', asi: 1, var: 'cpu_hw_events', caller: 1 } as Op]) {
       const sys = createSystem(withOptions({ apiLeavesIsolation: false }));

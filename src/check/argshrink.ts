@@ -5,7 +5,7 @@
 // nothing nested), so new op kinds are shrunk without changes here.
 
 import { PAGE_SIZE } from '../model/mm/geometry.ts';
-import type { Op } from '../model/ops.ts';
+import { type Op, validateOp } from '../model/ops.ts';
 import type { Intr } from '../model/x86/entry.ts';
 import type { Config } from '../model/system.ts';
 import { violates } from './shrink.ts';
@@ -101,6 +101,8 @@ export function shrinkArgs(config: Config, ops: readonly Op[], invariant: string
       if (tries >= budget) return undefined;
       tries++;
       const op = withField(cur[i], key, value);
+      // Not an op a file could hold (a host moved onto its racing op's CPU): no candidate.
+      if (validateOp(op) !== undefined) continue;
       const candidate = [...cur];
       candidate[i] = op;
       if (fails(candidate)) return op;

@@ -350,13 +350,19 @@ export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WE
 /**
  * Economical walks make half their ASI API calls on a CPU, an isolated one where there is one:
  * kernel code inside its session calls the API too (patch 26's remaps do), on the ASI page table.
+ * Half of those take events at the call's points (asi->lock taken, released).
  */
 function madeOnCpu(sys: System, op: ApiOp, ch: Choice): Op {
   const n = ch.a >>> 12;
   if (n % 2 === 0) return op;
   const isolated = sys.cpus.filter((c) => c.session.state === ASI_SESSION_STATE_ACTIVE).map((c) => c.id);
-  return { ...op, on: isolated.length ? pick(isolated, n >> 1) : (n >> 1) % sys.config.cpus };
+  const on = isolated.length ? pick(isolated, n >> 1) : (n >> 1) % sys.config.cpus;
+  const intr = (n >> 5) % 2 ? eventsFor(sys, ch.d ^ n) : [];
+  return { ...op, on, ...(intr.length ? { intr: intr.map((e) => ({ ...e, at: e.at % API_POINTS })) } : {}) };
 }
+
+/** The points of an API call events land at: its start, asi->lock taken and released (twice for a remap), its return. */
+const API_POINTS = 6;
 
 /** Racing ops that touch what the in-flight op reads: no weight for any other kind. */
 function racerWeights(weights: Partial<Weights>): Weights {

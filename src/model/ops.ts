@@ -13,13 +13,14 @@ export type Op =
   | { readonly op: 'asi_destroy'; readonly asi: number }
   // ASI API calls: `caller` names which kernel subsystem calls (0 when absent; see System.caller);
   // `on`, the CPU whose kernel code makes the call, in the task it runs and through its CR3 (an
-  // isolated CPU's call runs on the ASI page table); absent, a process context on no CPU.
-  | { readonly op: 'asi_map'; readonly asi: number; readonly ptr: number; readonly size: number; readonly level: PgtLevel; readonly caller?: number; readonly on?: number }
-  | { readonly op: 'asi_unmap'; readonly asi: number; readonly ptr: number; readonly caller?: number; readonly on?: number }
-  | { readonly op: 'asi_remap'; readonly asi: number; readonly cur: number | null; readonly ptr: number; readonly size: number; readonly caller?: number; readonly on?: number }
-  | { readonly op: 'asi_map_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number; readonly on?: number }
-  | { readonly op: 'asi_unmap_percpu'; readonly asi: number; readonly var: PercpuVar; readonly caller?: number; readonly on?: number }
-  | { readonly op: 'asi_map_module'; readonly asi: number; readonly module: number; readonly caller?: number; readonly on?: number }
+  // isolated CPU's call runs on the ASI page table); absent, a process context on no CPU. `intr`,
+  // with `on`: events landing at the call's points (asi->lock taken, released).
+  | ({ readonly op: 'asi_map'; readonly asi: number; readonly ptr: number; readonly size: number; readonly level: PgtLevel } & OnCpu)
+  | ({ readonly op: 'asi_unmap'; readonly asi: number; readonly ptr: number } & OnCpu)
+  | ({ readonly op: 'asi_remap'; readonly asi: number; readonly cur: number | null; readonly ptr: number; readonly size: number } & OnCpu)
+  | ({ readonly op: 'asi_map_percpu'; readonly asi: number; readonly var: PercpuVar } & OnCpu)
+  | ({ readonly op: 'asi_unmap_percpu'; readonly asi: number; readonly var: PercpuVar } & OnCpu)
+  | ({ readonly op: 'asi_map_module'; readonly asi: number; readonly module: number } & OnCpu)
   /** `memcg`: the memory cgroup the parent forks in (0, the root, when absent). */
   | { readonly op: 'task_create'; readonly memcg?: number }
   | { readonly op: 'task_exit'; readonly task: number }
@@ -51,6 +52,13 @@ export type Op =
   | { readonly op: 'kvm_io_bus'; readonly vm: number; readonly bus: number; readonly register: boolean }
   /** `wake`: the CPU the vCPU thread wakes up on after an HLT exit blocks it (its own when absent). */
   | { readonly op: 'kvm_run'; readonly cpu: number; readonly vcpu: number; readonly exits: readonly ExitReason[]; readonly intr: readonly Intr[]; readonly wake?: number; readonly race?: Race };
+
+/** What an ASI API call says of where it runs (see Op). */
+export interface OnCpu {
+  readonly caller?: number;
+  readonly on?: number;
+  readonly intr?: readonly Intr[];
+}
 
 /**
  * Another CPU's op, started while this op's path is at its point `at` (0: its start; every
@@ -141,7 +149,7 @@ export function isApiCall(op: Op): op is ApiOp {
 
 /** Callers other than 0 are named after the call; a race after the op it races. */
 export function formatOp(g: Geometry, op: Op): string {
-  const line = 'on' in op && op.on !== undefined ? `cpu${op.on}: ${formatCall(g, op)}` : formatCall(g, op);
+  const line = isApiCall(op) && op.on !== undefined ? withIntr(g, `cpu${op.on}: ${formatCall(g, op)}`, op.intr ?? []) : formatCall(g, op);
   const called = 'caller' in op && op.caller ? `${line} (caller ${op.caller})` : line;
   return 'race' in op && op.race ? `${called} || ${formatRace(g, op.race)}` : called;
 }
@@ -290,6 +298,11 @@ export function validateOp(x: unknown): string | undefined {
   };
   if (o.caller !== undefined && (!Number.isSafeInteger(o.caller) || (o.caller as number) < 0 || (o.caller as number) >= MAX_CALLERS)) return `${o.op}: caller must be 0-${MAX_CALLERS - 1}`;
   if (o.on !== undefined && (!API_OPS.has(o.op as OpKind) || !Number.isSafeInteger(o.on) || (o.on as number) < 0)) return `${o.op}: on must name a CPU, and only ASI API calls take it`;
+  if (API_OPS.has(o.op as OpKind) && o.intr !== undefined) {
+    if (o.on === undefined) return `${o.op}: intr needs on, the CPU its events land on`;
+    const err = validateIntr(o.intr);
+    if (err) return `${o.op}: ${err}`;
+  }
   for (const check of fields[o.op as OpKind]) {
     const err = check();
     if (err) return err;

@@ -10,8 +10,8 @@ import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusC
 import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit, leaveIsolationFirst } from './asi/session.ts';
-import { accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
-import { type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
+import { PathPoints, accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
+import { type ApiOp, type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
 import {
   ASI_MAP_ALL,
   asiCreate,
@@ -99,10 +99,23 @@ function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = 'on' in o
   const was = sys.onCpu;
   sys.onCpu = k;
   try {
-    return 'cpu' in op ? applyOnCpu(k, op) : apiCall(sys, op, out, observe);
+    return 'cpu' in op ? applyOnCpu(k, op) : isApiCall(op) ? apiCallOn(k, op) : apiCall(sys, op, out, observe);
   } finally {
     sys.onCpu = was;
   }
+}
+
+/** An ASI API call made on a CPU: its events land at its points, those of its own code, not of a handler inside it. */
+function apiCallOn(k: Exec, op: ApiOp): number {
+  const points = new PathPoints(k, op.op, op.intr ?? []);
+  const depth = k.cpu.handlers.length;
+  k.apiPoint = (where) => {
+    if (!k.cpu.dead && k.cpu.handlers.length === depth) points.reached(where);
+  };
+  points.start();
+  const ret = k.cpu.dead ? ECPUDEAD : apiCall(k.sys, op, k.out, k.observe);
+  if (!k.cpu.dead) points.returned();
+  return k.cpu.dead ? ECPUDEAD : ret;
 }
 
 /**

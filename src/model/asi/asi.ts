@@ -475,10 +475,12 @@ export function asiMapRange(sys: System, asi: Asi, ptr: number, size: number, le
     if (mapEnd > ptr + size) log(out, 'pr_debug', () => `ASI ${asi.id}: MAP LEAK ${formatVa(sys.g, ptr + size)}-${formatVa(sys.g, mapEnd)}`);
   }
   asiLockIrqsave(sys, asi);
+  asiPoint(sys, 'spin_lock_irqsave(&asi->lock)');
   // The copy's first read under the lock: asi_pgd_offset() in the ASI pgd, through the direct map.
   asiTouch(sys, directMapVa(sys, asi.pgd), 'read');
   const ret = asiMapRangeLocked(sys, asi, ptr, size, level, out);
   spinUnlock(sys, asiLock(asi));
+  asiPoint(sys, 'spin_unlock_irqrestore(&asi->lock)');
   return ret;
 }
 
@@ -659,6 +661,7 @@ export function asiUnmap(sys: System, asi: Asi, ptr: number, out: Log, madeBy?: 
 export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log): void {
   if (!isCurrentStackOrTask(sys, range.ptr)) log(out, 'pr_debug', `ASI ${asi.id}: UNMAP ${describe(sys, range)}`);
   asiLockIrqsave(sys, asi);
+  asiPoint(sys, 'spin_lock_irqsave(&asi->lock)');
   // list_del(&range_mapping->list) under the lock.
   asiTouch(sys, recordVa(sys, range.record), 'write');
   asi.ranges = asi.ranges.filter((r) => r !== range);
@@ -670,6 +673,7 @@ export function asiUnmapRange(sys: System, asi: Asi, range: AsiRange, out: Log):
   freesMemory(sys, `kfree(range_mapping) in asi_unmap of asi#${asi.id}`); // RFC v2 patch 14
   freeRecord(sys, range.record);
   spinUnlock(sys, asiLock(asi));
+  asiPoint(sys, 'spin_unlock_irqrestore(&asi->lock)');
   if (sys.options.asiUnmapFlushesTlb) flushAsiRange(sys, asi, range, out);
 }
 
@@ -700,6 +704,11 @@ function asiTouch(sys: System, va: number | undefined, access: 'read' | 'write')
 
 function recordVa(sys: System, record: number): number | undefined {
   return sys.kernel.kmallocs.get(record)?.va;
+}
+
+/** A point of an ASI API call made on a CPU, where its events land (Exec.apiPoint). */
+function asiPoint(sys: System, where: string): void {
+  sys.onCpu?.apiPoint?.(where);
 }
 
 /** spin_lock_irqsave(&asi->lock): the lock word is in struct asi. */
@@ -852,15 +861,18 @@ export function freeObject(sys: System, obj: number, out: Log, except?: Asi): vo
  * records and struct asi leave every other ASI that maps their slab page.
  */
 export function asiDestroy(sys: System, asi: Asi, out: Log): void {
+  // The free path's unmap of everything asi_destroy frees runs first, while this ASI is whole: it
+  // is ASI code, which may fault or leave isolation, and the paths that runs are judged.
   for (const f of [asi.pgd, ...asi.backend.map((b) => b.frame)]) unmapFromAsis(sys, allocationOfFrame(sys.mem, f), out, asi);
+  for (const id of [...asi.ranges.map((r) => r.record), asi.struct]) if (id >= 0) unmapFromAsis(sys, objectMemory(sys, id), out, asi);
   const reachable = mutant(sys, 'fini-frees-kernel-tables') ? [...reachableTables(sys.g, sys.tables, asi.pgd).keys()].filter((f) => f !== asi.pgd) : [];
   asiFreePage(sys, asi, asi.pgd);
-  for (const r of asi.ranges) if (r.record >= 0) freeObject(sys, r.record, out, asi);
+  for (const r of asi.ranges) freeRecord(sys, r.record);
   asi.ranges = [];
   touch(sys.mem);
   if (mutant(sys, 'fini-frees-kernel-tables')) for (const f of reachable) asiFreePage(sys, asi, f);
   else if (!mutant(sys, 'fini-backend-skipped')) for (const b of asi.backend) asiFreePage(sys, asi, b.frame);
-  if (asi.struct >= 0) freeObject(sys, asi.struct, out, asi);
+  freeRecord(sys, asi.struct);
   sys.asis.delete(asi.id);
 }
 

@@ -48,6 +48,11 @@ export interface Exec {
   racePoint?: (where: string) => void;
   /** The task a context switch of this path is switching to, from the moment __schedule picks it. */
   switchingTo?: number;
+  /**
+   * Set while an ASI API call made on this CPU runs (Op.on): the ASI code's own points (asi->lock
+   * taken, released), where the call's events land, as drive's micro-steps are a path's.
+   */
+  apiPoint?: (where: string) => void;
 }
 
 function currentTask(k: Exec): number {

@@ -33,30 +33,63 @@ export interface Intr {
 const MAX_FAULT_RETRIES = 4;
 
 /**
+ * The points of a path, as drive passes them: its start, each micro-step, its return. At each one
+ * it records coverage, delivers the events due there and lets another CPU's op in (`point`); the
+ * observer judges the state a micro-step leaves. Events due after the last point land at the return.
+ */
+export class PathPoints {
+  private i = 0;
+
+  constructor(
+    private readonly k: Exec,
+    private readonly path: string,
+    private readonly events: readonly Intr[],
+    private readonly point?: (where: string) => void,
+  ) {}
+
+  start(): void {
+    this.arrive(`${this.path}@start`);
+  }
+
+  reached(step: string): void {
+    const here = `${this.path}@${step}`;
+    this.k.observe?.(here);
+    this.i++;
+    this.arrive(here);
+  }
+
+  returned(): void {
+    const here = `${this.path}@return`;
+    this.k.sys.ghost.visited.push(here);
+    this.k.observe?.(here);
+    for (const e of this.events) if (e.at > this.i) deliver(this.k, e, here);
+  }
+
+  private arrive(here: string): void {
+    this.k.sys.ghost.visited.push(here);
+    for (const e of this.events) if (e.at === this.i) deliver(this.k, e, here);
+    if (!this.k.cpu.dead) this.point?.(here);
+  }
+}
+
+/**
  * Runs a path to its end, delivering each event at its micro-step; undefined if the CPU died.
  * `point`: called at each point of the path (its start, every micro-step, and the race points its
  * code marks) where another CPU's op may run: an op's own path gets it, handlers do not.
  */
 export function drive<R>(k: Exec, path: string, gen: Path<R>, events: readonly Intr[] = [], point?: (where: string) => void): R | undefined {
-  // Where the path is, "path@point": coverage, the observer and delivered events all name it.
-  let here = `${path}@start`;
+  const points = new PathPoints(k, path, events, point);
   if (point) k.racePoint = (where) => point(`${path}@${where}`);
   try {
-    for (let i = 0; ; i++) {
-      k.sys.ghost.visited.push(here);
-      for (const e of events) if (e.at === i) deliver(k, e, here);
+    points.start();
+    for (;;) {
       if (k.cpu.dead) return undefined;
-      point?.(here);
       const r = gen.next();
       if (r.done) {
-        here = `${path}@return`;
-        k.sys.ghost.visited.push(here);
-        k.observe?.(here);
-        for (const e of events) if (e.at > i) deliver(k, e, here);
+        points.returned();
         return k.cpu.dead ? undefined : r.value;
       }
-      here = `${path}@${r.value}`;
-      k.observe?.(here);
+      points.reached(r.value);
     }
   } finally {
     if (point) k.racePoint = undefined;

@@ -29,7 +29,7 @@ import type { CheckMode } from '../src/invariants/index.ts';
 import { MUTANT_INFO, type MutantName } from '../src/model/mutants.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
 import { KILL_RUNS, KILL_SEEDS, MAX_KILL_OPS } from '../test/kill-search.ts';
-import { cpuSeconds, median } from './cpu.ts';
+import { allocatedBytes, cpuSeconds, median } from './cpu.ts';
 import type { SeedKill } from './kill-rate.ts';
 import { kvmBench } from './kvm.ts';
 
@@ -177,6 +177,13 @@ function throughput(): void {
   // Issue 20's target: a walk whose ops race costs no more than twice the same ops one after the other.
   const serial = row('small walks, races made serial, checked', checkedOps(small(), smallOps.map((w) => w.flatMap(serialOps))));
   row('small walks with races (vs serial)', checkedOps(small(), smallOps), serial);
+  // Issue 21: bytes the checked step allocates, for a target of a quarter of today's.
+  const allocated = (config: Config, walks: readonly Op[][]) => {
+    const steps = walks.reduce((n, w) => n + w.length, 0);
+    return allocatedBytes(() => walks.forEach((w) => runOps(config, w))) / steps;
+  };
+  console.log(`${'small, checked: bytes allocated per step'.padEnd(40)} ${allocated(small(), smallOps).toFixed(0).padStart(8)}`);
+  console.log(`${'real, checked: bytes allocated per step'.padEnd(40)} ${allocated(real(), walkOps(real(), 60, 3)).toFixed(0).padStart(8)}`);
   const framework = fastCheckVersusLoop(small(), smallOps, 60);
   const loop = row('small plain loop, fc.commands prefixes', framework.loop);
   row('small fc.commands + fc.modelRun (vs loop)', framework.fc, loop);

@@ -163,7 +163,7 @@ export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
   const on = sys.kernel.current.indexOf(vcpu.thread);
   if (on === cpu.id) return 0;
   // vcpu->mutex, or the thread in kernel code on the CPU in flight: this ioctl comes after.
-  if (vcpu.running) mustWait(sys, `vcpu->mutex: vCPU ${vcpu.id} is in KVM_RUN on cpu${inFlightCpu(sys)}`);
+  if (vcpu.running) mustWait(sys, `vcpu->mutex: vCPU ${vcpu.id} is in KVM_RUN on cpu${inFlightCpu(sys)}`, (s) => s.kvm?.vcpus.get(vcpu.id)?.running === true);
   else waitForTask(sys, vcpu.thread, `vCPU ${vcpu.id}'s thread`);
   if (on >= 0) {
     const there: Exec = { ...k, cpu: sys.cpus[on] };

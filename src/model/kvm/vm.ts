@@ -331,7 +331,7 @@ function vcpusOf(sys: System, vm: Vm): Vcpu[] {
 function synchronizeSrcu(sys: System, vm: Vm, what: string): void {
   // Only an op in flight is inside a section between ops (kvmRunReturned ends it).
   const reader = vcpusOf(sys, vm).find((v) => v.inSrcu);
-  if (reader) mustWait(sys, `${what} waits for vCPU ${reader.id}'s read section on cpu${inFlightCpu(sys)}`);
+  if (reader) mustWait(sys, `${what} waits for vCPU ${reader.id}'s read section on cpu${inFlightCpu(sys)}`, (s) => s.kvm?.vcpus.get(reader.id)?.inSrcu === true);
 }
 
 /**
@@ -580,7 +580,7 @@ export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
   // Each vCPU's file holds the VM (kvm_get_kvm): closing the VM's own file while one of its vCPUs is
   // in KVM_RUN leaves kvm_destroy_vm to the last fput, after that ioctl returns.
   const busy = vcpusOf(sys, vm).find((v) => v.running);
-  if (busy) mustWait(sys, `kvm_destroy_vm waits for vCPU ${busy.id}'s KVM_RUN on cpu${inFlightCpu(sys)} to drop its reference`);
+  if (busy) mustWait(sys, `kvm_destroy_vm waits for vCPU ${busy.id}'s KVM_RUN on cpu${inFlightCpu(sys)} to drop its reference`, (s) => s.kvm?.vcpus.get(busy.id)?.running === true);
   // kvm_io_bus_destroy: each device's destructor, then the bus.
   for (const b of vm.buses) if (b) for (const o of [...b.devs, b.obj]) freeObject(sys, o, out);
   for (const v of vcpusOf(sys, vm)) vmxFreeVcpu(sys, v, out);

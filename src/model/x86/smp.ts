@@ -22,7 +22,12 @@ export class RacerWaits extends Error {
     why: string,
     readonly irqsOff: boolean,
     readonly locks: readonly string[],
-    /** For a wait that cannot be undone once begun (an IPI sent): whether it still holds. */
+    /**
+     * Whether the wait still holds, as the op in flight goes on: until it does not, the step does
+     * not try the racing op again. An IPI sent cannot be taken back, so that wait holds until the
+     * target takes it; the others (a read section, a vCPU's KVM_RUN, a task in kernel code) until
+     * what they wait for is over, which is when a new try could first go through.
+     */
     readonly blocked?: (sys: System) => boolean,
   ) {
     super(why);
@@ -86,5 +91,5 @@ export function taskInFlight(sys: System, task: number | null): boolean {
 
 /** A racing op that would run or end `task` (named `what`) waits while the op in flight has it in kernel code. */
 export function waitForTask(sys: System, task: number | null, what: string): void {
-  if (taskInFlight(sys, task)) mustWait(sys, `${what} is in kernel code on cpu${inFlightCpu(sys)}`);
+  if (taskInFlight(sys, task)) mustWait(sys, `${what} is in kernel code on cpu${inFlightCpu(sys)}`, (s) => taskInFlight(s, task));
 }

@@ -211,14 +211,15 @@ function merge(flags: ExploreFlags): void {
   if (flags.json) {
     console.log(JSON.stringify({ shards: m.count, splitDepth: m.splitDepth, missing: m.missing, depthProved: m.depthProved, states: m.states, transitions: m.transitions, violation: v ? { shard: v.shard, shortest: v.shortest, ...v.summary.violation, summary: v.path } : null }, null, 2));
   } else {
-    console.log(`${m.count} shards (split at depth ${m.splitDepth})${m.missing.length ? `, ${pc.yellow(`shards ${m.missing.join(', ')} missing`)}` : ''}: ${count(m.states)} states (a state two shards reached counts twice), ${count(m.transitions)} transitions`);
+    const missing = m.missing.length ? `shard${m.missing.length > 1 ? 's' : ''} ${m.missing.join(', ')} missing` : '';
+    console.log(`${m.count} shards (split at depth ${m.splitDepth})${missing ? `, ${pc.yellow(missing)}` : ''}: ${count(m.states)} states (a state two shards reached counts twice), ${count(m.transitions)} transitions`);
     if (v) {
       const cx = v.summary.violation!;
       console.log(pc.red(`VIOLATION ${pc.bold(cx.invariant)} after ${cx.ops.length} ops, found by shard ${v.shard}${v.shortest ? ', a shortest sequence in this scope' : ` (a shorter one may exist: not every shard judged every sequence of ${cx.ops.length - 1} ops)`}:`));
       cx.ops.forEach((op, i) => console.log(`  ${i + 1}. ${formatOp(geometryOf(v.summary.config), op)}`));
       console.log(`  ${cx.message}`);
       console.log(`  ${CLI} replay ${shellWord(join(dirname(v.path), cx.file))}`);
-    } else console.log((m.missing.length ? pc.yellow : pc.green)(`no violation up to depth ${m.depthProved}, all shards together`));
+    } else console.log(missing ? pc.yellow(`no violation up to depth ${m.depthProved}, the split level (${missing})`) : pc.green(`no violation up to depth ${m.depthProved}, all shards together`));
   }
   process.exitCode = v ? EXIT_VIOLATION : EXIT_CLEAN;
 }

@@ -103,8 +103,11 @@ export function runWalks(task: WalkTask, shouldStop: () => boolean, emit: (e: Wo
       walks++;
       // --keep-going: the walk is re-run from its seed with each explained violation's fix turned on;
       // choices resolve against the live state, so seed + fixes reproduce it. Every round turns on
-      // at least one fix not yet on, so the rounds end.
-      let fixes: OptionName[] = [...learned];
+      // at least one fix not yet on, so the rounds end. A walk starts with one learned fix left off,
+      // in turn (and, one walk in so many, with none): a fix met early can hide another cause's
+      // violations for good (protectInternalRanges refuses the unmap F3 needs).
+      const leftOff = learned[index % (learned.length + 1)];
+      let fixes: OptionName[] = learned.filter((o) => o !== leftOff);
       for (;;) {
         const config = withFixes(task.config, fixes);
         const res = runSeededWalk(config, seed, task.steps, undefined, { onStep, ...(task.check ? { check: task.check } : {}) });

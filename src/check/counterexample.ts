@@ -8,8 +8,9 @@
 // ops replay on that memory; its file name says the configuration by 0.1's words
 // (configLabel(config, 1)), where version 2 says `layout=1`. Version 3 adds one thing: an op may
 // carry a `race` (another CPU's op run while it is in flight, Op.race); earlier versions have none.
-// Version 4 adds `on` to ASI API calls (the CPU whose code makes the call); earlier versions have
-// none, and an older asi-check, which would run such a call on no CPU, refuses the file.
+// Version 4 adds `on` and `intr` to ASI API calls (the CPU whose code makes the call, and events at
+// its points; `intr` needs `on`); earlier versions have neither, and an older asi-check, which would
+// run such a call on no CPU, refuses the file.
 
 import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -9,7 +9,7 @@ import { ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext } from './x86/context.ts';
-import { type Exec, type Observer, type Path, asiEnter, asiExit, leaveIsolationFirst } from './asi/session.ts';
+import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { PathPoints, accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
 import { type ApiOp, type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
 import {
@@ -206,7 +206,6 @@ function asked(sys: System, op: Exclude<Op, CpuOp>): ApiCall['asked'] {
 function apiCall(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer): number {
   if (!isApiCall(op) || !sys.asis.has(op.asi)) return apply(sys, op, out, observe);
   const asi = sys.asis.get(op.asi)!;
-  leaveIsolationFirst(sys);
   return asCaller(sys, op.caller ?? 0, () => recordApiCall(sys, op.op, asi, asked(sys, op), op.op === 'asi_remap' ? op.cur : null, () => apply(sys, op, out, observe)));
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Config } from '../../model/system.ts';
 import type { Op } from '../../model/ops.ts';
 import { writeFileAtomically } from '../counterexample.ts';
-import { ReadError, readBounded } from '../read-file.ts';
+import { ReadError, fsReason, readBounded } from '../read-file.ts';
 import { ASI_CHECK_VERSION } from '../version.ts';
 import type { Scope } from './scope.ts';
 import type { Shard } from './search.ts';
@@ -83,7 +83,7 @@ export function readShardSummaries(dirs: readonly string[]): { path: string; sum
     try {
       names = readdirSync(dir);
     } catch (e) {
-      throw new ShardError(`${dir}: cannot read the directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new ShardError(`${dir}: cannot read the directory (${fsReason(e)})`);
     }
     for (const name of names.filter((n) => FILE.test(n)).sort()) out.push({ path: join(dir, name), summary: parseSummary(join(dir, name)) });
   }

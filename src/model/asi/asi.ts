@@ -881,6 +881,8 @@ export function asiDestroy(sys: System, asi: Asi, out: Log): void {
  * map, which ranges it removed, and the range list it left.
  */
 export function recordApiCall(sys: System, call: string, asi: Asi, asked: ApiCall['asked'], released: number | null, body: () => number): number {
+  // The call's entry: the session it ends is not the call's doing, so its record starts after.
+  leaveIsolationFirst(sys);
   const before = asi.ranges;
   const on = sys.exec;
   const depth = on.handlers.length;

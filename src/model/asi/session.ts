@@ -277,9 +277,9 @@ export function* asiExit(k: Exec, asiId: number | null): Path {
 
 /**
  * fixed: apiLeavesIsolation. ASI code on an isolated CPU ends its session first, before it reads
- * anything of an ASI's, so none of it runs on the ASI page table: an API call at its entry (so its
- * record for CALLER-CONTRACT starts after the session's end), other ASI code (the free path's
- * unmap) before it takes asi->lock.
+ * anything of an ASI's, so none of it runs on the ASI page table: an API call at its entry
+ * (recordApiCall, so that its record for CALLER-CONTRACT starts after the session's end), other ASI
+ * code (the free path's unmap) before it takes asi->lock.
  */
 export function leaveIsolationFirst(sys: System): void {
   const k = sys.onCpu;

@@ -5,12 +5,12 @@
 import { ASI_SESSION_STATE_ABORTED, ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, SESSION_STATE_NAMES, type AccessKind, cr3Root, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { checkSchedulable, inAtomic } from '../x86/context.ts';
 import { asCaller, asiRemap, recordApiCall } from '../asi/asi.ts';
-import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast, leaveIsolationFirst } from '../asi/session.ts';
+import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
 import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
 import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
-import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf } from './vm.ts';
+import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf, whileRunning } from './vm.ts';
 import { kvVa } from '../mm/slab.ts';
 import { formatVa } from '../mm/geometry.ts';
 import { inFlightCpu, mustWait, waitForTask } from '../x86/smp.ts';
@@ -28,7 +28,6 @@ function kvmEvent(sys: System, invariant: GhostEvent['invariant'], message: stri
  * ASI API of its own, judged by CALLER-CONTRACT): ptrs[i] holds what the call leaves in it.
  */
 function remap(sys: System, asi: Asi, ptrs: (number | null)[], i: number, cur: number, size: number, out: Log): number {
-  leaveIsolationFirst(sys);
   return asCaller(sys, KVM_REMAP_CALLER, () =>
     recordApiCall(sys, 'asi_remap', asi, [{ ptr: cur, size }], ptrs[i], () => {
       const r = asiRemap(sys, asi, ptrs[i], cur, size, out);
@@ -163,7 +162,7 @@ export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
   const on = sys.kernel.current.indexOf(vcpu.thread);
   if (on === cpu.id) return 0;
   // vcpu->mutex, or the thread in kernel code on the CPU in flight: this ioctl comes after.
-  if (vcpu.running) mustWait(sys, `vcpu->mutex: vCPU ${vcpu.id} is in KVM_RUN on cpu${inFlightCpu(sys)}`, (s) => s.kvm?.vcpus.get(vcpu.id)?.running === true);
+  if (vcpu.running) mustWait(sys, `vcpu->mutex: vCPU ${vcpu.id} is in KVM_RUN on cpu${inFlightCpu(sys)}`, whileRunning(vcpu.id));
   else waitForTask(sys, vcpu.thread, `vCPU ${vcpu.id}'s thread`);
   if (on >= 0) {
     const there: Exec = { ...k, cpu: sys.cpus[on] };

@@ -318,6 +318,11 @@ function installNewMemslots(sys: System, vm: Vm, slots: KvObject, out: Log): KvO
   return old;
 }
 
+/** A racing op's wait for a vCPU's KVM_RUN (RacerWaits.blocked): it holds while that KVM_RUN is in flight. */
+export function whileRunning(vcpu: number): (sys: System) => boolean {
+  return (s) => s.kvm?.vcpus.get(vcpu)?.running === true;
+}
+
 /** kvm->vcpus[]. */
 function vcpusOf(sys: System, vm: Vm): Vcpu[] {
   return vm.vcpus.map((v) => sys.kvm!.vcpus.get(v)!);
@@ -580,7 +585,7 @@ export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
   // Each vCPU's file holds the VM (kvm_get_kvm): closing the VM's own file while one of its vCPUs is
   // in KVM_RUN leaves kvm_destroy_vm to the last fput, after that ioctl returns.
   const busy = vcpusOf(sys, vm).find((v) => v.running);
-  if (busy) mustWait(sys, `kvm_destroy_vm waits for vCPU ${busy.id}'s KVM_RUN on cpu${inFlightCpu(sys)} to drop its reference`, (s) => s.kvm?.vcpus.get(busy.id)?.running === true);
+  if (busy) mustWait(sys, `kvm_destroy_vm waits for vCPU ${busy.id}'s KVM_RUN on cpu${inFlightCpu(sys)} to drop its reference`, whileRunning(busy.id));
   // kvm_io_bus_destroy: each device's destructor, then the bus.
   for (const b of vm.buses) if (b) for (const o of [...b.devs, b.obj]) freeObject(sys, o, out);
   for (const v of vcpusOf(sys, vm)) vmxFreeVcpu(sys, v, out);

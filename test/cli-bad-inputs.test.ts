@@ -125,6 +125,7 @@ const CASES: Case[] = [
 
   ['mutants --seconds-per-mutant 0', 'asi-check', () => ['mutants', '--seconds-per-mutant', '0'], />= 1, got '0'/],
   ['mutants --workers 0', 'asi-check', () => ['mutants', '--workers', '0'], /from 1 to 64/],
+  ['mutants --only with an unknown mutant', 'asi-check', () => ['mutants', '--only', 'copy-drops-nz'], /unknown mutant 'copy-drops-nz'/],
   ['mutants with an unknown flag', 'asi-check', () => ['mutants', '--mutant', 'x'], /unknown option '--mutant'/],
 
   ['nightly with an unknown flag', 'nightly', () => ['--bogus'], /^fuzz:nightly: Unknown option '--bogus'/],

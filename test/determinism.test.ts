@@ -11,6 +11,8 @@ import { choicesArb } from '../src/generators/arbitraries.ts';
 import type { Choice } from '../src/generators/choose.ts';
 import { seededChoices } from '../src/generators/walk.ts';
 import type { Config } from '../src/model/system.ts';
+import { createSystem } from '../src/model/step.ts';
+import { boot } from '../src/model/mm/kernel.ts';
 
 const configArb: fc.Arbitrary<Config> = fc.record({
   geometry: fc.constant('small' as const),
@@ -33,6 +35,14 @@ describe('replay is deterministic', () => {
       const trace = traceLines(config, first.ops);
       expect(trace.length).toBeGreaterThanOrEqual(first.ops.length);
       expect(traceLines(config, first.ops)).toEqual(trace);
+    },
+  );
+
+  test.prop([configArb, choicesArb(15)], { numRuns: 10 })(
+    'a run starts from a copy of the booted system that no earlier run changed: the next system is a fresh boot',
+    (config, choices) => {
+      runChoices(config, choices);
+      expect(createSystem(config)).toEqual(boot(config));
     },
   );
 

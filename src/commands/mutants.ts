@@ -2,7 +2,7 @@
 // `asi-check fuzz --mutant M --seed S --workers 1`) until its first violation or its time budget;
 // mutants run in parallel on the fuzz worker pool. Exit 1 if any mutant survives, 3 if one crashed.
 
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { availableParallelism } from 'node:os';
 import pc from 'picocolors';
 import { DEFAULT_WALK_STEPS } from '../check/seeded.ts';
@@ -12,7 +12,7 @@ import { replayCommand } from '../check/fuzz/progress.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { defaultSeed } from './fuzz.ts';
 import { type Minimal, bfsMinimal, minimalCell, shrinkRatio } from '../check/explore/shrink-quality.ts';
-import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_VIOLATION, configFromFlags, intIn } from './usage.ts';
+import { EXIT_CLEAN, EXIT_INTERNAL, EXIT_VIOLATION, configFromFlags, intIn, parseMutant } from './usage.ts';
 
 const DEFAULT_SECONDS_PER_MUTANT = 10;
 
@@ -22,6 +22,8 @@ interface MutantsFlags {
   readonly workers: number;
   readonly json?: boolean;
   readonly shrinkQuality?: boolean;
+  /** --only, repeatable: the mutants to run, in catalogue order (default: all). */
+  readonly only: readonly MutantName[];
 }
 
 interface Row {
@@ -37,7 +39,7 @@ interface Row {
 
 async function killMatrix(flags: MutantsFlags): Promise<void> {
   const seed = flags.seed ?? defaultSeed();
-  const names = Object.keys(MUTANT_INFO) as MutantName[];
+  const names = (Object.keys(MUTANT_INFO) as MutantName[]).filter((m) => flags.only.length === 0 || flags.only.includes(m));
   const configs = names.map((mutant) => configFromFlags({ profile: 'fixed', mutant, geometry: 'small', cpus: 2 }));
   const tasks: WalkTask[] = configs.map((config) => ({
     config,
@@ -110,6 +112,7 @@ export function registerMutants(program: Command): void {
     .option('--seconds-per-mutant <n>', 'time budget of each mutant', intIn(1), DEFAULT_SECONDS_PER_MUTANT)
     .option('--seed <seed>', 'base seed (default: random, printed)')
     .option('--workers <k>', 'mutants run at once', intIn(1, 64), Math.min(2, availableParallelism()))
+    .addOption(new Option('--only <mutant>', 'run only this mutant (repeatable)').argParser((m: string, prev: MutantName[]) => [...prev, parseMutant(m)]).default([], 'every mutant'))
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .option('--shrink-quality', 'also find each kill\'s shortest counterexample by breadth-first search (asi-check explore) and report shrunk / shortest')
     .action((flags: MutantsFlags) => killMatrix(flags));

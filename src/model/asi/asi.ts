@@ -841,12 +841,28 @@ export function unmapFromAsis(sys: System, a: Allocation | undefined, out: Log, 
   for (const asi of [...sys.asis.values()]) {
     if (asi === except) continue;
     for (const r of asi.ranges) {
-      if (framesReached(sys.g, sys.tables, sys.kernel.pgd, r.ptr, r.ptr + r.size).some((fb) => frames.has(fb.frame))) {
+      if (rangeFrames(sys, r).some((f) => frames.has(f))) {
         log(out, 'note', `free of ${a.name}: unmapping it from asi#${asi.id}`);
         asiUnmapRange(sys, asi, r, out);
       }
     }
   }
+}
+
+/**
+ * The frames a range reaches through the kernel page table now, kept with the range until some
+ * page table is written (every write is a tableChanged): each free asks it of every range of every
+ * ASI, asi_destroy once for each page it frees, and most frees write no page table.
+ */
+const reachedByRange = new WeakMap<AsiRange, { readonly at: number; readonly frames: readonly number[] }>();
+
+function rangeFrames(sys: System, r: AsiRange): readonly number[] {
+  const at = sys.mem.tableLogStart + sys.mem.tableLog.length;
+  const known = reachedByRange.get(r);
+  if (known?.at === at) return known.frames;
+  const frames = framesReached(sys.g, sys.tables, sys.kernel.pgd, r.ptr, r.ptr + r.size).map((fb) => fb.frame);
+  reachedByRange.set(r, { at, frames });
+  return frames;
 }
 
 /** kfree of a kernel object: the kernel free path, which with freeUnmapsAsi unmaps it from every ASI (but `except`) first. */

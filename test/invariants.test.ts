@@ -4,6 +4,9 @@
 // or always fires would fail one of the two.
 
 import { describe, expect, test } from 'vitest';
+import { asiEnter, asiExit, asiRelax } from '../src/model/asi25/runtime.ts';
+import { nmi, setupTestAsi } from './asi25-rig.ts';
+import { deliver, drive } from '../src/model/x86/entry.ts';
 import { INVARIANTS, checkAll, type Invariant } from '../src/invariants/index.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { type Op, formatOp } from '../src/model/ops.ts';
@@ -861,6 +864,50 @@ const SPECS: Record<string, Spec> = {
           const f = withMappedStack();
           f.sys.ghost.events.push({ invariant: 'PT-OWN', message: 'not a warning' });
           expect(inv.check(f.sys)).toBeUndefined();
+        },
+      },
+    ],
+  },
+  'CURR-ASI': {
+    holds: [
+      {
+        name: 'the 2025 runtime: asi_enter, an IRQ with a nested NMI that leaves the domain, the outermost return re-entering it, asi_relax, asi_exit; an NMI at every micro-step of asi_enter',
+        run: (inv) => {
+          const r = setupTestAsi();
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          deliver(r.k, { at: 0, kind: 'irq' }, 'test@now', () => nmi(r, () => drive(r.k, 'asi_exit', asiExit(r.k))));
+          asiRelax(r.k);
+          r.run('asi_exit', asiExit(r.k));
+          for (let at = 0; at <= 3; at++) {
+            const n = setupTestAsi();
+            drive(n.k, 'asi_enter', asiEnter(n.k, n.domain), [{ at, kind: 'nmi' }]);
+            r.violations.push(...n.violations);
+          }
+          expect(r.violations.filter((v) => v.invariant === inv.id)).toEqual([]);
+          expect(r.sys.asi25!.currAsi[0]).toBeNull();
+        },
+      },
+    ],
+    caught: [
+      {
+        name: 'curr_asi left set after the unrestricted CR3 write (asi_exit without its last statement)',
+        run: (inv) => {
+          const r = setupTestAsi();
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          asiRelax(r.k);
+          const exit = asiExit(r.k);
+          exit.next();
+          r.sys.asi25!.cr3Window[0] = null;
+          expect(inv.check(r.sys)).toBe(`cpu0: curr_asi is ${r.domain} but CR3 holds kernel/pcid1`);
+        },
+      },
+      {
+        name: 'a CPU left on a domain whose curr_asi was cleared',
+        run: (inv) => {
+          const r = setupTestAsi();
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          r.sys.asi25!.currAsi[0] = null;
+          expect(inv.check(r.sys)).toBe('cpu0: curr_asi is NULL but CR3 holds mm1/TEST/pcid1');
         },
       },
     ],

@@ -37,6 +37,8 @@ export const CR3_RESTORED: Invariant = {
   id: 'CR3-RESTORED',
   statement: 'Every handler body, at any nesting and any micro-step, runs on the kernel CR3; a CPU that is not isolated runs on the kernel CR3.',
   source: 'RFC v2 patch 02 (ASI_START_ABORT in interrupt_entry, error_entry, paranoid_entry)',
+  // The 2025 design runs handlers on the restricted address space by design (its patch 05).
+  appliesTo: (sys) => sys.asi25 === undefined,
   // Inside an op CR3 and the session change one statement apart (asi_enter sets ACTIVE before
   // load_cr3); handler bodies, where it matters, are judged at their first micro-step (the ghost).
   check: (sys, phase = 'between-ops') => ghostEvent(sys, 'CR3-RESTORED') ?? (phase === 'between-ops' ? offKernelCr3(sys) : undefined),

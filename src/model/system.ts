@@ -13,6 +13,7 @@ import { type ExecContext, processContext } from './x86/context.ts';
 import { type KvmState, cloneKvm } from './kvm/vm.ts';
 import type { Racing, Spinning } from './x86/smp.ts';
 import type { Exec } from './asi/session.ts';
+import { type Asi25State, cloneAsi25 } from './asi25/runtime.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -322,6 +323,8 @@ export interface System {
   racing?: Racing;
   /** A racing op waiting for the CPU in flight, while that CPU's op goes on (src/model/x86/smp.ts). */
   spinning?: Spinning;
+  /** The 2025 design's runtime (src/model/asi25), on a system booted with it: its entry hooks replace RFC v2's. */
+  asi25?: Asi25State;
 }
 
 export function geometryOf(c: Config): Geometry {
@@ -363,6 +366,7 @@ export function cloneSystem(s: System): System {
     ),
     cpus: s.cpus.map(cloneCpu),
     ...(s.kvm ? { kvm: cloneKvm(s.kvm) } : {}),
+    ...(s.asi25 ? { asi25: cloneAsi25(s.asi25) } : {}),
     exec: processContext(),
     caller: 0,
     onCpu: undefined,

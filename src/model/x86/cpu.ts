@@ -106,10 +106,11 @@ export function kernelCr3(sys: System): number {
   return buildCr3(sys.kernel.pgd, KERNEL_PCID);
 }
 
-/** Whose page table a root frame is: the kernel's, an ASI's, or a bare pfn. */
+/** Whose page table a root frame is: the kernel's, an ASI's (or a 2025 domain's), or a bare pfn. */
 export function formatRoot(sys: System, root: number): string {
   const asi = [...sys.asis.values()].find((a) => a.pgd === root);
-  return root === sys.kernel.pgd ? 'kernel' : asi ? `asi#${asi.id}` : `pfn ${root}`;
+  const domain = [...(sys.asi25?.domains ?? [])].find(([, d]) => d.pgd === root);
+  return root === sys.kernel.pgd ? 'kernel' : asi ? `asi#${asi.id}` : domain ? domain[0] : `pfn ${root}`;
 }
 
 export function formatCr3(sys: System, cr3: number): string {

@@ -7,6 +7,7 @@ import { type AccessKind, type Cpu, type HandlerKind, SESSION_STATE_NAMES, cr3Ro
 import { inAtomic, sendsIpis } from './context.ts';
 import { inFlightCpu, mustWait, taskInFlight, waitsForSpinner } from './smp.ts';
 import { type Exec, type Observer, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
+import { asiIntrEnter, asiIntrExit } from '../asi25/runtime.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
 import { perCpuPtr } from '../mm/percpu.ts';
@@ -197,7 +198,8 @@ export interface Touch {
 /**
  * What the CPU and the entry code of `cpu` touch before any handler code can switch CR3, the task
  * stack aside: the IDT, the CPU's GDT, TSS and IST stack in cpu_entry_area, the entry text, and
- * cpu_asi_session.state read by ASI_START_ABORT. A miss here is a double fault.
+ * cpu_asi_session.state read by ASI_START_ABORT (the 2025 design: the task's asi_state). A miss
+ * here is a double fault.
  */
 export function entryCode(sys: System, cpu: number): Touch[] {
   const l = sys.kernel.layout;
@@ -208,8 +210,14 @@ export function entryCode(sys: System, cpu: number): Touch[] {
     { what: `cpu${cpu}'s TSS`, va: cea + PAGE_SIZE, access: 'read' },
     { what: `cpu${cpu}'s IST stack`, va: cea + 2 * PAGE_SIZE, access: 'write' },
     { what: 'the entry text', va: l.startKernelMap, access: 'exec' },
-    { what: `cpu${cpu}'s cpu_asi_session`, va: perCpuPtr(sys, 'cpu_asi_session', cpu), access: 'read' },
+    sys.asi25 ? asi25EntryTouch(sys, cpu) : { what: `cpu${cpu}'s cpu_asi_session`, va: perCpuPtr(sys, 'cpu_asi_session', cpu), access: 'read' },
   ];
+}
+
+/** What the 2025 design's asi_intr_enter() reads before anything can switch CR3: current->thread.asi_state. */
+function asi25EntryTouch(sys: System, cpu: number): Touch {
+  const task = sys.kernel.tasks.get(sys.kernel.current[cpu])!;
+  return { what: `task ${task.id}'s thread.asi_state`, va: task.structVa, access: 'read' };
 }
 
 /** An interrupt or exception pushes its frame on the current stack; an NMI uses its IST stack. */
@@ -251,11 +259,16 @@ function* handler<R>(k: Exec, kind: HandlerKind, bodyPoint: string, body: () => 
   if (kind !== 'exception') cpu.irqsDisabled = true;
   cpu.handlers.push(kind);
   yield 'entry';
-  if (kind !== 'nmi' || !mutant(k.sys, 'nmi-skips-abort')) yield* asiStartAbort(k);
-  handlerBody(k, kind);
+  // The 2025 design (its patch 05) leaves the address space alone on entry: asi_intr_enter()
+  // before irqentry_enter() counts the depth, asi_intr_exit() after irqentry_exit() re-enters.
+  if (k.sys.asi25) asiIntrEnter(k);
+  else {
+    if (kind !== 'nmi' || !mutant(k.sys, 'nmi-skips-abort')) yield* asiStartAbort(k);
+    handlerBody(k, kind);
+  }
   yield bodyPoint;
   const result = body();
-  yield* asiFinishAbort(k);
+  yield* k.sys.asi25 ? asiIntrExit(k) : asiFinishAbort(k);
   cpu.handlers.pop();
   if (irqsWereDisabled) cpu.irqsDisabled = true;
   else localIrqEnable(k, `${kind}@iret`);

@@ -1,0 +1,24 @@
+// Invariants of the 2025 design's runtime (src/model/asi25): what its code states about curr_asi
+// and CR3. They apply to a system booted with that runtime only.
+
+import { cr3Root, formatCr3 } from '../model/x86/cpu.ts';
+import type { Invariant } from './types.ts';
+
+export const CURR_ASI: Invariant = {
+  id: 'CURR-ASI',
+  statement:
+    "On every CPU, curr_asi names the domain whose page table CR3 holds, and is NULL exactly when CR3 holds the unrestricted one, except inside the two windows the code documents: __asi_enter between its curr_asi write and its CR3 write, asi_exit between its CR3 write and its curr_asi write.",
+  source: 'the 2025 series, [PATCH RFC v2 03/29] (__asi_enter: "Must update curr_asi before writing CR3"; asi_exit: "Must not update curr_asi until after CR3 write")',
+  appliesTo: (sys) => sys.asi25 !== undefined,
+  check: (sys) => {
+    const a = sys.asi25!;
+    for (const cpu of sys.cpus) {
+      if (cpu.dead || a.cr3Window[cpu.id] !== null) continue;
+      const curr = a.currAsi[cpu.id];
+      const root = cr3Root(cpu.cr3);
+      const expected = curr === null ? sys.kernel.pgd : a.domains.get(curr)?.pgd;
+      if (root !== expected) return `cpu${cpu.id}: curr_asi is ${curr ?? 'NULL'} but CR3 holds ${formatCr3(sys, cpu.cr3)}`;
+    }
+    return undefined;
+  },
+};

@@ -1,0 +1,357 @@
+// The ASI runtime of the 2025 design ("[PATCH RFC v2 NN/29] Address Space Isolation (ASI)", Brendan
+// Jackman, 10 Jan 2025), statement by statement: ASI classes and their taint policies, a domain per
+// mm and class (asi_init, asi_destroy), per-CPU curr_asi and asi_taints, per-task asi_state (target,
+// intr_nest_depth), asi_enter, __asi_enter, asi_relax, asi_exit and the idtentry hooks
+// asi_intr_enter and asi_intr_exit. Paths are generators as in asi/session.ts: each yield is a point
+// where an interrupt, exception or NMI may land. The posted code's WARN_ONs are NO-WARN ghost
+// events; a VM_BUG_ON or BUG_ON that fires is one too, and stops the CPU, as the oops would.
+//
+// Not modelled yet (issue 22, later slices): what a domain maps (patch 03 allocates its pgd zeroed;
+// the global nonsensitive mappings come later in the series), the separate PCIDs of patch 06 (here
+// a domain's CR3 carries the kernel's PCID, as patch 03 builds it from loaded_mm_asid), the page
+// fault exit, context switch and KVM's use of the API.
+
+import { type Cpu, KERNEL_PCID, buildCr3, cr3Root, writeCr3 } from '../x86/cpu.ts';
+import { type Exec, type Path } from '../asi/session.ts';
+import { KERNEL, allocFrames, freeAllocation, allocationOfFrame, tableChanged } from '../mm/memory.ts';
+import { EEXIST, EINVAL, ENOMEM } from '../mm/kernel.ts';
+import { entriesPerTable } from '../mm/geometry.ts';
+import { type Log, log } from '../trace.ts';
+import type { System } from '../system.ts';
+
+// ---- include/asm-generic/asi.h (patch 03) ----------------------------------------------------
+
+/** enum asi_class_id, with the test class arch/x86/mm/asi_test.c registers in the series' branch. */
+export const ASI_CLASS_KVM = 0;
+export const ASI_CLASS_TEST = 1;
+export const ASI_MAX_NUM_CLASSES = 2;
+const ASI_CLASS_NAMES = ['KVM', 'TEST'];
+
+// ---- arch/x86/include/asm/asi.h (patch 03) ---------------------------------------------------
+
+export const ASI_TAINT_KERNEL_DATA = 1 << 0;
+export const ASI_TAINT_USER_DATA = 1 << 1;
+export const ASI_TAINT_GUEST_DATA = 1 << 2;
+export const ASI_TAINT_OTHER_MM_DATA = 1 << 3;
+export const ASI_TAINT_USER_CONTROL = 1 << 4;
+export const ASI_TAINT_GUEST_CONTROL = 1 << 5;
+export const ASI_TAINT_OTHER_MM_CONTROL = 1 << 6;
+export const ASI_TAINTS_CONTROL_MASK = ASI_TAINT_USER_CONTROL | ASI_TAINT_GUEST_CONTROL | ASI_TAINT_OTHER_MM_CONTROL;
+// As posted: ASI_TAINT_GUEST_DATA is in no mask but ASI_TAINTS_GUEST_MASK.
+export const ASI_TAINTS_DATA_MASK = ASI_TAINT_KERNEL_DATA | ASI_TAINT_USER_DATA | ASI_TAINT_OTHER_MM_DATA;
+export const ASI_TAINTS_GUEST_MASK = ASI_TAINT_GUEST_DATA | ASI_TAINT_GUEST_CONTROL;
+export const ASI_TAINTS_USER_MASK = ASI_TAINT_USER_DATA | ASI_TAINT_USER_CONTROL;
+
+/** struct asi_taint_policy. */
+export interface TaintPolicy {
+  /** Taints that need a flush when entering the domain, to protect it from prior domains. */
+  readonly preventControl: number;
+  /** Taints that need a flush when entering the domain, to protect former domains from it. */
+  readonly protectData: number;
+  /** Taints set when entering the domain. */
+  readonly set: number;
+}
+
+/** struct asi: mm->asi[class_id], zeroed by asi_init_mm_state and again when its last reference goes. */
+export interface Domain {
+  /** asi->pgd: the frame of its first page (PGD_ALLOCATION_ORDER 1: two pages), or null. */
+  pgd: number | null;
+  mm: number;
+  refCount: number;
+  classId: number;
+}
+
+/** thread.asi_state (patches 03, 05). */
+export interface TaskAsiState {
+  /** The domain to enter when returning to process context: a domain key, or null (relaxed). */
+  target: string | null;
+  /** Interrupts and exceptions interrupting the critical section (patch 05). */
+  intrNestDepth: number;
+  /** current->mm: the mm a kernel thread uses (kthread_use_mm), 0 for none. */
+  mm: number;
+}
+
+/** What the 2025 runtime adds to the machine: plain data, copied with the System. */
+export interface Asi25State {
+  /** taint_policies[class_id]: null while the class is not initialised. */
+  readonly policies: (TaintPolicy | null)[];
+  /** Every mm's asi[] array, by domainKey(mm, class). */
+  readonly domains: Map<string, Domain>;
+  /** Per CPU: curr_asi (a domain key, or null on the unrestricted address space). */
+  readonly currAsi: (string | null)[];
+  /** Per CPU: asi_taints. */
+  readonly taints: number[];
+  /**
+   * Ghost, per CPU: inside one of the two windows the code documents, where curr_asi and CR3 may
+   * disagree: __asi_enter between its curr_asi write and its CR3 write, asi_exit between its CR3
+   * write and its curr_asi write. A nested path may close it early, and leaves them agreeing.
+   */
+  readonly cr3Window: ('asi_enter' | 'asi_exit' | null)[];
+  /** Per task, by task id. */
+  readonly tasks: Map<number, TaskAsiState>;
+}
+
+export function domainKey(mm: number, classId: number): string {
+  return `mm${mm}/${ASI_CLASS_NAMES[classId] ?? classId}`;
+}
+
+/** The runtime at boot: no class initialised, every CPU unrestricted, every task relaxed. */
+export function asi25Boot(sys: System): Asi25State {
+  return {
+    policies: Array.from({ length: ASI_MAX_NUM_CLASSES }, () => null),
+    domains: new Map(),
+    currAsi: sys.cpus.map(() => null),
+    taints: sys.cpus.map(() => 0),
+    cr3Window: sys.cpus.map(() => null),
+    tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
+  };
+}
+
+export function cloneAsi25(a: Asi25State): Asi25State {
+  return {
+    policies: [...a.policies],
+    domains: new Map([...a.domains].map(([k, d]) => [k, { ...d }])),
+    currAsi: [...a.currAsi],
+    taints: [...a.taints],
+    cr3Window: [...a.cr3Window],
+    tasks: new Map([...a.tasks].map(([t, s]) => [t, { ...s }])),
+  };
+}
+
+/** asi_init_thread_state (patch 05), from arch_dup_task_struct. */
+export function asiInitThreadState(): TaskAsiState {
+  return { target: null, intrNestDepth: 0, mm: 0 };
+}
+
+function rt(sys: System): Asi25State {
+  if (!sys.asi25) throw new Error('model bug: the 2025 ASI runtime runs on a system booted without it');
+  return sys.asi25;
+}
+
+function taskState(k: Exec): TaskAsiState {
+  const a = rt(k.sys);
+  const task = k.sys.kernel.current[k.cpu.id];
+  let s = a.tasks.get(task);
+  if (!s) a.tasks.set(task, (s = asiInitThreadState()));
+  return s;
+}
+
+/** WARN_ON and friends: the condition, recorded when it holds. */
+function warnOn(k: { sys: System; out: Log }, cond: boolean, what: string): boolean {
+  if (!cond) return false;
+  k.sys.ghost.events.push({ invariant: 'NO-WARN', message: `${what} fired (RFC v2 2025)` });
+  log(k.out, 'pr_err', `WARNING: ${what}`);
+  return true;
+}
+
+/** VM_BUG_ON and BUG_ON: the oops ends everything the CPU was doing. */
+function bugOn(k: Exec, cond: boolean, what: string): boolean {
+  if (!cond) return false;
+  warnOn(k, true, what);
+  k.cpu.dead = `kernel BUG: ${what}`;
+  return true;
+}
+
+// ---- arch/x86/mm/asi.c (patch 03) -----------------------------------------------------------
+
+function asiClassInitialized(k: { sys: System; out: Log }, classId: number): boolean {
+  if (warnOn(k, !(classId >= 0 && classId < ASI_MAX_NUM_CLASSES), `WARN_ON(!asi_class_id_valid(${classId}))`)) return false;
+  return rt(k.sys).policies[classId] !== null;
+}
+
+export function asiInitClass(sys: System, classId: number, policy: TaintPolicy, out: Log): number {
+  const k = { sys, out };
+  if (asiClassInitialized(k, classId)) return EEXIST;
+  warnOn(k, !(policy.preventControl & ASI_TAINTS_CONTROL_MASK), 'WARN_ON(!(taint_policy->prevent_control & ASI_TAINTS_CONTROL_MASK))');
+  warnOn(k, !(policy.protectData & ASI_TAINTS_DATA_MASK), 'WARN_ON(!(taint_policy->protect_data & ASI_TAINTS_DATA_MASK))');
+  rt(sys).policies[classId] = policy;
+  return 0;
+}
+
+export function asiUninitClass(sys: System, classId: number, out: Log): void {
+  if (!asiClassInitialized({ sys, out }, classId)) return;
+  rt(sys).policies[classId] = null;
+}
+
+function domainOf(a: Asi25State, mm: number, classId: number): Domain {
+  const key = domainKey(mm, classId);
+  let d = a.domains.get(key);
+  // asi_init_mm_state: memset(mm->asi, 0, ...) when the mm was made.
+  if (!d) a.domains.set(key, (d = { pgd: null, mm: 0, refCount: 0, classId: 0 }));
+  return d;
+}
+
+/**
+ * asi_init (patches 03, 04): a reference to mm's domain of the class, made on the first; `domain`
+ * is its key (the RFC's *out_asi), undefined on error. mm->asi_init_lock is held throughout.
+ */
+export function asiInit(k: Exec, mm: number, classId: number): { readonly err: number; readonly domain?: string } {
+  if (warnOn(k, !asiClassInitialized(k, classId), 'WARN_ON(!asi_class_initialized(class_id))')) return { err: EINVAL };
+  const asi = domainOf(rt(k.sys), mm, classId);
+  let err = 0;
+  if (asi.refCount++ === 0) {
+    if (bugOn(k, asi.pgd !== null, 'BUG_ON(asi->pgd != NULL)')) return { err: EINVAL };
+    // __get_free_pages(GFP_KERNEL_ACCOUNT | __GFP_ZERO, PGD_ALLOCATION_ORDER): two pages, as KPTI's pgd.
+    const pages = allocFrames(k.sys.mem, { kind: 'pgtable', owner: KERNEL, name: `pgd of ${domainKey(mm, classId)}`, pages: 2, contiguousAlign: 2, sensitive: false, level: 0 });
+    if (!pages) err = ENOMEM;
+    else {
+      for (const f of pages.frames) {
+        k.sys.tables.set(f, new Int32Array(entriesPerTable(k.sys.g)));
+        tableChanged(k.sys.mem, f);
+      }
+      asi.pgd = pages.frames[0];
+      asi.mm = mm;
+      asi.classId = classId;
+    }
+  }
+  if (err) {
+    __asiDestroy(k, asi);
+    return { err };
+  }
+  return { err, domain: domainKey(mm, classId) };
+}
+
+/** __asi_destroy (patch 04): drops a reference; the last frees the pgd and zeroes struct asi. */
+function __asiDestroy(k: Exec, asi: Domain): void {
+  warnOn(k, asi.refCount <= 0, 'WARN_ON_ONCE(asi->ref_count <= 0)');
+  if (--asi.refCount > 0) return;
+  // free_pages((ulong)asi->pgd, PGD_ALLOCATION_ORDER): nothing for a NULL pgd (asi_init's error path).
+  const pages = asi.pgd === null ? undefined : allocationOfFrame(k.sys.mem, asi.pgd);
+  for (const f of pages?.frames ?? []) {
+    k.sys.tables.delete(f);
+    tableChanged(k.sys.mem, f);
+  }
+  if (pages) freeAllocation(k.sys.mem, pages.id);
+  Object.assign(asi, { pgd: null, mm: 0, refCount: 0, classId: 0 });
+}
+
+/** asi_destroy (patches 03, 04): under mm->asi_init_lock. */
+export function asiDestroy(k: Exec, key: string): void {
+  const asi = rt(k.sys).domains.get(key);
+  if (!asi) return;
+  if (warnOn(k, !asiClassInitialized(k, asi.classId), 'WARN_ON(!asi_class_initialized(asi->class_id))')) return;
+  __asiDestroy(k, asi);
+}
+
+/** maybe_flush_control: on entering `next` (null: the unrestricted address space). */
+function maybeFlushControl(a: Asi25State, cpu: number, next: Domain | null): void {
+  let taints = a.taints[cpu];
+  taints &= next ? a.policies[next.classId]!.preventControl : ASI_TAINTS_CONTROL_MASK;
+  if (!taints) return;
+  // "For now we just pretend, clear the taints."
+  a.taints[cpu] &= ~ASI_TAINTS_CONTROL_MASK;
+}
+
+/** maybe_flush_data: on entering `next`. */
+function maybeFlushData(a: Asi25State, cpu: number, next: Domain): void {
+  const taints = a.taints[cpu] & a.policies[next.classId]!.protectData;
+  if (!taints) return;
+  a.taints[cpu] &= ~ASI_TAINTS_DATA_MASK;
+}
+
+/** The CR3 of a domain, as build_cr3_noinstr(target->pgd, loaded_mm_asid) gives it. */
+export function domainCr3(d: Domain): number {
+  return buildCr3(d.pgd ?? 0, KERNEL_PCID);
+}
+
+/** __asi_enter (patches 03, 05): the CPU onto the current task's target, if it is not there yet. */
+export function* __asiEnter(k: Exec): Path {
+  const a = rt(k.sys);
+  const cpu = k.cpu.id;
+  const s = taskState(k);
+  if (bugOn(k, k.cpu.preemptCount === 0 && !k.cpu.irqsDisabled, 'VM_BUG_ON(preemptible())')) return;
+  if (bugOn(k, s.intrNestDepth !== 0, 'VM_BUG_ON(current->thread.asi_state.intr_nest_depth != 0)')) return;
+  if (!s.target || s.target === a.currAsi[cpu]) return;
+  const target = a.domains.get(s.target)!;
+  // "Must update curr_asi before writing CR3 to ensure an interrupting asi_exit sees that it may
+  // need to switch address spaces."
+  a.currAsi[cpu] = s.target;
+  a.cr3Window[cpu] = 'asi_enter';
+  yield 'this_cpu_write(curr_asi, target)';
+  maybeFlushControl(a, cpu, target);
+  writeCr3(k.cpu, domainCr3(target));
+  a.cr3Window[cpu] = null;
+  yield 'write_cr3(asi_cr3)';
+  maybeFlushData(a, cpu, target);
+  a.taints[cpu] |= a.policies[target.classId]!.set;
+}
+
+/** asi_enter (patches 03, 05): set the target and enter it; the critical section begins. */
+export function* asiEnter(k: Exec, key: string): Path {
+  const s = taskState(k);
+  warnOn(k, s.intrNestDepth !== 0, 'VM_WARN_ON_ONCE(asi_intr_nest_depth())');
+  // "Should not have an asi_enter() without a prior asi_relax()."
+  warnOn(k, s.target !== null, 'VM_WARN_ON_ONCE(asi_get_target(current))');
+  s.target = key;
+  yield 'asi_set_target(current, asi)';
+  yield* __asiEnter(k);
+}
+
+/** asi_relax (patches 03, 05): the critical section ends; the address space stays. */
+export function asiRelax(k: Exec): void {
+  const s = taskState(k);
+  warnOn(k, s.intrNestDepth !== 0, 'VM_WARN_ON_ONCE(asi_intr_nest_depth())');
+  s.target = null;
+}
+
+/** asi_exit (patches 03, 05): onto the unrestricted address space now, if restricted. */
+export function* asiExit(k: Exec): Path {
+  const a = rt(k.sys);
+  const cpu = k.cpu.id;
+  k.cpu.preemptCount++;
+  if (a.currAsi[cpu] !== null) {
+    warnOn(k, asiInCriticalSection(k), 'WARN_ON_ONCE(asi_in_critical_section())');
+    maybeFlushControl(a, cpu, null);
+    // "Tainting first makes reentrancy easier to reason about."
+    a.taints[cpu] |= ASI_TAINT_KERNEL_DATA;
+    writeCr3(k.cpu, buildCr3(k.sys.kernel.pgd, KERNEL_PCID));
+    a.cr3Window[cpu] = 'asi_exit';
+    yield 'write_cr3(unrestricted_cr3)';
+    // "Must not update curr_asi until after CR3 write, otherwise a re-entrant call might not enter
+    // this branch."
+    a.currAsi[cpu] = null;
+    a.cr3Window[cpu] = null;
+  }
+  k.cpu.preemptCount--;
+}
+
+/** asi_intr_enter (patch 05): at every idtentry, before irqentry_enter. */
+export function asiIntrEnter(k: Exec): void {
+  const s = taskState(k);
+  if (s.target !== null) s.intrNestDepth++;
+}
+
+/** asi_intr_exit (patch 05): after irqentry_exit; the outermost return re-enters the target. */
+export function* asiIntrExit(k: Exec): Path {
+  const s = taskState(k);
+  if (s.target === null) return;
+  if (--s.intrNestDepth === 0) yield* __asiEnter(k);
+}
+
+// ---- the accessors the series and its tests use ----------------------------------------------
+
+/** asi_is_restricted: this CPU is on a domain's page table. */
+export function asiIsRestricted(sys: System, cpu: Cpu): boolean {
+  return rt(sys).currAsi[cpu.id] !== null;
+}
+
+/** asi_is_relaxed: the current task has no target. */
+export function asiIsRelaxed(k: Exec): boolean {
+  return taskState(k).target === null;
+}
+
+export function asiIntrNestDepth(k: Exec): number {
+  return taskState(k).intrNestDepth;
+}
+
+/** asi_in_critical_section: tense, and not inside an interrupt of the critical section. */
+export function asiInCriticalSection(k: Exec): boolean {
+  const s = taskState(k);
+  return s.target !== null && s.intrNestDepth === 0;
+}
+
+/** The domain a CR3 points at, by its pgd frame. */
+export function domainOfCr3(a: Asi25State, cr3: number): string | undefined {
+  for (const [key, d] of a.domains) if (d.pgd !== null && d.pgd === cr3Root(cr3)) return key;
+  return undefined;
+}

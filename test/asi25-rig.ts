@@ -1,0 +1,63 @@
+// The 2025 runtime's test rig (test/asi25.test.ts, and CURR-ASI in test/invariants.test.ts):
+// setup_test_asi() of arch/x86/mm/asi_test.c on the model, with every invariant judged at every
+// micro-step and after every path.
+
+import { expect } from 'vitest';
+import { createSystem } from '../src/model/step.ts';
+import type { System } from '../src/model/system.ts';
+import type { Exec, Path } from '../src/model/asi/session.ts';
+import { deliver, drive } from '../src/model/x86/entry.ts';
+import { type Violation, newChecker } from '../src/invariants/index.ts';
+import { ASI_CLASS_TEST, ASI_TAINTS_CONTROL_MASK, ASI_TAINTS_DATA_MASK, asi25Boot, asiInit, asiInitClass } from '../src/model/asi25/runtime.ts';
+
+/** The taint policy setup_test_asi() registers ("Arbitrary policy"). */
+const TEST_POLICY = { preventControl: ASI_TAINTS_CONTROL_MASK, protectData: ASI_TAINTS_DATA_MASK, set: ASI_TAINTS_CONTROL_MASK | ASI_TAINTS_DATA_MASK };
+
+export interface Rig {
+  readonly sys: System;
+  readonly k: Exec;
+  readonly domain: string;
+  /** Every violation any invariant found, at any micro-step or between steps. */
+  readonly violations: Violation[];
+  /** Runs a path on cpu0 with every invariant judged after each of its micro-steps. */
+  run(name: string, path: Path): void;
+  /** The hooks' counters: CR3 writes onto the domain, and off it onto the unrestricted pgd. */
+  counts(): { postEnter: number; preExit: number };
+}
+
+/**
+ * setup_test_asi(): asi_init_class(ASI_CLASS_TEST), mm_alloc() and kthread_use_mm() (mm 1), then
+ * asi_init(); and preempt_disable(), as every case does first. `mapsKernel`: the domain's pgd holds
+ * the kernel pgd's entries (see the top of the file).
+ */
+export function setupTestAsi(mapsKernel = true): Rig {
+  const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'fixed' });
+  sys.asi25 = asi25Boot(sys);
+  const violations: Violation[] = [];
+  const check = newChecker('incremental');
+  const judge = (phase: 'micro-step' | 'between-ops' = 'micro-step') => violations.push(...check(sys, phase));
+  const k: Exec = { sys, cpu: sys.cpus[0], out: [], observe: () => judge() };
+  expect(asiInitClass(sys, ASI_CLASS_TEST, TEST_POLICY, k.out)).toBeGreaterThanOrEqual(0);
+  sys.asi25.tasks.get(sys.kernel.current[0])!.mm = 1;
+  const { err, domain } = asiInit(k, 1, ASI_CLASS_TEST);
+  expect(err).toBeGreaterThanOrEqual(0);
+  if (mapsKernel) sys.tables.get(sys.asi25.domains.get(domain!)!.pgd!)!.set(sys.tables.get(sys.kernel.pgd)!);
+  k.cpu.preemptCount++;
+  const visits = (suffix: string) => sys.ghost.visited.filter((v) => v.endsWith(suffix)).length;
+  return {
+    sys,
+    k,
+    domain: domain!,
+    violations,
+    run: (name, path) => {
+      drive(k, name, path);
+      judge('between-ops');
+    },
+    counts: () => ({ postEnter: visits('@write_cr3(asi_cr3)'), preExit: visits('@write_cr3(unrestricted_cr3)') }),
+  };
+}
+
+/** An NMI arriving now on cpu0, its handler body doing `body`. */
+export function nmi(r: Rig, body: () => void): void {
+  deliver(r.k, { at: 0, kind: 'nmi' }, 'test@now', body);
+}

@@ -1,0 +1,156 @@
+// The 2025 design's runtime (src/model/asi25), first slice: the KUnit cases of arch/x86/mm/asi_test.c
+// that exercise it, translated assertion for assertion, and what patches 03-05 state about
+// interrupts, as scenarios on the model's CPUs with every invariant judged at every micro-step.
+//
+// Two versions of asi_test.c go with the series: the one of the posted API (bjackman/linux, with
+// asi_init_class and ASI_CLASS_TEST: test_asi_state, test_alloc_sensitive_nonsensitive) and the one
+// published in the series' branch (googleprodkernel/linux-kvm asi-rfcv2-preview, an older API with
+// asi_register_class and enter/exit hooks: test_asi_hooks, test_asi_intr, test_asi_intr_nesting and
+// the mapping cases). The hooks' counters translate to the CR3 writes they were called beside
+// (post_asi_enter: a write of the domain's CR3; pre_asi_exit: a write of the unrestricted one). The
+// handlers' reads of __GFP_SENSITIVE memory, which in the series fault and asi_exit(), are an explicit
+// asi_exit() here ("It can switch if needed to access some memory not available in the restricted
+// address space, using the normal asi_exit call", patch 05): the fault path and the nonsensitive
+// mappings come in a later slice. Until then a domain here maps what the kernel maps (its pgd holds
+// the kernel pgd's entries), so that entry code can run on it at all: patch 03's pgd is empty, and
+// an interrupt on it double-faults (the last scenario shows that the model says so).
+
+import { describe, expect, test } from 'vitest';
+import { deliver, drive } from '../src/model/x86/entry.ts';
+import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
+import { nmi, setupTestAsi } from './asi25-rig.ts';
+
+describe('asi_test.c, as posted (bjackman/linux)', () => {
+  test('test_asi_state: restricted and tense after asi_enter, restricted and relaxed after asi_relax, neither after asi_exit', () => {
+    const r = setupTestAsi();
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
+    expect(asiIsRelaxed(r.k)).toBe(false);
+    asiRelax(r.k);
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
+    expect(asiIsRelaxed(r.k)).toBe(true);
+    r.run('asi_exit', asiExit(r.k));
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(false);
+    expect(asiIsRelaxed(r.k)).toBe(true);
+    // check_taint_post: "Kernel newly tainted after test. Maybe a WARN?"
+    expect(r.violations).toEqual([]);
+  });
+});
+
+describe("asi_test.c of the series' branch (googleprodkernel/linux-kvm), translated", () => {
+  test('test_asi_hooks: one restricted CR3 write on entering, none on entering again while in the domain, one unrestricted write on exit', () => {
+    const r = setupTestAsi();
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    expect(r.counts()).toEqual({ postEnter: 1, preExit: 0 });
+    asiRelax(r.k);
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    expect(r.counts()).toEqual({ postEnter: 1, preExit: 0 });
+    asiRelax(r.k);
+    r.run('asi_exit', asiExit(r.k));
+    expect(r.counts()).toEqual({ postEnter: 1, preExit: 1 });
+    expect(r.violations).toEqual([]);
+  });
+
+  test('test_asi_intr: an NMI that leaves the domain inside the critical section returns to it; after asi_relax it does not', () => {
+    const r = setupTestAsi();
+    // Case 1: interrupt while in the critical section...
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
+    nmi(r, () => drive(r.k, 'asi_exit', asiExit(r.k)));
+    // ... on return must remain in the critical section.
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
+    expect(asiInCriticalSection(r.k)).toBe(true);
+    expect(r.counts().preExit).toBe(1);
+    // Case 2: interrupt outside the critical section...
+    asiRelax(r.k);
+    nmi(r, () => drive(r.k, 'asi_exit', asiExit(r.k)));
+    // ... on return do not re-enter the critical section.
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(false);
+    expect(asiInCriticalSection(r.k)).toBe(false);
+    expect(r.counts().preExit).toBe(2);
+    expect(r.violations).toEqual([]);
+  });
+
+  test('test_asi_intr_nesting: an NMI nested in an IRQ counts deeper, its exit lasts until the outermost return, which re-enters the domain', () => {
+    const r = setupTestAsi();
+    const seen = { iwLevel: -1, iwEntryRestricted: false, iwExitRestricted: true, nmiLevel: -1, nmiExitRestricted: true };
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
+    // Level 1: the IRQ work handler, on this CPU; level 2: an NMI it sends itself.
+    deliver(r.k, { at: 0, kind: 'irq' }, 'test@irq_work_queue', () => {
+      seen.iwLevel = asiIntrNestDepth(r.k);
+      seen.iwEntryRestricted = asiIsRestricted(r.sys, r.k.cpu);
+      nmi(r, () => {
+        seen.nmiLevel = asiIntrNestDepth(r.k);
+        drive(r.k, 'asi_exit', asiExit(r.k));
+        seen.nmiExitRestricted = asiIsRestricted(r.sys, r.k.cpu);
+      });
+      seen.iwExitRestricted = asiIsRestricted(r.sys, r.k.cpu);
+    });
+    expect(seen.iwLevel).toBeGreaterThanOrEqual(1);
+    expect(seen.iwLevel).toBeLessThan(seen.nmiLevel);
+    expect(seen.iwEntryRestricted).toBe(true);
+    expect(seen.nmiExitRestricted).toBe(false);
+    // "Return to restricted domain only on critical section return."
+    expect(seen.iwExitRestricted).toBe(false);
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
+    expect(asiInCriticalSection(r.k)).toBe(true);
+    expect(r.counts()).toEqual({ preExit: 1, postEnter: 2 });
+    asiRelax(r.k);
+    r.run('asi_exit', asiExit(r.k));
+    expect(r.violations).toEqual([]);
+  });
+});
+
+describe('what patches 03-05 state', () => {
+  test('an NMI at every micro-step of asi_enter and asi_exit leaves curr_asi and CR3 agreeing on return, and the task where it was', () => {
+    for (const path of ['asi_enter', 'asi_exit'] as const) {
+      for (let at = 0; at <= 3; at++) {
+        const r = setupTestAsi();
+        if (path === 'asi_exit') {
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          asiRelax(r.k);
+        }
+        drive(r.k, path, path === 'asi_enter' ? asiEnter(r.k, r.domain) : asiExit(r.k), [{ at, kind: 'nmi' }]);
+        expect(r.violations, `${path}, NMI after micro-step ${at}`).toEqual([]);
+        expect(asiIsRestricted(r.sys, r.k.cpu), `${path}, NMI after micro-step ${at}`).toBe(path === 'asi_enter');
+      }
+    }
+  });
+
+  test('asi_relax inside an interrupt of the critical section, and asi_exit inside the critical section, are WARNs', () => {
+    const r = setupTestAsi();
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    deliver(r.k, { at: 0, kind: 'irq' }, 'test@now', () => asiRelax(r.k));
+    expect(r.sys.ghost.events.map((e) => e.message)).toContain('VM_WARN_ON_ONCE(asi_intr_nest_depth()) fired (RFC v2 2025)');
+    const s = setupTestAsi();
+    s.run('asi_enter', asiEnter(s.k, s.domain));
+    s.run('asi_exit', asiExit(s.k));
+    expect(s.violations.map((v) => v.message)).toContain('WARN_ON_ONCE(asi_in_critical_section()) fired (RFC v2 2025)');
+  });
+
+  test('asi_init takes a reference to the one domain of an mm and class; the last asi_destroy frees its pgd; a failed allocation leaves nothing', () => {
+    const r = setupTestAsi(false);
+    const pgd = r.sys.asi25!.domains.get(r.domain)!.pgd!;
+    expect(asiInit(r.k, 1, ASI_CLASS_TEST)).toEqual({ err: 0, domain: r.domain });
+    asiDestroy(r.k, r.domain);
+    expect(r.sys.tables.has(pgd)).toBe(true);
+    asiDestroy(r.k, r.domain);
+    expect(r.sys.tables.has(pgd)).toBe(false);
+    expect(r.sys.asi25!.domains.get(r.domain)).toEqual({ pgd: null, mm: 0, refCount: 0, classId: 0 });
+    r.sys.mem.failIn = 0;
+    expect(asiInit(r.k, 1, ASI_CLASS_TEST).err).toBe(-12);
+    expect(r.sys.asi25!.domains.get(r.domain)!.refCount).toBe(0);
+    expect(asiInit(r.k, 1, ASI_CLASS_TEST).domain).toBe(r.domain);
+    expect(r.sys.asi25!.domains.get(r.domain)!.pgd).not.toBeNull();
+    asiUninitClass(r.sys, ASI_CLASS_TEST, r.k.out);
+    expect(asiInit(r.k, 1, ASI_CLASS_TEST).err).toBe(-22);
+  });
+
+  test("patch 03's pgd is empty: an interrupt in the critical section on it double-faults (ENTRY-MAPPED)", () => {
+    const r = setupTestAsi(false);
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    deliver(r.k, { at: 0, kind: 'irq' }, 'test@now');
+    expect(r.k.cpu.dead).toMatch(/^double fault: irq entry cannot reach the IDT/);
+  });
+});

@@ -1,24 +1,27 @@
 // The 2025 design's runtime (src/model/asi25), first slice: the KUnit cases of arch/x86/mm/asi_test.c
-// that exercise it, translated assertion for assertion, and what patches 03-05 state about
-// interrupts, as scenarios on the model's CPUs with every invariant judged at every micro-step.
+// that exercise it, translated assertion for assertion, and what patches 03-05 and 10 state about
+// interrupts and faults, as scenarios on the model's CPUs with every invariant judged at every
+// micro-step.
 //
 // Two versions of asi_test.c go with the series: the one of the posted API (bjackman/linux, with
 // asi_init_class and ASI_CLASS_TEST: test_asi_state, test_alloc_sensitive_nonsensitive) and the one
 // published in the series' branch (googleprodkernel/linux-kvm asi-rfcv2-preview, an older API with
 // asi_register_class and enter/exit hooks: test_asi_hooks, test_asi_intr, test_asi_intr_nesting and
 // the mapping cases). The hooks' counters translate to the CR3 writes they were called beside
-// (post_asi_enter: a write of the domain's CR3; pre_asi_exit: a write of the unrestricted one). The
-// handlers' reads of __GFP_SENSITIVE memory, which in the series fault and asi_exit(), are an explicit
-// asi_exit() here ("It can switch if needed to access some memory not available in the restricted
-// address space, using the normal asi_exit call", patch 05): the fault path and the nonsensitive
-// mappings come in a later slice. Until then a domain here maps what the kernel maps (its pgd holds
-// the kernel pgd's entries), so that entry code can run on it at all: patch 03's pgd is empty, and
-// an interrupt on it double-faults (the last scenario shows that the model says so).
+// (post_asi_enter: a write of the domain's CR3; pre_asi_exit: a write of the unrestricted one).
+// What a domain maps (patches 11-19) comes in a later slice: until then a domain here maps what the
+// kernel maps, but the pages the test allocates __GFP_SENSITIVE (test/asi25-rig.ts), so that entry
+// code runs on it and a handler's read of sensitive data takes patch 10's fault path. Patch 03's
+// pgd alone is empty, and an interrupt on it double-faults (the last scenario of the second block).
+// Not expressible yet: test_alloc_sensitive_nonsensitive, test_asi_map_global_nonsensitive,
+// test_percpu_alloc and the change_page_attr cases (the page allocator's sensitivity and the global
+// nonsensitive pgd).
 
 import { describe, expect, test } from 'vitest';
-import { deliver, drive } from '../src/model/x86/entry.ts';
+import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
 import { nmi, setupTestAsi } from './asi25-rig.ts';
+import { formatVa } from '../src/model/mm/geometry.ts';
 
 describe('asi_test.c, as posted (bjackman/linux)', () => {
   test('test_asi_state: restricted and tense after asi_enter, restricted and relaxed after asi_relax, neither after asi_exit', () => {
@@ -51,28 +54,30 @@ describe("asi_test.c of the series' branch (googleprodkernel/linux-kvm), transla
     expect(r.violations).toEqual([]);
   });
 
-  test('test_asi_intr: an NMI that leaves the domain inside the critical section returns to it; after asi_relax it does not', () => {
-    const r = setupTestAsi();
+  test('test_asi_intr: an NMI that reads sensitive data inside the critical section returns to the domain; after asi_relax it does not', () => {
+    const r = setupTestAsi({ sensitivePages: 1 });
+    const readSensitive = () => expect(accessVa(r.k, r.sensitive[0], 'read', false)).toBe(0);
     // Case 1: interrupt while in the critical section...
     r.run('asi_enter', asiEnter(r.k, r.domain));
     expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
-    nmi(r, () => drive(r.k, 'asi_exit', asiExit(r.k)));
+    nmi(r, readSensitive);
     // ... on return must remain in the critical section.
     expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
     expect(asiInCriticalSection(r.k)).toBe(true);
     expect(r.counts().preExit).toBe(1);
     // Case 2: interrupt outside the critical section...
     asiRelax(r.k);
-    nmi(r, () => drive(r.k, 'asi_exit', asiExit(r.k)));
+    nmi(r, readSensitive);
     // ... on return do not re-enter the critical section.
     expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(false);
     expect(asiInCriticalSection(r.k)).toBe(false);
     expect(r.counts().preExit).toBe(2);
     expect(r.violations).toEqual([]);
+    expect(r.sys.ghost.visited.filter((v) => v === 'page-fault@do_page_fault')).toHaveLength(2);
   });
 
   test('test_asi_intr_nesting: an NMI nested in an IRQ counts deeper, its exit lasts until the outermost return, which re-enters the domain', () => {
-    const r = setupTestAsi();
+    const r = setupTestAsi({ sensitivePages: 1 });
     const seen = { iwLevel: -1, iwEntryRestricted: false, iwExitRestricted: true, nmiLevel: -1, nmiExitRestricted: true };
     r.run('asi_enter', asiEnter(r.k, r.domain));
     expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(true);
@@ -82,7 +87,7 @@ describe("asi_test.c of the series' branch (googleprodkernel/linux-kvm), transla
       seen.iwEntryRestricted = asiIsRestricted(r.sys, r.k.cpu);
       nmi(r, () => {
         seen.nmiLevel = asiIntrNestDepth(r.k);
-        drive(r.k, 'asi_exit', asiExit(r.k));
+        expect(accessVa(r.k, r.sensitive[0], 'read', false)).toBe(0);
         seen.nmiExitRestricted = asiIsRestricted(r.sys, r.k.cpu);
       });
       seen.iwExitRestricted = asiIsRestricted(r.sys, r.k.cpu);
@@ -118,6 +123,23 @@ describe('what patches 03-05 state', () => {
     }
   });
 
+  test('sensitive data read in the critical section: the fault exits and returns to the domain at once, a fault loop, and warn_if_bad_asi_pf says why', () => {
+    const r = setupTestAsi({ sensitivePages: 1 });
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    expect(accessVa(r.k, r.sensitive[0], 'read', false)).toBeLessThan(0);
+    expect(r.k.cpu.dead).toMatch(/^fault loop: read of .* faults 4 times in a row/);
+    expect(r.sys.ghost.events.map((e) => e.message)).toContain(`VM_WARN_ONCE: ASI-sensitive data access from critical section, addr=${formatVa(r.sys.g, r.sensitive[0])} class=TEST fired (RFC v2 2025)`);
+  });
+
+  test('sensitive data read after asi_relax: the fault exits, the read is retried on the unrestricted page table and succeeds, no warning', () => {
+    const r = setupTestAsi({ sensitivePages: 1 });
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    asiRelax(r.k);
+    expect(accessVa(r.k, r.sensitive[0], 'read', false)).toBe(0);
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(false);
+    expect(r.violations).toEqual([]);
+  });
+
   test('asi_relax inside an interrupt of the critical section, and asi_exit inside the critical section, are WARNs', () => {
     const r = setupTestAsi();
     r.run('asi_enter', asiEnter(r.k, r.domain));
@@ -130,7 +152,7 @@ describe('what patches 03-05 state', () => {
   });
 
   test('asi_init takes a reference to the one domain of an mm and class; the last asi_destroy frees its pgd; a failed allocation leaves nothing', () => {
-    const r = setupTestAsi(false);
+    const r = setupTestAsi({ pgd: 'empty' });
     const pgd = r.sys.asi25!.domains.get(r.domain)!.pgd!;
     expect(asiInit(r.k, 1, ASI_CLASS_TEST)).toEqual({ err: 0, domain: r.domain });
     asiDestroy(r.k, r.domain);
@@ -148,7 +170,7 @@ describe('what patches 03-05 state', () => {
   });
 
   test("patch 03's pgd is empty: an interrupt in the critical section on it double-faults (ENTRY-MAPPED)", () => {
-    const r = setupTestAsi(false);
+    const r = setupTestAsi({ pgd: 'empty' });
     r.run('asi_enter', asiEnter(r.k, r.domain));
     deliver(r.k, { at: 0, kind: 'irq' }, 'test@now');
     expect(r.k.cpu.dead).toMatch(/^double fault: irq entry cannot reach the IDT/);

@@ -907,7 +907,7 @@ const SPECS: Record<string, Spec> = {
           const r = setupTestAsi();
           r.run('asi_enter', asiEnter(r.k, r.domain));
           r.sys.asi25!.currAsi[0] = null;
-          expect(inv.check(r.sys)).toBe('cpu0: curr_asi is NULL but CR3 holds mm1/TEST/pcid1');
+          expect(inv.check(r.sys)).toBe('cpu0: curr_asi is NULL but CR3 holds mm1/TEST/pcid2049');
         },
       },
     ],

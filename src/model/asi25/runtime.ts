@@ -7,15 +7,16 @@
 // events; a VM_BUG_ON or BUG_ON that fires is one too, and stops the CPU, as the oops would.
 //
 // Not modelled yet (issue 22, later slices): what a domain maps (patch 03 allocates its pgd zeroed;
-// the global nonsensitive mappings come later in the series), the separate PCIDs of patch 06 (here
-// a domain's CR3 carries the kernel's PCID, as patch 03 builds it from loaded_mm_asid), the page
-// fault exit, context switch and KVM's use of the API.
+// patches 11, 12, 14 and 16-19 fill it from the global nonsensitive pgd), context switch, TLB
+// flushing and KVM's use of the API.
 
-import { type Cpu, KERNEL_PCID, buildCr3, cr3Root, writeCr3 } from '../x86/cpu.ts';
+import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, cr3Root, writeCr3 } from '../x86/cpu.ts';
 import { type Exec, type Path } from '../asi/session.ts';
 import { KERNEL, allocFrames, freeAllocation, allocationOfFrame, tableChanged } from '../mm/memory.ts';
 import { EEXIST, EINVAL, ENOMEM } from '../mm/kernel.ts';
-import { entriesPerTable } from '../mm/geometry.ts';
+import { PGT_LEVEL_PGD, PGT_LEVEL_PTE, type PgtLevel, entriesPerTable, formatVa } from '../mm/geometry.ts';
+import { lowerLevel } from '../mm/pagetable.ts';
+import { _PAGE_GLOBAL, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
 import type { System } from '../system.ts';
 
@@ -95,8 +96,15 @@ export function domainKey(mm: number, classId: number): string {
   return `mm${mm}/${ASI_CLASS_NAMES[classId] ?? classId}`;
 }
 
-/** The runtime at boot: no class initialised, every CPU unrestricted, every task relaxed. */
+/**
+ * The runtime at boot: no class initialised, every CPU unrestricted, every task relaxed. The
+ * kernel maps itself without _PAGE_GLOBAL (patch 03: "__default_kernel_pte_mask &= ~_PAGE_GLOBAL"
+ * with CONFIG_MITIGATION_ADDRESS_SPACE_ISOLATION): the model attaches the runtime to a booted
+ * system, so what boot mapped loses the bit here, and kernelMap masks it from then on.
+ */
 export function asi25Boot(sys: System): Asi25State {
+  dropGlobal(sys, sys.kernel.pgd, PGT_LEVEL_PGD);
+  for (const cpu of sys.cpus) for (const key of [...cpu.tlb.keys()]) if (key.startsWith('G:')) cpu.tlb.delete(key);
   return {
     policies: Array.from({ length: ASI_MAX_NUM_CLASSES }, () => null),
     domains: new Map(),
@@ -105,6 +113,18 @@ export function asi25Boot(sys: System): Asi25State {
     cr3Window: sys.cpus.map(() => null),
     tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
   };
+}
+
+function dropGlobal(sys: System, table: number, level: PgtLevel): void {
+  const entries = sys.tables.get(table)!;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (isNone(e)) continue;
+    if (level === PGT_LEVEL_PTE || isLarge(e)) {
+      if (entryFlags(e) & _PAGE_GLOBAL) entries[i] = mkEntry(entryFrame(e), entryFlags(e) & ~_PAGE_GLOBAL);
+    } else dropGlobal(sys, entryFrame(e), lowerLevel(level));
+  }
+  tableChanged(sys.mem, table);
 }
 
 export function cloneAsi25(a: Asi25State): Asi25State {
@@ -249,9 +269,20 @@ function maybeFlushData(a: Asi25State, cpu: number, next: Domain): void {
   a.taints[cpu] &= ~ASI_TAINTS_DATA_MASK;
 }
 
-/** The CR3 of a domain, as build_cr3_noinstr(target->pgd, loaded_mm_asid) gives it. */
+/**
+ * X86_CR3_ASI_PCID_BITS_SHIFT (patch 06): the two PCID bits below X86_CR3_PTI_PCID_USER_BIT, or the
+ * top two with PTI off, as ASI turns it off ("x86/pti: Disable PTI when ASI is on").
+ */
+const X86_CR3_ASI_PCID_BITS_SHIFT = 10;
+
+/** asi_pcid (patch 06): kern_pcid(asid) | ((asi->class_id + 1) << X86_CR3_ASI_PCID_BITS_SHIFT). */
+export function asiPcid(d: Domain): number {
+  return KERNEL_PCID | ((d.classId + 1) << X86_CR3_ASI_PCID_BITS_SHIFT);
+}
+
+/** The CR3 __asi_enter writes: build_cr3_pcid_noinstr(target->pgd, asi_pcid(), lam, false) (patch 06). */
 export function domainCr3(d: Domain): number {
-  return buildCr3(d.pgd ?? 0, KERNEL_PCID);
+  return buildCr3(d.pgd ?? 0, asiPcid(d));
 }
 
 /** __asi_enter (patches 03, 05): the CPU onto the current task's target, if it is not there yet. */
@@ -326,6 +357,17 @@ export function* asiIntrExit(k: Exec): Path {
   const s = taskState(k);
   if (s.target === null) return;
   if (--s.intrNestDepth === 0) yield* __asiEnter(k);
+}
+
+/**
+ * warn_if_bad_asi_pf (patch 10): "It's a bug to access sensitive data from the critical section":
+ * a fault at depth 1 (the #PF's own) in a tense task, on memory its target does not map.
+ */
+export function warnIfBadAsiPf(k: Exec, va: number, access: AccessKind): void {
+  const s = taskState(k);
+  const target = s.target === null ? undefined : rt(k.sys).domains.get(s.target);
+  if (!target || s.intrNestDepth !== 1 || (target.pgd !== null && accessOk(k.sys, target.pgd, va, access))) return;
+  warnOn(k, true, `VM_WARN_ONCE: ASI-sensitive data access from critical section, addr=${formatVa(k.sys.g, va)} class=${ASI_CLASS_NAMES[target.classId]}`);
 }
 
 // ---- the accessors the series and its tests use ----------------------------------------------

@@ -17,7 +17,7 @@ import {
 } from './geometry.ts';
 import { type Owner, KERNEL, allocFrames, newMemory, tableChanged } from './memory.ts';
 import { lowerLevel } from './pagetable.ts';
-import { _KERNPG_TABLE, _PAGE_PSE, PAGE_KERNEL, PAGE_KERNEL_ROX, entryFrame, isLarge, isNone, mkEntry } from './pte.ts';
+import { _KERNPG_TABLE, _PAGE_GLOBAL, _PAGE_PSE, PAGE_KERNEL, PAGE_KERNEL_ROX, entryFrame, isLarge, isNone, mkEntry } from './pte.ts';
 import { type Config, type Layout, type System, type Task, geometryOf, legacyMemory, newGhost, resolveOptions } from '../system.ts';
 import { percpuUnit } from './percpu.ts';
 import { type CacheDef, cacheAlloc, kfree } from './slab.ts';
@@ -153,7 +153,9 @@ function kernelSlot(sys: System, va: number, level: PgtLevel, boot: boolean): En
 export function kernelMap(sys: System, va: number, frame: number, flags: number, level: PgtLevel, boot: boolean): boolean {
   const slot = kernelSlot(sys, va, level, boot);
   if (!slot) return false;
-  sys.tables.get(slot.table)![slot.index] = mkEntry(frame, level === PGT_LEVEL_PTE ? flags : flags | _PAGE_PSE);
+  // The 2025 design's kernel maps nothing Global (src/model/asi25/runtime.ts asi25Boot).
+  const mask = sys.asi25 ? ~_PAGE_GLOBAL : ~0;
+  sys.tables.get(slot.table)![slot.index] = mkEntry(frame, (level === PGT_LEVEL_PTE ? flags : flags | _PAGE_PSE) & mask);
   tableChanged(sys.mem, slot.table);
   return true;
 }

@@ -180,6 +180,12 @@ export function permits(flags: number, kind: AccessKind): boolean {
   return (kind !== 'write' || (flags & _PAGE_RW) !== 0) && (kind !== 'exec' || (flags & _PAGE_NX) === 0);
 }
 
+/** The page table under `root` allows the access now: the walk of spurious_kernel_fault / kernel_access_ok. */
+export function accessOk(sys: System, root: number, va: number, kind: AccessKind): boolean {
+  const w = walk(sys.g, sys.tables, root, va);
+  return w.ok && permits(w.leaf.flags, kind);
+}
+
 /**
  * The MMU: the TLB first (current PCID, then Global), else a walk of CR3 that fills the TLB. False
  * is a page fault.

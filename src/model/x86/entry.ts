@@ -3,16 +3,15 @@
 // handler calling asi_fault (patch 03), prepare_task_switch (patch 02), and kernel memory accesses
 // through the TLB and CR3. `drive` runs a path and delivers interrupts between its micro-steps.
 
-import { type AccessKind, type Cpu, type HandlerKind, SESSION_STATE_NAMES, cr3Root, flushTlbAll, formatCr3, invlpg, permits, translate } from './cpu.ts';
+import { type AccessKind, type Cpu, type HandlerKind, SESSION_STATE_NAMES, accessOk, cr3Root, flushTlbAll, formatCr3, invlpg, translate } from './cpu.ts';
 import { inAtomic, sendsIpis } from './context.ts';
 import { inFlightCpu, mustWait, taskInFlight, waitsForSpinner } from './smp.ts';
 import { type Exec, type Observer, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
-import { asiIntrEnter, asiIntrExit } from '../asi25/runtime.ts';
+import { asiExit, asiIntrEnter, asiIntrExit, warnIfBadAsiPf } from '../asi25/runtime.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
 import { perCpuPtr } from '../mm/percpu.ts';
 import { type System, legacyMemory, mutant } from '../system.ts';
-import { walk } from '../mm/pagetable.ts';
 import { type Log, log } from '../trace.ts';
 
 export const INTR_KINDS = ['irq', 'exception', 'nmi', 'switch'] as const;
@@ -300,16 +299,29 @@ function* pageFaultHandler(k: Exec, va: number, access: AccessKind, probe: boole
   // The CR3 the fault was taken on: read when the handler starts, after any event at its point 0.
   const faultCr3 = cpu.cr3;
   return yield* handler<FaultResult>(k, 'page-fault', 'do_page_fault', () => {
-    if (asiFault(k, faultCr3)) return 'retry';
+    if (sys.asi25 ? asi25Fault(k, va, access) : asiFault(k, faultCr3)) return 'retry';
     // The kernel's own handling: a spurious fault if the current page table allows the access,
     // an exception-table fixup for a probe, an oops otherwise.
-    const w = walk(sys.g, sys.tables, cr3Root(cpu.cr3), va);
-    if (w.ok && permits(w.leaf.flags, access)) {
+    if (accessOk(sys, cr3Root(cpu.cr3), va, access)) {
       invlpg(cpu, va);
       return 'retry';
     }
     return probe ? 'fixup' : 'oops';
   }, 'oops');
+}
+
+/**
+ * exc_page_fault's prologue in the 2025 design (its patch 10), for a fault in kernel mode:
+ * asi_exit() ("Can be a NOP even for ASI faults, because of NMIs"), then, if the page table CR3
+ * now holds allows the access, warn_if_bad_asi_pf() and return, to retry it. The fault itself
+ * dropped the TLB entry of the address, as the CPU does on every #PF.
+ */
+function asi25Fault(k: Exec, va: number, access: AccessKind): boolean {
+  drive(k, 'asi_exit', asiExit(k));
+  if (!accessOk(k.sys, cr3Root(k.cpu.cr3), va, access)) return false;
+  warnIfBadAsiPf(k, va, access);
+  invlpg(k.cpu, va);
+  return true;
 }
 
 /** A kernel access of `va` on this CPU: faults go to the page-fault handler and are retried. */

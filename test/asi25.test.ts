@@ -13,15 +13,17 @@
 // kernel maps, but the pages the test allocates __GFP_SENSITIVE (test/asi25-rig.ts), so that entry
 // code runs on it and a handler's read of sensitive data takes patch 10's fault path. Patch 03's
 // pgd alone is empty, and an interrupt on it double-faults (the last scenario of the second block).
-// Not expressible yet: test_alloc_sensitive_nonsensitive, test_asi_map_global_nonsensitive,
-// test_percpu_alloc and the change_page_attr cases (the page allocator's sensitivity and the global
-// nonsensitive pgd).
+// Not expressible yet: test_alloc_sensitive_nonsensitive, test_percpu_alloc and the
+// change_page_attr cases (what the page allocator, percpu and set_memory_* map as nonsensitive).
 
 import { describe, expect, test } from 'vitest';
 import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
 import { nmi, setupTestAsi } from './asi25-rig.ts';
-import { formatVa } from '../src/model/mm/geometry.ts';
+import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
+import { step } from '../src/model/step.ts';
+import { walk } from '../src/model/mm/pagetable.ts';
 
 describe('asi_test.c, as posted (bjackman/linux)', () => {
   test('test_asi_state: restricted and tense after asi_enter, restricted and relaxed after asi_relax, neither after asi_exit', () => {
@@ -52,6 +54,65 @@ describe("asi_test.c of the series' branch (googleprodkernel/linux-kvm), transla
     r.run('asi_exit', asiExit(r.k));
     expect(r.counts()).toEqual({ postEnter: 1, preExit: 1 });
     expect(r.violations).toEqual([]);
+  });
+
+  test('test_asi_map_global_nonsensitive: asi_map and asi_unmap of one page and of the whole two-page vm_map_ram area, in the global nonsensitive pgd', () => {
+    const r = setupTestAsi();
+    // alloc_pages(GFP_KERNEL, 1), then vm_map_ram() of its two pages: the model's vmalloc of two pages.
+    const vaddr = r.sys.kernel.vmAreas.get(step(r.sys, { op: 'vmalloc', pages: 2, sensitive: false }).ret)!.va;
+    const size = 2 * PAGE_SIZE;
+    const [va0, va1] = [vaddr, vaddr + size - 8];
+    const restricted = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+    const addrPresent = (pgd: number, va: number) => walk(r.sys.g, r.sys.tables, pgd, va).ok;
+    expect([addrPresent(r.sys.kernel.pgd, va0), addrPresent(r.sys.kernel.pgd, va1)]).toEqual([true, true]);
+    expect([addrPresent(restricted, va0), addrPresent(restricted, va1)]).toEqual([false, false]);
+    // After mapping the first half of the region, the first half should be accessible in the restricted address space, but the second half should not.
+    expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, va0, PAGE_SIZE)).toBe(0);
+    expect([addrPresent(restricted, va0), addrPresent(restricted, va1)]).toEqual([true, false]);
+    // Map the entire allocated region.
+    expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, va0, size)).toBe(0);
+    expect([addrPresent(restricted, va0), addrPresent(restricted, va1)]).toEqual([true, true]);
+    // Unmap the first half of the region.
+    asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, va0, PAGE_SIZE);
+    expect([addrPresent(restricted, va0), addrPresent(restricted, va1)]).toEqual([false, true]);
+    // Unmap the entire region.
+    asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, va0, size);
+    expect([addrPresent(restricted, va0), addrPresent(restricted, va1)]).toEqual([false, false]);
+    expect(r.sys.ghost.events).toEqual([]);
+  });
+
+  test('a domain made before a global nonsensitive mapping sees it: asi_init copied the pgd entries, and the tables below them are shared', () => {
+    const r = setupTestAsi({ pgd: 'empty' });
+    const va = r.sys.kernel.vmAreas.get(step(r.sys, { op: 'vmalloc', pages: 1, sensitive: false }).ret)!.va;
+    const domainPgd = r.sys.asi25!.domains.get(r.domain)!.pgd!;
+    expect(walk(r.sys.g, r.sys.tables, domainPgd, va).ok).toBe(false);
+    expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, va, PAGE_SIZE)).toBe(0);
+    expect(walk(r.sys.g, r.sys.tables, domainPgd, va).ok).toBe(true);
+    asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, va, PAGE_SIZE);
+    expect(walk(r.sys.g, r.sys.tables, domainPgd, va).ok).toBe(false);
+  });
+
+  test('asi_map copies a large page whole where the range covers it, as 4K pages where it covers part; asi_unmap of part of a large mapping clears all of it and WARNs', () => {
+    const r = setupTestAsi({ pgd: 'empty' });
+    const g = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+    const large = walk(r.sys.g, r.sys.tables, r.sys.kernel.pgd, r.sys.kernel.layout.directMap);
+    if (!large.ok) throw new Error('the direct map starts mapped');
+    expect(large.leaf.size).toBeGreaterThan(PAGE_SIZE);
+    const { va, size } = large.leaf;
+    // Part of it: 4K entries for the pages asked for, nothing beyond.
+    expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, va + PAGE_SIZE, PAGE_SIZE)).toBe(0);
+    const part = walk(r.sys.g, r.sys.tables, g, va + PAGE_SIZE);
+    expect(part.ok && [part.leaf.size, part.leaf.frame]).toEqual([PAGE_SIZE, large.leaf.frame + 1]);
+    expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(false);
+    asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, va + PAGE_SIZE, PAGE_SIZE);
+    // The next large page, whole: one entry of the same size (the first one's level now holds a PTE table).
+    expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, va + size, size)).toBe(0);
+    const whole = walk(r.sys.g, r.sys.tables, g, va + size);
+    expect(whole.ok && whole.leaf.size).toBe(size);
+    expect(r.sys.ghost.events).toEqual([]);
+    asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, va + size, PAGE_SIZE);
+    expect(walk(r.sys.g, r.sys.tables, g, va + 2 * size - PAGE_SIZE).ok).toBe(false);
+    expect(r.sys.ghost.events.map((e) => e.invariant)).toEqual(['NO-WARN', 'NO-WARN']);
   });
 
   test('test_asi_intr: an NMI that reads sensitive data inside the critical section returns to the domain; after asi_relax it does not', () => {

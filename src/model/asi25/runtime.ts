@@ -6,9 +6,9 @@
 // where an interrupt, exception or NMI may land. The posted code's WARN_ONs are NO-WARN ghost
 // events; a VM_BUG_ON or BUG_ON that fires is one too, and stops the CPU, as the oops would.
 //
-// Not modelled yet (issue 22, later slices): what a domain maps (patch 03 allocates its pgd zeroed;
-// patches 11, 12, 14 and 16-19 fill it from the global nonsensitive pgd), context switch, TLB
-// flushing and KVM's use of the API.
+// asi_map, asi_unmap and the global nonsensitive pgd are in ./map.ts. Not modelled yet (issue 22,
+// later slices): what the series maps as nonsensitive (patches 14 and 16-19: buddy allocations,
+// kernel text and data, vmalloc, percpu), context switch, TLB flushing and KVM's use of the API.
 
 import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, cr3Root, writeCr3 } from '../x86/cpu.ts';
 import { type Exec, type Path } from '../asi/session.ts';
@@ -19,6 +19,7 @@ import { lowerLevel } from '../mm/pagetable.ts';
 import { _PAGE_GLOBAL, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
 import type { System } from '../system.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiGlobalInit, copyGlobalNonsensitive } from './map.ts';
 
 // ---- include/asm-generic/asi.h (patch 03) ----------------------------------------------------
 
@@ -107,7 +108,7 @@ export function asi25Boot(sys: System): Asi25State {
   for (const cpu of sys.cpus) for (const key of [...cpu.tlb.keys()]) if (key.startsWith('G:')) cpu.tlb.delete(key);
   return {
     policies: Array.from({ length: ASI_MAX_NUM_CLASSES }, () => null),
-    domains: new Map(),
+    domains: new Map([[ASI_GLOBAL_NONSENSITIVE, asiGlobalInit(sys)]]),
     currAsi: sys.cpus.map(() => null),
     taints: sys.cpus.map(() => 0),
     cr3Window: sys.cpus.map(() => null),
@@ -143,7 +144,7 @@ export function asiInitThreadState(): TaskAsiState {
   return { target: null, intrNestDepth: 0, mm: 0 };
 }
 
-function rt(sys: System): Asi25State {
+export function rt(sys: System): Asi25State {
   if (!sys.asi25) throw new Error('model bug: the 2025 ASI runtime runs on a system booted without it');
   return sys.asi25;
 }
@@ -157,7 +158,7 @@ function taskState(k: Exec): TaskAsiState {
 }
 
 /** WARN_ON and friends: the condition, recorded when it holds. */
-function warnOn(k: { sys: System; out: Log }, cond: boolean, what: string): boolean {
+export function warnOn(k: { sys: System; out: Log }, cond: boolean, what: string): boolean {
   if (!cond) return false;
   k.sys.ghost.events.push({ invariant: 'NO-WARN', message: `${what} fired (RFC v2 2025)` });
   log(k.out, 'pr_err', `WARNING: ${what}`);
@@ -165,7 +166,7 @@ function warnOn(k: { sys: System; out: Log }, cond: boolean, what: string): bool
 }
 
 /** VM_BUG_ON and BUG_ON: the oops ends everything the CPU was doing. */
-function bugOn(k: Exec, cond: boolean, what: string): boolean {
+export function bugOn(k: Exec, cond: boolean, what: string): boolean {
   if (!cond) return false;
   warnOn(k, true, what);
   k.cpu.dead = `kernel BUG: ${what}`;
@@ -222,6 +223,7 @@ export function asiInit(k: Exec, mm: number, classId: number): { readonly err: n
       asi.pgd = pages.frames[0];
       asi.mm = mm;
       asi.classId = classId;
+      copyGlobalNonsensitive(k.sys, asi.pgd);
     }
   }
   if (err) {

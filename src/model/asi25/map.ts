@@ -1,0 +1,179 @@
+// What a domain of the 2025 design maps: asi_map and asi_unmap (patches 09 and 11), which copy the
+// unrestricted page table's leaves into a domain's at the largest size the source leaf and the
+// range allow, and the global nonsensitive pgd (patch 12), whose kernel half asi_init copies into
+// every domain. Mapping into ASI_GLOBAL_NONSENSITIVE after a domain was made reaches it through the
+// lower tables they share: the direct map's and vmalloc's are preallocated at boot for that.
+
+import { KERNEL, allocFrames } from '../mm/memory.ts';
+import { PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, type PgtLevel, entriesPerTable, indexAt, levelSize, roundDown, roundUp } from '../mm/geometry.ts';
+import { lowerLevel } from '../mm/pagetable.ts';
+import { _KERNPG_TABLE, _PAGE_PSE, _PAGE_USER, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
+import { EBUSY, ENOMEM } from '../mm/kernel.ts';
+import { flushTlbKernelRange } from '../x86/entry.ts';
+import { tableChanged } from '../mm/memory.ts';
+import type { Exec } from '../asi/session.ts';
+import type { System } from '../system.ts';
+import { type Domain, bugOn, rt, warnOn } from './runtime.ts';
+
+/** The key of __asi_global_nonsensitive (ASI_GLOBAL_NONSENSITIVE) among the domains: mm is init_mm. */
+export const ASI_GLOBAL_NONSENSITIVE = 'global nonsensitive';
+
+/** _PAGE_TABLE: the table-pointer entries asi_*_alloc installs (user-accessible, unlike _KERNPG_TABLE). */
+const _PAGE_TABLE = _KERNPG_TABLE | _PAGE_USER;
+
+/**
+ * KERNEL_PGD_BOUNDARY: the first pgd entry of the kernel half. The small geometry puts the direct
+ * map at entry 1 of 8, so the boundary is the lower of half the table and the direct map's entry.
+ */
+export function kernelPgdBoundary(sys: System): number {
+  return Math.min(entriesPerTable(sys.g) / 2, indexAt(sys.g, PGT_LEVEL_PGD, sys.kernel.layout.directMap));
+}
+
+function newTable(sys: System, name: string, level: PgtLevel, boot = false): number | undefined {
+  const a = allocFrames(sys.mem, { kind: 'pgtable', owner: KERNEL, name, pages: 1, sensitive: false, level, ...(boot ? { boot } : {}) });
+  if (!a) return undefined;
+  sys.tables.set(a.frames[0], new Int32Array(entriesPerTable(sys.g)));
+  tableChanged(sys.mem, a.frames[0]);
+  return a.frames[0];
+}
+
+function setEntry(sys: System, table: number, index: number, e: number): void {
+  sys.tables.get(table)![index] = e;
+  tableChanged(sys.mem, table);
+}
+
+/**
+ * asi_global_init (patch 12, a subsys_initcall): the pseudo-PGD asi_global_nonsensitive_pgd, with
+ * the level below it preallocated over the direct map and the vmalloc area
+ * (preallocate_sub_pgd_pages), "to avoid needing to synchronize new mappings into pre-existing
+ * domains". Its page is static data of the kernel image; the model allocates one at boot.
+ */
+export function asiGlobalInit(sys: System): Domain {
+  const l = sys.kernel.layout;
+  const pgd = newTable(sys, 'asi_global_nonsensitive_pgd', PGT_LEVEL_PGD, true)!;
+  const pgdirSize = levelSize(sys.g, PGT_LEVEL_PGD);
+  for (const [start, end] of [[l.directMap, l.directMap + l.physFrames * PAGE_SIZE - 1], [l.vmallocStart, l.vmallocEnd - 1]]) {
+    for (let addr = start; addr <= end; addr = roundDown(addr + pgdirSize, pgdirSize)) {
+      const index = indexAt(sys.g, PGT_LEVEL_PGD, addr);
+      // p4d_alloc is the pgd entry itself (the P4D is folded); pud_alloc makes the table below it.
+      if (isNone(sys.tables.get(pgd)![index])) setEntry(sys, pgd, index, mkEntry(newTable(sys, 'ASI global nonsensitive pud', lowerLevel(PGT_LEVEL_PGD), true)!, _PAGE_TABLE));
+    }
+  }
+  return { pgd, mm: 0, refCount: 0, classId: 0 };
+}
+
+/** asi_init's copy (patch 12): the kernel half of the global nonsensitive pgd into the new domain's. */
+export function copyGlobalNonsensitive(sys: System, pgd: number): void {
+  const from = sys.tables.get(rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)!;
+  for (let i = kernelPgdBoundary(sys); i < from.length; i++) setEntry(sys, pgd, i, from[i]);
+}
+
+/** follow_physaddr (patch 11): the leaf mapping `virt` in the page table under `root`, and its size (also when there is none). */
+function followPhysaddr(sys: System, root: number, virt: number): { readonly pageSize: number; readonly leaf?: { readonly frame: number; readonly flags: number } } {
+  let table = root;
+  for (let level: PgtLevel = PGT_LEVEL_PGD; ; level = lowerLevel(level)) {
+    const pageSize = levelSize(sys.g, level);
+    const e = sys.tables.get(table)![indexAt(sys.g, level, virt)];
+    if (isNone(e)) return { pageSize };
+    if (level === PGT_LEVEL_PTE || isLarge(e)) return { pageSize, leaf: { frame: entryFrame(e) + Math.floor((virt % pageSize) / PAGE_SIZE), flags: entryFlags(e) } };
+    table = entryFrame(e);
+  }
+}
+
+/**
+ * asi_map / asi_map_gfp (patch 11): [start, start + len) into the domain, leaf by leaf, each at the
+ * largest level where the source leaf is at least that large and the range covers that page whole.
+ * 0, -ENOMEM (partial mappings stay: "You must asi_unmap them") or -EBUSY (an entry already maps
+ * another frame).
+ */
+export function asiMap(k: Exec, key: string, start: number, len: number): number {
+  const { sys } = k;
+  const asi = rt(sys).domains.get(key)!;
+  if (bugOn(k, start % PAGE_SIZE !== 0 || len % PAGE_SIZE !== 0, 'VM_BUG_ON(!IS_ALIGNED(start, PAGE_SIZE) || !IS_ALIGNED(len, PAGE_SIZE))')) return EBUSY;
+  if (bugOn(k, indexAt(sys.g, PGT_LEVEL_PGD, start) < kernelPgdBoundary(sys), 'VM_BUG_ON(!fault_in_kernel_space(start))')) return EBUSY;
+  const end = start + len;
+  let pageSize = PAGE_SIZE;
+  // "for (virt = start; virt < end; virt = ALIGN(virt + 1, page_size))"
+  for (let virt = start; virt < end; virt = roundUp(virt + 1, pageSize)) {
+    // The source is asi->mm->pgd: the kernel half of every mm is init_mm's.
+    const src = followPhysaddr(sys, sys.kernel.pgd, virt);
+    pageSize = src.pageSize;
+    if (!src.leaf) continue;
+    let flags = src.leaf.flags;
+    let table = asi.pgd!;
+    // MAP_AT_LEVEL(base, level): `base` is the entry at `baseLevel` in `table`.
+    for (let baseLevel: PgtLevel = PGT_LEVEL_PGD; ; ) {
+      const base = sys.tables.get(table)![indexAt(sys.g, baseLevel, virt)];
+      if (baseLevel !== PGT_LEVEL_PGD && isLarge(base)) {
+        if (warnOn(k, entryFrame(base) !== src.leaf.frame - Math.floor((virt % levelSize(sys.g, baseLevel)) / PAGE_SIZE), 'WARN_ON_ONCE(PHYS_PFN(phys & BASE##_MASK) != base##_pfn(*base))')) return EBUSY;
+        break;
+      }
+      // asi_<level>_alloc (patch 09): a zeroed page installed under a none entry.
+      if (isNone(base)) {
+        const t = newTable(sys, `ASI ${key} ${['pte', 'pmd', 'pud', 'p4d'][lowerLevel(baseLevel)]}`, lowerLevel(baseLevel));
+        if (t === undefined) return ENOMEM;
+        setEntry(sys, table, indexAt(sys.g, baseLevel, virt), mkEntry(t, _PAGE_TABLE));
+      }
+      table = entryFrame(sys.tables.get(table)![indexAt(sys.g, baseLevel, virt)]);
+      const level = lowerLevel(baseLevel);
+      const size = levelSize(sys.g, level);
+      // "If a large page is going to be partially mapped in 4k pages, convert the PSE/PAT bits."
+      if (level === PGT_LEVEL_PTE && pageSize >= levelSize(sys.g, PGT_LEVEL_PMD)) flags = protvalLarge2_4k(flags);
+      const e = sys.tables.get(table)![indexAt(sys.g, level, virt)];
+      const whole = roundDown(virt, size) >= start && roundDown(virt, size) + size <= end;
+      if (pageSize >= size && (isNone(e) || level === PGT_LEVEL_PTE || isLarge(e)) && whole) {
+        pageSize = size;
+        const frame = src.leaf.frame - Math.floor((virt % size) / PAGE_SIZE);
+        if (!isNone(e)) {
+          if (warnOn(k, entryFrame(e) !== frame, 'WARN_ON_ONCE(level##_pfn(*level) != PHYS_PFN(phys))')) return EBUSY;
+        } else setEntry(sys, table, indexAt(sys.g, level, virt), mkEntry(frame, flags));
+        break;
+      }
+      baseLevel = level;
+    }
+  }
+  return 0;
+}
+
+/** protval_large_2_4k: the large page's flags for a 4K entry (no PSE; the model has no PAT bit). */
+function protvalLarge2_4k(flags: number): number {
+  return flags & ~_PAGE_PSE;
+}
+
+/**
+ * asi_unmap (patch 11): vunmap_pgd_range() over the domain's page table, which clears a large entry
+ * whole even where the range covers part of it ("Unmapping a partial subset of a previously mapped
+ * region is not supported"), the WARNs that say so, then asi_flush_tlb_range():
+ * flush_tlb_kernel_range() of the range. Page-table pages stay.
+ */
+export function asiUnmap(k: Exec, key: string, start: number, len: number): void {
+  const { sys } = k;
+  const asi = rt(sys).domains.get(key)!;
+  if (len === 0) return;
+  if (bugOn(k, start % PAGE_SIZE !== 0 || len % PAGE_SIZE !== 0, 'VM_BUG_ON(start & ~PAGE_MASK || len & ~PAGE_MASK)')) return;
+  const end = start + len;
+  let modified: PgtLevel | undefined;
+  const clear = (table: number, level: PgtLevel, lo: number, hi: number): void => {
+    const size = levelSize(sys.g, level);
+    for (let addr = lo; addr < hi; addr = roundDown(addr + size, size)) {
+      const next = Math.min(roundDown(addr + size, size), hi);
+      const index = indexAt(sys.g, level, addr);
+      const e = sys.tables.get(table)![index];
+      if (isNone(e)) continue;
+      if (level === PGT_LEVEL_PTE) setEntry(sys, table, index, 0);
+      else if (isLarge(e)) {
+        // pmd_clear_huge / pud_clear_huge; "WARN_ON(next - addr < PMD_SIZE)".
+        warnOn(k, next - addr < size, 'WARN_ON(next - addr < PMD_SIZE) in vunmap_pmd_range');
+        setEntry(sys, table, index, 0);
+        if (modified === undefined || level > modified) modified = level;
+      } else clear(entryFrame(e), lowerLevel(level), addr, next);
+    }
+  };
+  clear(asi.pgd!, PGT_LEVEL_PGD, start, end);
+  // "We don't support partial unmappings."
+  if (modified !== undefined) {
+    const size = levelSize(sys.g, modified);
+    warnOn(k, start % size !== 0 || len % size !== 0, `VM_WARN_ON(!IS_ALIGNED(addr/len, ${modified === PGT_LEVEL_PMD ? 'PMD' : 'PUD'}_SIZE))`);
+  }
+  flushTlbKernelRange(sys, start, end, k.out, k.observe);
+}

@@ -8,7 +8,7 @@ import type { System } from '../src/model/system.ts';
 import type { Exec, Path } from '../src/model/asi/session.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
 import { type Violation, newChecker } from '../src/invariants/index.ts';
-import { ASI_CLASS_TEST, ASI_TAINTS_CONTROL_MASK, ASI_TAINTS_DATA_MASK, asi25Boot, asiInit, asiInitClass } from '../src/model/asi25/runtime.ts';
+import { ASI25_POSTED, ASI_CLASS_TEST, ASI_TAINTS_CONTROL_MASK, ASI_TAINTS_DATA_MASK, type Asi25Options, asi25Boot, asiInit, asiInitClass } from '../src/model/asi25/runtime.ts';
 import { KERNEL, allocFrames } from '../src/model/mm/memory.ts';
 import { PGT_LEVEL_PGD, PGT_LEVEL_PTE, type PgtLevel, indexAt } from '../src/model/mm/geometry.ts';
 import { lowerLevel } from '../src/model/mm/pagetable.ts';
@@ -70,13 +70,13 @@ function mapKernelBut(sys: System, pgd: number, unmapped: readonly number[]): vo
  * kernel maps but `sensitivePages` vmalloc'd pages, alloc_pages(GFP_KERNEL | __GFP_SENSITIVE) for
  * the handlers to read (mapKernelBut); or 'empty', as asi_init made it.
  */
-export function setupTestAsi({ pgd = 'kernel', sensitivePages = 0 }: { pgd?: 'kernel' | 'empty'; sensitivePages?: number } = {}): Rig {
+export function setupTestAsi({ pgd = 'kernel', sensitivePages = 0, options = ASI25_POSTED }: { pgd?: 'kernel' | 'empty'; sensitivePages?: number; options?: Asi25Options } = {}): Rig {
   const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'fixed' });
   const sensitive = Array.from({ length: sensitivePages }, () => {
     const id = step(sys, { op: 'vmalloc', pages: 1, sensitive: true }).ret;
     return sys.kernel.vmAreas.get(id)!.va;
   });
-  sys.asi25 = asi25Boot(sys);
+  sys.asi25 = asi25Boot(sys, options);
   const violations: Violation[] = [];
   const check = newChecker('incremental');
   const judge = (phase: 'micro-step' | 'between-ops' = 'micro-step') => violations.push(...check(sys, phase));

@@ -19,7 +19,10 @@
 import { describe, expect, test } from 'vitest';
 import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
-import { nmi, setupTestAsi } from './asi25-rig.ts';
+import { type Rig, nmi, setupTestAsi } from './asi25-rig.ts';
+import { ASI_NONSENSITIVE } from '../src/invariants/asi25.ts';
+import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
+import { directMapVa } from '../src/model/mm/kernel.ts';
 import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
 import { step } from '../src/model/step.ts';
@@ -235,5 +238,45 @@ describe('what patches 03-05 state', () => {
     r.run('asi_enter', asiEnter(r.k, r.domain));
     deliver(r.k, { at: 0, kind: 'irq' }, 'test@now');
     expect(r.k.cpu.dead).toMatch(/^double fault: irq entry cannot reach the IDT/);
+  });
+});
+
+describe('the page allocator (patches 14, 15)', () => {
+  /** A vmalloc of one page; its id and the one frame it got. */
+  const vmallocPage = (r: Rig, sensitive: boolean) => {
+    const id = step(r.sys, { op: 'vmalloc', pages: 1, sensitive }).ret;
+    return { id, frame: r.sys.mem.allocs.get(r.sys.kernel.vmAreas.get(id)!.alloc)!.frames[0] };
+  };
+
+  test('F43: a page a sensitive owner freed, allocated again without __GFP_SENSITIVE, is mapped into the restricted address space with the old data in it', () => {
+    const r = setupTestAsi({ pgd: 'empty' });
+    const secret = vmallocPage(r, true);
+    step(r.sys, { op: 'vfree', id: secret.id });
+    const reused = vmallocPage(r, false);
+    expect(reused.frame).toBe(secret.frame);
+    expect(ASI_NONSENSITIVE.check(r.sys)).toMatch(new RegExp(`^the global nonsensitive pgd maps .* \\(pfn ${secret.frame}, vmalloc\\), which still holds the data of vmalloc$`));
+  });
+
+  test("F43's fix, zeroesNonsensitive: the page is zeroed as it becomes nonsensitive, and mapped clean", () => {
+    const r = setupTestAsi({ pgd: 'empty', options: { zeroesNonsensitive: true } });
+    const secret = vmallocPage(r, true);
+    step(r.sys, { op: 'vfree', id: secret.id });
+    expect(vmallocPage(r, false).frame).toBe(secret.frame);
+    expect(ASI_NONSENSITIVE.check(r.sys)).toBeUndefined();
+  });
+
+  test('a nonsensitive page is mapped through the direct map while allocated; freed, it stays allocated until asi_async_free_work_fn has unmapped it', () => {
+    const r = setupTestAsi({ pgd: 'empty' });
+    const g = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+    const page = vmallocPage(r, false);
+    const va = directMapVa(r.sys, page.frame);
+    expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(true);
+    step(r.sys, { op: 'vfree', id: page.id });
+    expect(r.sys.mem.frameAlloc[page.frame]).toBeGreaterThan(0);
+    expect(vmallocPage(r, false).frame).not.toBe(page.frame);
+    asiAsyncFreeWork(r.k);
+    expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(false);
+    expect(r.sys.mem.frameAlloc[page.frame]).toBe(-1);
+    expect(r.sys.asi25!.asyncFree).toEqual([]);
   });
 });

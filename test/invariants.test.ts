@@ -7,6 +7,8 @@ import { describe, expect, test } from 'vitest';
 import { asiEnter, asiExit, asiRelax } from '../src/model/asi25/runtime.ts';
 import { nmi, setupTestAsi } from './asi25-rig.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
+import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiMap } from '../src/model/asi25/map.ts';
 import { INVARIANTS, checkAll, type Invariant } from '../src/invariants/index.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { type Op, formatOp } from '../src/model/ops.ts';
@@ -908,6 +910,49 @@ const SPECS: Record<string, Spec> = {
           r.run('asi_enter', asiEnter(r.k, r.domain));
           r.sys.asi25!.currAsi[0] = null;
           expect(inv.check(r.sys)).toBe('cpu0: curr_asi is NULL but CR3 holds mm1/TEST/pcid2049');
+        },
+      },
+    ],
+  },
+  'ASI-NONSENSITIVE': {
+    holds: [
+      {
+        name: "the 2025 design with F43's fix: nonsensitive vmallocs mapped, a sensitive one freed and its page reused zeroed, a nonsensitive one freed through the worker",
+        run: (inv) => {
+          const r = setupTestAsi({ pgd: 'empty', options: { zeroesNonsensitive: true } });
+          const held: (string | undefined)[] = [];
+          const vmalloc = (sensitive: boolean) => step(r.sys, { op: 'vmalloc', pages: 1, sensitive }).ret;
+          const secret = vmalloc(true);
+          const plain = vmalloc(false);
+          held.push(inv.check(r.sys));
+          step(r.sys, { op: 'vfree', id: secret });
+          vmalloc(false);
+          held.push(inv.check(r.sys));
+          step(r.sys, { op: 'vfree', id: plain });
+          asiAsyncFreeWork(r.k);
+          held.push(inv.check(r.sys));
+          expect(held).toEqual([undefined, undefined, undefined]);
+          expect(r.sys.asi25!.globalNonsensitive.size).toBe(1);
+        },
+      },
+    ],
+    caught: [
+      {
+        name: 'F43: a page a sensitive vmalloc freed, reused by a nonsensitive one, mapped unzeroed (the posted code)',
+        run: (inv) => {
+          const r = setupTestAsi({ pgd: 'empty' });
+          step(r.sys, { op: 'vfree', id: step(r.sys, { op: 'vmalloc', pages: 1, sensitive: true }).ret });
+          step(r.sys, { op: 'vmalloc', pages: 1, sensitive: false });
+          expect(inv.check(r.sys)).toMatch(/which still holds the data of vmalloc$/);
+        },
+      },
+      {
+        name: 'a __GFP_SENSITIVE page asi_map()ped into the global nonsensitive pgd',
+        run: (inv) => {
+          const r = setupTestAsi({ pgd: 'empty' });
+          const area = r.sys.kernel.vmAreas.get(step(r.sys, { op: 'vmalloc', pages: 1, sensitive: true }).ret)!;
+          expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, area.va, PAGE_SIZE)).toBe(0);
+          expect(inv.check(r.sys)).toMatch(/^the global nonsensitive pgd maps .* of vmalloc, allocated __GFP_SENSITIVE$/);
         },
       },
     ],

@@ -1,7 +1,11 @@
-// Invariants of the 2025 design's runtime (src/model/asi25): what its code states about curr_asi
-// and CR3. They apply to a system booted with that runtime only.
+// Invariants of the 2025 design (src/model/asi25): what its code states about curr_asi and CR3,
+// and about what the restricted address space may map. They apply to a system running it only.
 
 import { cr3Root, formatCr3 } from '../model/x86/cpu.ts';
+import { formatVa } from '../model/mm/geometry.ts';
+import { allocationOfFrame } from '../model/mm/memory.ts';
+import { framesOf } from '../model/mm/pagetable.ts';
+import { ASI_GLOBAL_NONSENSITIVE } from '../model/asi25/map.ts';
 import type { Invariant } from './types.ts';
 
 export const CURR_ASI: Invariant = {
@@ -18,6 +22,24 @@ export const CURR_ASI: Invariant = {
       const root = cr3Root(cpu.cr3);
       const expected = curr === null ? sys.kernel.pgd : a.domains.get(curr)?.pgd;
       if (root !== expected) return `cpu${cpu.id}: curr_asi is ${curr ?? 'NULL'} but CR3 holds ${formatCr3(sys, cpu.cr3)}`;
+    }
+    return undefined;
+  },
+};
+
+export const ASI_NONSENSITIVE: Invariant = {
+  id: 'ASI-NONSENSITIVE',
+  statement:
+    'Every page the global nonsensitive page table maps holds nonsensitive data only: it belongs to no __GFP_SENSITIVE allocation, and no sensitive data an earlier owner left in it remains (memory that becomes nonsensitive is zeroed first).',
+  source: 'the 2025 series, [PATCH RFC v2 14/29] (__alloc_pages_noprof: "Clear out old (maybe sensitive) data before reallocating as nonsensitive"); issue 22',
+  appliesTo: (sys) => sys.asi25 !== undefined,
+  check: (sys) => {
+    const a = sys.asi25!;
+    for (const { frame, va } of framesOf(sys.g, sys.tables, a.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)) {
+      const stale = a.staleData.get(frame);
+      if (stale !== undefined) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}, ${allocationOfFrame(sys.mem, frame)?.name ?? 'free'}), which still holds the data of ${stale}`;
+      const owner = allocationOfFrame(sys.mem, frame);
+      if (owner?.sensitive) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}) of ${owner.name}, allocated __GFP_SENSITIVE`;
     }
     return undefined;
   },

@@ -91,7 +91,23 @@ export interface Asi25State {
   readonly cr3Window: ('asi_enter' | 'asi_exit' | null)[];
   /** Per task, by task id. */
   readonly tasks: Map<number, TaskAsiState>;
+  /** The fixes asi25-fixed turns on (the posted code: none). */
+  readonly options: Asi25Options;
+  /** PageGlobalNonSensitive (patch 14), by allocation: true where it was mapped as one block, false page by page. */
+  readonly globalNonsensitive: Map<number, boolean>;
+  /** asi_async_free_cpu_state.to_free (patch 14): allocations freed, not yet unmapped and given back. */
+  readonly asyncFree: number[];
+  /** Ghost: frames still holding the data of a sensitive allocation that freed them, by that allocation's name. */
+  readonly staleData: Map<number, string>;
 }
+
+/** The design options of the 2025 family, each the fix of a finding (FINDINGS.md); all off as posted. */
+export interface Asi25Options {
+  /** __alloc_pages zeroes pages that become nonsensitive with ASI on (patch 14 zeroes them with ASI off only). */
+  readonly zeroesNonsensitive: boolean;
+}
+
+export const ASI25_POSTED: Asi25Options = { zeroesNonsensitive: false };
 
 export function domainKey(mm: number, classId: number): string {
   return `mm${mm}/${ASI_CLASS_NAMES[classId] ?? classId}`;
@@ -103,7 +119,7 @@ export function domainKey(mm: number, classId: number): string {
  * with CONFIG_MITIGATION_ADDRESS_SPACE_ISOLATION): the model attaches the runtime to a booted
  * system, so what boot mapped loses the bit here, and kernelMap masks it from then on.
  */
-export function asi25Boot(sys: System): Asi25State {
+export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): Asi25State {
   dropGlobal(sys, sys.kernel.pgd, PGT_LEVEL_PGD);
   for (const cpu of sys.cpus) for (const key of [...cpu.tlb.keys()]) if (key.startsWith('G:')) cpu.tlb.delete(key);
   return {
@@ -113,6 +129,10 @@ export function asi25Boot(sys: System): Asi25State {
     taints: sys.cpus.map(() => 0),
     cr3Window: sys.cpus.map(() => null),
     tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
+    options,
+    globalNonsensitive: new Map(),
+    asyncFree: [],
+    staleData: new Map(),
   };
 }
 
@@ -136,6 +156,10 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     taints: [...a.taints],
     cr3Window: [...a.cr3Window],
     tasks: new Map([...a.tasks].map(([t, s]) => [t, { ...s }])),
+    options: a.options,
+    globalNonsensitive: new Map(a.globalNonsensitive),
+    asyncFree: [...a.asyncFree],
+    staleData: new Map(a.staleData),
   };
 }
 

@@ -4,7 +4,8 @@
 // (vmx_create_vcpu), with the per-vCPU ASI fields of RFC v2 patches 23 and 26.
 
 import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
-import { type Owner, KERNEL, allocFrames, freeAllocation } from '../mm/memory.ts';
+import { type Owner, KERNEL } from '../mm/memory.ts';
+import { allocPages, freePages } from '../mm/page-alloc.ts';
 import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../mm/kernel.ts';
 import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cacheAlloc, kfree, kmalloc, kvMemory, kvVa, kvfree, kvzalloc } from '../mm/slab.ts';
 import { moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/vmalloc.ts';
@@ -359,7 +360,7 @@ export function kvmSetMemoryRegion(sys: System, vmId: number, slot: number, page
   if (typeof copy === 'number') return copy;
   let made: Memslot | undefined;
   if (change === 'create') {
-    const a = allocFrames(sys.mem, { kind: 'guest-memory', owner: vmOwner(vmId), name: `guest memory of VM ${vmId} slot ${slot}`, pages, sensitive: true });
+    const a = allocPages(sys, { kind: 'guest-memory', owner: vmOwner(vmId), name: `guest memory of VM ${vmId} slot ${slot}`, pages, sensitive: true }, out);
     if (!a) {
       kvfree(sys, copy, { out }, false);
       return ENOMEM;
@@ -437,7 +438,7 @@ function freeSrcu(sys: System, vm: Vm, out: Log): void {
 /** The VMM's munmap of a slot's memory, once KVM no longer uses it. */
 function freeGuestMemory(sys: System, slot: Memslot, out: Log): void {
   unmapFromAsis(sys, sys.mem.allocs.get(slot.alloc), out);
-  freeAllocation(sys.mem, slot.alloc);
+  freePages(sys, slot.alloc);
 }
 
 /**

@@ -8,7 +8,8 @@
 // pointer inside free objects, debug and red zones, CONFIG_SLAB_FREELIST_RANDOM (off by default).
 
 import { PAGE_SIZE, fls } from './geometry.ts';
-import { type AllocKind, type Allocation, type Owner, type Part, KERNEL, allocFrames, allocationFails, allocationOfFrame, frameOffset, freeAllocation, newPartId, objectFrames, partMeets, setParts } from './memory.ts';
+import { type AllocKind, type Allocation, type Owner, type Part, KERNEL, allocationFails, allocationOfFrame, frameOffset, newPartId, objectFrames, partMeets, setParts } from './memory.ts';
+import { allocPages, freePages } from './page-alloc.ts';
 import { type KernelObject, type KmemCache, type System, kmemcgEnabled, legacyMemory, slabEnabled } from '../system.ts';
 import { ENOMEM, directMapVa, nextId } from './kernel.ts';
 import { type FlushCtx, vfree, vmalloc } from './vmalloc.ts';
@@ -168,7 +169,7 @@ function slabWithRoom(sys: System, c: KmemCache): number | undefined {
 function newSlab(sys: System, key: string, c: KmemCache, kind: AllocKind): number | undefined {
   const pages = 1 << c.order;
   // Fault injection ticked once for the object (failslab); this page allocation is not ticked again.
-  const a = allocFrames(sys.mem, { kind: legacyMemory(sys) ? kind : 'slab', owner: KERNEL, name: `${c.name}${SLAB_SUFFIX}`, pages, sensitive: false, parts: [], slab: { cache: key, size: c.size }, contiguousAlign: pages, boot: true });
+  const a = allocPages(sys, { kind: legacyMemory(sys) ? kind : 'slab', owner: KERNEL, name: `${c.name}${SLAB_SUFFIX}`, pages, sensitive: false, parts: [], slab: { cache: key, size: c.size }, contiguousAlign: pages, boot: true });
   if (!a) return undefined;
   c.slabs.set(a.id, Array.from({ length: slabObjects(c) }, (_, i) => slabObjects(c) - 1 - i));
   if (!legacyMemory(sys)) c.active = a.id;
@@ -218,7 +219,7 @@ function kmemCacheFree(sys: System, obj: KernelObject): void {
     c.slabs.delete(slab.id);
     const i = c.partial.indexOf(slab.id);
     if (i >= 0) c.partial.splice(i, 1);
-    freeAllocation(sys.mem, slab.id);
+    freePages(sys, slab.id);
   } else if (!legacyMemory(sys) && slab.id !== c.active && free.length === 1) {
     c.partial.push(slab.id);
   }
@@ -251,7 +252,7 @@ export function slabPageHeldBy(sys: System, frame: number, lo: number, hi: numbe
 export function allocPagesObject(sys: System, size: number, req: ObjectRequest): KernelObject | number {
   const order = getOrder(size);
   const pages = legacyMemory(sys) ? Math.max(1, Math.ceil(size / PAGE_SIZE)) : 1 << order;
-  const a = allocFrames(sys.mem, { kind: req.kind, owner: req.owner, name: req.name, pages, sensitive: req.sensitive, contiguousAlign: 1 << order, ...(req.boot ? { boot: true } : {}) });
+  const a = allocPages(sys, { kind: req.kind, owner: req.owner, name: req.name, pages, sensitive: req.sensitive, contiguousAlign: 1 << order, ...(req.boot ? { boot: true } : {}) });
   if (!a) return ENOMEM;
   const obj: KernelObject = { id: nextId(sys), va: directMapVa(sys, a.frames[0]), size, alloc: a.id, kind: req.kind };
   sys.kernel.kmallocs.set(obj.id, obj);
@@ -275,7 +276,7 @@ export function kmalloc(sys: System, size: number, req: ObjectRequest): KernelOb
 export function kfree(sys: System, id: number): KernelObject | undefined {
   const obj = sys.kernel.kmallocs.get(id);
   if (!obj) return undefined;
-  if (obj.part === undefined) freeAllocation(sys.mem, obj.alloc);
+  if (obj.part === undefined) freePages(sys, obj.alloc);
   else kmemCacheFree(sys, obj);
   sys.kernel.kmallocs.delete(id);
   sys.ghost.freedOn.set(id, sys.exec.id);

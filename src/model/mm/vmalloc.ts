@@ -7,7 +7,8 @@
 // read-only) and the flush of a module's area (VM_FLUSH_RESET_PERMS) when it is freed.
 
 import { PAGE_SIZE, PGT_LEVEL_PTE, fls } from './geometry.ts';
-import { type AllocKind, type Owner, KERNEL, allocFrames, freeAllocation } from './memory.ts';
+import { type AllocKind, type Owner, KERNEL } from './memory.ts';
+import { allocPages, freePages } from './page-alloc.ts';
 import { ENOMEM, kernelMap, kernelUnmapPage, nextId } from './kernel.ts';
 import { PAGE_KERNEL, PAGE_KERNEL_ROX } from './pte.ts';
 import { type Log } from '../trace.ts';
@@ -61,12 +62,12 @@ function vmAlloc(sys: System, area: Map<number, VmArea>, start: number, end: num
     va = findVa(start, end, reservedVa(sys), req.pages + guard);
   }
   if (va === undefined) return ENOMEM;
-  const a = allocFrames(sys.mem, { ...req, ...(req.boot ? { boot: true } : {}) });
+  const a = allocPages(sys, { ...req, ...(req.boot ? { boot: true } : {}) }, ctx.out);
   if (!a) return ENOMEM;
   for (let i = 0; i < req.pages; i++) {
     if (!kernelMap(sys, va + i * PAGE_SIZE, a.frames[i], req.flags, PGT_LEVEL_PTE, req.boot ?? false)) {
       for (let j = 0; j < i; j++) kernelUnmapPage(sys, va + j * PAGE_SIZE);
-      freeAllocation(sys.mem, a.id);
+      freePages(sys, a.id);
       return ENOMEM;
     }
   }
@@ -80,7 +81,7 @@ function vmFree(sys: System, area: Map<number, VmArea>, id: number): VmArea | un
   const vm = area.get(id);
   if (!vm) return undefined;
   for (let i = 0; i < vm.pages; i++) kernelUnmapPage(sys, vm.va + i * PAGE_SIZE);
-  freeAllocation(sys.mem, vm.alloc);
+  freePages(sys, vm.alloc);
   area.delete(id);
   return vm;
 }

@@ -1,0 +1,69 @@
+// The page allocator's side of the 2025 design (its patch 14, with patch 15's exact sizes): pages
+// allocated without __GFP_SENSITIVE are asi_map()ped into the global nonsensitive pgd through the
+// direct map (asi_map_alloced_pages) and marked PageGlobalNonSensitive; freed, they go to a list
+// that a worker unmaps, flushes and only then frees (asi_async_free_enqueue and
+// asi_async_free_work_fn), since the flush needs IRQs on. What a frame holds outlives its owner:
+// the ghost staleData says whose sensitive data a frame still holds, until an allocation zeroes it.
+
+import { type Allocation, type AllocRequest, freeAllocation, touch } from '../mm/memory.ts';
+import { PAGE_SIZE } from '../mm/geometry.ts';
+import { directMapVa } from '../mm/kernel.ts';
+import type { Exec } from '../asi/session.ts';
+import type { System } from '../system.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from './map.ts';
+import { rt } from './runtime.ts';
+
+/** The calls one allocation's mapping takes: its block whole, or each order-0 page (vmalloc's). */
+function blocks(a: Allocation, contiguous: boolean): { readonly va: (sys: System) => number; readonly size: number }[] {
+  return contiguous ? [{ va: (sys) => directMapVa(sys, a.frames[0]), size: a.frames.length * PAGE_SIZE }] : a.frames.map((f) => ({ va: (sys: System) => directMapVa(sys, f), size: PAGE_SIZE }));
+}
+
+/**
+ * __alloc_pages_noprof after the buddy allocator found `a` (patch 14): whether the allocation
+ * zeroes the pages, then asi_map_alloced_pages(). False: the mapping failed, and the pages are
+ * freed (__free_pages), as the allocation fails.
+ */
+export function asiPostAlloc(k: Exec, a: Allocation, req: AllocRequest & { readonly zeroed?: boolean }): boolean {
+  const asi = rt(k.sys);
+  // "Clear out old (maybe sensitive) data before reallocating as nonsensitive", as posted:
+  // `if (!static_asi_enabled() && !(gfp & __GFP_SENSITIVE)) gfp |= __GFP_ZERO;`, which zeroes only
+  // with ASI off. asi25-fixed (zeroesNonsensitive) zeroes what becomes nonsensitive with ASI on.
+  const zeroed = req.zeroed || (asi.options.zeroesNonsensitive && !a.sensitive);
+  if (zeroed) for (const f of a.frames) asi.staleData.delete(f);
+  if (a.sensitive) return true;
+  for (const b of blocks(a, req.contiguousAlign !== undefined)) {
+    if (asiMap(k, ASI_GLOBAL_NONSENSITIVE, b.va(k.sys), b.size) !== 0) {
+      freeAllocation(k.sys.mem, a.id);
+      return false;
+    }
+  }
+  // __SetPageGlobalNonSensitive on each page, and how they were mapped, for the unmap.
+  asi.globalNonsensitive.set(a.id, req.contiguousAlign !== undefined);
+  return true;
+}
+
+/**
+ * free_pages_prepare's end (patch 14): a sensitive allocation leaves its data in its frames (the
+ * ghost); a PageGlobalNonSensitive one is queued for the worker instead of freed (true), and stays
+ * allocated, under the name that says so, until the worker has unmapped it.
+ */
+export function asiAsyncFreeEnqueue(sys: System, a: Allocation): boolean {
+  const asi = rt(sys);
+  if (a.sensitive) for (const f of a.frames) asi.staleData.set(f, a.name);
+  if (!asi.globalNonsensitive.has(a.id)) return false;
+  sys.mem.allocs.set(a.id, { ...a, name: `${a.name} (freed, queued for asi_async_free_work_fn)` });
+  touch(sys.mem);
+  asi.asyncFree.push(a.id);
+  return true;
+}
+
+/** asi_async_free_work_fn (patch 14): each queued page unmapped (with its TLB flush), unmarked, freed. */
+export function asiAsyncFreeWork(k: Exec): void {
+  const asi = rt(k.sys);
+  for (const id of asi.asyncFree.splice(0)) {
+    const a = k.sys.mem.allocs.get(id)!;
+    for (const b of blocks(a, asi.globalNonsensitive.get(id)!)) asiUnmap(k, ASI_GLOBAL_NONSENSITIVE, b.va(k.sys), b.size);
+    asi.globalNonsensitive.delete(id);
+    freeAllocation(k.sys.mem, id);
+  }
+}

@@ -1,0 +1,28 @@
+// __alloc_pages and __free_pages for the kernel's runtime page allocations (vmalloc's pages, slab
+// pages, alloc_pages and kmalloc_large, guest memory): the buddy allocator (allocFrames,
+// freeAllocation) with the hooks the 2025 design adds to it on a system that runs that design
+// (src/model/asi25/alloc.ts). Boot allocations (memblock) and page-table pages call allocFrames.
+
+import { type Allocation, type AllocRequest, allocFrames, freeAllocation } from './memory.ts';
+import { asiAsyncFreeEnqueue, asiPostAlloc } from '../asi25/alloc.ts';
+import type { Log } from '../trace.ts';
+import type { System } from '../system.ts';
+
+/** The path the allocation runs on: the CPU's, or process context (which the model runs on cpu0's state). */
+function execOf(sys: System, out: Log) {
+  return sys.onCpu ?? { sys, cpu: sys.cpus[Math.max(0, sys.exec.id)], out };
+}
+
+/** __alloc_pages: `zeroed` says the caller asked for __GFP_ZERO. */
+export function allocPages(sys: System, req: AllocRequest & { readonly zeroed?: boolean }, out: Log = []): Allocation | undefined {
+  const a = allocFrames(sys.mem, req);
+  if (!a || !sys.asi25) return a;
+  return asiPostAlloc(execOf(sys, out), a, req) ? a : undefined;
+}
+
+/** __free_pages. */
+export function freePages(sys: System, id: number): void {
+  const a = sys.mem.allocs.get(id);
+  if (a && sys.asi25 && asiAsyncFreeEnqueue(sys, a)) return;
+  freeAllocation(sys.mem, id);
+}

@@ -9,16 +9,16 @@
 // asi_register_class and enter/exit hooks: test_asi_hooks, test_asi_intr, test_asi_intr_nesting and
 // the mapping cases). The hooks' counters translate to the CR3 writes they were called beside
 // (post_asi_enter: a write of the domain's CR3; pre_asi_exit: a write of the unrestricted one).
-// What a domain maps (patches 11-19) comes in a later slice: until then a domain here maps what the
-// kernel maps, but the pages the test allocates __GFP_SENSITIVE (test/asi25-rig.ts), so that entry
-// code runs on it and a handler's read of sensitive data takes patch 10's fault path. Patch 03's
-// pgd alone is empty, and an interrupt on it double-faults (the last scenario of the second block).
-// Not expressible yet: test_alloc_sensitive_nonsensitive, test_percpu_alloc and the
-// change_page_attr cases (what the page allocator, percpu and set_memory_* map as nonsensitive).
+// A domain maps what the series maps (the global nonsensitive pgd: kernel text and data, static
+// percpu data, cpu_entry_area, espfix, vmemmap, buddy allocations without __GFP_SENSITIVE, vmalloc
+// areas), so entry code runs on it, and a handler's read of __GFP_SENSITIVE memory takes patch
+// 10's fault path. Not expressible yet: test_alloc_sensitive_nonsensitive (the September 2025
+// allocator), test_percpu_alloc (dynamic percpu, patch 18) and the change_page_attr cases
+// (set_memory_*, which the model does not have).
 
 import { describe, expect, test } from 'vitest';
 import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
-import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
+import { ASI25_POSTED, ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
 import { type Rig, nmi, setupTestAsi } from './asi25-rig.ts';
 import { ASI_NONSENSITIVE } from '../src/invariants/asi25.ts';
 import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
@@ -61,9 +61,11 @@ describe("asi_test.c of the series' branch (googleprodkernel/linux-kvm), transla
 
   test('test_asi_map_global_nonsensitive: asi_map and asi_unmap of one page and of the whole two-page vm_map_ram area, in the global nonsensitive pgd', () => {
     const r = setupTestAsi();
-    // alloc_pages(GFP_KERNEL, 1), then vm_map_ram() of its two pages: the model's vmalloc of two pages.
+    // alloc_pages(GFP_KERNEL, 1), then vm_map_ram() of its two pages, which patch 17 does not map
+    // (it hooks vmalloc and vmap): the model's vmalloc of two pages, its area asi_unmap()ped.
     const vaddr = r.sys.kernel.vmAreas.get(step(r.sys, { op: 'vmalloc', pages: 2, sensitive: false }).ret)!.va;
     const size = 2 * PAGE_SIZE;
+    asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, vaddr, size);
     const [va0, va1] = [vaddr, vaddr + size - 8];
     const restricted = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
     const addrPresent = (pgd: number, va: number) => walk(r.sys.g, r.sys.tables, pgd, va).ok;
@@ -84,24 +86,29 @@ describe("asi_test.c of the series' branch (googleprodkernel/linux-kvm), transla
     expect(r.sys.ghost.events).toEqual([]);
   });
 
-  test('a domain made before a global nonsensitive mapping sees it: asi_init copied the pgd entries, and the tables below them are shared', () => {
-    const r = setupTestAsi({ pgd: 'empty' });
-    const va = r.sys.kernel.vmAreas.get(step(r.sys, { op: 'vmalloc', pages: 1, sensitive: false }).ret)!.va;
+  test('a domain made before a vmalloc sees its area (patch 17 maps it into the global nonsensitive pgd, whose lower tables every domain shares); after vfree it does not', () => {
+    const r = setupTestAsi();
+    const id = step(r.sys, { op: 'vmalloc', pages: 1, sensitive: false }).ret;
+    const va = r.sys.kernel.vmAreas.get(id)!.va;
     const domainPgd = r.sys.asi25!.domains.get(r.domain)!.pgd!;
-    expect(walk(r.sys.g, r.sys.tables, domainPgd, va).ok).toBe(false);
-    expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, va, PAGE_SIZE)).toBe(0);
     expect(walk(r.sys.g, r.sys.tables, domainPgd, va).ok).toBe(true);
-    asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, va, PAGE_SIZE);
+    step(r.sys, { op: 'vfree', id });
     expect(walk(r.sys.g, r.sys.tables, domainPgd, va).ok).toBe(false);
   });
 
   test('asi_map copies a large page whole where the range covers it, as 4K pages where it covers part; asi_unmap of part of a large mapping clears all of it and WARNs', () => {
-    const r = setupTestAsi({ pgd: 'empty' });
+    const r = setupTestAsi();
     const g = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
-    const large = walk(r.sys.g, r.sys.tables, r.sys.kernel.pgd, r.sys.kernel.layout.directMap);
-    if (!large.ok) throw new Error('the direct map starts mapped');
-    expect(large.leaf.size).toBeGreaterThan(PAGE_SIZE);
-    const { va, size } = large.leaf;
+    // The last two large pages of the direct map: the frames up there are free after boot.
+    const l = r.sys.kernel.layout;
+    const top = walk(r.sys.g, r.sys.tables, r.sys.kernel.pgd, l.directMap + l.physFrames * PAGE_SIZE - PAGE_SIZE);
+    if (!top.ok) throw new Error('the direct map ends mapped');
+    expect(top.leaf.size).toBeGreaterThan(PAGE_SIZE);
+    const size = top.leaf.size;
+    const va = top.leaf.va - size;
+    const large = walk(r.sys.g, r.sys.tables, r.sys.kernel.pgd, va);
+    if (!large.ok) throw new Error('the direct map is mapped');
+    expect(walk(r.sys.g, r.sys.tables, g, va).ok || walk(r.sys.g, r.sys.tables, g, va + size).ok).toBe(false);
     // Part of it: 4K entries for the pages asked for, nothing beyond.
     expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, va + PAGE_SIZE, PAGE_SIZE)).toBe(0);
     const part = walk(r.sys.g, r.sys.tables, g, va + PAGE_SIZE);
@@ -216,7 +223,7 @@ describe('what patches 03-05 state', () => {
   });
 
   test('asi_init takes a reference to the one domain of an mm and class; the last asi_destroy frees its pgd; a failed allocation leaves nothing', () => {
-    const r = setupTestAsi({ pgd: 'empty' });
+    const r = setupTestAsi();
     const pgd = r.sys.asi25!.domains.get(r.domain)!.pgd!;
     expect(asiInit(r.k, 1, ASI_CLASS_TEST)).toEqual({ err: 0, domain: r.domain });
     asiDestroy(r.k, r.domain);
@@ -232,13 +239,6 @@ describe('what patches 03-05 state', () => {
     asiUninitClass(r.sys, ASI_CLASS_TEST, r.k.out);
     expect(asiInit(r.k, 1, ASI_CLASS_TEST).err).toBe(-22);
   });
-
-  test("patch 03's pgd is empty: an interrupt in the critical section on it double-faults (ENTRY-MAPPED)", () => {
-    const r = setupTestAsi({ pgd: 'empty' });
-    r.run('asi_enter', asiEnter(r.k, r.domain));
-    deliver(r.k, { at: 0, kind: 'irq' }, 'test@now');
-    expect(r.k.cpu.dead).toMatch(/^double fault: irq entry cannot reach the IDT/);
-  });
 });
 
 describe('the page allocator (patches 14, 15)', () => {
@@ -248,25 +248,46 @@ describe('the page allocator (patches 14, 15)', () => {
     return { id, frame: r.sys.mem.allocs.get(r.sys.kernel.vmAreas.get(id)!.alloc)!.frames[0] };
   };
 
+  /** alloc_pages through kmalloc_large: three pages' worth, an order-2 block; its id and first frame. */
+  const allocPages = (r: Rig, sensitive: boolean) => {
+    const id = step(r.sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive }).ret;
+    return { id, frame: r.sys.mem.allocs.get(r.sys.kernel.kmallocs.get(id)!.alloc)!.frames[0] };
+  };
+
   test('F43: a page a sensitive owner freed, allocated again without __GFP_SENSITIVE, is mapped into the restricted address space with the old data in it', () => {
-    const r = setupTestAsi({ pgd: 'empty' });
-    const secret = vmallocPage(r, true);
-    step(r.sys, { op: 'vfree', id: secret.id });
-    const reused = vmallocPage(r, false);
-    expect(reused.frame).toBe(secret.frame);
-    expect(ASI_NONSENSITIVE.check(r.sys)).toMatch(new RegExp(`^the global nonsensitive pgd maps .* \\(pfn ${secret.frame}, vmalloc\\), which still holds the data of vmalloc$`));
+    const r = setupTestAsi();
+    const secret = allocPages(r, true);
+    step(r.sys, { op: 'kfree', id: secret.id });
+    expect(allocPages(r, false).frame).toBe(secret.frame);
+    expect(ASI_NONSENSITIVE.check(r.sys)).toMatch(new RegExp(`^the global nonsensitive pgd maps .* \\(pfn ${secret.frame}, kmalloc\\), which still holds the data of kmalloc$`));
   });
 
   test("F43's fix, zeroesNonsensitive: the page is zeroed as it becomes nonsensitive, and mapped clean", () => {
-    const r = setupTestAsi({ pgd: 'empty', options: { zeroesNonsensitive: true } });
-    const secret = vmallocPage(r, true);
-    step(r.sys, { op: 'vfree', id: secret.id });
-    expect(vmallocPage(r, false).frame).toBe(secret.frame);
+    const r = setupTestAsi({ options: { ...ASI25_POSTED, zeroesNonsensitive: true } });
+    const secret = allocPages(r, true);
+    step(r.sys, { op: 'kfree', id: secret.id });
+    expect(allocPages(r, false).frame).toBe(secret.frame);
+    expect(ASI_NONSENSITIVE.check(r.sys)).toBeUndefined();
+  });
+
+  test('F44: a vmalloc of __GFP_SENSITIVE pages is mapped into the restricted address space at its vmalloc address (patch 17 maps every area)', () => {
+    const r = setupTestAsi();
+    const page = vmallocPage(r, true);
+    expect(ASI_NONSENSITIVE.check(r.sys)).toMatch(new RegExp(`^the global nonsensitive pgd maps .* \\(pfn ${page.frame}\\) of vmalloc, allocated __GFP_SENSITIVE$`));
+    expect(walk(r.sys.g, r.sys.tables, r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!, directMapVa(r.sys, page.frame)).ok).toBe(false);
+  });
+
+  test("F44's fix, vmallocKeepsSensitive: such an area stays out of the global nonsensitive pgd; a nonsensitive one is mapped", () => {
+    const r = setupTestAsi({ options: { ...ASI25_POSTED, vmallocKeepsSensitive: true } });
+    const g = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+    const va = (p: { id: number }) => r.sys.kernel.vmAreas.get(p.id)!.va;
+    const [secret, plain] = [vmallocPage(r, true), vmallocPage(r, false)];
+    expect([walk(r.sys.g, r.sys.tables, g, va(secret)).ok, walk(r.sys.g, r.sys.tables, g, va(plain)).ok]).toEqual([false, true]);
     expect(ASI_NONSENSITIVE.check(r.sys)).toBeUndefined();
   });
 
   test('a nonsensitive page is mapped through the direct map while allocated; freed, it stays allocated until asi_async_free_work_fn has unmapped it', () => {
-    const r = setupTestAsi({ pgd: 'empty' });
+    const r = setupTestAsi();
     const g = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
     const page = vmallocPage(r, false);
     const va = directMapVa(r.sys, page.frame);

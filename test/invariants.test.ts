@@ -8,6 +8,7 @@ import { asiEnter, asiExit, asiRelax } from '../src/model/asi25/runtime.ts';
 import { nmi, setupTestAsi } from './asi25-rig.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
 import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
+import { ASI25_FIXED } from '../src/model/asi25/runtime.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap } from '../src/model/asi25/map.ts';
 import { INVARIANTS, checkAll, type Invariant } from '../src/invariants/index.ts';
 import { createSystem, step } from '../src/model/step.ts';
@@ -917,9 +918,9 @@ const SPECS: Record<string, Spec> = {
   'ASI-NONSENSITIVE': {
     holds: [
       {
-        name: "the 2025 design with F43's fix: nonsensitive vmallocs mapped, a sensitive one freed and its page reused zeroed, a nonsensitive one freed through the worker",
+        name: "the 2025 design with F43's and F44's fixes: vmallocs, sensitive and not, a sensitive one freed and its page reused zeroed, a nonsensitive one freed through the worker",
         run: (inv) => {
-          const r = setupTestAsi({ pgd: 'empty', options: { zeroesNonsensitive: true } });
+          const r = setupTestAsi({ options: ASI25_FIXED });
           const held: (string | undefined)[] = [];
           const vmalloc = (sensitive: boolean) => step(r.sys, { op: 'vmalloc', pages: 1, sensitive }).ret;
           const secret = vmalloc(true);
@@ -932,27 +933,28 @@ const SPECS: Record<string, Spec> = {
           asiAsyncFreeWork(r.k);
           held.push(inv.check(r.sys));
           expect(held).toEqual([undefined, undefined, undefined]);
-          expect(r.sys.asi25!.globalNonsensitive.size).toBe(1);
+          expect(r.sys.asi25!.asyncFree).toEqual([]);
         },
       },
     ],
     caught: [
       {
-        name: 'F43: a page a sensitive vmalloc freed, reused by a nonsensitive one, mapped unzeroed (the posted code)',
+        name: 'F43: pages a sensitive kmalloc_large freed, reused by a nonsensitive one, mapped unzeroed (the posted code)',
         run: (inv) => {
-          const r = setupTestAsi({ pgd: 'empty' });
-          step(r.sys, { op: 'vfree', id: step(r.sys, { op: 'vmalloc', pages: 1, sensitive: true }).ret });
-          step(r.sys, { op: 'vmalloc', pages: 1, sensitive: false });
-          expect(inv.check(r.sys)).toMatch(/which still holds the data of vmalloc$/);
+          const r = setupTestAsi();
+          step(r.sys, { op: 'kfree', id: step(r.sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret });
+          step(r.sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: false });
+          expect(inv.check(r.sys)).toMatch(/which still holds the data of kmalloc$/);
         },
       },
       {
         name: 'a __GFP_SENSITIVE page asi_map()ped into the global nonsensitive pgd',
         run: (inv) => {
-          const r = setupTestAsi({ pgd: 'empty' });
-          const area = r.sys.kernel.vmAreas.get(step(r.sys, { op: 'vmalloc', pages: 1, sensitive: true }).ret)!;
-          expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, area.va, PAGE_SIZE)).toBe(0);
-          expect(inv.check(r.sys)).toMatch(/^the global nonsensitive pgd maps .* of vmalloc, allocated __GFP_SENSITIVE$/);
+          const r = setupTestAsi();
+          const obj = r.sys.kernel.kmallocs.get(step(r.sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret)!;
+          expect(inv.check(r.sys)).toBeUndefined();
+          expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, obj.va, PAGE_SIZE)).toBe(0);
+          expect(inv.check(r.sys)).toMatch(/^the global nonsensitive pgd maps .* of kmalloc, allocated __GFP_SENSITIVE$/);
         },
       },
     ],

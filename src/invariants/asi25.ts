@@ -6,6 +6,7 @@ import { formatVa } from '../model/mm/geometry.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
 import { framesOf } from '../model/mm/pagetable.ts';
 import { ASI_GLOBAL_NONSENSITIVE } from '../model/asi25/map.ts';
+import { gfpSensitive } from '../model/asi25/alloc.ts';
 import type { Invariant } from './types.ts';
 
 export const CURR_ASI: Invariant = {
@@ -39,7 +40,7 @@ export const ASI_NONSENSITIVE: Invariant = {
       const stale = a.staleData.get(frame);
       if (stale !== undefined) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}, ${allocationOfFrame(sys.mem, frame)?.name ?? 'free'}), which still holds the data of ${stale}`;
       const owner = allocationOfFrame(sys.mem, frame);
-      if (owner?.sensitive) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}) of ${owner.name}, allocated __GFP_SENSITIVE`;
+      if (owner && gfpSensitive(owner)) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}) of ${owner.name}, allocated __GFP_SENSITIVE`;
     }
     return undefined;
   },

@@ -19,6 +19,23 @@ function blocks(a: Allocation, contiguous: boolean): { readonly va: (sys: System
 }
 
 /**
+ * Whether the allocation was made with __GFP_SENSITIVE, which GFP_USER includes (patch 14). The
+ * model labels a task's stack sensitive data (RFC v2's STACK); the 2025 series allocates it with
+ * THREADINFO_GFP, without the flag, and maps it (patches 14 and 17).
+ */
+export function gfpSensitive(a: Allocation): boolean {
+  return a.sensitive && a.kind !== 'task-stack';
+}
+
+/** asi_map_alloced_pages (patches 14, 15): false if a mapping failed (what it mapped stays). */
+function asiMapAllocedPages(k: Exec, a: Allocation, contiguous: boolean): boolean {
+  for (const b of blocks(a, contiguous)) if (asiMap(k, ASI_GLOBAL_NONSENSITIVE, b.va(k.sys), b.size) !== 0) return false;
+  // __SetPageGlobalNonSensitive on each page, and how they were mapped, for the unmap.
+  rt(k.sys).globalNonsensitive.set(a.id, contiguous);
+  return true;
+}
+
+/**
  * __alloc_pages_noprof after the buddy allocator found `a` (patch 14): whether the allocation
  * zeroes the pages, then asi_map_alloced_pages(). False: the mapping failed, and the pages are
  * freed (__free_pages), as the allocation fails.
@@ -28,18 +45,27 @@ export function asiPostAlloc(k: Exec, a: Allocation, req: AllocRequest & { reado
   // "Clear out old (maybe sensitive) data before reallocating as nonsensitive", as posted:
   // `if (!static_asi_enabled() && !(gfp & __GFP_SENSITIVE)) gfp |= __GFP_ZERO;`, which zeroes only
   // with ASI off. asi25-fixed (zeroesNonsensitive) zeroes what becomes nonsensitive with ASI on.
-  const zeroed = req.zeroed || (asi.options.zeroesNonsensitive && !a.sensitive);
+  const zeroed = req.zeroed || (asi.options.zeroesNonsensitive && !gfpSensitive(a));
   if (zeroed) for (const f of a.frames) asi.staleData.delete(f);
-  if (a.sensitive) return true;
-  for (const b of blocks(a, req.contiguousAlign !== undefined)) {
-    if (asiMap(k, ASI_GLOBAL_NONSENSITIVE, b.va(k.sys), b.size) !== 0) {
-      freeAllocation(k.sys.mem, a.id);
-      return false;
-    }
-  }
-  // __SetPageGlobalNonSensitive on each page, and how they were mapped, for the unmap.
-  asi.globalNonsensitive.set(a.id, req.contiguousAlign !== undefined);
-  return true;
+  if (gfpSensitive(a) || asiMapAllocedPages(k, a, req.contiguousAlign !== undefined)) return true;
+  freeAllocation(k.sys.mem, a.id);
+  return false;
+}
+
+/** Made before page_alloc_init_asi's world: memblock's (mapped by patch 16, or not at all). */
+const MEMBLOCK_KINDS: ReadonlySet<Allocation['kind']> = new Set(['kernel-image', 'cpu-entry-area', 'pgtable', 'percpu', 'memmap']);
+
+/**
+ * What boot allocated before the model attached the 2025 runtime, mapped as the series would have
+ * mapped it when it was made: the buddy allocator's pages (patch 14: slab pages, the pages of task
+ * stacks) and the vmalloc and module areas (patch 17).
+ */
+export function asiMapBootAllocations(k: Exec): void {
+  const { kernel } = k.sys;
+  const areas = [...kernel.vmAreas.values(), ...kernel.modules.values()];
+  const pageByPage = new Set(areas.map((vm) => vm.alloc));
+  for (const a of [...k.sys.mem.allocs.values()]) if (!MEMBLOCK_KINDS.has(a.kind) && !gfpSensitive(a)) asiMapAllocedPages(k, a, !pageByPage.has(a.id));
+  for (const vm of areas) asiMap(k, ASI_GLOBAL_NONSENSITIVE, vm.va, vm.pages * PAGE_SIZE);
 }
 
 /**
@@ -49,7 +75,7 @@ export function asiPostAlloc(k: Exec, a: Allocation, req: AllocRequest & { reado
  */
 export function asiAsyncFreeEnqueue(sys: System, a: Allocation): boolean {
   const asi = rt(sys);
-  if (a.sensitive) for (const f of a.frames) asi.staleData.set(f, a.name);
+  if (gfpSensitive(a)) for (const f of a.frames) asi.staleData.set(f, a.name);
   if (!asi.globalNonsensitive.has(a.id)) return false;
   sys.mem.allocs.set(a.id, { ...a, name: `${a.name} (freed, queued for asi_async_free_work_fn)` });
   touch(sys.mem);

@@ -14,6 +14,7 @@ import { tableChanged } from '../mm/memory.ts';
 import type { Exec } from '../asi/session.ts';
 import type { System } from '../system.ts';
 import { type Domain, bugOn, rt, warnOn } from './runtime.ts';
+import { perCpuOffsetPtr } from '../mm/percpu.ts';
 
 /** The key of __asi_global_nonsensitive (ASI_GLOBAL_NONSENSITIVE) among the domains: mm is init_mm. */
 export const ASI_GLOBAL_NONSENSITIVE = 'global nonsensitive';
@@ -60,6 +61,34 @@ export function asiGlobalInit(sys: System): Domain {
     }
   }
   return { pgd, mm: 0, refCount: 0, classId: 0 };
+}
+
+/** asi_clone_pgd / asi_clone_p4d (patch 16, the same with 4-level paging): share the kernel's entry for `addr`. */
+function asiClonePgd(k: Exec, dst: number, addr: number): void {
+  const index = indexAt(k.sys.g, PGT_LEVEL_PGD, addr);
+  const src = k.sys.tables.get(k.sys.kernel.pgd)![index];
+  const e = k.sys.tables.get(dst)![index];
+  if (isNone(e)) setEntry(k.sys, dst, index, src);
+  else warnOn(k, e !== src, 'WARN_ON_ONCE(pgd_val(*dst) != pgd_val(*src))');
+}
+
+/**
+ * The rest of asi_global_init (patch 16): kernel text and static data, every CPU's static percpu
+ * data, and the cpu_entry_area, espfix and vmemmap areas by sharing the kernel's tables. The model
+ * has no fixmap to map.
+ */
+export function asiGlobalMapKernel(k: Exec): void {
+  const { sys } = k;
+  const l = sys.kernel.layout;
+  const pgd = rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+  warnOn(k, asiMap(k, ASI_GLOBAL_NONSENSITIVE, l.startKernelMap, l.kernelImageSize) !== 0, 'WARN_ON(err) mapping the kernel image');
+  // asi_map_percpu(__per_cpu_start, __per_cpu_end - __per_cpu_start): each unit's static part,
+  // page-aligned (ASI_ALIGN() in PERCPU_INPUT).
+  const staticBytes = roundUp(sys.kernel.percpuDynamic.start, PAGE_SIZE);
+  for (let cpu = 0; cpu < sys.cpus.length; cpu++) {
+    warnOn(k, asiMap(k, ASI_GLOBAL_NONSENSITIVE, perCpuOffsetPtr(sys, 0, cpu), staticBytes) !== 0, 'WARN_ON(err) mapping static percpu data');
+  }
+  for (const addr of [l.ceaBase, l.espfixBase, l.vmemmap, l.vmemmap + levelSize(sys.g, PGT_LEVEL_PGD)]) asiClonePgd(k, pgd, addr);
 }
 
 /** asi_init's copy (patch 12): the kernel half of the global nonsensitive pgd into the new domain's. */

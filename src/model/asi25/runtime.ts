@@ -19,7 +19,8 @@ import { lowerLevel } from '../mm/pagetable.ts';
 import { _PAGE_GLOBAL, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
 import type { System } from '../system.ts';
-import { ASI_GLOBAL_NONSENSITIVE, asiGlobalInit, copyGlobalNonsensitive } from './map.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiGlobalInit, asiGlobalMapKernel, copyGlobalNonsensitive } from './map.ts';
+import { asiMapBootAllocations } from './alloc.ts';
 
 // ---- include/asm-generic/asi.h (patch 03) ----------------------------------------------------
 
@@ -103,11 +104,14 @@ export interface Asi25State {
 
 /** The design options of the 2025 family, each the fix of a finding (FINDINGS.md); all off as posted. */
 export interface Asi25Options {
-  /** __alloc_pages zeroes pages that become nonsensitive with ASI on (patch 14 zeroes them with ASI off only). */
+  /** F43: __alloc_pages zeroes pages that become nonsensitive with ASI on (patch 14 zeroes them with ASI off only). */
   readonly zeroesNonsensitive: boolean;
+  /** F44: vmalloc maps an area nonsensitive only when its pages were not allocated __GFP_SENSITIVE (patch 17 maps every area). */
+  readonly vmallocKeepsSensitive: boolean;
 }
 
-export const ASI25_POSTED: Asi25Options = { zeroesNonsensitive: false };
+export const ASI25_POSTED: Asi25Options = { zeroesNonsensitive: false, vmallocKeepsSensitive: false };
+export const ASI25_FIXED: Asi25Options = { zeroesNonsensitive: true, vmallocKeepsSensitive: true };
 
 export function domainKey(mm: number, classId: number): string {
   return `mm${mm}/${ASI_CLASS_NAMES[classId] ?? classId}`;
@@ -117,12 +121,13 @@ export function domainKey(mm: number, classId: number): string {
  * The runtime at boot: no class initialised, every CPU unrestricted, every task relaxed. The
  * kernel maps itself without _PAGE_GLOBAL (patch 03: "__default_kernel_pte_mask &= ~_PAGE_GLOBAL"
  * with CONFIG_MITIGATION_ADDRESS_SPACE_ISOLATION): the model attaches the runtime to a booted
- * system, so what boot mapped loses the bit here, and kernelMap masks it from then on.
+ * system, so what boot mapped loses the bit here, and kernelMap masks it from then on. Then
+ * asi_global_init (patches 12, 16) and what patches 14 and 17 map of what boot allocated.
  */
-export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): Asi25State {
+export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): void {
   dropGlobal(sys, sys.kernel.pgd, PGT_LEVEL_PGD);
   for (const cpu of sys.cpus) for (const key of [...cpu.tlb.keys()]) if (key.startsWith('G:')) cpu.tlb.delete(key);
-  return {
+  sys.asi25 = {
     policies: Array.from({ length: ASI_MAX_NUM_CLASSES }, () => null),
     domains: new Map([[ASI_GLOBAL_NONSENSITIVE, asiGlobalInit(sys)]]),
     currAsi: sys.cpus.map(() => null),
@@ -134,6 +139,9 @@ export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): As
     asyncFree: [],
     staleData: new Map(),
   };
+  const k: Exec = { sys, cpu: sys.cpus[0], out: [] };
+  asiGlobalMapKernel(k);
+  asiMapBootAllocations(k);
 }
 
 function dropGlobal(sys: System, table: number, level: PgtLevel): void {

@@ -5,6 +5,8 @@
 
 import { type Allocation, type AllocRequest, allocFrames, freeAllocation } from './memory.ts';
 import { asiAsyncFreeEnqueue, asiPostAlloc } from '../asi25/alloc.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../asi25/map.ts';
+import { PAGE_SIZE } from './geometry.ts';
 import type { Log } from '../trace.ts';
 import type { System } from '../system.ts';
 
@@ -25,4 +27,14 @@ export function freePages(sys: System, id: number): void {
   const a = sys.mem.allocs.get(id);
   if (a && sys.asi25 && asiAsyncFreeEnqueue(sys, a)) return;
   freeAllocation(sys.mem, id);
+}
+
+/** vmalloc's asi_map of a new area (the 2025 design's patch 17): 0 or -errno. */
+export function asiMapArea(sys: System, va: number, pages: number, out: Log): number {
+  return asiMap(execOf(sys, out), ASI_GLOBAL_NONSENSITIVE, va, pages * PAGE_SIZE);
+}
+
+/** vfree's asi_unmap of an area (patch 17), before its pages go. */
+export function asiUnmapArea(sys: System, va: number, pages: number, out: Log): void {
+  asiUnmap(execOf(sys, out), ASI_GLOBAL_NONSENSITIVE, va, pages * PAGE_SIZE);
 }

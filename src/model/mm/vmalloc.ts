@@ -8,7 +8,8 @@
 
 import { PAGE_SIZE, PGT_LEVEL_PTE, fls } from './geometry.ts';
 import { type AllocKind, type Owner, KERNEL } from './memory.ts';
-import { allocPages, freePages } from './page-alloc.ts';
+import { allocPages, asiMapArea, asiUnmapArea, freePages } from './page-alloc.ts';
+import { gfpSensitive } from '../asi25/alloc.ts';
 import { ENOMEM, kernelMap, kernelUnmapPage, nextId } from './kernel.ts';
 import { PAGE_KERNEL, PAGE_KERNEL_ROX } from './pte.ts';
 import { type Log } from '../trace.ts';
@@ -71,6 +72,14 @@ function vmAlloc(sys: System, area: Map<number, VmArea>, start: number, end: num
       return ENOMEM;
     }
   }
+  // The 2025 design (its patch 17): every vmalloc and module area is mapped nonsensitive (F44's
+  // fix: unless its pages are __GFP_SENSITIVE); the asi_unmap a failure needs is vfree's.
+  if (sys.asi25 && !(sys.asi25.options.vmallocKeepsSensitive && gfpSensitive(a)) && asiMapArea(sys, va, req.pages, ctx.out) !== 0) {
+    asiUnmapArea(sys, va, req.pages, ctx.out);
+    for (let i = 0; i < req.pages; i++) kernelUnmapPage(sys, va + i * PAGE_SIZE);
+    freePages(sys, a.id);
+    return ENOMEM;
+  }
   const vm: VmArea = { id: nextId(sys), va, pages: req.pages, span: req.pages + guard, alloc: a.id };
   area.set(vm.id, vm);
   return vm;
@@ -80,6 +89,7 @@ function vmAlloc(sys: System, area: Map<number, VmArea>, start: number, end: num
 function vmFree(sys: System, area: Map<number, VmArea>, id: number): VmArea | undefined {
   const vm = area.get(id);
   if (!vm) return undefined;
+  if (sys.asi25) asiUnmapArea(sys, vm.va, vm.pages, []);
   for (let i = 0; i < vm.pages; i++) kernelUnmapPage(sys, vm.va + i * PAGE_SIZE);
   freePages(sys, vm.alloc);
   area.delete(id);

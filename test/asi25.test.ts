@@ -211,6 +211,21 @@ describe('what patches 03-05 state', () => {
     expect(r.violations).toEqual([]);
   });
 
+  test('preempted after asi_relax, on the restricted CR3: context_switch() leaves the domain first (patch 03), and the task comes back relaxed and unrestricted', () => {
+    const r = setupTestAsi();
+    // A third task, for the scheduler to run while cpu0's is preempted.
+    expect(step(r.sys, { op: 'task_create' }).ret).toBeGreaterThan(0);
+    r.run('asi_enter', asiEnter(r.k, r.domain));
+    asiRelax(r.k);
+    r.k.cpu.preemptCount--;
+    const first = r.sys.kernel.current[0];
+    deliver(r.k, { at: 0, kind: 'switch' }, 'test@preempt_enable');
+    expect(r.sys.ghost.visited).toContain('schedule@write_cr3(unrestricted_cr3)');
+    expect(r.sys.kernel.current[0]).toBe(first);
+    expect(asiIsRestricted(r.sys, r.k.cpu)).toBe(false);
+    expect(r.violations).toEqual([]);
+  });
+
   test('asi_relax inside an interrupt of the critical section, and asi_exit inside the critical section, are WARNs', () => {
     const r = setupTestAsi();
     r.run('asi_enter', asiEnter(r.k, r.domain));

@@ -352,7 +352,8 @@ export function runnableTask(k: Exec): number | undefined {
 
 /**
  * __schedule: prepare_task_switch (asi_abort, patch 02, then fire_sched_out_preempt_notifiers), then
- * switch_to and finish_task_switch (fire_sched_in_preempt_notifiers). All tasks share init_mm.
+ * switch_to and finish_task_switch (fire_sched_in_preempt_notifiers). All tasks share init_mm, so
+ * switch_mm_irqs_off (and the 2025 design's asi_exit and asi_handle_switch_mm in it) does not run.
  */
 export function* contextSwitch(k: Exec, next: number): Path {
   const prev = k.sys.kernel.current[k.cpu.id];
@@ -362,7 +363,9 @@ export function* contextSwitch(k: Exec, next: number): Path {
   // __schedule: local_irq_disable(), rq_lock(); IRQs stay off until finish_task_switch.
   const irqsWereDisabled = k.cpu.irqsDisabled;
   k.cpu.irqsDisabled = true;
-  if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
+  // The 2025 design's context_switch() begins with asi_exit() (its patch 03).
+  if (k.sys.asi25) yield* asiExit(k);
+  else if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
   yield 'prepare_task_switch';
   if (notifier?.task === prev) yield* notifier.schedOut(k);
   k.sys.kernel.current[k.cpu.id] = next;

@@ -13,8 +13,9 @@
 // percpu data, cpu_entry_area, espfix, vmemmap, buddy allocations without __GFP_SENSITIVE, vmalloc
 // areas), so entry code runs on it, and a handler's read of __GFP_SENSITIVE memory takes patch
 // 10's fault path. Not expressible yet: test_alloc_sensitive_nonsensitive (the September 2025
-// allocator), test_percpu_alloc (dynamic percpu, patch 18) and the change_page_attr cases
-// (set_memory_*, which the model does not have).
+// allocator) and the change_page_attr cases (set_memory_*, which the model does not have).
+// test_percpu_alloc's dynamic allocation lands in the first chunk, the model's only one: on the
+// posted code that part of the case fails (F45).
 
 import { describe, expect, test } from 'vitest';
 import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
@@ -23,6 +24,8 @@ import { type Rig, nmi, setupTestAsi } from './asi25-rig.ts';
 import { ASI_NONSENSITIVE } from '../src/invariants/asi25.ts';
 import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
 import { directMapVa } from '../src/model/mm/kernel.ts';
+import { allocPercpu, perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
+import { KERNEL } from '../src/model/mm/memory.ts';
 import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
 import { step } from '../src/model/step.ts';
@@ -123,6 +126,27 @@ describe("asi_test.c of the series' branch (googleprodkernel/linux-kvm), transla
     asiUnmap(r.k, ASI_GLOBAL_NONSENSITIVE, va + size, PAGE_SIZE);
     expect(walk(r.sys.g, r.sys.tables, g, va + 2 * size - PAGE_SIZE).ok).toBe(false);
     expect(r.sys.ghost.events.map((e) => e.invariant)).toEqual(['NO-WARN', 'NO-WARN']);
+  });
+
+  test('test_percpu_alloc: static percpu data is mapped in the restricted address space on every CPU; F45: a dynamic allocation in the first chunk is not, on the posted code', () => {
+    for (const options of [ASI25_POSTED, { ...ASI25_POSTED, mapsFirstChunkDynamic: true }]) {
+      const r = setupTestAsi({ options });
+      const restricted = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+      const addrPresent = (pgd: number, va: number) => walk(r.sys.g, r.sys.tables, pgd, va).ok;
+      // __alloc_percpu(DYNAMIC_PCPU_BUF_SZ = 2 pages, PAGE_SIZE): the model has the first chunk only.
+      const dynamic = allocPercpu(r.sys, 2 * PAGE_SIZE, PAGE_SIZE, { name: 'dynamic_pcpu', owner: KERNEL, sensitive: false });
+      if (typeof dynamic === 'number') throw new Error('the first chunk has room for two pages');
+      const found: boolean[] = [];
+      for (let cpu = 0; cpu < r.sys.cpus.length; cpu++) {
+        const base = perCpuPtr(r.sys, 'cpu_asi_session', cpu);
+        expect([addrPresent(r.sys.kernel.pgd, base), addrPresent(restricted, base)]).toEqual([true, true]);
+        const dynBase = perCpuOffsetPtr(r.sys, dynamic.offset, cpu);
+        const dynEnd = dynBase + 2 * PAGE_SIZE - 8;
+        expect([addrPresent(r.sys.kernel.pgd, dynBase), addrPresent(r.sys.kernel.pgd, dynEnd)]).toEqual([true, true]);
+        found.push(addrPresent(restricted, dynBase), addrPresent(restricted, dynEnd));
+      }
+      expect(found.every((x) => x === options.mapsFirstChunkDynamic)).toBe(true);
+    }
   });
 
   test('test_asi_intr: an NMI that reads sensitive data inside the critical section returns to the domain; after asi_relax it does not', () => {

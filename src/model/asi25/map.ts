@@ -83,10 +83,12 @@ export function asiGlobalMapKernel(k: Exec): void {
   const pgd = rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
   warnOn(k, asiMap(k, ASI_GLOBAL_NONSENSITIVE, l.startKernelMap, l.kernelImageSize) !== 0, 'WARN_ON(err) mapping the kernel image');
   // asi_map_percpu(__per_cpu_start, __per_cpu_end - __per_cpu_start): each unit's static part,
-  // page-aligned (ASI_ALIGN() in PERCPU_INPUT).
-  const staticBytes = roundUp(sys.kernel.percpuDynamic.start, PAGE_SIZE);
+  // page-aligned (ASI_ALIGN() in PERCPU_INPUT). Patch 18 maps the dynamic chunks percpu-vm makes
+  // and leaves the first chunk's dynamic area, memblock's, to "the following patch", which the
+  // series does not have (F45; its fix maps the area here).
+  const bytes = roundUp(rt(sys).options.mapsFirstChunkDynamic ? sys.kernel.percpuDynamic.end : sys.kernel.percpuDynamic.start, PAGE_SIZE);
   for (let cpu = 0; cpu < sys.cpus.length; cpu++) {
-    warnOn(k, asiMap(k, ASI_GLOBAL_NONSENSITIVE, perCpuOffsetPtr(sys, 0, cpu), staticBytes) !== 0, 'WARN_ON(err) mapping static percpu data');
+    warnOn(k, asiMap(k, ASI_GLOBAL_NONSENSITIVE, perCpuOffsetPtr(sys, 0, cpu), bytes) !== 0, 'WARN_ON(err) mapping static percpu data');
   }
   for (const addr of [l.ceaBase, l.espfixBase, l.vmemmap, l.vmemmap + levelSize(sys.g, PGT_LEVEL_PGD)]) asiClonePgd(k, pgd, addr);
 }

@@ -108,10 +108,12 @@ export interface Asi25Options {
   readonly zeroesNonsensitive: boolean;
   /** F44: vmalloc maps an area nonsensitive only when its pages were not allocated __GFP_SENSITIVE (patch 17 maps every area). */
   readonly vmallocKeepsSensitive: boolean;
+  /** F45: asi_global_init maps the first percpu chunk's dynamic area too (patch 16 maps its static part only). */
+  readonly mapsFirstChunkDynamic: boolean;
 }
 
-export const ASI25_POSTED: Asi25Options = { zeroesNonsensitive: false, vmallocKeepsSensitive: false };
-export const ASI25_FIXED: Asi25Options = { zeroesNonsensitive: true, vmallocKeepsSensitive: true };
+export const ASI25_POSTED: Asi25Options = { zeroesNonsensitive: false, vmallocKeepsSensitive: false, mapsFirstChunkDynamic: false };
+export const ASI25_FIXED: Asi25Options = { zeroesNonsensitive: true, vmallocKeepsSensitive: true, mapsFirstChunkDynamic: true };
 
 export function domainKey(mm: number, classId: number): string {
   return `mm${mm}/${ASI_CLASS_NAMES[classId] ?? classId}`;

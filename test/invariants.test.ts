@@ -4,7 +4,7 @@
 // or always fires would fail one of the two.
 
 import { describe, expect, test } from 'vitest';
-import { asiEnter, asiExit, asiRelax } from '../src/model/asi25/runtime.ts';
+import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInit, asiRelax } from '../src/model/asi25/runtime.ts';
 import { nmi, setupTestAsi } from './asi25-rig.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
 import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
@@ -955,6 +955,49 @@ const SPECS: Record<string, Spec> = {
           expect(inv.check(r.sys)).toBeUndefined();
           expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, obj.va, PAGE_SIZE)).toBe(0);
           expect(inv.check(r.sys)).toMatch(/^the global nonsensitive pgd maps .* of kmalloc, allocated __GFP_SENSITIVE$/);
+        },
+      },
+    ],
+  },
+  'ASI-DOMAIN-LIVE': {
+    holds: [
+      {
+        name: 'the 2025 design: asi_enter on cpu0, asi_relax, asi_exit, then the last asi_destroy; a second reference dropped while a CPU is in the domain',
+        run: (inv) => {
+          const r = setupTestAsi();
+          const held: (string | undefined)[] = [];
+          expect(asiInit(r.k, 1, ASI_CLASS_TEST).domain).toBe(r.domain);
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          asiDestroy(r.k, r.domain);
+          held.push(inv.check(r.sys));
+          asiRelax(r.k);
+          r.run('asi_exit', asiExit(r.k));
+          asiDestroy(r.k, r.domain);
+          held.push(inv.check(r.sys));
+          expect(held).toEqual([undefined, undefined]);
+          expect(r.sys.asi25!.domains.get(r.domain)!.refCount).toBe(0);
+        },
+      },
+    ],
+    caught: [
+      {
+        name: 'the last asi_destroy while cpu0 is still in the domain, in its critical section',
+        run: (inv) => {
+          const r = setupTestAsi();
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          asiDestroy(r.k, r.domain);
+          expect(inv.check(r.sys)).toBe(`cpu0's curr_asi is ${r.domain}, destroyed (its pgd freed)`);
+        },
+      },
+      {
+        name: 'the last asi_destroy after an asi_exit without asi_relax (which WARNs): the task still targets the domain',
+        run: (inv) => {
+          const r = setupTestAsi();
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          const task = r.sys.kernel.current[0];
+          r.run('asi_exit', asiExit(r.k));
+          asiDestroy(r.k, r.domain);
+          expect(inv.check(r.sys)).toBe(`task ${task}'s asi_state.target is ${r.domain}, destroyed`);
         },
       },
     ],

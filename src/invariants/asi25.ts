@@ -45,3 +45,18 @@ export const ASI_NONSENSITIVE: Invariant = {
     return undefined;
   },
 };
+
+export const ASI_DOMAIN_LIVE: Invariant = {
+  id: 'ASI-DOMAIN-LIVE',
+  statement:
+    "A domain is destroyed only after every CPU left it and no task targets it: every CPU's curr_asi and every task's asi_state.target name a domain whose reference count is above zero.",
+  source: 'the 2025 series, [PATCH RFC v2 03/29] (asi.h: "you must call asi_destroy() AFTER you are certain all CPUs have exited the restricted address space")',
+  appliesTo: (sys) => sys.asi25 !== undefined,
+  check: (sys) => {
+    const a = sys.asi25!;
+    const dead = (key: string | null) => key !== null && key !== ASI_GLOBAL_NONSENSITIVE && !((a.domains.get(key)?.refCount ?? 0) > 0);
+    for (const cpu of sys.cpus) if (!cpu.dead && dead(a.currAsi[cpu.id])) return `cpu${cpu.id}'s curr_asi is ${a.currAsi[cpu.id]}, destroyed (its pgd freed)`;
+    for (const [task, s] of a.tasks) if (dead(s.target)) return `task ${task}'s asi_state.target is ${s.target}, destroyed`;
+    return undefined;
+  },
+};

@@ -13,9 +13,9 @@ import type { System } from '../system.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from './map.ts';
 import { rt } from './runtime.ts';
 
-/** The calls one allocation's mapping takes: its block whole, or each order-0 page (vmalloc's). */
-function blocks(a: Allocation, contiguous: boolean): { readonly va: (sys: System) => number; readonly size: number }[] {
-  return contiguous ? [{ va: (sys) => directMapVa(sys, a.frames[0]), size: a.frames.length * PAGE_SIZE }] : a.frames.map((f) => ({ va: (sys: System) => directMapVa(sys, f), size: PAGE_SIZE }));
+/** The direct-map ranges one allocation's mapping takes: its block whole, or each order-0 page (vmalloc's). */
+function blocks(sys: System, a: Allocation, contiguous: boolean): { readonly va: number; readonly size: number }[] {
+  return contiguous ? [{ va: directMapVa(sys, a.frames[0]), size: a.frames.length * PAGE_SIZE }] : a.frames.map((f) => ({ va: directMapVa(sys, f), size: PAGE_SIZE }));
 }
 
 /**
@@ -29,7 +29,7 @@ export function gfpSensitive(a: Allocation): boolean {
 
 /** asi_map_alloced_pages (patches 14, 15): false if a mapping failed (what it mapped stays). */
 function asiMapAllocedPages(k: Exec, a: Allocation, contiguous: boolean): boolean {
-  for (const b of blocks(a, contiguous)) if (asiMap(k, ASI_GLOBAL_NONSENSITIVE, b.va(k.sys), b.size) !== 0) return false;
+  for (const b of blocks(k.sys, a, contiguous)) if (asiMap(k, ASI_GLOBAL_NONSENSITIVE, b.va, b.size) !== 0) return false;
   // __SetPageGlobalNonSensitive on each page, and how they were mapped, for the unmap.
   rt(k.sys).globalNonsensitive.set(a.id, contiguous);
   return true;
@@ -48,6 +48,8 @@ export function asiPostAlloc(k: Exec, a: Allocation, req: AllocRequest & { reado
   const zeroed = req.zeroed || (asi.options.zeroesNonsensitive && !gfpSensitive(a));
   if (zeroed) for (const f of a.frames) asi.staleData.delete(f);
   if (gfpSensitive(a) || asiMapAllocedPages(k, a, req.contiguousAlign !== undefined)) return true;
+  // __free_pages(): the pages were not marked PageGlobalNonSensitive, so they are freed at once,
+  // with whatever asi_map mapped before it failed still mapped (read, not yet reproduced).
   freeAllocation(k.sys.mem, a.id);
   return false;
 }
@@ -88,7 +90,7 @@ export function asiAsyncFreeWork(k: Exec): void {
   const asi = rt(k.sys);
   for (const id of asi.asyncFree.splice(0)) {
     const a = k.sys.mem.allocs.get(id)!;
-    for (const b of blocks(a, asi.globalNonsensitive.get(id)!)) asiUnmap(k, ASI_GLOBAL_NONSENSITIVE, b.va(k.sys), b.size);
+    for (const b of blocks(k.sys, a, asi.globalNonsensitive.get(id)!)) asiUnmap(k, ASI_GLOBAL_NONSENSITIVE, b.va, b.size);
     asi.globalNonsensitive.delete(id);
     freeAllocation(k.sys.mem, id);
   }

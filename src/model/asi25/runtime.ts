@@ -6,11 +6,13 @@
 // where an interrupt, exception or NMI may land. The posted code's WARN_ONs are NO-WARN ghost
 // events; a VM_BUG_ON or BUG_ON that fires is one too, and stops the CPU, as the oops would.
 //
-// asi_map, asi_unmap and the global nonsensitive pgd are in ./map.ts. Not modelled yet (issue 22,
-// later slices): what the series maps as nonsensitive (patches 14 and 16-19: buddy allocations,
-// kernel text and data, vmalloc, percpu), context switch, TLB flushing and KVM's use of the API.
+// What a domain maps is in ./map.ts (asi_map, asi_unmap, the global nonsensitive pgd, patches 09,
+// 11, 12, 16) and ./alloc.ts (the page allocator's hooks, patches 14, 15); vmalloc's (patch 17) is
+// in mm/vmalloc.ts. Not modelled yet (issue 22): percpu-vm chunks (patch 18), switch_mm_irqs_off
+// (patch 19), the TLB flush paths' asi_exit (patch 20), KVM and userspace classes (patches 21-25)
+// and the taint flushes' mitigations (patches 26, 27).
 
-import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, cr3Root, writeCr3 } from '../x86/cpu.ts';
+import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, writeCr3 } from '../x86/cpu.ts';
 import { type Exec, type Path } from '../asi/session.ts';
 import { KERNEL, allocFrames, freeAllocation, allocationOfFrame, tableChanged } from '../mm/memory.ts';
 import { EEXIST, EINVAL, ENOMEM } from '../mm/kernel.ts';
@@ -426,10 +428,4 @@ export function asiIntrNestDepth(k: Exec): number {
 export function asiInCriticalSection(k: Exec): boolean {
   const s = taskState(k);
   return s.target !== null && s.intrNestDepth === 0;
-}
-
-/** The domain a CR3 points at, by its pgd frame. */
-export function domainOfCr3(a: Asi25State, cr3: number): string | undefined {
-  for (const [key, d] of a.domains) if (d.pgd !== null && d.pgd === cr3Root(cr3)) return key;
-  return undefined;
 }

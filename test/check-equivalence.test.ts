@@ -104,19 +104,22 @@ describe('incremental and full checks agree', () => {
 
 describe('explore judges as the full check does', () => {
   const fixed: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
-  test.each<[string, Config, Scope, number]>([
-    ['fixed, the default scope to depth 3', fixed, SMALL_SCOPE, 3],
-    ['rfc-v2, the default scope', { ...fixed, profile: 'rfc-v2' }, SMALL_SCOPE, 3],
-    ['mutant fini-backend-skipped', { ...fixed, mutant: 'fini-backend-skipped' }, SMALL_SCOPE, 3],
-    ['mutant exit-keeps-stack', { ...fixed, mutant: 'exit-keeps-stack' }, SMALL_SCOPE, 3],
-    // F38: cpu1's ioctl frees the memslots array patch 26 reads, at one of 40 points of KVM_RUN.
-    ['fixed without kvmIsolationEnterInSrcu, KVM_RUN raced once', { ...fixed, options: { kvmIsolationEnterInSrcu: false } }, { ...KVM_SCOPE, preemptions: 1 }, 4],
-  ])('%s: the same states, transitions and counterexample', async (_, config, scope, depth) => {
+  test.each<[string, Config, Scope, number, boolean]>([
+    ['fixed, the default scope to depth 3', fixed, SMALL_SCOPE, 3, false],
+    ['rfc-v2, the default scope', { ...fixed, profile: 'rfc-v2' }, SMALL_SCOPE, 3, true],
+    ['mutant fini-backend-skipped', { ...fixed, mutant: 'fini-backend-skipped' }, SMALL_SCOPE, 3, true],
+    ['mutant exit-keeps-stack', { ...fixed, mutant: 'exit-keeps-stack' }, SMALL_SCOPE, 3, true],
+    // F38: cpu1's ioctl frees the memslots array patch 26 reads; KVM_RUN without NMIs, raced at its
+    // first 8 points (test/explore.test.ts narrows the kvm scope so too).
+    ['fixed without kvmIsolationEnterInSrcu, KVM_RUN raced once', { ...fixed, options: { kvmIsolationEnterInSrcu: false } }, { ...KVM_SCOPE, kvm: { ...KVM_SCOPE.kvm!, runEvents: [[]] }, races: { ...KVM_SCOPE.races!, points: 8 }, preemptions: 1 }, 3, true],
+  ])('%s: the same states, transitions and counterexample', async (_, config, scope, depth, violates) => {
     const summary = async (check: 'incremental' | 'full') => {
       const r = await explore(config, scope, { depth }, {}, { check });
       return { states: r.states, transitions: r.transitions, perLevel: r.perLevel, ops: r.violation?.ops, failure: r.violation?.failure };
     };
-    expect(await summary('incremental')).toEqual(await summary('full'));
+    const incremental = await summary('incremental');
+    expect(incremental.failure !== undefined, 'a counterexample is found').toBe(violates);
+    expect(incremental).toEqual(await summary('full'));
   });
 });
 

@@ -120,9 +120,10 @@ describe('memory exhaustion', () => {
     // The first walk whose violating op is a map that memory ran out under (other error paths of
     // asi_map_range, an -EBUSY overwrite, show the mutant too, with no allocation to fail).
     const ranOut = (w: RunResult) => w.failure !== undefined && retOf(config, w.ops, w.failure.step) === ENOMEM;
-    // 150-op walks: the small geometry's 512 frames outlast most 60-op ones.
-    let walk = runSeededWalk(config, walkSeed('exhaust', 1, 0, 0), 150, weights);
-    for (let i = 1; !ranOut(walk) && i < 100; i++) walk = runSeededWalk(config, walkSeed('exhaust', 1, 0, i), 150, weights);
+    // 120-op walks: the small geometry's 512 frames outlast most 60-op ones (and every one of the
+    // first 100 100-op walks); a longer walk costs more to shrink.
+    let walk = runSeededWalk(config, walkSeed('exhaust', 1, 0, 0), 120, weights);
+    for (let i = 1; !ranOut(walk) && i < 100; i++) walk = runSeededWalk(config, walkSeed('exhaust', 1, 0, i), 120, weights);
     expect(ranOut(walk), 'a walk that ran memory out').toBe(true);
     expect(walk.ops.some((op) => op.op === 'fail_alloc')).toBe(false);
     const invariant = walk.failure!.violations[0].invariant;

@@ -12,8 +12,9 @@
 // A domain maps what the series maps (the global nonsensitive pgd: kernel text and data, static
 // percpu data, cpu_entry_area, espfix, vmemmap, buddy allocations without __GFP_SENSITIVE, vmalloc
 // areas), so entry code runs on it, and a handler's read of __GFP_SENSITIVE memory takes patch
-// 10's fault path. Not expressible yet: test_alloc_sensitive_nonsensitive (the September 2025
-// allocator) and the change_page_attr cases (set_memory_*, which the model does not have).
+// 10's fault path. Not expressible yet: the September 2025 allocator's version of
+// test_alloc_sensitive_nonsensitive (pageblock sensitivity) and the change_page_attr cases
+// (set_memory_*, which the model does not have).
 // test_percpu_alloc's dynamic allocation lands in the first chunk, the model's only one: on the
 // posted code that part of the case fails (F45).
 
@@ -25,6 +26,7 @@ import { ASI_NONSENSITIVE } from '../src/invariants/asi25.ts';
 import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
 import { directMapVa } from '../src/model/mm/kernel.ts';
 import { allocPercpu, perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
+import { allocPagesObject } from '../src/model/mm/slab.ts';
 import { KERNEL } from '../src/model/mm/memory.ts';
 import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
@@ -45,6 +47,22 @@ describe('asi_test.c, as posted (bjackman/linux)', () => {
     expect(asiIsRelaxed(r.k)).toBe(true);
     // check_taint_post: "Kernel newly tainted after test. Maybe a WARN?"
     expect(r.violations).toEqual([]);
+  });
+  test('test_alloc_sensitive_nonsensitive: an order-0 page allocated __GFP_SENSITIVE is in the physmap of the unrestricted page table only, one allocated without it in both', () => {
+    const r = setupTestAsi();
+    const doAllocPages = (sensitive: boolean) => {
+      const obj = allocPagesObject(r.sys, PAGE_SIZE, { sensitive, name: 'alloc_pages', owner: KERNEL, kind: 'kmalloc', boot: false });
+      if (typeof obj === 'number') throw new Error('alloc_pages failed');
+      return obj.va;
+    };
+    const [pageSensitive, pageNonsensitive] = [doAllocPages(true), doAllocPages(false)];
+    const restricted = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+    const pagePresentPhys = (pgd: number, va: number) => walk(r.sys.g, r.sys.tables, pgd, va).ok;
+    expect(pagePresentPhys(r.sys.kernel.pgd, pageSensitive)).toBe(true);
+    expect(pagePresentPhys(r.sys.kernel.pgd, pageNonsensitive)).toBe(true);
+    expect(pagePresentPhys(restricted, pageSensitive)).toBe(false);
+    expect(pagePresentPhys(restricted, pageNonsensitive)).toBe(true);
+    expect(r.sys.ghost.events).toEqual([]);
   });
 });
 

@@ -7,14 +7,19 @@ import { allocationOfFrame } from '../model/mm/memory.ts';
 import { framesOf } from '../model/mm/pagetable.ts';
 import { ASI_GLOBAL_NONSENSITIVE } from '../model/asi25/map.ts';
 import { gfpSensitive } from '../model/asi25/alloc.ts';
+import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
+
+function runsAsi25(sys: System): boolean {
+  return sys.asi25 !== undefined;
+}
 
 export const CURR_ASI: Invariant = {
   id: 'CURR-ASI',
   statement:
     "On every CPU, curr_asi names the domain whose page table CR3 holds, and is NULL exactly when CR3 holds the unrestricted one, except inside the two windows the code documents: __asi_enter between its curr_asi write and its CR3 write, asi_exit between its CR3 write and its curr_asi write.",
   source: 'the 2025 series, [PATCH RFC v2 03/29] (__asi_enter: "Must update curr_asi before writing CR3"; asi_exit: "Must not update curr_asi until after CR3 write")',
-  appliesTo: (sys) => sys.asi25 !== undefined,
+  appliesTo: runsAsi25,
   check: (sys) => {
     const a = sys.asi25!;
     for (const cpu of sys.cpus) {
@@ -33,7 +38,7 @@ export const ASI_NONSENSITIVE: Invariant = {
   statement:
     'Every page the global nonsensitive page table maps holds nonsensitive data only: it belongs to no __GFP_SENSITIVE allocation, and no sensitive data an earlier owner left in it remains (memory that becomes nonsensitive is zeroed first).',
   source: 'the 2025 series, [PATCH RFC v2 14/29] (__alloc_pages_noprof: "Clear out old (maybe sensitive) data before reallocating as nonsensitive"); issue 22',
-  appliesTo: (sys) => sys.asi25 !== undefined,
+  appliesTo: runsAsi25,
   check: (sys) => {
     const a = sys.asi25!;
     for (const { frame, va } of framesOf(sys.g, sys.tables, a.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)) {
@@ -51,7 +56,7 @@ export const ASI_DOMAIN_LIVE: Invariant = {
   statement:
     "A domain is destroyed only after every CPU left it and no task targets it: every CPU's curr_asi and every task's asi_state.target name a domain whose reference count is above zero.",
   source: 'the 2025 series, [PATCH RFC v2 03/29] (asi.h: "you must call asi_destroy() AFTER you are certain all CPUs have exited the restricted address space")',
-  appliesTo: (sys) => sys.asi25 !== undefined,
+  appliesTo: runsAsi25,
   check: (sys) => {
     const a = sys.asi25!;
     const dead = (key: string | null) => key !== null && key !== ASI_GLOBAL_NONSENSITIVE && !((a.domains.get(key)?.refCount ?? 0) > 0);

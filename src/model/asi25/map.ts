@@ -6,7 +6,7 @@
 
 import { KERNEL, allocFrames } from '../mm/memory.ts';
 import { PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, type PgtLevel, entriesPerTable, indexAt, levelSize, roundDown, roundUp } from '../mm/geometry.ts';
-import { lowerLevel } from '../mm/pagetable.ts';
+import { frameAt, lowerLevel, walk } from '../mm/pagetable.ts';
 import { _KERNPG_TABLE, _PAGE_PSE, _PAGE_USER, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
 import { EBUSY, ENOMEM } from '../mm/kernel.ts';
 import { flushTlbKernelRange } from '../x86/entry.ts';
@@ -99,16 +99,15 @@ export function copyGlobalNonsensitive(sys: System, pgd: number): void {
   for (let i = kernelPgdBoundary(sys); i < from.length; i++) setEntry(sys, pgd, i, from[i]);
 }
 
-/** follow_physaddr (patch 11): the leaf mapping `virt` in the page table under `root`, and its size (also when there is none). */
+/**
+ * follow_physaddr (patch 11): the leaf entry mapping `virt` in the page table under `root` (its
+ * frame at `virt` and its own flags), and the size of the level it was found at, or the walk
+ * stopped at.
+ */
 function followPhysaddr(sys: System, root: number, virt: number): { readonly pageSize: number; readonly leaf?: { readonly frame: number; readonly flags: number } } {
-  let table = root;
-  for (let level: PgtLevel = PGT_LEVEL_PGD; ; level = lowerLevel(level)) {
-    const pageSize = levelSize(sys.g, level);
-    const e = sys.tables.get(table)![indexAt(sys.g, level, virt)];
-    if (isNone(e)) return { pageSize };
-    if (level === PGT_LEVEL_PTE || isLarge(e)) return { pageSize, leaf: { frame: entryFrame(e) + Math.floor((virt % pageSize) / PAGE_SIZE), flags: entryFlags(e) } };
-    table = entryFrame(e);
-  }
+  const w = walk(sys.g, sys.tables, root, virt);
+  if (!w.ok) return { pageSize: levelSize(sys.g, w.level) };
+  return { pageSize: w.leaf.size, leaf: { frame: frameAt(w.leaf, virt), flags: entryFlags(sys.tables.get(w.leaf.table)![w.leaf.index]) } };
 }
 
 /**

@@ -16,9 +16,9 @@ import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, writeCr3 } 
 import { type Exec, type Path } from '../asi/session.ts';
 import { KERNEL, allocFrames, freeAllocation, allocationOfFrame, tableChanged } from '../mm/memory.ts';
 import { EEXIST, EINVAL, ENOMEM } from '../mm/kernel.ts';
-import { PGT_LEVEL_PGD, PGT_LEVEL_PTE, type PgtLevel, entriesPerTable, formatVa } from '../mm/geometry.ts';
-import { lowerLevel } from '../mm/pagetable.ts';
-import { _PAGE_GLOBAL, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
+import { entriesPerTable, formatVa } from '../mm/geometry.ts';
+import { leaves } from '../mm/pagetable.ts';
+import { _PAGE_GLOBAL, entryFlags, entryFrame, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
 import type { System } from '../system.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiGlobalInit, asiGlobalMapKernel, copyGlobalNonsensitive } from './map.ts';
@@ -129,7 +129,7 @@ export function domainKey(mm: number, classId: number): string {
  * asi_global_init (patches 12, 16) and what patches 14 and 17 map of what boot allocated.
  */
 export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): void {
-  dropGlobal(sys, sys.kernel.pgd, PGT_LEVEL_PGD);
+  dropGlobal(sys);
   for (const cpu of sys.cpus) for (const key of [...cpu.tlb.keys()]) if (key.startsWith('G:')) cpu.tlb.delete(key);
   sys.asi25 = {
     policies: Array.from({ length: ASI_MAX_NUM_CLASSES }, () => null),
@@ -148,16 +148,14 @@ export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): vo
   asiMapBootAllocations(k);
 }
 
-function dropGlobal(sys: System, table: number, level: PgtLevel): void {
-  const entries = sys.tables.get(table)!;
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
-    if (isNone(e)) continue;
-    if (level === PGT_LEVEL_PTE || isLarge(e)) {
-      if (entryFlags(e) & _PAGE_GLOBAL) entries[i] = mkEntry(entryFrame(e), entryFlags(e) & ~_PAGE_GLOBAL);
-    } else dropGlobal(sys, entryFrame(e), lowerLevel(level));
+function dropGlobal(sys: System): void {
+  for (const l of leaves(sys.g, sys.tables, sys.kernel.pgd)) {
+    const entries = sys.tables.get(l.table)!;
+    const e = entries[l.index];
+    if (!(entryFlags(e) & _PAGE_GLOBAL)) continue;
+    entries[l.index] = mkEntry(entryFrame(e), entryFlags(e) & ~_PAGE_GLOBAL);
+    tableChanged(sys.mem, l.table);
   }
-  tableChanged(sys.mem, table);
 }
 
 export function cloneAsi25(a: Asi25State): Asi25State {

@@ -299,29 +299,20 @@ function* pageFaultHandler(k: Exec, va: number, access: AccessKind, probe: boole
   // The CR3 the fault was taken on: read when the handler starts, after any event at its point 0.
   const faultCr3 = cpu.cr3;
   return yield* handler<FaultResult>(k, 'page-fault', 'do_page_fault', () => {
-    if (sys.asi25 ? asi25Fault(k, va, access) : asiFault(k, faultCr3)) return 'retry';
-    // The kernel's own handling: a spurious fault if the current page table allows the access,
-    // an exception-table fixup for a probe, an oops otherwise.
+    // exc_page_fault in the 2025 design (its patch 10) begins with asi_exit() ("Can be a NOP even
+    // for ASI faults, because of NMIs"); RFC v2's asks asi_fault.
+    if (sys.asi25) drive(k, 'asi_exit', asiExit(k));
+    else if (asiFault(k, faultCr3)) return 'retry';
+    // The kernel's own handling: a spurious fault if the current page table allows the access (the
+    // 2025 design's early return, after warn_if_bad_asi_pf), an exception-table fixup for a probe,
+    // an oops otherwise.
     if (accessOk(sys, cr3Root(cpu.cr3), va, access)) {
+      if (sys.asi25) warnIfBadAsiPf(k, va, access);
       invlpg(cpu, va);
       return 'retry';
     }
     return probe ? 'fixup' : 'oops';
   }, 'oops');
-}
-
-/**
- * exc_page_fault's prologue in the 2025 design (its patch 10), for a fault in kernel mode:
- * asi_exit() ("Can be a NOP even for ASI faults, because of NMIs"), then, if the page table CR3
- * now holds allows the access, warn_if_bad_asi_pf() and return, to retry it. The fault itself
- * dropped the TLB entry of the address, as the CPU does on every #PF.
- */
-function asi25Fault(k: Exec, va: number, access: AccessKind): boolean {
-  drive(k, 'asi_exit', asiExit(k));
-  if (!accessOk(k.sys, cr3Root(k.cpu.cr3), va, access)) return false;
-  warnIfBadAsiPf(k, va, access);
-  invlpg(k.cpu, va);
-  return true;
 }
 
 /** A kernel access of `va` on this CPU: faults go to the page-fault handler and are retried. */

@@ -9,7 +9,8 @@ import type { System } from '../src/model/system.ts';
 import type { Exec, Path } from '../src/model/asi/session.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
 import { type Violation, newChecker } from '../src/invariants/index.ts';
-import { ASI25_POSTED, ASI_CLASS_TEST, ASI_TAINTS_CONTROL_MASK, ASI_TAINTS_DATA_MASK, type Asi25Options, asi25Boot, asiInit, asiInitClass } from '../src/model/asi25/runtime.ts';
+import { ASI_CLASS_TEST, ASI_TAINTS_CONTROL_MASK, ASI_TAINTS_DATA_MASK, asiInit, asiInitClass } from '../src/model/asi25/runtime.ts';
+import type { DesignOptions, ProfileName } from '../src/model/options.ts';
 import { PAGE_SIZE } from '../src/model/mm/geometry.ts';
 
 /** The taint policy setup_test_asi() registers ("Arbitrary policy"). */
@@ -30,21 +31,22 @@ export interface Rig {
 }
 
 /**
- * setup_test_asi(): asi_init_class(ASI_CLASS_TEST), mm_alloc() and kthread_use_mm() (mm 1), then
+ * setup_test_asi(): asi_init_class(ASI_CLASS_TEST), mm_alloc() and kthread_use_mm(), then
  * asi_init(); and preempt_disable(), as every case does first. `sensitivePages`: pages allocated
- * __GFP_SENSITIVE first (alloc_pages through kmalloc_large), for the handlers to read.
+ * __GFP_SENSITIVE first (alloc_pages through kmalloc_large), for the handlers to read. `profile`:
+ * the posted code (asi25) or its fixes (asi25-fixed), `options` overriding either.
  */
-export function setupTestAsi({ sensitivePages = 0, options = ASI25_POSTED }: { sensitivePages?: number; options?: Asi25Options } = {}): Rig {
-  const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'fixed' });
-  asi25Boot(sys, options);
+export function setupTestAsi({ sensitivePages = 0, profile = 'asi25', options = {} }: { sensitivePages?: number; profile?: Extract<ProfileName, 'asi25' | 'asi25-fixed'>; options?: Partial<DesignOptions> } = {}): Rig {
+  const sys = createSystem({ geometry: 'small', cpus: 2, profile, options });
   const sensitive = Array.from({ length: sensitivePages }, () => sys.kernel.kmallocs.get(step(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret)!.va);
   const violations: Violation[] = [];
   const check = newChecker('incremental');
   const judge = (phase: 'micro-step' | 'between-ops' = 'micro-step') => violations.push(...check(sys, phase));
   const k: Exec = { sys, cpu: sys.cpus[0], out: [], observe: () => judge() };
   expect(asiInitClass(sys, ASI_CLASS_TEST, TEST_POLICY, k.out)).toBeGreaterThanOrEqual(0);
-  sys.asi25!.tasks.get(sys.kernel.current[0])!.mm = 1;
-  const { err, domain } = asiInit(k, 1, ASI_CLASS_TEST);
+  const mm = sys.asi25!.nextMm++;
+  sys.asi25!.tasks.get(sys.kernel.current[0])!.mm = mm;
+  const { err, domain } = asiInit(k, mm, ASI_CLASS_TEST);
   expect(err).toBeGreaterThanOrEqual(0);
   k.cpu.preemptCount++;
   const visits = (suffix: string) => sys.ghost.visited.filter((v) => v.endsWith(suffix)).length;

@@ -119,7 +119,7 @@ const CASES: Case[] = [
   ['fuzz with a misspelt flag', 'asi-check', () => [...FUZZ, '--seeds', '1'], /unknown option '--seeds' \(Did you mean --seed\?\)$/],
   ['fuzz with an argument', 'asi-check', () => [...FUZZ, 'now'], /too many arguments/],
 
-  ['explore --scope of a FIFO', 'asi-check', () => ['explore', '--depth', '1', '--scope', join(fx, 'fifo')], /--scope .*fifo: neither a scope name \(small, wide, kvm\) nor a scope file: not a regular file \(a FIFO\)$/],
+  ['explore --scope of a FIFO', 'asi-check', () => ['explore', '--depth', '1', '--scope', join(fx, 'fifo')], /--scope .*fifo: neither a scope name \(small, wide, kvm, asi25\) nor a scope file: not a regular file \(a FIFO\)$/],
   ['explore --scope of /dev/zero', 'asi-check', () => ['explore', '--depth', '1', '--scope', '/dev/zero'], /--scope \/dev\/zero: .*not a regular file \(a device\)$/],
   ['explore --scope of a missing file', 'asi-check', () => ['explore', '--depth', '1', '--scope', join(fx, 'missing.json')], /nor a scope file: cannot read \(ENOENT/],
 

@@ -8,8 +8,7 @@ import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInit, asiRelax } from
 import { nmi, setupTestAsi } from './asi25-rig.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
 import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
-import { ASI25_FIXED } from '../src/model/asi25/runtime.ts';
-import { ASI_GLOBAL_NONSENSITIVE, asiMap } from '../src/model/asi25/map.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiMap, kernelPgdBoundary } from '../src/model/asi25/map.ts';
 import { INVARIANTS, checkAll, type Invariant } from '../src/invariants/index.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { type Op, formatOp } from '../src/model/ops.ts';
@@ -31,9 +30,9 @@ import { frameCount, freeAllocation, unitAlloc } from '../src/model/mm/memory.ts
 import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY, asiLock } from '../src/model/asi/asi.ts';
 import { spinLock } from '../src/model/x86/context.ts';
 import { RacerWaits } from '../src/model/x86/smp.ts';
-import { EBUSY, THREAD_PAGES, taskStackVa } from '../src/model/mm/kernel.ts';
+import { EBUSY, THREAD_PAGES, kernelUnmapPage, taskStackVa } from '../src/model/mm/kernel.ts';
 import { perCpuPtr } from '../src/model/mm/percpu.ts';
-import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, kernelCr3 } from '../src/model/x86/cpu.ts';
+import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, cr3Pcid, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { KVM_SPECS } from './kvm-scenarios.ts';
 
 // ---- building states -------------------------------------------------------------------------
@@ -920,7 +919,7 @@ const SPECS: Record<string, Spec> = {
       {
         name: "the 2025 design with F43's and F44's fixes: vmallocs, sensitive and not, a sensitive one freed and its page reused zeroed, a nonsensitive one freed through the worker",
         run: (inv) => {
-          const r = setupTestAsi({ options: ASI25_FIXED });
+          const r = setupTestAsi({ profile: 'asi25-fixed' });
           const held: (string | undefined)[] = [];
           const vmalloc = (sensitive: boolean) => step(r.sys, { op: 'vmalloc', pages: 1, sensitive }).ret;
           const secret = vmalloc(true);
@@ -948,6 +947,20 @@ const SPECS: Record<string, Spec> = {
         },
       },
       {
+        name: "a TLB entry for a __GFP_SENSITIVE page under the domain's PCID, on a CPU running restricted",
+        run: (inv) => {
+          const r = setupTestAsi();
+          const obj = r.sys.kernel.kmallocs.get(step(r.sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret)!;
+          r.run('asi_enter', asiEnter(r.k, r.domain));
+          expect(inv.check(r.sys)).toBeUndefined();
+          const w = walk(r.sys.g, r.sys.tables, r.sys.kernel.pgd, obj.va);
+          if (!w.ok) throw new Error('the kernel maps the object');
+          const frame = w.leaf.frame + (obj.va - w.leaf.va) / PAGE_SIZE;
+          r.k.cpu.tlb.set(`${cr3Pcid(r.k.cpu.cr3)}:${obj.va / PAGE_SIZE}`, { frame, flags: w.leaf.flags, alloc: r.sys.mem.frameAlloc[frame], root: r.sys.kernel.pgd, rootAlloc: r.sys.mem.frameAlloc[r.sys.kernel.pgd] });
+          expect(inv.check(r.sys)).toMatch(/^cpu0, restricted \(PCID 2049\), can use its TLB entry for .* of kmalloc, allocated __GFP_SENSITIVE$/);
+        },
+      },
+      {
         name: 'a __GFP_SENSITIVE page asi_map()ped into the global nonsensitive pgd',
         run: (inv) => {
           const r = setupTestAsi();
@@ -955,6 +968,75 @@ const SPECS: Record<string, Spec> = {
           expect(inv.check(r.sys)).toBeUndefined();
           expect(asiMap(r.k, ASI_GLOBAL_NONSENSITIVE, obj.va, PAGE_SIZE)).toBe(0);
           expect(inv.check(r.sys)).toMatch(/^the global nonsensitive pgd maps .* of kmalloc, allocated __GFP_SENSITIVE$/);
+        },
+      },
+    ],
+  },
+  'ASI-REFINE': {
+    holds: [
+      {
+        name: 'the 2025 design: vmalloc and kmalloc areas mapped and freed (through the worker), a module loaded read-only and unloaded',
+        run: (inv) => {
+          const r = setupTestAsi({ profile: 'asi25-fixed' });
+          const held: (string | undefined)[] = [];
+          const area = step(r.sys, { op: 'vmalloc', pages: 2, sensitive: false }).ret;
+          const obj = step(r.sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: false }).ret;
+          const module = step(r.sys, { op: 'module_load', pages: 2 }).ret;
+          held.push(inv.check(r.sys));
+          for (const op of [{ op: 'vfree', id: area }, { op: 'kfree', id: obj }, { op: 'module_unload', id: module }] as const) step(r.sys, op);
+          held.push(inv.check(r.sys));
+          asiAsyncFreeWork(r.k);
+          held.push(inv.check(r.sys));
+          expect(held).toEqual([undefined, undefined, undefined]);
+        },
+      },
+    ],
+    caught: [
+      {
+        name: 'a vmalloc area the kernel unmapped (vunmap without patch 17\'s asi_unmap)',
+        run: (inv) => {
+          const r = setupTestAsi();
+          const va = r.sys.kernel.vmAreas.get(step(r.sys, { op: 'vmalloc', pages: 1, sensitive: false }).ret)!.va;
+          kernelUnmapPage(r.sys, va);
+          expect(inv.check(r.sys)).toMatch(/^the global nonsensitive pgd maps .* -> pfn \d+, which the kernel no longer maps$/);
+        },
+      },
+      {
+        name: "a module's read-only text writable in the global nonsensitive pgd",
+        run: (inv) => {
+          const r = setupTestAsi();
+          const va = r.sys.kernel.modules.get(step(r.sys, { op: 'module_load', pages: 1 }).ret)!.va;
+          const w = walk(r.sys.g, r.sys.tables, r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!, va);
+          if (!w.ok) throw new Error('patch 17 maps the module area');
+          const entries = r.sys.tables.get(w.leaf.table)!;
+          entries[w.leaf.index] = mkEntry(entryFrame(entries[w.leaf.index]), entryFlags(entries[w.leaf.index]) | _PAGE_RW);
+          expect(inv.check(r.sys)).toMatch(/^the global nonsensitive pgd maps 0x[0-9a-f]+ PWkX-, wider than the kernel's PrkX-$/);
+        },
+      },
+    ],
+  },
+  'ASI-PGD-SHARED': {
+    holds: [
+      {
+        name: 'the 2025 design: a domain made, then vmalloc, kmalloc and module areas mapped after it',
+        run: (inv) => {
+          const r = setupTestAsi();
+          step(r.sys, { op: 'vmalloc', pages: 3, sensitive: false });
+          step(r.sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: false });
+          step(r.sys, { op: 'module_load', pages: 2 });
+          expect(inv.check(r.sys)).toBeUndefined();
+        },
+      },
+    ],
+    caught: [
+      {
+        name: 'a kernel-half pgd entry set in the global nonsensitive pgd after the domain copied it',
+        run: (inv) => {
+          const r = setupTestAsi();
+          const global = r.sys.tables.get(r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)!;
+          const i = global.findIndex((e, index) => index >= kernelPgdBoundary(r.sys) && isNone(e));
+          global[i] = mkEntry(r.sys.asi25!.domains.get(r.domain)!.pgd!, _KERNPG_TABLE);
+          expect(inv.check(r.sys)).toMatch(new RegExp(`^${r.domain}'s pgd entry ${i} is none, the global nonsensitive pgd's pfn \\d+ .*: what was mapped there since asi_init does not reach the domain$`));
         },
       },
     ],

@@ -4,7 +4,7 @@
 // explains the finding on its own. Fuzzing groups findings by (invariant, root cause), so one bug
 // reached by many op shapes is one finding, and a violation no option explains is a new bug.
 
-import { type DesignOptions, FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS } from '../model/options.ts';
+import { type DesignOptions, FIXED_OPTIONS, OPTION_NAMES, PROFILES, RFC_V2_OPTIONS, optionOfDesign } from '../model/options.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { Op } from '../model/ops.ts';
 import { type Config, resolveOptions } from '../model/system.ts';
@@ -36,11 +36,12 @@ export function fixTarget(c: Config): DesignOptions {
   return Object.fromEntries(OPTION_NAMES.map((o) => [o, FIXED_OPTIONS[o] === RFC_V2_OPTIONS[o] ? have[o] : FIXED_OPTIONS[o]])) as unknown as DesignOptions;
 }
 
-/** The fix options not yet on in a configuration, in OPTION_NAMES order. */
+/** The fix options of the configuration's design not yet on in it, in OPTION_NAMES order. */
 export function fixCandidates(c: Config): OptionName[] {
   const have = resolveOptions(c);
   const target = fixTarget(c);
-  return OPTION_NAMES.filter((o) => have[o] !== target[o]);
+  const design = PROFILES[c.profile].design;
+  return OPTION_NAMES.filter((o) => have[o] !== target[o] && optionOfDesign(o, design));
 }
 
 /** The configuration with these fixes turned on (written into its options, so a file saved from it replays). */

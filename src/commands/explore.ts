@@ -11,6 +11,7 @@ import { ASI_CHECK_VERSION } from '../check/version.ts';
 import { basename, dirname, join } from 'node:path';
 import { ScopeError, loadScope } from '../check/explore/scope-file.ts';
 import type { Scope } from '../check/explore/scope.ts';
+import { PROFILES } from '../model/options.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
 import { fsReason } from '../check/read-file.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
@@ -97,7 +98,7 @@ async function run(flags: ExploreFlags): Promise<void> {
   const config = configFromFlags(flags);
   let scope: Scope;
   try {
-    scope = loadScope(flags.scope);
+    scope = loadScope(flags.scope ?? (PROFILES[config.profile].design === 'asi-2025' ? 'asi25' : 'small'));
   } catch (e) {
     if (e instanceof ScopeError) usageError(e.message);
     throw e;
@@ -230,7 +231,7 @@ export function registerExplore(program: Command): void {
     .description(`every op sequence of a scope up to --depth, breadth first, each distinct state once: a shortest counterexample (saved) or a proof to that depth; exit ${EXIT_VIOLATION} violation, ${EXIT_USAGE} bad usage, ${EXIT_VACUOUS} vacuous (the scope offers no op)`)
     .option('--depth <n>', 'ops per sequence (needed unless --merge)', intIn(1, 64));
   configOptions(explore)
-    .option('--scope <name|file>', 'the op alphabet: small, wide, kvm, or a JSON file (README, "Exhaustive search")', 'small')
+    .option('--scope <name|file>', 'the op alphabet: small (the default for the 2019 profiles), wide, kvm, asi25 (the default for asi25 and asi25-fixed), or a JSON file (README, "Exhaustive search")')
     .option('--max-states <n>', 'stop after this many distinct states, saying how deep the proof reached', intIn(1))
     .option('--max-memory <MiB>', 'stop once the whole process is this much resident (RSS: main thread, worker threads and their heaps), saying how deep the proof reached', intIn(16))
     .option('--workers <k>', 'worker threads expanding states (0: the main thread only)', intIn(0, 64), Math.min(2, availableParallelism()))

@@ -13,6 +13,7 @@ import { CLI, coverageFigures, coverageTable, count, progressLine, rate, replayC
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
 import type { Config } from '../model/system.ts';
+import { type Design, PROFILES } from '../model/options.ts';
 import { onInterrupt } from './interrupt.ts';
 import { DEFAULT_OUT_ROOT, defaultOutDir, prepareOutDir, statOf } from './output.ts';
 import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, parseCheckMode, printable, usageError, configOptions } from './usage.ts';
@@ -82,6 +83,10 @@ function rootCauses(r: FuzzResult): string[] {
 
 const where = (f: Finding) => f.file ?? pc.red(`NOT SAVED (${f.saveError}); the replay --seed line below re-creates it`);
 
+function designOf(config: Config): Design {
+  return PROFILES[config.profile].design;
+}
+
 function crashLine(c: Crash, steps: number, config: Config): string {
   const where = c.walkSeed ? `walk ${c.walkSeed} (${replayCommand(c.walkSeed, steps, config)})` : 'a worker';
   return pc.red(`CRASH in ${where}:\n${c.message}`);
@@ -100,8 +105,8 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
     seconds: Number(r.seconds.toFixed(3)),
     stepsPerSecond: rate(r.steps, r.seconds),
     interrupted: r.interrupted,
-    coverage: { ...coverageFigures(r.coverage), missingObjects: missingObjects(r.coverage), byKind: r.coverage },
-    vacuous: vacuousOps(r.coverage),
+    coverage: { ...coverageFigures(r.coverage, designOf(config)), missingObjects: missingObjects(r.coverage), byKind: r.coverage },
+    vacuous: vacuousOps(r.coverage, designOf(config)),
     walksCutShort: r.cutShort,
     repeats: r.repeats,
     rootCauses: rootCauses(r),
@@ -128,13 +133,13 @@ function jsonSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResu
 }
 
 function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzResult): void {
-  const c = coverageFigures(r.coverage);
+  const c = coverageFigures(r.coverage, designOf(config));
   console.log(
     pc.bold(`fuzz: ${count(r.walks)} walks, ${count(r.steps)} ops in ${r.seconds.toFixed(1)} s (${count(rate(r.steps, r.seconds))} steps/s)`) +
       `, ${flags.workers} workers, shard ${flags.shard.index}/${flags.shard.count}, seed ${seed}${r.interrupted ? pc.yellow(', interrupted') : ''}`,
   );
   console.log(`op kinds that succeeded ${c.kindsOk}/${c.kindsTotal}${c.neverSucceeded.length ? ` (never: ${c.neverSucceeded.join(', ')})` : ''}, outcomes ${c.outcomes}:`);
-  for (const line of coverageTable(r.coverage)) console.log(line);
+  for (const line of coverageTable(r.coverage, designOf(config))) console.log(line);
   const missing = missingObjects(r.coverage);
   console.log(`ops rejected for a missing object: ${count(missing.ops)} (${(100 * missing.share).toFixed(1)}%)`);
   if (r.cutShort) console.log(pc.dim(`the time budget ended ${r.cutShort} walk${r.cutShort === 1 ? '' : 's'} early, between two steps`));
@@ -152,23 +157,23 @@ function printSummary(seed: string, flags: FuzzFlags, config: Config, r: FuzzRes
   const causes = rootCauses(r);
   if (causes.length) console.log(`root causes reached (${causes.length}): ${causes.join(', ')}`);
   for (const crash of r.crashes) console.log(crashLine(crash, flags.steps, config));
-  const note = vacuityNote(r);
+  const note = vacuityNote(r, config);
   if (note) console.log(note);
 }
 
 /** Said whether or not the summary is JSON: a clean run that tested nothing must not pass for clean. */
-function vacuityNote(r: FuzzResult): string | undefined {
-  const vacuous = vacuousOps(r.coverage);
+function vacuityNote(r: FuzzResult, config: Config): string | undefined {
+  const vacuous = vacuousOps(r.coverage, designOf(config));
   if (!vacuous.length || r.findings.length) return undefined;
   return pc.red(`vacuous run: ${vacuous.join(', ')} never succeeded, so no walk isolated anything and finding nothing proves nothing (exit ${EXIT_VACUOUS}); try longer walks (--steps)`);
 }
 
 /** Worst first: a crash, a finding that could not be saved, a violation, a run that tested nothing. */
-function exitStatus(r: FuzzResult): number {
+function exitStatus(r: FuzzResult, config: Config): number {
   if (r.crashes.length) return EXIT_INTERNAL;
   if (r.findings.some((f) => f.saveError)) return EXIT_USAGE;
   if (r.findings.length) return EXIT_VIOLATION;
-  return vacuousOps(r.coverage).length ? EXIT_VACUOUS : EXIT_CLEAN;
+  return vacuousOps(r.coverage, designOf(config)).length ? EXIT_VACUOUS : EXIT_CLEAN;
 }
 
 async function fuzz(flags: FuzzFlags): Promise<void> {
@@ -204,7 +209,7 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
   const progress = startProgress(human, () => {
     const findings = run.store.list();
     const fresh = findings.filter((f) => f.isNew).length;
-    return progressLine({ seconds: run.elapsed(), walks: run.tally.walks, steps: run.tally.steps, newFindings: fresh, knownFindings: findings.length - fresh, coverage: run.tally.coverage() });
+    return progressLine({ seconds: run.elapsed(), walks: run.tally.walks, steps: run.tally.steps, newFindings: fresh, knownFindings: findings.length - fresh, coverage: run.tally.coverage(), design: designOf(config) });
   });
 
   const run = startFuzz(
@@ -221,10 +226,10 @@ async function fuzz(flags: FuzzFlags): Promise<void> {
 
   if (flags.json) {
     console.log(JSON.stringify(jsonSummary(seed, flags, config, result), null, 2));
-    const note = vacuityNote(result);
+    const note = vacuityNote(result, config);
     if (note) console.error(note);
   } else printSummary(seed, flags, config, result);
-  process.exitCode = exitStatus(result);
+  process.exitCode = exitStatus(result, config);
 }
 
 export function registerFuzz(program: Command): void {

@@ -12,6 +12,7 @@ import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/x86/cpu.ts';
 import { frameAt, walk } from '../model/mm/pagetable.ts';
 import { resolveKvmOp } from './kvm.ts';
+import { ASI25_OPS, domainHandleOn, kvmDomainHandles } from '../model/asi25/ops.ts';
 
 export interface Choice {
   readonly kind: number;
@@ -315,7 +316,7 @@ const FREES: ReadonlySet<OpKind> = new Set(['vfree', 'kfree', 'module_unload', '
 /** A call that names an object of a kind none of which exists becomes the call that makes one. */
 function creatorFor(sys: System, kind: OpKind, idle: readonly number[]): OpKind {
   const k = sys.kernel;
-  if (NEEDS_ASI.has(kind) && sys.asis.size === 0) return 'asi_create';
+  if (NEEDS_ASI.has(kind) && (sys.asi25 ? kvmDomainHandles(sys).length : sys.asis.size) === 0) return 'asi_create';
   if (kind === 'asi_map_module' && k.modules.size === 0) return 'module_load';
   if (kind === 'vfree' && ![...k.vmAreas.values()].some((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc')) return 'vmalloc';
   if (kind === 'kfree' && ![...k.kmallocs.values()].some((o) => o.kind === 'kmalloc')) return 'kmalloc';
@@ -341,7 +342,7 @@ ECONOMICAL.add(WALK_WEIGHTS);
  * so that CALLER-CONTRACT meets calls that touch another caller's ranges.
  */
 export function resolveOp(sys: System, ch: Choice, weights: Weights = DEFAULT_WEIGHTS): Op {
-  const op = resolveCall(sys, ch, weights);
+  const op = resolveCall(sys, ch, ofDesign(sys, weights));
   const called = isApiCall(op) && (ch.a >>> 10) % 4 === 3 ? { ...op, caller: 1 } : op;
   if (!ECONOMICAL.has(weights)) return called;
   return isApiCall(called) ? madeOnCpu(sys, called, ch) : withRace(sys, called, ch);
@@ -397,7 +398,7 @@ function withRace(sys: System, op: Op, ch: Choice): Op {
   const r = stream(ch.d ^ (ch.b << 7) ^ 0x5bd1e995);
   const other = (op.cpu + 1 + (r() % (n - 1))) % n;
   const racers = op.op === 'kvm_run' ? KVM_RACERS : SESSION_RACERS;
-  const racer = resolveCall(sys, { kind: r(), a: r(), b: r(), c: r(), d: r() }, racers);
+  const racer = resolveCall(sys, { kind: r(), a: r(), b: r(), c: r(), d: r() }, ofDesign(sys, racers));
   // Where what a racing op would act on does not exist, creatorFor made it another call (KVM_CREATE_VM,
   // kmalloc, ...): creating an object races with nothing, so the op runs alone.
   if (!racers[racer.op]) return op;
@@ -405,13 +406,41 @@ function withRace(sys: System, op: Op, ch: Choice): Op {
   return { ...op, race: { at: r() % MAX_RACE_AT, ...('cpu' in placed ? {} : { on: other }), op: placed } } as Op;
 }
 
+/**
+ * The weights a design can use: on the 2025 design, none for the ops it does not have (ASI25_OPS),
+ * so that a walk spends no steps on -ENOSYS. Derived once per Weights, economy kept.
+ */
+const DESIGN_WEIGHTS = new WeakMap<Weights, Weights>();
+
+function ofDesign(sys: System, w: Weights): Weights {
+  if (!sys.asi25) return w;
+  let d = DESIGN_WEIGHTS.get(w);
+  if (!d) {
+    d = Object.fromEntries(Object.entries(w).map(([kind, n]) => [kind, ASI25_OPS.has(kind as OpKind) ? n : 0])) as Weights;
+    if (ECONOMICAL.has(w)) ECONOMICAL.add(d);
+    DESIGN_WEIGHTS.set(w, d);
+  }
+  return d;
+}
+
+/** The ASIs an op may name, and the id of one that does not exist. */
+function asiIds(sys: System): { readonly ids: number[]; readonly missing: number } {
+  if (sys.asi25) return { ids: kvmDomainHandles(sys), missing: sys.asi25.nextMm };
+  // Only KVM holds a vCPU's ASI (vcpu->asi): generic API calls never name one.
+  return { ids: [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a)), missing: sys.nextAsiId };
+}
+
+/** The ASI a CPU is on: its session's (2019), or its curr_asi's (2025). */
+function asiOn(sys: System, cpu: number): number | null {
+  return sys.asi25 ? domainHandleOn(sys, cpu) : sys.cpus[cpu].session.asi;
+}
+
 function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
   const k = sys.kernel;
-  // Only KVM holds a vCPU's ASI (vcpu->asi): generic API calls never name one.
-  const asis = [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
+  const { ids: asis, missing } = asiIds(sys);
   const plain = !ECONOMICAL.has(weights);
   const oneIn = plain ? PLAIN_MISSING_ID_ONE_IN : MISSING_ID_ONE_IN;
-  const asi = pickId(asis, ch.a, sys.nextAsiId, oneIn);
+  const asi = pickId(asis, ch.a, missing, oneIn);
   const idle = [...k.tasks.keys()].filter((t) => !k.current.includes(t));
   const picked = pickKind(weights, ch.kind);
   const kind = plain || wantsMissing(ch.a) ? picked : creatorFor(sys, picked, idle);
@@ -421,7 +450,8 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
     reached ? pickFree(objs, isHot, n, k.nextId) : pickId(objs.map((o) => o.id), n, k.nextId, oneIn);
   switch (kind) {
     case 'asi_create':
-      return { op: 'asi_create', flags: ch.b % 16 === 15 ? 0x20 : ch.b % 32 };
+      // The 2025 design's asi_init takes no mapping flags.
+      return { op: 'asi_create', flags: sys.asi25 ? 0 : ch.b % 16 === 15 ? 0x20 : ch.b % 32 };
     case 'asi_destroy':
       return { op: 'asi_destroy', asi };
     case 'asi_map':
@@ -465,7 +495,7 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
       return { op: 'asi_enter', cpu: ch.b % sys.config.cpus, asi, intr: !plain && ch.c % 4 === 3 ? [] : eventsFor(sys, ch.d, 0, !plain) };
     case 'asi_exit': {
       const cpu = ch.b % sys.config.cpus;
-      const own = sys.cpus[cpu].session.asi;
+      const own = asiOn(sys, cpu);
       return { op: 'asi_exit', cpu, asi: own !== null && ch.a % 4 !== 3 ? own : asi, intr: eventsFor(sys, ch.d) };
     }
     case 'interrupt': {

@@ -1,25 +1,25 @@
 // Invariants of the 2025 design (src/model/asi25): what its code states about curr_asi and CR3,
-// and about what the restricted address space may map. They apply to a system running it only.
+// and about what the restricted address spaces may map. They judge a system running it only.
 
-import { cr3Root, formatCr3 } from '../model/x86/cpu.ts';
-import { formatVa } from '../model/mm/geometry.ts';
+import { cr3Pcid, cr3Root, formatCr3, usableTlbEntries } from '../model/x86/cpu.ts';
+import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
-import { framesOf } from '../model/mm/pagetable.ts';
-import { ASI_GLOBAL_NONSENSITIVE } from '../model/asi25/map.ts';
+import { framesOf, leaves } from '../model/mm/pagetable.ts';
+import { entryFlags, entryFrame, formatFlags } from '../model/mm/pte.ts';
+import { ASI_GLOBAL_NONSENSITIVE, kernelPgdBoundary } from '../model/asi25/map.ts';
 import { gfpSensitive } from '../model/asi25/alloc.ts';
+import { isRestrictedPcid } from '../model/asi25/runtime.ts';
 import type { System } from '../model/system.ts';
 import type { Invariant } from './types.ts';
-
-function runsAsi25(sys: System): boolean {
-  return sys.asi25 !== undefined;
-}
+import { sinceVersion } from './views.ts';
+import { leafUnrefined } from './refine.ts';
 
 export const CURR_ASI: Invariant = {
   id: 'CURR-ASI',
   statement:
     "On every CPU, curr_asi names the domain whose page table CR3 holds, and is NULL exactly when CR3 holds the unrestricted one, except inside the two windows the code documents: __asi_enter between its curr_asi write and its CR3 write, asi_exit between its CR3 write and its curr_asi write.",
   source: 'the 2025 series, [PATCH RFC v2 03/29] (__asi_enter: "Must update curr_asi before writing CR3"; asi_exit: "Must not update curr_asi until after CR3 write")',
-  appliesTo: runsAsi25,
+  design: 'asi-2025',
   check: (sys) => {
     const a = sys.asi25!;
     for (const cpu of sys.cpus) {
@@ -33,22 +33,99 @@ export const CURR_ASI: Invariant = {
   },
 };
 
+function globalPgd(sys: System): number {
+  return sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+}
+
+/** Why a frame a restricted address space reaches holds sensitive data, if it does. */
+function sensitiveData(sys: System, frame: number): string | undefined {
+  const stale = sys.asi25!.staleData.get(frame);
+  if (stale !== undefined) return `${allocationOfFrame(sys.mem, frame)?.name ?? 'free'}, which still holds the data of ${stale}`;
+  const owner = allocationOfFrame(sys.mem, frame);
+  return owner && gfpSensitive(owner) ? `${owner.name}, allocated __GFP_SENSITIVE` : undefined;
+}
+
+/** The global nonsensitive page table (every domain's kernel half): it changes only with Memory.version. */
+function sensitiveMapped(sys: System): string | undefined {
+  for (const { frame, va } of framesOf(sys.g, sys.tables, globalPgd(sys))) {
+    const why = sensitiveData(sys, frame);
+    if (why) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}) of ${why}`;
+  }
+  return undefined;
+}
+
+/**
+ * The TLB entries a CPU on a restricted address space can use. Those of a PCID it is not on need a
+ * CR3 write to be used, and every one the series makes flushes ("we currently never set the
+ * noflush bit in CR3 for ASI transitions", patch 20).
+ */
+function sensitiveCached(sys: System): string | undefined {
+  for (const cpu of sys.cpus) {
+    if (cpu.dead || !isRestrictedPcid(cr3Pcid(cpu.cr3))) continue;
+    for (const { vpn, entry } of usableTlbEntries(cpu)) {
+      const why = sensitiveData(sys, entry.frame);
+      if (why) return `cpu${cpu.id}, restricted (PCID ${cr3Pcid(cpu.cr3)}), can use its TLB entry for ${formatVa(sys.g, vpn * PAGE_SIZE)} (pfn ${entry.frame}) of ${why}`;
+    }
+  }
+  return undefined;
+}
+
 export const ASI_NONSENSITIVE: Invariant = {
   id: 'ASI-NONSENSITIVE',
   statement:
-    'Every page the global nonsensitive page table maps holds nonsensitive data only: it belongs to no __GFP_SENSITIVE allocation, and no sensitive data an earlier owner left in it remains (memory that becomes nonsensitive is zeroed first).',
+    'Every page a restricted address space reaches, through the global nonsensitive page table or a TLB entry a CPU running restricted can use, holds nonsensitive data only: it belongs to no __GFP_SENSITIVE allocation, and no sensitive data an earlier owner left in it remains (memory that becomes nonsensitive is zeroed first).',
   source: 'the 2025 series, [PATCH RFC v2 14/29] (__alloc_pages_noprof: "Clear out old (maybe sensitive) data before reallocating as nonsensitive"); issue 22',
-  appliesTo: runsAsi25,
-  check: (sys) => {
-    const a = sys.asi25!;
-    for (const { frame, va } of framesOf(sys.g, sys.tables, a.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)) {
-      const stale = a.staleData.get(frame);
-      if (stale !== undefined) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}, ${allocationOfFrame(sys.mem, frame)?.name ?? 'free'}), which still holds the data of ${stale}`;
-      const owner = allocationOfFrame(sys.mem, frame);
-      if (owner && gfpSensitive(owner)) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}) of ${owner.name}, allocated __GFP_SENSITIVE`;
-    }
-    return undefined;
+  design: 'asi-2025',
+  check: (sys) => sensitiveMapped(sys) ?? sensitiveCached(sys),
+  incremental: () => {
+    const tables = sinceVersion(sensitiveMapped);
+    return (sys) => tables(sys) ?? sensitiveCached(sys);
   },
+};
+
+function unrefinedGlobal(sys: System): string | undefined {
+  for (const l of leaves(sys.g, sys.tables, globalPgd(sys))) {
+    const m = leafUnrefined(sys, 'the global nonsensitive pgd', l);
+    if (m !== undefined) return m;
+  }
+  return undefined;
+}
+
+export const ASI_REFINE: Invariant = {
+  id: 'ASI-REFINE',
+  statement:
+    "Every translation of the global nonsensitive page table, which every domain's kernel half is, is the unrestricted one at that address: the same frame, no wider permissions.",
+  source:
+    'the 2025 series, [PATCH RFC v2 11/29] (asi_map: "The mapping will be identical to the one for the same virtual address in the unrestricted page tables. This is necessary to allow switching between the page tables at any arbitrary point in the kernel.")',
+  design: 'asi-2025',
+  check: unrefinedGlobal,
+  incremental: () => sinceVersion(unrefinedGlobal),
+};
+
+function formatEntry(e: number): string {
+  return e === 0 ? 'none' : `pfn ${entryFrame(e)} ${formatFlags(entryFlags(e))}`;
+}
+
+function unsharedPgd(sys: System): string | undefined {
+  const global = sys.tables.get(globalPgd(sys))!;
+  for (const [key, d] of sys.asi25!.domains) {
+    if (key === ASI_GLOBAL_NONSENSITIVE || d.pgd === null) continue;
+    const own = sys.tables.get(d.pgd)!;
+    for (let i = kernelPgdBoundary(sys); i < global.length; i++) {
+      if (own[i] !== global[i]) return `${key}'s pgd entry ${i} is ${formatEntry(own[i])}, the global nonsensitive pgd's ${formatEntry(global[i])}: what was mapped there since asi_init does not reach the domain`;
+    }
+  }
+  return undefined;
+}
+
+export const ASI_PGD_SHARED: Invariant = {
+  id: 'ASI-PGD-SHARED',
+  statement: "Every domain's kernel-half pgd entries are the global nonsensitive pgd's: what is mapped nonsensitive after a domain was made reaches it too.",
+  source:
+    'the 2025 series, [PATCH RFC v2 12/29] (asi_global_init: "To avoid needing to synchronize new mappings into pre-existing domains we just pre-allocate all of the relevant level N-1 entries"; asi_init copies them)',
+  design: 'asi-2025',
+  check: unsharedPgd,
+  incremental: () => sinceVersion(unsharedPgd),
 };
 
 export const ASI_DOMAIN_LIVE: Invariant = {
@@ -56,7 +133,7 @@ export const ASI_DOMAIN_LIVE: Invariant = {
   statement:
     "A domain is destroyed only after every CPU left it and no task targets it: every CPU's curr_asi and every task's asi_state.target name a domain whose reference count is above zero.",
   source: 'the 2025 series, [PATCH RFC v2 03/29] (asi.h: "you must call asi_destroy() AFTER you are certain all CPUs have exited the restricted address space")',
-  appliesTo: runsAsi25,
+  design: 'asi-2025',
   check: (sys) => {
     const a = sys.asi25!;
     const dead = (key: string | null) => key !== null && key !== ASI_GLOBAL_NONSENSITIVE && !((a.domains.get(key)?.refCount ?? 0) > 0);

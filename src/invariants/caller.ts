@@ -33,6 +33,7 @@ export const CALLER_CONTRACT: Invariant = {
   statement:
     "An ASI API call that returns 0 has mapped what it was asked, as a range of its caller; no call removes a range another caller, asi_init_mapping or asi_enter made; a failed call removes nothing but asi_remap's old buffer.",
   source: 'RFC v2 patches 10, 12, 13, 14 (asi_unmap finds a range by its start, asi_map_percpu undoes every CPU, asi_remap compares pointers only); KVM as a caller: patches 24 (setup), 26 (remaps)',
+  design: 'asi-2019',
   check: (sys) => {
     for (const c of sys.ghost.apiCalls) {
       const m = wrongRemoval(sys, c) ?? unkeptPromise(sys, c);

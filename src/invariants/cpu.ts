@@ -38,7 +38,7 @@ export const CR3_RESTORED: Invariant = {
   statement: 'Every handler body, at any nesting and any micro-step, runs on the kernel CR3; a CPU that is not isolated runs on the kernel CR3.',
   source: 'RFC v2 patch 02 (ASI_START_ABORT in interrupt_entry, error_entry, paranoid_entry)',
   // The 2025 design runs handlers on the restricted address space by design (its patch 05).
-  appliesTo: (sys) => sys.asi25 === undefined,
+  design: 'asi-2019',
   // Inside an op CR3 and the session change one statement apart (asi_enter sets ACTIVE before
   // load_cr3); handler bodies, where it matters, are judged at their first micro-step (the ghost).
   check: (sys, phase = 'between-ops') => ghostEvent(sys, 'CR3-RESTORED') ?? (phase === 'between-ops' ? offKernelCr3(sys) : undefined),
@@ -65,6 +65,7 @@ export const SESSION: Invariant = {
   source: 'RFC v2 patches 01, 02 (asi_session, asi_barrier_begin/end), 21 (isolation_cr3)',
   // The session's fields change one statement at a time inside enter, exit and abort: only their
   // resting state is judged; what a path does wrong on the way is recorded as it happens (the ghost).
+  design: 'asi-2019',
   check: (sys, phase = 'between-ops') => ghostEvent(sys, 'SESSION') ?? (phase === 'between-ops' ? live(sys).map((c) => sessionBetweenOps(sys, c)).find((m) => m !== undefined) : undefined),
 };
 
@@ -76,6 +77,7 @@ export const STACK: Invariant = {
   id: 'STACK',
   statement: "While a CPU is isolated its current stack (and task, with ASI_MAP_CURRENT_TASK) is mapped in the ASI; no task's stack stays mapped by asi_enter once that task has left the session.",
   source: 'RFC v2 patches 15, 16 (asi_enter/asi_exit map and unmap current->stack and current)',
+  design: 'asi-2019',
   check(sys, phase = 'between-ops') {
     // An interrupt may arrive at any micro-step and push its frame on the current stack: the stack
     // must be mapped wherever the CPU is isolated, inside an op too.

@@ -10,8 +10,8 @@ import { TLB_COHERENT } from './tlb.ts';
 import { CALLER_CONTRACT } from './caller.ts';
 import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, NO_UAF, PROGRESS, SESSION, STACK } from './cpu.ts';
 import { KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER } from './kvm.ts';
-import { ASI_DOMAIN_LIVE, ASI_NONSENSITIVE, CURR_ASI } from './asi25.ts';
-import { type Invariant, type Phase, type Violation, ghostEvent } from './types.ts';
+import { ASI_DOMAIN_LIVE, ASI_NONSENSITIVE, ASI_PGD_SHARED, ASI_REFINE, CURR_ASI } from './asi25.ts';
+import { type Invariant, type Phase, type Violation, ghostEvent, judges } from './types.ts';
 import { Views } from './views.ts';
 
 export type { Invariant, Phase, Violation } from './types.ts';
@@ -49,11 +49,13 @@ export const INVARIANTS: readonly Invariant[] = [
   KVM_USER,
   CURR_ASI,
   ASI_NONSENSITIVE,
+  ASI_REFINE,
+  ASI_PGD_SHARED,
   ASI_DOMAIN_LIVE,
 ];
 
 /** The catalogue of the foundation (page tables and ranges), in the same order: what F1-F9 were checked against. */
-export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES, NO_UAF, KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER, CURR_ASI, ASI_NONSENSITIVE, ASI_DOMAIN_LIVE].includes(i));
+export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES, NO_UAF, KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER, CURR_ASI, ASI_NONSENSITIVE, ASI_REFINE, ASI_PGD_SHARED, ASI_DOMAIN_LIVE].includes(i));
 
 export function invariantById(id: string): Invariant | undefined {
   return INVARIANTS.find((i) => i.id === id);
@@ -63,7 +65,7 @@ export function invariantById(id: string): Invariant | undefined {
 export function checkAll(sys: System, only?: readonly Invariant[], phase: Phase = 'between-ops'): Violation[] {
   const out: Violation[] = [];
   for (const inv of only ?? INVARIANTS) {
-    if (inv.appliesTo && !inv.appliesTo(sys)) continue;
+    if (!judges(inv, sys)) continue;
     const message = inv.check(sys, phase);
     if (message !== undefined) out.push({ invariant: inv.id, message });
   }
@@ -87,14 +89,14 @@ export type Checker = (sys: System, phase: Phase) => Violation[];
 export function newChecker(mode: CheckMode, only?: readonly Invariant[], views = new Views()): Checker {
   const invariants = only ?? INVARIANTS;
   if (mode === 'full') return (sys, phase) => checkAll(sys, invariants, phase);
-  const judges = invariants.map((inv) => inv.incremental?.(views) ?? inv.check);
+  const judgeOf = invariants.map((inv) => inv.incremental?.(views) ?? inv.check);
   return (sys, phase) => {
     views.update(sys);
     const out: Violation[] = [];
     for (let i = 0; i < invariants.length; i++) {
       const inv = invariants[i];
-      if (inv.appliesTo && !inv.appliesTo(sys)) continue;
-      const message = judges[i](sys, phase);
+      if (!judges(inv, sys)) continue;
+      const message = judgeOf[i](sys, phase);
       if (message !== undefined) out.push({ invariant: inv.id, message });
     }
     return out;

@@ -108,6 +108,7 @@ export const ISOLATION: Invariant = {
   statement:
     'No sensitive object is reachable through an ASI page table, or through the TLB of a CPU running isolated in it (Global entries included), unless a live range of that ASI reached that object on that frame when the range was mapped.',
   source: 'RFC v2 cover letter (the ASI maps only what VMExit handlers need); patches 08, 12, 15; SPEC 2.4 (TLB)',
+  design: 'asi-2019',
   check: (sys, phase = 'between-ops') => firstAsi(sys, exposedBy) ?? tlbExposure(sys, phase),
   // What a leaf exposes changes only with the leaf, the owners of the frames it reaches, and the
   // units the ASI's ranges reached: only the leaves a step moved, whose frames changed owner, or

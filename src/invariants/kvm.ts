@@ -18,6 +18,7 @@ export const KVM_ENTRY: Invariant = {
   statement:
     "With address_space_isolation on, the guest is entered on the vCPU's own ASI with the session ACTIVE on it, or on the kernel CR3 when isolation failed or was aborted, and then KVM_RUN tells user space so; with it off, no vCPU has an ASI. The path to VM-enter does not oops.",
   source: 'RFC v2 patches 23, 25 (vcpu_isolation_enter, vmx_vcpu_run), 26 (the remaps before asi_enter)',
+  design: 'asi-2019',
   check: (sys) => ghostEvent(sys, 'KVM-ENTRY'),
 };
 
@@ -26,6 +27,7 @@ export const KVM_EXIT_CR3: Invariant = {
   statement:
     "The CR3 VM-exit loads (HOST_CR3, cached from __get_current_cr3_fast()) is the one the session says: the vCPU's ASI only while the session is ACTIVE on it or ABORTED inside the isolation barrier, the kernel's otherwise.",
   source: 'RFC v2 patches 21 (__get_current_cr3_fast), 25 (vmx_isolation_barrier_begin/end around __vmx_vcpu_run)',
+  design: 'asi-2019',
   check: (sys) => ghostEvent(sys, 'KVM-EXIT-CR3'),
 };
 
@@ -80,6 +82,7 @@ export const KVM_SCOPE: Invariant = {
   statement:
     "A vCPU's ASI never reaches another VM's guest memory or state, nor a memslots array or IO bus its VM has replaced and freed.",
   source: "RFC v2 cover letter (a VM's own data only; patch 23 gives each vCPU its ASI); patches 24 (vmx_isolation_init_mapping), 26 (asi_remap of memslots and buses)",
+  design: 'asi-2019',
   check: (sys) => scope(sys, foreignFrame),
   // What a leaf reaches changes with the leaf and the owners of its frames: only the leaves a step
   // moved, or whose frames changed owner, are judged again. The arrays the ASI still maps are a
@@ -118,5 +121,6 @@ export const KVM_USER: Invariant = {
   id: 'KVM-USER',
   statement: 'KVM_RUN returns to user space with isolation left and the kernel CR3 loaded; every ASI vmx_isolation_init created belongs to a live vCPU (a failed creation or a destroyed vCPU leaves none).',
   source: 'RFC v2 patches 23 (vmx_isolation_init/uninit), 25 (kvm_may_access_sensitive_data at the end of vcpu_run)',
+  design: 'asi-2019',
   check: (sys) => ghostEvent(sys, 'KVM-USER') ?? leaked(sys),
 };

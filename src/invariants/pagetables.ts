@@ -93,6 +93,7 @@ export const PT_OWN: Invariant = {
   id: 'PT-OWN',
   statement: 'An ASI writes and frees only page-table pages it allocated; kernel tables are never changed by ASI code.',
   source: 'RFC v2 patch 04 (backend_pages), patch 05 (asi_valid_offset)',
+  design: 'asi-2019',
   check: (sys) => ghostEvent(sys, 'PT-OWN') ?? misowned(sys),
   incremental: (views) => {
     const owned = sincePgtablePages(views, misowned);

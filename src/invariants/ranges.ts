@@ -35,6 +35,7 @@ export const RANGE_NO_OVERLAP: Invariant = {
   id: 'RANGE-NO-OVERLAP',
   statement: 'The tracked ranges of one ASI never overlap (overlapPolicy=refuse).',
   source: 'design option overlapPolicy=refuse',
+  design: 'asi-2019',
   appliesTo: (sys) => sys.options.overlapPolicy === 'refuse',
   check: overlapping,
   incremental: () => sinceVersion(overlapping),
@@ -56,6 +57,7 @@ export const RANGE_OVERLAP_ACCOUNTED: Invariant = {
   statement:
     "Overlap counts are exact (a range's count is the number of other live ranges whose extents meet its own; an entry's reference count is the number of ranges relying on it), and unmapping one range never removes a translation that another live range still covers.",
   source: 'RFC v2 patch 14 (asi_map_overlap, asi_unmap_overlap); design option overlapPolicy=refcount-entries',
+  design: 'asi-2019',
   appliesTo: (sys) => sys.options.overlapPolicy !== 'refuse',
   check: (sys) => firstAsi(sys, miscounted) ?? removedCovered(sys),
   // Counts change with the ASI's ranges and the counts the model keeps on them; entry references
@@ -137,6 +139,7 @@ export const RANGE_NO_LEAK: Invariant = {
   statement:
     'Every translation in an ASI page table lies in the effective extent of a live tracked range (no unmapped-range leaks), and every ASI page-table page belongs to a live ASI that tracks it (no frame leaks).',
   source: 'RFC v2 patches 04 (backend pages), 10, 11, 14 (asi_unmap)',
+  design: 'asi-2019',
   check: (sys) => firstAsi(sys, unexplainedLeaf) ?? pgtableLeak(sys),
   // A leaf is judged against its own ASI's ranges: only the leaves inside the windows a step moved,
   // or inside a range it added or removed, are judged again.
@@ -190,6 +193,7 @@ export const RANGE_EXACT: Invariant = {
   id: 'RANGE-EXACT',
   statement: 'Every tracked range is fully present: each page of it that the kernel maps, the ASI maps too.',
   source: 'RFC v2 patches 08, 10, 14 (asi_map_range)',
+  design: 'asi-2019',
   check: (sys) => firstAsi(sys, (s, asi) => missing(s, asi, (r) => firstMissing(s, asi, r))),
   // A range's pages are walked in the ASI and in the kernel: its verdict stands until either
   // tree's translations move inside it (asi_enter mapping a stack does not re-walk every range).

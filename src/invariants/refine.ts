@@ -26,6 +26,7 @@ export const REFINE: Invariant = {
   statement:
     'Every ASI translation is a kernel translation: same frame, no wider permissions; and no tracked range reaches memory the kernel has freed since it was mapped.',
   source: 'RFC v2 patch 08 (entries are copies of the kernel page table), patch 10 (ranges outlive nothing)',
+  design: 'asi-2019',
   check: (sys) => firstAsi(sys, (s, asi) => unrefined(s, asi) ?? stale(s, asi)),
   // The leaves judged against the kernel's walk change with either tree; a range's stale memory
   // changes with the ranges and with allocations.
@@ -38,7 +39,7 @@ export const REFINE: Invariant = {
       if (!c) kept.set(asi.id, (c = { verdicts: new LeafVerdicts() }));
       const { moved, now } = movedWithKernel(views, sys, asi, c.seen);
       c.seen = now;
-      return c.verdicts.judge(views.tree(sys, asi.pgd).leaves, moved, (l) => leafUnrefined(sys, asi, l));
+      return c.verdicts.judge(views.tree(sys, asi.pgd).leaves, moved, (l) => leafUnrefined(sys, `asi#${asi.id}`, l));
     };
     const staleRange = perAsi(stale, () => [views.allocGen], true);
     return sinceVersion((sys) => firstAsi(sys, (s, asi) => leavesWrong(s, asi) ?? staleRange(s, asi)));
@@ -47,20 +48,21 @@ export const REFINE: Invariant = {
 
 function unrefined(sys: System, asi: Asi): string | undefined {
   for (const l of leaves(sys.g, sys.tables, asi.pgd)) {
-    const m = leafUnrefined(sys, asi, l);
+    const m = leafUnrefined(sys, `asi#${asi.id}`, l);
     if (m !== undefined) return m;
   }
   return undefined;
 }
 
-function leafUnrefined(sys: System, asi: Asi, l: Leaf): string | undefined {
+/** Whether a leaf of the page table `who` names maps what the kernel maps there: the same frames, no wider permissions. */
+export function leafUnrefined(sys: System, who: string, l: Leaf): string | undefined {
   for (let va = l.va; va < l.va + l.size; ) {
     const k = walk(sys.g, sys.tables, sys.kernel.pgd, va);
     const asiFrame = l.frame + (va - l.va) / PAGE_SIZE;
-    if (!k.ok) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, which the kernel no longer maps`;
+    if (!k.ok) return `${who} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, which the kernel no longer maps`;
     const kFrame = k.leaf.frame + (va - k.leaf.va) / PAGE_SIZE;
-    if (kFrame !== asiFrame) return `asi#${asi.id} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, the kernel maps it to pfn ${kFrame}`;
-    if (wider(l.flags, k.leaf.flags)) return `asi#${asi.id} maps ${formatVa(sys.g, va)} ${formatFlags(l.flags)}, wider than the kernel's ${formatFlags(k.leaf.flags)}`;
+    if (kFrame !== asiFrame) return `${who} maps ${formatVa(sys.g, va)} -> pfn ${asiFrame}, the kernel maps it to pfn ${kFrame}`;
+    if (wider(l.flags, k.leaf.flags)) return `${who} maps ${formatVa(sys.g, va)} ${formatFlags(l.flags)}, wider than the kernel's ${formatFlags(k.leaf.flags)}`;
     va = Math.min(l.va + l.size, k.leaf.va + k.leaf.size);
   }
   return undefined;

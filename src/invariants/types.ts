@@ -2,6 +2,7 @@
 // pure check that names what it found. Checks read the system and never change it.
 
 import type { GhostEvent, System } from '../model/system.ts';
+import type { Design } from '../model/options.ts';
 import type { Judge, Views } from './views.ts';
 
 export interface Violation {
@@ -22,6 +23,8 @@ export interface Invariant {
   readonly source: string;
   /** Invariants that belong to one design option only say so here. */
   readonly appliesTo?: (sys: System) => boolean;
+  /** The design whose code the invariant states a rule of; absent, a rule of the kernel both run on. */
+  readonly design?: Design;
   /**
    * An invariant with a part that is a property of whole ops (a session is ACTIVE with CR3 still on
    * the kernel for one statement of asi_enter, by design) judges that part only between ops: the
@@ -40,4 +43,14 @@ export interface Invariant {
 /** The message of the first event the model recorded for `id` in the current step (src/model/system.ts Ghost.events). */
 export function ghostEvent(sys: System, id: GhostEvent['invariant']): string | undefined {
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
+}
+
+/** The design a system runs: a system booted with the 2025 runtime runs it (src/model/asi25). */
+export function designOf(sys: System): Design {
+  return sys.asi25 ? 'asi-2025' : 'asi-2019';
+}
+
+/** Whether an invariant judges this system: of its design (or of both), and its option on. */
+export function judges(inv: Invariant, sys: System): boolean {
+  return (inv.design === undefined || inv.design === designOf(sys)) && (!inv.appliesTo || inv.appliesTo(sys));
 }

@@ -266,6 +266,16 @@ export interface DesignOptions {
    * choice, not a fix: on in every profile, since off there is no ASI to check.
    */
   kvmAddressSpaceIsolation: boolean;
+  // The 2025 design (src/model/asi25), the asi25 profiles' only differences; the 2019 profiles run no code that reads them.
+  /**
+   * __alloc_pages zeroes pages that become nonsensitive with ASI on. Patch 14 zeroes them with ASI
+   * off only: `if (!static_asi_enabled() && !(gfp & __GFP_SENSITIVE)) gfp |= __GFP_ZERO;`.
+   */
+  zeroesNonsensitive: boolean;
+  /** vmalloc maps an area nonsensitive only when its pages were not allocated __GFP_SENSITIVE (patch 17 maps every area). */
+  vmallocKeepsSensitive: boolean;
+  /** asi_global_init maps the first percpu chunk's dynamic area too (patch 16 maps its static part only). */
+  mapsFirstChunkDynamic: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -315,6 +325,9 @@ export const OPTION_NAMES = [
   'kvmReportsUnisolatedEntry',
   'apiLeavesIsolation',
   'kvmAddressSpaceIsolation',
+  'zeroesNonsensitive',
+  'vmallocKeepsSensitive',
+  'mapsFirstChunkDynamic',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -364,6 +377,9 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   kvmReportsUnisolatedEntry: false,
   apiLeavesIsolation: false,
   kvmAddressSpaceIsolation: true,
+  zeroesNonsensitive: false,
+  vmallocKeepsSensitive: false,
+  mapsFirstChunkDynamic: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -413,18 +429,40 @@ export const FIXED_OPTIONS: DesignOptions = {
   kvmReportsUnisolatedEntry: true,
   apiLeavesIsolation: true,
   kvmAddressSpaceIsolation: true,
+  zeroesNonsensitive: true,
+  vmallocKeepsSensitive: true,
+  mapsFirstChunkDynamic: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
 export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
 
-export type ProfileName = 'rfc-v2' | 'fixed' | 'v3';
+/** The options only the 2025 design reads. */
+export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic'] as const satisfies readonly (keyof DesignOptions)[];
 
-export const PROFILES: Record<ProfileName, { readonly description: string; readonly options: DesignOptions }> = {
-  'rfc-v2': { description: 'the posted RFC v2 code, exactly, including its mistakes', options: RFC_V2_OPTIONS },
-  fixed: { description: 'RFC v2 with every design option of FINDINGS.md turned on', options: FIXED_OPTIONS },
-  v3: { description: 'fixed, with interrupts that interrupt and later resume isolation (idepth, ASI PCID, NOFLUSH), as designed: V1 and V2 open', options: V3_OPTIONS },
+/**
+ * The 2025 design as posted: the kernel around it takes every 2019 fix (the 2025 series replaces
+ * the 2019 code those fixes are in), the 2025 options are off.
+ */
+export const ASI25_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, zeroesNonsensitive: false, vmallocKeepsSensitive: false, mapsFirstChunkDynamic: false };
+
+export type ProfileName = 'rfc-v2' | 'fixed' | 'v3' | 'asi25' | 'asi25-fixed';
+
+/** The two design families: the 2019 RFC (src/model/asi) and the 2025 series (src/model/asi25). */
+export type Design = 'asi-2019' | 'asi-2025';
+
+export const PROFILES: Record<ProfileName, { readonly description: string; readonly design: Design; readonly options: DesignOptions }> = {
+  'rfc-v2': { description: 'the posted RFC v2 code, exactly, including its mistakes', design: 'asi-2019', options: RFC_V2_OPTIONS },
+  fixed: { description: 'RFC v2 with every design option of FINDINGS.md turned on', design: 'asi-2019', options: FIXED_OPTIONS },
+  v3: { description: 'fixed, with interrupts that interrupt and later resume isolation (idepth, ASI PCID, NOFLUSH), as designed: V1 and V2 open', design: 'asi-2019', options: V3_OPTIONS },
+  asi25: { description: 'the 2025 design (RFC v2 of Jan 2025, Google) as posted, including its mistakes', design: 'asi-2025', options: ASI25_OPTIONS },
+  'asi25-fixed': { description: 'the 2025 design with the fix of every 2025 finding (F43-) turned on', design: 'asi-2025', options: FIXED_OPTIONS },
 };
+
+/** Whether an option means something to a profile's design. */
+export function optionOfDesign(name: keyof DesignOptions, design: Design): boolean {
+  return (ASI25_OPTION_NAMES as readonly string[]).includes(name) === (design === 'asi-2025');
+}
 
 export function isProfileName(x: unknown): x is ProfileName {
   return typeof x === 'string' && Object.hasOwn(PROFILES, x);

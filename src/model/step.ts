@@ -28,10 +28,14 @@ import {
   recordApiCall,
   unmapFromAsis,
 } from './asi/asi.ts';
-import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ERRNO_NAMES, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
+import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ENOSYS, ERRNO_NAMES, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
+import { execOf } from './mm/page-alloc.ts';
 import { kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
+import { PROFILES } from './options.ts';
+import { ASI25_OPS, asiCreate25, asiDestroy25, criticalSection, kvmDomainOf, kvmX86InitAsiClass } from './asi25/ops.ts';
+import { asi25Boot, asiExit as asiExit25 } from './asi25/runtime.ts';
 
 export interface Outcome {
   /** 0, a new object's id (asi_create, task_create, allocations), or -errno. */
@@ -52,6 +56,10 @@ export function createSystem(config: Config): System {
   if (!template) {
     if (booted.size >= BOOTED_KEPT) booted.clear();
     template = boot(config);
+    if (PROFILES[config.profile].design === 'asi-2025') {
+      asi25Boot(template);
+      kvmX86InitAsiClass(template, []);
+    }
     booted.set(key, template);
   }
   return { ...cloneSystem(template), config };
@@ -101,6 +109,10 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
  * call's own), in the task that CPU runs and through its CR3, or in a process context on no CPU.
  */
 function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = 'on' in op ? (op.on ?? -1) : -1): number {
+  if (sys.asi25 && !ASI25_OPS.has(op.op)) {
+    log(out, 'note', `${op.op} is not part of the 2025 design`);
+    return ENOSYS;
+  }
   const cpu = 'cpu' in op ? sys.cpus[op.cpu] : on >= 0 ? sys.cpus[on] : undefined;
   if (!cpu) {
     if ('cpu' in op || on >= 0) return EINVAL;
@@ -242,9 +254,14 @@ type Ran = <R>(path: string, gen: Path<R>) => R | number;
 function applyPath(sys: System, k: Exec, op: CpuOp, out: Log, ran: Ran): number {
   const cpu = k.cpu;
   switch (op.op) {
-    case 'asi_enter':
-      return withAsi(sys, op.asi, out, (asi) => ran('asi_enter', asiEnter(k, asi)));
+    case 'asi_enter': {
+      if (!sys.asi25) return withAsi(sys, op.asi, out, (asi) => ran('asi_enter', asiEnter(k, asi)));
+      const key = kvmDomainOf(sys, op.asi);
+      return key ? (ran('asi_enter', criticalSection(k, key)) === ECPUDEAD ? ECPUDEAD : 0) : EINVAL;
+    }
     case 'asi_exit':
+      // The 2025 asi_exit() names no domain: it leaves whichever the CPU is on.
+      if (sys.asi25) return ran('asi_exit', asiExit25(k)) === ECPUDEAD ? ECPUDEAD : 0;
       return withAsi(sys, op.asi, out, (asi) => {
         const own = cpu.session.asi;
         if (sys.options.exitChecksAsi && own !== null && own !== asi.id) return EINVAL;
@@ -283,9 +300,10 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
   const ctx: FlushCtx = { out, ...(observe ? { observe } : {}) };
   switch (op.op) {
     case 'asi_create':
-      if (op.flags & ~ASI_MAP_ALL) return EINVAL;
-      return asiCreate(sys, op.flags, out);
+      if (op.flags & ~(sys.asi25 ? 0 : ASI_MAP_ALL)) return EINVAL;
+      return sys.asi25 ? asiCreate25(execOf(sys, out)) : asiCreate(sys, op.flags, out);
     case 'asi_destroy':
+      if (sys.asi25) return asiDestroy25(execOf(sys, out), op.asi);
       return withAsi(sys, op.asi, out, (asi) => {
         const user = sys.cpus.find((c) => c.session.asi === asi.id || cr3Root(c.cr3) === asi.pgd);
         if (user && sys.options.destroyChecksSessions) return EBUSY;

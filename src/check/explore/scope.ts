@@ -12,6 +12,7 @@ import { type PercpuVar, perCpuPtr, percpuVar } from '../../model/mm/percpu.ts';
 import type { Op } from '../../model/ops.ts';
 import type { System } from '../../model/system.ts';
 import { ASI_SESSION_STATE_INACTIVE } from '../../model/x86/cpu.ts';
+import { domainHandleOn, kvmDomainHandles } from '../../model/asi25/ops.ts';
 import { INTR_KINDS, type Intr, type IntrKind } from '../../model/x86/entry.ts';
 import { EXIT_REASONS, type ExitReason } from '../../model/kvm/run.ts';
 
@@ -74,6 +75,9 @@ export interface Scope {
 /** asi_enter passes 9 points in `fixed` (10 with the return): events at 0..10 land at each. */
 const ENTER_POINTS = 11;
 const EXIT_POINTS = 7;
+/** The 2025 critical section passes 4 points (asi_enter's 3, the guest), 5 with the return; asi_exit 1, 2 with it. */
+const CRITICAL_SECTION_POINTS = 6;
+const ASI25_EXIT_POINTS = 3;
 
 const each = (n: number, kinds: readonly IntrKind[], touch?: Target): ScopeIntr[][] =>
   kinds.flatMap((kind) => Array.from({ length: n }, (_, at) => [{ at, kind, ...(touch === undefined ? {} : { touch }) }]));
@@ -148,7 +152,27 @@ export const KVM_SCOPE: Scope = {
   preemptions: 0,
 };
 
-export const SCOPES: Readonly<Record<string, Scope>> = { small: SMALL_SCOPE, wide: WIDE_SCOPE, kvm: KVM_SCOPE };
+/**
+ * `asi25`, the 2025 design's default: one KVM-class domain, its critical section on either CPU with
+ * no event or an NMI or IRQ at each of its points, asi_exit with no event or an NMI at each; one
+ * sensitive vmalloc'd page, one extra task (whose stack is nonsensitive: the page allocator's reuse
+ * of freed frames meets both); an IRQ touching the vmalloc'd page, a switch and a read of it or of
+ * the task's stack on either CPU; one allocation failure.
+ */
+export const ASI25_SCOPE: Scope = {
+  ...SMALL_SCOPE,
+  name: 'asi25',
+  about: "the 2025 design: one domain, its critical section with no event or an NMI or IRQ at each point, asi_exit with no event or an NMI at each, one sensitive vmalloc page, one extra task; IRQ, switch and reads on either CPU; a failed allocation",
+  createFlags: [0],
+  map: [],
+  unmapCallers: [],
+  enterEvents: [[], ...each(CRITICAL_SECTION_POINTS, ['nmi', 'irq'])],
+  exitEvents: [[], ...each(ASI25_EXIT_POINTS, ['nmi'])],
+  reads: ['vmalloc', 'stack'],
+  failAlloc: [0],
+};
+
+export const SCOPES: Readonly<Record<string, Scope>> = { small: SMALL_SCOPE, wide: WIDE_SCOPE, kvm: KVM_SCOPE, asi25: ASI25_SCOPE };
 
 function newest<T extends { readonly id: number }>(xs: Iterable<T>, keep: (x: T) => boolean = () => true): T | undefined {
   let best: T | undefined;
@@ -226,8 +250,8 @@ export function preempts(op: Op): boolean {
 export function alphabet(sys: System, scope: Scope, preemptions = 0): Op[] {
   const ops: Op[] = [];
   const cpus = sys.cpus.map((c) => c.id);
-  // A vCPU's ASI is KVM's own: generic API calls never name it.
-  const asis = [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
+  // A vCPU's ASI is KVM's own: generic API calls never name it. The 2025 design's are its KVM domains.
+  const asis = sys.asi25 ? kvmDomainHandles(sys) : [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
   const withEvents = (lists: readonly (readonly ScopeIntr[])[], make: (intr: Intr[]) => Op) => {
     for (const list of lists) {
       const intr = resolveEvents(sys, list);
@@ -241,14 +265,19 @@ export function alphabet(sys: System, scope: Scope, preemptions = 0): Op[] {
       const ptr = resolveTarget(sys, m.target);
       if (ptr !== undefined) ops.push({ op: 'asi_map', asi, ptr, size: m.pages * PAGE_SIZE, level: PGT_LEVEL_PTE });
     }
-    for (const r of sys.asis.get(asi)!.ranges) {
+    for (const r of sys.asis.get(asi)?.ranges ?? []) {
       if (r.madeBy !== undefined) continue;
       for (const caller of scope.unmapCallers) ops.push({ op: 'asi_unmap', asi, ptr: r.ptr, ...(caller ? { caller } : {}) });
     }
   }
   for (const cpu of cpus) {
     const session = sys.cpus[cpu].session;
-    if (session.state === ASI_SESSION_STATE_INACTIVE) for (const asi of asis) withEvents(scope.enterEvents, (intr) => ({ op: 'asi_enter', cpu, asi, intr }));
+    if (sys.asi25) {
+      // A critical section may start on a CPU still on a domain, relaxed: the API's "Go back to 1".
+      for (const asi of asis) withEvents(scope.enterEvents, (intr) => ({ op: 'asi_enter', cpu, asi, intr }));
+      const on = domainHandleOn(sys, cpu);
+      if (on !== null) withEvents(scope.exitEvents, (intr) => ({ op: 'asi_exit', cpu, asi: on, intr }));
+    } else if (session.state === ASI_SESSION_STATE_INACTIVE) for (const asi of asis) withEvents(scope.enterEvents, (intr) => ({ op: 'asi_enter', cpu, asi, intr }));
     else if (session.asi !== null) withEvents(scope.exitEvents, (intr) => ({ op: 'asi_exit', cpu, asi: session.asi!, intr }));
     for (const e of scope.interrupts) {
       const [ev] = resolveEvents(sys, [e]) ?? [];

@@ -5,6 +5,8 @@ import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import { MUTANT_INFO } from '../../model/mutants.ts';
 import { OP_KINDS, type OpKind } from '../../model/ops.ts';
+import type { Design } from '../../model/options.ts';
+import { ASI25_OPS } from '../../model/asi25/ops.ts';
 import { type Config, DEFAULT_CONFIG } from '../../model/system.ts';
 import type { Coverage, WalkStats } from './protocol.ts';
 import { kernelWords } from '../counterexample.ts';
@@ -67,8 +69,15 @@ export class Tally {
   }
 }
 
-/** Without a successful create, map and enter, no walk isolated anything and "clean" means nothing. */
-export const CORE_OPS: readonly OpKind[] = ['asi_create', 'asi_map', 'asi_enter'];
+/**
+ * The op kinds of a design, and its core: without a successful create, map and enter (2019; the
+ * 2025 design maps by allocation, which every walk does), no walk isolated anything and "clean"
+ * means nothing.
+ */
+const DESIGN_OPS: Record<Design, { readonly kinds: readonly OpKind[]; readonly core: readonly OpKind[] }> = {
+  'asi-2019': { kinds: OP_KINDS, core: ['asi_create', 'asi_map', 'asi_enter'] },
+  'asi-2025': { kinds: OP_KINDS.filter((k) => ASI25_OPS.has(k)), core: ['asi_create', 'asi_enter'] },
+};
 
 /** An op kind counts as covered once it succeeded: a kind that only ever failed tested its error path. */
 const succeeded = (c: Coverage, kind: string): boolean => (c[kind]?.ok ?? 0) > 0;
@@ -82,19 +91,20 @@ export interface CoverageFigures {
   readonly neverSucceeded: readonly OpKind[];
 }
 
-export function coverageFigures(c: Coverage): CoverageFigures {
-  const neverSucceeded = OP_KINDS.filter((k) => !succeeded(c, k));
+export function coverageFigures(c: Coverage, design: Design = 'asi-2019'): CoverageFigures {
+  const { kinds } = DESIGN_OPS[design];
+  const neverSucceeded = kinds.filter((k) => !succeeded(c, k));
   return {
-    kindsOk: OP_KINDS.length - neverSucceeded.length,
-    kindsTotal: OP_KINDS.length,
+    kindsOk: kinds.length - neverSucceeded.length,
+    kindsTotal: kinds.length,
     outcomes: Object.values(c).reduce((n, o) => n + Object.keys(o).length, 0),
     neverSucceeded,
   };
 }
 
 /** The core ops that never succeeded: a run without a violation proves nothing if there are any. */
-export function vacuousOps(c: Coverage): OpKind[] {
-  return CORE_OPS.filter((k) => !succeeded(c, k));
+export function vacuousOps(c: Coverage, design: Design = 'asi-2019'): OpKind[] {
+  return DESIGN_OPS[design].core.filter((k) => !succeeded(c, k));
 }
 
 export const count = (n: number): string => n.toLocaleString('en-US');
@@ -110,10 +120,11 @@ export interface LineFigures {
   readonly newFindings: number;
   readonly knownFindings: number;
   readonly coverage: Coverage;
+  readonly design: Design;
 }
 
 export function progressLine(f: LineFigures): string {
-  const c = coverageFigures(f.coverage);
+  const c = coverageFigures(f.coverage, f.design);
   const found = `violations ${f.newFindings ? pc.red(`${f.newFindings} new`) : '0 new'}, ${f.knownFindings} known`;
   return [
     `${f.seconds.toFixed(0)}s`,
@@ -174,10 +185,11 @@ export function stepProgress(line: (seconds: number) => string): () => void {
   };
 }
 
-/** One row per op kind in OP_KINDS order: count, then outcomes by frequency. */
-export function coverageTable(c: Coverage): string[] {
-  const width = Math.max(...OP_KINDS.map((k) => k.length));
-  return OP_KINDS.map((kind) => {
+/** One row per op kind of the design, in OP_KINDS order: count, then outcomes by frequency. */
+export function coverageTable(c: Coverage, design: Design): string[] {
+  const { kinds } = DESIGN_OPS[design];
+  const width = Math.max(...kinds.map((k) => k.length));
+  return kinds.map((kind) => {
     const outcomes = Object.entries(c[kind] ?? {}).sort((a, b) => b[1] - a[1]);
     const total = outcomes.reduce((n, [, k]) => n + k, 0);
     const detail = outcomes.map(([o, n]) => `${o === 'ok' ? pc.green(o) : pc.yellow(o)} ${count(n)}`).join(', ');

@@ -27,9 +27,20 @@ export function gfpSensitive(a: Allocation): boolean {
   return a.sensitive && a.kind !== 'task-stack';
 }
 
-/** asi_map_alloced_pages (patches 14, 15): false if a mapping failed (what it mapped stays). */
+/**
+ * asi_map_alloced_pages (patches 14, 15): false if a mapping failed. A block (one __alloc_pages of
+ * order n) is naturally aligned, so all its 4K entries share one PTE table, allocated before any of
+ * them is set: a failed asi_map_gfp leaves none of the block mapped. Page by page (vmalloc's pages,
+ * each its own order-0 allocation), the pages mapped before the failure are PageGlobalNonSensitive,
+ * and vmalloc's error path frees them through asi_async_free_work_fn, which unmaps them first.
+ */
 function asiMapAllocedPages(k: Exec, a: Allocation, contiguous: boolean): boolean {
-  for (const b of blocks(k.sys, a, contiguous)) if (asiMap(k, ASI_GLOBAL_NONSENSITIVE, b.va, b.size) !== 0) return false;
+  const bs = blocks(k.sys, a, contiguous);
+  for (const [i, b] of bs.entries()) {
+    if (asiMap(k, ASI_GLOBAL_NONSENSITIVE, b.va, b.size) === 0) continue;
+    for (const mapped of bs.slice(0, i)) asiUnmap(k, ASI_GLOBAL_NONSENSITIVE, mapped.va, mapped.size);
+    return false;
+  }
   // __SetPageGlobalNonSensitive on each page, and how they were mapped, for the unmap.
   rt(k.sys).globalNonsensitive.set(a.id, contiguous);
   return true;
@@ -45,11 +56,10 @@ export function asiPostAlloc(k: Exec, a: Allocation, req: AllocRequest & { reado
   // "Clear out old (maybe sensitive) data before reallocating as nonsensitive", as posted:
   // `if (!static_asi_enabled() && !(gfp & __GFP_SENSITIVE)) gfp |= __GFP_ZERO;`, which zeroes only
   // with ASI off. asi25-fixed (zeroesNonsensitive) zeroes what becomes nonsensitive with ASI on.
-  const zeroed = req.zeroed || (asi.options.zeroesNonsensitive && !gfpSensitive(a));
+  const zeroed = req.zeroed || (k.sys.options.zeroesNonsensitive && !gfpSensitive(a));
   if (zeroed) for (const f of a.frames) asi.staleData.delete(f);
   if (gfpSensitive(a) || asiMapAllocedPages(k, a, req.contiguousAlign !== undefined)) return true;
-  // __free_pages(): the pages were not marked PageGlobalNonSensitive, so they are freed at once,
-  // with whatever asi_map mapped before it failed still mapped (read, not yet reproduced).
+  // __free_pages(): nothing of it is mapped any more (asiMapAllocedPages), so it is freed at once.
   freeAllocation(k.sys.mem, a.id);
   return false;
 }

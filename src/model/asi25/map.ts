@@ -86,7 +86,7 @@ export function asiGlobalMapKernel(k: Exec): void {
   // page-aligned (ASI_ALIGN() in PERCPU_INPUT). Patch 18 maps the dynamic chunks percpu-vm makes
   // and leaves the first chunk's dynamic area, memblock's, to "the following patch", which the
   // series does not have (F45; its fix maps the area here).
-  const bytes = roundUp(rt(sys).options.mapsFirstChunkDynamic ? sys.kernel.percpuDynamic.end : sys.kernel.percpuDynamic.start, PAGE_SIZE);
+  const bytes = roundUp(sys.options.mapsFirstChunkDynamic ? sys.kernel.percpuDynamic.end : sys.kernel.percpuDynamic.start, PAGE_SIZE);
   for (let cpu = 0; cpu < sys.cpus.length; cpu++) {
     warnOn(k, asiMap(k, ASI_GLOBAL_NONSENSITIVE, perCpuOffsetPtr(sys, 0, cpu), bytes) !== 0, 'WARN_ON(err) mapping static percpu data');
   }

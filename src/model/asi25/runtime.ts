@@ -94,8 +94,8 @@ export interface Asi25State {
   readonly cr3Window: ('asi_enter' | 'asi_exit' | null)[];
   /** Per task, by task id. */
   readonly tasks: Map<number, TaskAsiState>;
-  /** The fixes asi25-fixed turns on (the posted code: none). */
-  readonly options: Asi25Options;
+  /** The number the next mm_alloc() gives its mm (0 is no mm, init_mm). */
+  nextMm: number;
   /** PageGlobalNonSensitive (patch 14), by allocation: true where it was mapped as one block, false page by page. */
   readonly globalNonsensitive: Map<number, boolean>;
   /** asi_async_free_cpu_state.to_free (patch 14): allocations freed, not yet unmapped and given back. */
@@ -103,19 +103,6 @@ export interface Asi25State {
   /** Ghost: frames still holding the data of a sensitive allocation that freed them, by that allocation's name. */
   readonly staleData: Map<number, string>;
 }
-
-/** The design options of the 2025 family, each the fix of a finding (FINDINGS.md); all off as posted. */
-export interface Asi25Options {
-  /** F43: __alloc_pages zeroes pages that become nonsensitive with ASI on (patch 14 zeroes them with ASI off only). */
-  readonly zeroesNonsensitive: boolean;
-  /** F44: vmalloc maps an area nonsensitive only when its pages were not allocated __GFP_SENSITIVE (patch 17 maps every area). */
-  readonly vmallocKeepsSensitive: boolean;
-  /** F45: asi_global_init maps the first percpu chunk's dynamic area too (patch 16 maps its static part only). */
-  readonly mapsFirstChunkDynamic: boolean;
-}
-
-export const ASI25_POSTED: Asi25Options = { zeroesNonsensitive: false, vmallocKeepsSensitive: false, mapsFirstChunkDynamic: false };
-export const ASI25_FIXED: Asi25Options = { zeroesNonsensitive: true, vmallocKeepsSensitive: true, mapsFirstChunkDynamic: true };
 
 export function domainKey(mm: number, classId: number): string {
   return `mm${mm}/${ASI_CLASS_NAMES[classId] ?? classId}`;
@@ -128,7 +115,7 @@ export function domainKey(mm: number, classId: number): string {
  * system, so what boot mapped loses the bit here, and kernelMap masks it from then on. Then
  * asi_global_init (patches 12, 16) and what patches 14 and 17 map of what boot allocated.
  */
-export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): void {
+export function asi25Boot(sys: System): void {
   dropGlobal(sys);
   for (const cpu of sys.cpus) for (const key of [...cpu.tlb.keys()]) if (key.startsWith('G:')) cpu.tlb.delete(key);
   sys.asi25 = {
@@ -138,7 +125,7 @@ export function asi25Boot(sys: System, options: Asi25Options = ASI25_POSTED): vo
     taints: sys.cpus.map(() => 0),
     cr3Window: sys.cpus.map(() => null),
     tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
-    options,
+    nextMm: 1,
     globalNonsensitive: new Map(),
     asyncFree: [],
     staleData: new Map(),
@@ -166,7 +153,7 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     taints: [...a.taints],
     cr3Window: [...a.cr3Window],
     tasks: new Map([...a.tasks].map(([t, s]) => [t, { ...s }])),
-    options: a.options,
+    nextMm: a.nextMm,
     globalNonsensitive: new Map(a.globalNonsensitive),
     asyncFree: [...a.asyncFree],
     staleData: new Map(a.staleData),
@@ -314,6 +301,11 @@ const X86_CR3_ASI_PCID_BITS_SHIFT = 10;
 /** asi_pcid (patch 06): kern_pcid(asid) | ((asi->class_id + 1) << X86_CR3_ASI_PCID_BITS_SHIFT). */
 export function asiPcid(d: Domain): number {
   return KERNEL_PCID | ((d.classId + 1) << X86_CR3_ASI_PCID_BITS_SHIFT);
+}
+
+/** A PCID of a restricted address space: one with class bits (asi_pcid), which the unrestricted one never has. */
+export function isRestrictedPcid(pcid: number): boolean {
+  return pcid >> X86_CR3_ASI_PCID_BITS_SHIFT !== 0;
 }
 
 /** The CR3 __asi_enter writes: build_cr3_pcid_noinstr(target->pgd, asi_pcid(), lam, false) (patch 06). */

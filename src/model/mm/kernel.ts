@@ -34,6 +34,8 @@ export const EFAULT = -14;
 export const ENXIO = -6;
 export const EEXIST = -17;
 export const ENOSPC = -28;
+/** An op the profile's design has no counterpart of (the 2019 API's asi_map on the 2025 design). */
+export const ENOSYS = -38;
 /** Not an errno: the op's CPU hung or took a double fault earlier in the step, and runs nothing more. */
 export const ECPUDEAD = -1000;
 
@@ -47,6 +49,7 @@ export const ERRNO_NAMES: Record<number, string> = {
   [ENXIO]: '-ENXIO',
   [EEXIST]: '-EEXIST',
   [ENOSPC]: '-ENOSPC',
+  [ENOSYS]: '-ENOSYS',
   [ECPUDEAD]: 'cpu dead',
 };
 

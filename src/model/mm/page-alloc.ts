@@ -11,7 +11,7 @@ import type { Log } from '../trace.ts';
 import type { System } from '../system.ts';
 
 /** The path the allocation runs on: the CPU's, or process context (which the model runs on cpu0's state). */
-function execOf(sys: System, out: Log) {
+export function execOf(sys: System, out: Log) {
   return sys.onCpu ?? { sys, cpu: sys.cpus[Math.max(0, sys.exec.id)], out };
 }
 

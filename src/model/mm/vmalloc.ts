@@ -74,7 +74,7 @@ function vmAlloc(sys: System, area: Map<number, VmArea>, start: number, end: num
   }
   // The 2025 design (its patch 17): every vmalloc and module area is mapped nonsensitive (F44's
   // fix: unless its pages are __GFP_SENSITIVE); the asi_unmap a failure needs is vfree's.
-  if (sys.asi25 && !(sys.asi25.options.vmallocKeepsSensitive && gfpSensitive(a)) && asiMapArea(sys, va, req.pages, ctx.out) !== 0) {
+  if (sys.asi25 && !(sys.options.vmallocKeepsSensitive && gfpSensitive(a)) && asiMapArea(sys, va, req.pages, ctx.out) !== 0) {
     asiUnmapArea(sys, va, req.pages, ctx.out);
     for (let i = 0; i < req.pages; i++) kernelUnmapPage(sys, va + i * PAGE_SIZE);
     freePages(sys, a.id);

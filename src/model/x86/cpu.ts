@@ -87,7 +87,7 @@ export function cr3Root(cr3: number): number {
   return Math.floor(cr3 / PAGE_SIZE);
 }
 
-function cr3Pcid(cr3: number): number {
+export function cr3Pcid(cr3: number): number {
   return cr3 & CR3_PCID_MASK;
 }
 

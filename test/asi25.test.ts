@@ -23,8 +23,8 @@ import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
 import { type Rig, nmi, setupTestAsi } from './asi25-rig.ts';
 import { ASI_NONSENSITIVE } from '../src/invariants/asi25.ts';
-import { asiAsyncFreeWork } from '../src/model/asi25/alloc.ts';
 import { directMapVa } from '../src/model/mm/kernel.ts';
+import { vfree } from '../src/model/mm/vmalloc.ts';
 import { allocPercpu, perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
 import { allocPagesObject } from '../src/model/mm/slab.ts';
 import { KERNEL } from '../src/model/mm/memory.ts';
@@ -350,16 +350,16 @@ describe('the page allocator (patches 14, 15)', () => {
     expect(ASI_NONSENSITIVE.check(r.sys)).toBeUndefined();
   });
 
-  test('a nonsensitive page is mapped through the direct map while allocated; freed, it stays allocated until asi_async_free_work_fn has unmapped it', () => {
+  test('a nonsensitive page is mapped through the direct map while allocated; freed, it stays allocated until asi_async_free_work_fn (run as each op ends) has unmapped it', () => {
     const r = setupTestAsi();
     const g = r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
     const page = vmallocPage(r, false);
     const va = directMapVa(r.sys, page.frame);
     expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(true);
-    step(r.sys, { op: 'vfree', id: page.id });
+    vfree(r.sys, page.id, { out: [] });
     expect(r.sys.mem.frameAlloc[page.frame]).toBeGreaterThan(0);
+    expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(true);
     expect(vmallocPage(r, false).frame).not.toBe(page.frame);
-    asiAsyncFreeWork(r.k);
     expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(false);
     expect(r.sys.mem.frameAlloc[page.frame]).toBe(-1);
     expect(r.sys.asi25!.asyncFree).toEqual([]);

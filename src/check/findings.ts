@@ -13,7 +13,8 @@ import { shorten } from './explore/shrink-quality.ts';
 import { GEOMETRIES, PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/mm/geometry.ts';
 import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
-import { DEFAULT_WEIGHTS, FOUNDATION_WEIGHTS, KVM_WEIGHTS, type Weights } from '../generators/choose.ts';
+import { PROFILES } from '../model/options.ts';
+import { DEFAULT_WEIGHTS, FOUNDATION_WEIGHTS, KVM_WEIGHTS, WALK_WEIGHTS, type Weights } from '../generators/choose.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type Counterexample, configLabel, makeCounterexample, saveCounterexample } from './counterexample.ts';
 import { type OptionName, causeLabel, fixCandidates, triageOps, withFixes } from './triage.ts';
@@ -313,11 +314,16 @@ async function main(): Promise<void> {
 }
 
 export function mutantConfig(m: MutantName): Config {
-  return { geometry: 'small', cpus: 2, profile: 'fixed', mutant: m, ...(MUTANT_INFO[m].options ? { options: MUTANT_INFO[m].options } : {}) };
+  return { geometry: 'small', cpus: 2, profile: MUTANT_INFO[m].profile ?? 'fixed', mutant: m, ...(MUTANT_INFO[m].options ? { options: MUTANT_INFO[m].options } : {}) };
 }
 
-/** The op mix a search for a mutant needs: KVM's ops for KVM's mutants. */
+/**
+ * The op mix a search for a mutant needs: KVM's ops for KVM's mutants; the fuzz walks' economy for
+ * the 2025 design's, whose short fast-check runs would otherwise spend their ops on objects that do
+ * not exist (the kill matrix was calibrated on DEFAULT_WEIGHTS before it had them).
+ */
 export function mutantWeights(m: MutantName): Weights {
+  if (PROFILES[mutantConfig(m).profile].design === 'asi-2025') return WALK_WEIGHTS;
   return MUTANT_INFO[m].kvm ? KVM_WEIGHTS : DEFAULT_WEIGHTS;
 }
 

@@ -110,14 +110,17 @@ export interface ConfigFlags {
 
 /**
  * A mutant carries the design options it is defined against (e.g. overlap-check-skipped needs
- * `refuse`); `--option` overrides both the profile and those.
+ * `refuse`); `--option` overrides both the profile and those. A mutant of the other design's code
+ * runs on its own profile (an asi25 mutant asked for with the default `--profile fixed` runs on
+ * asi25-fixed), since its line is never reached there.
  */
 export function configFromFlags(f: ConfigFlags): Config {
   const options = { ...(f.mutant ? MUTANT_INFO[f.mutant].options : {}), ...f.option };
+  const own = f.mutant ? (MUTANT_INFO[f.mutant].profile ?? 'fixed') : f.profile;
   return {
     geometry: f.geometry,
     cpus: f.cpus,
-    profile: f.profile,
+    profile: PROFILES[own].design === PROFILES[f.profile].design ? f.profile : own,
     ...(Object.keys(options).length ? { options } : {}),
     ...(f.mutant ? { mutant: f.mutant } : {}),
     ...(f.kernel ? { kernel: f.kernel } : {}),

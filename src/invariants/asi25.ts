@@ -33,6 +33,25 @@ export const CURR_ASI: Invariant = {
   },
 };
 
+export const ASI_CRITICAL: Invariant = {
+  id: 'ASI-CRITICAL',
+  statement:
+    "A task in its critical section (asi_state.target set, intr_nest_depth 0) runs on its target: curr_asi and CR3 are the target's, except in asi_enter's own steps from asi_set_target() to its CR3 write. An interrupt of the critical section re-enters the target before it returns.",
+  source:
+    'the 2025 series, [PATCH RFC v2 03/29] (asi.h: "ASI will re-enter the restricted address space before returning from the outermost exception/interrupt"), [PATCH RFC v2 05/29] (asi_intr_exit)',
+  design: 'asi-2025',
+  check: (sys) => {
+    const a = sys.asi25!;
+    for (const cpu of sys.cpus) {
+      const s = a.tasks.get(sys.kernel.current[cpu.id]);
+      if (cpu.dead || !s?.target || s.intrNestDepth !== 0 || a.enterWindow[cpu.id] || a.cr3Window[cpu.id] !== null) continue;
+      const target = a.domains.get(s.target);
+      if (a.currAsi[cpu.id] !== s.target || cr3Root(cpu.cr3) !== target?.pgd) return `cpu${cpu.id}: task ${sys.kernel.current[cpu.id]} is in its critical section on ${s.target}, but curr_asi is ${a.currAsi[cpu.id] ?? 'NULL'} and CR3 holds ${formatCr3(sys, cpu.cr3)}`;
+    }
+    return undefined;
+  },
+};
+
 function globalPgd(sys: System): number {
   return sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
 }

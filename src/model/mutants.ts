@@ -1,7 +1,8 @@
-// Mutants: small, deliberate mistakes an implementation of the `fixed` design could make. Each is
-// injected at one line of the model (grep for its name) and must be killed by some invariant.
+// Mutants: small, deliberate mistakes an implementation of the `fixed` design (or of `asi25-fixed`)
+// could make. Each is injected at one line of the model (grep for its name) and must be killed by
+// some invariant.
 
-import type { DesignOptions } from './options.ts';
+import type { DesignOptions, ProfileName } from './options.ts';
 
 export const MUTANTS = {
   'unmap-first-page-only': {
@@ -156,6 +157,58 @@ export const MUTANTS = {
     expect: 'KVM-SCOPE',
     kvm: true,
   },
+  // The 2025 design (issue 22): run on asi25-fixed.
+  'asi25-cr3-before-curr-asi': {
+    where: "__asi_enter (2025 patch 03): CR3 is written before curr_asi (\"Must update curr_asi before writing CR3\")",
+    expect: 'CURR-ASI',
+    profile: 'asi25-fixed',
+  },
+  'asi25-exit-clears-curr-asi-first': {
+    where: 'asi_exit (2025 patch 03): curr_asi is cleared before the unrestricted CR3 is written ("Must not update curr_asi until after CR3 write")',
+    expect: 'CURR-ASI',
+    profile: 'asi25-fixed',
+  },
+  'asi25-intr-exit-skips-reenter': {
+    where: 'asi_intr_exit (2025 patch 05): the outermost return does not call __asi_enter(), so the critical section goes on unrestricted',
+    expect: 'ASI-CRITICAL',
+    profile: 'asi25-fixed',
+  },
+  'asi25-intr-enter-skips-depth': {
+    where: 'asi_intr_enter (2025 patch 05): intr_nest_depth is not incremented',
+    // The first symptom: asi_relax's VM_WARN_ON_ONCE(asi_intr_nest_depth()) once asi_intr_exit took it below 0.
+    expect: 'NO-WARN',
+    profile: 'asi25-fixed',
+  },
+  'asi25-pf-skips-exit': {
+    where: 'exc_page_fault (2025 patch 10): asi_exit() is left out, so a fault on memory the restricted address space does not map oopses',
+    expect: 'PROGRESS',
+    profile: 'asi25-fixed',
+  },
+  'asi25-async-free-skips-unmap': {
+    where: 'asi_async_free_work_fn (2025 patch 14): the page is freed without asi_unmap()',
+    expect: 'ASI-NONSENSITIVE',
+    profile: 'asi25-fixed',
+  },
+  'asi25-vfree-skips-asi-unmap': {
+    where: "vfree (2025 patch 17): the area is not asi_unmap()ped from the global nonsensitive pgd",
+    expect: 'ASI-REFINE',
+    profile: 'asi25-fixed',
+  },
+  'asi25-init-skips-last-pgd-entry': {
+    where: "asi_init (2025 patch 12): the copy of the global nonsensitive pgd's kernel half stops one entry short",
+    expect: 'ASI-PGD-SHARED',
+    profile: 'asi25-fixed',
+  },
+  'asi25-map-drops-nx': {
+    where: 'asi_map (2025 patch 11): the copied entry loses _PAGE_NX',
+    expect: 'ASI-REFINE',
+    profile: 'asi25-fixed',
+  },
+  'asi25-unmap-skips-flush': {
+    where: "asi_unmap (2025 patch 11): asi_flush_tlb_range() is left out, so a CPU running restricted keeps the translation of a page given back",
+    expect: 'ASI-NONSENSITIVE',
+    profile: 'asi25-fixed',
+  },
 } as const;
 
 export type MutantName = keyof typeof MUTANTS;
@@ -164,8 +217,10 @@ export interface MutantInfo {
   readonly where: string;
   /** The invariant expected to kill it. */
   readonly expect: string;
-  /** Design options the mutated code path needs (on top of the `fixed` profile). */
+  /** Design options the mutated code path needs (on top of its profile). */
   readonly options?: Partial<DesignOptions>;
+  /** The profile whose code it mutates: `fixed` when absent. */
+  readonly profile?: ProfileName;
   /** The mutated code is KVM's: a search for it needs KVM's ops. */
   readonly kvm?: true;
 }

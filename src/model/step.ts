@@ -30,6 +30,7 @@ import {
 } from './asi/asi.ts';
 import { EBUSY, ECPUDEAD, EINVAL, ENOENT, ENOSYS, ERRNO_NAMES, ESRCH, boot, taskCreate, taskExit } from './mm/kernel.ts';
 import { execOf } from './mm/page-alloc.ts';
+import { asiAsyncFreeWork } from './asi25/alloc.ts';
 import { kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
@@ -99,8 +100,10 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
   const out: Log = [];
   const ret = runOp(sys, op, out, observe);
   sys.exec = processContext();
-  // The work the op queued runs before the next op: a kworker creating memcg cache copies.
+  // The work the op queued runs before the next op: a kworker creating memcg cache copies, and the
+  // 2025 design's asi_async_free_work_fn (its patch 14).
   runKmemcgWork(sys);
+  if (sys.asi25) asiAsyncFreeWork(execOf(sys, out));
   return { ret, log: out };
 }
 

@@ -9,7 +9,7 @@ import { type Allocation, type AllocRequest, freeAllocation, touch } from '../mm
 import { PAGE_SIZE } from '../mm/geometry.ts';
 import { directMapVa } from '../mm/kernel.ts';
 import type { Exec } from '../asi/session.ts';
-import type { System } from '../system.ts';
+import { type System, mutant } from '../system.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from './map.ts';
 import { rt } from './runtime.ts';
 
@@ -100,7 +100,7 @@ export function asiAsyncFreeWork(k: Exec): void {
   const asi = rt(k.sys);
   for (const id of asi.asyncFree.splice(0)) {
     const a = k.sys.mem.allocs.get(id)!;
-    for (const b of blocks(k.sys, a, asi.globalNonsensitive.get(id)!)) asiUnmap(k, ASI_GLOBAL_NONSENSITIVE, b.va, b.size);
+    if (!mutant(k.sys, 'asi25-async-free-skips-unmap')) for (const b of blocks(k.sys, a, asi.globalNonsensitive.get(id)!)) asiUnmap(k, ASI_GLOBAL_NONSENSITIVE, b.va, b.size);
     asi.globalNonsensitive.delete(id);
     freeAllocation(k.sys.mem, id);
   }

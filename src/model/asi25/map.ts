@@ -7,12 +7,12 @@
 import { KERNEL, allocFrames } from '../mm/memory.ts';
 import { PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, type PgtLevel, entriesPerTable, indexAt, levelSize, roundDown, roundUp } from '../mm/geometry.ts';
 import { frameAt, lowerLevel, walk } from '../mm/pagetable.ts';
-import { _KERNPG_TABLE, _PAGE_PSE, _PAGE_USER, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
+import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, _PAGE_USER, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
 import { EBUSY, ENOMEM } from '../mm/kernel.ts';
 import { flushTlbKernelRange } from '../x86/entry.ts';
 import { tableChanged } from '../mm/memory.ts';
 import type { Exec } from '../asi/session.ts';
-import type { System } from '../system.ts';
+import { type System, mutant } from '../system.ts';
 import { type Domain, bugOn, rt, warnOn } from './runtime.ts';
 import { perCpuOffsetPtr } from '../mm/percpu.ts';
 
@@ -96,7 +96,8 @@ export function asiGlobalMapKernel(k: Exec): void {
 /** asi_init's copy (patch 12): the kernel half of the global nonsensitive pgd into the new domain's. */
 export function copyGlobalNonsensitive(sys: System, pgd: number): void {
   const from = sys.tables.get(rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)!;
-  for (let i = kernelPgdBoundary(sys); i < from.length; i++) setEntry(sys, pgd, i, from[i]);
+  const end = from.length - (mutant(sys, 'asi25-init-skips-last-pgd-entry') ? 1 : 0);
+  for (let i = kernelPgdBoundary(sys); i < end; i++) setEntry(sys, pgd, i, from[i]);
 }
 
 /**
@@ -156,7 +157,7 @@ export function asiMap(k: Exec, key: string, start: number, len: number): number
         const frame = src.leaf.frame - Math.floor((virt % size) / PAGE_SIZE);
         if (!isNone(e)) {
           if (warnOn(k, entryFrame(e) !== frame, 'WARN_ON_ONCE(level##_pfn(*level) != PHYS_PFN(phys))')) return EBUSY;
-        } else setEntry(sys, table, indexAt(sys.g, level, virt), mkEntry(frame, flags));
+        } else setEntry(sys, table, indexAt(sys.g, level, virt), mkEntry(frame, mutant(sys, 'asi25-map-drops-nx') ? flags & ~_PAGE_NX : flags));
         break;
       }
       baseLevel = level;
@@ -205,5 +206,5 @@ export function asiUnmap(k: Exec, key: string, start: number, len: number): void
     const size = levelSize(sys.g, modified);
     warnOn(k, start % size !== 0 || len % size !== 0, `VM_WARN_ON(!IS_ALIGNED(addr/len, ${modified === PGT_LEVEL_PMD ? 'PMD' : 'PUD'}_SIZE))`);
   }
-  flushTlbKernelRange(sys, start, end, k.out, k.observe);
+  if (!mutant(sys, 'asi25-unmap-skips-flush')) flushTlbKernelRange(sys, start, end, k.out, k.observe);
 }

@@ -20,7 +20,7 @@ import { entriesPerTable, formatVa } from '../mm/geometry.ts';
 import { leaves } from '../mm/pagetable.ts';
 import { _PAGE_GLOBAL, entryFlags, entryFrame, mkEntry } from '../mm/pte.ts';
 import { type Log, log } from '../trace.ts';
-import type { System } from '../system.ts';
+import { type System, mutant } from '../system.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiGlobalInit, asiGlobalMapKernel, copyGlobalNonsensitive } from './map.ts';
 import { asiMapBootAllocations } from './alloc.ts';
 
@@ -92,6 +92,11 @@ export interface Asi25State {
    * write and its curr_asi write. A nested path may close it early, and leaves them agreeing.
    */
   readonly cr3Window: ('asi_enter' | 'asi_exit' | null)[];
+  /**
+   * Ghost, per CPU: asi_enter between asi_set_target() and __asi_enter()'s CR3 write (or its
+   * return, the CPU already on the target), where a task is tense and not yet on its target.
+   */
+  readonly enterWindow: boolean[];
   /** Per task, by task id. */
   readonly tasks: Map<number, TaskAsiState>;
   /** The number the next mm_alloc() gives its mm (0 is no mm, init_mm). */
@@ -124,6 +129,7 @@ export function asi25Boot(sys: System): void {
     currAsi: sys.cpus.map(() => null),
     taints: sys.cpus.map(() => 0),
     cr3Window: sys.cpus.map(() => null),
+    enterWindow: sys.cpus.map(() => false),
     tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
     nextMm: 1,
     globalNonsensitive: new Map(),
@@ -152,6 +158,7 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     currAsi: [...a.currAsi],
     taints: [...a.taints],
     cr3Window: [...a.cr3Window],
+    enterWindow: [...a.enterWindow],
     tasks: new Map([...a.tasks].map(([t, s]) => [t, { ...s }])),
     nextMm: a.nextMm,
     globalNonsensitive: new Map(a.globalNonsensitive),
@@ -320,17 +327,25 @@ export function* __asiEnter(k: Exec): Path {
   const s = taskState(k);
   if (bugOn(k, k.cpu.preemptCount === 0 && !k.cpu.irqsDisabled, 'VM_BUG_ON(preemptible())')) return;
   if (bugOn(k, s.intrNestDepth !== 0, 'VM_BUG_ON(current->thread.asi_state.intr_nest_depth != 0)')) return;
-  if (!s.target || s.target === a.currAsi[cpu]) return;
+  if (!s.target || s.target === a.currAsi[cpu]) {
+    a.enterWindow[cpu] = false;
+    return;
+  }
   const target = a.domains.get(s.target)!;
   // "Must update curr_asi before writing CR3 to ensure an interrupting asi_exit sees that it may
   // need to switch address spaces."
-  a.currAsi[cpu] = s.target;
-  a.cr3Window[cpu] = 'asi_enter';
-  yield 'this_cpu_write(curr_asi, target)';
+  const cr3First = mutant(k.sys, 'asi25-cr3-before-curr-asi');
+  if (!cr3First) {
+    a.currAsi[cpu] = s.target;
+    a.cr3Window[cpu] = 'asi_enter';
+    yield 'this_cpu_write(curr_asi, target)';
+  }
   maybeFlushControl(a, cpu, target);
   writeCr3(k.cpu, domainCr3(target));
   a.cr3Window[cpu] = null;
+  a.enterWindow[cpu] = false;
   yield 'write_cr3(asi_cr3)';
+  if (cr3First) a.currAsi[cpu] = s.target;
   maybeFlushData(a, cpu, target);
   a.taints[cpu] |= a.policies[target.classId]!.set;
 }
@@ -342,6 +357,7 @@ export function* asiEnter(k: Exec, key: string): Path {
   // "Should not have an asi_enter() without a prior asi_relax()."
   warnOn(k, s.target !== null, 'VM_WARN_ON_ONCE(asi_get_target(current))');
   s.target = key;
+  rt(k.sys).enterWindow[k.cpu.id] = true;
   yield 'asi_set_target(current, asi)';
   yield* __asiEnter(k);
 }
@@ -363,8 +379,13 @@ export function* asiExit(k: Exec): Path {
     maybeFlushControl(a, cpu, null);
     // "Tainting first makes reentrancy easier to reason about."
     a.taints[cpu] |= ASI_TAINT_KERNEL_DATA;
+    const currFirst = mutant(k.sys, 'asi25-exit-clears-curr-asi-first');
+    if (currFirst) {
+      a.currAsi[cpu] = null;
+      yield 'this_cpu_write(curr_asi, NULL)';
+    }
     writeCr3(k.cpu, buildCr3(k.sys.kernel.pgd, KERNEL_PCID));
-    a.cr3Window[cpu] = 'asi_exit';
+    if (!currFirst) a.cr3Window[cpu] = 'asi_exit';
     yield 'write_cr3(unrestricted_cr3)';
     // "Must not update curr_asi until after CR3 write, otherwise a re-entrant call might not enter
     // this branch."
@@ -377,14 +398,14 @@ export function* asiExit(k: Exec): Path {
 /** asi_intr_enter (patch 05): at every idtentry, before irqentry_enter. */
 export function asiIntrEnter(k: Exec): void {
   const s = taskState(k);
-  if (s.target !== null) s.intrNestDepth++;
+  if (s.target !== null && !mutant(k.sys, 'asi25-intr-enter-skips-depth')) s.intrNestDepth++;
 }
 
 /** asi_intr_exit (patch 05): after irqentry_exit; the outermost return re-enters the target. */
 export function* asiIntrExit(k: Exec): Path {
   const s = taskState(k);
   if (s.target === null) return;
-  if (--s.intrNestDepth === 0) yield* __asiEnter(k);
+  if (--s.intrNestDepth === 0 && !mutant(k.sys, 'asi25-intr-exit-skips-reenter')) yield* __asiEnter(k);
 }
 
 /**

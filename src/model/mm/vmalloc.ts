@@ -13,7 +13,7 @@ import { gfpSensitive } from '../asi25/alloc.ts';
 import { ENOMEM, kernelMap, kernelUnmapPage, nextId } from './kernel.ts';
 import { PAGE_KERNEL, PAGE_KERNEL_ROX } from './pte.ts';
 import { type Log } from '../trace.ts';
-import { type System, type VmArea, legacyMemory } from '../system.ts';
+import { type System, type VmArea, legacyMemory, mutant } from '../system.ts';
 import { type Observer } from '../asi/session.ts';
 import { flushTlbKernelRange } from '../x86/entry.ts';
 
@@ -89,7 +89,7 @@ function vmAlloc(sys: System, area: Map<number, VmArea>, start: number, end: num
 function vmFree(sys: System, area: Map<number, VmArea>, id: number): VmArea | undefined {
   const vm = area.get(id);
   if (!vm) return undefined;
-  if (sys.asi25) asiUnmapArea(sys, vm.va, vm.pages, []);
+  if (sys.asi25 && !mutant(sys, 'asi25-vfree-skips-asi-unmap')) asiUnmapArea(sys, vm.va, vm.pages, []);
   for (let i = 0; i < vm.pages; i++) kernelUnmapPage(sys, vm.va + i * PAGE_SIZE);
   freePages(sys, vm.alloc);
   area.delete(id);

@@ -301,8 +301,9 @@ function* pageFaultHandler(k: Exec, va: number, access: AccessKind, probe: boole
   return yield* handler<FaultResult>(k, 'page-fault', 'do_page_fault', () => {
     // exc_page_fault in the 2025 design (its patch 10) begins with asi_exit() ("Can be a NOP even
     // for ASI faults, because of NMIs"); RFC v2's asks asi_fault.
-    if (sys.asi25) drive(k, 'asi_exit', asiExit(k));
-    else if (asiFault(k, faultCr3)) return 'retry';
+    if (sys.asi25) {
+      if (!mutant(sys, 'asi25-pf-skips-exit')) drive(k, 'asi_exit', asiExit(k));
+    } else if (asiFault(k, faultCr3)) return 'retry';
     // The kernel's own handling: a spurious fault if the current page table allows the access (the
     // 2025 design's early return, after warn_if_bad_asi_pf), an exception-table fixup for a probe,
     // an oops otherwise.
@@ -310,6 +311,11 @@ function* pageFaultHandler(k: Exec, va: number, access: AccessKind, probe: boole
       if (sys.asi25) warnIfBadAsiPf(k, va, access);
       invlpg(cpu, va);
       return 'retry';
+    }
+    // With the 2025 design no access the kernel page table allows may fail: it runs kernel code on
+    // the restricted address space on purpose, and its fault path must get it to memory it needs.
+    if (sys.asi25 && accessOk(sys, sys.kernel.pgd, va, access)) {
+      sys.ghost.events.push({ invariant: 'PROGRESS', message: `cpu${cpu.id}: ${access} of ${formatVa(sys.g, va)}, which the kernel maps, faults on cr3 ${formatCr3(sys, cpu.cr3)} and is not retried` });
     }
     return probe ? 'fixup' : 'oops';
   }, 'oops');

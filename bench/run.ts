@@ -221,7 +221,9 @@ function killRates(m: MutantName, seeds: readonly number[]): Promise<SeedKill[]>
  */
 async function mutants(): Promise<void> {
   const seeds = rateSeeds();
-  const names = Object.keys(MUTANT_INFO) as MutantName[];
+  // BENCH_MUTANTS=a,b: only those (the mutants a change added, say), or every one.
+  const only = process.env.BENCH_MUTANTS?.split(',');
+  const names = (Object.keys(MUTANT_INFO) as MutantName[]).filter((m) => !only || only.includes(m));
   console.log(`\nkill rates of the npm-test matrix's search (hunt, up to ${KILL_RUNS} fast-check runs, shrunk to ${MAX_KILL_OPS} ops or fewer) from ${seeds.length} random seeds:`);
   console.log(`  BENCH_KILL_SEEDS=${seeds.join(',')}`);
   const results = new Map<MutantName, SeedKill[]>();

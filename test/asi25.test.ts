@@ -32,6 +32,7 @@ import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { EBUSY, EINVAL, ENOSYS } from '../src/model/mm/kernel.ts';
+import { kernelCr3 } from '../src/model/x86/cpu.ts';
 import { ASI25_OPS } from '../src/model/asi25/ops.ts';
 import type { OpKind } from '../src/model/ops.ts';
 import { runChoices } from '../src/check/run.ts';
@@ -248,7 +249,7 @@ describe('what patches 03-05 state', () => {
     r.run('asi_enter', asiEnter(r.k, r.domain));
     expect(accessVa(r.k, r.sensitive[0], 'read', false)).toBeLessThan(0);
     expect(r.k.cpu.dead).toMatch(/^fault loop: read of .* faults 4 times in a row/);
-    expect(r.sys.ghost.events.map((e) => e.message)).toContain(`VM_WARN_ONCE: ASI-sensitive data access from critical section, addr=${formatVa(r.sys.g, r.sensitive[0])} class=TEST fired (RFC v2 2025)`);
+    expect(r.sys.ghost.events.map((e) => e.message)).toContain(`cpu0: VM_WARN_ONCE: ASI-sensitive data access from critical section, addr=${formatVa(r.sys.g, r.sensitive[0])} class=TEST fired (RFC v2 2025)`);
   });
 
   test('sensitive data read after asi_relax: the fault exits, the read is retried on the unrestricted page table and succeeds, no warning', () => {
@@ -279,11 +280,11 @@ describe('what patches 03-05 state', () => {
     const r = setupTestAsi();
     r.run('asi_enter', asiEnter(r.k, r.domain));
     deliver(r.k, { at: 0, kind: 'irq' }, 'test@now', () => asiRelax(r.k));
-    expect(r.sys.ghost.events.map((e) => e.message)).toContain('VM_WARN_ON_ONCE(asi_intr_nest_depth()) fired (RFC v2 2025)');
+    expect(r.sys.ghost.events.map((e) => e.message)).toContain('cpu0: VM_WARN_ON_ONCE(asi_intr_nest_depth()) fired (RFC v2 2025)');
     const s = setupTestAsi();
     s.run('asi_enter', asiEnter(s.k, s.domain));
     s.run('asi_exit', asiExit(s.k));
-    expect(s.violations.map((v) => v.message)).toContain('WARN_ON_ONCE(asi_in_critical_section()) fired (RFC v2 2025)');
+    expect(s.violations.map((v) => v.message)).toContain('cpu0: WARN_ON_ONCE(asi_in_critical_section()) fired (RFC v2 2025)');
   });
 
   test('asi_init takes a reference to the one domain of an mm and class; the last asi_destroy frees its pgd; a failed allocation leaves nothing', () => {
@@ -369,14 +370,16 @@ describe('the page allocator (patches 14, 15)', () => {
 describe('the asi25 profiles: the op alphabet on the 2025 design', () => {
   const config = { geometry: 'small', cpus: 2, profile: 'asi25-fixed' } as const;
 
-  test("the 2019 API's own calls and its KVM are -ENOSYS there, and no walk makes them", () => {
+  test("the 2019 API's own calls are -ENOSYS there, and no walk makes them", () => {
     const sys = createSystem(config);
     const asi = step(sys, { op: 'asi_create', flags: 0 }).ret;
     for (const op of [
       { op: 'asi_map', asi, ptr: sys.kernel.layout.startKernelMap, size: PAGE_SIZE, level: 0 },
       { op: 'asi_unmap', asi, ptr: sys.kernel.layout.startKernelMap },
+      { op: 'asi_remap', asi, cur: null, ptr: sys.kernel.layout.startKernelMap, size: PAGE_SIZE },
       { op: 'asi_map_percpu', asi, var: 'cpu_asi_session' },
-      { op: 'kvm_create_vm' },
+      { op: 'asi_unmap_percpu', asi, var: 'cpu_asi_session' },
+      { op: 'asi_map_module', asi, module: 1 },
     ] as const) expect(step(sys, op).ret, op.op).toBe(ENOSYS);
     const made = new Set<string>();
     for (let seed = 0; seed < 40; seed++) for (const op of runChoices(config, fc.sample(choicesArb(30), { numRuns: 1, seed })[0], WALK_WEIGHTS).ops) made.add(op.op);
@@ -396,5 +399,38 @@ describe('the asi25 profiles: the op alphabet on the 2025 design', () => {
     expect(sys.asi25!.currAsi[1]).toBeNull();
     expect(step(sys, { op: 'asi_destroy', asi }).ret).toBe(0);
     expect(step(sys, { op: 'asi_enter', cpu: 0, asi, intr: [] }).ret).toBe(EINVAL);
+  });
+
+  test('KVM (patch 21): VMs of one VMM share its domain, one reference each; KVM_RUN enters it, handles exits on it, leaves it before returning; the last close destroys it', () => {
+    const sys = createSystem(config);
+    const vm = step(sys, { op: 'kvm_create_vm', memcg: 1 }).ret;
+    const other = step(sys, { op: 'kvm_create_vm', memcg: 1 }).ret;
+    const domain = sys.kvm!.vms.get(vm)!.asi25!;
+    expect(sys.kvm!.vms.get(other)!.asi25).toBe(domain);
+    expect(sys.asi25!.domains.get(domain)!.refCount).toBe(2);
+    // A VM's domain is KVM's: no op names it.
+    expect(step(sys, { op: 'asi_destroy', asi: sys.asi25!.domains.get(domain)!.mm }).ret).toBe(EINVAL);
+    const vcpu = step(sys, { op: 'kvm_create_vcpu', vm }).ret;
+    expect(sys.kvm!.vcpus.get(vcpu)!.asi).toBeNull();
+    const r = step(sys, { op: 'kvm_run', cpu: 0, vcpu, exits: ['cpuid', 'msr'], intr: [] });
+    expect(r.ret).toBe(0);
+    expect(r.log.filter((e) => e.kind === 'note' && e.text.includes(': stays isolated')).length).toBe(2);
+    // One CR3 write: the exit handlers ran on the domain, so the second entry found the CPU there.
+    expect(sys.ghost.visited.filter((v) => v.endsWith('@write_cr3(asi_cr3)')).length).toBe(1);
+    expect([sys.asi25!.currAsi[0], sys.cpus[0].cr3]).toEqual([null, kernelCr3(sys)]);
+    expect(step(sys, { op: 'kvm_destroy_vm', vm }).ret).toBe(0);
+    expect(sys.asi25!.domains.get(domain)!.refCount).toBe(1);
+    expect(step(sys, { op: 'kvm_destroy_vm', vm: other }).ret).toBe(0);
+    expect(sys.asi25!.domains.get(domain)!).toMatchObject({ refCount: 0, pgd: null });
+  });
+
+  test('F46: __get_current_cr3_fast WARNs on every VM entry as posted (inside the critical section), and not with its fix', () => {
+    for (const [profile, warns] of [['asi25', true], ['asi25-fixed', false]] as const) {
+      const sys = createSystem({ geometry: 'small', cpus: 2, profile });
+      const vcpu = step(sys, { op: 'kvm_create_vcpu', vm: step(sys, { op: 'kvm_create_vm' }).ret }).ret;
+      step(sys, { op: 'kvm_run', cpu: 0, vcpu, exits: ['cpuid'], intr: [] });
+      expect(sys.ghost.events.some((e) => e.invariant === 'NO-WARN' && e.message === 'cpu0: VM_WARN_ON_ONCE(asi && asi_in_critical_section()) in __get_current_cr3_fast fired (RFC v2 2025)'), profile).toBe(warns);
+      expect(sys.ghost.events.filter((e) => e.invariant !== 'NO-WARN'), profile).toEqual([]);
+    }
   });
 });

@@ -33,6 +33,7 @@ import { EBUSY, THREAD_PAGES, kernelUnmapPage, taskStackVa } from '../src/model/
 import { perCpuPtr } from '../src/model/mm/percpu.ts';
 import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, cr3Pcid, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { KVM_SPECS } from './kvm-scenarios.ts';
+import { EXIT_REASONS } from '../src/model/kvm/run.ts';
 
 // ---- building states -------------------------------------------------------------------------
 
@@ -1065,6 +1066,46 @@ const SPECS: Record<string, Spec> = {
           const i = global.findIndex((e, index) => index >= kernelPgdBoundary(r.sys) && isNone(e));
           global[i] = mkEntry(r.sys.asi25!.domains.get(r.domain)!.pgd!, _KERNPG_TABLE);
           expect(inv.check(r.sys)).toMatch(new RegExp(`^${r.domain}'s pgd entry ${i} is none, the global nonsensitive pgd's pfn \\d+ .*: what was mapped there since asi_init does not reach the domain$`));
+        },
+      },
+    ],
+  },
+  'ASI-KVM': {
+    holds: [
+      {
+        name: 'the 2025 design with its fixes: two VMs of one VMM, KVM_RUN with every exit reason, an NMI at each of its first points',
+        run: (inv) => {
+          for (let at = 0; at < 12; at++) {
+            const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed' });
+            const held: (string | undefined)[] = [];
+            const vm = step(sys, { op: 'kvm_create_vm', memcg: 1 }).ret;
+            step(sys, { op: 'kvm_create_vm', memcg: 1 });
+            const vcpu = step(sys, { op: 'kvm_create_vcpu', vm }).ret;
+            step(sys, { op: 'kvm_run', cpu: 1, vcpu, exits: [...EXIT_REASONS], intr: [{ at, kind: 'nmi' }] }, () => held.push(inv.check(sys)));
+            held.push(inv.check(sys));
+            expect(held.filter((m) => m !== undefined), `nmi@${at}`).toEqual([]);
+          }
+        },
+      },
+    ],
+    caught: [
+      {
+        name: "KVM_RUN returning to user space without patch 21's asi_exit() (mutant asi25-kvm-run-skips-exit)",
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', mutant: 'asi25-kvm-run-skips-exit' });
+          const vcpu = step(sys, { op: 'kvm_create_vcpu', vm: step(sys, { op: 'kvm_create_vm' }).ret }).ret;
+          step(sys, { op: 'kvm_run', cpu: 0, vcpu, exits: ['cpuid'], intr: [] });
+          expect(inv.check(sys)).toMatch(/^cpu0: KVM_RUN of vCPU \d+ returns to user space with curr_asi mm1\/KVM on cr3 mm1\/KVM\/pcid1025$/);
+        },
+      },
+      {
+        name: 'VM-exit loading a HOST_CR3 read before asi_enter() (mutant asi25-kvm-host-cr3-before-enter)',
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', mutant: 'asi25-kvm-host-cr3-before-enter' });
+          const vcpu = step(sys, { op: 'kvm_create_vcpu', vm: step(sys, { op: 'kvm_create_vm' }).ret }).ret;
+          const seen: (string | undefined)[] = [];
+          step(sys, { op: 'kvm_run', cpu: 0, vcpu, exits: ['cpuid'], intr: [] }, () => seen.push(inv.check(sys)));
+          expect(seen.find((m) => m !== undefined)).toMatch(/^cpu0: VM-exit of vCPU \d+ loads HOST_CR3 kernel\/pcid1 while curr_asi is mm1\/KVM$/);
         },
       },
     ],

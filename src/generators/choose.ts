@@ -12,7 +12,7 @@ import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/x86/cpu.ts';
 import { frameAt, walk } from '../model/mm/pagetable.ts';
 import { resolveKvmOp } from './kvm.ts';
-import { ASI25_OPS, domainHandleOn, kvmDomainHandles } from '../model/asi25/ops.ts';
+import { ASI25_OPS, domainHandleOn, callerDomainHandles } from '../model/asi25/ops.ts';
 
 export interface Choice {
   readonly kind: number;
@@ -316,7 +316,7 @@ const FREES: ReadonlySet<OpKind> = new Set(['vfree', 'kfree', 'module_unload', '
 /** A call that names an object of a kind none of which exists becomes the call that makes one. */
 function creatorFor(sys: System, kind: OpKind, idle: readonly number[]): OpKind {
   const k = sys.kernel;
-  if (NEEDS_ASI.has(kind) && (sys.asi25 ? kvmDomainHandles(sys).length : sys.asis.size) === 0) return 'asi_create';
+  if (NEEDS_ASI.has(kind) && (sys.asi25 ? callerDomainHandles(sys).length : sys.asis.size) === 0) return 'asi_create';
   if (kind === 'asi_map_module' && k.modules.size === 0) return 'module_load';
   if (kind === 'vfree' && ![...k.vmAreas.values()].some((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc')) return 'vmalloc';
   if (kind === 'kfree' && ![...k.kmallocs.values()].some((o) => o.kind === 'kmalloc')) return 'kmalloc';
@@ -336,6 +336,10 @@ const ECONOMICAL = new WeakSet<Weights>();
  */
 export const WALK_WEIGHTS: Weights = { ...KVM_WEIGHTS };
 ECONOMICAL.add(WALK_WEIGHTS);
+
+/** WALK_WEIGHTS without KVM's ops: a search for a mistake outside KVM spends no steps on VMs. */
+export const WALK_KERNEL_WEIGHTS: Weights = { ...DEFAULT_WEIGHTS };
+ECONOMICAL.add(WALK_KERNEL_WEIGHTS);
 
 /**
  * One ASI API call in four is made by a second caller (another kernel subsystem sharing the ASI),
@@ -425,7 +429,7 @@ function ofDesign(sys: System, w: Weights): Weights {
 
 /** The ASIs an op may name, and the id of one that does not exist. */
 function asiIds(sys: System): { readonly ids: number[]; readonly missing: number } {
-  if (sys.asi25) return { ids: kvmDomainHandles(sys), missing: sys.asi25.nextMm };
+  if (sys.asi25) return { ids: callerDomainHandles(sys), missing: sys.asi25.nextMm };
   // Only KVM holds a vCPU's ASI (vcpu->asi): generic API calls never name one.
   return { ids: [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a)), missing: sys.nextAsiId };
 }

@@ -10,7 +10,7 @@ import { ASI_GLOBAL_NONSENSITIVE, kernelPgdBoundary } from '../model/asi25/map.t
 import { gfpSensitive } from '../model/asi25/alloc.ts';
 import { isRestrictedPcid } from '../model/asi25/runtime.ts';
 import type { System } from '../model/system.ts';
-import type { Invariant } from './types.ts';
+import { type Invariant, ghostEvent } from './types.ts';
 import { sinceVersion } from './views.ts';
 import { leafUnrefined } from './refine.ts';
 
@@ -145,6 +145,16 @@ export const ASI_PGD_SHARED: Invariant = {
   design: 'asi-2025',
   check: unsharedPgd,
   incremental: () => sinceVersion(unsharedPgd),
+};
+
+export const ASI_KVM: Invariant = {
+  id: 'ASI-KVM',
+  statement:
+    "KVM enters a guest on its VM's domain (curr_asi is kvm->arch.asi and CR3 its restricted one), VM-exit loads the CR3 curr_asi names, and KVM_RUN returns to user space on the unrestricted address space.",
+  source:
+    'the 2025 series, [PATCH RFC v2 21/29] (vmx_vcpu_enter_exit: asi_enter, then HOST_CR3, which "must be done after asi_enter(), as it changes CR3"; kvm_arch_vcpu_ioctl_run: "ASI doesn\'t have the capability to transition directly from the restricted address space to the user address space")',
+  design: 'asi-2025',
+  check: (sys) => ghostEvent(sys, 'ASI-KVM'),
 };
 
 export const ASI_DOMAIN_LIVE: Invariant = {

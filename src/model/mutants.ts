@@ -204,6 +204,18 @@ export const MUTANTS = {
     expect: 'ASI-REFINE',
     profile: 'asi25-fixed',
   },
+  'asi25-kvm-host-cr3-before-enter': {
+    where: 'vmx_vcpu_enter_exit (2025 patch 21): HOST_CR3 is refreshed from __get_current_cr3_fast() before asi_enter(), so VM-exit loads the unrestricted CR3 with curr_asi set',
+    expect: 'ASI-KVM',
+    profile: 'asi25-fixed',
+    kvm: true,
+  },
+  'asi25-kvm-run-skips-exit': {
+    where: "kvm_arch_vcpu_ioctl_run (2025 patch 21): the asi_exit() after vcpu_run is left out, so KVM_RUN returns to user space restricted",
+    expect: 'ASI-KVM',
+    profile: 'asi25-fixed',
+    kvm: true,
+  },
   'asi25-unmap-skips-flush': {
     where: "asi_unmap (2025 patch 11): asi_flush_tlb_range() is left out, so a CPU running restricted keeps the translation of a page given back",
     expect: 'ASI-NONSENSITIVE',

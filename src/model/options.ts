@@ -276,6 +276,13 @@ export interface DesignOptions {
   vmallocKeepsSensitive: boolean;
   /** asi_global_init maps the first percpu chunk's dynamic area too (patch 16 maps its static part only). */
   mapsFirstChunkDynamic: boolean;
+  /**
+   * __get_current_cr3_fast (patch 07) WARNs when it returns a restricted CR3 outside the critical
+   * section, where its comment says that CR3 is unstable. As posted it WARNs inside it
+   * (`VM_WARN_ON_ONCE(asi && asi_in_critical_section())`): on every VM entry, where patch 21
+   * calls it right after asi_enter().
+   */
+  currentCr3WarnsOutside: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -328,6 +335,7 @@ export const OPTION_NAMES = [
   'zeroesNonsensitive',
   'vmallocKeepsSensitive',
   'mapsFirstChunkDynamic',
+  'currentCr3WarnsOutside',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -380,6 +388,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   zeroesNonsensitive: false,
   vmallocKeepsSensitive: false,
   mapsFirstChunkDynamic: false,
+  currentCr3WarnsOutside: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -432,19 +441,20 @@ export const FIXED_OPTIONS: DesignOptions = {
   zeroesNonsensitive: true,
   vmallocKeepsSensitive: true,
   mapsFirstChunkDynamic: true,
+  currentCr3WarnsOutside: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
 export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
 
 /** The options only the 2025 design reads. */
-export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic'] as const satisfies readonly (keyof DesignOptions)[];
+export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside'] as const satisfies readonly (keyof DesignOptions)[];
 
 /**
  * The 2025 design as posted: the kernel around it takes every 2019 fix (the 2025 series replaces
  * the 2019 code those fixes are in), the 2025 options are off.
  */
-export const ASI25_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, zeroesNonsensitive: false, vmallocKeepsSensitive: false, mapsFirstChunkDynamic: false };
+export const ASI25_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, ...Object.fromEntries(ASI25_OPTION_NAMES.map((o) => [o, false])) };
 
 export type ProfileName = 'rfc-v2' | 'fixed' | 'v3' | 'asi25' | 'asi25-fixed';
 

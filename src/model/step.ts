@@ -35,7 +35,8 @@ import { kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
 import { PROFILES } from './options.ts';
-import { ASI25_OPS, asiCreate25, asiDestroy25, criticalSection, kvmDomainOf, kvmX86InitAsiClass } from './asi25/ops.ts';
+import { ASI25_OPS, asiCreate25, asiDestroy25, criticalSection, callerDomainOf } from './asi25/ops.ts';
+import { kvmX86InitAsiClass } from './asi25/kvm.ts';
 import { asi25Boot, asiExit as asiExit25 } from './asi25/runtime.ts';
 
 export interface Outcome {
@@ -259,7 +260,7 @@ function applyPath(sys: System, k: Exec, op: CpuOp, out: Log, ran: Ran): number 
   switch (op.op) {
     case 'asi_enter': {
       if (!sys.asi25) return withAsi(sys, op.asi, out, (asi) => ran('asi_enter', asiEnter(k, asi)));
-      const key = kvmDomainOf(sys, op.asi);
+      const key = callerDomainOf(sys, op.asi);
       return key ? (ran('asi_enter', criticalSection(k, key)) === ECPUDEAD ? ECPUDEAD : 0) : EINVAL;
     }
     case 'asi_exit':
@@ -286,8 +287,9 @@ function applyPath(sys: System, k: Exec, op: CpuOp, out: Log, ran: Ran): number 
     case 'kvm_run': {
       const vcpu = sys.kvm?.vcpus.get(op.vcpu);
       if (!vcpu) return ENOENT;
-      // KVM_RUN is an ioctl from user space, where no CPU is isolated.
-      if (cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
+      // KVM_RUN is an ioctl from user space, where no CPU is isolated (nor restricted: the 2025
+      // API asks for asi_exit() before the return to user space).
+      if (sys.asi25 ? sys.asi25.currAsi[cpu.id] !== null : cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
       const err = vcpuThreadOn(k, vcpu);
       if (err) return err;
       kvmRunCalled(vcpu);

@@ -12,7 +12,7 @@ import { type PercpuVar, perCpuPtr, percpuVar } from '../../model/mm/percpu.ts';
 import type { Op } from '../../model/ops.ts';
 import type { System } from '../../model/system.ts';
 import { ASI_SESSION_STATE_INACTIVE } from '../../model/x86/cpu.ts';
-import { domainHandleOn, kvmDomainHandles } from '../../model/asi25/ops.ts';
+import { domainHandleOn, callerDomainHandles } from '../../model/asi25/ops.ts';
 import { INTR_KINDS, type Intr, type IntrKind } from '../../model/x86/entry.ts';
 import { EXIT_REASONS, type ExitReason } from '../../model/kvm/run.ts';
 
@@ -251,7 +251,7 @@ export function alphabet(sys: System, scope: Scope, preemptions = 0): Op[] {
   const ops: Op[] = [];
   const cpus = sys.cpus.map((c) => c.id);
   // A vCPU's ASI is KVM's own: generic API calls never name it. The 2025 design's are its KVM domains.
-  const asis = sys.asi25 ? kvmDomainHandles(sys) : [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
+  const asis = sys.asi25 ? callerDomainHandles(sys) : [...sys.asis.keys()].filter((a) => !sys.kvm?.asis.has(a));
   const withEvents = (lists: readonly (readonly ScopeIntr[])[], make: (intr: Intr[]) => Op) => {
     for (const list of lists) {
       const intr = resolveEvents(sys, list);

@@ -6,16 +6,16 @@
 // does while KVM handles the VM exit. KVM runs it with IRQs off; the op leaves them on, as the API
 // allows ("it's fine to access sensitive data from exceptions and interrupt handlers that occur
 // during that time"), so that interrupts exercise the nesting hooks. asi_exit is
-// kvm_arch_vcpu_ioctl_run's asi_exit() after vcpu_run. The ASI
-// API calls of 2019 (asi_map of a caller's buffer, percpu, modules) and its KVM have no
-// counterpart: the 2025 series maps by allocation, not by caller.
+// kvm_arch_vcpu_ioctl_run's asi_exit() after vcpu_run. KVM's own ops run patch 21 (./kvm.ts). The
+// ASI API calls of 2019 (asi_map of a caller's buffer, percpu, modules) have no counterpart: the
+// 2025 series maps by allocation, not by caller.
 
 import type { OpKind } from '../ops.ts';
 import type { Exec, Path } from '../asi/session.ts';
 import { EBUSY, EINVAL } from '../mm/kernel.ts';
-import { log, type Log } from '../trace.ts';
+import { log } from '../trace.ts';
 import type { System } from '../system.ts';
-import { ASI_CLASS_KVM, ASI_TAINT_GUEST_CONTROL, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_DATA, asiDestroy, asiEnter, asiInit, asiInitClass, asiRelax, domainKey, rt } from './runtime.ts';
+import { ASI_CLASS_KVM, asiDestroy, asiEnter, asiInit, asiRelax, domainKey, rt } from './runtime.ts';
 
 /** The ops the 2025 design has; the others return -ENOSYS on it. */
 export const ASI25_OPS: ReadonlySet<OpKind> = new Set<OpKind>([
@@ -35,31 +35,25 @@ export const ASI25_OPS: ReadonlySet<OpKind> = new Set<OpKind>([
   'module_load',
   'module_unload',
   'fail_alloc',
+  'kvm_create_vm',
+  'kvm_create_vcpu',
+  'kvm_destroy_vm',
+  'kvm_set_memory_region',
+  'kvm_io_bus',
+  'kvm_run',
 ]);
 
 /**
- * kvm_x86_init_asi_class (patch 21), at kvm_x86_vendor_init: on a CPU without
- * X86_FEATURE_IBPB_ON_VMEXIT (every Intel part), `policy.set = ASI_TAINT_GUEST_CONTROL`
- * replaces the ASI_TAINT_GUEST_DATA it was initialised with.
+ * The domain an op's asi#N names: the KVM domain of mm N, made by asi_create and not destroyed
+ * since. A VM's domain is KVM's own (kvm->arch.asi): as with a vCPU's ASI in 2019, no op names it.
  */
-export function kvmX86InitAsiClass(sys: System, out: Log): number {
-  const policy = {
-    protectData: ASI_TAINT_KERNEL_DATA | ASI_TAINT_OTHER_MM_DATA | ASI_TAINT_USER_DATA,
-    preventControl: ASI_TAINT_OTHER_MM_CONTROL,
-    set: ASI_TAINT_GUEST_CONTROL,
-  };
-  return asiInitClass(sys, ASI_CLASS_KVM, policy, out);
+export function callerDomainOf(sys: System, handle: number): string | undefined {
+  return rt(sys).callerMms.has(handle) ? domainKey(handle, ASI_CLASS_KVM) : undefined;
 }
 
-/** The domain an op's asi#N names: mm N's KVM domain, while someone holds a reference to it. */
-export function kvmDomainOf(sys: System, handle: number): string | undefined {
-  const key = domainKey(handle, ASI_CLASS_KVM);
-  return (rt(sys).domains.get(key)?.refCount ?? 0) > 0 ? key : undefined;
-}
-
-/** The handles of the live KVM domains, for the generators. */
-export function kvmDomainHandles(sys: System): number[] {
-  return [...rt(sys).domains.values()].filter((d) => d.refCount > 0 && d.classId === ASI_CLASS_KVM).map((d) => d.mm);
+/** The handles ops may name, for the generators. */
+export function callerDomainHandles(sys: System): number[] {
+  return [...rt(sys).callerMms];
 }
 
 /** The handle of the domain a CPU is on (its curr_asi's mm), or null on the unrestricted address space. */
@@ -73,7 +67,9 @@ export function asiCreate25(k: Exec): number {
   const a = rt(k.sys);
   const mm = a.nextMm++;
   const { err } = asiInit(k, mm, ASI_CLASS_KVM);
-  return err || mm;
+  if (err) return err;
+  a.callerMms.add(mm);
+  return mm;
 }
 
 /**
@@ -82,7 +78,7 @@ export function asiCreate25(k: Exec): number {
  * or a task targets it, which is the caller's to know, not the API's to check.
  */
 export function asiDestroy25(k: Exec, handle: number): number {
-  const key = kvmDomainOf(k.sys, handle);
+  const key = callerDomainOf(k.sys, handle);
   if (!key) {
     log(k.out, 'note', `asi#${handle} names no live domain`);
     return EINVAL;
@@ -92,6 +88,7 @@ export function asiDestroy25(k: Exec, handle: number): number {
   const a = rt(k.sys);
   if (a.currAsi.includes(key) || [...a.tasks.values()].some((s) => s.target === key)) return EBUSY;
   asiDestroy(k, key);
+  a.callerMms.delete(handle);
   return 0;
 }
 

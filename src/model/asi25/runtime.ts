@@ -8,9 +8,10 @@
 //
 // What a domain maps is in ./map.ts (asi_map, asi_unmap, the global nonsensitive pgd, patches 09,
 // 11, 12, 16) and ./alloc.ts (the page allocator's hooks, patches 14, 15); vmalloc's (patch 17) is
-// in mm/vmalloc.ts. Not modelled yet (issue 22): percpu-vm chunks (patch 18), switch_mm_irqs_off
-// (patch 19), the TLB flush paths' asi_exit (patch 20), KVM and userspace classes (patches 21-25)
-// and the taint flushes' mitigations (patches 26, 27).
+// in mm/vmalloc.ts; KVM's class and run loop (patches 07, 21) in ./kvm.ts; what the ops mean here
+// in ./ops.ts. Not modelled yet (issue 22): percpu-vm chunks (patch 18), switch_mm_irqs_off
+// (patch 19), the TLB flush paths' asi_exit (patch 20), the userspace class (patches 24, 25) and
+// the taint flushes' mitigations (patches 26, 27).
 
 import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, writeCr3 } from '../x86/cpu.ts';
 import { type Exec, type Path } from '../asi/session.ts';
@@ -101,6 +102,10 @@ export interface Asi25State {
   readonly tasks: Map<number, TaskAsiState>;
   /** The number the next mm_alloc() gives its mm (0 is no mm, init_mm). */
   nextMm: number;
+  /** The VMM processes' mms, by memcg (./kvm.ts): VMs made in one memcg share a VMM. */
+  readonly vmms: Map<number, number>;
+  /** The mms whose KVM domain an asi_create op made (./ops.ts): the ops name only those, as KVM's are KVM's. */
+  readonly callerMms: Set<number>;
   /** PageGlobalNonSensitive (patch 14), by allocation: true where it was mapped as one block, false page by page. */
   readonly globalNonsensitive: Map<number, boolean>;
   /** asi_async_free_cpu_state.to_free (patch 14): allocations freed, not yet unmapped and given back. */
@@ -132,6 +137,8 @@ export function asi25Boot(sys: System): void {
     enterWindow: sys.cpus.map(() => false),
     tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
     nextMm: 1,
+    vmms: new Map(),
+    callerMms: new Set(),
     globalNonsensitive: new Map(),
     asyncFree: [],
     staleData: new Map(),
@@ -161,6 +168,8 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     enterWindow: [...a.enterWindow],
     tasks: new Map([...a.tasks].map(([t, s]) => [t, { ...s }])),
     nextMm: a.nextMm,
+    vmms: new Map(a.vmms),
+    callerMms: new Set(a.callerMms),
     globalNonsensitive: new Map(a.globalNonsensitive),
     asyncFree: [...a.asyncFree],
     staleData: new Map(a.staleData),
@@ -185,10 +194,10 @@ function taskState(k: Exec): TaskAsiState {
   return s;
 }
 
-/** WARN_ON and friends: the condition, recorded when it holds. */
-export function warnOn(k: { sys: System; out: Log }, cond: boolean, what: string): boolean {
+/** WARN_ON and friends: the condition, recorded when it holds (with the CPU, on a path that runs on one). */
+export function warnOn(k: { sys: System; out: Log; cpu?: Cpu }, cond: boolean, what: string): boolean {
   if (!cond) return false;
-  k.sys.ghost.events.push({ invariant: 'NO-WARN', message: `${what} fired (RFC v2 2025)` });
+  k.sys.ghost.events.push({ invariant: 'NO-WARN', message: `${k.cpu ? `cpu${k.cpu.id}: ` : ''}${what} fired (RFC v2 2025)` });
   log(k.out, 'pr_err', `WARNING: ${what}`);
   return true;
 }

@@ -12,6 +12,8 @@ import { type Log, log } from '../trace.ts';
 import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf, whileRunning } from './vm.ts';
 import { kvVa } from '../mm/slab.ts';
+import { checkUserReturn, restricted, vmxVcpuEnterExit25 } from '../asi25/kvm.ts';
+import { asiExit as asiExit25 } from '../asi25/runtime.ts';
 import { formatVa } from '../mm/geometry.ts';
 import { inFlightCpu, mustWait, waitForTask } from '../x86/smp.ts';
 
@@ -294,6 +296,8 @@ export const EXIT_OUTCOMES = ['stays isolated', 'leaves isolation', 'entered uni
 function exitOutcome(k: Exec, isolated: boolean): (typeof EXIT_OUTCOMES)[number] {
   if (k.cpu.dead) return 'oops';
   if (!isolated) return 'entered unisolated';
+  // The 2025 design: still on the VM's domain after the handler, or left it on a fault.
+  if (k.sys.asi25) return restricted(k) ? 'stays isolated' : 'leaves isolation';
   return k.cpu.session.state === ASI_SESSION_STATE_ACTIVE ? 'stays isolated' : 'leaves isolation';
 }
 
@@ -399,14 +403,21 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
     k.cpu.irqsDisabled = true;
     yield 'local_irq_disable';
     // vcpu->mode = IN_GUEST_MODE; srcu_read_unlock(&kvm->srcu, vcpu->srcu_idx). Patch 25 calls
-    // vcpu_isolation_enter after it; kvmIsolationEnterInSrcu calls it first.
-    if (!enterInSrcu) vcpu.inSrcu = false;
-    if (yield* vcpuIsolationEnter(k, vcpu, vm)) {
-      k.cpu.dead = 'oops in vcpu_isolation_enter';
-      return 0;
+    // vcpu_isolation_enter after it; kvmIsolationEnterInSrcu calls it first. The 2025 design has
+    // no vcpu_isolation_enter: vmx_vcpu_enter_exit enters the VM's domain (its patch 21).
+    let isolated = true;
+    if (vm.asi25 !== undefined) {
+      vcpu.inSrcu = false;
+      yield* vmxVcpuEnterExit25(k, vm.asi25, vcpu);
+    } else {
+      if (!enterInSrcu) vcpu.inSrcu = false;
+      if (yield* vcpuIsolationEnter(k, vcpu, vm)) {
+        k.cpu.dead = 'oops in vcpu_isolation_enter';
+        return 0;
+      }
+      if (enterInSrcu) vcpu.inSrcu = false; // fixed: kvmIsolationEnterInSrcu
+      isolated = yield* vmxVcpuRun(k, vcpu, flags);
     }
-    if (enterInSrcu) vcpu.inSrcu = false; // fixed: kvmIsolationEnterInSrcu
-    const isolated = yield* vmxVcpuRun(k, vcpu, flags);
     ranUnisolated ||= !isolated && vcpu.asi !== null;
     // vmx_complete_atomic_exit: an NMI exit runs the host's NMI handler (int $2).
     if (reason === 'nmi') deliver(k, { at: 0, kind: 'nmi' }, 'vcpu_run@vmx_complete_atomic_exit');
@@ -422,16 +433,25 @@ export function* kvmRun(k: Exec, vcpu: Vcpu, exits: readonly ExitReason[], wake 
     log(k.out, 'note', `vCPU ${vcpu.id} exit ${reason}: ${exitOutcome(k, isolated)}`);
     if (k.cpu.dead) return 0;
   }
-  // vcpu_run's end: srcu_read_unlock, then patch 25's kvm_may_access_sensitive_data;
-  // kvm_arch_vcpu_ioctl_run's vcpu_put, and return to user space.
+  // vcpu_run's end: srcu_read_unlock, then patch 25's kvm_may_access_sensitive_data (2025: patch
+  // 21's asi_exit() in kvm_arch_vcpu_ioctl_run); kvm_arch_vcpu_ioctl_run's vcpu_put, and return to
+  // user space.
   vcpu.inSrcu = false;
-  yield* kvmMayAccessSensitiveData(k, vcpu);
-  yield 'kvm_may_access_sensitive_data';
+  if (vm.asi25 !== undefined) {
+    if (!mutant(sys, 'asi25-kvm-run-skips-exit')) yield* asiExit25(k);
+    yield 'asi_exit';
+  } else {
+    yield* kvmMayAccessSensitiveData(k, vcpu);
+    yield 'kvm_may_access_sensitive_data';
+  }
   yield* kvmArchVcpuPut(k, vcpu);
   k.preemptNotifier = undefined;
   yield 'vcpu_put';
-  checkUser(k, vcpu);
-  checkReported(k, vcpu, ranUnisolated, flags);
+  if (vm.asi25 !== undefined) checkUserReturn(k, vcpu.id);
+  else {
+    checkUser(k, vcpu);
+    checkReported(k, vcpu, ranUnisolated, flags);
+  }
   checkSchedulable(sys, k.cpu, 'return to user space from KVM_RUN');
   return 0;
 }

@@ -5,7 +5,7 @@
 
 import { PAGE_SIZE, roundUp } from '../mm/geometry.ts';
 import { type Owner, KERNEL } from '../mm/memory.ts';
-import { allocPages, freePages } from '../mm/page-alloc.ts';
+import { allocPages, execOf, freePages } from '../mm/page-alloc.ts';
 import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../mm/kernel.ts';
 import { type CacheDef, type KvObject, type ObjectRequest, allocPagesObject, cacheAlloc, kfree, kmalloc, kvMemory, kvVa, kvfree, kvzalloc } from '../mm/slab.ts';
 import { moduleLoad, moduleUnload, vfree, vmalloc } from '../mm/vmalloc.ts';
@@ -14,6 +14,7 @@ import { type Log, log } from '../trace.ts';
 import { inFlightCpu, mustWait } from '../x86/smp.ts';
 import { asCaller, asiUnmap, freeObject, recordApiCall, unmapFromAsis } from '../asi/asi.ts';
 import { vmxIsolationInit, vmxIsolationUninit } from './isolation.ts';
+import { kvmArchDestroyVmAsi, kvmArchInitVmAsi } from '../asi25/kvm.ts';
 import { type Asi, type KernelObject, type System, legacyMemory, pmlEnabled } from '../system.ts';
 
 /** KVM_ADDRESS_SPACE_NUM on x86: the normal and the SMM address space. */
@@ -100,6 +101,8 @@ export interface Vm {
   /** kvm->buses[i]; null after kvm_io_bus_unregister_dev failed to allocate the shrunk bus. */
   readonly buses: (KvmBus | null)[];
   readonly vcpus: number[];
+  /** kvm->arch.asi on the 2025 design (its patch 21): the VMM's KVM domain, by key. */
+  readonly asi25?: string;
 }
 
 export interface Vcpu {
@@ -266,7 +269,14 @@ export function kvmCreateVm(sys: System, memcg: number, out: Log): number {
   let srcu: Vm['srcu'] = null;
   const kvmVmx = vmalloc(sys, Math.ceil(KVM_VMX_SIZE / PAGE_SIZE), false, `kvm_vmx of VM ${id}`, vmOwner(id), 'kvm', ctx);
   if (typeof kvmVmx === 'number') return kvmVmx;
+  // kvm_arch_init_vm on the 2025 design: asi_init(kvm->mm, ASI_CLASS_KVM, &kvm->arch.asi).
+  const asi25 = sys.asi25 ? kvmArchInitVmAsi(execOf(sys, out), memcg) : undefined;
+  if (typeof asi25 === 'number') {
+    vfree(sys, kvmVmx.id, ctx, false);
+    return asi25;
+  }
   const undo = (err: number) => {
+    if (asi25 !== undefined) kvmArchDestroyVmAsi(execOf(sys, out), asi25);
     for (const b of buses) kfree(sys, b.obj);
     if (srcu) for (const p of [srcu.srcu, srcu.irqSrcu]) freePercpu(sys, p);
     for (const m of memslots) kvfree(sys, m, ctx, false);
@@ -286,7 +296,7 @@ export function kvmCreateVm(sys: System, memcg: number, out: Log): number {
     if (typeof b === 'number') return undo(b);
     buses.push(b);
   }
-  st.vms.set(id, { id, area: kvmVmx.id, va: kvmVmx.va, memcg, memslots, srcu, slots: [], buses, vcpus: [] });
+  st.vms.set(id, { id, area: kvmVmx.id, va: kvmVmx.va, memcg, memslots, srcu, slots: [], buses, vcpus: [], ...(asi25 === undefined ? {} : { asi25 }) });
   log(out, 'note', `VM ${id}: struct kvm_vmx at ${kvmVmx.va.toString(16)}`);
   return id;
 }
@@ -561,7 +571,8 @@ export function kvmCreateVcpu(sys: System, vmId: number, out: Log): number {
     thread: null,
     cpu: -1,
   };
-  const err = vmxIsolationInit(sys, vcpu, out);
+  // The 2025 design has no per-vCPU ASI: its vCPUs enter their VM's domain (patch 21).
+  const err = sys.asi25 ? 0 : vmxIsolationInit(sys, vcpu, out);
   if (err) return undo(err);
   st.vcpus.set(id, vcpu);
   vm.vcpus.push(id);
@@ -593,6 +604,8 @@ export function kvmDestroyVm(sys: System, vmId: number, out: Log): number {
   for (const m of vm.memslots) freeMemslots(sys, m, out);
   for (const s of vm.slots) freeGuestMemory(sys, s, out);
   freeSrcu(sys, vm, out);
+  // kvm_arch_destroy_vm on the 2025 design: asi_destroy(kvm->arch.asi), its vCPUs gone.
+  if (vm.asi25 !== undefined) kvmArchDestroyVmAsi(execOf(sys, out), vm.asi25);
   freeKvmVmx(sys, vm, out);
   sys.kvm!.vms.delete(vmId);
   return 0;

@@ -141,7 +141,7 @@ function withIntr(g: Geometry, line: string, intr: readonly Intr[]): string {
 /** An ASI API call: the ops that carry a `caller`. */
 export type ApiOp = Extract<Op, { caller?: number }>;
 
-const API_OPS: ReadonlySet<OpKind> = new Set(['asi_map', 'asi_unmap', 'asi_remap', 'asi_map_percpu', 'asi_unmap_percpu', 'asi_map_module']);
+export const API_OPS: ReadonlySet<OpKind> = new Set(['asi_map', 'asi_unmap', 'asi_remap', 'asi_map_percpu', 'asi_unmap_percpu', 'asi_map_module']);
 
 export function isApiCall(op: Op): op is ApiOp {
   return API_OPS.has(op.op);

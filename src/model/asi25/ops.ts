@@ -10,38 +10,15 @@
 // ASI API calls of 2019 (asi_map of a caller's buffer, percpu, modules) have no counterpart: the
 // 2025 series maps by allocation, not by caller.
 
-import type { OpKind } from '../ops.ts';
+import { API_OPS, OP_KINDS, type OpKind } from '../ops.ts';
 import type { Exec, Path } from '../asi/session.ts';
 import { EBUSY, EINVAL } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
 import type { System } from '../system.ts';
 import { ASI_CLASS_KVM, asiDestroy, asiEnter, asiInit, asiRelax, domainKey, rt } from './runtime.ts';
 
-/** The ops the 2025 design has; the others return -ENOSYS on it. */
-export const ASI25_OPS: ReadonlySet<OpKind> = new Set<OpKind>([
-  'asi_create',
-  'asi_destroy',
-  'asi_enter',
-  'asi_exit',
-  'interrupt',
-  'access',
-  'schedule',
-  'task_create',
-  'task_exit',
-  'vmalloc',
-  'vfree',
-  'kmalloc',
-  'kfree',
-  'module_load',
-  'module_unload',
-  'fail_alloc',
-  'kvm_create_vm',
-  'kvm_create_vcpu',
-  'kvm_destroy_vm',
-  'kvm_set_memory_region',
-  'kvm_io_bus',
-  'kvm_run',
-]);
+/** The ops the 2025 design has: all but the 2019 API's calls (API_OPS), which return -ENOSYS on it. */
+export const ASI25_OPS: ReadonlySet<OpKind> = new Set(OP_KINDS.filter((k) => !API_OPS.has(k)));
 
 /**
  * The domain an op's asi#N names: the KVM domain of mm N, made by asi_create and not destroyed

@@ -5,11 +5,11 @@
 
 import { expect } from 'vitest';
 import { createSystem, step } from '../src/model/step.ts';
-import type { System } from '../src/model/system.ts';
+import { type System, newGhost } from '../src/model/system.ts';
 import type { Exec, Path } from '../src/model/asi/session.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
 import { type Violation, newChecker } from '../src/invariants/index.ts';
-import { ASI_CLASS_TEST, ASI_TAINTS_CONTROL_MASK, ASI_TAINTS_DATA_MASK, asiInit, asiInitClass } from '../src/model/asi25/runtime.ts';
+import { ASI_CLASS_TEST, ASI_TAINTS_CONTROL_MASK, ASI_TAINTS_DATA_MASK, asiExit, asiInit, asiInitClass, syscallEnterFromUserMode } from '../src/model/asi25/runtime.ts';
 import type { DesignOptions, ProfileName } from '../src/model/options.ts';
 import { PAGE_SIZE } from '../src/model/mm/geometry.ts';
 
@@ -20,6 +20,8 @@ export interface Rig {
   readonly sys: System;
   readonly k: Exec;
   readonly domain: string;
+  /** The mm of the test (mm_alloc, kthread_use_mm). */
+  readonly mm: number;
   /** The VAs of the sensitive allocations, which no domain maps. */
   readonly sensitive: readonly number[];
   /** Every violation any invariant found, at any micro-step or between steps. */
@@ -44,16 +46,23 @@ export function setupTestAsi({ sensitivePages = 0, profile = 'asi25', options = 
   const judge = (phase: 'micro-step' | 'between-ops' = 'micro-step') => violations.push(...check(sys, phase));
   const k: Exec = { sys, cpu: sys.cpus[0], out: [], observe: () => judge() };
   expect(asiInitClass(sys, ASI_CLASS_TEST, TEST_POLICY, k.out)).toBeGreaterThanOrEqual(0);
+  // KUnit runs the case in a kernel thread: cpu0's task enters the kernel (a system call, which
+  // relaxes its userspace critical section), leaves its userspace domain, and becomes that thread.
+  syscallEnterFromUserMode(k);
+  drive(k, 'asi_exit', asiExit(k));
   const mm = sys.asi25!.nextMm++;
-  sys.asi25!.tasks.get(sys.kernel.current[0])!.mm = mm;
+  Object.assign(sys.asi25!.tasks.get(sys.kernel.current[0])!, { mm, user: false });
   const { err, domain } = asiInit(k, mm, ASI_CLASS_TEST);
   expect(err).toBeGreaterThanOrEqual(0);
   k.cpu.preemptCount++;
+  // What boot and the setup did is no part of the case: its counters start here, as a step's do.
+  sys.ghost = newGhost();
   const visits = (suffix: string) => sys.ghost.visited.filter((v) => v.endsWith(suffix)).length;
   return {
     sys,
     k,
     domain: domain!,
+    mm,
     sensitive,
     violations,
     run: (name, path) => {

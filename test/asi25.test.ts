@@ -31,8 +31,7 @@ import { KERNEL } from '../src/model/mm/memory.ts';
 import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
 import { createSystem, step } from '../src/model/step.ts';
-import { EBUSY, EINVAL, ENOSYS } from '../src/model/mm/kernel.ts';
-import { kernelCr3 } from '../src/model/x86/cpu.ts';
+import { EINVAL, ENOSYS } from '../src/model/mm/kernel.ts';
 import { ASI25_OPS } from '../src/model/asi25/ops.ts';
 import type { OpKind } from '../src/model/ops.ts';
 import { runChoices } from '../src/check/run.ts';
@@ -290,19 +289,19 @@ describe('what patches 03-05 state', () => {
   test('asi_init takes a reference to the one domain of an mm and class; the last asi_destroy frees its pgd; a failed allocation leaves nothing', () => {
     const r = setupTestAsi();
     const pgd = r.sys.asi25!.domains.get(r.domain)!.pgd!;
-    expect(asiInit(r.k, 1, ASI_CLASS_TEST)).toEqual({ err: 0, domain: r.domain });
+    expect(asiInit(r.k, r.mm, ASI_CLASS_TEST)).toEqual({ err: 0, domain: r.domain });
     asiDestroy(r.k, r.domain);
     expect(r.sys.tables.has(pgd)).toBe(true);
     asiDestroy(r.k, r.domain);
     expect(r.sys.tables.has(pgd)).toBe(false);
     expect(r.sys.asi25!.domains.get(r.domain)).toEqual({ pgd: null, mm: 0, refCount: 0, classId: 0 });
     r.sys.mem.failIn = 0;
-    expect(asiInit(r.k, 1, ASI_CLASS_TEST).err).toBe(-12);
+    expect(asiInit(r.k, r.mm, ASI_CLASS_TEST).err).toBe(-12);
     expect(r.sys.asi25!.domains.get(r.domain)!.refCount).toBe(0);
-    expect(asiInit(r.k, 1, ASI_CLASS_TEST).domain).toBe(r.domain);
+    expect(asiInit(r.k, r.mm, ASI_CLASS_TEST).domain).toBe(r.domain);
     expect(r.sys.asi25!.domains.get(r.domain)!.pgd).not.toBeNull();
     asiUninitClass(r.sys, ASI_CLASS_TEST, r.k.out);
-    expect(asiInit(r.k, 1, ASI_CLASS_TEST).err).toBe(-22);
+    expect(asiInit(r.k, r.mm, ASI_CLASS_TEST).err).toBe(-22);
   });
 });
 
@@ -387,18 +386,45 @@ describe('the asi25 profiles: the op alphabet on the 2025 design', () => {
     expect([...ASI25_OPS].filter((k) => !made.has(k))).toEqual([]);
   });
 
-  test("asi_create is a new mm's KVM domain; a critical section leaves the CPU on it, relaxed; asi_destroy waits for asi_exit", () => {
+  test("asi_create is a new mm's KVM domain (and its userspace one); a critical section is a system call, which returns to user space in the task's own domain; asi_destroy waits while another CPU may enter", () => {
     const sys = createSystem(config);
+    const a = sys.asi25!;
+    const userDomain = (cpu: number) => `mm${a.tasks.get(sys.kernel.current[cpu])!.mm}/userspace`;
+    // Between ops every CPU's task runs in user space, in its critical section.
+    expect(sys.cpus.map((c) => [a.currAsi[c.id], a.tasks.get(sys.kernel.current[c.id])!.target])).toEqual([0, 1].map((c) => [userDomain(c), userDomain(c)]));
     expect(step(sys, { op: 'asi_create', flags: 1 }).ret).toBe(EINVAL);
     const asi = step(sys, { op: 'asi_create', flags: 0 }).ret;
-    expect(sys.asi25!.domains.get(`mm${asi}/KVM`)).toMatchObject({ mm: asi, refCount: 1 });
-    expect(step(sys, { op: 'asi_enter', cpu: 1, asi, intr: [] }).ret).toBe(0);
-    expect([sys.asi25!.currAsi[1], sys.cpus[1].preemptCount, sys.asi25!.tasks.get(sys.kernel.current[1])?.target]).toEqual([`mm${asi}/KVM`, 0, null]);
-    expect(step(sys, { op: 'asi_destroy', asi }).ret).toBe(EBUSY);
-    expect(step(sys, { op: 'asi_exit', cpu: 1, asi, intr: [] }).ret).toBe(0);
-    expect(sys.asi25!.currAsi[1]).toBeNull();
+    expect([a.domains.get(`mm${asi}/KVM`), a.domains.get(`mm${asi}/userspace`)]).toMatchObject([{ mm: asi, refCount: 1 }, { mm: asi, refCount: 1 }]);
+    const r = step(sys, { op: 'asi_enter', cpu: 1, asi, intr: [], race: { at: 2, on: 0, op: { op: 'asi_destroy', asi } } });
+    expect(r.ret).toBe(0);
+    expect(r.log.map((e) => ('text' in e ? e.text : ''))).toContain(`cpu0: asi_destroy asi#${asi} = -EBUSY`);
+    expect(sys.ghost.visited.filter((v) => v.endsWith('@write_cr3(asi_cr3)'))).toEqual(['asi_enter@write_cr3(asi_cr3)', 'exit_to_user_mode@write_cr3(asi_cr3)']);
+    expect([a.currAsi[1], sys.cpus[1].preemptCount, a.tasks.get(sys.kernel.current[1])!.target]).toEqual([userDomain(1), 0, userDomain(1)]);
     expect(step(sys, { op: 'asi_destroy', asi }).ret).toBe(0);
+    expect([a.domains.get(`mm${asi}/KVM`)!.refCount, a.domains.get(`mm${asi}/userspace`)!.refCount]).toEqual([0, 0]);
     expect(step(sys, { op: 'asi_enter', cpu: 0, asi, intr: [] }).ret).toBe(EINVAL);
+  });
+
+  test("the userspace class (patch 25): fork makes the child's mm and its domain, the last exit of an mm destroys it; a task preempted in user space comes back through its interrupt's return", () => {
+    const sys = createSystem(config);
+    const a = sys.asi25!;
+    const child = step(sys, { op: 'task_create' }).ret;
+    const mm = a.tasks.get(child)!.mm;
+    expect(a.domains.get(`mm${mm}/userspace`)).toMatchObject({ refCount: 1 });
+    // cpu0 runs the child: its task, in user space, is taken off the CPU from an interrupt.
+    const parent = sys.kernel.current[0];
+    expect(step(sys, { op: 'schedule', cpu: 0, task: child, intr: [] }).ret).toBe(0);
+    expect([a.currAsi[0], a.tasks.get(child)!.target, a.tasks.get(parent)!.target]).toEqual([`mm${mm}/userspace`, `mm${mm}/userspace`, null]);
+    // The parent made the system call: relaxed. Back on cpu1 it returns from it into its domain.
+    expect(step(sys, { op: 'schedule', cpu: 1, task: parent, intr: [] }).ret).toBe(0);
+    expect([a.currAsi[1], a.tasks.get(parent)!.target]).toEqual([`mm${a.tasks.get(parent)!.mm}/userspace`, `mm${a.tasks.get(parent)!.mm}/userspace`]);
+    // A 'switch' while cpu0's child runs in user space: preempted from an interrupt, and back.
+    expect(step(sys, { op: 'interrupt', cpu: 0, kind: 'switch', intr: [] }).ret).toBe(0);
+    expect([a.currAsi[0], a.tasks.get(child)!.intrNestDepth]).toEqual([`mm${mm}/userspace`, 0]);
+    expect(step(sys, { op: 'schedule', cpu: 0, task: [...sys.kernel.tasks.keys()].find((t) => !sys.kernel.current.includes(t))!, intr: [] }).ret).toBe(0);
+    expect(step(sys, { op: 'task_exit', task: child }).ret).toBe(0);
+    expect(a.domains.get(`mm${mm}/userspace`)).toMatchObject({ refCount: 0, pgd: null });
+    expect(sys.ghost.events).toEqual([]);
   });
 
   test('KVM (patch 21): VMs of one VMM share its domain, one reference each; KVM_RUN enters it, handles exits on it, leaves it before returning; the last close destroys it', () => {
@@ -415,9 +441,18 @@ describe('the asi25 profiles: the op alphabet on the 2025 design', () => {
     const r = step(sys, { op: 'kvm_run', cpu: 0, vcpu, exits: ['cpuid', 'msr'], intr: [] });
     expect(r.ret).toBe(0);
     expect(r.log.filter((e) => e.kind === 'note' && e.text.includes(': stays isolated')).length).toBe(2);
-    // One CR3 write: the exit handlers ran on the domain, so the second entry found the CPU there.
-    expect(sys.ghost.visited.filter((v) => v.endsWith('@write_cr3(asi_cr3)')).length).toBe(1);
-    expect([sys.asi25!.currAsi[0], sys.cpus[0].cr3]).toEqual([null, kernelCr3(sys)]);
+    // The new vCPU thread switched in, starting in user space (the VMM's userspace domain) before it
+    // issues KVM_RUN; the VM's domain entered once (the exit handlers ran on it, so the second
+    // entry found the CPU there), left by asi_exit(), and the VMM's domain again on the way back.
+    const vmm = `mm${sys.asi25!.tasks.get(sys.kernel.current[0])!.mm}/userspace`;
+    expect(sys.ghost.visited.filter((v) => v.endsWith('@write_cr3(asi_cr3)') || v.endsWith('@write_cr3(unrestricted_cr3)'))).toEqual([
+      'schedule@write_cr3(unrestricted_cr3)',
+      'exit_to_user_mode@write_cr3(asi_cr3)',
+      'vcpu_run@write_cr3(asi_cr3)',
+      'vcpu_run@write_cr3(unrestricted_cr3)',
+      'exit_to_user_mode@write_cr3(asi_cr3)',
+    ]);
+    expect(sys.asi25!.currAsi[0]).toBe(vmm);
     expect(step(sys, { op: 'kvm_destroy_vm', vm }).ret).toBe(0);
     expect(sys.asi25!.domains.get(domain)!.refCount).toBe(1);
     expect(step(sys, { op: 'kvm_destroy_vm', vm: other }).ret).toBe(0);

@@ -909,7 +909,7 @@ const SPECS: Record<string, Spec> = {
           const r = setupTestAsi();
           r.run('asi_enter', asiEnter(r.k, r.domain));
           r.sys.asi25!.currAsi[0] = null;
-          expect(inv.check(r.sys)).toBe('cpu0: curr_asi is NULL but CR3 holds mm1/TEST/pcid2049');
+          expect(inv.check(r.sys)).toBe(`cpu0: curr_asi is NULL but CR3 holds ${r.domain}/pcid3073`);
         },
       },
     ],
@@ -987,7 +987,7 @@ const SPECS: Record<string, Spec> = {
           if (!w.ok) throw new Error('the kernel maps the object');
           const frame = w.leaf.frame + (obj.va - w.leaf.va) / PAGE_SIZE;
           r.k.cpu.tlb.set(`${cr3Pcid(r.k.cpu.cr3)}:${obj.va / PAGE_SIZE}`, { frame, flags: w.leaf.flags, alloc: r.sys.mem.frameAlloc[frame], root: r.sys.kernel.pgd, rootAlloc: r.sys.mem.frameAlloc[r.sys.kernel.pgd] });
-          expect(inv.check(r.sys)).toMatch(/^cpu0, restricted \(PCID 2049\), can use its TLB entry for .* of kmalloc, allocated __GFP_SENSITIVE$/);
+          expect(inv.check(r.sys)).toMatch(/^cpu0, restricted \(PCID 3073\), can use its TLB entry for .* of kmalloc, allocated __GFP_SENSITIVE$/);
         },
       },
       {
@@ -1065,7 +1065,7 @@ const SPECS: Record<string, Spec> = {
           const global = r.sys.tables.get(r.sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)!;
           const i = global.findIndex((e, index) => index >= kernelPgdBoundary(r.sys) && isNone(e));
           global[i] = mkEntry(r.sys.asi25!.domains.get(r.domain)!.pgd!, _KERNPG_TABLE);
-          expect(inv.check(r.sys)).toMatch(new RegExp(`^${r.domain}'s pgd entry ${i} is none, the global nonsensitive pgd's pfn \\d+ .*: what was mapped there since asi_init does not reach the domain$`));
+          expect(inv.check(r.sys)).toMatch(new RegExp(`^mm\\d+/\\w+'s pgd entry ${i} is none, the global nonsensitive pgd's pfn \\d+ .*: what was mapped there since asi_init does not reach the domain$`));
         },
       },
     ],
@@ -1095,17 +1095,17 @@ const SPECS: Record<string, Spec> = {
           const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', mutant: 'asi25-kvm-run-skips-exit' });
           const vcpu = step(sys, { op: 'kvm_create_vcpu', vm: step(sys, { op: 'kvm_create_vm' }).ret }).ret;
           step(sys, { op: 'kvm_run', cpu: 0, vcpu, exits: ['cpuid'], intr: [] });
-          expect(inv.check(sys)).toMatch(/^cpu0: KVM_RUN of vCPU \d+ returns to user space with curr_asi mm1\/KVM on cr3 mm1\/KVM\/pcid1025$/);
+          expect(inv.check(sys)).toMatch(/^cpu0: KVM_RUN of vCPU \d+ returns to user space with curr_asi mm\d+\/KVM on cr3 mm\d+\/KVM\/pcid1025$/);
         },
       },
       {
-        name: 'VM-exit loading a HOST_CR3 read before asi_enter() (mutant asi25-kvm-host-cr3-before-enter)',
+        name: "VM-exit loading a HOST_CR3 read before asi_enter(), the VMM's userspace domain's (mutant asi25-kvm-host-cr3-before-enter)",
         run: (inv) => {
           const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', mutant: 'asi25-kvm-host-cr3-before-enter' });
           const vcpu = step(sys, { op: 'kvm_create_vcpu', vm: step(sys, { op: 'kvm_create_vm' }).ret }).ret;
           const seen: (string | undefined)[] = [];
           step(sys, { op: 'kvm_run', cpu: 0, vcpu, exits: ['cpuid'], intr: [] }, () => seen.push(inv.check(sys)));
-          expect(seen.find((m) => m !== undefined)).toMatch(/^cpu0: VM-exit of vCPU \d+ loads HOST_CR3 kernel\/pcid1 while curr_asi is mm1\/KVM$/);
+          expect(seen.find((m) => m !== undefined)).toMatch(/^cpu0: VM-exit of vCPU \d+ loads HOST_CR3 mm\d+\/userspace\/pcid2049 while curr_asi is mm\d+\/KVM$/);
         },
       },
     ],
@@ -1117,7 +1117,7 @@ const SPECS: Record<string, Spec> = {
         run: (inv) => {
           const r = setupTestAsi();
           const held: (string | undefined)[] = [];
-          expect(asiInit(r.k, 1, ASI_CLASS_TEST).domain).toBe(r.domain);
+          expect(asiInit(r.k, r.mm, ASI_CLASS_TEST).domain).toBe(r.domain);
           r.run('asi_enter', asiEnter(r.k, r.domain));
           asiDestroy(r.k, r.domain);
           held.push(inv.check(r.sys));

@@ -37,7 +37,7 @@ import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
 import { PROFILES } from './options.ts';
 import { ASI25_OPS, asiCreate25, asiDestroy25, criticalSection, callerDomainOf } from './asi25/ops.ts';
 import { kvmX86InitAsiClass } from './asi25/kvm.ts';
-import { asi25Boot, asiExit as asiExit25 } from './asi25/runtime.ts';
+import { asi25Boot, asiExit as asiExit25, asiNewProcessMm, asiTaskExit, inUserMode, returnToUserMode, syscallEnterFromUserMode } from './asi25/runtime.ts';
 
 export interface Outcome {
   /** 0, a new object's id (asi_create, task_create, allocations), or -errno. */
@@ -100,12 +100,40 @@ export function step(sys: System, op: Op, observe?: Observer): Outcome {
   stepBegins(sys.mem);
   const out: Log = [];
   const ret = runOp(sys, op, out, observe);
+  if (sys.asi25) returnToUser(sys, out, observe);
   sys.exec = processContext();
   // The work the op queued runs before the next op: a kworker creating memcg cache copies, and the
   // 2025 design's asi_async_free_work_fn (its patch 14).
   runKmemcgWork(sys);
   if (sys.asi25) asiAsyncFreeWork(execOf(sys, out));
   return { ret, log: out };
+}
+
+/** A task switched in during the last op first goes back to user space (returnToUserMode). */
+function backToUserMode(k: Exec): void {
+  if (!inUserMode(k)) drive(k, 'exit_to_user_mode', returnToUserMode(k));
+}
+
+/** The CPU's task, in user space, makes a system call: syscall_enter_from_user_mode (patch 25). */
+function systemCall(k: Exec): void {
+  backToUserMode(k);
+  syscallEnterFromUserMode(k);
+}
+
+/**
+ * The 2025 design with its userspace class (patch 25): between ops every CPU's task runs in user
+ * space, so an op ends with each CPU whose task is not there yet going back.
+ */
+function returnToUser(sys: System, out: Log, observe?: Observer): void {
+  for (const cpu of sys.cpus) {
+    if (cpu.dead) continue;
+    const k: Exec = { sys, cpu, out, ...(observe ? { observe } : {}) };
+    const was = sys.onCpu;
+    sys.exec = cpu;
+    sys.onCpu = k;
+    backToUserMode(k);
+    sys.onCpu = was;
+  }
 }
 
 /**
@@ -243,6 +271,13 @@ type CpuOp = Extract<Op, { cpu: number }>;
 
 function applyOnCpu(k: Exec, op: CpuOp): number {
   const { sys, out, observe } = k;
+  // The 2025 design's userspace class (its patch 25): an op on a CPU finds its task in user space,
+  // and every op but an interrupt is a system call of that task (KVM_RUN's, of the vCPU thread
+  // once it is on the CPU: vcpuThreadOn).
+  if (sys.asi25) {
+    if (op.op === 'interrupt') backToUserMode(k);
+    else if (op.op !== 'kvm_run') systemCall(k);
+  }
   const race = 'race' in op && op.race ? racer(k, op.race, op.op === 'schedule' ? [op.task] : [], out, observe) : undefined;
   const ran = <R>(path: string, gen: Path<R>): R | number => {
     const r = drive(k, path, gen, op.intr, race?.point);
@@ -287,11 +322,11 @@ function applyPath(sys: System, k: Exec, op: CpuOp, out: Log, ran: Ran): number 
     case 'kvm_run': {
       const vcpu = sys.kvm?.vcpus.get(op.vcpu);
       if (!vcpu) return ENOENT;
-      // KVM_RUN is an ioctl from user space, where no CPU is isolated (nor restricted: the 2025
-      // API asks for asi_exit() before the return to user space).
-      if (sys.asi25 ? sys.asi25.currAsi[cpu.id] !== null : cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
+      // KVM_RUN is an ioctl from user space, where no CPU is isolated (2019).
+      if (!sys.asi25 && cpu.session.state !== ASI_SESSION_STATE_INACTIVE) return EBUSY;
       const err = vcpuThreadOn(k, vcpu);
       if (err) return err;
+      if (sys.asi25) systemCall(k);
       kvmRunCalled(vcpu);
       const ret = ran('vcpu_run', kvmRun(k, vcpu, op.exits, op.wake));
       kvmRunReturned(vcpu);
@@ -337,8 +372,15 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
       if (!m) return ESRCH;
       return withAsi(sys, op.asi, out, (asi) => asiMapRange(sys, asi, m.va, m.pages * 4096, 0, out));
     }
-    case 'task_create':
-      return taskCreate(sys, ctx, { memcg: op.memcg ?? 0 });
+    case 'task_create': {
+      const t = taskCreate(sys, ctx, { memcg: op.memcg ?? 0 });
+      if (t < 0 || !sys.asi25) return t;
+      // The 2025 design: fork's mm_init makes the mm's userspace domain (patch 25), or the fork fails.
+      const mm = asiNewProcessMm(execOf(sys, out), t);
+      if (mm >= 0) return t;
+      taskExit(sys, t, ctx);
+      return mm;
+    }
     case 'task_exit': {
       waitForTask(sys, op.task, `task#${op.task}`);
       const t = k.tasks.get(op.task);
@@ -347,7 +389,10 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
         unmapFromAsis(sys, allocationOf(sys, stack?.alloc), out);
         unmapFromAsis(sys, objectMemory(sys, t.struct), out);
       }
-      return taskExit(sys, op.task, ctx);
+      const ret = taskExit(sys, op.task, ctx);
+      // The 2025 design: the task's mm put, its userspace domain destroyed with the last user.
+      if (ret === 0 && sys.asi25) asiTaskExit(execOf(sys, out), op.task);
+      return ret;
     }
     case 'vmalloc':
       if (op.pages < 1 || op.pages > MAX_PAGES) return EINVAL;

@@ -157,12 +157,14 @@ export const KVM_SCOPE: Scope = {
  * no event or an NMI or IRQ at each of its points, asi_exit with no event or an NMI at each; one
  * sensitive vmalloc'd page, one extra task (whose stack is nonsensitive: the page allocator's reuse
  * of freed frames meets both); an IRQ touching the vmalloc'd page, a switch and a read of it or of
- * the task's stack on either CPU; one allocation failure.
+ * the task's stack on either CPU; one allocation failure; one VM with a vCPU, KVM_RUN on cpu0 with
+ * one CPUID exit and no event or an NMI at each of its first points (patch 21's enter, HOST_CR3,
+ * VM-exit and relax among them).
  */
 export const ASI25_SCOPE: Scope = {
   ...SMALL_SCOPE,
   name: 'asi25',
-  about: "the 2025 design: one domain, its critical section with no event or an NMI or IRQ at each point, asi_exit with no event or an NMI at each, one sensitive vmalloc page, one extra task; IRQ, switch and reads on either CPU; a failed allocation",
+  about: "the 2025 design: one domain, its critical section with no event or an NMI or IRQ at each point, asi_exit with no event or an NMI at each, one sensitive vmalloc page, one extra task; IRQ, switch and reads on either CPU; a failed allocation; one VM and vCPU, KVM_RUN on cpu0 with a CPUID exit and no event or an NMI at each of its first 12 points",
   createFlags: [0],
   map: [],
   unmapCallers: [],
@@ -170,6 +172,7 @@ export const ASI25_SCOPE: Scope = {
   exitEvents: [[], ...each(ASI25_EXIT_POINTS, ['nmi'])],
   reads: ['vmalloc', 'stack'],
   failAlloc: [0],
+  kvm: { maxVms: 1, runs: [['cpuid']], runEvents: [[], ...each(12, ['nmi'])] },
 };
 
 export const SCOPES: Readonly<Record<string, Scope>> = { small: SMALL_SCOPE, wide: WIDE_SCOPE, kvm: KVM_SCOPE, asi25: ASI25_SCOPE };
@@ -309,8 +312,10 @@ export function alphabet(sys: System, scope: Scope, preemptions = 0): Op[] {
     const kvm = sys.kvm;
     if ((kvm?.vms.size ?? 0) < scope.kvm.maxVms) ops.push({ op: 'kvm_create_vm' });
     for (const vm of kvm?.vms.keys() ?? []) ops.push({ op: 'kvm_create_vcpu', vm }, { op: 'kvm_destroy_vm', vm });
+    // KVM_RUN comes from user space: not while cpu0 is isolated (2019) or restricted (2025).
+    const busy = sys.asi25 ? sys.asi25.currAsi[0] !== null : sys.cpus[0].session.state !== ASI_SESSION_STATE_INACTIVE;
     for (const vcpu of kvm?.vcpus.keys() ?? []) {
-      if (sys.cpus[0].session.state !== ASI_SESSION_STATE_INACTIVE) continue;
+      if (busy) continue;
       for (const exits of scope.kvm.runs) withEvents(scope.kvm.runEvents, (intr) => ({ op: 'kvm_run', cpu: 0, vcpu, exits: [...exits], intr }));
     }
   }

@@ -9,7 +9,7 @@ import { type Cpu, buildCr3, KERNEL_PCID, formatCr3, writeCr3 } from '../x86/cpu
 import type { Exec, Path } from '../asi/session.ts';
 import type { Log } from '../trace.ts';
 import { type System, mutant } from '../system.ts';
-import { ASI_CLASS_KVM, ASI_TAINT_GUEST_CONTROL, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_DATA, asiDestroy, asiEnter, asiInCriticalSection, asiInit, asiInitClass, asiRelax, bugOn, domainCr3, rt, warnOn } from './runtime.ts';
+import { ASI_CLASS_KVM, ASI_CLASS_USERSPACE, asiUseMm, ASI_TAINT_GUEST_CONTROL, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_DATA, asiDestroy, asiEnter, asiInCriticalSection, asiInit, asiInitClass, asiRelax, bugOn, domainCr3, rt, warnOn } from './runtime.ts';
 
 /**
  * kvm_x86_init_asi_class (patch 21), at kvm_x86_vendor_init: on a CPU without
@@ -27,19 +27,35 @@ export function kvmX86InitAsiClass(sys: System, out: Log): number {
 
 /**
  * The VMM process a VM belongs to, by its memcg: VMs created in one memory cgroup share a VMM
- * (kvm->mm, and so its KVM domain, with one reference per VM); its mm is made with its first VM.
+ * (kvm->mm, and so its KVM domain, with one reference per VM), whose vCPU threads are its threads.
+ * The model makes its mm, with the userspace domain mm_init gives it (patch 25), with its first
+ * VM; the process itself lives on. The mm's number, or -errno.
  */
-function vmmMm(sys: System, memcg: number): number {
-  const a = rt(sys);
-  let mm = a.vmms.get(memcg);
-  if (mm === undefined) a.vmms.set(memcg, (mm = a.nextMm++));
-  return mm;
+function vmmMm(k: Exec, memcg: number): number {
+  const a = rt(k.sys);
+  const mm = a.vmms.get(memcg);
+  if (mm !== undefined) return mm;
+  const made = a.nextMm++;
+  const { err } = asiInit(k, made, ASI_CLASS_USERSPACE);
+  if (err) return err;
+  a.vmms.set(memcg, made);
+  a.mmUsers.set(made, 1);
+  return made;
 }
 
 /** kvm_arch_init_vm's `asi_init(kvm->mm, ASI_CLASS_KVM, &kvm->arch.asi)`: the domain's key, or -errno. */
 export function kvmArchInitVmAsi(k: Exec, memcg: number): string | number {
-  const { err, domain } = asiInit(k, vmmMm(k.sys, memcg), ASI_CLASS_KVM);
+  const mm = vmmMm(k, memcg);
+  if (mm < 0) return mm;
+  const { err, domain } = asiInit(k, mm, ASI_CLASS_KVM);
   return err || domain!;
+}
+
+/** A vCPU thread of the VMM (made at its first KVM_RUN): a thread of the VMM process, on its mm. */
+export function kvmVcpuThreadMm(k: Exec, task: number, memcg: number): number {
+  const mm = vmmMm(k, memcg);
+  if (mm >= 0) asiUseMm(k.sys, task, mm);
+  return mm;
 }
 
 /** kvm_arch_destroy_vm's (and kvm_arch_init_vm's error path's) `asi_destroy(kvm->arch.asi)`. */

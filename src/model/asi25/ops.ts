@@ -1,21 +1,23 @@
-// What the op alphabet (ops.ts) means on the 2025 design: a caller of its API as the series' one
+// What the op alphabet (ops.ts) means on the 2025 design: a caller of its API as the series' first
 // user, KVM (patch 21), calls it. asi_create is a process's mm_alloc() and kvm_arch_init_vm's
 // asi_init(kvm->mm, ASI_CLASS_KVM); the handle it returns (asi#N) is the mm's number. asi_enter is
 // a critical section shaped as vmx_vcpu_enter_exit's: preempt_disable(), asi_enter(), the guest,
-// asi_relax(), preempt_enable(); the CPU stays on the restricted address space afterwards, as it
-// does while KVM handles the VM exit. KVM runs it with IRQs off; the op leaves them on, as the API
-// allows ("it's fine to access sensitive data from exceptions and interrupt handlers that occur
-// during that time"), so that interrupts exercise the nesting hooks. asi_exit is
-// kvm_arch_vcpu_ioctl_run's asi_exit() after vcpu_run. KVM's own ops run patch 21 (./kvm.ts). The
-// ASI API calls of 2019 (asi_map of a caller's buffer, percpu, modules) have no counterpart: the
-// 2025 series maps by allocation, not by caller.
+// asi_relax(), preempt_enable(); the CPU stays on the domain for the rest of the system call, as
+// it does while KVM handles a VM exit. KVM runs it with IRQs off; the op leaves them on, as the
+// API allows ("it's fine to access sensitive data from exceptions and interrupt handlers that
+// occur during that time"), so that interrupts exercise the nesting hooks. asi_exit is
+// kvm_arch_vcpu_ioctl_run's asi_exit() after vcpu_run. Each op on a CPU is a system call of its
+// task, which runs in user space between ops, in its mm's userspace domain (patch 25, in
+// ./runtime.ts; step.ts enters and leaves it). KVM's own ops run patch 21 (./kvm.ts). The ASI API
+// calls of 2019 (asi_map of a caller's buffer, percpu, modules) have no counterpart: the 2025
+// series maps by allocation, not by caller.
 
 import { API_OPS, OP_KINDS, type OpKind } from '../ops.ts';
 import type { Exec, Path } from '../asi/session.ts';
 import { EBUSY, EINVAL } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
 import type { System } from '../system.ts';
-import { ASI_CLASS_KVM, asiDestroy, asiEnter, asiInit, asiRelax, domainKey, rt } from './runtime.ts';
+import { ASI_CLASS_KVM, ASI_CLASS_USERSPACE, asiDestroy, asiDestroyUserspace, asiEnter, asiInit, asiRelax, domainKey, rt } from './runtime.ts';
 
 /** The ops the 2025 design has: all but the 2019 API's calls (API_OPS), which return -ENOSYS on it. */
 export const ASI25_OPS: ReadonlySet<OpKind> = new Set(OP_KINDS.filter((k) => !API_OPS.has(k)));
@@ -39,12 +41,20 @@ export function domainHandleOn(sys: System, cpu: number): number | null {
   return key === null ? null : (rt(sys).domains.get(key)?.mm ?? null);
 }
 
-/** mm_alloc() of a new process, then asi_init(mm, ASI_CLASS_KVM): the mm's number, or -errno. */
+/**
+ * mm_alloc() (whose mm_init makes the mm's userspace domain, patch 25), then asi_init(mm,
+ * ASI_CLASS_KVM): the mm's number, or -errno.
+ */
 export function asiCreate25(k: Exec): number {
   const a = rt(k.sys);
   const mm = a.nextMm++;
+  const user = asiInit(k, mm, ASI_CLASS_USERSPACE).err;
+  if (user) return user;
   const { err } = asiInit(k, mm, ASI_CLASS_KVM);
-  if (err) return err;
+  if (err) {
+    asiDestroyUserspace(k, mm);
+    return err;
+  }
   a.callerMms.add(mm);
   return mm;
 }
@@ -65,6 +75,8 @@ export function asiDestroy25(k: Exec, handle: number): number {
   const a = rt(k.sys);
   if (a.currAsi.includes(key) || [...a.tasks.values()].some((s) => s.target === key)) return EBUSY;
   asiDestroy(k, key);
+  // mmput: the mm goes, and __mmdrop's asi_destroy_userspace with it.
+  asiDestroyUserspace(k, handle);
   a.callerMms.delete(handle);
   return 0;
 }

@@ -9,12 +9,14 @@
 // What a domain maps is in ./map.ts (asi_map, asi_unmap, the global nonsensitive pgd, patches 09,
 // 11, 12, 16) and ./alloc.ts (the page allocator's hooks, patches 14, 15); vmalloc's (patch 17) is
 // in mm/vmalloc.ts; KVM's class and run loop (patches 07, 21) in ./kvm.ts; what the ops mean here
-// in ./ops.ts. Not modelled yet (issue 22): percpu-vm chunks (patch 18), switch_mm_irqs_off
-// (patch 19), the TLB flush paths' asi_exit (patch 20), the userspace class (patches 24, 25) and
-// the taint flushes' mitigations (patches 26, 27).
+// in ./ops.ts. The userspace class (patch 25) is at the end of this file. Not modelled yet (issue
+// 22): percpu-vm chunks (patch 18), switch_mm_irqs_off (patch 19; the model's tasks share the
+// kernel's page tables, so a domain's user half, patch 24, is empty), the TLB flush paths'
+// asi_exit (patch 20) and the taint flushes' mitigations (patches 26, 27).
 
 import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, writeCr3 } from '../x86/cpu.ts';
 import { type Exec, type Path } from '../asi/session.ts';
+import { drive } from '../x86/entry.ts';
 import { KERNEL, allocFrames, freeAllocation, allocationOfFrame, tableChanged } from '../mm/memory.ts';
 import { EEXIST, EINVAL, ENOMEM } from '../mm/kernel.ts';
 import { entriesPerTable, formatVa } from '../mm/geometry.ts';
@@ -27,11 +29,15 @@ import { asiMapBootAllocations } from './alloc.ts';
 
 // ---- include/asm-generic/asi.h (patch 03) ----------------------------------------------------
 
-/** enum asi_class_id, with the test class arch/x86/mm/asi_test.c registers in the series' branch. */
+/**
+ * enum asi_class_id (patches 03, 25), with the test class arch/x86/mm/asi_test.c registers in the
+ * series' branch. Three classes fill the two PCID bits asi_pcid() gives them (class_id + 1).
+ */
 export const ASI_CLASS_KVM = 0;
-export const ASI_CLASS_TEST = 1;
-export const ASI_MAX_NUM_CLASSES = 2;
-const ASI_CLASS_NAMES = ['KVM', 'TEST'];
+export const ASI_CLASS_USERSPACE = 1;
+export const ASI_CLASS_TEST = 2;
+export const ASI_MAX_NUM_CLASSES = 3;
+const ASI_CLASS_NAMES = ['KVM', 'userspace', 'TEST'];
 
 // ---- arch/x86/include/asm/asi.h (patch 03) ---------------------------------------------------
 
@@ -73,8 +79,10 @@ export interface TaskAsiState {
   target: string | null;
   /** Interrupts and exceptions interrupting the critical section (patch 05). */
   intrNestDepth: number;
-  /** current->mm: the mm a kernel thread uses (kthread_use_mm), 0 for none. */
+  /** current->mm: a process's mm, or the one a kernel thread uses (kthread_use_mm); 0 for none. */
   mm: number;
+  /** A user process: it returns to user space, into its mm's userspace domain (patch 25); a kernel thread never does. */
+  user: boolean;
 }
 
 /** What the 2025 runtime adds to the machine: plain data, copied with the System. */
@@ -106,6 +114,8 @@ export interface Asi25State {
   readonly vmms: Map<number, number>;
   /** The mms whose KVM domain an asi_create op made (./ops.ts): the ops name only those, as KVM's are KVM's. */
   readonly callerMms: Set<number>;
+  /** mm_users of each process's mm: the tasks using it. Its last one gone, __mmdrop destroys its userspace domain. */
+  readonly mmUsers: Map<number, number>;
   /** PageGlobalNonSensitive (patch 14), by allocation: true where it was mapped as one block, false page by page. */
   readonly globalNonsensitive: Map<number, boolean>;
   /** asi_async_free_cpu_state.to_free (patch 14): allocations freed, not yet unmapped and given back. */
@@ -139,6 +149,7 @@ export function asi25Boot(sys: System): void {
     nextMm: 1,
     vmms: new Map(),
     callerMms: new Set(),
+    mmUsers: new Map(),
     globalNonsensitive: new Map(),
     asyncFree: [],
     staleData: new Map(),
@@ -146,6 +157,14 @@ export function asi25Boot(sys: System): void {
   const k: Exec = { sys, cpu: sys.cpus[0], out: [] };
   asiGlobalMapKernel(k);
   asiMapBootAllocations(k);
+  // start_kernel's asi_init_userspace_class; the tasks boot made are processes (init, and one per
+  // CPU to run there), each with an mm; each CPU then returns to user space in its task.
+  asiInitUserspaceClass(sys, k.out);
+  for (const task of sys.kernel.tasks.keys()) asiNewProcessMm(k, task);
+  for (const cpu of sys.cpus) {
+    const c: Exec = { sys, cpu, out: [] };
+    drive(c, 'exit_to_user_mode', returnToUserMode(c));
+  }
 }
 
 function dropGlobal(sys: System): void {
@@ -170,15 +189,16 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     nextMm: a.nextMm,
     vmms: new Map(a.vmms),
     callerMms: new Set(a.callerMms),
+    mmUsers: new Map(a.mmUsers),
     globalNonsensitive: new Map(a.globalNonsensitive),
     asyncFree: [...a.asyncFree],
     staleData: new Map(a.staleData),
   };
 }
 
-/** asi_init_thread_state (patch 05), from arch_dup_task_struct. */
+/** asi_init_thread_state (patch 05), from arch_dup_task_struct: a kernel thread until it gets an mm. */
 export function asiInitThreadState(): TaskAsiState {
-  return { target: null, intrNestDepth: 0, mm: 0 };
+  return { target: null, intrNestDepth: 0, mm: 0, user: false };
 }
 
 export function rt(sys: System): Asi25State {
@@ -448,4 +468,101 @@ export function asiIntrNestDepth(k: Exec): number {
 export function asiInCriticalSection(k: Exec): boolean {
   const s = taskState(k);
   return s.target !== null && s.intrNestDepth === 0;
+}
+
+// ---- the userspace class (patch 25) ----------------------------------------------------------
+
+/** asi_init_userspace_class (patch 25), from start_kernel. */
+export function asiInitUserspaceClass(sys: System, out: Log): void {
+  const policy = {
+    protectData: ASI_TAINT_KERNEL_DATA | ASI_TAINT_OTHER_MM_DATA,
+    preventControl: ASI_TAINT_GUEST_CONTROL | ASI_TAINT_OTHER_MM_CONTROL,
+    set: ASI_TAINT_USER_CONTROL | ASI_TAINT_USER_DATA,
+  };
+  warnOn({ sys, out }, asiInitClass(sys, ASI_CLASS_USERSPACE, policy, out) !== 0, 'WARN_ON(err) in asi_init_userspace_class');
+}
+
+/**
+ * A process's new mm (mm_init, patch 25's asi_init_mm_state: its userspace domain) used by `task`:
+ * the mm's number, or -errno (the fork fails).
+ */
+export function asiNewProcessMm(k: Exec, task: number): number {
+  const a = rt(k.sys);
+  const mm = a.nextMm++;
+  const { err } = asiInit(k, mm, ASI_CLASS_USERSPACE);
+  if (err) return err;
+  a.mmUsers.set(mm, 0);
+  asiUseMm(k.sys, task, mm);
+  return mm;
+}
+
+/** A task (a new process, or a thread of one) runs in user space on `mm`. */
+export function asiUseMm(sys: System, task: number, mm: number): void {
+  const a = rt(sys);
+  a.mmUsers.set(mm, (a.mmUsers.get(mm) ?? 0) + 1);
+  a.tasks.set(task, { ...asiInitThreadState(), mm, user: true });
+}
+
+/** A task exits: mmput, and on the last user __mmdrop's asi_destroy_userspace (patch 25). */
+export function asiTaskExit(k: Exec, task: number): void {
+  const a = rt(k.sys);
+  const s = a.tasks.get(task);
+  a.tasks.delete(task);
+  if (!s?.user) return;
+  const users = (a.mmUsers.get(s.mm) ?? 1) - 1;
+  a.mmUsers.set(s.mm, users);
+  if (users > 0) return;
+  a.mmUsers.delete(s.mm);
+  asiDestroyUserspace(k, s.mm);
+}
+
+/** asi_destroy_userspace (patch 25). */
+export function asiDestroyUserspace(k: Exec, mm: number): void {
+  bugOn(k, !asiClassInitialized(k, ASI_CLASS_USERSPACE), 'VM_BUG_ON(!asi_class_initialized(ASI_CLASS_USERSPACE))');
+  asiDestroy(k, domainKey(mm, ASI_CLASS_USERSPACE));
+}
+
+/** asi_enter_userspace (patch 25), at the end of syscall_exit_to_user_mode: the critical section of user space begins. */
+export function* asiEnterUserspace(k: Exec): Path {
+  yield* asiEnter(k, domainKey(taskState(k).mm, ASI_CLASS_USERSPACE));
+}
+
+/**
+ * The kernel entry from user space that begins an op on a CPU: a system call, whose
+ * syscall_enter_from_user_mode ends the critical section (patch 25's asi_relax); an interrupt's
+ * entry is the idtentry frame's asi_intr_enter.
+ */
+export function syscallEnterFromUserMode(k: Exec): void {
+  if (taskState(k).user) asiRelax(k);
+}
+
+/** The current task runs in user space: in its critical section, not inside an interrupt of it. */
+export function inUserMode(k: Exec): boolean {
+  const s = taskState(k);
+  return !s.user || (s.target !== null && s.intrNestDepth === 0);
+}
+
+/**
+ * The current task goes back to user space: through the returns of the interrupts it was preempted
+ * in (each asi_intr_exit, the outermost re-entering its target), or, from a system call,
+ * syscall_exit_to_user_mode's asi_enter_userspace.
+ */
+export function* returnToUserMode(k: Exec): Path {
+  const s = taskState(k);
+  if (!s.user) return;
+  // exit_to_user_mode and the interrupt returns run with IRQs off; user space runs with them on.
+  k.cpu.irqsDisabled = true;
+  // (A depth without a target is no interrupt of a critical section: asi_relax WARNed as it made one.)
+  while (s.intrNestDepth > 0 && s.target !== null && !k.cpu.dead) yield* asiIntrExit(k);
+  if (s.target === null && !k.cpu.dead) yield* asiEnterUserspace(k);
+  k.cpu.irqsDisabled = false;
+}
+
+/**
+ * A task running in user space taken off its CPU: only an interrupt can do that (the reschedule
+ * IPI or the timer), so it is inside one, whose return re-enters its critical section.
+ */
+export function preemptFromUserMode(k: Exec): void {
+  const s = taskState(k);
+  if (s.user && s.target !== null && s.intrNestDepth === 0) s.intrNestDepth++;
 }

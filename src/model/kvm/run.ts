@@ -7,12 +7,12 @@ import { checkSchedulable, inAtomic } from '../x86/context.ts';
 import { asCaller, asiRemap, recordApiCall } from '../asi/asi.ts';
 import { type Exec, type Path, type PreemptNotifier, asiBarrierEnd, asiEnter, asiExit, getCurrentCr3Fast } from '../asi/session.ts';
 import { accessVa, callIdtGate, contextSwitch, deliver, drive, localIrqEnable, runnableTask } from '../x86/entry.ts';
-import { EBUSY, ECPUDEAD, directMapVa, taskCreate } from '../mm/kernel.ts';
+import { EBUSY, ECPUDEAD, directMapVa, taskCreate, taskExit } from '../mm/kernel.ts';
 import { type Log, log } from '../trace.ts';
 import { type Asi, type GhostEvent, type System, mutant } from '../system.ts';
 import { KVM_ADDRESS_SPACE_NUM, KVM_FAST_MMIO_BUS, KVM_IO_BUS_SIZE, KVM_IO_RANGE_SIZE, KVM_MEMSLOTS_SIZE, KVM_MMIO_BUS, KVM_NR_BUSES, KVM_PIO_BUS, KVM_REMAP_CALLER, type Vcpu, type Vm, forgetPointer, vaOf, whileRunning } from './vm.ts';
 import { kvVa } from '../mm/slab.ts';
-import { checkUserReturn, restricted, vmxVcpuEnterExit25 } from '../asi25/kvm.ts';
+import { checkUserReturn, kvmVcpuThreadMm, restricted, vmxVcpuEnterExit25 } from '../asi25/kvm.ts';
 import { asiExit as asiExit25 } from '../asi25/runtime.ts';
 import { formatVa } from '../mm/geometry.ts';
 import { inFlightCpu, mustWait, waitForTask } from '../x86/smp.ts';
@@ -157,8 +157,15 @@ export function vcpuThreadOn(k: Exec, vcpu: Vcpu): number {
   const { sys, cpu } = k;
   if (vcpu.thread === null || !sys.kernel.tasks.has(vcpu.thread)) {
     // The VMM's thread, in the VMM's memcg.
-    const t = taskCreate(sys, k, { memcg: sys.kvm!.vms.get(vcpu.vm)!.memcg });
+    const memcg = sys.kvm!.vms.get(vcpu.vm)!.memcg;
+    const t = taskCreate(sys, k, { memcg });
     if (t < 0) return t;
+    // The 2025 design: a thread of the VMM, on its mm (and its userspace domain).
+    const mm = sys.asi25 ? kvmVcpuThreadMm(k, t, memcg) : 0;
+    if (mm < 0) {
+      taskExit(sys, t, k);
+      return mm;
+    }
     vcpu.thread = t;
   }
   const on = sys.kernel.current.indexOf(vcpu.thread);

@@ -7,7 +7,7 @@ import { type AccessKind, type Cpu, type HandlerKind, SESSION_STATE_NAMES, acces
 import { inAtomic, sendsIpis } from './context.ts';
 import { inFlightCpu, mustWait, taskInFlight, waitsForSpinner } from './smp.ts';
 import { type Exec, type Observer, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
-import { asiExit, asiIntrEnter, asiIntrExit, warnIfBadAsiPf } from '../asi25/runtime.ts';
+import { asiExit, asiIntrEnter, asiIntrExit, preemptFromUserMode, warnIfBadAsiPf } from '../asi25/runtime.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
 import { perCpuPtr } from '../mm/percpu.ts';
@@ -267,7 +267,11 @@ function* handler<R>(k: Exec, kind: HandlerKind, bodyPoint: string, body: () => 
   }
   yield bodyPoint;
   const result = body();
-  yield* k.sys.asi25 ? asiIntrExit(k) : asiFinishAbort(k);
+  if (k.sys.asi25) {
+    // irqentry_exit() and what follows it run with IRQs off, an exception's too.
+    cpu.irqsDisabled = true;
+    yield* asiIntrExit(k);
+  } else yield* asiFinishAbort(k);
   cpu.handlers.pop();
   if (irqsWereDisabled) cpu.irqsDisabled = true;
   else localIrqEnable(k, `${kind}@iret`);
@@ -360,8 +364,12 @@ export function* contextSwitch(k: Exec, next: number): Path {
   // __schedule: local_irq_disable(), rq_lock(); IRQs stay off until finish_task_switch.
   const irqsWereDisabled = k.cpu.irqsDisabled;
   k.cpu.irqsDisabled = true;
-  // The 2025 design's context_switch() begins with asi_exit() (its patch 03).
-  if (k.sys.asi25) yield* asiExit(k);
+  // The 2025 design's context_switch() begins with asi_exit() (its patch 03); a task taken off
+  // its CPU from user space was interrupted (patch 25).
+  if (k.sys.asi25) {
+    preemptFromUserMode(k);
+    yield* asiExit(k);
+  }
   else if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
   yield 'prepare_task_switch';
   if (notifier?.task === prev) yield* notifier.schedOut(k);

@@ -8,7 +8,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * vitest has no durations of its own yet and keeps the glob's order): started last, the kill
  * matrix alone kept one core busy for 8 s after the other had finished.
  */
-const HEAVY_FIRST = ['mutants-cpu', 'check-equivalence', 'mutants', 'cli-scripting', 'cli-fuzz', 'explore', 'fixed', 'nightly-workflow', 'argshrink', 'triage', 'report', 'cli-mutants', 'kvm', 'coverage'];
+const HEAVY_FIRST = ['check-equivalence', 'mutants-cpu', 'mutants', 'cli-scripting', 'cli-fuzz', 'explore', 'fixed', 'nightly-workflow', 'argshrink', 'triage', 'report', 'cli-mutants', 'kvm', 'coverage'];
 
 /** Longest first: vitest's own durations once it has them, else HEAVY_FIRST, then larger files first. */
 class HeavyFirst extends BaseSequencer {

@@ -1,8 +1,9 @@
 // `asi-check mutants` as a user runs it (through main(), in this process: test/cli-run.ts): each
 // mutant asked for is killed with a shrunk counterexample that reproduces, and exit status 0 when
 // none survives (bad usage is in cli-bad-inputs.test.ts). A sample here, one mutant of each layer
-// (page tables, CPU, KVM): fast-check's kill matrix (test/mutant-kill.ts) kills every mutant in
-// `npm test`, and the nightly's `mutants` job runs every mutant through this command.
+// (page tables, CPU, KVM): fast-check's kill matrix (test/mutant-kill.ts) kills every other mutant
+// in `npm test` and the 2019 KVM ones in `npm run test:nightly`, and the nightly's `mutants` job
+// runs every mutant through this command.
 
 import { describe, expect, test } from 'vitest';
 import { runOps } from '../src/check/run.ts';

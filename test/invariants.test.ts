@@ -944,6 +944,41 @@ const SPECS: Record<string, Spec> = {
       },
     ],
   },
+  'ASI-TAINT': {
+    holds: [
+      {
+        name: 'the 2025 design with its fixes: every process in user space, system calls into a caller domain and KVM_RUN, an NMI reading sensitive data at each point of a critical section (asi_exit taints, the re-entry flushes)',
+        run: (inv) => {
+          for (let at = 0; at <= 4; at++) {
+            const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed' });
+            const held: (string | undefined)[] = [];
+            const judge = () => held.push(inv.check(sys));
+            const secret = sys.kernel.kmallocs.get(step(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret)!.va;
+            const asi = step(sys, { op: 'asi_create', flags: 0 }).ret;
+            step(sys, { op: 'asi_enter', cpu: 0, asi, intr: [{ at, kind: 'nmi', va: secret }] }, judge);
+            const vcpu = step(sys, { op: 'kvm_create_vcpu', vm: step(sys, { op: 'kvm_create_vm' }).ret }).ret;
+            step(sys, { op: 'kvm_run', cpu: 1, vcpu, exits: ['cpuid', 'ept-violation'], intr: [{ at, kind: 'nmi', va: secret }] }, judge);
+            judge();
+            expect(held.filter((m) => m !== undefined), `nmi@${at}`).toEqual([]);
+            // The NMI's read of the secret left the critical section through asi_exit, which tainted.
+            expect(sys.ghost.visited.some((v) => v.endsWith('@write_cr3(unrestricted_cr3)')), `nmi@${at}`).toBe(true);
+          }
+        },
+      },
+    ],
+    caught: [
+      {
+        name: "a kernel data taint left when a domain's critical section runs (mutant asi25-enter-skips-data-flush: an interrupt's asi_exit, then the return to user space)",
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', mutant: 'asi25-enter-skips-data-flush' });
+          expect(inv.check(sys)).toBeUndefined();
+          const secret = sys.kernel.kmallocs.get(step(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret)!.va;
+          step(sys, { op: 'interrupt', cpu: 0, kind: 'irq', va: secret, intr: [] });
+          expect(inv.check(sys)).toMatch(/^cpu0: task \d+'s critical section runs on mm\d+\/userspace with taints 0x1 its class must flush first$/);
+        },
+      },
+    ],
+  },
   'ASI-NONSENSITIVE': {
     holds: [
       {

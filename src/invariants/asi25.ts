@@ -44,9 +44,30 @@ export const ASI_CRITICAL: Invariant = {
     const a = sys.asi25!;
     for (const cpu of sys.cpus) {
       const s = a.tasks.get(sys.kernel.current[cpu.id]);
-      if (cpu.dead || !s?.target || s.intrNestDepth !== 0 || a.enterWindow[cpu.id] || a.cr3Window[cpu.id] !== null) continue;
+      if (cpu.dead || !s?.target || s.intrNestDepth !== 0 || a.enterWindow[cpu.id] > 0 || a.cr3Window[cpu.id] !== null) continue;
       const target = a.domains.get(s.target);
       if (a.currAsi[cpu.id] !== s.target || cr3Root(cpu.cr3) !== target?.pgd) return `cpu${cpu.id}: task ${sys.kernel.current[cpu.id]} is in its critical section on ${s.target}, but curr_asi is ${a.currAsi[cpu.id] ?? 'NULL'} and CR3 holds ${formatCr3(sys, cpu.cr3)}`;
+    }
+    return undefined;
+  },
+};
+
+export const ASI_TAINT: Invariant = {
+  id: 'ASI-TAINT',
+  statement:
+    "A task's critical section runs with none of the taints its domain's class must have flushed first: no taint its policy's prevent_control or protect_data names is set on the CPU, but those its policy sets itself (as posted the flushes are stand-ins that clear the bits, so this holds where they run).",
+  source:
+    'the 2025 series, [PATCH RFC v2 03/29] (struct asi_taint_policy: "Taints that need a flush when entering the domain"; maybe_flush_control, maybe_flush_data in __asi_enter), patches 21 and 25 (the KVM and userspace policies)',
+  design: 'asi-2025',
+  check: (sys) => {
+    const a = sys.asi25!;
+    for (const cpu of sys.cpus) {
+      const s = a.tasks.get(sys.kernel.current[cpu.id]);
+      if (cpu.dead || !s?.target || s.intrNestDepth !== 0 || a.enterWindow[cpu.id] > 0 || a.currAsi[cpu.id] !== s.target) continue;
+      const policy = a.policies[a.domains.get(s.target)?.classId ?? -1];
+      // What the class sets itself on entry is its own, not left over from before.
+      const left = policy ? a.taints[cpu.id] & (policy.preventControl | policy.protectData) & ~policy.set : 0;
+      if (left) return `cpu${cpu.id}: task ${sys.kernel.current[cpu.id]}'s critical section runs on ${s.target} with taints 0x${left.toString(16)} its class must flush first`;
     }
     return undefined;
   },

@@ -216,6 +216,11 @@ export const MUTANTS = {
     profile: 'asi25-fixed',
     kvm: true,
   },
+  'asi25-enter-skips-data-flush': {
+    where: "__asi_enter (2025 patch 03): maybe_flush_data() is left out, so what an earlier domain tainted stays when the new one runs",
+    expect: 'ASI-TAINT',
+    profile: 'asi25-fixed',
+  },
   'asi25-unmap-skips-flush': {
     where: "asi_unmap (2025 patch 11): asi_flush_tlb_range() is left out, so a CPU running restricted keeps the translation of a page given back",
     expect: 'ASI-NONSENSITIVE',

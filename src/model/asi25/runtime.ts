@@ -102,10 +102,11 @@ export interface Asi25State {
    */
   readonly cr3Window: ('asi_enter' | 'asi_exit' | null)[];
   /**
-   * Ghost, per CPU: asi_enter between asi_set_target() and __asi_enter()'s CR3 write (or its
-   * return, the CPU already on the target), where a task is tense and not yet on its target.
+   * Ghost, per CPU: how many of asi_enter (from asi_set_target()) and __asi_enter (from its
+   * curr_asi write to its data flush) are in progress, an interrupt's re-entry nested in the
+   * first: a task there is tense and not yet on its target, flushed.
    */
-  readonly enterWindow: boolean[];
+  readonly enterWindow: number[];
   /** Per task, by task id. */
   readonly tasks: Map<number, TaskAsiState>;
   /** The number the next mm_alloc() gives its mm (0 is no mm, init_mm). */
@@ -144,7 +145,7 @@ export function asi25Boot(sys: System): void {
     currAsi: sys.cpus.map(() => null),
     taints: sys.cpus.map(() => 0),
     cr3Window: sys.cpus.map(() => null),
-    enterWindow: sys.cpus.map(() => false),
+    enterWindow: sys.cpus.map(() => 0),
     tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
     nextMm: 1,
     vmms: new Map(),
@@ -356,11 +357,9 @@ export function* __asiEnter(k: Exec): Path {
   const s = taskState(k);
   if (bugOn(k, k.cpu.preemptCount === 0 && !k.cpu.irqsDisabled, 'VM_BUG_ON(preemptible())')) return;
   if (bugOn(k, s.intrNestDepth !== 0, 'VM_BUG_ON(current->thread.asi_state.intr_nest_depth != 0)')) return;
-  if (!s.target || s.target === a.currAsi[cpu]) {
-    a.enterWindow[cpu] = false;
-    return;
-  }
+  if (!s.target || s.target === a.currAsi[cpu]) return;
   const target = a.domains.get(s.target)!;
+  a.enterWindow[cpu]++;
   // "Must update curr_asi before writing CR3 to ensure an interrupting asi_exit sees that it may
   // need to switch address spaces."
   const cr3First = mutant(k.sys, 'asi25-cr3-before-curr-asi');
@@ -372,11 +371,11 @@ export function* __asiEnter(k: Exec): Path {
   maybeFlushControl(a, cpu, target);
   writeCr3(k.cpu, domainCr3(target));
   a.cr3Window[cpu] = null;
-  a.enterWindow[cpu] = false;
   yield 'write_cr3(asi_cr3)';
   if (cr3First) a.currAsi[cpu] = s.target;
-  maybeFlushData(a, cpu, target);
+  if (!mutant(k.sys, 'asi25-enter-skips-data-flush')) maybeFlushData(a, cpu, target);
   a.taints[cpu] |= a.policies[target.classId]!.set;
+  a.enterWindow[cpu]--;
 }
 
 /** asi_enter (patches 03, 05): set the target and enter it; the critical section begins. */
@@ -386,9 +385,12 @@ export function* asiEnter(k: Exec, key: string): Path {
   // "Should not have an asi_enter() without a prior asi_relax()."
   warnOn(k, s.target !== null, 'VM_WARN_ON_ONCE(asi_get_target(current))');
   s.target = key;
-  rt(k.sys).enterWindow[k.cpu.id] = true;
+  const a = rt(k.sys);
+  const cpu = k.cpu.id;
+  a.enterWindow[cpu]++;
   yield 'asi_set_target(current, asi)';
   yield* __asiEnter(k);
+  a.enterWindow[cpu]--;
 }
 
 /** asi_relax (patches 03, 05): the critical section ends; the address space stays. */

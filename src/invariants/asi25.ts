@@ -1,7 +1,7 @@
 // Invariants of the 2025 design (src/model/asi25): what its code states about curr_asi and CR3,
 // and about what the restricted address spaces may map. They judge a system running it only.
 
-import { cr3Pcid, cr3Root, formatCr3, usableTlbEntries } from '../model/x86/cpu.ts';
+import { type Cpu, cr3Pcid, cr3Root, formatCr3, usableTlbEntries } from '../model/x86/cpu.ts';
 import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
 import { framesOf, leaves } from '../model/mm/pagetable.ts';
@@ -33,6 +33,18 @@ export const CURR_ASI: Invariant = {
   },
 };
 
+/** The CPUs whose task is in its critical section (tense, not in an interrupt of it), outside asi_enter's own steps. */
+function criticalSections(sys: System): { readonly cpu: Cpu; readonly task: number; readonly target: string }[] {
+  const a = sys.asi25!;
+  const out: { cpu: Cpu; task: number; target: string }[] = [];
+  for (const cpu of sys.cpus) {
+    const task = sys.kernel.current[cpu.id];
+    const s = a.tasks.get(task);
+    if (!cpu.dead && s?.target && s.intrNestDepth === 0 && a.enterWindow[cpu.id] === 0) out.push({ cpu, task, target: s.target });
+  }
+  return out;
+}
+
 export const ASI_CRITICAL: Invariant = {
   id: 'ASI-CRITICAL',
   statement:
@@ -42,11 +54,9 @@ export const ASI_CRITICAL: Invariant = {
   design: 'asi-2025',
   check: (sys) => {
     const a = sys.asi25!;
-    for (const cpu of sys.cpus) {
-      const s = a.tasks.get(sys.kernel.current[cpu.id]);
-      if (cpu.dead || !s?.target || s.intrNestDepth !== 0 || a.enterWindow[cpu.id] > 0 || a.cr3Window[cpu.id] !== null) continue;
-      const target = a.domains.get(s.target);
-      if (a.currAsi[cpu.id] !== s.target || cr3Root(cpu.cr3) !== target?.pgd) return `cpu${cpu.id}: task ${sys.kernel.current[cpu.id]} is in its critical section on ${s.target}, but curr_asi is ${a.currAsi[cpu.id] ?? 'NULL'} and CR3 holds ${formatCr3(sys, cpu.cr3)}`;
+    for (const { cpu, task, target } of criticalSections(sys)) {
+      if (a.cr3Window[cpu.id] !== null) continue;
+      if (a.currAsi[cpu.id] !== target || cr3Root(cpu.cr3) !== a.domains.get(target)?.pgd) return `cpu${cpu.id}: task ${task} is in its critical section on ${target}, but curr_asi is ${a.currAsi[cpu.id] ?? 'NULL'} and CR3 holds ${formatCr3(sys, cpu.cr3)}`;
     }
     return undefined;
   },
@@ -61,13 +71,12 @@ export const ASI_TAINT: Invariant = {
   design: 'asi-2025',
   check: (sys) => {
     const a = sys.asi25!;
-    for (const cpu of sys.cpus) {
-      const s = a.tasks.get(sys.kernel.current[cpu.id]);
-      if (cpu.dead || !s?.target || s.intrNestDepth !== 0 || a.enterWindow[cpu.id] > 0 || a.currAsi[cpu.id] !== s.target) continue;
-      const policy = a.policies[a.domains.get(s.target)?.classId ?? -1];
+    for (const { cpu, task, target } of criticalSections(sys)) {
+      const policy = a.policies[a.domains.get(target)?.classId ?? -1];
+      if (a.currAsi[cpu.id] !== target || !policy) continue;
       // What the class sets itself on entry is its own, not left over from before.
-      const left = policy ? a.taints[cpu.id] & (policy.preventControl | policy.protectData) & ~policy.set : 0;
-      if (left) return `cpu${cpu.id}: task ${sys.kernel.current[cpu.id]}'s critical section runs on ${s.target} with taints 0x${left.toString(16)} its class must flush first`;
+      const left = a.taints[cpu.id] & (policy.preventControl | policy.protectData) & ~policy.set;
+      if (left) return `cpu${cpu.id}: task ${task}'s critical section runs on ${target} with taints 0x${left.toString(16)} its class must flush first`;
     }
     return undefined;
   },

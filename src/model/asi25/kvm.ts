@@ -5,11 +5,11 @@
 // faults; kvm_arch_vcpu_ioctl_run ends with asi_exit(). The rest of KVM (VMs, vCPUs, memslots,
 // buses, the exit handlers' accesses) is kvm/'s, shared with the 2019 design.
 
-import { type Cpu, buildCr3, KERNEL_PCID, formatCr3, writeCr3 } from '../x86/cpu.ts';
+import { type Cpu, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import type { Exec, Path } from '../asi/session.ts';
 import type { Log } from '../trace.ts';
 import { type System, mutant } from '../system.ts';
-import { ASI_CLASS_KVM, ASI_CLASS_USERSPACE, asiUseMm, ASI_TAINT_GUEST_CONTROL, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_DATA, asiDestroy, asiEnter, asiInCriticalSection, asiInit, asiInitClass, asiRelax, bugOn, domainCr3, rt, warnOn } from './runtime.ts';
+import { ASI_CLASS_KVM, currAsiCr3, mmAlloc, asiUseMm, ASI_TAINT_GUEST_CONTROL, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_DATA, asiDestroy, asiEnter, asiInCriticalSection, asiInit, asiInitClass, asiRelax, bugOn, domainCr3, rt, warnOn } from './runtime.ts';
 
 /**
  * kvm_x86_init_asi_class (patch 21), at kvm_x86_vendor_init: on a CPU without
@@ -35,9 +35,8 @@ function vmmMm(k: Exec, memcg: number): number {
   const a = rt(k.sys);
   const mm = a.vmms.get(memcg);
   if (mm !== undefined) return mm;
-  const made = a.nextMm++;
-  const { err } = asiInit(k, made, ASI_CLASS_USERSPACE);
-  if (err) return err;
+  const made = mmAlloc(k);
+  if (made < 0) return made;
   a.vmms.set(memcg, made);
   a.mmUsers.set(made, 1);
   return made;
@@ -69,13 +68,11 @@ export function kvmArchDestroyVmAsi(k: Exec, domain: string): void {
  * says the restricted CR3 is unstable *outside* it; currentCr3WarnsOutside warns there instead.
  */
 export function getCurrentCr3Fast25(k: Exec): number {
-  const a = rt(k.sys);
-  const key = a.currAsi[k.cpu.id];
-  const asi = key === null ? undefined : a.domains.get(key);
-  const cr3 = asi ? domainCr3(asi) : buildCr3(k.sys.kernel.pgd, KERNEL_PCID);
+  const cr3 = currAsiCr3(k.sys, k.cpu.id);
+  const asi = rt(k.sys).currAsi[k.cpu.id] !== null;
   warnOn(k, k.cpu.preemptCount === 0 && !k.cpu.irqsDisabled, 'VM_WARN_ON(in_nmi() || preemptible())');
   const unstable = k.sys.options.currentCr3WarnsOutside ? !asiInCriticalSection(k) : asiInCriticalSection(k);
-  warnOn(k, asi !== undefined && unstable, `VM_WARN_ON_ONCE(asi && ${k.sys.options.currentCr3WarnsOutside ? '!' : ''}asi_in_critical_section()) in __get_current_cr3_fast`);
+  warnOn(k, asi && unstable, `VM_WARN_ON_ONCE(asi && ${k.sys.options.currentCr3WarnsOutside ? '!' : ''}asi_in_critical_section()) in __get_current_cr3_fast`);
   bugOn(k, cr3 !== k.cpu.cr3, 'VM_BUG_ON(cr3 != __read_cr3())');
   return cr3;
 }
@@ -94,11 +91,7 @@ function checkGuestEntry(k: Exec, domain: string, vcpu: number): void {
 
 /** VM-exit loads the CR3 curr_asi names. */
 function checkExitCr3(k: Exec, hostCr3: number, vcpu: number): void {
-  const a = rt(k.sys);
-  const key = a.currAsi[k.cpu.id];
-  const d = key === null ? undefined : a.domains.get(key);
-  const expected = d ? domainCr3(d) : buildCr3(k.sys.kernel.pgd, KERNEL_PCID);
-  if (hostCr3 !== expected) kvmRule(k.sys, k.cpu, `VM-exit of vCPU ${vcpu} loads HOST_CR3 ${formatCr3(k.sys, hostCr3)} while curr_asi is ${key ?? 'NULL'}`);
+  if (hostCr3 !== currAsiCr3(k.sys, k.cpu.id)) kvmRule(k.sys, k.cpu, `VM-exit of vCPU ${vcpu} loads HOST_CR3 ${formatCr3(k.sys, hostCr3)} while curr_asi is ${rt(k.sys).currAsi[k.cpu.id] ?? 'NULL'}`);
 }
 
 /**
@@ -133,5 +126,5 @@ export function restricted(k: Exec): boolean {
 /** KVM_RUN's return to user space: kvm_arch_vcpu_ioctl_run's asi_exit() has left the domain. */
 export function checkUserReturn(k: Exec, vcpu: number): void {
   const key = rt(k.sys).currAsi[k.cpu.id];
-  if (key !== null || k.cpu.cr3 !== buildCr3(k.sys.kernel.pgd, KERNEL_PCID)) kvmRule(k.sys, k.cpu, `KVM_RUN of vCPU ${vcpu} returns to user space with curr_asi ${key ?? 'NULL'} on cr3 ${formatCr3(k.sys, k.cpu.cr3)}`);
+  if (key !== null || k.cpu.cr3 !== kernelCr3(k.sys)) kvmRule(k.sys, k.cpu, `KVM_RUN of vCPU ${vcpu} returns to user space with curr_asi ${key ?? 'NULL'} on cr3 ${formatCr3(k.sys, k.cpu.cr3)}`);
 }

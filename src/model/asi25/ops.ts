@@ -17,7 +17,7 @@ import type { Exec, Path } from '../asi/session.ts';
 import { EBUSY, EINVAL } from '../mm/kernel.ts';
 import { log } from '../trace.ts';
 import type { System } from '../system.ts';
-import { ASI_CLASS_KVM, ASI_CLASS_USERSPACE, asiDestroy, asiDestroyUserspace, asiEnter, asiInit, asiRelax, domainKey, rt } from './runtime.ts';
+import { ASI_CLASS_KVM, asiDestroy, asiDestroyUserspace, asiEnter, asiInit, asiRelax, domainKey, mmAlloc, rt } from './runtime.ts';
 
 /** The ops the 2025 design has: all but the 2019 API's calls (API_OPS), which return -ENOSYS on it. */
 export const ASI25_OPS: ReadonlySet<OpKind> = new Set(OP_KINDS.filter((k) => !API_OPS.has(k)));
@@ -46,16 +46,14 @@ export function domainHandleOn(sys: System, cpu: number): number | null {
  * ASI_CLASS_KVM): the mm's number, or -errno.
  */
 export function asiCreate25(k: Exec): number {
-  const a = rt(k.sys);
-  const mm = a.nextMm++;
-  const user = asiInit(k, mm, ASI_CLASS_USERSPACE).err;
-  if (user) return user;
+  const mm = mmAlloc(k);
+  if (mm < 0) return mm;
   const { err } = asiInit(k, mm, ASI_CLASS_KVM);
   if (err) {
     asiDestroyUserspace(k, mm);
     return err;
   }
-  a.callerMms.add(mm);
+  rt(k.sys).callerMms.add(mm);
   return mm;
 }
 

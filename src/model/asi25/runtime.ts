@@ -14,7 +14,7 @@
 // kernel's page tables, so a domain's user half, patch 24, is empty), the TLB flush paths'
 // asi_exit (patch 20) and the taint flushes' mitigations (patches 26, 27).
 
-import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, writeCr3 } from '../x86/cpu.ts';
+import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { type Exec, type Path } from '../asi/session.ts';
 import { drive } from '../x86/entry.ts';
 import { KERNEL, allocFrames, freeAllocation, allocationOfFrame, tableChanged } from '../mm/memory.ts';
@@ -345,6 +345,13 @@ export function isRestrictedPcid(pcid: number): boolean {
   return pcid >> X86_CR3_ASI_PCID_BITS_SHIFT !== 0;
 }
 
+/** The CR3 curr_asi names on a CPU: its domain's restricted one, or the unrestricted kernel CR3. */
+export function currAsiCr3(sys: System, cpu: number): number {
+  const key = rt(sys).currAsi[cpu];
+  const d = key === null ? undefined : rt(sys).domains.get(key);
+  return d ? domainCr3(d) : kernelCr3(sys);
+}
+
 /** The CR3 __asi_enter writes: build_cr3_pcid_noinstr(target->pgd, asi_pcid(), lam, false) (patch 06). */
 export function domainCr3(d: Domain): number {
   return buildCr3(d.pgd ?? 0, asiPcid(d));
@@ -415,7 +422,7 @@ export function* asiExit(k: Exec): Path {
       a.currAsi[cpu] = null;
       yield 'this_cpu_write(curr_asi, NULL)';
     }
-    writeCr3(k.cpu, buildCr3(k.sys.kernel.pgd, KERNEL_PCID));
+    writeCr3(k.cpu, kernelCr3(k.sys));
     if (!currFirst) a.cr3Window[cpu] = 'asi_exit';
     yield 'write_cr3(unrestricted_cr3)';
     // "Must not update curr_asi until after CR3 write, otherwise a re-entrant call might not enter
@@ -484,17 +491,16 @@ export function asiInitUserspaceClass(sys: System, out: Log): void {
   warnOn({ sys, out }, asiInitClass(sys, ASI_CLASS_USERSPACE, policy, out) !== 0, 'WARN_ON(err) in asi_init_userspace_class');
 }
 
-/**
- * A process's new mm (mm_init, patch 25's asi_init_mm_state: its userspace domain) used by `task`:
- * the mm's number, or -errno (the fork fails).
- */
+/** mm_alloc(): a new mm with the userspace domain mm_init gives it (patch 25's asi_init_mm_state): its number, or -errno. */
+export function mmAlloc(k: Exec): number {
+  const mm = rt(k.sys).nextMm++;
+  return asiInit(k, mm, ASI_CLASS_USERSPACE).err || mm;
+}
+
+/** A process's new mm (mmAlloc) used by `task`: the mm's number, or -errno (the fork fails). */
 export function asiNewProcessMm(k: Exec, task: number): number {
-  const a = rt(k.sys);
-  const mm = a.nextMm++;
-  const { err } = asiInit(k, mm, ASI_CLASS_USERSPACE);
-  if (err) return err;
-  a.mmUsers.set(mm, 0);
-  asiUseMm(k.sys, task, mm);
+  const mm = mmAlloc(k);
+  if (mm >= 0) asiUseMm(k.sys, task, mm);
   return mm;
 }
 

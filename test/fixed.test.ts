@@ -15,8 +15,7 @@ import type { Coverage } from '../src/check/fuzz/protocol.ts';
 import { KVM_WEIGHTS, WALK_WEIGHTS, type Weights } from '../src/generators/choose.ts';
 import { ddmin } from '../src/check/shrink.ts';
 import { makeCounterexample, saveCounterexample } from '../src/check/counterexample.ts';
-import type { Config, System } from '../src/model/system.ts';
-import { PROFILES } from '../src/model/options.ts';
+import { type Config, type System, designOf } from '../src/model/system.ts';
 import { ISOLATED_ENTRY, exitOutcomes } from './kvm-scenarios.ts';
 
 
@@ -40,7 +39,7 @@ function propertyHolds(config: Config, numRuns: number, seed: number, maxLength:
     const path = saveCounterexample(mkdtempSync(join(tmpdir(), 'asi-check-fixed-')), makeCounterexample(config, ops, v.invariant, v.message, `fixed profile: ${v.invariant}`, { by: 'npm test', seed, path: result.counterexamplePath ?? '' }));
     expect.fail(`${v.invariant}: ${v.message}\nsaved ${path}\n${traceLines(config, ops).join('\n')}`);
   }
-  const design = PROFILES[config.profile].design;
+  const design = designOf(config);
   // The 2025 design has no KVM ops yet (ASI25_OPS): the walks' KVM weight goes unused there.
   const vacuous = [...vacuousOps(coverage, design), ...(weights?.kvm_run && design === 'asi-2019' && isolatedEntries === 0 ? ['KVM_RUN entering its guest isolated'] : [])];
   expect(vacuous, 'never succeeded: a clean run that isolated nothing proves nothing').toEqual([]);

@@ -6,14 +6,13 @@
 import { fileURLToPath } from 'node:url';
 import { basename, dirname, join } from 'node:path';
 import type { DesignOptions } from '../model/options.ts';
-import { type Config, type KernelConfig, type System, cloneSystem } from '../model/system.ts';
+import { type Config, type KernelConfig, type System, cloneSystem, designOf } from '../model/system.ts';
 import { type Op, formatOp } from '../model/ops.ts';
 import { runOps } from './run.ts';
 import { shorten } from './explore/shrink-quality.ts';
 import { GEOMETRIES, PAGE_SIZE, PGT_LEVEL_P4D, PGT_LEVEL_PGD, PGT_LEVEL_PMD, levelSize } from '../model/mm/geometry.ts';
 import { hunt } from './hunt.ts';
 import { FOUNDATION_INVARIANTS } from '../invariants/index.ts';
-import { PROFILES } from '../model/options.ts';
 import { DEFAULT_WEIGHTS, FOUNDATION_WEIGHTS, KVM_WEIGHTS, WALK_KERNEL_WEIGHTS, WALK_WEIGHTS, type Weights } from '../generators/choose.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type Counterexample, configLabel, makeCounterexample, saveCounterexample } from './counterexample.ts';
@@ -323,7 +322,7 @@ export function mutantConfig(m: MutantName): Config {
  * not exist (the kill matrix was calibrated on DEFAULT_WEIGHTS before it had them).
  */
 export function mutantWeights(m: MutantName): Weights {
-  if (PROFILES[mutantConfig(m).profile].design === 'asi-2025') return MUTANT_INFO[m].kvm ? WALK_WEIGHTS : WALK_KERNEL_WEIGHTS;
+  if (designOf(mutantConfig(m)) === 'asi-2025') return MUTANT_INFO[m].kvm ? WALK_WEIGHTS : WALK_KERNEL_WEIGHTS;
   return MUTANT_INFO[m].kvm ? KVM_WEIGHTS : DEFAULT_WEIGHTS;
 }
 

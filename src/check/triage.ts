@@ -4,10 +4,10 @@
 // explains the finding on its own. Fuzzing groups findings by (invariant, root cause), so one bug
 // reached by many op shapes is one finding, and a violation no option explains is a new bug.
 
-import { type DesignOptions, FIXED_OPTIONS, OPTION_NAMES, PROFILES, RFC_V2_OPTIONS, optionOfDesign } from '../model/options.ts';
+import { type DesignOptions, FIXED_OPTIONS, OPTION_NAMES, RFC_V2_OPTIONS, optionOfDesign } from '../model/options.ts';
 import type { MutantName } from '../model/mutants.ts';
 import type { Op } from '../model/ops.ts';
-import { type Config, resolveOptions } from '../model/system.ts';
+import { type Config, designOf, resolveOptions } from '../model/system.ts';
 import type { Failure, RunOptions } from './run.ts';
 import { ddminBy, violates, violation } from './shrink.ts';
 
@@ -40,7 +40,7 @@ export function fixTarget(c: Config): DesignOptions {
 export function fixCandidates(c: Config): OptionName[] {
   const have = resolveOptions(c);
   const target = fixTarget(c);
-  const design = PROFILES[c.profile].design;
+  const design = designOf(c);
   return OPTION_NAMES.filter((o) => have[o] !== target[o] && optionOfDesign(o, design));
 }
 

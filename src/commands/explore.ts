@@ -11,11 +11,10 @@ import { ASI_CHECK_VERSION } from '../check/version.ts';
 import { basename, dirname, join } from 'node:path';
 import { ScopeError, loadScope } from '../check/explore/scope-file.ts';
 import type { Scope } from '../check/explore/scope.ts';
-import { PROFILES } from '../model/options.ts';
 import { makeCounterexample, saveCounterexample } from '../check/counterexample.ts';
 import { fsReason } from '../check/read-file.ts';
 import { CLI, count, progressIntervalMs, shellWord, startProgress } from '../check/fuzz/progress.ts';
-import { geometryOf } from '../model/system.ts';
+import { designOf, geometryOf } from '../model/system.ts';
 import { formatOp } from '../model/ops.ts';
 import { onInterrupt } from './interrupt.ts';
 import { prepareOutDir } from './output.ts';
@@ -98,7 +97,7 @@ async function run(flags: ExploreFlags): Promise<void> {
   const config = configFromFlags(flags);
   let scope: Scope;
   try {
-    scope = loadScope(flags.scope ?? (PROFILES[config.profile].design === 'asi-2025' ? 'asi25' : 'small'));
+    scope = loadScope(flags.scope ?? (designOf(config) === 'asi-2025' ? 'asi25' : 'small'));
   } catch (e) {
     if (e instanceof ScopeError) usageError(e.message);
     throw e;

@@ -12,8 +12,7 @@ import { type Crash, type FuzzResult, type Shard, startFuzz } from '../check/fuz
 import { CLI, coverageFigures, coverageTable, count, progressLine, rate, replayCommand, shellWord, startProgress, vacuousOps } from '../check/fuzz/progress.ts';
 import { type Finding, loadKnown } from '../check/fuzz/store.ts';
 import { MAX_SHRINKS_PER_KIND, missingObjects } from '../check/fuzz/walker.ts';
-import type { Config } from '../model/system.ts';
-import { type Design, PROFILES } from '../model/options.ts';
+import { type Config, designOf } from '../model/system.ts';
 import { onInterrupt } from './interrupt.ts';
 import { DEFAULT_OUT_ROOT, defaultOutDir, prepareOutDir, statOf } from './output.ts';
 import { type ConfigFlags, CHECK_FLAG_HELP, EXIT_CLEAN, EXIT_INTERNAL, EXIT_USAGE, EXIT_VACUOUS, EXIT_VIOLATION, configFromFlags, describeConfig, intIn, parseCheckMode, printable, usageError, configOptions } from './usage.ts';
@@ -82,10 +81,6 @@ function rootCauses(r: FuzzResult): string[] {
 }
 
 const where = (f: Finding) => f.file ?? pc.red(`NOT SAVED (${f.saveError}); the replay --seed line below re-creates it`);
-
-function designOf(config: Config): Design {
-  return PROFILES[config.profile].design;
-}
 
 function crashLine(c: Crash, steps: number, config: Config): string {
   const where = c.walkSeed ? `walk ${c.walkSeed} (${replayCommand(c.walkSeed, steps, config)})` : 'a worker';

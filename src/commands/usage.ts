@@ -5,7 +5,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { GEOMETRIES } from '../model/mm/geometry.ts';
 import { MUTANT_INFO, type MutantName } from '../model/mutants.ts';
 import { type DesignOptions, OPTION_NAMES, OVERLAP_POLICIES, PROFILES, type ProfileName, RFC_V2_OPTIONS } from '../model/options.ts';
-import type { Config, KernelConfig } from '../model/system.ts';
+import { type Config, type KernelConfig, designOf } from '../model/system.ts';
 import { KERNEL_ITEMS, kernelWords } from '../check/counterexample.ts';
 import { CHECK_MODES, type CheckMode } from '../invariants/index.ts';
 
@@ -120,7 +120,7 @@ export function configFromFlags(f: ConfigFlags): Config {
   return {
     geometry: f.geometry,
     cpus: f.cpus,
-    profile: PROFILES[own].design === PROFILES[f.profile].design ? f.profile : own,
+    profile: designOf({ profile: own }) === designOf(f) ? f.profile : own,
     ...(Object.keys(options).length ? { options } : {}),
     ...(f.mutant ? { mutant: f.mutant } : {}),
     ...(f.kernel ? { kernel: f.kernel } : {}),

@@ -1,7 +1,7 @@
 // The shape of an invariant: a stable id, the sentence it checks, where the rule comes from, and a
 // pure check that names what it found. Checks read the system and never change it.
 
-import type { GhostEvent, System } from '../model/system.ts';
+import { type GhostEvent, type System, designOf } from '../model/system.ts';
 import type { Design } from '../model/options.ts';
 import type { Judge, Views } from './views.ts';
 
@@ -45,12 +45,7 @@ export function ghostEvent(sys: System, id: GhostEvent['invariant']): string | u
   return sys.ghost.events.find((e) => e.invariant === id)?.message;
 }
 
-/** The design a system runs: a system booted with the 2025 runtime runs it (src/model/asi25). */
-export function designOf(sys: System): Design {
-  return sys.asi25 ? 'asi-2025' : 'asi-2019';
-}
-
 /** Whether an invariant judges this system: of its design (or of both), and its option on. */
 export function judges(inv: Invariant, sys: System): boolean {
-  return (inv.design === undefined || inv.design === designOf(sys)) && (!inv.appliesTo || inv.appliesTo(sys));
+  return (inv.design === undefined || inv.design === designOf(sys.config)) && (!inv.appliesTo || inv.appliesTo(sys));
 }

@@ -3,7 +3,7 @@
 
 import { type Allocation, KERNEL, stepBegins } from './mm/memory.ts';
 import { type Log, log, onCpu } from './trace.ts';
-import { type ApiCall, type Asi, type Config, type System, cloneSystem, newGhost } from './system.ts';
+import { type ApiCall, type Asi, type Config, type System, cloneSystem, designOf, newGhost } from './system.ts';
 import { type Racing, RacerWaits, waitForTask } from './x86/smp.ts';
 import { ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
@@ -34,7 +34,6 @@ import { asiAsyncFreeWork } from './asi25/alloc.ts';
 import { kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
-import { PROFILES } from './options.ts';
 import { ASI25_OPS, asiCreate25, asiDestroy25, criticalSection, callerDomainOf } from './asi25/ops.ts';
 import { kvmX86InitAsiClass } from './asi25/kvm.ts';
 import { asi25Boot, asiExit as asiExit25, asiNewProcessMm, asiTaskExit, inUserMode, returnToUserMode, syscallEnterFromUserMode } from './asi25/runtime.ts';
@@ -58,7 +57,7 @@ export function createSystem(config: Config): System {
   if (!template) {
     if (booted.size >= BOOTED_KEPT) booted.clear();
     template = boot(config);
-    if (PROFILES[config.profile].design === 'asi-2025') {
+    if (designOf(config) === 'asi-2025') {
       asi25Boot(template);
       kvmX86InitAsiClass(template, []);
     }

@@ -5,7 +5,7 @@
 import { type Geometry, GEOMETRIES } from './mm/geometry.ts';
 import { type AllocKind, type Memory, type Owner, cloneMemory } from './mm/memory.ts';
 import { type Tables, cloneTables } from './mm/pagetable.ts';
-import { type DesignOptions, type ProfileName, PROFILES } from './options.ts';
+import { type Design, type DesignOptions, type ProfileName, PROFILES } from './options.ts';
 import { type MutantName } from './mutants.ts';
 import type { PgtLevel } from './mm/geometry.ts';
 import { type Cpu, cloneCpu } from './x86/cpu.ts';
@@ -85,6 +85,11 @@ export function pmlEnabled(sys: System): boolean {
 }
 
 export const DEFAULT_CONFIG: Config = { geometry: 'small', cpus: 2, profile: 'fixed' };
+
+/** The design family a configuration's profile runs (the 2019 RFC, or the 2025 series). */
+export function designOf(c: Pick<Config, 'profile'>): Design {
+  return PROFILES[c.profile].design;
+}
 
 export function resolveOptions(c: Config): DesignOptions {
   return { ...PROFILES[c.profile].options, ...(c.options ?? {}) };

@@ -4,9 +4,9 @@
 // where the behaviour lives in a function; real processes where it is about the process.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { configLabel, loadCounterexample } from '../src/check/counterexample.ts';
 import { prepareOutDir } from '../src/commands/output.ts';
 import { coverageFigures, replayCommand, vacuousOps } from '../src/check/fuzz/progress.ts';
@@ -16,15 +16,9 @@ import { runWalks } from '../src/check/fuzz/walker.ts';
 import { main } from '../src/cli.ts';
 import { EXIT_INTERNAL, EXIT_VACUOUS, configFromFlags, describeConfig, parseKernel, parseOption } from '../src/commands/usage.ts';
 import type { BatchCase } from './cli-batch.ts';
-import { freshDir, root, runBatch, runMain } from './cli-run.ts';
+import { root, runBatch, runMain, tempDirs } from './cli-run.ts';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tmp(): string {
-  const d = freshDir('script');
-  dirs.push(d);
-  return d;
-}
+const tmp = tempDirs('script');
 
 const CORPUS = join(root, 'counterexamples');
 const F5_FILE = join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');

@@ -5,20 +5,14 @@
 // processes that take seconds of CPU, on top of what npm test's two cores already run.
 
 import { spawn } from 'node:child_process';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { loadCounterexample } from '../../src/check/counterexample.ts';
 import { EXIT_VACUOUS } from '../../src/commands/usage.ts';
-import { freshDir, root, startCli } from '../cli-run.ts';
+import { root, startCli, tempDirs } from '../cli-run.ts';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tmp(): string {
-  const d = freshDir('nightly');
-  dirs.push(d);
-  return d;
-}
+const tmp = tempDirs('nightly');
 
 const CORPUS = join(root, 'counterexamples');
 const F5_FILE = join(CORPUS, 'rfc-v2+clearPresentPmd--refine--517b3a29e3ae.json');

@@ -36,9 +36,10 @@ export interface Rig {
  * setup_test_asi(): asi_init_class(ASI_CLASS_TEST), mm_alloc() and kthread_use_mm(), then
  * asi_init(); and preempt_disable(), as every case does first. `sensitivePages`: pages allocated
  * __GFP_SENSITIVE first (alloc_pages through kmalloc_large), for the handlers to read. `profile`:
- * the posted code (asi25) or its fixes (asi25-fixed), `options` overriding either.
+ * the posted code (asi25, or asi25-dm with the September direct map) or its fixes (the -fixed
+ * ones), `options` overriding any.
  */
-export function setupTestAsi({ sensitivePages = 0, profile = 'asi25', options = {} }: { sensitivePages?: number; profile?: Extract<ProfileName, 'asi25' | 'asi25-fixed'>; options?: Partial<DesignOptions> } = {}): Rig {
+export function setupTestAsi({ sensitivePages = 0, profile = 'asi25', options = {} }: { sensitivePages?: number; profile?: Extract<ProfileName, 'asi25' | 'asi25-fixed' | 'asi25-dm' | 'asi25-dm-fixed'>; options?: Partial<DesignOptions> } = {}): Rig {
   const sys = createSystem({ geometry: 'small', cpus: 2, profile, options });
   const sensitive = Array.from({ length: sensitivePages }, () => sys.kernel.kmallocs.get(step(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret)!.va);
   const violations: Violation[] = [];

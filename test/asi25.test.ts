@@ -12,9 +12,10 @@
 // A domain maps what the series maps (the global nonsensitive pgd: kernel text and data, static
 // percpu data, cpu_entry_area, espfix, vmemmap, buddy allocations without __GFP_SENSITIVE, vmalloc
 // areas), so entry code runs on it, and a handler's read of __GFP_SENSITIVE memory takes patch
-// 10's fault path. Not expressible yet: the September 2025 allocator's version of
-// test_alloc_sensitive_nonsensitive (pageblock sensitivity) and the change_page_attr cases
-// (set_memory_*, which the model does not have).
+// 10's fault path. The September 2025 series' test_alloc_sensitive_nonsensitive runs on asi25-dm
+// (its direct map). Not expressible yet: the change_page_attr cases (set_memory_*, which the
+// model does not have) and page_alloc_test.c's test_pindex_helpers (the per-CPU lists' index;
+// the model's allocator has no per-CPU lists).
 // test_percpu_alloc's dynamic allocation lands in the first chunk, the model's only one: on the
 // posted code that part of the case fails (F45).
 
@@ -39,6 +40,9 @@ import { choicesArb } from '../src/generators/arbitraries.ts';
 import { WALK_WEIGHTS } from '../src/generators/choose.ts';
 import fc from 'fast-check';
 import { walk } from '../src/model/mm/pagetable.ts';
+import { allocPages, freePages } from '../src/model/mm/page-alloc.ts';
+import { directMapSensitive, pageblockSensitive } from '../src/model/asi25/pageblock.ts';
+import { newChecker } from '../src/invariants/index.ts';
 
 describe('asi_test.c, as posted (bjackman/linux)', () => {
   test('test_asi_state: restricted and tense after asi_enter, restricted and relaxed after asi_relax, neither after asi_exit', () => {
@@ -363,6 +367,54 @@ describe('the page allocator (patches 14, 15)', () => {
     expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(false);
     expect(r.sys.mem.frameAlloc[page.frame]).toBe(-1);
     expect(r.sys.asi25!.asyncFree).toEqual([]);
+  });
+});
+
+describe('asi_test.c of the September 2025 series (mm: ASI direct map management), on asi25-dm', () => {
+  /** do_many_alloc_pages(test, gfp, 0, count): order-0 alloc_pages, the case failing if one fails. */
+  const doManyAllocPages = (r: Rig, sensitive: boolean, count: number) =>
+    Array.from({ length: count }, (_, i) => {
+      const a = allocPages(r.sys, { kind: 'kmalloc', owner: KERNEL, name: `alloc_pages ${i}`, pages: 1, sensitive });
+      if (!a) throw new Error(`Failed to alloc order 0 page (GFP ${sensitive ? '__GFP_SENSITIVE' : 'GFP_KERNEL'}) iter ${i}`);
+      return a;
+    });
+
+  for (const profile of ['asi25-dm', 'asi25-dm-fixed'] as const) {
+    test(`test_alloc_sensitive_nonsensitive (${profile}): more than half of memory allocated nonsensitive is all mapped; freed and allocated again sensitive, all unmapped; no bad_page() nor WARN`, () => {
+      const r = setupTestAsi({ profile });
+      const judge = newChecker('incremental');
+      // "First allocate more than half of the memory in the node as nonsensitive."
+      const pageMajority = r.sys.kernel.layout.physFrames / 2 + 1;
+      const nonsensitive = doManyAllocPages(r, false, pageMajority);
+      expect(nonsensitive.filter((a) => directMapSensitive(r.sys, a.frames[0]))).toEqual([]);
+      r.violations.push(...judge(r.sys, 'between-ops'));
+      // "Now free them again and allocate the same amount as sensitive."
+      for (const a of nonsensitive) freePages(r.sys, a.id);
+      const sensitive = doManyAllocPages(r, true, pageMajority);
+      expect(sensitive.filter((a) => !directMapSensitive(r.sys, a.frames[0]))).toEqual([]);
+      // The flips went both ways: some pages of the second round were nonsensitive in the first.
+      const first = new Set(nonsensitive.map((a) => a.frames[0]));
+      expect(sensitive.some((a) => first.has(a.frames[0]))).toBe(true);
+      r.violations.push(...judge(r.sys, 'between-ops'));
+      // check_taint_post: "Kernel newly tainted after test. Maybe a WARN?"
+      expect(r.violations).toEqual([]);
+    });
+  }
+
+  test('F47: a CPU running restricted keeps its TLB entry of a pageblock __rmqueue_asi made sensitive and handed to a __GFP_SENSITIVE caller; with sensitiveFlipFlushesTlb the flip flushes it', () => {
+    for (const [flush, expected] of [[false, /^cpu1, restricted \(PCID \d+\), can use its TLB entry for .* \(pfn (\d+)\) of kmalloc, allocated __GFP_SENSITIVE$/], [true, undefined]] as const) {
+      const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm', options: { sensitiveFlipFlushesTlb: flush } });
+      const id = step(sys, { op: 'kmalloc', size: 8 * PAGE_SIZE, sensitive: false }).ret;
+      const frame = sys.mem.allocs.get(sys.kernel.kmallocs.get(id)!.alloc)!.frames[0];
+      // cpu1's task, in user space on its restricted domain, makes a system call that reads the page.
+      expect(step(sys, { op: 'access', cpu: 1, va: directMapVa(sys, frame), access: 'read', intr: [] }).ret).toBe(0);
+      step(sys, { op: 'kfree', id });
+      // Sensitive pageblocks until none is left whole; the next one is the page's, flipped.
+      let ret = 0;
+      while (ret >= 0 && sys.mem.frameAlloc[frame] === -1) ret = step(sys, { op: 'kmalloc', size: 8 * PAGE_SIZE, sensitive: true }).ret;
+      expect(pageblockSensitive(sys, frame)).toBe(true);
+      expect(ASI_NONSENSITIVE.check(sys)).toEqual(expected && expect.stringMatching(expected));
+    }
   });
 });
 

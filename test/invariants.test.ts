@@ -7,7 +7,8 @@ import { describe, expect, test } from 'vitest';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInit, asiRelax } from '../src/model/asi25/runtime.ts';
 import { nmi, setupTestAsi } from './asi25-rig.ts';
 import { deliver, drive } from '../src/model/x86/entry.ts';
-import { ASI_GLOBAL_NONSENSITIVE, asiMap, kernelPgdBoundary } from '../src/model/asi25/map.ts';
+import { ASI_GLOBAL_NONSENSITIVE, asiMap, kernelPgdBoundary, physmapLeaf } from '../src/model/asi25/map.ts';
+import { pageblockNrPages } from '../src/model/asi25/pageblock.ts';
 import { INVARIANTS, checkAll, type Invariant } from '../src/invariants/index.ts';
 import { createSystem, step } from '../src/model/step.ts';
 import { type Op, formatOp } from '../src/model/ops.ts';
@@ -24,12 +25,13 @@ import {
   indexAt,
 } from '../src/model/mm/geometry.ts';
 import { leaves, lowerLevel, walk } from '../src/model/mm/pagetable.ts';
-import { _KERNPG_TABLE, _PAGE_NX, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags, isNone, mkEntry } from '../src/model/mm/pte.ts';
+import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW, PAGE_KERNEL, entryFrame, entryFlags, isNone, mkEntry } from '../src/model/mm/pte.ts';
 import { frameCount, freeAllocation, unitAlloc } from '../src/model/mm/memory.ts';
 import { ASI_MAP_ALL, ASI_MAP_CPU_HW_EVENTS, ASI_MAP_CPU_PTR, ASI_MAP_STACK_CANARY, asiLock } from '../src/model/asi/asi.ts';
 import { spinLock } from '../src/model/x86/context.ts';
 import { RacerWaits } from '../src/model/x86/smp.ts';
-import { EBUSY, THREAD_PAGES, kernelUnmapPage, taskStackVa } from '../src/model/mm/kernel.ts';
+import { EBUSY, THREAD_PAGES, directMapVa, kernelUnmapPage, taskStackVa } from '../src/model/mm/kernel.ts';
+import { judges } from '../src/invariants/types.ts';
 import { perCpuPtr } from '../src/model/mm/percpu.ts';
 import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, cr3Pcid, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { KVM_SPECS } from './kvm-scenarios.ts';
@@ -1101,6 +1103,46 @@ const SPECS: Record<string, Spec> = {
           const i = global.findIndex((e, index) => index >= kernelPgdBoundary(r.sys) && isNone(e));
           global[i] = mkEntry(r.sys.asi25!.domains.get(r.domain)!.pgd!, _KERNPG_TABLE);
           expect(inv.check(r.sys)).toMatch(new RegExp(`^mm\\d+/\\w+'s pgd entry ${i} is none, the global nonsensitive pgd's pfn \\d+ .*: what was mapped there since asi_init does not reach the domain$`));
+        },
+      },
+    ],
+  },
+  'ASI-PAGEBLOCK': {
+    holds: [
+      {
+        name: 'the September direct map: boot, then allocations that flip pageblocks to nonsensitive and back (both profiles)',
+        run: (inv) => {
+          for (const profile of ['asi25-dm', 'asi25-dm-fixed'] as const) {
+            const r = setupTestAsi({ profile });
+            const plain = step(r.sys, { op: 'kmalloc', size: 8 * PAGE_SIZE, sensitive: false, count: 4 }).ret;
+            step(r.sys, { op: 'vmalloc', pages: 5, sensitive: false });
+            expect(inv.check(r.sys)).toBeUndefined();
+            step(r.sys, { op: 'kfree', id: plain });
+            while (step(r.sys, { op: 'kmalloc', size: 8 * PAGE_SIZE, sensitive: true }).ret >= 0);
+            expect(inv.check(r.sys)).toBeUndefined();
+          }
+        },
+      },
+      {
+        name: 'a system on the January direct map (asi_map of each allocation) is not judged',
+        run: (inv) => {
+          expect(judges(inv, setupTestAsi().sys)).toBe(false);
+        },
+      },
+    ],
+    caught: [
+      {
+        name: "a pageblock's PB_nonsensitive set with its 2M leaf still non-present, and a leaf made present under a sensitive pageblock",
+        run: (inv) => {
+          const r = setupTestAsi({ profile: 'asi25-dm-fixed' });
+          const bits = r.sys.asi25!.pbNonsensitive;
+          const b = bits.lastIndexOf(0);
+          bits[b] = 1;
+          expect(inv.check(r.sys)).toMatch(new RegExp(`^pageblock ${b} \\(pfn \\d+-\\d+\\) is nonsensitive \\(PB_nonsensitive 1\\) but absent from the restricted direct map$`));
+          bits[b] = 0;
+          const { table, index } = physmapLeaf(r.sys, directMapVa(r.sys, b * pageblockNrPages(r.sys)));
+          r.sys.tables.get(table)![index] |= _PAGE_PRESENT;
+          expect(inv.check(r.sys)).toMatch(new RegExp(`^pageblock ${b} .* is sensitive \\(PB_nonsensitive 0\\) but mapped in the restricted direct map$`));
         },
       },
     ],

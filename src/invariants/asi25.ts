@@ -9,6 +9,7 @@ import { entryFlags, entryFrame, formatFlags } from '../model/mm/pte.ts';
 import { ASI_GLOBAL_NONSENSITIVE, kernelPgdBoundary } from '../model/asi25/map.ts';
 import { gfpSensitive } from '../model/asi25/alloc.ts';
 import { isRestrictedPcid } from '../model/asi25/runtime.ts';
+import { directMapSensitive, pageblockNrPages } from '../model/asi25/pageblock.ts';
 import type { System } from '../model/system.ts';
 import { type Invariant, ghostEvent } from './types.ts';
 import { sinceVersion } from './views.ts';
@@ -175,6 +176,28 @@ export const ASI_PGD_SHARED: Invariant = {
   design: 'asi-2025',
   check: unsharedPgd,
   incremental: () => sinceVersion(unsharedPgd),
+};
+
+/** Every pageblock's restricted mapping against its PB bit: the physmap's 2M leaves change only with Memory.version. */
+function pageblockMismatch(sys: System): string | undefined {
+  const nr = pageblockNrPages(sys);
+  const bits = sys.asi25!.pbNonsensitive;
+  for (let b = 0; b < bits.length; b++) {
+    const mapped = !directMapSensitive(sys, b * nr);
+    if (mapped !== (bits[b] === 1)) return `pageblock ${b} (pfn ${b * nr}-${(b + 1) * nr - 1}) is ${bits[b] ? 'nonsensitive' : 'sensitive'} (PB_nonsensitive ${bits[b]}) but ${mapped ? 'mapped in' : 'absent from'} the restricted direct map`;
+  }
+  return undefined;
+}
+
+export const ASI_PAGEBLOCK: Invariant = {
+  id: 'ASI-PAGEBLOCK',
+  statement: 'A page is mapped in the restricted direct map if and only if its pageblock is nonsensitive (PB_nonsensitive set): the allocator reads sensitivity from the pageblock, without walking page tables.',
+  source:
+    'the September 2025 series, [PATCH 12/21] ("a pageblock flag that can be used to check a page\'s sensitivity without needing to walk pagetables"; PB_nonsensitive: "Block is mapped into restricted address spaces") and [PATCH 19/21] (page_asi_mapping_bad)',
+  design: 'asi-2025',
+  appliesTo: (sys) => sys.options.pageblockDirectMap,
+  check: pageblockMismatch,
+  incremental: () => sinceVersion(pageblockMismatch),
 };
 
 export const ASI_KVM: Invariant = {

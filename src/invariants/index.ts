@@ -10,7 +10,7 @@ import { TLB_COHERENT } from './tlb.ts';
 import { CALLER_CONTRACT } from './caller.ts';
 import { CR3_RESTORED, ENTRY_MAPPED, KERNEL_RULES, NO_UAF, PROGRESS, SESSION, STACK } from './cpu.ts';
 import { KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER } from './kvm.ts';
-import { ASI_CRITICAL, ASI_DOMAIN_LIVE, ASI_KVM, ASI_NONSENSITIVE, ASI_PGD_SHARED, ASI_REFINE, ASI_TAINT, CURR_ASI } from './asi25.ts';
+import { ASI_CRITICAL, ASI_DOMAIN_LIVE, ASI_KVM, ASI_NONSENSITIVE, ASI_PAGEBLOCK, ASI_PGD_SHARED, ASI_REFINE, ASI_TAINT, CURR_ASI } from './asi25.ts';
 import { type Invariant, type Phase, type Violation, ghostEvent, judges } from './types.ts';
 import { Views } from './views.ts';
 
@@ -53,12 +53,13 @@ export const INVARIANTS: readonly Invariant[] = [
   ASI_NONSENSITIVE,
   ASI_REFINE,
   ASI_PGD_SHARED,
+  ASI_PAGEBLOCK,
   ASI_KVM,
   ASI_DOMAIN_LIVE,
 ];
 
 /** The catalogue of the foundation (page tables and ranges), in the same order: what F1-F9 were checked against. */
-export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES, NO_UAF, KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER, CURR_ASI, ASI_CRITICAL, ASI_TAINT, ASI_NONSENSITIVE, ASI_REFINE, ASI_PGD_SHARED, ASI_KVM, ASI_DOMAIN_LIVE].includes(i));
+export const FOUNDATION_INVARIANTS: readonly Invariant[] = INVARIANTS.filter((i) => ![ENTRY_MAPPED, PROGRESS, CR3_RESTORED, SESSION, STACK, TLB_COHERENT, CALLER_CONTRACT, KERNEL_RULES, NO_UAF, KVM_ENTRY, KVM_EXIT_CR3, KVM_SCOPE, KVM_USER, CURR_ASI, ASI_CRITICAL, ASI_TAINT, ASI_NONSENSITIVE, ASI_REFINE, ASI_PGD_SHARED, ASI_PAGEBLOCK, ASI_KVM, ASI_DOMAIN_LIVE].includes(i));
 
 export function invariantById(id: string): Invariant | undefined {
   return INVARIANTS.find((i) => i.id === id);

@@ -226,6 +226,28 @@ export const MUTANTS = {
     expect: 'ASI-NONSENSITIVE',
     profile: 'asi25-fixed',
   },
+  // The September 2025 direct map: run on asi25-dm-fixed.
+  'asi25-flip-skips-zeroing': {
+    where: '__rmqueue_asi (September 2025 patch 18): kernel_init_pages() is left out, so pageblocks that become nonsensitive keep what sensitive owners left in them',
+    expect: 'ASI-NONSENSITIVE',
+    profile: 'asi25-dm-fixed',
+  },
+  'asi25-flip-keeps-pageblock-bit': {
+    where: '__rmqueue_asi (September 2025 patch 18): set_pageblock_sensitive() is left out, so the restricted direct map and PB_nonsensitive disagree',
+    expect: 'ASI-PAGEBLOCK',
+    profile: 'asi25-dm-fixed',
+  },
+  'asi25-flip-maps-next-block': {
+    where: "set_direct_map_sensitive (September 2025 patch 18): the pageblock after the one asked for is [un]mapped",
+    expect: 'ASI-PAGEBLOCK',
+    profile: 'asi25-dm-fixed',
+  },
+  'asi25-rmqueue-ignores-freetype': {
+    where: 'rmqueue (September 2025 patch 12): a page is taken from any free list, not only those of the freetype gfp_freetype() gives',
+    // The series' own check sees it first: check_new_pages' bad_page() (patch 19) at the allocation.
+    expect: 'NO-WARN',
+    profile: 'asi25-dm-fixed',
+  },
 } as const;
 
 export type MutantName = keyof typeof MUTANTS;

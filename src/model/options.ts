@@ -283,6 +283,22 @@ export interface DesignOptions {
    * calls it right after asi_enter().
    */
   currentCr3WarnsOutside: boolean;
+  /**
+   * The direct map of the September 2025 series ("mm: ASI direct map management"): the global
+   * nonsensitive pgd mirrors the physmap with 2M leaves, non-present at boot (its patch 04); each
+   * pageblock's PB_nonsensitive bit says whether its leaf is present (patch 12); the allocator
+   * keeps sensitive and nonsensitive free pages apart and flips whole free pageblocks when one kind
+   * runs out (__rmqueue_asi, patch 18). Off, patch 14 of January asi_map()s each allocation made
+   * without __GFP_SENSITIVE. A choice, not a fix: the two posted designs of one job.
+   */
+  pageblockDirectMap: boolean;
+  /**
+   * set_direct_map_sensitive flushes the TLB over the pageblocks it unmaps (flush_tlb_kernel_range).
+   * As posted (September patch 18) it calls __change_page_attr_set_clr(), which only sets
+   * CPA_FLUSHTLB for its caller to act on, and __rmqueue_asi hands the pages to a __GFP_SENSITIVE
+   * caller with the restricted translations still cached.
+   */
+  sensitiveFlipFlushesTlb: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -336,6 +352,8 @@ export const OPTION_NAMES = [
   'vmallocKeepsSensitive',
   'mapsFirstChunkDynamic',
   'currentCr3WarnsOutside',
+  'pageblockDirectMap',
+  'sensitiveFlipFlushesTlb',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -389,6 +407,8 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   vmallocKeepsSensitive: false,
   mapsFirstChunkDynamic: false,
   currentCr3WarnsOutside: false,
+  pageblockDirectMap: false,
+  sensitiveFlipFlushesTlb: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -442,13 +462,15 @@ export const FIXED_OPTIONS: DesignOptions = {
   vmallocKeepsSensitive: true,
   mapsFirstChunkDynamic: true,
   currentCr3WarnsOutside: true,
+  pageblockDirectMap: false,
+  sensitiveFlipFlushesTlb: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
 export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
 
 /** The options only the 2025 design reads. */
-export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside'] as const satisfies readonly (keyof DesignOptions)[];
+export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb'] as const satisfies readonly (keyof DesignOptions)[];
 
 /**
  * The 2025 design as posted: the kernel around it takes every 2019 fix (the 2025 series replaces
@@ -456,7 +478,7 @@ export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive'
  */
 export const ASI25_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, ...Object.fromEntries(ASI25_OPTION_NAMES.map((o) => [o, false])) };
 
-export type ProfileName = 'rfc-v2' | 'fixed' | 'v3' | 'asi25' | 'asi25-fixed';
+export type ProfileName = 'rfc-v2' | 'fixed' | 'v3' | 'asi25' | 'asi25-fixed' | 'asi25-dm' | 'asi25-dm-fixed';
 
 /** The two design families: the 2019 RFC (src/model/asi) and the 2025 series (src/model/asi25). */
 export type Design = 'asi-2019' | 'asi-2025';
@@ -467,6 +489,12 @@ export const PROFILES: Record<ProfileName, { readonly description: string; reado
   v3: { description: 'fixed, with interrupts that interrupt and later resume isolation (idepth, ASI PCID, NOFLUSH), as designed: V1 and V2 open', design: 'asi-2019', options: V3_OPTIONS },
   asi25: { description: 'the 2025 design (RFC v2 of Jan 2025, Google) as posted, including its mistakes', design: 'asi-2025', options: ASI25_OPTIONS },
   'asi25-fixed': { description: 'the 2025 design with the fix of every 2025 finding (F43-) turned on', design: 'asi-2025', options: FIXED_OPTIONS },
+  'asi25-dm': {
+    description: 'the 2025 runtime with the direct map of the September 2025 series (pageblock sensitivity, __rmqueue_asi) as posted',
+    design: 'asi-2025',
+    options: { ...ASI25_OPTIONS, pageblockDirectMap: true },
+  },
+  'asi25-dm-fixed': { description: 'asi25-dm with the fix of every 2025 finding turned on', design: 'asi-2025', options: { ...FIXED_OPTIONS, pageblockDirectMap: true } },
 };
 
 /** Whether an option means something to a profile's design. */

@@ -12,6 +12,7 @@ import type { Exec } from '../asi/session.ts';
 import { type System, mutant } from '../system.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from './map.ts';
 import { rt } from './runtime.ts';
+import { pageblocksAtBoot } from './pageblock.ts';
 
 /** The direct-map ranges one allocation's mapping takes: its block whole, or each order-0 page (vmalloc's). */
 function blocks(sys: System, a: Allocation, contiguous: boolean): { readonly va: number; readonly size: number }[] {
@@ -23,7 +24,7 @@ function blocks(sys: System, a: Allocation, contiguous: boolean): { readonly va:
  * model labels a task's stack sensitive data (RFC v2's STACK); the 2025 series allocates it with
  * THREADINFO_GFP, without the flag, and maps it (patches 14 and 17).
  */
-export function gfpSensitive(a: Allocation): boolean {
+export function gfpSensitive(a: Pick<Allocation, 'sensitive' | 'kind'>): boolean {
   return a.sensitive && a.kind !== 'task-stack';
 }
 
@@ -52,16 +53,20 @@ function asiMapAllocedPages(k: Exec, a: Allocation, contiguous: boolean): boolea
  * freed (__free_pages), as the allocation fails.
  */
 export function asiPostAlloc(k: Exec, a: Allocation, req: AllocRequest & { readonly zeroed?: boolean }): boolean {
-  const asi = rt(k.sys);
   // "Clear out old (maybe sensitive) data before reallocating as nonsensitive", as posted:
   // `if (!static_asi_enabled() && !(gfp & __GFP_SENSITIVE)) gfp |= __GFP_ZERO;`, which zeroes only
   // with ASI off. asi25-fixed (zeroesNonsensitive) zeroes what becomes nonsensitive with ASI on.
-  const zeroed = req.zeroed || (k.sys.options.zeroesNonsensitive && !gfpSensitive(a));
-  if (zeroed) for (const f of a.frames) asi.staleData.delete(f);
+  if (req.zeroed || (k.sys.options.zeroesNonsensitive && !gfpSensitive(a))) kernelInitPages(k.sys, a.frames);
   if (gfpSensitive(a) || asiMapAllocedPages(k, a, req.contiguousAlign !== undefined)) return true;
   // __free_pages(): nothing of it is mapped any more (asiMapAllocedPages), so it is freed at once.
   freeAllocation(k.sys.mem, a.id);
   return false;
+}
+
+/** kernel_init_pages (clear_highpage of each): whatever data the frames held is gone. */
+export function kernelInitPages(sys: System, frames: readonly number[]): void {
+  const { staleData } = rt(sys);
+  for (const f of frames) staleData.delete(f);
 }
 
 /** Made before page_alloc_init_asi's world: memblock's (mapped by patch 16, or not at all). */
@@ -70,13 +75,14 @@ const MEMBLOCK_KINDS: ReadonlySet<Allocation['kind']> = new Set(['kernel-image',
 /**
  * What boot allocated before the model attached the 2025 runtime, mapped as the series would have
  * mapped it when it was made: the buddy allocator's pages (patch 14: slab pages, the pages of task
- * stacks) and the vmalloc and module areas (patch 17).
+ * stacks; on the September direct map, their pageblocks) and the vmalloc and module areas (patch 17).
  */
 export function asiMapBootAllocations(k: Exec): void {
   const { kernel } = k.sys;
   const areas = [...kernel.vmAreas.values(), ...kernel.modules.values()];
   const pageByPage = new Set(areas.map((vm) => vm.alloc));
-  for (const a of [...k.sys.mem.allocs.values()]) if (!MEMBLOCK_KINDS.has(a.kind) && !gfpSensitive(a)) asiMapAllocedPages(k, a, !pageByPage.has(a.id));
+  if (k.sys.options.pageblockDirectMap) pageblocksAtBoot(k);
+  else for (const a of [...k.sys.mem.allocs.values()]) if (!MEMBLOCK_KINDS.has(a.kind) && !gfpSensitive(a)) asiMapAllocedPages(k, a, !pageByPage.has(a.id));
   for (const vm of areas) asiMap(k, ASI_GLOBAL_NONSENSITIVE, vm.va, vm.pages * PAGE_SIZE);
 }
 

@@ -5,9 +5,9 @@
 // lower tables they share: the direct map's and vmalloc's are preallocated at boot for that.
 
 import { KERNEL, allocFrames } from '../mm/memory.ts';
-import { PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, type PgtLevel, entriesPerTable, indexAt, levelSize, roundDown, roundUp } from '../mm/geometry.ts';
+import { PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PMD, PGT_LEVEL_PTE, PGT_LEVEL_PUD, type PgtLevel, entriesPerTable, indexAt, levelSize, roundDown, roundUp } from '../mm/geometry.ts';
 import { frameAt, lowerLevel, walk } from '../mm/pagetable.ts';
-import { _KERNPG_TABLE, _PAGE_NX, _PAGE_PSE, _PAGE_USER, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
+import { PAGE_KERNEL, _KERNPG_TABLE, _PAGE_GLOBAL, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE, _PAGE_USER, entryFlags, entryFrame, isLarge, isNone, mkEntry } from '../mm/pte.ts';
 import { EBUSY, ENOMEM } from '../mm/kernel.ts';
 import { flushTlbKernelRange } from '../x86/entry.ts';
 import { tableChanged } from '../mm/memory.ts';
@@ -38,7 +38,7 @@ function newTable(sys: System, name: string, level: PgtLevel, boot = false): num
   return a.frames[0];
 }
 
-function setEntry(sys: System, table: number, index: number, e: number): void {
+export function setEntry(sys: System, table: number, index: number, e: number): void {
   sys.tables.get(table)![index] = e;
   tableChanged(sys.mem, table);
 }
@@ -60,7 +60,36 @@ export function asiGlobalInit(sys: System): Domain {
       if (isNone(sys.tables.get(pgd)![index])) setEntry(sys, pgd, index, mkEntry(newTable(sys, 'ASI global nonsensitive pud', lowerLevel(PGT_LEVEL_PGD), true)!, _PAGE_TABLE));
     }
   }
+  if (sys.options.pageblockDirectMap) asiPhysmapInit(sys, pgd);
   return { pgd, mm: 0, refCount: 0, classId: 0 };
+}
+
+/**
+ * The September series' __kernel_physical_mapping_init (its patch 04): phys_pgd_init() into
+ * asi_nonsensitive_pgd with at most 2M leaves, "so that regions can be mapped and unmapped at
+ * pageblock granularity without requiring allocations", and "start with everything unmapped":
+ * PAGE_KERNEL without _PAGE_PRESENT (nor _PAGE_GLOBAL, patch 20).
+ */
+function asiPhysmapInit(sys: System, pgd: number): void {
+  const { directMap, physFrames } = sys.kernel.layout;
+  const pmdSize = levelSize(sys.g, PGT_LEVEL_PMD);
+  const pudSize = levelSize(sys.g, PGT_LEVEL_PUD);
+  for (let va = directMap; va < directMap + physFrames * PAGE_SIZE; va += pmdSize) {
+    const pud = entryFrame(sys.tables.get(pgd)![indexAt(sys.g, PGT_LEVEL_PGD, va)]);
+    if (va % pudSize === 0) setEntry(sys, pud, indexAt(sys.g, PGT_LEVEL_PUD, va), mkEntry(newTable(sys, 'ASI physmap pmd', PGT_LEVEL_PMD, true)!, _KERNPG_TABLE));
+    const { table, index } = physmapLeafIn(sys, pgd, va);
+    setEntry(sys, table, index, mkEntry((va - directMap) / PAGE_SIZE, (PAGE_KERNEL & ~(_PAGE_PRESENT | _PAGE_GLOBAL)) | _PAGE_PSE));
+  }
+}
+
+function physmapLeafIn(sys: System, pgd: number, va: number): { readonly table: number; readonly index: number } {
+  const pud = entryFrame(sys.tables.get(pgd)![indexAt(sys.g, PGT_LEVEL_PGD, va)]);
+  return { table: entryFrame(sys.tables.get(pud)![indexAt(sys.g, PGT_LEVEL_PUD, va)]), index: indexAt(sys.g, PGT_LEVEL_PMD, va) };
+}
+
+/** The restricted physmap's 2M entry for a direct-map address (present or not): its table and index. */
+export function physmapLeaf(sys: System, va: number): { readonly table: number; readonly index: number } {
+  return physmapLeafIn(sys, rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!, va);
 }
 
 /** asi_clone_pgd / asi_clone_p4d (patch 16, the same with 4-level paging): share the kernel's entry for `addr`. */

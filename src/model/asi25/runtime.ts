@@ -26,6 +26,7 @@ import { type Log, log } from '../trace.ts';
 import { type System, mutant } from '../system.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiGlobalInit, asiGlobalMapKernel, copyGlobalNonsensitive } from './map.ts';
 import { asiMapBootAllocations } from './alloc.ts';
+import { pageblockNrPages } from './pageblock.ts';
 
 // ---- include/asm-generic/asi.h (patch 03) ----------------------------------------------------
 
@@ -123,6 +124,8 @@ export interface Asi25State {
   readonly asyncFree: number[];
   /** Ghost: frames still holding the data of a sensitive allocation that freed them, by that allocation's name. */
   readonly staleData: Map<number, string>;
+  /** PB_nonsensitive of each pageblock (the September direct map, ./pageblock.ts): 0 at boot, sensitive. */
+  readonly pbNonsensitive: Uint8Array;
 }
 
 export function domainKey(mm: number, classId: number): string {
@@ -154,6 +157,7 @@ export function asi25Boot(sys: System): void {
     globalNonsensitive: new Map(),
     asyncFree: [],
     staleData: new Map(),
+    pbNonsensitive: new Uint8Array(Math.ceil(sys.kernel.layout.physFrames / pageblockNrPages(sys))),
   };
   const k: Exec = { sys, cpu: sys.cpus[0], out: [] };
   asiGlobalMapKernel(k);
@@ -194,6 +198,7 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     globalNonsensitive: new Map(a.globalNonsensitive),
     asyncFree: [...a.asyncFree],
     staleData: new Map(a.staleData),
+    pbNonsensitive: a.pbNonsensitive.slice(),
   };
 }
 

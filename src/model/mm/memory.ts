@@ -157,8 +157,20 @@ export interface AllocRequest {
  */
 export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefined {
   if (!req.boot && allocationFails(m)) return undefined;
-  const frames = req.contiguousAlign ? findContiguous(m, req.pages, req.contiguousAlign) : findAny(m, req.pages);
-  if (!frames) return undefined;
+  const frames = findFrames(m, req);
+  return frames && commitAllocation(m, req, frames);
+}
+
+/**
+ * The frames allocFrames would take, among those `usable` allows (a free list: the 2025 design's
+ * allocator keeps sensitive and nonsensitive pages apart), or undefined.
+ */
+export function findFrames(m: Memory, req: AllocRequest, usable?: (frame: number) => boolean): number[] | undefined {
+  return req.contiguousAlign ? findContiguous(m, req.pages, req.contiguousAlign, usable) : findAny(m, req.pages, usable);
+}
+
+/** The allocation of `frames`, found free by findFrames. */
+export function commitAllocation(m: Memory, req: AllocRequest, frames: number[]): Allocation {
   const a: Allocation = {
     id: m.nextAllocId++,
     kind: req.kind,
@@ -179,16 +191,16 @@ export function allocFrames(m: Memory, req: AllocRequest): Allocation | undefine
   return a;
 }
 
-function findAny(m: Memory, pages: number): number[] | undefined {
+function findAny(m: Memory, pages: number, usable?: (frame: number) => boolean): number[] | undefined {
   const out: number[] = [];
-  for (let f = m.firstFree; f < m.frameAlloc.length && out.length < pages; f++) if (m.frameAlloc[f] === -1) out.push(f);
+  for (let f = m.firstFree; f < m.frameAlloc.length && out.length < pages; f++) if (m.frameAlloc[f] === -1 && (!usable || usable(f))) out.push(f);
   return out.length === pages ? out : undefined;
 }
 
-function findContiguous(m: Memory, pages: number, align: number): number[] | undefined {
+function findContiguous(m: Memory, pages: number, align: number, usable?: (frame: number) => boolean): number[] | undefined {
   for (let start = m.firstFree - (m.firstFree % align); start + pages <= m.frameAlloc.length; start += align) {
     let ok = true;
-    for (let f = start; f < start + pages; f++) if (m.frameAlloc[f] !== -1) { ok = false; break; }
+    for (let f = start; f < start + pages; f++) if (m.frameAlloc[f] !== -1 || (usable && !usable(f))) { ok = false; break; }
     if (ok) return Array.from({ length: pages }, (_, i) => start + i);
   }
   return undefined;

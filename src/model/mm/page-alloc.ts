@@ -1,11 +1,12 @@
 // __alloc_pages and __free_pages for the kernel's runtime page allocations (vmalloc's pages, slab
 // pages, alloc_pages and kmalloc_large, guest memory): the buddy allocator (allocFrames,
 // freeAllocation) with the hooks the 2025 design adds to it on a system that runs that design
-// (src/model/asi25/alloc.ts). Boot allocations (memblock) and page-table pages call allocFrames.
+// (src/model/asi25/alloc.ts), or the September 2025 allocator (src/model/asi25/pageblock.ts). Boot allocations (memblock) and page-table pages call allocFrames.
 
 import { type Allocation, type AllocRequest, allocFrames, freeAllocation } from './memory.ts';
 import { asiAsyncFreeEnqueue, asiPostAlloc } from '../asi25/alloc.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../asi25/map.ts';
+import { pageAsiMappingBad, pageblockSensitive, rmqueue } from '../asi25/pageblock.ts';
 import { PAGE_SIZE } from './geometry.ts';
 import type { Log } from '../trace.ts';
 import type { System } from '../system.ts';
@@ -17,15 +18,17 @@ export function execOf(sys: System, out: Log) {
 
 /** __alloc_pages: `zeroed` says the caller asked for __GFP_ZERO. */
 export function allocPages(sys: System, req: AllocRequest & { readonly zeroed?: boolean }, out: Log = []): Allocation | undefined {
+  if (!sys.asi25) return allocFrames(sys.mem, req);
+  if (sys.options.pageblockDirectMap) return rmqueue(execOf(sys, out), req);
   const a = allocFrames(sys.mem, req);
-  if (!a || !sys.asi25) return a;
-  return asiPostAlloc(execOf(sys, out), a, req) ? a : undefined;
+  return a && asiPostAlloc(execOf(sys, out), a, req) ? a : undefined;
 }
 
-/** __free_pages. */
-export function freePages(sys: System, id: number): void {
+/** __free_pages; free_pages_prepare's bad_page() check on the September design (patch 19). */
+export function freePages(sys: System, id: number, out: Log = []): void {
   const a = sys.mem.allocs.get(id);
   if (a && sys.asi25 && asiAsyncFreeEnqueue(sys, a)) return;
+  if (a && sys.asi25 && sys.options.pageblockDirectMap) pageAsiMappingBad(execOf(sys, out), a.frames, pageblockSensitive(sys, a.frames[0]));
   freeAllocation(sys.mem, id);
 }
 

@@ -1,0 +1,169 @@
+// The direct map of the September 2025 series ("[PATCH 00/21] mm: ASI direct map management",
+// option pageblockDirectMap). Whether a page is mapped in the restricted address spaces is a
+// property of its pageblock (PB_nonsensitive, patch 12), changed only when the allocator flips a
+// whole free pageblock from one sensitivity to the other (__rmqueue_asi, patch 18); the global
+// nonsensitive pgd's physmap is preallocated down to 2M leaves (patch 04), so a flip never
+// allocates a page table. The model's allocator is not a buddy allocator: a freetype's free list
+// is the free frames of the pageblocks of its sensitivity, lowest first, and pageblocks of
+// different sensitivity never merge because no allocation spans two.
+
+import { type AllocRequest, type Allocation, allocationFails, commitAllocation, findFrames, touch } from '../mm/memory.ts';
+import { PAGE_SIZE, PGT_LEVEL_PMD, levelSize } from '../mm/geometry.ts';
+import { directMapVa } from '../mm/kernel.ts';
+import { walk } from '../mm/pagetable.ts';
+import { _PAGE_PRESENT } from '../mm/pte.ts';
+import { flushTlbKernelRange } from '../x86/entry.ts';
+import { log } from '../trace.ts';
+import type { Exec } from '../asi/session.ts';
+import { type System, mutant } from '../system.ts';
+import { gfpSensitive, kernelInitPages } from './alloc.ts';
+import { ASI_GLOBAL_NONSENSITIVE, physmapLeaf, setEntry } from './map.ts';
+import { rt, warnOn } from './runtime.ts';
+
+/** pageblock_nr_pages: pageblock_order is the PMD's order on x86 (HPAGE_PMD_ORDER), one 2M leaf of the restricted physmap. */
+export function pageblockNrPages(sys: System): number {
+  return levelSize(sys.g, PGT_LEVEL_PMD) / PAGE_SIZE;
+}
+
+function pageblockOf(sys: System, frame: number): number {
+  return Math.floor(frame / pageblockNrPages(sys));
+}
+
+/** get_pageblock_freetype()'s sensitivity: a pageblock without PB_nonsensitive is sensitive, "so that the initial value of 0 is correct at boot". */
+export function pageblockSensitive(sys: System, frame: number): boolean {
+  return rt(sys).pbNonsensitive[pageblockOf(sys, frame)] === 0;
+}
+
+/** set_pageblock_sensitive (patch 18). */
+function setPageblockSensitive(sys: System, block: number, sensitive: boolean): void {
+  rt(sys).pbNonsensitive[block] = sensitive ? 0 : 1;
+  touch(sys.mem);
+}
+
+/** direct_map_sensitive (patch 19): whether the page is absent from the restricted address spaces. */
+export function directMapSensitive(sys: System, frame: number): boolean {
+  return !walk(sys.g, sys.tables, rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!, directMapVa(sys, frame)).ok;
+}
+
+/**
+ * set_direct_map_sensitive (patch 18): the pageblocks' 2M leaves in asi_nonsensitive_pgd made
+ * present or not, through __change_page_attr_set_clr(). That function only sets CPA_FLUSHTLB for
+ * its caller (change_page_attr_set_clr flushes after it); as posted, no caller here does (F47).
+ */
+function setDirectMapSensitive(k: Exec, block: number, nrPageblocks: number, sensitive: boolean): void {
+  const { sys } = k;
+  const first = mutant(sys, 'asi25-flip-maps-next-block') ? block + 1 : block;
+  for (let b = first; b < first + nrPageblocks; b++) {
+    const { table, index } = physmapLeaf(sys, directMapVa(sys, b * pageblockNrPages(sys)));
+    const e = sys.tables.get(table)![index];
+    setEntry(sys, table, index, sensitive ? e & ~_PAGE_PRESENT : e | _PAGE_PRESENT);
+  }
+  if (!sensitive || !sys.options.sensitiveFlipFlushesTlb) return;
+  const va = directMapVa(sys, block * pageblockNrPages(sys));
+  flushTlbKernelRange(sys, va, va + nrPageblocks * pageblockNrPages(sys) * PAGE_SIZE, k.out, k.observe);
+}
+
+/**
+ * The flip of __rmqueue_asi (patch 18) over whole free pageblocks: "These pages were formerly
+ * sensitive so we need to clear them out before exposing them" (kernel_init_pages), then the
+ * mapping and the PB bits; what the caller does not take goes to the new sensitivity's free lists.
+ */
+function flipPageblocks(k: Exec, block: number, nrPageblocks: number, sensitive: boolean): void {
+  const { sys } = k;
+  const nr = pageblockNrPages(sys);
+  log(k.out, 'note', `__rmqueue_asi: pageblock${nrPageblocks > 1 ? 's' : ''} of pfn ${block * nr}-${(block + nrPageblocks) * nr - 1} become ${sensitive ? 'sensitive' : 'nonsensitive'}`);
+  if (!sensitive && !mutant(sys, 'asi25-flip-skips-zeroing')) kernelInitPages(sys, Array.from({ length: nrPageblocks * nr }, (_, i) => block * nr + i));
+  setDirectMapSensitive(k, block, nrPageblocks, sensitive);
+  if (!mutant(sys, 'asi25-flip-keeps-pageblock-bit')) for (let b = block; b < block + nrPageblocks; b++) setPageblockSensitive(sys, b, sensitive);
+}
+
+/**
+ * The pageblocks of what boot allocated before the model attached the runtime: boot allocated
+ * nothing __GFP_SENSITIVE, and the model packs its allocations (memblock's and the buddy
+ * allocator's) side by side, where Linux's early allocations would have flipped pageblocks of
+ * their own (__rmqueue_asi allows it "unlikely(early_boot_irqs_disabled)"); each pageblock holding
+ * any becomes nonsensitive, with nothing to zero yet. The entry code reads what they hold (a
+ * task's asi_state, percpu data) while restricted.
+ */
+export function pageblocksAtBoot(k: Exec): void {
+  const { sys } = k;
+  const nr = pageblockNrPages(sys);
+  const blocks = new Set<number>();
+  for (const a of sys.mem.allocs.values()) if (!gfpSensitive(a)) for (const f of a.frames) blocks.add(Math.floor(f / nr));
+  for (const b of [...blocks].sort((x, y) => x - y)) if (pageblockSensitive(sys, b * nr)) flipPageblocks(k, b, 1, false);
+}
+
+/** The lowest `count` aligned pageblocks all free and of sensitivity `other`, by first block. */
+function freePageblocks(sys: System, count: number, other: boolean): number | undefined {
+  const nr = pageblockNrPages(sys);
+  const { frameAlloc } = sys.mem;
+  const whole = (b: number) => pageblockSensitive(sys, b * nr) === other && frameAlloc.subarray(b * nr, (b + 1) * nr).every((id) => id === -1);
+  for (let b = 0; (b + count) * nr <= frameAlloc.length; b += count) {
+    let ok = true;
+    for (let i = b; i < b + count && ok; i++) ok = whole(i);
+    if (ok) return b;
+  }
+  return undefined;
+}
+
+function freeFramesOf(sys: System, sensitive: boolean): number {
+  let n = 0;
+  sys.mem.frameAlloc.forEach((id, f) => (n += id === -1 && pageblockSensitive(sys, f) === sensitive ? 1 : 0));
+  return n;
+}
+
+/**
+ * __rmqueue_asi (patch 18): rmqueue found no free page of the request's sensitivity, so whole free
+ * pageblocks of the other change sides, alloc_order = max(order, pageblock_order). The model's
+ * non-contiguous request is vmalloc's order-0 allocations one after another: each that finds its
+ * list empty flips one pageblock. False: none left to flip. (ALLOC_NOBLOCK callers, which get
+ * NULL here, are those without __GFP_DIRECT_RECLAIM; the model's allocations all may block.)
+ */
+function rmqueueAsi(k: Exec, req: AllocRequest, sensitive: boolean): boolean {
+  const { sys } = k;
+  warnOn(k, k.cpu.irqsDisabled, 'lockdep_assert(!irqs_disabled() || unlikely(early_boot_irqs_disabled)) in __rmqueue_asi');
+  const nr = pageblockNrPages(sys);
+  if (req.contiguousAlign) {
+    const count = Math.max(1, req.contiguousAlign / nr);
+    const block = freePageblocks(sys, count, !sensitive);
+    if (block === undefined) return false;
+    flipPageblocks(k, block, count, sensitive);
+    return true;
+  }
+  for (let missing = req.pages - freeFramesOf(sys, sensitive); missing > 0; missing -= nr) {
+    const block = freePageblocks(sys, 1, !sensitive);
+    if (block === undefined) return false;
+    flipPageblocks(k, block, 1, sensitive);
+  }
+  return true;
+}
+
+/**
+ * page_asi_mapping_bad (patch 19), from check_new_pages and free_pages_prepare: bad_page() when a
+ * pageblock's restricted mapping disagrees with the sensitivity asked for. The kernel then skips
+ * the page (alloc) or leaks it (free); the model reports it and goes on.
+ */
+export function pageAsiMappingBad(k: { sys: System; out: Exec['out']; cpu?: Exec['cpu'] }, frames: readonly number[], sensitive: boolean): boolean {
+  const { sys } = k;
+  const nr = pageblockNrPages(sys);
+  const bad = frames.find((f, i) => (i === 0 || f % nr === 0) && directMapSensitive(sys, f) !== sensitive);
+  return warnOn(k, bad !== undefined, `bad_page(pfn ${bad}): "page unexpectedly ${sensitive ? 'nonsensitive' : 'sensitive'}"`);
+}
+
+/**
+ * __alloc_pages on the September design: the free lists of the request's freetype (patch 12's
+ * gfp_freetype: __GFP_SENSITIVE picks the sensitive lists), then __rmqueue_asi, then
+ * check_new_pages. What boot allocated before the runtime attached lies in sensitive pageblocks,
+ * as memblock's does: nothing of it is in the restricted direct map.
+ */
+export function rmqueue(k: Exec, req: AllocRequest & { readonly zeroed?: boolean }): Allocation | undefined {
+  const { sys } = k;
+  if (!req.boot && allocationFails(sys.mem)) return undefined;
+  const sensitive = gfpSensitive(req);
+  const usable = mutant(sys, 'asi25-rmqueue-ignores-freetype') ? undefined : (f: number) => pageblockSensitive(sys, f) === sensitive;
+  const frames = findFrames(sys.mem, req, usable) ?? (rmqueueAsi(k, req, sensitive) ? findFrames(sys.mem, req, usable) : undefined);
+  if (!frames) return undefined;
+  pageAsiMappingBad(k, frames, sensitive);
+  if (req.zeroed) kernelInitPages(sys, frames);
+  return commitAllocation(sys.mem, req, frames);
+}

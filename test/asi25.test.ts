@@ -23,7 +23,7 @@ import { describe, expect, test } from 'vitest';
 import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
 import { type Rig, nmi, setupTestAsi } from './asi25-rig.ts';
-import { ASI_NONSENSITIVE } from '../src/invariants/asi25.ts';
+import { ASI_NONSENSITIVE, ASI_REFINE } from '../src/invariants/asi25.ts';
 import { directMapVa } from '../src/model/mm/kernel.ts';
 import { vfree } from '../src/model/mm/vmalloc.ts';
 import { allocPercpu, perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
@@ -43,6 +43,11 @@ import { walk } from '../src/model/mm/pagetable.ts';
 import { allocPages, freePages } from '../src/model/mm/page-alloc.ts';
 import { directMapSensitive, pageblockSensitive } from '../src/model/asi25/pageblock.ts';
 import { newChecker } from '../src/invariants/index.ts';
+import { changePageAttrSetClr, lookupAddressIn } from '../src/model/mm/set-memory.ts';
+import { _PAGE_PRESENT, _PAGE_RW, formatEntry } from '../src/model/mm/pte.ts';
+import { GEOMETRIES, PGT_LEVEL_PMD, PGT_LEVEL_PTE, levelSize } from '../src/model/mm/geometry.ts';
+import type { System } from '../src/model/system.ts';
+import type { DesignOptions } from '../src/model/options.ts';
 
 describe('asi_test.c, as posted (bjackman/linux)', () => {
   test('test_asi_state: restricted and tense after asi_enter, restricted and relaxed after asi_relax, neither after asi_exit', () => {
@@ -367,6 +372,102 @@ describe('the page allocator (patches 14, 15)', () => {
     expect(walk(r.sys.g, r.sys.tables, g, va).ok).toBe(false);
     expect(r.sys.mem.frameAlloc[page.frame]).toBe(-1);
     expect(r.sys.asi25!.asyncFree).toEqual([]);
+  });
+});
+
+describe("asi_test.c's change_page_attr cases (the series' branch, where both are skipped: \"Not yet supported in this branch\")", () => {
+  /** lookup_address() and lookup_address_asi_global(): the entry mapping `va`, with its level. */
+  const lookup = (sys: System, root: number, va: number) => {
+    const slot = lookupAddressIn(sys, root, va);
+    if (!slot) throw new Error(`KUNIT_ASSERT_NOT_NULL: nothing maps ${formatVa(sys.g, va)}`);
+    return { pte: sys.tables.get(slot.table)![slot.index], level: slot.level };
+  };
+  const restrictedPgd = (sys: System) => sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+  /** The two entries mapping `va`, unrestricted and restricted: what the case compares. */
+  const both = (sys: System, va: number) => [lookup(sys, sys.kernel.pgd, va), lookup(sys, restrictedPgd(sys), va)];
+  const cpa = (sys: System) => ({ sys, cpu: sys.cpus[0], out: [] });
+  const setMemory = (sys: System, va: number, pages: number, how: 'ro' | 'rw' | '4k') =>
+    expect(changePageAttrSetClr(cpa(sys), va, pages, how === 'ro' ? { set: 0, clr: _PAGE_RW } : how === 'rw' ? { set: _PAGE_RW, clr: 0 } : { set: 0, clr: 0, forceSplit: true })).toBe(0);
+
+  /**
+   * test_change_page_attr, one for one; the model's vmalloc of one page stands for its
+   * alloc_pages(GFP_KERNEL, 0) and vmap() of that page. The first expectation that fails, or none.
+   */
+  const testChangePageAttr = (sys: System): string | undefined => {
+    const failures: string[] = [];
+    const expectEqualAndWrite = (what: string, va: number, write: boolean) => {
+      const [unrestricted, restricted] = both(sys, va);
+      if (restricted.pte !== unrestricted.pte) failures.push(`${what}: pte_val(*restricted_ptep) ${formatEntry(restricted.pte)} != pte_val(*ptep) ${formatEntry(unrestricted.pte)}`);
+      if (((restricted.pte & _PAGE_RW) !== 0) !== write) failures.push(`${what}: pte_write(*restricted_ptep) is ${!write}`);
+    };
+    const area = sys.kernel.vmAreas.get(step(sys, { op: 'vmalloc', pages: 1, sensitive: false }).ret)!;
+    const laddr = directMapVa(sys, sys.mem.allocs.get(area.alloc)!.frames[0]);
+    setMemory(sys, laddr, 1, '4k');
+    expectEqualAndWrite('a 4K page of the direct map', laddr, true);
+    setMemory(sys, laddr, 1, 'ro');
+    expectEqualAndWrite('set_memory_ro(laddr)', laddr, false);
+    setMemory(sys, laddr, 1, 'rw');
+    expectEqualAndWrite('set_memory_rw(laddr)', laddr, true);
+    expectEqualAndWrite('vmap', area.va, true);
+    setMemory(sys, area.va, 1, 'ro');
+    expectEqualAndWrite('set_memory_ro(vaddr)', area.va, false);
+    expectEqualAndWrite("set_memory_ro(vaddr)'s direct-map alias", laddr, false);
+    setMemory(sys, area.va, 1, 'rw');
+    return failures[0];
+  };
+
+  test('test_change_page_attr passes with the fixes, on both direct maps', () => {
+    for (const profile of ['asi25-fixed', 'asi25-dm-fixed'] as const) expect(testChangePageAttr(createSystem({ geometry: 'small', cpus: 2, profile })), profile).toBeUndefined();
+  });
+
+  test("F48: on the September direct map as posted, set_memory_ro() of the direct map never reaches the restricted one (mirror_asi_direct_map changes the original cpa); mirrorTargetsAsiPgd mirrors it", () => {
+    const posted = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm', options: { setMemoryReachesAsiCopies: true } });
+    expect(testChangePageAttr(posted)).toMatch(/^a 4K page of the direct map: pte_val\(\*restricted_ptep\) pfn \d+ PWkx-L != pte_val\(\*ptep\) pfn \d+ PWkx-$/);
+    expect(ASI_REFINE.check(posted)).toBeUndefined();
+    setMemory(posted, directMapVa(posted, 0), 1, 'ro');
+    expect(ASI_REFINE.check(posted)).toMatch(/^the global nonsensitive pgd maps .* PWkx-L, wider than the kernel's Prkx-$/);
+    expect(testChangePageAttr(createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm', options: { setMemoryReachesAsiCopies: true, mirrorTargetsAsiPgd: true } }))).toBeUndefined();
+  });
+
+  test("F50: as posted, on both direct maps, set_memory_ro() of a vmalloc address leaves the restricted copy asi_map() made writable; setMemoryReachesAsiCopies changes it too", () => {
+    for (const profile of ['asi25', 'asi25-dm'] as const) {
+      const sys = createSystem({ geometry: 'small', cpus: 2, profile, options: { mirrorTargetsAsiPgd: true } });
+      // On January's direct map, the asi_map()ped copy of the direct map is behind too, so its case fails at set_memory_ro(laddr).
+      expect(testChangePageAttr(sys), profile).toMatch(profile === 'asi25' ? /^set_memory_ro\(laddr\): pte_val/ : /^set_memory_ro\(vaddr\): pte_val/);
+    }
+    const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm', options: { mirrorTargetsAsiPgd: true } });
+    const area = sys.kernel.vmAreas.get(step(sys, { op: 'vmalloc', pages: 1, sensitive: false }).ret)!;
+    setMemory(sys, area.va, 1, 'ro');
+    expect(ASI_REFINE.check(sys)).toMatch(new RegExp(`^the global nonsensitive pgd maps ${formatVa(sys.g, area.va)} .*PWkx-, wider than the kernel's Prkx-$`));
+  });
+
+  test('test_change_page_attr_split_mapping: set_memory_4k() of a pageblock mapped 2M in both page tables splits both, entry for entry equal (with the fixes; F48 and F50 as posted)', () => {
+    const pmdOrderPages = levelSize(GEOMETRIES.small, PGT_LEVEL_PMD) / PAGE_SIZE;
+    const split = (profile: 'asi25' | 'asi25-fixed' | 'asi25-dm' | 'asi25-dm-fixed') => {
+      const sys = createSystem({ geometry: 'small', cpus: 2, profile });
+      // "Try to allocate pages with a large mapping in the direct map": alloc_pages(GFP_KERNEL, pmd_order).
+      const a = allocPages(sys, { kind: 'kmalloc', owner: KERNEL, name: 'alloc_pages', pages: pmdOrderPages, sensitive: false, contiguousAlign: pmdOrderPages })!;
+      const laddr = directMapVa(sys, a.frames[0]);
+      expect(both(sys, laddr).map((e) => e.level >= PGT_LEVEL_PMD), profile).toEqual([true, true]);
+      setMemory(sys, laddr, pmdOrderPages, '4k');
+      return Array.from({ length: pmdOrderPages }, (_, i) => both(sys, laddr + i * PAGE_SIZE)).every(([u, r]) => u.level === PGT_LEVEL_PTE && r.level === PGT_LEVEL_PTE && u.pte === r.pte);
+    };
+    expect([split('asi25-fixed'), split('asi25-dm-fixed'), split('asi25'), split('asi25-dm')]).toEqual([true, true, false, false]);
+  });
+
+  test("F49: with the mirror fixed (F48), a set_direct_map_default_noflush() (secretmem's free) of a page in a sensitive pageblock maps it in the restricted direct map; mirrorMapsNonsensitiveOnly keeps it out, and the unmap still follows", () => {
+    const run = (options: Partial<DesignOptions>) => {
+      const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm', options: { mirrorTargetsAsiPgd: true, ...options } });
+      const secret = step(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret;
+      const va = directMapVa(sys, sys.mem.allocs.get(sys.kernel.kmallocs.get(secret)!.alloc)!.frames[0]);
+      // secretmem_fault's set_direct_map_invalid_noflush, then its free's set_direct_map_default_noflush.
+      expect(changePageAttrSetClr(cpa(sys), va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW })).toBe(0);
+      const unmapped = ASI_REFINE.check(sys);
+      expect(changePageAttrSetClr(cpa(sys), va, 1, { set: _PAGE_PRESENT | _PAGE_RW, clr: 0 })).toBe(0);
+      return [unmapped, ASI_NONSENSITIVE.check(sys)];
+    };
+    expect(run({})).toEqual([undefined, expect.stringMatching(/^the global nonsensitive pgd maps .* of kmalloc, allocated __GFP_SENSITIVE$/)]);
+    expect(run({ mirrorMapsNonsensitiveOnly: true })).toEqual([undefined, undefined]);
   });
 });
 

@@ -88,4 +88,7 @@ describe('the asi25-fixed profile (the 2025 design with its fixes)', () => {
   test('violates no invariant (real x86-64 geometry)', () => {
     propertyHolds({ geometry: 'real', cpus: 2, profile: 'asi25-fixed' }, 30, 13, 30, WALK_WEIGHTS);
   });
+  test('with the September direct map (asi25-dm-fixed), violates no invariant (small geometry, 2 CPUs)', () => {
+    propertyHolds({ geometry: 'small', cpus: 2, profile: 'asi25-dm-fixed' }, 150, 14, 30, WALK_WEIGHTS);
+  });
 });

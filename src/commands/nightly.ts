@@ -5,9 +5,9 @@
 //   npm run fuzz:nightly -- --profile fixed --shard 2/4  one cell (a CI matrix job)
 //   npm run fuzz:nightly -- --kernel nokmem --geometry real  every cell on another kernel and geometry
 //
-// Environment: FUZZ_SECONDS (per cell, default 10), FUZZ_SHARDS (4), FUZZ_PROFILES ("fixed,rfc-v2,asi25-fixed,asi25"),
+// Environment: FUZZ_SECONDS (per cell, default 10), FUZZ_SHARDS (4), FUZZ_PROFILES ("fixed,rfc-v2,asi25-fixed,asi25,asi25-dm-fixed,asi25-dm"),
 // FUZZ_SEED (default random), FUZZ_OUT ("fuzz-out", whose parent must exist), FUZZ_KNOWN ("counterexamples"),
-// FUZZ_STRICT (the same four): the profiles whose unexplained violations fail the run (others only
+// FUZZ_STRICT (the same six): the profiles whose unexplained violations fail the run (others only
 // report them), FUZZ_CPUS ("2,2,3,4"): the CPUs of shard i, cycling, so 3 and 4 CPUs run every night.
 // Each cell's JSON summary goes to FUZZ_OUT/summary/, apart from the counterexamples.
 // Exit status: 0 nothing unexplained in a strict profile, 1 an unexplained violation there, a crash or a vacuous cell, 2 bad usage or a cell
@@ -22,8 +22,8 @@ import { defaultSeed, parseShard } from './fuzz.ts';
 import { prepareOutDir, statOf } from './output.ts';
 import { EXIT_INTERNAL, UsageError, intIn, parseGeometry, parseKernel, parseProfile, usageError } from './usage.ts';
 
-/** Both design families, each fixed profile and the posted code. */
-const NIGHTLY_PROFILES = 'fixed,rfc-v2,asi25-fixed,asi25';
+/** Both design families (the 2025 one with each of its direct maps), each fixed profile and the posted code. */
+const NIGHTLY_PROFILES = 'fixed,rfc-v2,asi25-fixed,asi25,asi25-dm-fixed,asi25-dm';
 
 /** A whole number from the environment, or its default. */
 function envInt(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {

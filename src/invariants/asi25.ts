@@ -5,11 +5,12 @@ import { type Cpu, cr3Pcid, cr3Root, formatCr3, usableTlbEntries } from '../mode
 import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
 import { framesOf, leaves } from '../model/mm/pagetable.ts';
-import { entryFlags, entryFrame, formatFlags } from '../model/mm/pte.ts';
-import { ASI_GLOBAL_NONSENSITIVE, kernelPgdBoundary } from '../model/asi25/map.ts';
+import { entryFlags, entryFrame, formatFlags, isLarge, isPresent } from '../model/mm/pte.ts';
+import { ASI_GLOBAL_NONSENSITIVE, kernelPgdBoundary, physmapLeaf } from '../model/asi25/map.ts';
 import { gfpSensitive } from '../model/asi25/alloc.ts';
 import { isRestrictedPcid } from '../model/asi25/runtime.ts';
-import { directMapSensitive, pageblockNrPages } from '../model/asi25/pageblock.ts';
+import { pageblockNrPages } from '../model/asi25/pageblock.ts';
+import { directMapVa } from '../model/mm/kernel.ts';
 import type { System } from '../model/system.ts';
 import { type Invariant, ghostEvent } from './types.ts';
 import { sinceVersion } from './views.ts';
@@ -178,13 +179,20 @@ export const ASI_PGD_SHARED: Invariant = {
   incremental: () => sinceVersion(unsharedPgd),
 };
 
-/** Every pageblock's restricted mapping against its PB bit: the physmap's 2M leaves change only with Memory.version. */
+/**
+ * Every page of the restricted physmap against its pageblock's PB bit: a 2M leaf answers for its
+ * whole pageblock, a leaf a set_memory_*() mirror split answers page by page. The physmap changes
+ * only with Memory.version.
+ */
 function pageblockMismatch(sys: System): string | undefined {
   const nr = pageblockNrPages(sys);
   const bits = sys.asi25!.pbNonsensitive;
   for (let b = 0; b < bits.length; b++) {
-    const mapped = !directMapSensitive(sys, b * nr);
-    if (mapped !== (bits[b] === 1)) return `pageblock ${b} (pfn ${b * nr}-${(b + 1) * nr - 1}) is ${bits[b] ? 'nonsensitive' : 'sensitive'} (PB_nonsensitive ${bits[b]}) but ${mapped ? 'mapped in' : 'absent from'} the restricted direct map`;
+    const { table, index } = physmapLeaf(sys, directMapVa(sys, b * nr));
+    const e = sys.tables.get(table)![index];
+    const present = isLarge(e) ? [isPresent(e)] : [...sys.tables.get(entryFrame(e))!].map(isPresent);
+    const wrong = present.findIndex((p) => p !== (bits[b] === 1));
+    if (wrong >= 0) return `pageblock ${b} (pfn ${b * nr}-${(b + 1) * nr - 1}) is ${bits[b] ? 'nonsensitive' : 'sensitive'} (PB_nonsensitive ${bits[b]}) but pfn ${b * nr + wrong} is ${present[wrong] ? 'mapped in' : 'absent from'} the restricted direct map`;
   }
   return undefined;
 }

@@ -299,6 +299,26 @@ export interface DesignOptions {
    * caller with the restricted translations still cached.
    */
   sensitiveFlipFlushesTlb: boolean;
+  /**
+   * mirror_asi_direct_map changes `asi_cpa`, the copy it made for asi_nonsensitive_pgd. As posted
+   * (September patch 05) it calls `__change_page_attr(cpa, primary)` with the original: a
+   * set_memory_*() of the direct map never reaches the restricted direct map.
+   */
+  mirrorTargetsAsiPgd: boolean;
+  /**
+   * The mirror sets _PAGE_PRESENT only in a nonsensitive pageblock (clearing it always follows):
+   * whether the restricted direct map maps a page is its pageblock's sensitivity. As posted (patch
+   * 05, with F48 fixed), a set_memory_p() or set_direct_map_default_noflush() of a page in a
+   * sensitive pageblock maps it there (Dave Hansen's review of patch 05, 2 Oct 2025).
+   */
+  mirrorMapsNonsensitiveOnly: boolean;
+  /**
+   * change_page_attr also changes the global nonsensitive pgd's own copy of a mapping it changes
+   * (the leaves asi_map() copied: vmalloc and module areas, and on the January direct map the
+   * direct map). As posted, neither 2025 series does: a set_memory_ro() leaves the restricted copy
+   * writable (the series' branch skips its KUnit test_change_page_attr, "Not yet supported").
+   */
+  setMemoryReachesAsiCopies: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -354,6 +374,9 @@ export const OPTION_NAMES = [
   'currentCr3WarnsOutside',
   'pageblockDirectMap',
   'sensitiveFlipFlushesTlb',
+  'mirrorTargetsAsiPgd',
+  'mirrorMapsNonsensitiveOnly',
+  'setMemoryReachesAsiCopies',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -409,6 +432,9 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   currentCr3WarnsOutside: false,
   pageblockDirectMap: false,
   sensitiveFlipFlushesTlb: false,
+  mirrorTargetsAsiPgd: false,
+  mirrorMapsNonsensitiveOnly: false,
+  setMemoryReachesAsiCopies: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -464,13 +490,16 @@ export const FIXED_OPTIONS: DesignOptions = {
   currentCr3WarnsOutside: true,
   pageblockDirectMap: false,
   sensitiveFlipFlushesTlb: true,
+  mirrorTargetsAsiPgd: true,
+  mirrorMapsNonsensitiveOnly: true,
+  setMemoryReachesAsiCopies: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
 export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
 
 /** The options only the 2025 design reads. */
-export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb'] as const satisfies readonly (keyof DesignOptions)[];
+export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb', 'mirrorTargetsAsiPgd', 'mirrorMapsNonsensitiveOnly', 'setMemoryReachesAsiCopies'] as const satisfies readonly (keyof DesignOptions)[];
 
 /**
  * The 2025 design as posted: the kernel around it takes every 2019 fix (the 2025 series replaces

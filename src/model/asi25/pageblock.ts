@@ -17,7 +17,8 @@ import { log } from '../trace.ts';
 import type { Exec } from '../asi/session.ts';
 import { type System, mutant } from '../system.ts';
 import { gfpSensitive, kernelInitPages } from './alloc.ts';
-import { ASI_GLOBAL_NONSENSITIVE, physmapLeaf, setEntry } from './map.ts';
+import { ASI_GLOBAL_NONSENSITIVE } from './map.ts';
+import { type Cpa, changePageAttrRange, inDirectMap, lookupAddressIn } from '../mm/set-memory.ts';
 import { rt, warnOn } from './runtime.ts';
 
 /** pageblock_nr_pages: pageblock_order is the PMD's order on x86 (HPAGE_PMD_ORDER), one 2M leaf of the restricted physmap. */
@@ -42,25 +43,65 @@ function setPageblockSensitive(sys: System, block: number, sensitive: boolean): 
 
 /** direct_map_sensitive (patch 19): whether the page is absent from the restricted address spaces. */
 export function directMapSensitive(sys: System, frame: number): boolean {
-  return !walk(sys.g, sys.tables, rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!, directMapVa(sys, frame)).ok;
+  return !walk(sys.g, sys.tables, globalPgd(sys), directMapVa(sys, frame)).ok;
 }
 
 /**
- * set_direct_map_sensitive (patch 18): the pageblocks' 2M leaves in asi_nonsensitive_pgd made
- * present or not, through __change_page_attr_set_clr(). That function only sets CPA_FLUSHTLB for
- * its caller (change_page_attr_set_clr flushes after it); as posted, no caller here does (F47).
+ * set_direct_map_sensitive (patch 18): the pageblocks' leaves in asi_nonsensitive_pgd made present
+ * or not, by __change_page_attr_set_clr() with `.pgd = asi_nonsensitive_pgd` (so not mirrored).
+ * That function only sets CPA_FLUSHTLB for its caller (change_page_attr_set_clr flushes after
+ * it); as posted, no caller here does (F47).
  */
 function setDirectMapSensitive(k: Exec, block: number, nrPageblocks: number, sensitive: boolean): void {
   const { sys } = k;
   const first = mutant(sys, 'asi25-flip-maps-next-block') ? block + 1 : block;
-  for (let b = first; b < first + nrPageblocks; b++) {
-    const { table, index } = physmapLeaf(sys, directMapVa(sys, b * pageblockNrPages(sys)));
-    const e = sys.tables.get(table)![index];
-    setEntry(sys, table, index, sensitive ? e & ~_PAGE_PRESENT : e | _PAGE_PRESENT);
+  const pages = nrPageblocks * pageblockNrPages(sys);
+  const va = directMapVa(sys, first * pageblockNrPages(sys));
+  changePageAttrRange(sys, globalPgd(sys), va, pages, sensitive ? { set: 0, clr: _PAGE_PRESENT } : { set: _PAGE_PRESENT, clr: 0 });
+  if (sensitive && sys.options.sensitiveFlipFlushesTlb) flushTlbKernelRange(sys, va, va + pages * PAGE_SIZE, k.out, k.observe);
+}
+
+/**
+ * mirror_asi_direct_map (September patch 05), after each __change_page_attr() of the unrestricted
+ * direct map (with no `cpa->pgd` of its own): the same change in asi_nonsensitive_pgd. As posted it builds `asi_cpa` with that pgd
+ * and then calls `__change_page_attr(cpa, primary)` on the original (F48): the unrestricted page
+ * table takes the change twice, the restricted one never. With mirrorTargetsAsiPgd it changes
+ * asi_cpa, a set _PAGE_PRESENT included (F49: a set_memory_p() maps sensitive memory), unless
+ * mirrorMapsNonsensitiveOnly keeps it out of sensitive pageblocks. 0 or -errno.
+ */
+function mirrorAsiDirectMap(k: Exec, va: number, numpages: number, cpa: Cpa): number {
+  const { sys } = k;
+  warnOn(k, !inDirectMap(sys, va + (numpages - 1) * PAGE_SIZE), 'VM_WARN_ON_ONCE(!is_direct_map(*cpa->vaddr + (cpa->numpages * PAGE_SIZE)))');
+  const target = sys.options.mirrorTargetsAsiPgd ? globalPgd(sys) : sys.kernel.pgd;
+  const nr = pageblockNrPages(sys);
+  for (let done = 0; done < numpages; ) {
+    const frame = (va - directMapVa(sys, 0)) / PAGE_SIZE + done;
+    const inBlock = Math.min(numpages - done, nr - (frame % nr));
+    const set = sys.options.mirrorMapsNonsensitiveOnly && pageblockSensitive(sys, frame) ? cpa.set & ~_PAGE_PRESENT : cpa.set;
+    const err = changePageAttrRange(sys, target, va + done * PAGE_SIZE, inBlock, { ...cpa, set });
+    if (err < 0) return err;
+    done += inBlock;
   }
-  if (!sensitive || !sys.options.sensitiveFlipFlushesTlb) return;
-  const va = directMapVa(sys, block * pageblockNrPages(sys));
-  flushTlbKernelRange(sys, va, va + nrPageblocks * pageblockNrPages(sys) * PAGE_SIZE, k.out, k.observe);
+  return 0;
+}
+
+/**
+ * What follows a __change_page_attr() of the unrestricted page table into the global nonsensitive
+ * pgd on the 2025 design: on the September direct map, the mirror of a direct-map change. Nothing
+ * else, as posted: the leaves asi_map() copied (vmalloc and module areas, January patch 17; the
+ * January direct map, patch 14) keep the flags they were copied with (F50);
+ * setMemoryReachesAsiCopies changes the copy too. 0 or -errno.
+ */
+export function asiFollowCpa(k: Exec, va: number, numpages: number, cpa: Cpa): number {
+  const { sys } = k;
+  if (!sys.asi25) return 0;
+  if (sys.options.pageblockDirectMap && inDirectMap(sys, va)) return mirrorAsiDirectMap(k, va, numpages, cpa);
+  if (!sys.options.setMemoryReachesAsiCopies || !lookupAddressIn(sys, globalPgd(sys), va)) return 0;
+  return changePageAttrRange(sys, globalPgd(sys), va, numpages, cpa);
+}
+
+function globalPgd(sys: System): number {
+  return rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
 }
 
 /**

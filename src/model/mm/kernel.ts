@@ -122,7 +122,8 @@ export interface EntrySlot {
   readonly index: number;
 }
 
-function allocKernelTable(sys: System, level: PgtLevel, boot: boolean): number | undefined {
+/** A page-table page of the kernel's (pte_alloc_kernel and friends, split_large_page's), zeroed. */
+export function allocKernelTable(sys: System, level: PgtLevel, boot: boolean): number | undefined {
   const a = allocFrames(sys.mem, { kind: 'pgtable', owner: KERNEL, name: `kernel ${levelName(level)} table`, pages: 1, sensitive: false, level, boot });
   if (!a) return undefined;
   sys.tables.set(a.frames[0], new Int32Array(entriesPerTable(sys.g)));

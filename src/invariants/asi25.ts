@@ -4,7 +4,7 @@
 import { type Cpu, cr3Pcid, cr3Root, formatCr3, usableTlbEntries } from '../model/x86/cpu.ts';
 import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
-import { framesOf, leaves } from '../model/mm/pagetable.ts';
+import { framesOf, leaves, walk } from '../model/mm/pagetable.ts';
 import { entryFlags, entryFrame, formatFlags, isLarge, isPresent } from '../model/mm/pte.ts';
 import { ASI_GLOBAL_NONSENSITIVE, kernelPgdBoundary, physmapLeaf } from '../model/asi25/map.ts';
 import { gfpSensitive } from '../model/asi25/alloc.ts';
@@ -181,8 +181,9 @@ export const ASI_PGD_SHARED: Invariant = {
 
 /**
  * Every page of the restricted physmap against its pageblock's PB bit: a 2M leaf answers for its
- * whole pageblock, a leaf a set_memory_*() mirror split answers page by page. The physmap changes
- * only with Memory.version.
+ * whole pageblock, a leaf a set_memory_*() mirror split answers page by page. A page of a
+ * nonsensitive pageblock may be absent where the unrestricted direct map has it absent too
+ * (set_direct_map_invalid_noflush). The physmap changes only with Memory.version.
  */
 function pageblockMismatch(sys: System): string | undefined {
   const nr = pageblockNrPages(sys);
@@ -191,15 +192,17 @@ function pageblockMismatch(sys: System): string | undefined {
     const { table, index } = physmapLeaf(sys, directMapVa(sys, b * nr));
     const e = sys.tables.get(table)![index];
     const present = isLarge(e) ? [isPresent(e)] : [...sys.tables.get(entryFrame(e))!].map(isPresent);
-    const wrong = present.findIndex((p) => p !== (bits[b] === 1));
-    if (wrong >= 0) return `pageblock ${b} (pfn ${b * nr}-${(b + 1) * nr - 1}) is ${bits[b] ? 'nonsensitive' : 'sensitive'} (PB_nonsensitive ${bits[b]}) but pfn ${b * nr + wrong} is ${present[wrong] ? 'mapped in' : 'absent from'} the restricted direct map`;
+    const nonsensitive = bits[b] === 1;
+    const wrong = present.findIndex((p, i) => p !== nonsensitive && (p || walk(sys.g, sys.tables, sys.kernel.pgd, directMapVa(sys, b * nr + i)).ok));
+    if (wrong >= 0) return `pageblock ${b} (pfn ${b * nr}-${(b + 1) * nr - 1}) is ${nonsensitive ? 'nonsensitive' : 'sensitive'} (PB_nonsensitive ${bits[b]}) but pfn ${b * nr + wrong} is ${present[wrong] ? 'mapped in' : 'absent from'} the restricted direct map${present[wrong] ? '' : ', present in the unrestricted one'}`;
   }
   return undefined;
 }
 
 export const ASI_PAGEBLOCK: Invariant = {
   id: 'ASI-PAGEBLOCK',
-  statement: 'A page is mapped in the restricted direct map if and only if its pageblock is nonsensitive (PB_nonsensitive set): the allocator reads sensitivity from the pageblock, without walking page tables.',
+  statement:
+    'A page is mapped in the restricted direct map if and only if its pageblock is nonsensitive (PB_nonsensitive set) and the unrestricted direct map maps it: the allocator reads sensitivity from the pageblock, without walking page tables.',
   source:
     'the September 2025 series, [PATCH 12/21] ("a pageblock flag that can be used to check a page\'s sensitivity without needing to walk pagetables"; PB_nonsensitive: "Block is mapped into restricted address spaces") and [PATCH 19/21] (page_asi_mapping_bad)',
   design: 'asi-2025',

@@ -189,8 +189,16 @@ function asiSection(r: Replay, a: AsiReport): string {
         .map((x) => `<tr${covers(r.focus, x.va, x.size) ? ' class="hit range"' : ''}><td class="mono">${esc(formatRange(r.g, x))}</td><td>${esc(LEVEL_NAMES[x.level])}</td><td>${x.overlap}</td></tr>`)
         .join('\n')}</tbody></table>`
     : '<p class="none">no tracked ranges</p>';
-  const table = `<table class="pt"><thead><tr><th>entry</th><th>VA range</th><th>points to</th><th>frame holds</th><th>flags</th><th>kind</th><th>kernel's view</th></tr></thead><tbody>\n${a.rows.map((row) => ptRow(r, row)).join('\n')}\n</tbody></table>`;
-  return `<div class="asi" id="asi-${a.asi.id}"><h3${r.focus.asis.includes(a.asi.id) ? ' class="hit"' : ''}>asi#${a.asi.id} — pgd pfn ${a.asi.pgd}, ${a.asi.mappedPages} pages mapped</h3>${ranges}${table}</div>`;
+  return `<div class="asi" id="asi-${a.asi.id}"><h3${r.focus.asis.includes(a.asi.id) ? ' class="hit"' : ''}>asi#${a.asi.id} — pgd pfn ${a.asi.pgd}, ${a.asi.mappedPages} pages mapped</h3>${ranges}${ptTable(r, a.rows)}</div>`;
+}
+
+function ptTable(r: Replay, rows: readonly PtRow[]): string {
+  return `<table class="pt"><thead><tr><th>entry</th><th>VA range</th><th>points to</th><th>frame holds</th><th>flags</th><th>kind</th><th>kernel's view</th></tr></thead><tbody>\n${rows.map((row) => ptRow(r, row)).join('\n')}\n</tbody></table>`;
+}
+
+/** The 2025 design: its one page table every domain's kernel half is. */
+function global25Section(r: Replay, g: NonNullable<Replay['global25']>): string {
+  return `<div class="asi" id="asi25-global"><h3>global nonsensitive pgd (every domain's kernel half) — pgd pfn ${g.pgd}</h3>${ptTable(r, g.rows)}</div>`;
 }
 
 function pageTables(r: Replay): string {
@@ -200,7 +208,8 @@ function pageTables(r: Replay): string {
   const frames = r.frames.length
     ? `<table><thead><tr><th>frame named</th><th>holds ${esc(at)}</th></tr></thead><tbody>${r.frames.map((f) => `<tr class="hit frame"><td class="mono">pfn ${f.pfn}</td><td>${esc(f.holds)}</td></tr>`).join('\n')}</tbody></table>`
     : '';
-  const body = r.asis.length ? r.asis.map((a) => asiSection(r, a)).join('\n') : '<p class="none">No ASI exists at this point.</p>';
+  const sections = [...r.asis.map((a) => asiSection(r, a)), ...(r.global25 ? [global25Section(r, r.global25)] : [])];
+  const body = sections.length ? sections.join('\n') : '<p class="none">No ASI exists at this point.</p>';
   return `<section id="pagetables"><h2>ASI page tables ${esc(at)}</h2>${legend}${named}${frames}${body}</section>`;
 }
 

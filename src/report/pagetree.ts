@@ -74,10 +74,10 @@ export function covers(focus: Focus, va: number, size: number): boolean {
  * The kernel's view of a leaf, at the named addresses inside it (or its first byte): undefined
  * when the kernel maps the same frame with the same flags there.
  */
-function kernelDiffers(sys: System, asi: Asi, va: number, size: number, focus: Focus): string | undefined {
+function kernelDiffers(sys: System, pgd: number, va: number, size: number, focus: Focus): string | undefined {
   const named = focus.vas.filter((v) => v >= va && v < va + size);
   for (const at of named.length ? named : [va]) {
-    const mine = walk(sys.g, sys.tables, asi.pgd, at);
+    const mine = walk(sys.g, sys.tables, pgd, at);
     const k = walk(sys.g, sys.tables, sys.kernel.pgd, at);
     if (!mine.ok) {
       if (k.ok) return `pfn ${frameAt(k.leaf, at)} ${formatFlags(k.leaf.flags)}`;
@@ -107,8 +107,8 @@ function describeFrames(sys: System, focus: Focus, va: number, frame: number, fr
 type Position = Pick<PtRow, 'depth' | 'level' | 'table' | 'index' | 'va' | 'size'>;
 
 /** The empty entry where a named address is not translated (RANGE-EXACT's "is not mapped"). */
-function missingRow(sys: System, asi: Asi, focus: Focus, at: Position): PtRow {
-  const kernel = kernelDiffers(sys, asi, at.va, at.size, focus);
+function missingRow(sys: System, pgd: number, focus: Focus, at: Position): PtRow {
+  const kernel = kernelDiffers(sys, pgd, at.va, at.size, focus);
   return { ...at, kind: 'none', frame: 0, flags: '', frameName: '', shared: false, hit: true, ...(kernel ? { kernel } : {}) };
 }
 
@@ -118,6 +118,25 @@ function missingRow(sys: System, asi: Asi, focus: Focus, at: Position): PtRow {
  * shared direct-map pmd does not bury the ASI's own entries.
  */
 export function asiTableRows(sys: System, asi: Asi, focus: Focus): PtRow[] {
+  return tableRows(sys, { pgd: asi.pgd, owns: (frame) => ownsTable(asi, frame) }, focus);
+}
+
+/** A page table to show: its root, and which of the tables under it are its own (the rest are shared with the kernel's). */
+export interface PtRoot {
+  readonly pgd: number;
+  owns(frame: number): boolean;
+}
+
+/**
+ * The 2025 design's global nonsensitive pgd (every domain's kernel half): its own tables are those
+ * the ASI code allocated for it (named "ASI ..."), the rest the kernel's.
+ */
+export function globalNonsensitiveRoot(sys: System, pgd: number): PtRoot {
+  return { pgd, owns: (frame) => frame === pgd || (allocationOfFrame(sys.mem, frame)?.name.startsWith('ASI ') ?? false) };
+}
+
+/** The rows of any page table under `root` (see asiTableRows). */
+export function tableRows(sys: System, root: PtRoot, focus: Focus): PtRow[] {
   const rows: PtRow[] = [];
   const visit = (table: number, level: PgtLevel, base: number, depth: number): void => {
     const entries = sys.tables.get(table);
@@ -127,7 +146,7 @@ export function asiTableRows(sys: System, asi: Asi, focus: Focus): PtRow[] {
       const e = entries[index];
       const va = base + index * size;
       if (isNone(e) || !isPresent(e)) {
-        if (covers(focus, va, size)) rows.push(missingRow(sys, asi, focus, { depth, level, table, index, va, size }));
+        if (covers(focus, va, size)) rows.push(missingRow(sys, root.pgd, focus, { depth, level, table, index, va, size }));
         continue;
       }
       const frame = entryFrame(e);
@@ -135,13 +154,13 @@ export function asiTableRows(sys: System, asi: Asi, focus: Focus): PtRow[] {
       const frames = kind === 'table' ? 1 : size / PAGE_SIZE;
       const holdsNamed = kind === 'pte' && focus.allocations.includes(allocationOfFrame(sys.mem, frame)?.name ?? '');
       const hit = covers(focus, va, size) || focus.pfns.some((p) => p >= frame && p < frame + frames) || holdsNamed;
-      const shared = kind === 'table' && !ownsTable(asi, frame);
-      const kernel = kind === 'table' ? undefined : kernelDiffers(sys, asi, va, size, focus);
+      const shared = kind === 'table' && !root.owns(frame);
+      const kernel = kind === 'table' ? undefined : kernelDiffers(sys, root.pgd, va, size, focus);
       const frameName = describeFrames(sys, focus, va, frame, frames);
       rows.push({ depth, level, table, index, va, size, kind, frame, flags: formatFlags(entryFlags(e)), frameName, shared, hit, ...(kernel ? { kernel } : {}) });
       if (kind === 'table' && (!shared || covers(focus, va, size))) visit(frame, lowerLevel(level), va, depth + 1);
     }
   };
-  visit(asi.pgd, PGT_LEVEL_PGD, 0, 0);
+  visit(root.pgd, PGT_LEVEL_PGD, 0, 0);
   return rows;
 }

@@ -11,7 +11,8 @@ import { createSystem } from '../model/step.ts';
 import { type Config, geometryOf } from '../model/system.ts';
 import type { TraceEvent } from '../model/trace.ts';
 import { type Change, diffSnapshots } from './diff.ts';
-import { type Focus, type PtRow, asiTableRows, focusOf } from './pagetree.ts';
+import { type Focus, type PtRow, asiTableRows, focusOf, globalNonsensitiveRoot, tableRows } from './pagetree.ts';
+import { ASI_GLOBAL_NONSENSITIVE } from '../model/asi25/map.ts';
 import { type AsiView, type CpuView, snapshot } from './snapshot.ts';
 
 export interface StepView {
@@ -42,6 +43,8 @@ export interface Replay {
   readonly failure?: Failure;
   readonly focus: Focus;
   readonly asis: readonly AsiReport[];
+  /** The 2025 design's global nonsensitive pgd (every domain's kernel half) where the run stopped: its pgd frame and rows. */
+  readonly global25?: { readonly pgd: number; readonly rows: readonly PtRow[] };
   /** The frames the violation names and what holds each where the run stopped: a freed ASI's tables are in no page table. */
   readonly frames: readonly { readonly pfn: number; readonly holds: string }[];
 }
@@ -68,5 +71,7 @@ export function recordReplay(config: Config, run: (opts: RunOptions) => RunResul
   const focus = focusOf(g, named.length ? named : (res.failure?.violations.map((v) => v.message) ?? []));
   const asis = prev.asis.map((asi) => ({ asi, rows: asiTableRows(res.system, res.system.asis.get(asi.id)!, focus) }));
   const frames = focus.pfns.map((pfn) => ({ pfn, holds: allocationOfFrame(res.system.mem, pfn)?.name ?? 'free' }));
-  return { config, g, bootCpus, steps, ...(res.failure ? { failure: res.failure } : {}), focus, asis, frames };
+  const pgd = res.system.asi25?.domains.get(ASI_GLOBAL_NONSENSITIVE)?.pgd;
+  const global25 = pgd === undefined || pgd === null ? {} : { global25: { pgd, rows: tableRows(res.system, globalNonsensitiveRoot(res.system, pgd), focus) } };
+  return { config, g, bootCpus, steps, ...(res.failure ? { failure: res.failure } : {}), focus, asis, ...global25, frames };
 }

@@ -24,6 +24,8 @@ export interface Cpa {
   readonly forceSplit?: boolean;
   /** CPA_NO_CHECK_ALIAS. */
   readonly noCheckAlias?: boolean;
+  /** The set_direct_map_*_noflush() callers: __change_page_attr_set_clr() alone, the caller flushes. */
+  readonly noFlush?: boolean;
 }
 
 /** lookup_address_in_pgd: the slot of the leaf entry mapping `va` (present or not) and its level, or undefined at a none entry. */
@@ -137,6 +139,6 @@ export function changePageAttrSetClr(k: Exec, va: number, numpages: number, cpa:
       done += n;
     }
   }
-  flushTlbKernelRange(k.sys, va, va + numpages * PAGE_SIZE, k.out, k.observe);
+  if (!cpa.noFlush) flushTlbKernelRange(k.sys, va, va + numpages * PAGE_SIZE, k.out, k.observe);
   return err;
 }

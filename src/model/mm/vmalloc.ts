@@ -4,14 +4,16 @@
 // flush is not done, until a purge flushes the whole span of the list with one
 // flush_tlb_kernel_range. A purge runs when the lazily freed pages pass lazy_max_pages(), when
 // vmalloc finds no VA, and at vm_unmap_aliases() (set_memory_* when a module's text is made
-// read-only) and the flush of a module's area (VM_FLUSH_RESET_PERMS) when it is freed.
+// read-only) and the flush of a module's area (VM_FLUSH_RESET_PERMS) when it is freed. On the 2025
+// design, set_memory_ro() and vm_reset_perms() run through change_page_attr (./set-memory.ts).
 
 import { PAGE_SIZE, PGT_LEVEL_PTE, fls } from './geometry.ts';
 import { type AllocKind, type Owner, KERNEL } from './memory.ts';
-import { allocPages, asiMapArea, asiUnmapArea, freePages } from './page-alloc.ts';
+import { allocPages, asiMapArea, asiUnmapArea, execOf, freePages } from './page-alloc.ts';
+import { changePageAttrSetClr } from './set-memory.ts';
 import { gfpSensitive } from '../asi25/alloc.ts';
-import { ENOMEM, kernelMap, kernelUnmapPage, nextId } from './kernel.ts';
-import { PAGE_KERNEL, PAGE_KERNEL_ROX } from './pte.ts';
+import { ENOMEM, directMapVa, kernelMap, kernelUnmapPage, nextId } from './kernel.ts';
+import { PAGE_KERNEL, PAGE_KERNEL_ROX, _PAGE_PRESENT, _PAGE_RW } from './pte.ts';
 import { type Log } from '../trace.ts';
 import { type System, type VmArea, legacyMemory, mutant } from '../system.ts';
 import { type Observer } from '../asi/session.ts';
@@ -153,7 +155,28 @@ export function moduleLoad(sys: System, pages: number, ctx: FlushCtx): VmArea | 
   const l = sys.kernel.layout;
   const m = vmAlloc(sys, sys.kernel.modules, l.modulesStart, l.modulesEnd, 0, { kind: 'module', owner: KERNEL, name: 'module', pages, sensitive: false, flags: PAGE_KERNEL_ROX }, ctx);
   if (typeof m !== 'number' && !legacyMemory(sys)) purgeVmapAreaLazy(sys, ctx);
+  // The 2025 design's kernel runs module_enable_rodata_ro()'s set_memory_ro() through
+  // change_page_attr: the area is ROX already, so the change lands on its pages' direct-map alias
+  // (cpa_process_alias). The 2019 model maps the area ROX and leaves the alias as it was.
+  // module_enable_rodata_ro()'s error fails the load (complete_formation), which frees the module.
+  if (typeof m !== 'number' && sys.asi25 && changePageAttrSetClr(execOf(sys, ctx.out), m.va, m.pages, { set: 0, clr: _PAGE_RW }) < 0) {
+    moduleUnload(sys, m.id, ctx);
+    return ENOMEM;
+  }
   return m;
+}
+
+/**
+ * vm_reset_perms (the 2025 design's kernel, for a VM_FLUSH_RESET_PERMS area): each page's direct-map
+ * alias set_direct_map_invalid_noflush(), the aliases flushed (_vm_unmap_aliases with flush_dmap),
+ * then set_direct_map_default_noflush(), before the pages go back.
+ */
+function vmResetPerms(sys: System, vm: VmArea, ctx: FlushCtx): void {
+  const k = execOf(sys, ctx.out);
+  const aliases = sys.mem.allocs.get(vm.alloc)!.frames.map((f) => directMapVa(sys, f));
+  for (const va of aliases) changePageAttrSetClr(k, va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW, noCheckAlias: true, noFlush: true });
+  for (const va of aliases) flushTlbKernelRange(sys, va, va + PAGE_SIZE, ctx.out, ctx.observe);
+  for (const va of aliases) changePageAttrSetClr(k, va, 1, { set: _PAGE_PRESENT | _PAGE_RW, clr: 0, noCheckAlias: true, noFlush: true });
 }
 
 /**
@@ -161,6 +184,8 @@ export function moduleLoad(sys: System, pages: number, ctx: FlushCtx): VmArea | 
  * pages go, purging the lazy list with it (vm_remove_mappings -> _vm_unmap_aliases).
  */
 export function moduleUnload(sys: System, id: number, ctx: FlushCtx, published = true): VmArea | undefined {
+  const area = sys.kernel.modules.get(id);
+  if (area && sys.asi25) vmResetPerms(sys, area, ctx);
   const m = vmFree(sys, sys.kernel.modules, id);
   if (!m || legacyMemory(sys)) {
     if (m) freeVmapAreaNoflush(sys, m, ctx, published);

@@ -168,6 +168,7 @@ function throughput(): void {
   // The 2025 design: its walks (KVM's ops included) and its invariants, no 2019 ASI to judge.
   const asi25 = row('small asi25-fixed 60-step (vs fixed)', checked({ ...small(), profile: 'asi25-fixed' }, 60), base);
   row('small asi25-fixed, 4 CPUs (vs 2 CPUs)', checked({ ...small(4), profile: 'asi25-fixed' }, 60), asi25);
+  row('small asi25-dm-fixed 60-step (vs asi25-fixed)', checked({ ...small(), profile: 'asi25-dm-fixed' }, 60), asi25);
   row('small 60-step, no micro (vs checked)', checked(small(), 60, false), base);
   const realBase = row('real 60-step, 2 CPUs (vs small)', checked(real(), 60), base);
   row('real 60-step, full check (vs real checked)', checked(real(), 60, true, 'full'), realBase);

@@ -455,6 +455,14 @@ describe("asi_test.c's change_page_attr cases (the series' branch, where both ar
     expect([split('asi25-fixed'), split('asi25-dm-fixed'), split('asi25'), split('asi25-dm')]).toEqual([true, true, false, false]);
   });
 
+  test("F51: mirror_asi_direct_map's VM_WARN_ON_ONCE tests the byte after the range: set_memory_ro() of the last page of memory WARNs; mirrorWarnsOnLastByte tests the last byte", () => {
+    for (const [last, warns] of [[false, true], [true, false]] as const) {
+      const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm', options: { mirrorWarnsOnLastByte: last } });
+      setMemory(sys, directMapVa(sys, sys.kernel.layout.physFrames - 1), 1, 'ro');
+      expect(sys.ghost.events.map((e) => e.message), String(last)).toEqual(warns ? [expect.stringContaining('VM_WARN_ON_ONCE(!is_direct_map(*cpa->vaddr + (cpa->numpages * PAGE_SIZE)))')] : []);
+    }
+  });
+
   test("F49: with the mirror fixed (F48), a set_direct_map_default_noflush() (secretmem's free) of a page in a sensitive pageblock maps it in the restricted direct map; mirrorMapsNonsensitiveOnly keeps it out, and the unmap still follows", () => {
     const run = (options: Partial<DesignOptions>) => {
       const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm', options: { mirrorTargetsAsiPgd: true, ...options } });

@@ -54,7 +54,7 @@ function incoherent(sys: System, cpu: Cpu): string | undefined {
     if (!reused(sys, entry)) continue;
     const now = sys.mem.frameAlloc[entry.frame];
     const va = vpn * PAGE_SIZE;
-    if (stillGiven(sys, cpu, va, entry) || lazilyFreed(sys, va)) continue;
+    if (stillGiven(sys, cpu, va, entry) || lazilyFreed(sys, va) || sys.ghost.noflushPending.has(va)) continue;
     return `cpu${cpu.id} caches ${formatVa(sys.g, va)} -> pfn ${entry.frame}, filled from ${formatRoot(sys, entry.root)} when the frame was ${allocName(sys, entry.alloc)}; neither that page table nor cr3 ${formatCr3(sys, cpu.cr3)} maps it so now, and the frame holds ${allocName(sys, now)}: its flush was owed before the frame was reused`;
   }
   return undefined;
@@ -63,7 +63,7 @@ function incoherent(sys: System, cpu: Cpu): string | undefined {
 export const TLB_COHERENT: Invariant = {
   id: 'TLB-COHERENT',
   statement:
-    "Every usable TLB entry of every CPU is a translation that the page table it was filled from, or the one the CPU runs on, gives now, or a stale one whose frame has not been reused since the entry was filled (its flush may still be pending), or one in a vmap area vfree'd lazily and not purged yet (5.2 frees the pages before the purge's flush, and reuses the VA only after it).",
+    "Every usable TLB entry of every CPU is a translation that the page table it was filled from, or the one the CPU runs on, gives now, or a stale one whose frame has not been reused since the entry was filled (its flush may still be pending), or one in a vmap area vfree'd lazily and not purged yet (5.2 frees the pages before the purge's flush, and reuses the VA only after it), or a direct-map page a set_direct_map_*_noflush() changed whose caller has not yet done the flush it owes.",
   source: 'x86 TLB rules (Intel SDM 4.10.4); kernel: flush_tlb_kernel_range before memory is reused, except vfree (mm/vmalloc.c, the lazy purge); RFC v2 patches 11, 14 (asi_unmap)',
   // A CPU whose session code has just loaded an ASI CR3 and not yet done the Global flush that
   // follows is inside the kernel's own rule: the flush is owed, and only that code runs meanwhile.

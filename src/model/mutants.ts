@@ -242,6 +242,11 @@ export const MUTANTS = {
     expect: 'ASI-PAGEBLOCK',
     profile: 'asi25-dm-fixed',
   },
+  'asi25-mirror-drops-clr': {
+    where: "mirror_asi_direct_map (September 2025 patch 05): asi_cpa keeps the change's mask_set and loses its mask_clr, so a set_memory_ro() leaves the restricted alias writable",
+    expect: 'ASI-REFINE',
+    profile: 'asi25-dm-fixed',
+  },
   'asi25-rmqueue-ignores-freetype': {
     where: 'rmqueue (September 2025 patch 12): a page is taken from any free list, not only those of the freetype gfp_freetype() gives',
     // The series' own check sees it first: check_new_pages' bad_page() (patch 19) at the allocation.

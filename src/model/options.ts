@@ -319,6 +319,13 @@ export interface DesignOptions {
    * writable (the series' branch skips its KUnit test_change_page_attr, "Not yet supported").
    */
   setMemoryReachesAsiCopies: boolean;
+  /**
+   * mirror_asi_direct_map's VM_WARN_ON_ONCE tests the last byte of the range it mirrors. As posted
+   * (September patch 05) it tests `*cpa->vaddr + (cpa->numpages * PAGE_SIZE)`, the byte after:
+   * a change that ends at the end of the direct map (the last page of memory, or a large page kept
+   * whole there) WARNs.
+   */
+  mirrorWarnsOnLastByte: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -377,6 +384,7 @@ export const OPTION_NAMES = [
   'mirrorTargetsAsiPgd',
   'mirrorMapsNonsensitiveOnly',
   'setMemoryReachesAsiCopies',
+  'mirrorWarnsOnLastByte',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -435,6 +443,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   mirrorTargetsAsiPgd: false,
   mirrorMapsNonsensitiveOnly: false,
   setMemoryReachesAsiCopies: false,
+  mirrorWarnsOnLastByte: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -493,13 +502,14 @@ export const FIXED_OPTIONS: DesignOptions = {
   mirrorTargetsAsiPgd: true,
   mirrorMapsNonsensitiveOnly: true,
   setMemoryReachesAsiCopies: true,
+  mirrorWarnsOnLastByte: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
 export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
 
 /** The options only the 2025 design reads. */
-export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb', 'mirrorTargetsAsiPgd', 'mirrorMapsNonsensitiveOnly', 'setMemoryReachesAsiCopies'] as const satisfies readonly (keyof DesignOptions)[];
+export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb', 'mirrorTargetsAsiPgd', 'mirrorMapsNonsensitiveOnly', 'setMemoryReachesAsiCopies', 'mirrorWarnsOnLastByte'] as const satisfies readonly (keyof DesignOptions)[];
 
 /**
  * The 2025 design as posted: the kernel around it takes every 2019 fix (the 2025 series replaces

@@ -291,10 +291,15 @@ export interface Ghost {
   freedOn: Map<number, number>;
   /** Ranges asi_unmap removed during the current step, the context it ran in and how deep in handlers there. */
   unmappedOn: Map<AsiRange, { readonly exec: ExecContext; readonly depth: number }>;
+  /**
+   * Direct-map pages a set_direct_map_*_noflush() changed whose flush its caller still owes
+   * (vm_reset_perms, between its invalid_noflush and its flush): TLB-COHERENT allows their stale entries.
+   */
+  noflushPending: Set<number>;
 }
 
 export function newGhost(): Ghost {
-  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [], freedOn: new Map(), unmappedOn: new Map() };
+  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [], freedOn: new Map(), unmappedOn: new Map(), noflushPending: new Set() };
 }
 
 export interface System {

@@ -63,22 +63,26 @@ function setDirectMapSensitive(k: Exec, block: number, nrPageblocks: number, sen
 
 /**
  * mirror_asi_direct_map (September patch 05), after each __change_page_attr() of the unrestricted
- * direct map (with no `cpa->pgd` of its own): the same change in asi_nonsensitive_pgd. As posted it builds `asi_cpa` with that pgd
- * and then calls `__change_page_attr(cpa, primary)` on the original (F48): the unrestricted page
- * table takes the change twice, the restricted one never. With mirrorTargetsAsiPgd it changes
- * asi_cpa, a set _PAGE_PRESENT included (F49: a set_memory_p() maps sensitive memory), unless
- * mirrorMapsNonsensitiveOnly keeps it out of sensitive pageblocks. 0 or -errno.
+ * direct map (with no `cpa->pgd` of its own): the same change in asi_nonsensitive_pgd. As posted
+ * it builds `asi_cpa` with that pgd and then calls `__change_page_attr(cpa, primary)` on the
+ * original (F48): the unrestricted page table takes the change twice, the restricted one never.
+ * With mirrorTargetsAsiPgd it changes asi_cpa, a set _PAGE_PRESENT included (F49: a
+ * set_memory_p() maps sensitive memory), unless mirrorMapsNonsensitiveOnly keeps it out of
+ * sensitive pageblocks. Its VM_WARN_ON_ONCE tests the byte after the range (F51), unless
+ * mirrorWarnsOnLastByte tests the last one. 0 or -errno.
  */
 function mirrorAsiDirectMap(k: Exec, va: number, numpages: number, cpa: Cpa): number {
   const { sys } = k;
-  warnOn(k, !inDirectMap(sys, va + (numpages - 1) * PAGE_SIZE), 'VM_WARN_ON_ONCE(!is_direct_map(*cpa->vaddr + (cpa->numpages * PAGE_SIZE)))');
+  const end = va + numpages * PAGE_SIZE - (sys.options.mirrorWarnsOnLastByte ? 1 : 0);
+  warnOn(k, !inDirectMap(sys, end), 'VM_WARN_ON_ONCE(!is_direct_map(*cpa->vaddr + (cpa->numpages * PAGE_SIZE)))');
   const target = sys.options.mirrorTargetsAsiPgd ? globalPgd(sys) : sys.kernel.pgd;
   const nr = pageblockNrPages(sys);
   for (let done = 0; done < numpages; ) {
     const frame = (va - directMapVa(sys, 0)) / PAGE_SIZE + done;
     const inBlock = Math.min(numpages - done, nr - (frame % nr));
     const set = sys.options.mirrorMapsNonsensitiveOnly && pageblockSensitive(sys, frame) ? cpa.set & ~_PAGE_PRESENT : cpa.set;
-    const err = changePageAttrRange(sys, target, va + done * PAGE_SIZE, inBlock, { ...cpa, set });
+    const clr = mutant(sys, 'asi25-mirror-drops-clr') ? 0 : cpa.clr;
+    const err = changePageAttrRange(sys, target, va + done * PAGE_SIZE, inBlock, { ...cpa, set, clr });
     if (err < 0) return err;
     done += inBlock;
   }

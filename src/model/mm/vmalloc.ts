@@ -174,8 +174,12 @@ export function moduleLoad(sys: System, pages: number, ctx: FlushCtx): VmArea | 
 function vmResetPerms(sys: System, vm: VmArea, ctx: FlushCtx): void {
   const k = execOf(sys, ctx.out);
   const aliases = sys.mem.allocs.get(vm.alloc)!.frames.map((f) => directMapVa(sys, f));
-  for (const va of aliases) changePageAttrSetClr(k, va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW, noCheckAlias: true, noFlush: true });
+  for (const va of aliases) {
+    sys.ghost.noflushPending.add(va);
+    changePageAttrSetClr(k, va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW, noCheckAlias: true, noFlush: true });
+  }
   for (const va of aliases) flushTlbKernelRange(sys, va, va + PAGE_SIZE, ctx.out, ctx.observe);
+  sys.ghost.noflushPending.clear();
   for (const va of aliases) changePageAttrSetClr(k, va, 1, { set: _PAGE_PRESENT | _PAGE_RW, clr: 0, noCheckAlias: true, noFlush: true });
 }
 

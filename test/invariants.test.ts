@@ -32,6 +32,7 @@ import { spinLock } from '../src/model/x86/context.ts';
 import { RacerWaits } from '../src/model/x86/smp.ts';
 import { EBUSY, THREAD_PAGES, directMapVa, kernelUnmapPage, taskStackVa } from '../src/model/mm/kernel.ts';
 import { judges } from '../src/invariants/types.ts';
+import { changePageAttrSetClr } from '../src/model/mm/set-memory.ts';
 import { perCpuPtr } from '../src/model/mm/percpu.ts';
 import { ASI_SESSION_STATE_ACTIVE, ASI_SESSION_STATE_INACTIVE, cr3Pcid, kernelCr3 } from '../src/model/x86/cpu.ts';
 import { KVM_SPECS } from './kvm-scenarios.ts';
@@ -761,6 +762,25 @@ const SPECS: Record<string, Spec> = {
     holds: [
       { name: 'fixed profile, CPUs', run: (inv) => holdsAlongCpuRun(inv) },
       { name: 'fixed profile', run: (inv) => holdsAlongCorrectRun(inv) },
+      {
+        name: "the September direct map: a page read through it, freed and reused (it stays mapped), then set_direct_map_invalid_noflush()'d: stale only until the flush its caller owes",
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm-fixed' });
+          const id = run(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: false });
+          const frame = sys.mem.allocs.get(sys.kernel.kmallocs.get(id)!.alloc)!.frames[0];
+          const va = directMapVa(sys, frame);
+          expect(run(sys, { op: 'access', cpu: 1, va, access: 'read', intr: [] })).toBe(0);
+          run(sys, { op: 'kfree', id });
+          expect(run(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: false })).toBeGreaterThan(0);
+          expect(sys.mem.frameAlloc[frame], 'the same frame, reused').toBeGreaterThan(id);
+          expect(inv.check(sys), 'the direct map still gives the translation').toBeUndefined();
+          sys.ghost.noflushPending.add(va);
+          expect(changePageAttrSetClr({ sys, cpu: sys.cpus[0], out: [] }, va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW, noCheckAlias: true, noFlush: true })).toBe(0);
+          expect(inv.check(sys), "the flush is owed by set_direct_map_invalid_noflush()'s caller").toBeUndefined();
+          sys.ghost.noflushPending.clear();
+          expectCaught(inv, sys, 'cpu1', formatVa(sys.g, va), `pfn ${frame}`);
+        },
+      },
     ],
     caught: [
       {

@@ -6,7 +6,7 @@
 import { PAGE_SIZE, PGT_LEVEL_PMD, type PgtLevel, levelSize, roundDown } from '../model/mm/geometry.ts';
 import { TASK_STRUCT_SIZE, THREAD_PAGES, taskStackVa } from '../model/mm/kernel.ts';
 import { perCpuOffsetPtr, perCpuPtr, percpuVarNames } from '../model/mm/percpu.ts';
-import { ACCESS_KINDS, type ApiOp, MAX_KMALLOC_COUNT, MAX_MEMCGS, type Op, type OpKind, RACE_HOSTS, isApiCall } from '../model/ops.ts';
+import { ACCESS_KINDS, ASI25_ONLY_OPS, type ApiOp, MAX_KMALLOC_COUNT, MAX_MEMCGS, type Op, type OpKind, RACE_HOSTS, isApiCall } from '../model/ops.ts';
 import type { Intr, IntrKind } from '../model/x86/entry.ts';
 import type { System } from '../model/system.ts';
 import { ASI_SESSION_STATE_ACTIVE } from '../model/x86/cpu.ts';
@@ -54,6 +54,9 @@ export const FOUNDATION_WEIGHTS: Weights = {
   kvm_set_memory_region: 0,
   kvm_io_bus: 0,
   kvm_run: 0,
+  // The 2025 design's kernel only (ASI25_ONLY_OPS): ofDesign takes them out of the 2019 design's walks.
+  secretmem_fault: 1,
+  secretmem_free: 1,
 };
 
 /** CPU ops are a third of a walk, so interrupts land inside enter, exit and abort paths often. */
@@ -321,6 +324,7 @@ function creatorFor(sys: System, kind: OpKind, idle: readonly number[]): OpKind 
   if (kind === 'vfree' && ![...k.vmAreas.values()].some((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc')) return 'vmalloc';
   if (kind === 'kfree' && ![...k.kmallocs.values()].some((o) => o.kind === 'kmalloc')) return 'kmalloc';
   if (kind === 'module_unload' && k.modules.size === 0) return 'module_load';
+  if (kind === 'secretmem_free' && ![...k.kmallocs.values()].some((o) => o.kind === 'secretmem')) return 'secretmem_fault';
   if ((kind === 'task_exit' || kind === 'schedule') && idle.length === 0) return 'task_create';
   return kind;
 }
@@ -411,18 +415,21 @@ function withRace(sys: System, op: Op, ch: Choice): Op {
 }
 
 /**
- * The weights a design can use: on the 2025 design, none for the ops it does not have (ASI25_OPS),
- * so that a walk spends no steps on -ENOSYS. Derived once per Weights, economy kept.
+ * The weights a design can use: none for the ops it does not have (ASI25_OPS on the 2025 design,
+ * ASI25_ONLY_OPS out of the 2019 one), so that a walk spends no steps on -ENOSYS. Derived once per
+ * Weights, economy kept.
  */
 const DESIGN_WEIGHTS = new WeakMap<Weights, Weights>();
+const DESIGN_WEIGHTS_2019 = new WeakMap<Weights, Weights>();
 
 function ofDesign(sys: System, w: Weights): Weights {
-  if (!sys.asi25) return w;
-  let d = DESIGN_WEIGHTS.get(w);
+  const cache = sys.asi25 ? DESIGN_WEIGHTS : DESIGN_WEIGHTS_2019;
+  let d = cache.get(w);
   if (!d) {
-    d = Object.fromEntries(Object.entries(w).map(([kind, n]) => [kind, ASI25_OPS.has(kind as OpKind) ? n : 0])) as Weights;
+    const has = (kind: OpKind) => (sys.asi25 ? ASI25_OPS.has(kind) : !ASI25_ONLY_OPS.has(kind));
+    d = Object.fromEntries(Object.entries(w).map(([kind, n]) => [kind, has(kind as OpKind) ? n : 0])) as Weights;
     if (ECONOMICAL.has(w)) ECONOMICAL.add(d);
-    DESIGN_WEIGHTS.set(w, d);
+    cache.set(w, d);
   }
   return d;
 }
@@ -514,6 +521,10 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
     }
     case 'schedule':
       return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: pickId(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId, oneIn), intr: eventsFor(sys, ch.d) };
+    case 'secretmem_fault':
+      return { op: 'secretmem_fault' };
+    case 'secretmem_free':
+      return { op: 'secretmem_free', id: free([...k.kmallocs.values()].filter((o) => o.kind === 'secretmem'), hot, ch.b) };
     default:
       return resolveKvmOp(sys, kind, ch);
   }

@@ -35,6 +35,9 @@ export type Op =
   | { readonly op: 'module_load'; readonly pages: number }
   | { readonly op: 'module_unload'; readonly id: number }
   | { readonly op: 'fail_alloc'; readonly after: number }
+  // memfd_secret() (Linux 5.14 on): the 2025 design's kernel only (ASI25_ONLY_OPS).
+  | { readonly op: 'secretmem_fault' }
+  | { readonly op: 'secretmem_free'; readonly id: number }
   // Per-CPU ops (issue 4): `intr` lists the events arriving between the micro-steps of the op's path;
   // `race` (issue 20), another CPU's op running while this one is in flight.
   | { readonly op: 'asi_enter'; readonly cpu: number; readonly asi: number; readonly intr: readonly Intr[]; readonly race?: Race }
@@ -125,6 +128,8 @@ export const OP_KINDS: readonly OpKind[] = [
   'kvm_set_memory_region',
   'kvm_io_bus',
   'kvm_run',
+  'secretmem_fault',
+  'secretmem_free',
 ];
 
 export const ACCESS_KINDS: readonly AccessKind[] = ['read', 'write', 'exec'];
@@ -142,6 +147,9 @@ function withIntr(g: Geometry, line: string, intr: readonly Intr[]): string {
 export type ApiOp = Extract<Op, { caller?: number }>;
 
 export const API_OPS: ReadonlySet<OpKind> = new Set(['asi_map', 'asi_unmap', 'asi_remap', 'asi_map_percpu', 'asi_unmap_percpu', 'asi_map_module']);
+
+/** The kernel calls of the 2025 design's kernel (6.x) that 5.2, the 2019 design's, does not have: -ENOSYS there. */
+export const ASI25_ONLY_OPS: ReadonlySet<OpKind> = new Set(['secretmem_fault', 'secretmem_free']);
 
 export function isApiCall(op: Op): op is ApiOp {
   return API_OPS.has(op.op);
@@ -206,6 +214,10 @@ function formatCall(g: Geometry, op: Op): string {
       return `module_unload module#${op.id}`;
     case 'fail_alloc':
       return `fail_alloc after ${op.after}`;
+    case 'secretmem_fault':
+      return 'memfd_secret page fault';
+    case 'secretmem_free':
+      return `memfd_secret free #${op.id}`;
     case 'asi_enter':
       return withIntr(g, `cpu${op.cpu}: asi_enter asi#${op.asi}`, op.intr);
     case 'asi_exit':
@@ -284,6 +296,8 @@ export function validateOp(x: unknown): string | undefined {
     module_load: [() => int('pages')],
     module_unload: [() => int('id')],
     fail_alloc: [() => int('after')],
+    secretmem_fault: [],
+    secretmem_free: [() => int('id')],
     asi_enter: [() => int('cpu'), () => int('asi'), () => validateIntr(o.intr)],
     asi_exit: [() => int('cpu'), () => int('asi'), () => validateIntr(o.intr)],
     interrupt: [() => int('cpu'), () => ((INTR_KINDS as readonly unknown[]).includes(o.kind) ? undefined : `interrupt: unknown kind ${JSON.stringify(o.kind)}`), () => (o.va === undefined ? undefined : int('va')), () => validateIntr(o.intr)],

@@ -326,6 +326,15 @@ export interface DesignOptions {
    * whole there) WARNs.
    */
   mirrorWarnsOnLastByte: boolean;
+  /**
+   * The mirror splits the restricted direct map's leaves before the unrestricted page table is
+   * changed, so a failed split (-ENOMEM) leaves both as they were. As posted (September patch 05)
+   * it runs after the unrestricted change stands, and its split_large_page() allocates: on failure
+   * __change_page_attr_set_clr() returns -ENOMEM with the unrestricted change made, and a caller
+   * that takes the error for "nothing changed" (secretmem_fault frees the page) hands out a page
+   * the direct map no longer maps.
+   */
+  mirrorSplitsFirst: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -385,6 +394,7 @@ export const OPTION_NAMES = [
   'mirrorMapsNonsensitiveOnly',
   'setMemoryReachesAsiCopies',
   'mirrorWarnsOnLastByte',
+  'mirrorSplitsFirst',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -444,6 +454,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   mirrorMapsNonsensitiveOnly: false,
   setMemoryReachesAsiCopies: false,
   mirrorWarnsOnLastByte: false,
+  mirrorSplitsFirst: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -503,13 +514,14 @@ export const FIXED_OPTIONS: DesignOptions = {
   mirrorMapsNonsensitiveOnly: true,
   setMemoryReachesAsiCopies: true,
   mirrorWarnsOnLastByte: true,
+  mirrorSplitsFirst: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
 export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
 
 /** The options only the 2025 design reads. */
-export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb', 'mirrorTargetsAsiPgd', 'mirrorMapsNonsensitiveOnly', 'setMemoryReachesAsiCopies', 'mirrorWarnsOnLastByte'] as const satisfies readonly (keyof DesignOptions)[];
+export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb', 'mirrorTargetsAsiPgd', 'mirrorMapsNonsensitiveOnly', 'setMemoryReachesAsiCopies', 'mirrorWarnsOnLastByte', 'mirrorSplitsFirst'] as const satisfies readonly (keyof DesignOptions)[];
 
 /**
  * The 2025 design as posted: the kernel around it takes every 2019 fix (the 2025 series replaces

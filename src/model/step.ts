@@ -11,7 +11,7 @@ import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts
 import { checkSchedulable, processContext } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { PathPoints, accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
-import { type ApiOp, type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
+import { ASI25_ONLY_OPS, type ApiOp, type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
 import {
   ASI_MAP_ALL,
   asiCreate,
@@ -33,6 +33,7 @@ import { execOf } from './mm/page-alloc.ts';
 import { asiAsyncFreeWork } from './asi25/alloc.ts';
 import { kmalloc, objectMemory, runKmemcgWork } from './mm/slab.ts';
 import { type FlushCtx, moduleLoad, moduleUnload, vfree, vmalloc } from './mm/vmalloc.ts';
+import { secretmemFault, secretmemFree } from './mm/secretmem.ts';
 import { PAGE_SIZE, vaLimit } from './mm/geometry.ts';
 import { ASI25_OPS, asiCreate25, asiDestroy25, criticalSection, callerDomainOf } from './asi25/ops.ts';
 import { kvmX86InitAsiClass } from './asi25/kvm.ts';
@@ -142,6 +143,10 @@ function returnToUser(sys: System, out: Log, observe?: Observer): void {
 function runOp(sys: System, op: Op, out: Log, observe?: Observer, on = 'on' in op ? (op.on ?? -1) : -1): number {
   if (sys.asi25 && !ASI25_OPS.has(op.op)) {
     log(out, 'note', `${op.op} is not part of the 2025 design`);
+    return ENOSYS;
+  }
+  if (!sys.asi25 && ASI25_ONLY_OPS.has(op.op)) {
+    log(out, 'note', `${op.op} is not in the 2019 design's kernel (5.2)`);
     return ENOSYS;
   }
   const cpu = 'cpu' in op ? sys.cpus[op.cpu] : on >= 0 ? sys.cpus[on] : undefined;
@@ -431,6 +436,10 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     case 'fail_alloc':
       sys.mem.failIn = op.after;
       return 0;
+    case 'secretmem_fault':
+      return secretmemFault(sys, ctx);
+    case 'secretmem_free':
+      return secretmemFree(sys, op.id, ctx);
     case 'kvm_create_vm':
       return kvmCreateVm(sys, op.memcg ?? 0, out);
     case 'kvm_create_vcpu':

@@ -4,7 +4,7 @@
 import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import { MUTANT_INFO } from '../../model/mutants.ts';
-import { OP_KINDS, type OpKind } from '../../model/ops.ts';
+import { ASI25_ONLY_OPS, OP_KINDS, type OpKind } from '../../model/ops.ts';
 import type { Design } from '../../model/options.ts';
 import { ASI25_OPS } from '../../model/asi25/ops.ts';
 import { type Config, DEFAULT_CONFIG } from '../../model/system.ts';
@@ -75,7 +75,7 @@ export class Tally {
  * means nothing.
  */
 const DESIGN_OPS: Record<Design, { readonly kinds: readonly OpKind[]; readonly core: readonly OpKind[] }> = {
-  'asi-2019': { kinds: OP_KINDS, core: ['asi_create', 'asi_map', 'asi_enter'] },
+  'asi-2019': { kinds: OP_KINDS.filter((k) => !ASI25_ONLY_OPS.has(k)), core: ['asi_create', 'asi_map', 'asi_enter'] },
   'asi-2025': { kinds: OP_KINDS.filter((k) => ASI25_OPS.has(k)), core: ['asi_create', 'asi_enter'] },
 };
 

@@ -90,6 +90,19 @@ function mirrorAsiDirectMap(k: Exec, va: number, numpages: number, cpa: Cpa): nu
 }
 
 /**
+ * Before a __change_page_attr() of the unrestricted direct map, with mirrorSplitsFirst: the
+ * restricted leaves the mirror will change are split first, so that an -ENOMEM leaves both page
+ * tables as they were. As posted the mirror runs after the unrestricted change stands; its split
+ * allocates, and when that fails __change_page_attr_set_clr() returns the error with the
+ * unrestricted change made (F52). 0 or -errno.
+ */
+export function asiPrepareCpa(k: Exec, va: number, numpages: number, cpa: Cpa): number {
+  const { sys } = k;
+  if (!sys.asi25 || !sys.options.pageblockDirectMap || !sys.options.mirrorSplitsFirst || !sys.options.mirrorTargetsAsiPgd || !inDirectMap(sys, va)) return 0;
+  return changePageAttrRange(sys, globalPgd(sys), va, numpages, { ...cpa, splitOnly: true });
+}
+
+/**
  * What follows a __change_page_attr() of the unrestricted page table into the global nonsensitive
  * pgd on the 2025 design: on the September direct map, the mirror of a direct-map change. Nothing
  * else, as posted: the leaves asi_map() copied (vmalloc and module areas, January patch 17; the

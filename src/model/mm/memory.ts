@@ -21,6 +21,8 @@ export type AllocKind =
   // The vmemmap: struct page of every frame, mapped at boot.
   | 'memmap'
   | 'module'
+  // memfd_secret() memory (./secretmem.ts): out of the direct map while a process holds it.
+  | 'secretmem'
   // KVM objects (src/model/kvm) and the guest memory of a VM.
   | 'kvm'
   | 'guest-memory';

@@ -14,7 +14,7 @@ import { EFAULT, ENOMEM, allocKernelTable, directMapVa } from './kernel.ts';
 import { flushTlbKernelRange } from '../x86/entry.ts';
 import type { Exec } from '../asi/session.ts';
 import type { System } from '../system.ts';
-import { asiFollowCpa } from '../asi25/pageblock.ts';
+import { asiFollowCpa, asiPrepareCpa } from '../asi25/pageblock.ts';
 
 /** struct cpa_data's mask_set and mask_clr, and the flags the model's callers pass. */
 export interface Cpa {
@@ -26,6 +26,8 @@ export interface Cpa {
   readonly noCheckAlias?: boolean;
   /** The set_direct_map_*_noflush() callers: __change_page_attr_set_clr() alone, the caller flushes. */
   readonly noFlush?: boolean;
+  /** Split the large pages the change needs split, and change nothing else (mirrorSplitsFirst). */
+  readonly splitOnly?: boolean;
 }
 
 /** lookup_address_in_pgd: the slot of the leaf entry mapping `va` (present or not) and its level, or undefined at a none entry. */
@@ -74,7 +76,7 @@ export function changePageAttr(sys: System, root: number, va: number, numpages: 
     // try_preserve_large_page: nothing to change in this large page keeps it, as does a change of all of it.
     const whole = slot.level === PGT_LEVEL_PTE || (!cpa.forceSplit && (flags === entryFlags(e) || (va % size === 0 && numpages >= size / PAGE_SIZE)));
     if (whole) {
-      if (flags !== entryFlags(e)) {
+      if (flags !== entryFlags(e) && !cpa.splitOnly) {
         sys.tables.get(slot.table)![slot.index] = mkEntry(entryFrame(e), flags);
         tableChanged(sys.mem, slot.table);
       }
@@ -101,6 +103,8 @@ export function inDirectMap(sys: System, va: number): boolean {
 
 /** One __change_page_attr of the unrestricted page table and what the 2025 design makes follow it: the pages it covered, or -errno. */
 function changeAndFollow(k: Exec, va: number, numpages: number, cpa: Cpa): number {
+  const prepared = asiPrepareCpa(k, va, numpages, cpa);
+  if (prepared < 0) return prepared;
   const n = changePageAttr(k.sys, k.sys.kernel.pgd, va, numpages, cpa);
   if (n < 0) return n;
   const err = asiFollowCpa(k, va, n, cpa);

@@ -113,8 +113,8 @@ function changeAndFollow(k: Exec, va: number, numpages: number, cpa: Cpa): numbe
 
 /**
  * cpa_process_alias: a page changed through an address outside the direct map (vmalloc, vmap) has
- * its direct-map alias changed too (__change_page_attr_set_clr(&alias_cpa, 0): mirrored, no alias
- * of its own); returns the range changed, for the flush, or -errno.
+ * its direct-map alias changed too (__change_page_attr_set_clr(&alias_cpa, 0): followed, no alias
+ * of its own), and flushed (Linux sets force_flush_all for cpa_flush). 0 or -errno.
  */
 function cpaProcessAlias(k: Exec, va: number, numpages: number, cpa: Cpa): number {
   for (let i = 0; i < numpages; i++) {

@@ -38,7 +38,7 @@ function newTable(sys: System, name: string, level: PgtLevel, boot = false): num
   return a.frames[0];
 }
 
-export function setEntry(sys: System, table: number, index: number, e: number): void {
+function setEntry(sys: System, table: number, index: number, e: number): void {
   sys.tables.get(table)![index] = e;
   tableChanged(sys.mem, table);
 }

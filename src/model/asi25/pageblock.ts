@@ -50,7 +50,7 @@ export function directMapSensitive(sys: System, frame: number): boolean {
  * set_direct_map_sensitive (patch 18): the pageblocks' leaves in asi_nonsensitive_pgd made present
  * or not, by __change_page_attr_set_clr() with `.pgd = asi_nonsensitive_pgd` (so not mirrored).
  * That function only sets CPA_FLUSHTLB for its caller (change_page_attr_set_clr flushes after
- * it); as posted, no caller here does (F47).
+ * it); as posted, no caller here does (F47; flipPageblocks flushes with its fix).
  */
 function setDirectMapSensitive(k: Exec, block: number, nrPageblocks: number, sensitive: boolean): void {
   const { sys } = k;
@@ -58,7 +58,6 @@ function setDirectMapSensitive(k: Exec, block: number, nrPageblocks: number, sen
   const pages = nrPageblocks * pageblockNrPages(sys);
   const va = directMapVa(sys, first * pageblockNrPages(sys));
   changePageAttrRange(sys, globalPgd(sys), va, pages, sensitive ? { set: 0, clr: _PAGE_PRESENT } : { set: _PAGE_PRESENT, clr: 0 });
-  if (sensitive && sys.options.sensitiveFlipFlushesTlb) flushTlbKernelRange(sys, va, va + pages * PAGE_SIZE, k.out, k.observe);
 }
 
 /**
@@ -133,6 +132,8 @@ function flipPageblocks(k: Exec, block: number, nrPageblocks: number, sensitive:
   if (!sensitive && !mutant(sys, 'asi25-flip-skips-zeroing')) kernelInitPages(sys, Array.from({ length: nrPageblocks * nr }, (_, i) => block * nr + i));
   setDirectMapSensitive(k, block, nrPageblocks, sensitive);
   if (!mutant(sys, 'asi25-flip-keeps-pageblock-bit')) for (let b = block; b < block + nrPageblocks; b++) setPageblockSensitive(sys, b, sensitive);
+  // F47's fix: the shootdown, with IRQs on as __rmqueue_asi asserts, before the pages are handed out.
+  if (sensitive && sys.options.sensitiveFlipFlushesTlb) flushTlbKernelRange(sys, directMapVa(sys, block * nr), directMapVa(sys, (block + nrPageblocks) * nr), k.out, k.observe);
 }
 
 /**
@@ -198,21 +199,20 @@ function rmqueueAsi(k: Exec, req: AllocRequest, sensitive: boolean): boolean {
 
 /**
  * page_asi_mapping_bad (patch 19), from check_new_pages and free_pages_prepare: bad_page() when a
- * pageblock's restricted mapping disagrees with the sensitivity asked for. The kernel then skips
- * the page (alloc) or leaks it (free); the model reports it and goes on.
+ * pageblock's restricted mapping disagrees with the sensitivity asked for (the request's at
+ * allocation, the pageblock's freetype at free), looked at once per pageblock the frames touch.
+ * The kernel then skips the page (alloc) or leaks it (free); the model reports it and goes on.
  */
-export function pageAsiMappingBad(k: { sys: System; out: Exec['out']; cpu?: Exec['cpu'] }, frames: readonly number[], sensitive: boolean): boolean {
+export function pageAsiMappingBad(k: { sys: System; out: Exec['out']; cpu?: Exec['cpu'] }, frames: readonly number[], sensitiveOf: (frame: number) => boolean): boolean {
   const { sys } = k;
-  const nr = pageblockNrPages(sys);
-  const bad = frames.find((f, i) => (i === 0 || f % nr === 0) && directMapSensitive(sys, f) !== sensitive);
-  return warnOn(k, bad !== undefined, `bad_page(pfn ${bad}): "page unexpectedly ${sensitive ? 'nonsensitive' : 'sensitive'}"`);
+  const bad = frames.find((f, i) => (i === 0 || pageblockOf(sys, f) !== pageblockOf(sys, frames[i - 1])) && directMapSensitive(sys, f) !== sensitiveOf(f));
+  return warnOn(k, bad !== undefined, `bad_page(pfn ${bad}): "page unexpectedly ${bad !== undefined && sensitiveOf(bad) ? 'nonsensitive' : 'sensitive'}"`);
 }
 
 /**
  * __alloc_pages on the September design: the free lists of the request's freetype (patch 12's
  * gfp_freetype: __GFP_SENSITIVE picks the sensitive lists), then __rmqueue_asi, then
- * check_new_pages. What boot allocated before the runtime attached lies in sensitive pageblocks,
- * as memblock's does: nothing of it is in the restricted direct map.
+ * check_new_pages.
  */
 export function rmqueue(k: Exec, req: AllocRequest & { readonly zeroed?: boolean }): Allocation | undefined {
   const { sys } = k;
@@ -221,7 +221,7 @@ export function rmqueue(k: Exec, req: AllocRequest & { readonly zeroed?: boolean
   const usable = mutant(sys, 'asi25-rmqueue-ignores-freetype') ? undefined : (f: number) => pageblockSensitive(sys, f) === sensitive;
   const frames = findFrames(sys.mem, req, usable) ?? (rmqueueAsi(k, req, sensitive) ? findFrames(sys.mem, req, usable) : undefined);
   if (!frames) return undefined;
-  pageAsiMappingBad(k, frames, sensitive);
+  pageAsiMappingBad(k, frames, () => sensitive);
   if (req.zeroed) kernelInitPages(sys, frames);
   return commitAllocation(sys.mem, req, frames);
 }

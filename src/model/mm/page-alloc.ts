@@ -1,7 +1,8 @@
 // __alloc_pages and __free_pages for the kernel's runtime page allocations (vmalloc's pages, slab
 // pages, alloc_pages and kmalloc_large, guest memory): the buddy allocator (allocFrames,
 // freeAllocation) with the hooks the 2025 design adds to it on a system that runs that design
-// (src/model/asi25/alloc.ts), or the September 2025 allocator (src/model/asi25/pageblock.ts). Boot allocations (memblock) and page-table pages call allocFrames.
+// (src/model/asi25/alloc.ts), or the September 2025 allocator (src/model/asi25/pageblock.ts).
+// Boot allocations (memblock) and page-table pages call allocFrames.
 
 import { type Allocation, type AllocRequest, allocFrames, freeAllocation } from './memory.ts';
 import { asiAsyncFreeEnqueue, asiPostAlloc } from '../asi25/alloc.ts';
@@ -28,7 +29,7 @@ export function allocPages(sys: System, req: AllocRequest & { readonly zeroed?: 
 export function freePages(sys: System, id: number, out: Log = []): void {
   const a = sys.mem.allocs.get(id);
   if (a && sys.asi25 && asiAsyncFreeEnqueue(sys, a)) return;
-  if (a && sys.asi25 && sys.options.pageblockDirectMap) pageAsiMappingBad(execOf(sys, out), a.frames, pageblockSensitive(sys, a.frames[0]));
+  if (a && sys.asi25 && sys.options.pageblockDirectMap) pageAsiMappingBad(execOf(sys, out), a.frames, (f) => pageblockSensitive(sys, f));
   freeAllocation(sys.mem, id);
 }
 

@@ -13,9 +13,9 @@
 // percpu data, cpu_entry_area, espfix, vmemmap, buddy allocations without __GFP_SENSITIVE, vmalloc
 // areas), so entry code runs on it, and a handler's read of __GFP_SENSITIVE memory takes patch
 // 10's fault path. The September 2025 series' test_alloc_sensitive_nonsensitive runs on asi25-dm
-// (its direct map). Not expressible yet: the change_page_attr cases (set_memory_*, which the
-// model does not have) and page_alloc_test.c's test_pindex_helpers (the per-CPU lists' index;
-// the model's allocator has no per-CPU lists).
+// (its direct map), and the branch's change_page_attr cases on both direct maps. Not expressible
+// yet: page_alloc_test.c's test_pindex_helpers (the per-CPU lists' index; the model's allocator
+// has no per-CPU lists).
 // test_percpu_alloc's dynamic allocation lands in the first chunk, the model's only one: on the
 // posted code that part of the case fails (F45).
 

@@ -10,11 +10,15 @@ import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../asi25/map.ts';
 import { pageAsiMappingBad, pageblockSensitive, rmqueue } from '../asi25/pageblock.ts';
 import { PAGE_SIZE } from './geometry.ts';
 import type { Log } from '../trace.ts';
+import type { Observer } from '../asi/session.ts';
 import type { System } from '../system.ts';
 
-/** The path the allocation runs on: the CPU's, or process context (which the model runs on cpu0's state). */
-export function execOf(sys: System, out: Log) {
-  return sys.onCpu ?? { sys, cpu: sys.cpus[Math.max(0, sys.exec.id)], out };
+/**
+ * The path the allocation runs on: the CPU's, or process context (which the model runs on cpu0's
+ * state), whose micro-steps `observe` sees.
+ */
+export function execOf(sys: System, out: Log, observe?: Observer) {
+  return sys.onCpu ?? { sys, cpu: sys.cpus[Math.max(0, sys.exec.id)], out, ...(observe ? { observe } : {}) };
 }
 
 /** __alloc_pages: `zeroed` says the caller asked for __GFP_ZERO. */

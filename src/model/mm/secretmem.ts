@@ -8,9 +8,7 @@ import { PAGE_SIZE } from './geometry.ts';
 import { KERNEL } from './memory.ts';
 import { ENOENT, ENOMEM, directMapVa, nextId } from './kernel.ts';
 import { allocPages, execOf, freePages } from './page-alloc.ts';
-import { changePageAttrSetClr } from './set-memory.ts';
-import { _PAGE_PRESENT, _PAGE_RW } from './pte.ts';
-import { flushTlbKernelRange } from '../x86/entry.ts';
+import { flushDirectMapPage, setDirectMapDefaultNoflush, setDirectMapInvalidNoflush } from './set-memory.ts';
 import { kernelInitPages } from '../asi25/alloc.ts';
 import type { System } from '../system.ts';
 import type { FlushCtx } from './vmalloc.ts';
@@ -20,15 +18,13 @@ export function secretmemFault(sys: System, ctx: FlushCtx): number {
   const a = allocPages(sys, { kind: 'secretmem', owner: KERNEL, name: 'secretmem page', pages: 1, sensitive: true }, ctx.out);
   if (!a) return ENOMEM;
   const va = directMapVa(sys, a.frames[0]);
-  sys.ghost.noflushPending.add(va);
-  const err = changePageAttrSetClr(execOf(sys, ctx.out), va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW, noCheckAlias: true, noFlush: true });
+  const k = execOf(sys, ctx.out, ctx.observe);
+  const err = setDirectMapInvalidNoflush(k, va);
   if (err < 0) {
-    sys.ghost.noflushPending.delete(va);
     freePages(sys, a.id, ctx.out);
     return err;
   }
-  flushTlbKernelRange(sys, va, va + PAGE_SIZE, ctx.out, ctx.observe);
-  sys.ghost.noflushPending.delete(va);
+  flushDirectMapPage(k, va);
   const id = nextId(sys);
   sys.kernel.kmallocs.set(id, { id, va, size: PAGE_SIZE, alloc: a.id, kind: 'secretmem' });
   return id;
@@ -38,7 +34,7 @@ export function secretmemFault(sys: System, ctx: FlushCtx): number {
 export function secretmemFree(sys: System, id: number, ctx: FlushCtx): number {
   const obj = sys.kernel.kmallocs.get(id);
   if (obj?.kind !== 'secretmem') return ENOENT;
-  changePageAttrSetClr(execOf(sys, ctx.out), obj.va, 1, { set: _PAGE_PRESENT | _PAGE_RW, clr: 0, noCheckAlias: true, noFlush: true });
+  setDirectMapDefaultNoflush(execOf(sys, ctx.out), obj.va);
   const frames = sys.mem.allocs.get(obj.alloc)!.frames;
   sys.kernel.kmallocs.delete(id);
   freePages(sys, obj.alloc, ctx.out);

@@ -7,7 +7,7 @@
 // (asiFollowCpa: the September series' mirror of the direct map, patch 05).
 
 import { PAGE_SIZE, PGT_LEVEL_PGD, PGT_LEVEL_PTE, type PgtLevel, indexAt, levelSize } from './geometry.ts';
-import { _KERNPG_TABLE, _PAGE_PSE, entryFlags, entryFrame, isLarge, isNone, mkEntry } from './pte.ts';
+import { _KERNPG_TABLE, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, entryFlags, entryFrame, isLarge, isNone, mkEntry } from './pte.ts';
 import { lowerLevel, walk } from './pagetable.ts';
 import { tableChanged } from './memory.ts';
 import { EFAULT, ENOMEM, allocKernelTable, directMapVa } from './kernel.ts';
@@ -145,4 +145,27 @@ export function changePageAttrSetClr(k: Exec, va: number, numpages: number, cpa:
   }
   if (!cpa.noFlush) flushTlbKernelRange(k.sys, va, va + numpages * PAGE_SIZE, k.out, k.observe);
   return err;
+}
+
+/**
+ * set_direct_map_invalid_noflush (__set_pages_np): the page at direct-map address `va` out of the
+ * direct map, unflushed. Its caller owes the flush (flushDirectMapPage) before the page is reused;
+ * until then TLB-COHERENT allows the stale entries (Ghost.noflushPending). 0 or -errno.
+ */
+export function setDirectMapInvalidNoflush(k: Exec, va: number): number {
+  k.sys.ghost.noflushPending.add(va);
+  const err = changePageAttrSetClr(k, va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW, noCheckAlias: true, noFlush: true });
+  if (err < 0) k.sys.ghost.noflushPending.delete(va);
+  return err;
+}
+
+/** The flush a set_direct_map_invalid_noflush() caller owes: flush_tlb_kernel_range() of the page. */
+export function flushDirectMapPage(k: Exec, va: number): void {
+  flushTlbKernelRange(k.sys, va, va + PAGE_SIZE, k.out, k.observe);
+  k.sys.ghost.noflushPending.delete(va);
+}
+
+/** set_direct_map_default_noflush (__set_pages_p): the page back in the direct map, read-write. 0 or -errno. */
+export function setDirectMapDefaultNoflush(k: Exec, va: number): number {
+  return changePageAttrSetClr(k, va, 1, { set: _PAGE_PRESENT | _PAGE_RW, clr: 0, noCheckAlias: true, noFlush: true });
 }

@@ -10,10 +10,10 @@
 import { PAGE_SIZE, PGT_LEVEL_PTE, fls } from './geometry.ts';
 import { type AllocKind, type Owner, KERNEL } from './memory.ts';
 import { allocPages, asiMapArea, asiUnmapArea, execOf, freePages } from './page-alloc.ts';
-import { changePageAttrSetClr } from './set-memory.ts';
+import { changePageAttrSetClr, flushDirectMapPage, setDirectMapDefaultNoflush, setDirectMapInvalidNoflush } from './set-memory.ts';
 import { gfpSensitive } from '../asi25/alloc.ts';
 import { ENOMEM, directMapVa, kernelMap, kernelUnmapPage, nextId } from './kernel.ts';
-import { PAGE_KERNEL, PAGE_KERNEL_ROX, _PAGE_PRESENT, _PAGE_RW } from './pte.ts';
+import { PAGE_KERNEL, PAGE_KERNEL_ROX, _PAGE_RW } from './pte.ts';
 import { type Log } from '../trace.ts';
 import { type System, type VmArea, legacyMemory, mutant } from '../system.ts';
 import { type Observer } from '../asi/session.ts';
@@ -172,15 +172,11 @@ export function moduleLoad(sys: System, pages: number, ctx: FlushCtx): VmArea | 
  * then set_direct_map_default_noflush(), before the pages go back.
  */
 function vmResetPerms(sys: System, vm: VmArea, ctx: FlushCtx): void {
-  const k = execOf(sys, ctx.out);
+  const k = execOf(sys, ctx.out, ctx.observe);
   const aliases = sys.mem.allocs.get(vm.alloc)!.frames.map((f) => directMapVa(sys, f));
-  for (const va of aliases) {
-    sys.ghost.noflushPending.add(va);
-    changePageAttrSetClr(k, va, 1, { set: 0, clr: _PAGE_PRESENT | _PAGE_RW, noCheckAlias: true, noFlush: true });
-  }
-  for (const va of aliases) flushTlbKernelRange(sys, va, va + PAGE_SIZE, ctx.out, ctx.observe);
-  sys.ghost.noflushPending.clear();
-  for (const va of aliases) changePageAttrSetClr(k, va, 1, { set: _PAGE_PRESENT | _PAGE_RW, clr: 0, noCheckAlias: true, noFlush: true });
+  for (const va of aliases) setDirectMapInvalidNoflush(k, va);
+  for (const va of aliases) flushDirectMapPage(k, va);
+  for (const va of aliases) setDirectMapDefaultNoflush(k, va);
 }
 
 /**

@@ -6,7 +6,7 @@ import { PAGE_SIZE, formatVa } from '../model/mm/geometry.ts';
 import { allocationOfFrame } from '../model/mm/memory.ts';
 import { framesOf, leaves, walk } from '../model/mm/pagetable.ts';
 import { entryFlags, entryFrame, formatFlags, isLarge, isPresent } from '../model/mm/pte.ts';
-import { ASI_GLOBAL_NONSENSITIVE, kernelPgdBoundary, physmapLeaf } from '../model/asi25/map.ts';
+import { ASI_GLOBAL_NONSENSITIVE, globalNonsensitivePgd, kernelPgdBoundary, physmapLeaf } from '../model/asi25/map.ts';
 import { gfpSensitive } from '../model/asi25/alloc.ts';
 import { isRestrictedPcid } from '../model/asi25/runtime.ts';
 import { pageblockNrPages } from '../model/asi25/pageblock.ts';
@@ -84,10 +84,6 @@ export const ASI_TAINT: Invariant = {
   },
 };
 
-function globalPgd(sys: System): number {
-  return sys.asi25!.domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
-}
-
 /** Why a frame a restricted address space reaches holds sensitive data, if it does. */
 function sensitiveData(sys: System, frame: number): string | undefined {
   const stale = sys.asi25!.staleData.get(frame);
@@ -98,7 +94,7 @@ function sensitiveData(sys: System, frame: number): string | undefined {
 
 /** The global nonsensitive page table (every domain's kernel half): it changes only with Memory.version. */
 function sensitiveMapped(sys: System): string | undefined {
-  for (const { frame, va } of framesOf(sys.g, sys.tables, globalPgd(sys))) {
+  for (const { frame, va } of framesOf(sys.g, sys.tables, globalNonsensitivePgd(sys))) {
     const why = sensitiveData(sys, frame);
     if (why) return `the global nonsensitive pgd maps ${formatVa(sys.g, va)} (pfn ${frame}) of ${why}`;
   }
@@ -135,7 +131,7 @@ export const ASI_NONSENSITIVE: Invariant = {
 };
 
 function unrefinedGlobal(sys: System): string | undefined {
-  for (const l of leaves(sys.g, sys.tables, globalPgd(sys))) {
+  for (const l of leaves(sys.g, sys.tables, globalNonsensitivePgd(sys))) {
     const m = leafUnrefined(sys, 'the global nonsensitive pgd', l);
     if (m !== undefined) return m;
   }
@@ -158,7 +154,7 @@ function formatEntry(e: number): string {
 }
 
 function unsharedPgd(sys: System): string | undefined {
-  const global = sys.tables.get(globalPgd(sys))!;
+  const global = sys.tables.get(globalNonsensitivePgd(sys))!;
   for (const [key, d] of sys.asi25!.domains) {
     if (key === ASI_GLOBAL_NONSENSITIVE || d.pgd === null) continue;
     const own = sys.tables.get(d.pgd)!;

@@ -89,7 +89,12 @@ function physmapLeafIn(sys: System, pgd: number, va: number): { readonly table: 
 
 /** The restricted physmap's 2M entry for a direct-map address (present or not): its table and index. */
 export function physmapLeaf(sys: System, va: number): { readonly table: number; readonly index: number } {
-  return physmapLeafIn(sys, rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!, va);
+  return physmapLeafIn(sys, globalNonsensitivePgd(sys), va);
+}
+
+/** asi_nonsensitive_pgd / ASI_GLOBAL_NONSENSITIVE's pgd: the kernel half of every domain. */
+export function globalNonsensitivePgd(sys: System): number {
+  return rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
 }
 
 /** asi_clone_pgd / asi_clone_p4d (patch 16, the same with 4-level paging): share the kernel's entry for `addr`. */
@@ -109,7 +114,7 @@ function asiClonePgd(k: Exec, dst: number, addr: number): void {
 export function asiGlobalMapKernel(k: Exec): void {
   const { sys } = k;
   const l = sys.kernel.layout;
-  const pgd = rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+  const pgd = globalNonsensitivePgd(sys);
   warnOn(k, asiMap(k, ASI_GLOBAL_NONSENSITIVE, l.startKernelMap, l.kernelImageSize) !== 0, 'WARN_ON(err) mapping the kernel image');
   // asi_map_percpu(__per_cpu_start, __per_cpu_end - __per_cpu_start): each unit's static part,
   // page-aligned (ASI_ALIGN() in PERCPU_INPUT). Patch 18 maps the dynamic chunks percpu-vm makes
@@ -124,7 +129,7 @@ export function asiGlobalMapKernel(k: Exec): void {
 
 /** asi_init's copy (patch 12): the kernel half of the global nonsensitive pgd into the new domain's. */
 export function copyGlobalNonsensitive(sys: System, pgd: number): void {
-  const from = sys.tables.get(rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!)!;
+  const from = sys.tables.get(globalNonsensitivePgd(sys))!;
   const end = from.length - (mutant(sys, 'asi25-init-skips-last-pgd-entry') ? 1 : 0);
   for (let i = kernelPgdBoundary(sys); i < end; i++) setEntry(sys, pgd, i, from[i]);
 }

@@ -17,7 +17,7 @@ import { log } from '../trace.ts';
 import type { Exec } from '../asi/session.ts';
 import { type System, mutant } from '../system.ts';
 import { gfpSensitive, kernelInitPages } from './alloc.ts';
-import { ASI_GLOBAL_NONSENSITIVE } from './map.ts';
+import { globalNonsensitivePgd } from './map.ts';
 import { type Cpa, changePageAttrRange, inDirectMap, lookupAddressIn } from '../mm/set-memory.ts';
 import { rt, warnOn } from './runtime.ts';
 
@@ -43,7 +43,7 @@ function setPageblockSensitive(sys: System, block: number, sensitive: boolean): 
 
 /** direct_map_sensitive (patch 19): whether the page is absent from the restricted address spaces. */
 export function directMapSensitive(sys: System, frame: number): boolean {
-  return !walk(sys.g, sys.tables, globalPgd(sys), directMapVa(sys, frame)).ok;
+  return !walk(sys.g, sys.tables, globalNonsensitivePgd(sys), directMapVa(sys, frame)).ok;
 }
 
 /**
@@ -57,7 +57,7 @@ function setDirectMapSensitive(k: Exec, block: number, nrPageblocks: number, sen
   const first = mutant(sys, 'asi25-flip-maps-next-block') ? block + 1 : block;
   const pages = nrPageblocks * pageblockNrPages(sys);
   const va = directMapVa(sys, first * pageblockNrPages(sys));
-  changePageAttrRange(sys, globalPgd(sys), va, pages, sensitive ? { set: 0, clr: _PAGE_PRESENT } : { set: _PAGE_PRESENT, clr: 0 });
+  changePageAttrRange(sys, globalNonsensitivePgd(sys), va, pages, sensitive ? { set: 0, clr: _PAGE_PRESENT } : { set: _PAGE_PRESENT, clr: 0 });
 }
 
 /**
@@ -74,7 +74,7 @@ function mirrorAsiDirectMap(k: Exec, va: number, numpages: number, cpa: Cpa): nu
   const { sys } = k;
   const end = va + numpages * PAGE_SIZE - (sys.options.mirrorWarnsOnLastByte ? 1 : 0);
   warnOn(k, !inDirectMap(sys, end), 'VM_WARN_ON_ONCE(!is_direct_map(*cpa->vaddr + (cpa->numpages * PAGE_SIZE)))');
-  const target = sys.options.mirrorTargetsAsiPgd ? globalPgd(sys) : sys.kernel.pgd;
+  const target = sys.options.mirrorTargetsAsiPgd ? globalNonsensitivePgd(sys) : sys.kernel.pgd;
   const nr = pageblockNrPages(sys);
   for (let done = 0; done < numpages; ) {
     const frame = (va - directMapVa(sys, 0)) / PAGE_SIZE + done;
@@ -98,7 +98,7 @@ function mirrorAsiDirectMap(k: Exec, va: number, numpages: number, cpa: Cpa): nu
 export function asiPrepareCpa(k: Exec, va: number, numpages: number, cpa: Cpa): number {
   const { sys } = k;
   if (!sys.asi25 || !sys.options.pageblockDirectMap || !sys.options.mirrorSplitsFirst || !sys.options.mirrorTargetsAsiPgd || !inDirectMap(sys, va)) return 0;
-  return changePageAttrRange(sys, globalPgd(sys), va, numpages, { ...cpa, splitOnly: true });
+  return changePageAttrRange(sys, globalNonsensitivePgd(sys), va, numpages, { ...cpa, splitOnly: true });
 }
 
 /**
@@ -112,12 +112,8 @@ export function asiFollowCpa(k: Exec, va: number, numpages: number, cpa: Cpa): n
   const { sys } = k;
   if (!sys.asi25) return 0;
   if (sys.options.pageblockDirectMap && inDirectMap(sys, va)) return mirrorAsiDirectMap(k, va, numpages, cpa);
-  if (!sys.options.setMemoryReachesAsiCopies || !lookupAddressIn(sys, globalPgd(sys), va)) return 0;
-  return changePageAttrRange(sys, globalPgd(sys), va, numpages, cpa);
-}
-
-function globalPgd(sys: System): number {
-  return rt(sys).domains.get(ASI_GLOBAL_NONSENSITIVE)!.pgd!;
+  if (!sys.options.setMemoryReachesAsiCopies || !lookupAddressIn(sys, globalNonsensitivePgd(sys), va)) return 0;
+  return changePageAttrRange(sys, globalNonsensitivePgd(sys), va, numpages, cpa);
 }
 
 /**

@@ -13,9 +13,9 @@
 // percpu data, cpu_entry_area, espfix, vmemmap, buddy allocations without __GFP_SENSITIVE, vmalloc
 // areas), so entry code runs on it, and a handler's read of __GFP_SENSITIVE memory takes patch
 // 10's fault path. The September 2025 series' test_alloc_sensitive_nonsensitive runs on asi25-dm
-// (its direct map), and the branch's change_page_attr cases on both direct maps. Not expressible
-// yet: page_alloc_test.c's test_pindex_helpers (the per-CPU lists' index; the model's allocator
-// has no per-CPU lists).
+// (its direct map), the branch's change_page_attr cases on both direct maps, and page_alloc_test.c's
+// test_pindex_helpers on the per-CPU lists' index arithmetic (src/model/mm/pcp.ts), which the
+// September direct map's allocator uses.
 // test_percpu_alloc's dynamic allocation lands in the first chunk, the model's only one: on the
 // posted code that part of the case fails (F45).
 
@@ -32,7 +32,7 @@ import { KERNEL } from '../src/model/mm/memory.ts';
 import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
 import { createSystem, step } from '../src/model/step.ts';
-import { EINVAL, ENOSYS } from '../src/model/mm/kernel.ts';
+import { EINVAL, ENOMEM, ENOSYS } from '../src/model/mm/kernel.ts';
 import { ASI25_OPS } from '../src/model/asi25/ops.ts';
 import type { OpKind } from '../src/model/ops.ts';
 import { runChoices } from '../src/check/run.ts';
@@ -42,6 +42,7 @@ import fc from 'fast-check';
 import { walk } from '../src/model/mm/pagetable.ts';
 import { allocPages, freePages } from '../src/model/mm/page-alloc.ts';
 import { directMapSensitive, pageblockSensitive } from '../src/model/asi25/pageblock.ts';
+import { HPAGE_PMD_ORDER, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, NR_PCP_LISTS, NR_SENSITIVITIES, migrateToFreetype, orderToPindex, pcpAllowedOrder, pindexToOrder } from '../src/model/mm/pcp.ts';
 import { newChecker } from '../src/invariants/index.ts';
 import { changePageAttrSetClr, lookupAddressIn } from '../src/model/mm/set-memory.ts';
 import { _PAGE_PRESENT, _PAGE_RW, formatEntry } from '../src/model/mm/pte.ts';
@@ -524,6 +525,61 @@ describe('asi_test.c of the September 2025 series (mm: ASI direct map management
       expect(pageblockSensitive(sys, frame)).toBe(true);
       expect(ASI_NONSENSITIVE.check(sys)).toEqual(expected && expect.stringMatching(expected));
     }
+  });
+
+  test('ALLOC_NOBLOCK (patches 16, 18): with no nonsensitive page free, a GFP_ATOMIC kmalloc under a lock with IRQs off fails and flips no pageblock; the same call with GFP_KERNEL flips one and succeeds; neither WARNs', () => {
+    const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm-fixed' });
+    const judge = newChecker('incremental');
+    const freeNonsensitive = () => sys.mem.frameAlloc.filter((id, f) => id === -1 && !pageblockSensitive(sys, f)).length;
+    const nonsensitiveBlocks = () => sys.asi25!.pbNonsensitive.filter((b) => b === 1).length;
+    while (freeNonsensitive() > 0) expect(step(sys, { op: 'kmalloc', size: PAGE_SIZE, sensitive: false }).ret).toBeGreaterThan(0);
+    const blocks = nonsensitiveBlocks();
+    const atomic = step(sys, { op: 'kmalloc', size: 8 * PAGE_SIZE, sensitive: false, atomic: true });
+    expect([atomic.ret, nonsensitiveBlocks()]).toEqual([ENOMEM, blocks]);
+    expect(step(sys, { op: 'kmalloc', size: 8 * PAGE_SIZE, sensitive: false }).ret).toBeGreaterThan(0);
+    expect(nonsensitiveBlocks()).toBe(blocks + 1);
+    expect(judge(sys, 'between-ops')).toEqual([]);
+  });
+});
+
+describe('page_alloc_test.c of the September 2025 series, and the per-CPU page lists', () => {
+  test('test_pindex_helpers: each allowed order, PCP migratetype and sensitivity has a pindex below NR_PCP_LISTS of its own (THP\'s unmovable and reclaimable share one), none unused, and pindex_to_order gives the order back', () => {
+    // "Bit means "pindex not yet used"."
+    const unused = new Set(Array.from({ length: NR_PCP_LISTS }, (_, i) => i));
+    for (let order = 0; order < NR_PAGE_ORDERS; order++) {
+      for (let mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
+        if (!pcpAllowedOrder(order)) continue;
+        for (const sensitive of Array.from({ length: NR_SENSITIVITIES }, (_, i) => i === 1)) {
+          const pindex = orderToPindex(migrateToFreetype(mt, sensitive), order);
+          const what = `(order ${order} mt ${mt} sensitive ${sensitive})`;
+          expect(pindex, `invalid pindex ${pindex} ${what}`).toBeLessThan(NR_PCP_LISTS);
+          expect(unused.has(pindex), `pindex ${pindex} reused ${what}`).toBe(true);
+          // "For THP, two migratetypes map to the same pindex, just manually exclude one of those cases."
+          if (!(order === HPAGE_PMD_ORDER && mt === Math.min(MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE))) unused.delete(pindex);
+          expect(pindexToOrder(pindex), `roundtrip failed ${what}`).toBe(order);
+        }
+      }
+    }
+    expect([...unused], 'unused pindices').toEqual([]);
+  });
+
+  test('a freed page goes to the freeing CPU\'s list of its pageblock\'s freetype: the next allocation of that freetype takes it back, one of the other sensitivity does not; past pcp->high the oldest go back to the free lists', () => {
+    const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm-fixed' });
+    const page = (sensitive: boolean) => allocPages(sys, { kind: 'kmalloc', owner: KERNEL, name: 'alloc_pages', pages: 1, sensitive })!;
+    const a = page(false);
+    const [frame] = a.frames;
+    freePages(sys, a.id);
+    // Process context runs on cpu0's state: its list holds the page (pcpFrame is 1 + the CPU).
+    expect([sys.mem.frameAlloc[frame], sys.mem.pcpFrame[frame]]).toEqual([-1, 1]);
+    // order_to_pindex keeps the sensitivities apart (the asi25-pindex-ignores-sensitivity mutant hands it out here).
+    expect(page(true).frames[0]).not.toBe(frame);
+    expect(page(false).frames[0]).toBe(frame);
+    const freed = Array.from({ length: 5 }, () => page(false));
+    for (const p of freed) freePages(sys, p.id);
+    const held = freed.map((p) => sys.mem.pcpFrame[p.frames[0]]);
+    // high is 4, batch 1: a free that brings the count to high gives the oldest back, down to high - batch.
+    expect(held).toEqual([0, 0, 1, 1, 1]);
+    expect(sys.asi25!.pcp.count[0]).toBe(3);
   });
 });
 

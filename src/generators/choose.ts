@@ -233,12 +233,15 @@ export function memcgOf(n: number): { memcg?: number } {
 
 /**
  * kmalloc: one object, or (one call in four) a burst of one size class that fills slab pages;
- * GFP_KERNEL_ACCOUNT in a memcg one call in three.
+ * GFP_KERNEL_ACCOUNT in a memcg one call in three. In the 2025 design's economical walks one call
+ * in four is GFP_ATOMIC, under a lock with IRQs off: the September allocator refuses such callers
+ * the pageblock flip (ALLOC_NOBLOCK). The 2019 design's walks keep their calls (see vmallocPages).
  */
-function kmallocOp(ch: Choice): Op {
+function kmallocOp(sys: System, ch: Choice, plain: boolean): Op {
   const count = ch.c % 8 >= 6 ? { count: 2 + ((ch.c >> 3) % (MAX_KMALLOC_COUNT - 1)) } : {};
   const memcg = ch.d % 3 === 2 ? { memcg: (ch.d >> 2) % MAX_MEMCGS } : {};
-  return { op: 'kmalloc', size: pick(KMALLOC_SIZES, ch.b), sensitive: ch.c % 2 === 0, ...count, ...memcg };
+  const atomic = !plain && sys.asi25 && (ch.d >>> 8) % 4 === 0 ? { atomic: true } : {};
+  return { op: 'kmalloc', size: pick(KMALLOC_SIZES, ch.b), sensitive: ch.c % 2 === 0, ...count, ...memcg, ...atomic };
 }
 
 /** The newest kernel objects first: what was just allocated is what a caller maps next. */
@@ -434,6 +437,23 @@ function ofDesign(sys: System, w: Weights): Weights {
   return d;
 }
 
+/** One economical vmalloc in PRESSURE_ONE_IN on the 2025 design asks for a share of free memory. */
+const PRESSURE_ONE_IN = 8;
+
+/**
+ * A vmalloc's size: a few pages, or, in the 2025 design's economical walks, one call in
+ * PRESSURE_ONE_IN asks for a quarter to all of the free frames. The 2025 allocator changes what it
+ * does when a sensitivity's free lists run dry (__rmqueue_asi flips whole pageblocks, the
+ * September series' sensitive flip included), and walks of a few pages at a time never get there
+ * (a 600 s run on asi25-dm, 6.6 M ops, never flipped a pageblock back to sensitive). The 2019
+ * design's walks keep their sizes, on which its findings ladder and kill seeds were measured.
+ */
+function vmallocPages(sys: System, ch: Choice, plain: boolean): number {
+  if (plain || !sys.asi25 || (ch.b >>> 4) % PRESSURE_ONE_IN !== 0) return 1 + (ch.b % 6);
+  const free = sys.mem.frameAlloc.reduce((n, id) => (id === -1 ? n + 1 : n), 0);
+  return Math.max(1, Math.floor((free * (1 + (ch.d % 4))) / 4));
+}
+
 /** The ASIs an op may name, and the id of one that does not exist. */
 function asiIds(sys: System): { readonly ids: number[]; readonly missing: number } {
   if (sys.asi25) return { ids: callerDomainHandles(sys), missing: sys.asi25.nextMm };
@@ -489,11 +509,11 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
       return { op: 'task_exit', task: free(tasks, (t) => hot(k.vmAreas.get(t.stack)!) || hot(k.kmallocs.get(t.struct)!), ch.b) };
     }
     case 'vmalloc':
-      return { op: 'vmalloc', pages: 1 + (ch.b % 6), sensitive: ch.c % 2 === 0 };
+      return { op: 'vmalloc', pages: vmallocPages(sys, ch, plain), sensitive: ch.c % 2 === 0 };
     case 'vfree':
       return { op: 'vfree', id: free([...k.vmAreas.values()].filter((v) => sys.mem.allocs.get(v.alloc)?.kind === 'vmalloc'), hot, ch.b) };
     case 'kmalloc':
-      return kmallocOp(ch);
+      return kmallocOp(sys, ch, plain);
     case 'kfree':
       return { op: 'kfree', id: free([...k.kmallocs.values()].filter((o) => o.kind === 'kmalloc'), hot, ch.b) };
     case 'module_load':

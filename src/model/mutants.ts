@@ -253,6 +253,18 @@ export const MUTANTS = {
     expect: 'NO-WARN',
     profile: 'asi25-dm-fixed',
   },
+  'asi25-pindex-ignores-sensitivity': {
+    where: 'order_to_pindex (September 2025 patch 12): the sensitivity term is left out, so both sensitivities share one per-CPU list of each order',
+    // check_new_pages' bad_page() (patch 19) sees a page of the other sensitivity handed out.
+    expect: 'NO-WARN',
+    profile: 'asi25-dm-fixed',
+  },
+  'asi25-rmqueue-asi-ignores-noblock': {
+    where: "__rmqueue_asi (September 2025 patch 18): the ALLOC_NOBLOCK test is left out, so a GFP_ATOMIC caller holding a lock with IRQs off flips pageblocks, whose shootdown needs IRQs on",
+    // __rmqueue_asi's own lockdep_assert(!irqs_disabled()) sees it first.
+    expect: 'NO-WARN',
+    profile: 'asi25-dm-fixed',
+  },
 } as const;
 
 export type MutantName = keyof typeof MUTANTS;

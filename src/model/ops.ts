@@ -28,9 +28,10 @@ export type Op =
   | { readonly op: 'vfree'; readonly id: number }
   /**
    * `count` objects of `size` (1 when absent): a burst of one size class fills a slab. `memcg`:
-   * GFP_KERNEL_ACCOUNT by a task in that memory cgroup (GFP_KERNEL when absent).
+   * GFP_KERNEL_ACCOUNT by a task in that memory cgroup (GFP_KERNEL when absent). `atomic`:
+   * GFP_ATOMIC, by a caller holding a spinlock with IRQs off (spin_lock_irqsave).
    */
-  | { readonly op: 'kmalloc'; readonly size: number; readonly sensitive: boolean; readonly count?: number; readonly memcg?: number }
+  | { readonly op: 'kmalloc'; readonly size: number; readonly sensitive: boolean; readonly count?: number; readonly memcg?: number; readonly atomic?: boolean }
   | { readonly op: 'kfree'; readonly id: number }
   | { readonly op: 'module_load'; readonly pages: number }
   | { readonly op: 'module_unload'; readonly id: number }
@@ -205,7 +206,7 @@ function formatCall(g: Geometry, op: Op): string {
     case 'vfree':
       return `vfree #${op.id}`;
     case 'kmalloc':
-      return `kmalloc ${formatSize(op.size).slice(1)}${op.sensitive ? ' sensitive' : ''}${op.count === undefined ? '' : ` x${op.count}`}${op.memcg === undefined ? '' : ` GFP_KERNEL_ACCOUNT${memcgWords(op.memcg)}`}`;
+      return `kmalloc ${formatSize(op.size).slice(1)}${op.sensitive ? ' sensitive' : ''}${op.count === undefined ? '' : ` x${op.count}`}${op.atomic ? ' GFP_ATOMIC' : ''}${op.memcg === undefined ? '' : ` ${op.atomic ? '__GFP_ACCOUNT' : 'GFP_KERNEL_ACCOUNT'}${memcgWords(op.memcg)}`}`;
     case 'kfree':
       return `kfree #${op.id}`;
     case 'module_load':
@@ -291,7 +292,7 @@ export function validateOp(x: unknown): string | undefined {
     task_exit: [() => int('task')],
     vmalloc: [() => int('pages'), () => bool('sensitive')],
     vfree: [() => int('id')],
-    kmalloc: [() => int('size'), () => bool('sensitive'), upTo('count', 1, MAX_KMALLOC_COUNT), upTo('memcg', 0, MAX_MEMCGS - 1)],
+    kmalloc: [() => int('size'), () => bool('sensitive'), upTo('count', 1, MAX_KMALLOC_COUNT), upTo('memcg', 0, MAX_MEMCGS - 1), () => (o.atomic === undefined ? undefined : bool('atomic'))],
     kfree: [() => int('id')],
     module_load: [() => int('pages')],
     module_unload: [() => int('id')],

@@ -8,7 +8,7 @@ import { type Racing, RacerWaits, waitForTask } from './x86/smp.ts';
 import { ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts';
-import { checkSchedulable, processContext } from './x86/context.ts';
+import { checkSchedulable, processContext, spinLock, spinUnlock } from './x86/context.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { PathPoints, accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
 import { ASI25_ONLY_OPS, type ApiOp, type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
@@ -68,6 +68,9 @@ export function createSystem(config: Config): System {
 }
 
 const MAX_PAGES = 64;
+
+/** The lock a GFP_ATOMIC kmalloc's caller holds (spin_lock_irqsave): a driver's, which no modelled code takes. */
+const CALLER_LOCK = 'caller->lock';
 
 function withAsi(sys: System, id: number, out: Log, f: (asi: Asi) => number): number {
   const asi = sys.asis.get(id);
@@ -399,7 +402,8 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
       return ret;
     }
     case 'vmalloc':
-      if (op.pages < 1 || op.pages > MAX_PAGES) return EINVAL;
+      // As large as memory: walks on the 2025 design vmalloc a share of free memory at a time.
+      if (op.pages < 1 || op.pages > sys.kernel.layout.physFrames) return EINVAL;
       return created(vmalloc(sys, op.pages, op.sensitive, 'vmalloc', KERNEL, 'vmalloc', ctx));
     case 'vfree': {
       const area = k.vmAreas.get(op.id);
@@ -410,9 +414,11 @@ function apply(sys: System, op: Exclude<Op, CpuOp>, out: Log, observe?: Observer
     }
     case 'kmalloc': {
       if (op.size < 1 || op.size > MAX_PAGES * PAGE_SIZE) return EINVAL;
-      const req = { sensitive: op.sensitive, name: 'kmalloc', owner: KERNEL, kind: 'kmalloc' as const, boot: false, ...(op.memcg === undefined ? {} : { account: true, memcg: op.memcg }) };
+      const req = { sensitive: op.sensitive, name: 'kmalloc', owner: KERNEL, kind: 'kmalloc' as const, boot: false, ...(op.memcg === undefined ? {} : { account: true, memcg: op.memcg }), ...(op.atomic ? { atomic: true } : {}) };
+      if (op.atomic) spinLock(sys, CALLER_LOCK, true);
       let last = kmalloc(sys, op.size, req);
       for (let i = 1; i < (op.count ?? 1) && typeof last !== 'number'; i++) last = kmalloc(sys, op.size, req);
+      if (op.atomic) spinUnlock(sys, CALLER_LOCK);
       return created(last);
     }
     case 'kfree': {

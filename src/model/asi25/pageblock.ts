@@ -7,7 +7,8 @@
 // is the free frames of the pageblocks of its sensitivity, lowest first, and pageblocks of
 // different sensitivity never merge because no allocation spans two.
 
-import { type AllocRequest, type Allocation, allocationFails, commitAllocation, findFrames, touch } from '../mm/memory.ts';
+import { type AllocRequest, type Allocation, allocationFails, commitAllocation, findFrames, freeAllocation, inFreeLists, touch } from '../mm/memory.ts';
+import { MIGRATE_UNMOVABLE, drainAllPages, freeToPcp, migrateToFreetype, orderToPindex, pcpAllowedOrder, rmqueuePcplist } from '../mm/pcp.ts';
 import { PAGE_SIZE, PGT_LEVEL_PMD, levelSize } from '../mm/geometry.ts';
 import { directMapVa } from '../mm/kernel.ts';
 import { walk } from '../mm/pagetable.ts';
@@ -148,12 +149,15 @@ export function pageblocksAtBoot(k: Exec): void {
   for (const b of [...blocks].sort((x, y) => x - y)) if (pageblockSensitive(sys, b * nr)) flipPageblocks(k, b, 1, false);
 }
 
-/** The lowest `count` aligned pageblocks all free and of sensitivity `other`, by first block. */
+/** The lowest `count` aligned pageblocks all free in the buddy allocator and of sensitivity `other`, by first block. */
 function freePageblocks(sys: System, count: number, other: boolean): number | undefined {
   const nr = pageblockNrPages(sys);
-  const { frameAlloc } = sys.mem;
-  const whole = (b: number) => pageblockSensitive(sys, b * nr) === other && frameAlloc.subarray(b * nr, (b + 1) * nr).every((id) => id === -1);
-  for (let b = 0; (b + count) * nr <= frameAlloc.length; b += count) {
+  const whole = (b: number) => {
+    if (pageblockSensitive(sys, b * nr) !== other) return false;
+    for (let f = b * nr; f < (b + 1) * nr; f++) if (!inFreeLists(sys.mem, f)) return false;
+    return true;
+  };
+  for (let b = 0; (b + count) * nr <= sys.mem.frameAlloc.length; b += count) {
     let ok = true;
     for (let i = b; i < b + count && ok; i++) ok = whole(i);
     if (ok) return b;
@@ -163,7 +167,7 @@ function freePageblocks(sys: System, count: number, other: boolean): number | un
 
 function freeFramesOf(sys: System, sensitive: boolean): number {
   let n = 0;
-  sys.mem.frameAlloc.forEach((id, f) => (n += id === -1 && pageblockSensitive(sys, f) === sensitive ? 1 : 0));
+  for (let f = 0; f < sys.mem.frameAlloc.length; f++) if (inFreeLists(sys.mem, f) && pageblockSensitive(sys, f) === sensitive) n++;
   return n;
 }
 
@@ -171,12 +175,14 @@ function freeFramesOf(sys: System, sensitive: boolean): number {
  * __rmqueue_asi (patch 18): rmqueue found no free page of the request's sensitivity, so whole free
  * pageblocks of the other change sides, alloc_order = max(order, pageblock_order). The model's
  * non-contiguous request is vmalloc's order-0 allocations one after another: each that finds its
- * list empty flips one pageblock. False: none left to flip. (ALLOC_NOBLOCK callers, which get
- * NULL here, are those without __GFP_DIRECT_RECLAIM; the model's allocations all may block.)
+ * list empty flips one pageblock. False: none left to flip, or an ALLOC_NOBLOCK caller (GFP_ATOMIC,
+ * patch 16), for whom the flip's TLB shootdown is not safe: "Even if IRQs are on this isn't safe if
+ * the caller holds a lock".
  */
 function rmqueueAsi(k: Exec, req: AllocRequest, sensitive: boolean): boolean {
   const { sys } = k;
-  warnOn(k, k.cpu.irqsDisabled, 'lockdep_assert(!irqs_disabled() || unlikely(early_boot_irqs_disabled)) in __rmqueue_asi');
+  if (req.atomic && !mutant(sys, 'asi25-rmqueue-asi-ignores-noblock')) return false;
+  warnOn(k, sys.exec.irqsDisabled, 'lockdep_assert(!irqs_disabled() || unlikely(early_boot_irqs_disabled)) in __rmqueue_asi');
   const nr = pageblockNrPages(sys);
   if (req.contiguousAlign) {
     const count = Math.max(1, req.contiguousAlign / nr);
@@ -205,19 +211,71 @@ export function pageAsiMappingBad(k: { sys: System; out: Exec['out']; cpu?: Exec
   return warnOn(k, bad !== undefined, `bad_page(pfn ${bad}): "page unexpectedly ${bad !== undefined && sensitiveOf(bad) ? 'nonsensitive' : 'sensitive'}"`);
 }
 
+/** A block of frames the allocator hands out or takes back as one: its order, when the per-CPU lists hold blocks of it. */
+function pcpOrder(pages: number, contiguous: boolean): number | undefined {
+  const order = contiguous ? Math.log2(pages) : 0;
+  return Number.isInteger(order) && pcpAllowedOrder(order) ? order : undefined;
+}
+
+/** order_to_pindex of the freetype (every model allocation is MIGRATE_UNMOVABLE). */
+function pindexOf(sys: System, sensitive: boolean, order: number): number {
+  return orderToPindex(migrateToFreetype(MIGRATE_UNMOVABLE, sensitive && !mutant(sys, 'asi25-pindex-ignores-sensitivity')), order);
+}
+
 /**
- * __alloc_pages on the September design: the free lists of the request's freetype (patch 12's
- * gfp_freetype: __GFP_SENSITIVE picks the sensitive lists), then __rmqueue_asi, then
- * check_new_pages.
+ * The frames of one request: from the CPU's per-CPU list of the freetype where the order allows
+ * (rmqueue_pcplist), and what that list cannot give from the free lists of the request's freetype
+ * (patch 12's gfp_freetype: __GFP_SENSITIVE picks the sensitive lists), then __rmqueue_asi.
+ * Vmalloc's pages are order-0 allocations one after another, the first ones from the list; when a
+ * later one fails, vmalloc's error path gives the earlier ones back to it, so the model takes them
+ * off the list only once the rest is found.
+ */
+function takeFrames(k: Exec, req: AllocRequest, sensitive: boolean): number[] | undefined {
+  const { sys } = k;
+  const { pcp } = rt(sys);
+  const inLists = mutant(sys, 'asi25-rmqueue-ignores-freetype') ? undefined : (f: number) => pageblockSensitive(sys, f) === sensitive;
+  const buddy = (r: AllocRequest) => findFrames(sys.mem, r, inLists) ?? (rmqueueAsi(k, r, sensitive) ? findFrames(sys.mem, r, inLists) : undefined);
+  const order = pcpOrder(req.pages, req.contiguousAlign !== undefined);
+  if (order === undefined) return buddy(req);
+  const pindex = pindexOf(sys, sensitive, order);
+  const cpu = k.cpu.id;
+  const fromList = Math.min(pcp.lists[cpu][pindex].length, req.pages >> order);
+  const rest = fromList << order === req.pages ? [] : buddy({ ...req, pages: req.pages - (fromList << order) });
+  if (!rest) return undefined;
+  const got: number[] = [];
+  for (let i = 0; i < fromList; i++) {
+    const first = rmqueuePcplist(pcp, sys.mem, cpu, pindex)!;
+    for (let f = first; f < first + (1 << order); f++) got.push(f);
+  }
+  return [...got, ...rest];
+}
+
+/**
+ * __alloc_pages on the September design: takeFrames, and when that finds nothing, the slow path's
+ * drain_all_pages() and one more try (for callers that may block: GFP_ATOMIC ones go to `nopage`
+ * before direct reclaim); then check_new_pages.
  */
 export function rmqueue(k: Exec, req: AllocRequest & { readonly zeroed?: boolean }): Allocation | undefined {
   const { sys } = k;
   if (!req.boot && allocationFails(sys.mem)) return undefined;
   const sensitive = gfpSensitive(req);
-  const usable = mutant(sys, 'asi25-rmqueue-ignores-freetype') ? undefined : (f: number) => pageblockSensitive(sys, f) === sensitive;
-  const frames = findFrames(sys.mem, req, usable) ?? (rmqueueAsi(k, req, sensitive) ? findFrames(sys.mem, req, usable) : undefined);
+  const frames = takeFrames(k, req, sensitive) ?? (!req.atomic && drainAllPages(rt(sys).pcp, sys.mem) ? takeFrames(k, req, sensitive) : undefined);
   if (!frames) return undefined;
   pageAsiMappingBad(k, frames, () => sensitive);
   if (req.zeroed) kernelInitPages(sys, frames);
   return commitAllocation(sys.mem, req, frames);
+}
+
+/**
+ * __free_pages on the September design: free_pages_prepare's bad_page() check (patch 19), then the
+ * freeing CPU's per-CPU list of the pageblock's freetype (get_pfnblock_freetype) where the order
+ * allows, or the buddy allocator's free lists.
+ */
+export function freePagesAsi(k: Exec, a: Allocation): void {
+  const { sys } = k;
+  pageAsiMappingBad(k, a.frames, (f) => pageblockSensitive(sys, f));
+  freeAllocation(sys.mem, a.id);
+  const order = pcpOrder(a.frames.length, a.contiguous === true);
+  if (order === undefined) return;
+  for (let i = 0; i < a.frames.length; i += 1 << order) freeToPcp(rt(sys).pcp, sys.mem, k.cpu.id, pindexOf(sys, pageblockSensitive(sys, a.frames[i]), order), a.frames[i]);
 }

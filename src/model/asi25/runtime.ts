@@ -27,6 +27,7 @@ import { type System, mutant } from '../system.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiGlobalInit, asiGlobalMapKernel, copyGlobalNonsensitive } from './map.ts';
 import { asiMapBootAllocations } from './alloc.ts';
 import { pageblockNrPages } from './pageblock.ts';
+import { type PcpLists, clonePcpLists, newPcpLists } from '../mm/pcp.ts';
 
 // ---- include/asm-generic/asi.h (patch 03) ----------------------------------------------------
 
@@ -126,6 +127,8 @@ export interface Asi25State {
   readonly staleData: Map<number, string>;
   /** PB_nonsensitive of each pageblock (the September direct map, ./pageblock.ts): 0 at boot, sensitive. */
   readonly pbNonsensitive: Uint8Array;
+  /** The September allocator's per-CPU page lists (../mm/pcp.ts): empty at boot. */
+  readonly pcp: PcpLists;
 }
 
 export function domainKey(mm: number, classId: number): string {
@@ -158,6 +161,7 @@ export function asi25Boot(sys: System): void {
     asyncFree: [],
     staleData: new Map(),
     pbNonsensitive: new Uint8Array(Math.ceil(sys.kernel.layout.physFrames / pageblockNrPages(sys))),
+    pcp: newPcpLists(sys.cpus.length),
   };
   const k: Exec = { sys, cpu: sys.cpus[0], out: [] };
   asiGlobalMapKernel(k);
@@ -199,6 +203,7 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     asyncFree: [...a.asyncFree],
     staleData: new Map(a.staleData),
     pbNonsensitive: a.pbNonsensitive.slice(),
+    pcp: clonePcpLists(a.pcp),
   };
 }
 

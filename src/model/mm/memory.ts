@@ -65,11 +65,18 @@ export interface Allocation {
   readonly parts?: readonly Part[];
   /** A slab: its kmem_cache and the size of its object slots. */
   readonly slab?: { readonly cache: string; readonly size: number };
+  /** One block of contiguous frames (AllocRequest.contiguousAlign), freed as one; absent, its frames are order-0 pages (vmalloc's) or boot's. */
+  readonly contiguous?: true;
 }
 
 export interface Memory {
   /** Allocation id per frame, -1 when the frame is free. */
   readonly frameAlloc: Int32Array;
+  /**
+   * Per free frame, 1 + the CPU whose per-CPU page list holds it (./pcp.ts), 0 when it is on none:
+   * the free lists allocFrames and findFrames take from are the free frames on no CPU's list.
+   */
+  readonly pcpFrame: Uint8Array;
   /** No frame below this one is free: where alloc_pages starts looking for the lowest free frames. */
   firstFree: number;
   readonly allocs: Map<number, Allocation>;
@@ -101,11 +108,11 @@ export interface Memory {
 }
 
 export function newMemory(frames: number): Memory {
-  return { frameAlloc: new Int32Array(frames).fill(-1), firstFree: 0, allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0, allocEpoch: 0, tableLog: [], frameLog: [], tableLogStart: 0, frameLogStart: 0 };
+  return { frameAlloc: new Int32Array(frames).fill(-1), pcpFrame: new Uint8Array(frames), firstFree: 0, allocs: new Map(), nextAllocId: 1, failIn: -1, version: 0, allocEpoch: 0, tableLog: [], frameLog: [], tableLogStart: 0, frameLogStart: 0 };
 }
 
 export function cloneMemory(m: Memory): Memory {
-  return { ...m, frameAlloc: m.frameAlloc.slice(), allocs: new Map(m.allocs), tableLog: [...m.tableLog], frameLog: [...m.frameLog] };
+  return { ...m, frameAlloc: m.frameAlloc.slice(), pcpFrame: m.pcpFrame.slice(), allocs: new Map(m.allocs), tableLog: [...m.tableLog], frameLog: [...m.frameLog] };
 }
 
 /** Records a change to allocations, page-table entries or tracked ranges. */
@@ -151,6 +158,8 @@ export interface AllocRequest {
   readonly contiguousAlign?: number;
   /** Boot-time allocations (memblock) are not subject to fault injection. */
   readonly boot?: boolean;
+  /** GFP_ATOMIC: no __GFP_DIRECT_RECLAIM, so the caller may be atomic (ALLOC_NOBLOCK, September 2025 patch 16). */
+  readonly atomic?: boolean;
 }
 
 /**
@@ -183,6 +192,7 @@ export function commitAllocation(m: Memory, req: AllocRequest, frames: number[])
     ...(req.level !== undefined ? { level: req.level } : {}),
     ...(req.parts ? { parts: req.parts } : {}),
     ...(req.slab ? { slab: req.slab } : {}),
+    ...(req.contiguousAlign ? { contiguous: true as const } : {}),
   };
   m.allocs.set(a.id, a);
   for (const f of frames) m.frameAlloc[f] = a.id;
@@ -193,16 +203,21 @@ export function commitAllocation(m: Memory, req: AllocRequest, frames: number[])
   return a;
 }
 
+/** A free frame in the buddy allocator's free lists: free, and on no CPU's per-CPU list. */
+export function inFreeLists(m: Memory, frame: number): boolean {
+  return m.frameAlloc[frame] === -1 && m.pcpFrame[frame] === 0;
+}
+
 function findAny(m: Memory, pages: number, usable?: (frame: number) => boolean): number[] | undefined {
   const out: number[] = [];
-  for (let f = m.firstFree; f < m.frameAlloc.length && out.length < pages; f++) if (m.frameAlloc[f] === -1 && (!usable || usable(f))) out.push(f);
+  for (let f = m.firstFree; f < m.frameAlloc.length && out.length < pages; f++) if (inFreeLists(m, f) && (!usable || usable(f))) out.push(f);
   return out.length === pages ? out : undefined;
 }
 
 function findContiguous(m: Memory, pages: number, align: number, usable?: (frame: number) => boolean): number[] | undefined {
   for (let start = m.firstFree - (m.firstFree % align); start + pages <= m.frameAlloc.length; start += align) {
     let ok = true;
-    for (let f = start; f < start + pages; f++) if (m.frameAlloc[f] !== -1 || (usable && !usable(f))) { ok = false; break; }
+    for (let f = start; f < start + pages; f++) if (!inFreeLists(m, f) || (usable && !usable(f))) { ok = false; break; }
     if (ok) return Array.from({ length: pages }, (_, i) => start + i);
   }
   return undefined;

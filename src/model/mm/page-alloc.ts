@@ -7,7 +7,7 @@
 import { type Allocation, type AllocRequest, allocFrames, freeAllocation } from './memory.ts';
 import { asiAsyncFreeEnqueue, asiPostAlloc } from '../asi25/alloc.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../asi25/map.ts';
-import { pageAsiMappingBad, pageblockSensitive, rmqueue } from '../asi25/pageblock.ts';
+import { freePagesAsi, rmqueue } from '../asi25/pageblock.ts';
 import { PAGE_SIZE } from './geometry.ts';
 import type { Log } from '../trace.ts';
 import type { Observer } from '../asi/session.ts';
@@ -29,12 +29,12 @@ export function allocPages(sys: System, req: AllocRequest & { readonly zeroed?: 
   return a && asiPostAlloc(execOf(sys, out), a, req) ? a : undefined;
 }
 
-/** __free_pages; free_pages_prepare's bad_page() check on the September design (patch 19). */
+/** __free_pages. */
 export function freePages(sys: System, id: number, out: Log = []): void {
   const a = sys.mem.allocs.get(id);
   if (a && sys.asi25 && asiAsyncFreeEnqueue(sys, a)) return;
-  if (a && sys.asi25 && sys.options.pageblockDirectMap) pageAsiMappingBad(execOf(sys, out), a.frames, (f) => pageblockSensitive(sys, f));
-  freeAllocation(sys.mem, id);
+  if (a && sys.asi25 && sys.options.pageblockDirectMap) freePagesAsi(execOf(sys, out), a);
+  else freeAllocation(sys.mem, id);
 }
 
 /** vmalloc's asi_map of a new area (the 2025 design's patch 17): 0 or -errno. */

@@ -105,6 +105,8 @@ export interface ObjectRequest {
   readonly boot: boolean;
   /** GFP_KERNEL_ACCOUNT: charged to the memcg of the allocating task. */
   readonly account?: boolean;
+  /** GFP_ATOMIC (see AllocRequest): the slab's new pages are asked for with it too. */
+  readonly atomic?: boolean;
   /** The allocating task's memcg (0: the root, or a kernel thread). */
   readonly memcg?: number;
 }
@@ -165,11 +167,15 @@ function slabWithRoom(sys: System, c: KmemCache): number | undefined {
   return undefined;
 }
 
+function atomicOf(req: ObjectRequest): { atomic?: true } {
+  return req.atomic ? { atomic: true } : {};
+}
+
 /** allocate_slab(): 2^order contiguous pages, every slot free, handed out from slot 0 up. */
-function newSlab(sys: System, key: string, c: KmemCache, kind: AllocKind): number | undefined {
+function newSlab(sys: System, key: string, c: KmemCache, req: ObjectRequest): number | undefined {
   const pages = 1 << c.order;
   // Fault injection ticked once for the object (failslab); this page allocation is not ticked again.
-  const a = allocPages(sys, { kind: legacyMemory(sys) ? kind : 'slab', owner: KERNEL, name: `${c.name}${SLAB_SUFFIX}`, pages, sensitive: false, parts: [], slab: { cache: key, size: c.size }, contiguousAlign: pages, boot: true });
+  const a = allocPages(sys, { kind: legacyMemory(sys) ? req.kind : 'slab', owner: KERNEL, name: `${c.name}${SLAB_SUFFIX}`, pages, sensitive: false, parts: [], slab: { cache: key, size: c.size }, contiguousAlign: pages, boot: true, ...atomicOf(req) });
   if (!a) return undefined;
   c.slabs.set(a.id, Array.from({ length: slabObjects(c) }, (_, i) => slabObjects(c) - 1 - i));
   if (!legacyMemory(sys)) c.active = a.id;
@@ -189,7 +195,7 @@ export function kmemCacheAlloc(sys: System, def: CacheDef, req: ObjectRequest): 
   if (!req.boot && allocationFails(sys.mem)) return ENOMEM;
   const key = cacheKey(sys, def, req);
   const c = cacheOf(sys, key, def);
-  const slabId = slabWithRoom(sys, c) ?? newSlab(sys, key, c, req.kind);
+  const slabId = slabWithRoom(sys, c) ?? newSlab(sys, key, c, req);
   if (slabId === undefined) return ENOMEM;
   const slot = takeSlot(sys, c.slabs.get(slabId)!);
   const slab = sys.mem.allocs.get(slabId)!;
@@ -252,7 +258,7 @@ export function slabPageHeldBy(sys: System, frame: number, lo: number, hi: numbe
 export function allocPagesObject(sys: System, size: number, req: ObjectRequest): KernelObject | number {
   const order = getOrder(size);
   const pages = legacyMemory(sys) ? Math.max(1, Math.ceil(size / PAGE_SIZE)) : 1 << order;
-  const a = allocPages(sys, { kind: req.kind, owner: req.owner, name: req.name, pages, sensitive: req.sensitive, contiguousAlign: 1 << order, ...(req.boot ? { boot: true } : {}) });
+  const a = allocPages(sys, { kind: req.kind, owner: req.owner, name: req.name, pages, sensitive: req.sensitive, contiguousAlign: 1 << order, ...(req.boot ? { boot: true } : {}), ...atomicOf(req) });
   if (!a) return ENOMEM;
   const obj: KernelObject = { id: nextId(sys), va: directMapVa(sys, a.frames[0]), size, alloc: a.id, kind: req.kind };
   sys.kernel.kmallocs.set(obj.id, obj);

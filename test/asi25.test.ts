@@ -23,7 +23,7 @@ import { describe, expect, test } from 'vitest';
 import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
 import { type Rig, nmi, setupTestAsi } from './asi25-rig.ts';
-import { ASI_NONSENSITIVE, ASI_REFINE } from '../src/invariants/asi25.ts';
+import { ASI_NONSENSITIVE, ASI_REFINE, CURR_ASI } from '../src/invariants/asi25.ts';
 import { directMapVa } from '../src/model/mm/kernel.ts';
 import { vfree } from '../src/model/mm/vmalloc.ts';
 import { allocPercpu, perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
@@ -580,6 +580,33 @@ describe('page_alloc_test.c of the September 2025 series, and the per-CPU page l
     // high is 4, batch 1: a free that brings the count to high gives the oldest back, down to high - batch.
     expect(held).toEqual([0, 0, 1, 1, 1]);
     expect(sys.asi25!.pcp.count[0]).toBe(3);
+  });
+});
+
+describe('CR3 under ASI (patches 20, 22): native_flush_tlb_local reads CR3 and writes it back', () => {
+  /** flush_tlb_mm on cpu1 (a system call: relaxed, still on its userspace domain), an NMI reading a sensitive vmalloc page at point `at`; the invariants violated at its micro-steps. */
+  const flushWithNmi = (mutant: 'asi25-cr3-helpers-skip-exit' | undefined, at: number) => {
+    const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', ...(mutant ? { mutant } : {}) });
+    const va = sys.kernel.vmAreas.get(step(sys, { op: 'vmalloc', pages: 1, sensitive: true }).ret)!.va;
+    const seen: string[] = [];
+    const r = step(sys, { op: 'flush_tlb_mm', cpu: 1, intr: [{ at, kind: 'nmi', va }] }, () => seen.push(...CURR_ASI.check(sys) ? ['CURR-ASI'] : []));
+    return { ret: r.ret, seen: [...new Set(seen)], landed: r.log.some((e) => /nmi at flush_tlb_mm_range@__native_read_cr3/.test(e.text)) };
+  };
+
+  test('as posted, an NMI that faults between the read and the write finds the CPU already unrestricted (patch 20\'s asi_exit first): curr_asi and CR3 agree at every point', () => {
+    // Point 0 is the op's start; then asi_exit's CR3 write, the read, the write, the return.
+    for (let at = 0; at <= 4; at++) expect(flushWithNmi(undefined, at).seen, `nmi@${at}`).toEqual([]);
+    expect(flushWithNmi(undefined, 2).landed).toBe(true);
+  });
+
+  test('without the exits (asi25-cr3-helpers-skip-exit), the CR3 read is restricted, the NMI\'s fault exits, and the write-back undoes it: CURR-ASI', () => {
+    expect(flushWithNmi('asi25-cr3-helpers-skip-exit', 1)).toEqual({ ret: 0, seen: ['CURR-ASI'], landed: true });
+  });
+
+  test('IRQs and preemption are off across the read and the write (flush_tlb_mm_range\'s local branch): only NMIs and exceptions land there', () => {
+    const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed' });
+    const r = step(sys, { op: 'flush_tlb_mm', cpu: 1, intr: [{ at: 1, kind: 'irq' }, { at: 2, kind: 'switch' }] });
+    expect(r.log.filter((e) => /held off/.test(e.text)).length).toBe(2);
   });
 });
 

@@ -57,6 +57,7 @@ export const FOUNDATION_WEIGHTS: Weights = {
   // The 2025 design's kernel only (ASI25_ONLY_OPS): ofDesign takes them out of the 2019 design's walks.
   secretmem_fault: 1,
   secretmem_free: 1,
+  flush_tlb_mm: 0,
 };
 
 /** CPU ops are a third of a walk, so interrupts land inside enter, exit and abort paths often. */
@@ -67,6 +68,7 @@ export const DEFAULT_WEIGHTS: Weights = {
   interrupt: 7,
   access: 7,
   schedule: 3,
+  flush_tlb_mm: 2,
 };
 
 /**
@@ -543,6 +545,8 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
       return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: pickId(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId, oneIn), intr: eventsFor(sys, ch.d) };
     case 'secretmem_fault':
       return { op: 'secretmem_fault' };
+    case 'flush_tlb_mm':
+      return { op: 'flush_tlb_mm', cpu: ch.b % sys.config.cpus, intr: eventsFor(sys, ch.d) };
     case 'secretmem_free':
       return { op: 'secretmem_free', id: free([...k.kmallocs.values()].filter((o) => o.kind === 'secretmem'), hot, ch.b) };
     default:

@@ -221,6 +221,11 @@ export const MUTANTS = {
     expect: 'ASI-TAINT',
     profile: 'asi25-fixed',
   },
+  'asi25-cr3-helpers-skip-exit': {
+    where: 'native_flush_tlb_local (2025 patch 20) and the CR3 helpers (patch 22) without their asi_exit(): CR3 is read restricted and written back after an NMI has left the restricted address space',
+    expect: 'CURR-ASI',
+    profile: 'asi25-fixed',
+  },
   'asi25-unmap-skips-flush': {
     where: "asi_unmap (2025 patch 11): asi_flush_tlb_range() is left out, so a CPU running restricted keeps the translation of a page given back",
     expect: 'ASI-NONSENSITIVE',

@@ -9,6 +9,7 @@ import { ASI_SESSION_STATE_INACTIVE, cr3Root } from './x86/cpu.ts';
 import { KVM_MAX_SLOT_PAGES, kvmCreateVcpu, kvmCreateVm, kvmDestroyVm, kvmIoBusChange, kvmSetMemoryRegion } from './kvm/vm.ts';
 import { kvmRun, kvmRunCalled, kvmRunReturned, vcpuThreadOn } from './kvm/run.ts';
 import { checkSchedulable, processContext, spinLock, spinUnlock } from './x86/context.ts';
+import { flushTlbMmRange } from './asi25/tlb.ts';
 import { type Exec, type Observer, type Path, asiEnter, asiExit } from './asi/session.ts';
 import { PathPoints, accessVa, arrive, contextSwitch, drive } from './x86/entry.ts';
 import { ASI25_ONLY_OPS, type ApiOp, type Op, type Race, formatOffCpu, formatRace, isApiCall, raceCpu } from './ops.ts';
@@ -319,6 +320,8 @@ function applyPath(sys: System, k: Exec, op: CpuOp, out: Log, ran: Ran): number 
       return cpu.dead ? ECPUDEAD : 0;
     case 'access':
       return accessVa(k, op.va, op.access, false, op.intr);
+    case 'flush_tlb_mm':
+      return ran('flush_tlb_mm_range', flushTlbMmRange(k)) === ECPUDEAD ? ECPUDEAD : 0;
     case 'schedule': {
       if (!sys.kernel.tasks.has(op.task)) return ESRCH;
       waitForTask(sys, op.task, `task#${op.task}`);

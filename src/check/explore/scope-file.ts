@@ -59,6 +59,7 @@ const FIELDS: Record<keyof Scope, (x: unknown, f: string) => void> = {
     check(Array.isArray(x), f, 'a list of targets');
     for (const t of x as unknown[]) checkTarget(t, f);
   },
+  tlbFlushEvents: lists,
   vmalloc: (x, f) => check(x === null || (typeof x === 'object' && isNat((x as Record<string, unknown>).pages) && isNat((x as Record<string, unknown>).max)), f, 'null or {pages, max}'),
   tasks: (x, f) => {
     const t = x as Record<string, unknown>;

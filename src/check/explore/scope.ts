@@ -53,6 +53,8 @@ export interface Scope {
   readonly interrupts: readonly ScopeIntr[];
   /** A read of each target on each CPU. */
   readonly reads: readonly Target[];
+  /** The 2025 design: flush_tlb_mm on each CPU, once per event list. */
+  readonly tlbFlushEvents: readonly (readonly ScopeIntr[])[];
   /** vmalloc of `pages` pages (sensitive) while fewer than maxVmallocs areas of the scope's own exist; vfree of the newest. */
   readonly vmalloc: { readonly pages: number; readonly max: number } | null;
   /** task_create while fewer than `max` tasks beyond the boot tasks exist; task_exit of the newest idle task; schedule to it on each CPU. */
@@ -78,6 +80,8 @@ const EXIT_POINTS = 7;
 /** The 2025 critical section passes 4 points (asi_enter's 3, the guest), 5 with the return; asi_exit 1, 2 with it. */
 const CRITICAL_SECTION_POINTS = 6;
 const ASI25_EXIT_POINTS = 3;
+/** flush_tlb_mm passes asi_exit's point, the CR3 read and write, 4 with the return. */
+const TLB_FLUSH_POINTS = 4;
 
 const each = (n: number, kinds: readonly IntrKind[], touch?: Target): ScopeIntr[][] =>
   kinds.flatMap((kind) => Array.from({ length: n }, (_, at) => [{ at, kind, ...(touch === undefined ? {} : { touch }) }]));
@@ -98,6 +102,7 @@ export const SMALL_SCOPE: Scope = {
   destroy: true,
   map: [{ target: 'vmalloc', pages: 1 }],
   unmapCallers: [0],
+  tlbFlushEvents: [],
   enterEvents: [[], ...each(ENTER_POINTS, ['nmi'])],
   exitEvents: [[], ...each(EXIT_POINTS, ['irq'])],
   interrupts: [{ at: 0, kind: 'irq', touch: 'vmalloc' }, { at: 0, kind: 'switch' }],
@@ -143,6 +148,7 @@ export const KVM_SCOPE: Scope = {
   exitEvents: [],
   interrupts: [],
   reads: [],
+  tlbFlushEvents: [],
   vmalloc: null,
   tasks: null,
   failAlloc: [],
@@ -164,13 +170,14 @@ export const KVM_SCOPE: Scope = {
 export const ASI25_SCOPE: Scope = {
   ...SMALL_SCOPE,
   name: 'asi25',
-  about: "the 2025 design: one domain, its critical section with no event or an NMI or IRQ at each point, asi_exit with no event or an NMI at each, one sensitive vmalloc page, one extra task; IRQ, switch and reads on either CPU; a failed allocation; one VM and vCPU, KVM_RUN on cpu0 with a CPUID exit and no event or an NMI at each of its first 12 points",
+  about: "the 2025 design: one domain, its critical section with no event or an NMI or IRQ at each point, asi_exit with no event or an NMI at each, one sensitive vmalloc page, one extra task; IRQ, switch and reads on either CPU; flush_tlb_mm with no event or an NMI touching the page at each point; a failed allocation; one VM and vCPU, KVM_RUN on cpu0 with a CPUID exit and no event or an NMI at each of its first 12 points",
   createFlags: [0],
   map: [],
   unmapCallers: [],
   enterEvents: [[], ...each(CRITICAL_SECTION_POINTS, ['nmi', 'irq'])],
   exitEvents: [[], ...each(ASI25_EXIT_POINTS, ['nmi'])],
   reads: ['vmalloc', 'stack'],
+  tlbFlushEvents: [[], ...each(TLB_FLUSH_POINTS, ['nmi'], 'vmalloc')],
   failAlloc: [0],
   kvm: { maxVms: 1, runs: [['cpuid']], runEvents: [[], ...each(12, ['nmi'])] },
 };
@@ -290,6 +297,7 @@ export function alphabet(sys: System, scope: Scope, preemptions = 0): Op[] {
       const va = resolveTarget(sys, t);
       if (va !== undefined) ops.push({ op: 'access', cpu, va, access: 'read', intr: [] });
     }
+    if (sys.asi25) withEvents(scope.tlbFlushEvents, (intr) => ({ op: 'flush_tlb_mm', cpu, intr }));
   }
   if (scope.vmalloc) {
     const areas = vmallocAreas(sys);

@@ -11,8 +11,8 @@
 // in mm/vmalloc.ts; KVM's class and run loop (patches 07, 21) in ./kvm.ts; what the ops mean here
 // in ./ops.ts. The userspace class (patch 25) is at the end of this file. Not modelled yet (issue
 // 22): percpu-vm chunks (patch 18), switch_mm_irqs_off (patch 19; the model's tasks share the
-// kernel's page tables, so a domain's user half, patch 24, is empty), the TLB flush paths'
-// asi_exit (patch 20) and the taint flushes' mitigations (patches 26, 27).
+// kernel's page tables, so a domain's user half, patch 24, is empty) and the taint flushes'
+// mitigations (patches 26, 27). CR3 reads and writes under ASI (patches 20, 22) are in ./tlb.ts.
 
 import { type AccessKind, type Cpu, KERNEL_PCID, accessOk, buildCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import { type Exec, type Path } from '../asi/session.ts';

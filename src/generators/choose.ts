@@ -446,8 +446,9 @@ const PRESSURE_ONE_IN = 8;
  * A vmalloc's size: a few pages, or, in the 2025 design's economical walks, one call in
  * PRESSURE_ONE_IN asks for a quarter to all of the free frames. The 2025 allocator changes what it
  * does when a sensitivity's free lists run dry (__rmqueue_asi flips whole pageblocks, the
- * September series' sensitive flip included), and walks of a few pages at a time never get there
- * (a 600 s run on asi25-dm, 6.6 M ops, never flipped a pageblock back to sensitive). The 2019
+ * September series' sensitive flip included), and walks of a few pages at a time never got there
+ * (300 walks on asi25-dm-fixed flipped no pageblock back to sensitive; a 600 s keep-going run on
+ * asi25-dm, 6.6 M ops, never reached F47). The 2019
  * design's walks keep their sizes, on which its findings ladder and kill seeds were measured.
  */
 function vmallocPages(sys: System, ch: Choice, plain: boolean): number {
@@ -545,10 +546,10 @@ function resolveCall(sys: System, ch: Choice, weights: Weights): Op {
       return { op: 'schedule', cpu: ch.b % sys.config.cpus, task: pickId(ch.a % 8 === 6 ? k.current : idle, ch.a, k.nextId, oneIn), intr: eventsFor(sys, ch.d) };
     case 'secretmem_fault':
       return { op: 'secretmem_fault' };
-    case 'flush_tlb_mm':
-      return { op: 'flush_tlb_mm', cpu: ch.b % sys.config.cpus, intr: eventsFor(sys, ch.d) };
     case 'secretmem_free':
       return { op: 'secretmem_free', id: free([...k.kmallocs.values()].filter((o) => o.kind === 'secretmem'), hot, ch.b) };
+    case 'flush_tlb_mm':
+      return { op: 'flush_tlb_mm', cpu: ch.b % sys.config.cpus, intr: eventsFor(sys, ch.d) };
     default:
       return resolveKvmOp(sys, kind, ch);
   }

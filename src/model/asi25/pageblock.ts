@@ -4,8 +4,9 @@
 // whole free pageblock from one sensitivity to the other (__rmqueue_asi, patch 18); the global
 // nonsensitive pgd's physmap is preallocated down to 2M leaves (patch 04), so a flip never
 // allocates a page table. The model's allocator is not a buddy allocator: a freetype's free list
-// is the free frames of the pageblocks of its sensitivity, lowest first, and pageblocks of
-// different sensitivity never merge because no allocation spans two.
+// is the free frames of the pageblocks of its sensitivity that no CPU's per-CPU list holds
+// (../mm/pcp.ts), lowest first, and pageblocks of different sensitivity never merge because no
+// allocation spans two.
 
 import { type AllocRequest, type Allocation, allocationFails, commitAllocation, findFrames, freeAllocation, inFreeLists, touch } from '../mm/memory.ts';
 import { MIGRATE_UNMOVABLE, drainAllPages, freeToPcp, migrateToFreetype, orderToPindex, pcpAllowedOrder, rmqueuePcplist } from '../mm/pcp.ts';

@@ -99,9 +99,9 @@ describe('format 1 (asi-check 0.1)', () => {
     expect(rejection(edited((o) => ((o.version = 1), delete o.asiCheck, (o.config.kernel = { pml: false })))).message).toMatch(/unknown kernel setting "pml" \(format version 1\)/);
   });
 
-  test('what is saved now is version 4 and names the asi-check that saved it', () => {
+  test('what is saved now is version 5 and names the asi-check that saved it', () => {
     const c = valid();
-    expect(c.version).toBe(4);
+    expect(c.version).toBe(5);
     expect(c.asiCheck).toMatch(/^\d+\.\d+\.\d+/);
   });
 
@@ -117,6 +117,15 @@ describe('format 1 (asi-check 0.1)', () => {
     const text = (version: number) => JSON.stringify({ ...valid(), version, ops: [...valid().ops, made] });
     expect(parseCounterexample(text(4)).ops.at(-1)).toEqual(made);
     expect(() => parseCounterexample(text(3))).toThrow(/op 8: on needs format version 4, the file says 3/);
+  });
+
+  test('a GFP_ATOMIC kmalloc is read from version 5 only: a version-4 file with one, or with a racing one, is refused, naming the op', () => {
+    const atomic = { op: 'kmalloc', size: 64, sensitive: false, atomic: true };
+    const raced = { op: 'asi_enter', cpu: 0, asi: 1, intr: [], race: { at: 0, on: 1, op: atomic } };
+    const text = (version: number, op: object) => JSON.stringify({ ...valid(), version, ops: [...valid().ops, op] });
+    expect(parseCounterexample(text(5, atomic)).ops.at(-1)).toEqual(atomic);
+    expect(() => parseCounterexample(text(4, atomic))).toThrow(/op 8: atomic needs format version 5, the file says 4/);
+    expect(() => parseCounterexample(text(4, raced))).toThrow(/op 8: atomic needs format version 5, the file says 4/);
   });
 
   test('`on` and `intr` of an ASI API call are validated: only API calls take on, it names a CPU, events need it, and a racing op says its CPU with race.on', () => {

@@ -1,4 +1,4 @@
-// Saved counterexamples: format version 4 (versions 1 to 3 still read). The op list is the source of truth
+// Saved counterexamples: format version 5 (versions 1 to 4 still read). The op list is the source of truth
 // for replay; the rest says what it reproduced, under which configuration, which asi-check saved it,
 // and how it was found.
 //
@@ -10,7 +10,8 @@
 // carry a `race` (another CPU's op run while it is in flight, Op.race); earlier versions have none.
 // Version 4 adds `on` and `intr` to ASI API calls (the CPU whose code makes the call, and events at
 // its points; `intr` needs `on`); earlier versions have neither, and an older asi-check, which would
-// run such a call on no CPU, refuses the file.
+// run such a call on no CPU, refuses the file. Version 5 adds `atomic` to kmalloc (GFP_ATOMIC, under
+// a lock with IRQs off), which an older asi-check would replay as GFP_KERNEL.
 
 import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,9 +26,9 @@ import { ASI_CHECK_VERSION } from './version.ts';
 import { ReadError, readBounded } from './read-file.ts';
 
 export const FORMAT = 'asi-check-counterexample';
-export const FORMAT_VERSION = 4;
+export const FORMAT_VERSION = 5;
 /** The format versions this asi-check reads. */
-const READS = [1, 2, 3, 4] as const;
+const READS = [1, 2, 3, 4, 5] as const;
 
 export interface Counterexample {
   readonly format: typeof FORMAT;
@@ -188,7 +189,7 @@ function validateConfig(x: unknown, version: (typeof READS)[number]): Config {
  * layout the loader gives it (so that a loaded file, written back as it is, loads again).
  */
 const KERNEL_SETTINGS_2 = ['thp', 'apiCaller', 'slab', 'kmemcg', 'pml', 'layout'];
-const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: KERNEL_SETTINGS_2, 3: KERNEL_SETTINGS_2, 4: KERNEL_SETTINGS_2 };
+const KERNEL_SETTINGS: Record<(typeof READS)[number], readonly string[]> = { 1: ['thp', 'apiCaller', 'slab', 'layout'], 2: KERNEL_SETTINGS_2, 3: KERNEL_SETTINGS_2, 4: KERNEL_SETTINGS_2, 5: KERNEL_SETTINGS_2 };
 
 function validateKernelConfig(x: unknown, version: (typeof READS)[number]): void {
   if (typeof x !== 'object' || x === null) throw new CounterexampleError('kernel is not an object');
@@ -223,7 +224,8 @@ export function parseCounterexample(text: string): Counterexample {
   const config = validateConfig(o.config, version);
   if (!Array.isArray(o.ops) || o.ops.length === 0) throw new CounterexampleError('ops must be a non-empty array');
   o.ops.forEach((op, i) => {
-    const err = validateOp(op) ?? newerField(op, 'race', 3, version) ?? newerField(op, 'on', 4, version);
+    const racer = typeof op === 'object' && op !== null ? (op as { race?: { op?: unknown } }).race?.op : undefined;
+    const err = validateOp(op) ?? newerField(op, 'race', 3, version) ?? newerField(op, 'on', 4, version) ?? newerField(op, 'atomic', 5, version) ?? newerField(racer, 'atomic', 5, version);
     if (err) throw new CounterexampleError(`op ${i + 1}: ${err}`);
   });
   return { ...(o as unknown as Counterexample), config };

@@ -102,7 +102,7 @@ function created(x: { id: number } | number): number {
 export function step(sys: System, op: Op, observe?: Observer): Outcome {
   sys.ghost = newGhost();
   stepBegins(sys.mem);
-  const out: Log = [];
+  const out = sys.ghost.log;
   const ret = runOp(sys, op, out, observe);
   if (sys.asi25) returnToUser(sys, out, observe);
   sys.exec = processContext();

@@ -14,6 +14,7 @@ import { type KvmState, cloneKvm } from './kvm/vm.ts';
 import type { Racing, Spinning } from './x86/smp.ts';
 import type { Exec } from './asi/session.ts';
 import { type Asi25State, cloneAsi25 } from './asi25/runtime.ts';
+import type { Log } from './trace.ts';
 
 export interface Config {
   readonly geometry: Geometry['name'];
@@ -296,10 +297,12 @@ export interface Ghost {
    * (vm_reset_perms, between its invalid_noflush and its flush): TLB-COHERENT allows their stale entries.
    */
   noflushPending: Set<number>;
+  /** The current step's trace (what `step` returns): where code called with no log of its own (slab's page allocations) writes. */
+  log: Log;
 }
 
 export function newGhost(): Ghost {
-  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [], freedOn: new Map(), unmappedOn: new Map(), noflushPending: new Set() };
+  return { events: [], apiCalls: [], cleared: [], visited: [], landed: [], heldOff: [], freedOn: new Map(), unmappedOn: new Map(), noflushPending: new Set(), log: [] };
 }
 
 export interface System {

@@ -182,7 +182,10 @@ function freeFramesOf(sys: System, sensitive: boolean): number {
  */
 function rmqueueAsi(k: Exec, req: AllocRequest, sensitive: boolean): boolean {
   const { sys } = k;
-  if (req.atomic && !mutant(sys, 'asi25-rmqueue-asi-ignores-noblock')) return false;
+  if (req.atomic && !mutant(sys, 'asi25-rmqueue-asi-ignores-noblock')) {
+    log(k.out, 'note', '__rmqueue_asi: ALLOC_NOBLOCK (GFP_ATOMIC), no pageblock flipped');
+    return false;
+  }
   warnOn(k, sys.exec.irqsDisabled, 'lockdep_assert(!irqs_disabled() || unlikely(early_boot_irqs_disabled)) in __rmqueue_asi');
   const nr = pageblockNrPages(sys);
   if (req.contiguousAlign) {
@@ -251,6 +254,13 @@ function takeFrames(k: Exec, req: AllocRequest, sensitive: boolean): number[] | 
   return [...got, ...rest];
 }
 
+/** The slow path's drain_all_pages(): false when no CPU's list held a page. */
+function drained(k: Exec): boolean {
+  if (!drainAllPages(rt(k.sys).pcp, k.sys.mem)) return false;
+  log(k.out, 'note', 'drain_all_pages: the per-CPU lists given back to the free lists');
+  return true;
+}
+
 /**
  * __alloc_pages on the September design: takeFrames, and when that finds nothing, the slow path's
  * drain_all_pages() and one more try (for callers that may block: GFP_ATOMIC ones go to `nopage`
@@ -260,7 +270,7 @@ export function rmqueue(k: Exec, req: AllocRequest & { readonly zeroed?: boolean
   const { sys } = k;
   if (!req.boot && allocationFails(sys.mem)) return undefined;
   const sensitive = gfpSensitive(req);
-  const frames = takeFrames(k, req, sensitive) ?? (!req.atomic && drainAllPages(rt(sys).pcp, sys.mem) ? takeFrames(k, req, sensitive) : undefined);
+  const frames = takeFrames(k, req, sensitive) ?? (!req.atomic && drained(k) ? takeFrames(k, req, sensitive) : undefined);
   if (!frames) return undefined;
   pageAsiMappingBad(k, frames, () => sensitive);
   if (req.zeroed) kernelInitPages(sys, frames);

@@ -22,7 +22,7 @@ export function execOf(sys: System, out: Log, observe?: Observer) {
 }
 
 /** __alloc_pages: `zeroed` says the caller asked for __GFP_ZERO. */
-export function allocPages(sys: System, req: AllocRequest & { readonly zeroed?: boolean }, out: Log = []): Allocation | undefined {
+export function allocPages(sys: System, req: AllocRequest & { readonly zeroed?: boolean }, out: Log = sys.ghost.log): Allocation | undefined {
   if (!sys.asi25) return allocFrames(sys.mem, req);
   if (sys.options.pageblockDirectMap) return rmqueue(execOf(sys, out), req);
   const a = allocFrames(sys.mem, req);
@@ -30,7 +30,7 @@ export function allocPages(sys: System, req: AllocRequest & { readonly zeroed?: 
 }
 
 /** __free_pages. */
-export function freePages(sys: System, id: number, out: Log = []): void {
+export function freePages(sys: System, id: number, out: Log = sys.ghost.log): void {
   const a = sys.mem.allocs.get(id);
   if (a && sys.asi25 && asiAsyncFreeEnqueue(sys, a)) return;
   if (a && sys.asi25 && sys.options.pageblockDirectMap) freePagesAsi(execOf(sys, out), a);

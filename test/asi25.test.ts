@@ -28,7 +28,8 @@ import { directMapVa } from '../src/model/mm/kernel.ts';
 import { vfree } from '../src/model/mm/vmalloc.ts';
 import { allocPercpu, perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
 import { allocPagesObject } from '../src/model/mm/slab.ts';
-import { KERNEL } from '../src/model/mm/memory.ts';
+import { type Allocation, KERNEL } from '../src/model/mm/memory.ts';
+import type { Log } from '../src/model/trace.ts';
 import { PAGE_SIZE, formatVa } from '../src/model/mm/geometry.ts';
 import { ASI_GLOBAL_NONSENSITIVE, asiMap, asiUnmap } from '../src/model/asi25/map.ts';
 import { createSystem, step } from '../src/model/step.ts';
@@ -36,6 +37,7 @@ import { EINVAL, ENOMEM, ENOSYS } from '../src/model/mm/kernel.ts';
 import { ASI25_OPS } from '../src/model/asi25/ops.ts';
 import type { OpKind } from '../src/model/ops.ts';
 import { runChoices } from '../src/check/run.ts';
+import { runSeededWalk } from '../src/check/seeded.ts';
 import { choicesArb } from '../src/generators/arbitraries.ts';
 import { WALK_WEIGHTS } from '../src/generators/choose.ts';
 import fc from 'fast-check';
@@ -580,6 +582,40 @@ describe('page_alloc_test.c of the September 2025 series, and the per-CPU page l
     // high is 4, batch 1: a free that brings the count to high gives the oldest back, down to high - batch.
     expect(held).toEqual([0, 0, 1, 1, 1]);
     expect(sys.asi25!.pcp.count[0]).toBe(3);
+  });
+
+  test('with memory used up, an order-1 allocation finds its pages on an order-0 list: one that may block drains the lists (drain_all_pages) and gets them; a GFP_ATOMIC one does not drain and fails', () => {
+    const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-dm-fixed' });
+    const pages: Allocation[] = [];
+    for (let a; (a = allocPages(sys, { kind: 'kmalloc', owner: KERNEL, name: 'alloc_pages', pages: 1, sensitive: false })); ) pages.push(a);
+    const at = (f: number) => pages.find((p) => p.frames[0] === f);
+    const pair = pages.find((p) => p.frames[0] % 2 === 0 && at(p.frames[0] + 1))!.frames[0];
+    freePages(sys, at(pair)!.id);
+    freePages(sys, at(pair + 1)!.id);
+    const order1 = { kind: 'kmalloc', owner: KERNEL, name: 'order-1', pages: 2, sensitive: false, contiguousAlign: 2 } as const;
+    const atomic: Log = [];
+    expect(allocPages(sys, { ...order1, atomic: true }, atomic)).toBeUndefined();
+    expect([sys.mem.pcpFrame[pair], sys.mem.pcpFrame[pair + 1]]).toEqual([1, 1]);
+    const log: Log = [];
+    expect(allocPages(sys, order1, log)?.frames).toEqual([pair, pair + 1]);
+    expect(log.map((e) => e.text)).toContain('drain_all_pages: the per-CPU lists given back to the free lists');
+  });
+});
+
+describe('memory pressure in the 2025 walks', () => {
+  test('16 seeded walks on asi25-dm-fixed flip pageblocks both ways and meet an ALLOC_NOBLOCK refusal; the 2019 walks make no GFP_ATOMIC kmalloc and no vmalloc of more than 6 pages', () => {
+    const seen = new Set<string>();
+    const config = { geometry: 'small', cpus: 2, profile: 'asi25-dm-fixed' } as const;
+    for (let i = 0; i < 16; i++) {
+      runSeededWalk(config, `pressure/${i}`, 60, undefined, {
+        onStep: (_s, rec) => {
+          for (const e of rec.outcome.log) for (const what of ['become sensitive', 'become nonsensitive', 'ALLOC_NOBLOCK']) if (e.text.includes(what)) seen.add(what);
+        },
+      });
+    }
+    expect([...seen].sort()).toEqual(['ALLOC_NOBLOCK', 'become nonsensitive', 'become sensitive']);
+    const ops = Array.from({ length: 4 }, (_, i) => runSeededWalk({ ...config, profile: 'fixed' }, `pressure/${i}`, 60).ops).flat();
+    expect(ops.filter((op) => (op.op === 'kmalloc' && op.atomic) || (op.op === 'vmalloc' && op.pages > 6))).toEqual([]);
   });
 });
 

@@ -15,7 +15,8 @@ export function registerList(program: Command): void {
       console.log(pc.dim('  (each judges both designs unless it names one)'));
       for (const i of INVARIANTS) console.log(`  ${pc.cyan(i.id.padEnd(24))} ${i.design ? `${pc.yellow(`[${i.design}]`)} ` : ''}${i.statement}\n  ${' '.repeat(24)} ${pc.dim(i.source)}`);
       console.log(pc.bold('Mutants'));
-      for (const [m, info] of Object.entries(MUTANT_INFO)) console.log(`  ${pc.cyan(m.padEnd(28))} ${info.where} ${pc.dim(`(${info.expect})`)}`);
+      const mutantWidth = Math.max(...Object.keys(MUTANT_INFO).map((m) => m.length));
+      for (const [m, info] of Object.entries(MUTANT_INFO)) console.log(`  ${pc.cyan(m.padEnd(mutantWidth))} ${info.where} ${pc.dim(`(${info.expect})`)}`);
       console.log(pc.bold('Profiles'));
       for (const [p, info] of Object.entries(PROFILES)) console.log(`  ${pc.cyan(p.padEnd(12))} ${pc.yellow(`[${info.design}]`)} ${info.description}`);
       console.log(pc.bold('Design options') + pc.dim(" (--option name=value; the value in each profile of the option's design)"));

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { MAX_FILE_BYTES } from '../src/check/counterexample.ts';
+import { FORMAT_VERSION, MAX_FILE_BYTES } from '../src/check/counterexample.ts';
 import type { BatchCase, BatchResult } from './cli-batch.ts';
 import { freshDir, root, runBatch, startCli } from './cli-run.ts';
 
@@ -53,7 +53,7 @@ const CASES: Case[] = [
   ['replay of text', 'asi-check', () => ['replay', fixture('text.json', 'hello')], /not valid JSON/],
   ['replay of a JSON array', 'asi-check', () => ['replay', fixture('array.json', '[]')], /not an asi-check counterexample/],
   ['replay of another format', 'asi-check', () => ['replay', fixture('format.json', (o) => (o.format = 'syzkaller'))], /format "syzkaller"/],
-  ['replay of version 5', 'asi-check', () => ['replay', fixture('v5.json', (o) => (o.version = 5))], /format version 5 is not supported/],
+  [`replay of version ${FORMAT_VERSION + 1}`, 'asi-check', () => ['replay', fixture('newer.json', (o) => (o.version = FORMAT_VERSION + 1))], new RegExp(`format version ${FORMAT_VERSION + 1} is not supported`)],
   ['replay of an unknown invariant', 'asi-check', () => ['replay', fixture('inv.json', (o) => (o.invariant = 'NOPE'))], /unknown invariant "NOPE"/],
   ['replay without a message', 'asi-check', () => ['replay', fixture('nomsg.json', (o) => delete o.message)], /message must be a string, got none$/],
   ['replay of a numeric message', 'asi-check', () => ['replay', fixture('nummsg.json', (o) => (o.message = 7))], /message must be a string, got 7$/],

@@ -264,7 +264,8 @@ function drained(k: Exec): boolean {
 /**
  * __alloc_pages on the September design: takeFrames, and when that finds nothing, the slow path's
  * drain_all_pages() and one more try (for callers that may block: GFP_ATOMIC ones go to `nopage`
- * before direct reclaim); then check_new_pages.
+ * before direct reclaim); then check_new_pages (check_new_page's refcount test, patch 19's mapping
+ * test).
  */
 export function rmqueue(k: Exec, req: AllocRequest & { readonly zeroed?: boolean }): Allocation | undefined {
   const { sys } = k;
@@ -272,6 +273,9 @@ export function rmqueue(k: Exec, req: AllocRequest & { readonly zeroed?: boolean
   const sensitive = gfpSensitive(req);
   const frames = takeFrames(k, req, sensitive) ?? (!req.atomic && drained(k) ? takeFrames(k, req, sensitive) : undefined);
   if (!frames) return undefined;
+  // check_new_page(): a page handed out, from a per-CPU list or the free lists, is free (_refcount 0).
+  const taken = frames.find((f) => sys.mem.frameAlloc[f] !== -1);
+  warnOn(k, taken !== undefined, `bad_page(pfn ${taken}): "nonzero _refcount"`);
   pageAsiMappingBad(k, frames, () => sensitive);
   if (req.zeroed) kernelInitPages(sys, frames);
   return commitAllocation(sys.mem, req, frames);

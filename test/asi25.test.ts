@@ -23,7 +23,7 @@ import { describe, expect, test } from 'vitest';
 import { accessVa, deliver, drive } from '../src/model/x86/entry.ts';
 import { ASI_CLASS_TEST, asiDestroy, asiEnter, asiExit, asiInCriticalSection, asiInit, asiIntrNestDepth, asiIsRelaxed, asiIsRestricted, asiRelax, asiUninitClass } from '../src/model/asi25/runtime.ts';
 import { type Rig, nmi, setupTestAsi } from './asi25-rig.ts';
-import { ASI_NONSENSITIVE, ASI_REFINE, CURR_ASI } from '../src/invariants/asi25.ts';
+import { ASI_NONSENSITIVE, ASI_REFINE, ASI_TAINT, CURR_ASI } from '../src/invariants/asi25.ts';
 import { directMapVa } from '../src/model/mm/kernel.ts';
 import { vfree } from '../src/model/mm/vmalloc.ts';
 import { allocPercpu, perCpuOffsetPtr, perCpuPtr } from '../src/model/mm/percpu.ts';
@@ -609,6 +609,16 @@ describe('page_alloc_test.c of the September 2025 series, and the per-CPU page l
     const log: Log = [];
     expect(allocPages(sys, order1, log)?.frames).toEqual([pair, pair + 1]);
     expect(log.map((e) => e.text)).toContain('drain_all_pages: the per-CPU lists given back to the free lists');
+  });
+});
+
+describe('F53: asi_taints at boot', () => {
+  test('as posted, every CPU returns to user space from boot without a data flush, though the kernel ran unrestricted; with bootTaintsKernelData the first entry flushes', () => {
+    for (const [fix, expected] of [[false, /^cpu0: task \d+'s critical section runs on mm\d+\/userspace with taints 0x1 its class must flush first \(since the last flushes kernel data, /], [true, undefined]] as const) {
+      const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25', options: { bootTaintsKernelData: fix } });
+      expect(ASI_TAINT.check(sys)).toEqual(expected && expect.stringMatching(expected));
+      expect(sys.asi25!.exposed.map((e) => e.data.includes('kernel'))).toEqual([!fix, !fix]);
+    }
   });
 });
 

@@ -990,13 +990,30 @@ const SPECS: Record<string, Spec> = {
     ],
     caught: [
       {
-        name: "a kernel data taint left when a domain's critical section runs (mutant asi25-enter-skips-data-flush: an interrupt's asi_exit, then the return to user space)",
+        name: "kernel data left when a domain's critical section runs (mutant asi25-enter-skips-data-flush: boot's return to user space, tainted, flushes nothing)",
         run: (inv) => {
           const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', mutant: 'asi25-enter-skips-data-flush' });
+          expect(inv.check(sys)).toMatch(/^cpu0: task \d+'s critical section runs on mm\d+\/userspace with taints 0x1 its class must flush first \(since the last flushes kernel data, /);
+        },
+      },
+      {
+        name: "a taint the code never set (mutant asi25-exit-skips-kernel-taint): asi_taints is clean, but the kernel ran unrestricted since the last data flush",
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed', mutant: 'asi25-exit-skips-kernel-taint' });
           expect(inv.check(sys)).toBeUndefined();
           const secret = sys.kernel.kmallocs.get(step(sys, { op: 'kmalloc', size: 3 * PAGE_SIZE, sensitive: true }).ret)!.va;
           step(sys, { op: 'interrupt', cpu: 0, kind: 'irq', va: secret, intr: [] });
-          expect(inv.check(sys)).toMatch(/^cpu0: task \d+'s critical section runs on mm\d+\/userspace with taints 0x1 its class must flush first$/);
+          expect(sys.asi25!.taints[0] & 1).toBe(0);
+          expect(inv.check(sys)).toMatch(/^cpu0: task \d+'s critical section runs on mm\d+\/userspace with taints 0x1 its class must flush first \(since the last flushes kernel data/);
+        },
+      },
+      {
+        name: "another process's user space ran since the last control flush (a hand-built ghost): OTHER_MM_CONTROL, which the userspace class prevents",
+        run: (inv) => {
+          const sys = createSystem({ geometry: 'small', cpus: 2, profile: 'asi25-fixed' });
+          expect(inv.check(sys)).toBeUndefined();
+          sys.asi25!.exposed[1] = { data: [], control: ['user:99'] };
+          expect(inv.check(sys)).toMatch(/^cpu1: task \d+'s critical section runs on mm\d+\/userspace with taints 0x40 its class must flush first \(since the last flushes user:99 control ran there\)$/);
         },
       },
     ],

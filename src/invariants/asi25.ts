@@ -8,7 +8,7 @@ import { framesOf, leaves, walk } from '../model/mm/pagetable.ts';
 import { entryFlags, entryFrame, formatFlags, isLarge, isPresent } from '../model/mm/pte.ts';
 import { ASI_GLOBAL_NONSENSITIVE, globalNonsensitivePgd, kernelPgdBoundary, physmapLeaf } from '../model/asi25/map.ts';
 import { gfpSensitive } from '../model/asi25/alloc.ts';
-import { isRestrictedPcid } from '../model/asi25/runtime.ts';
+import { ASI_TAINT_GUEST_CONTROL, ASI_TAINT_GUEST_DATA, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_CONTROL, ASI_TAINT_USER_DATA, isRestrictedPcid } from '../model/asi25/runtime.ts';
 import { pageblockNrPages } from '../model/asi25/pageblock.ts';
 import { directMapVa } from '../model/mm/kernel.ts';
 import type { System } from '../model/system.ts';
@@ -64,10 +64,27 @@ export const ASI_CRITICAL: Invariant = {
   },
 };
 
+/**
+ * The taints (patch 03's names) of what ran on the CPU since its last flush of each kind, seen from
+ * the CPU's current mm `mm`: the kernel unrestricted is KERNEL_DATA; user space and guests are
+ * USER_* and GUEST_* of that mm, OTHER_MM_* of another (asi_handle_switch_mm's view).
+ */
+function ghostTaints(exposed: { readonly data: readonly string[]; readonly control: readonly string[] }, mm: number): number {
+  const of = (what: string, own: readonly [number, number], other: number) => {
+    if (what === 'kernel') return ASI_TAINT_KERNEL_DATA;
+    const [kind, m] = what.split(':');
+    return Number(m) === mm ? own[kind === 'user' ? 0 : 1] : other;
+  };
+  let t = 0;
+  for (const w of exposed.data) t |= of(w, [ASI_TAINT_USER_DATA, ASI_TAINT_GUEST_DATA], ASI_TAINT_OTHER_MM_DATA);
+  for (const w of exposed.control) t |= of(w, [ASI_TAINT_USER_CONTROL, ASI_TAINT_GUEST_CONTROL], ASI_TAINT_OTHER_MM_CONTROL);
+  return t;
+}
+
 export const ASI_TAINT: Invariant = {
   id: 'ASI-TAINT',
   statement:
-    "A task's critical section runs with none of the taints its domain's class must have flushed first: no taint its policy's prevent_control or protect_data names is set on the CPU, but those its policy sets itself (as posted the flushes are stand-ins that clear the bits, so this holds where they run).",
+    "A task's critical section runs with none of the taints its domain's class must have flushed first, judged by what ran on the CPU since its last flush of each kind (the kernel unrestricted, user space or a guest of the current mm or another), not by asi_taints: no taint its policy's prevent_control or protect_data names, but those its policy sets itself (the posted flushes are stand-ins; a flush the code runs clears what ran before it).",
   source:
     'the 2025 series, [PATCH RFC v2 03/29] (struct asi_taint_policy: "Taints that need a flush when entering the domain"; maybe_flush_control, maybe_flush_data in __asi_enter), patches 21 and 25 (the KVM and userspace policies)',
   design: 'asi-2025',
@@ -77,8 +94,8 @@ export const ASI_TAINT: Invariant = {
       const policy = a.policies[a.domains.get(target)?.classId ?? -1];
       if (a.currAsi[cpu.id] !== target || !policy) continue;
       // What the class sets itself on entry is its own, not left over from before.
-      const left = a.taints[cpu.id] & (policy.preventControl | policy.protectData) & ~policy.set;
-      if (left) return `cpu${cpu.id}: task ${task}'s critical section runs on ${target} with taints 0x${left.toString(16)} its class must flush first`;
+      const left = ghostTaints(a.exposed[cpu.id], a.tasks.get(task)?.mm ?? 0) & (policy.preventControl | policy.protectData) & ~policy.set;
+      if (left) return `cpu${cpu.id}: task ${task}'s critical section runs on ${target} with taints 0x${left.toString(16)} its class must flush first (since the last flushes ${[...a.exposed[cpu.id].data.map((w) => `${w} data`), ...a.exposed[cpu.id].control.map((w) => `${w} control`)].join(', ')} ran there)`;
     }
     return undefined;
   },

@@ -226,6 +226,11 @@ export const MUTANTS = {
     expect: 'CURR-ASI',
     profile: 'asi25-fixed',
   },
+  'asi25-exit-skips-kernel-taint': {
+    where: "asi_exit (2025 patch 03) without its this_cpu_or(asi_taints, ASI_TAINT_KERNEL_DATA): the next critical section is entered with no data flush after the kernel ran unrestricted",
+    expect: 'ASI-TAINT',
+    profile: 'asi25-fixed',
+  },
   'asi25-unmap-skips-flush': {
     where: "asi_unmap (2025 patch 11): asi_flush_tlb_range() is left out, so a CPU running restricted keeps the translation of a page given back",
     expect: 'ASI-NONSENSITIVE',

@@ -335,6 +335,13 @@ export interface DesignOptions {
    * the direct map no longer maps.
    */
   mirrorSplitsFirst: boolean;
+  /**
+   * Each CPU's asi_taints starts with ASI_TAINT_KERNEL_DATA: the kernel has run unrestricted since
+   * boot. As posted (January patch 03) it is a zero-initialised per-CPU variable, and asi_exit()
+   * taints only a CPU that was restricted, so the first critical section on each CPU is entered
+   * with no data flush.
+   */
+  bootTaintsKernelData: boolean;
 }
 
 export const OPTION_NAMES = [
@@ -395,6 +402,7 @@ export const OPTION_NAMES = [
   'setMemoryReachesAsiCopies',
   'mirrorWarnsOnLastByte',
   'mirrorSplitsFirst',
+  'bootTaintsKernelData',
 ] as const satisfies readonly (keyof DesignOptions)[];
 
 export const RFC_V2_OPTIONS: DesignOptions = {
@@ -455,6 +463,7 @@ export const RFC_V2_OPTIONS: DesignOptions = {
   setMemoryReachesAsiCopies: false,
   mirrorWarnsOnLastByte: false,
   mirrorSplitsFirst: false,
+  bootTaintsKernelData: false,
 };
 
 export const FIXED_OPTIONS: DesignOptions = {
@@ -515,13 +524,14 @@ export const FIXED_OPTIONS: DesignOptions = {
   setMemoryReachesAsiCopies: true,
   mirrorWarnsOnLastByte: true,
   mirrorSplitsFirst: true,
+  bootTaintsKernelData: true,
 };
 
 /** v3 as designed: the fixed profile with interrupts resuming isolation, and neither v3 fix. */
 export const V3_OPTIONS: DesignOptions = { ...FIXED_OPTIONS, interruptResumes: true, resumeFlushesGlobal: false, exitDeactivatesFirst: false };
 
 /** The options only the 2025 design reads. */
-export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb', 'mirrorTargetsAsiPgd', 'mirrorMapsNonsensitiveOnly', 'setMemoryReachesAsiCopies', 'mirrorWarnsOnLastByte', 'mirrorSplitsFirst'] as const satisfies readonly (keyof DesignOptions)[];
+export const ASI25_OPTION_NAMES = ['zeroesNonsensitive', 'vmallocKeepsSensitive', 'mapsFirstChunkDynamic', 'currentCr3WarnsOutside', 'pageblockDirectMap', 'sensitiveFlipFlushesTlb', 'mirrorTargetsAsiPgd', 'mirrorMapsNonsensitiveOnly', 'setMemoryReachesAsiCopies', 'mirrorWarnsOnLastByte', 'mirrorSplitsFirst', 'bootTaintsKernelData'] as const satisfies readonly (keyof DesignOptions)[];
 
 /**
  * The 2025 design as posted: the kernel around it takes every 2019 fix (the 2025 series replaces

@@ -9,7 +9,7 @@ import { type Cpu, formatCr3, kernelCr3, writeCr3 } from '../x86/cpu.ts';
 import type { Exec, Path } from '../asi/session.ts';
 import type { Log } from '../trace.ts';
 import { type System, mutant } from '../system.ts';
-import { ASI_CLASS_KVM, currAsiCr3, mmAlloc, asiUseMm, ASI_TAINT_GUEST_CONTROL, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_DATA, asiDestroy, asiEnter, asiInCriticalSection, asiInit, asiInitClass, asiRelax, bugOn, domainCr3, rt, warnOn } from './runtime.ts';
+import { ASI_CLASS_KVM, currAsiCr3, mmAlloc, asiUseMm, ASI_TAINT_GUEST_CONTROL, ASI_TAINT_KERNEL_DATA, ASI_TAINT_OTHER_MM_CONTROL, ASI_TAINT_OTHER_MM_DATA, ASI_TAINT_USER_DATA, asiDestroy, asiEnter, asiInCriticalSection, asiInit, asiInitClass, asiRelax, bugOn, domainCr3, exposed, rt, warnOn } from './runtime.ts';
 
 /**
  * kvm_x86_init_asi_class (patch 21), at kvm_x86_vendor_init: on a CPU without
@@ -111,6 +111,7 @@ export function* vmxVcpuEnterExit25(k: Exec, domain: string, vcpu: { readonly id
   if (!early) refresh();
   yield 'vmcs_writel(HOST_CR3, __get_current_cr3_fast())';
   checkGuestEntry(k, domain, vcpu.id);
+  exposed(rt(k.sys), k.cpu.id, `guest:${rt(k.sys).domains.get(domain)?.mm}`);
   checkExitCr3(k, vcpu.hostCr3, vcpu.id);
   // VM-exit loads HOST_CR3; the host's TLB entries are kept (VPID tags the guest's).
   writeCr3(k.cpu, vcpu.hostCr3, true);

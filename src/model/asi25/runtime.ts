@@ -98,6 +98,12 @@ export interface Asi25State {
   /** Per CPU: asi_taints. */
   readonly taints: number[];
   /**
+   * Ghost, per CPU: what has run there since its last data flush and since its last control flush,
+   * whatever asi_taints says: 'kernel' (the kernel, unrestricted), 'user:M' (user space of mm M),
+   * 'guest:M' (a guest of mm M's VMM). ASI-TAINT judges against it.
+   */
+  readonly exposed: { readonly data: readonly string[]; readonly control: readonly string[] }[];
+  /**
    * Ghost, per CPU: inside one of the two windows the code documents, where curr_asi and CR3 may
    * disagree: __asi_enter between its curr_asi write and its CR3 write, asi_exit between its CR3
    * write and its curr_asi write. A nested path may close it early, and leaves them agreeing.
@@ -149,7 +155,9 @@ export function asi25Boot(sys: System): void {
     policies: Array.from({ length: ASI_MAX_NUM_CLASSES }, () => null),
     domains: new Map([[ASI_GLOBAL_NONSENSITIVE, asiGlobalInit(sys)]]),
     currAsi: sys.cpus.map(() => null),
-    taints: sys.cpus.map(() => 0),
+    taints: sys.cpus.map(() => (sys.options.bootTaintsKernelData ? ASI_TAINT_KERNEL_DATA : 0)),
+    // Boot ran the kernel unrestricted on every CPU.
+    exposed: sys.cpus.map(() => ({ data: ['kernel'], control: [] })),
     cr3Window: sys.cpus.map(() => null),
     enterWindow: sys.cpus.map(() => 0),
     tasks: new Map([...sys.kernel.tasks.keys()].map((t) => [t, asiInitThreadState()])),
@@ -192,6 +200,7 @@ export function cloneAsi25(a: Asi25State): Asi25State {
     domains: new Map([...a.domains].map(([k, d]) => [k, { ...d }])),
     currAsi: [...a.currAsi],
     taints: [...a.taints],
+    exposed: a.exposed.map((e) => ({ data: [...e.data], control: [...e.control] })),
     cr3Window: [...a.cr3Window],
     enterWindow: [...a.enterWindow],
     tasks: new Map([...a.tasks].map(([t, s]) => [t, { ...s }])),
@@ -330,6 +339,7 @@ function maybeFlushControl(a: Asi25State, cpu: number, next: Domain | null): voi
   if (!taints) return;
   // "For now we just pretend, clear the taints."
   a.taints[cpu] &= ~ASI_TAINTS_CONTROL_MASK;
+  a.exposed[cpu] = { ...a.exposed[cpu], control: [] };
 }
 
 /** maybe_flush_data: on entering `next`. */
@@ -337,6 +347,42 @@ function maybeFlushData(a: Asi25State, cpu: number, next: Domain): void {
   const taints = a.taints[cpu] & a.policies[next.classId]!.protectData;
   if (!taints) return;
   a.taints[cpu] &= ~ASI_TAINTS_DATA_MASK;
+  a.exposed[cpu] = { ...a.exposed[cpu], data: [] };
+}
+
+/** Ghost: `what` ran on the CPU (see Asi25State.exposed); user space and guests reach both kinds of state, the kernel data. */
+export function exposed(a: Asi25State, cpu: number, what: string): void {
+  const e = a.exposed[cpu];
+  const add = (l: readonly string[]) => (l.includes(what) ? l : [...l, what].sort());
+  a.exposed[cpu] = { data: add(e.data), control: what === 'kernel' ? e.control : add(e.control) };
+}
+
+/**
+ * asi_handle_switch_mm (patch 03), from switch_mm_irqs_off when the CPU goes to another mm: "here
+ * we squash the per-domain (guest/userspace) taints into a general "other MM" taint".
+ */
+function asiHandleSwitchMm(k: Exec): void {
+  const a = rt(k.sys);
+  const cpu = k.cpu.id;
+  const taints = a.taints[cpu];
+  let newTaints = 0;
+  if (taints & ASI_TAINTS_CONTROL_MASK) newTaints |= ASI_TAINT_OTHER_MM_CONTROL;
+  if (taints & ASI_TAINTS_DATA_MASK) newTaints |= ASI_TAINT_OTHER_MM_DATA;
+  a.taints[cpu] |= newTaints;
+  a.taints[cpu] &= ~(ASI_TAINTS_GUEST_MASK | ASI_TAINTS_USER_MASK);
+}
+
+/**
+ * switch_mm_irqs_off (patches 03, 19) when `next` runs in another mm than `prev`: asi_exit() "to
+ * stabilize CR3" (context_switch's own has run already), then asi_handle_switch_mm(), which, as
+ * its comment says, is "pointless in practice": that asi_exit() flushed every control taint, and
+ * tainted the kernel's data. The model's mms share the kernel's page tables, so CR3 stays.
+ */
+export function* switchMmIrqsOff(k: Exec, prev: number, next: number): Path {
+  const a = rt(k.sys);
+  if (a.tasks.get(prev)?.mm === a.tasks.get(next)?.mm) return;
+  yield* asiExit(k);
+  asiHandleSwitchMm(k);
 }
 
 /**
@@ -426,13 +472,14 @@ export function* asiExit(k: Exec): Path {
     warnOn(k, asiInCriticalSection(k), 'WARN_ON_ONCE(asi_in_critical_section())');
     maybeFlushControl(a, cpu, null);
     // "Tainting first makes reentrancy easier to reason about."
-    a.taints[cpu] |= ASI_TAINT_KERNEL_DATA;
+    if (!mutant(k.sys, 'asi25-exit-skips-kernel-taint')) a.taints[cpu] |= ASI_TAINT_KERNEL_DATA;
     const currFirst = mutant(k.sys, 'asi25-exit-clears-curr-asi-first');
     if (currFirst) {
       a.currAsi[cpu] = null;
       yield 'this_cpu_write(curr_asi, NULL)';
     }
     writeCr3(k.cpu, kernelCr3(k.sys));
+    exposed(a, cpu, 'kernel');
     if (!currFirst) a.cr3Window[cpu] = 'asi_exit';
     yield 'write_cr3(unrestricted_cr3)';
     // "Must not update curr_asi until after CR3 write, otherwise a re-entrant call might not enter
@@ -574,6 +621,7 @@ export function* returnToUserMode(k: Exec): Path {
   while (s.intrNestDepth > 0 && s.target !== null && !k.cpu.dead) yield* asiIntrExit(k);
   if (s.target === null && !k.cpu.dead) yield* asiEnterUserspace(k);
   k.cpu.irqsDisabled = false;
+  if (!k.cpu.dead) exposed(rt(k.sys), k.cpu.id, `user:${s.mm}`);
 }
 
 /**

@@ -7,7 +7,7 @@ import { type AccessKind, type Cpu, type HandlerKind, SESSION_STATE_NAMES, acces
 import { inAtomic, sendsIpis } from './context.ts';
 import { inFlightCpu, mustWait, taskInFlight, waitsForSpinner } from './smp.ts';
 import { type Exec, type Observer, type Path, asiAbort, asiFault, asiFinishAbort, asiStartAbort, runDeferredUnmap } from '../asi/session.ts';
-import { asiExit, asiIntrEnter, asiIntrExit, preemptFromUserMode, warnIfBadAsiPf } from '../asi25/runtime.ts';
+import { asiExit, asiIntrEnter, asiIntrExit, preemptFromUserMode, switchMmIrqsOff, warnIfBadAsiPf } from '../asi25/runtime.ts';
 import { PAGE_SIZE, formatVa } from '../mm/geometry.ts';
 import { CEA_PAGES_PER_CPU, ECPUDEAD, EFAULT, THREAD_PAGES, taskStackVa } from '../mm/kernel.ts';
 import { perCpuPtr } from '../mm/percpu.ts';
@@ -353,8 +353,9 @@ export function runnableTask(k: Exec): number | undefined {
 
 /**
  * __schedule: prepare_task_switch (asi_abort, patch 02, then fire_sched_out_preempt_notifiers), then
- * switch_to and finish_task_switch (fire_sched_in_preempt_notifiers). All tasks share init_mm, so
- * switch_mm_irqs_off (and the 2025 design's asi_exit and asi_handle_switch_mm in it) does not run.
+ * switch_to and finish_task_switch (fire_sched_in_preempt_notifiers). All tasks share init_mm's
+ * page tables; on the 2025 design, whose tasks are processes of their own mms, switch_mm_irqs_off
+ * runs its ASI part between processes (asi_exit and asi_handle_switch_mm).
  */
 export function* contextSwitch(k: Exec, next: number): Path {
   const prev = k.sys.kernel.current[k.cpu.id];
@@ -372,6 +373,7 @@ export function* contextSwitch(k: Exec, next: number): Path {
   }
   else if (!mutant(k.sys, 'switch-does-not-abort')) yield* asiAbort(k);
   yield 'prepare_task_switch';
+  if (k.sys.asi25) yield* switchMmIrqsOff(k, prev, next);
   if (notifier?.task === prev) yield* notifier.schedOut(k);
   k.sys.kernel.current[k.cpu.id] = next;
   yield 'switch_to';

@@ -15,15 +15,20 @@ import { localIrqEnable } from '../x86/entry.ts';
 import { mutant } from '../system.ts';
 import { asiExit, asiInCriticalSection, warnOn } from './runtime.ts';
 
+/** The asi_exit() patch 22 puts before a CR3 access, and patch 20 before native_flush_tlb_local's. */
+function* stabilizeCr3(k: Exec): Path {
+  if (!mutant(k.sys, 'asi25-cr3-helpers-skip-exit')) yield* asiExit(k);
+}
+
 /** __native_read_cr3 (patch 22): asi_exit(), then the read, stable from then on. */
 function* readCr3(k: Exec): Path<number> {
-  if (!mutant(k.sys, 'asi25-cr3-helpers-skip-exit')) yield* asiExit(k);
+  yield* stabilizeCr3(k);
   return k.cpu.cr3;
 }
 
 /** native_write_cr3 (patch 22): asi_exit(), then the write. */
 function* writeCr3Exiting(k: Exec, cr3: number): Path {
-  if (!mutant(k.sys, 'asi25-cr3-helpers-skip-exit')) yield* asiExit(k);
+  yield* stabilizeCr3(k);
   writeCr3(k.cpu, cr3);
   yield 'native_write_cr3(val)';
 }
@@ -31,15 +36,13 @@ function* writeCr3Exiting(k: Exec, cr3: number): Path {
 /**
  * native_flush_tlb_local (patch 20): "Restricted ASI CR3 is unstable outside of critical section,
  * so we couldn't flush via a CR3 read/write. asi_exit() stabilizes it. We don't expect any flushes
- * in a critical section." Then `native_write_cr3(__native_read_cr3())`, which flushes the PCID's
- * non-global entries.
+ * in a critical section": `if (WARN_ON(asi_in_critical_section())) native_flush_tlb_global(); else
+ * asi_exit();`, then `native_write_cr3(__native_read_cr3())`, which flushes the PCID's non-global
+ * entries (and whose helpers leave even a critical section).
  */
 function* nativeFlushTlbLocal(k: Exec): Path {
-  if (warnOn(k, asiInCriticalSection(k), 'WARN_ON(asi_in_critical_section())')) {
-    flushTlbAll(k.cpu);
-    return;
-  }
-  if (!mutant(k.sys, 'asi25-cr3-helpers-skip-exit')) yield* asiExit(k);
+  if (warnOn(k, asiInCriticalSection(k), 'WARN_ON(asi_in_critical_section())')) flushTlbAll(k.cpu);
+  else yield* stabilizeCr3(k);
   const cr3 = yield* readCr3(k);
   yield '__native_read_cr3()';
   yield* writeCr3Exiting(k, cr3);

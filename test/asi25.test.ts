@@ -36,7 +36,7 @@ import { createSystem, step } from '../src/model/step.ts';
 import { EINVAL, ENOMEM, ENOSYS } from '../src/model/mm/kernel.ts';
 import { ASI25_OPS } from '../src/model/asi25/ops.ts';
 import type { OpKind } from '../src/model/ops.ts';
-import { runChoices } from '../src/check/run.ts';
+import { failingFunction, runChoices, runOps } from '../src/check/run.ts';
 import { runSeededWalk } from '../src/check/seeded.ts';
 import { choicesArb } from '../src/generators/arbitraries.ts';
 import { WALK_WEIGHTS } from '../src/generators/choose.ts';
@@ -619,6 +619,16 @@ describe('F53: asi_taints at boot', () => {
       expect(ASI_TAINT.check(sys)).toEqual(expected && expect.stringMatching(expected));
       expect(sys.asi25!.exposed.map((e) => e.data.includes('kernel'))).toEqual([!fix, !fix]);
     }
+  });
+
+  test("a violation the booted system has already is no op's: whatever the first op, its shape (the function keep-going files it under) is 'boot'; one an op makes keeps the op's", () => {
+    const config = { geometry: 'small', cpus: 2, profile: 'asi25' } as const;
+    for (const op of [{ op: 'asi_create', flags: 0 }, { op: 'kmalloc', size: 64, sensitive: false }, { op: 'flush_tlb_mm', cpu: 1, intr: [] }] as const) {
+      const { ops, failure } = runOps(config, [op]);
+      expect([failure?.violations.map((v) => v.invariant), failingFunction(ops, failure!)]).toEqual([['ASI-TAINT'], 'boot']);
+    }
+    const { ops, failure } = runOps({ ...config, options: { bootTaintsKernelData: true } }, [{ op: 'vmalloc', pages: 1, sensitive: true }]);
+    expect([failure?.atBoot, failingFunction(ops, failure!)]).toEqual([undefined, 'vmalloc']);
   });
 });
 

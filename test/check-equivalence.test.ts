@@ -37,13 +37,20 @@ function judgeOpsTwice(config: Config, steps: number, nextOp: (sys: System, i: n
   const full = newChecker('full');
   let disagreement: string | undefined;
   let fullFailure: Failure | undefined;
-  const compare = (s: System, phase: Phase, at: string, step: number, where?: string) => {
-    if (disagreement) return;
+  const judge = (s: System, phase: Phase, at: string) => {
     const a = full(s, phase);
     const b = incremental(s, phase);
     if (JSON.stringify(a) !== JSON.stringify(b)) disagreement = `${at}: full ${JSON.stringify(a)}, incremental ${JSON.stringify(b)}`;
     for (const v of a) violated.add(v.invariant);
-    if (a.length && !fullFailure) fullFailure = { step, violations: a, ...(where ? { where } : {}) };
+    return a;
+  };
+  // The runner judges the booted system first: a first op's failure that was there already is atBoot.
+  const atBoot = new Set(judge(sys, 'between-ops', 'at boot').map((v) => v.invariant));
+  const compare = (s: System, phase: Phase, at: string, step: number, where?: string) => {
+    if (disagreement) return;
+    const a = judge(s, phase, at);
+    const boot = step === 0 && a.every((v) => atBoot.has(v.invariant));
+    if (a.length && !fullFailure) fullFailure = { step, violations: a, ...(where ? { where } : {}), ...(boot ? { atBoot: true as const } : {}) };
   };
   for (let i = 0; i < steps && !disagreement; i++) {
     const op = nextOp(sys, i);

@@ -13,13 +13,17 @@ export interface Failure {
   readonly violations: readonly Violation[];
   /** The micro-step inside the op ("asi_enter@load_cr3(asi->pgd)"), when the check failed there. */
   readonly where?: string;
+  /** The first op's failure was there before it: the booted system fails these invariants already (F53). */
+  readonly atBoot?: true;
 }
 
 /**
  * The function a run first failed in, the shape keep-going tells a bug's hits apart by: the path of
- * the micro-step ("page-fault", "vcpu_run"), or the kind of the op it failed after.
+ * the micro-step ("page-fault", "vcpu_run"), the kind of the op it failed after, or "boot" for what
+ * no op did (every first op would be a shape of its own).
  */
 export function failingFunction(ops: readonly Op[], f: Failure): string {
+  if (f.atBoot) return 'boot';
   return f.where ? f.where.slice(0, f.where.indexOf('@')) : ops[f.step].op;
 }
 
@@ -75,12 +79,13 @@ export function runChoices(config: Config, choices: readonly Choice[], weights?:
 export function runWith(config: Config, n: number, next: (sys: System, i: number) => Op, opts: RunOptions = {}): RunResult {
   const sys = createSystem(config);
   const check = checkerFor(opts);
+  const atBoot = new Set(check(sys, 'between-ops').map((v) => v.invariant));
   const ran: Op[] = [];
   for (let i = 0; i < n; i++) {
     const op = next(sys, i);
     ran.push(op);
     const failure = checkedStep(sys, op, i, check, opts).failure;
-    if (failure) return { ops: ran, failure, system: sys };
+    if (failure) return { ops: ran, failure: i === 0 && failure.violations.every((v) => atBoot.has(v.invariant)) ? { ...failure, atBoot: true } : failure, system: sys };
   }
   return { ops: ran, system: sys };
 }

@@ -44,7 +44,7 @@ function judgeOpsTwice(config: Config, steps: number, nextOp: (sys: System, i: n
     for (const v of a) violated.add(v.invariant);
     return a;
   };
-  // The runner judges the booted system first: a first op's failure that was there already is atBoot.
+  // Both checkers agree on the booted system too; a first op's failure that was there already is atBoot.
   const atBoot = new Set(judge(sys, 'between-ops', 'at boot').map((v) => v.invariant));
   const compare = (s: System, phase: Phase, at: string, step: number, where?: string) => {
     if (disagreement) return;

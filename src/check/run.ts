@@ -79,15 +79,29 @@ export function runChoices(config: Config, choices: readonly Choice[], weights?:
 export function runWith(config: Config, n: number, next: (sys: System, i: number) => Op, opts: RunOptions = {}): RunResult {
   const sys = createSystem(config);
   const check = checkerFor(opts);
-  const atBoot = new Set(check(sys, 'between-ops').map((v) => v.invariant));
   const ran: Op[] = [];
   for (let i = 0; i < n; i++) {
     const op = next(sys, i);
     ran.push(op);
     const failure = checkedStep(sys, op, i, check, opts).failure;
-    if (failure) return { ops: ran, failure: i === 0 && failure.violations.every((v) => atBoot.has(v.invariant)) ? { ...failure, atBoot: true } : failure, system: sys };
+    if (!failure) continue;
+    const atBoot = i === 0 && failure.violations.every((v) => violatedAtBoot(config, opts).has(v.invariant));
+    return { ops: ran, failure: atBoot ? { ...failure, atBoot } : failure, system: sys };
   }
   return { ops: ran, system: sys };
+}
+
+/** The invariants a configuration's booted system violates before any op (F53's kind), judged once per configuration. */
+const BOOT_VIOLATIONS = new Map<string, ReadonlySet<string>>();
+
+function violatedAtBoot(config: Config, opts: RunOptions): ReadonlySet<string> {
+  const key = JSON.stringify([config, opts.invariants?.map((inv) => inv.id)]);
+  let violated = BOOT_VIOLATIONS.get(key);
+  if (!violated) {
+    violated = new Set(newChecker('full', opts.invariants)(createSystem(config), 'between-ops').map((v) => v.invariant));
+    BOOT_VIOLATIONS.set(key, violated);
+  }
+  return violated;
 }
 
 /** A new checker as `opts` asks for it (incremental unless told otherwise), for one system's run. */

@@ -44,7 +44,7 @@ import fc from 'fast-check';
 import { walk } from '../src/model/mm/pagetable.ts';
 import { allocPages, freePages } from '../src/model/mm/page-alloc.ts';
 import { directMapSensitive, pageblockSensitive } from '../src/model/asi25/pageblock.ts';
-import { HPAGE_PMD_ORDER, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, NR_PCP_LISTS, NR_SENSITIVITIES, freeToPcp, migrateToFreetype, orderToPindex, pcpAllowedOrder, pindexToOrder } from '../src/model/mm/pcp.ts';
+import { HPAGE_PMD_ORDER, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, NR_PCP_LISTS, NR_SENSITIVITIES, freeToPcp, migrateToFreetype, orderToPindex, pcpAllowedOrder, pcpCount, pindexToOrder } from '../src/model/mm/pcp.ts';
 import { newChecker } from '../src/invariants/index.ts';
 import { changePageAttrSetClr, lookupAddressIn } from '../src/model/mm/set-memory.ts';
 import { _PAGE_PRESENT, _PAGE_RW, formatEntry } from '../src/model/mm/pte.ts';
@@ -581,7 +581,7 @@ describe('page_alloc_test.c of the September 2025 series, and the per-CPU page l
     const held = freed.map((p) => sys.mem.pcpFrame[p.frames[0]]);
     // high is 4, batch 1: a free that brings the count to high gives the oldest back, down to high - batch.
     expect(held).toEqual([0, 0, 1, 1, 1]);
-    expect(sys.asi25!.pcp.count[0]).toBe(3);
+    expect(pcpCount(sys.asi25!.pcp, 0)).toBe(3);
   });
 
   test("check_new_page: a page a per-CPU list holds while it is still allocated (a bookkeeping slip) is handed out with bad_page()'s \"nonzero _refcount\" (NO-WARN)", () => {

@@ -12,6 +12,7 @@
 import type { Exec, Path } from '../asi/session.ts';
 import { flushTlbAll, writeCr3 } from '../x86/cpu.ts';
 import { localIrqEnable } from '../x86/entry.ts';
+import { getCpuVar, putCpuVar } from '../x86/context.ts';
 import { mutant } from '../system.ts';
 import { asiExit, asiInCriticalSection, warnOn } from './runtime.ts';
 
@@ -55,10 +56,9 @@ function* nativeFlushTlbLocal(k: Exec): Path {
  * land between its CR3 read and write.
  */
 export function* flushTlbMmRange(k: Exec): Path {
-  const cpu = k.cpu;
-  cpu.preemptCount++;
-  cpu.irqsDisabled = true;
+  getCpuVar(k.sys);
+  k.cpu.irqsDisabled = true;
   yield* nativeFlushTlbLocal(k);
   localIrqEnable(k, 'flush_tlb_mm_range');
-  cpu.preemptCount--;
+  putCpuVar(k.sys);
 }

@@ -71,16 +71,25 @@ const PCP_HIGH = PCP_BATCH << 2;
  */
 export interface PcpLists {
   readonly lists: number[][][];
-  /** pcp->count of each CPU, in pages. */
-  readonly count: number[];
 }
 
 export function newPcpLists(cpus: number): PcpLists {
-  return { lists: Array.from({ length: cpus }, () => Array.from({ length: NR_PCP_LISTS }, () => [])), count: Array(cpus).fill(0) };
+  return { lists: Array.from({ length: cpus }, () => Array.from({ length: NR_PCP_LISTS }, () => [])) };
 }
 
 export function clonePcpLists(p: PcpLists): PcpLists {
-  return { lists: p.lists.map((l) => l.map((x) => [...x])), count: [...p.count] };
+  return { lists: p.lists.map((l) => l.map((x) => [...x])) };
+}
+
+/** pcp->count: the pages the CPU's lists hold. */
+export function pcpCount(p: PcpLists, cpu: number): number {
+  return p.lists[cpu].reduce((n, list, pindex) => n + (list.length << pindexToOrder(pindex)), 0);
+}
+
+/** A block off a list: its frames are back in the free lists' view, or about to be handed out. */
+function unlisted(m: Memory, pindex: number, first: number | undefined): number | undefined {
+  if (first !== undefined) m.pcpFrame.fill(0, first, first + (1 << pindexToOrder(pindex)));
+  return first;
 }
 
 /**
@@ -89,12 +98,7 @@ export function clonePcpLists(p: PcpLists): PcpLists {
  * batch of 1, the block the caller takes from the free lists itself.
  */
 export function rmqueuePcplist(p: PcpLists, m: Memory, cpu: number, pindex: number): number | undefined {
-  const first = p.lists[cpu][pindex].pop();
-  if (first === undefined) return undefined;
-  const order = pindexToOrder(pindex);
-  m.pcpFrame.fill(0, first, first + (1 << order));
-  p.count[cpu] -= 1 << order;
-  return first;
+  return unlisted(m, pindex, p.lists[cpu][pindex].pop());
 }
 
 /**
@@ -103,27 +107,19 @@ export function rmqueuePcplist(p: PcpLists, m: Memory, cpu: number, pindex: numb
  * until the count is down to high - batch.
  */
 export function freeToPcp(p: PcpLists, m: Memory, cpu: number, pindex: number, first: number): void {
-  const order = pindexToOrder(pindex);
   p.lists[cpu][pindex].push(first);
-  m.pcpFrame.fill(cpu + 1, first, first + (1 << order));
-  p.count[cpu] += 1 << order;
-  if (p.count[cpu] < PCP_HIGH) return;
-  for (let i = 0; p.count[cpu] > PCP_HIGH - PCP_BATCH; i = (i + 1) % NR_PCP_LISTS) giveBack(p, m, cpu, (pindex + i) % NR_PCP_LISTS);
-}
-
-function giveBack(p: PcpLists, m: Memory, cpu: number, pindex: number): void {
-  const first = p.lists[cpu][pindex].shift();
-  if (first === undefined) return;
-  const order = pindexToOrder(pindex);
-  m.pcpFrame.fill(0, first, first + (1 << order));
-  p.count[cpu] -= 1 << order;
+  m.pcpFrame.fill(cpu + 1, first, first + (1 << pindexToOrder(pindex)));
+  if (pcpCount(p, cpu) < PCP_HIGH) return;
+  for (let i = 0; pcpCount(p, cpu) > PCP_HIGH - PCP_BATCH; i = (i + 1) % NR_PCP_LISTS) {
+    const oldest = (pindex + i) % NR_PCP_LISTS;
+    unlisted(m, oldest, p.lists[cpu][oldest].shift());
+  }
 }
 
 /** drain_all_pages(NULL): every CPU's lists back to the buddy allocator. False: they were empty. */
 export function drainAllPages(p: PcpLists, m: Memory): boolean {
-  if (p.count.every((n) => n === 0)) return false;
+  if (p.lists.every((_, cpu) => pcpCount(p, cpu) === 0)) return false;
   for (const lists of p.lists) for (const l of lists) l.length = 0;
-  p.count.fill(0);
   m.pcpFrame.fill(0);
   return true;
 }

@@ -448,8 +448,8 @@ const PRESSURE_ONE_IN = 8;
  * does when a sensitivity's free lists run dry (__rmqueue_asi flips whole pageblocks, the
  * September series' sensitive flip included), and walks of a few pages at a time never got there
  * (300 walks on asi25-dm-fixed flipped no pageblock back to sensitive; a 600 s keep-going run on
- * asi25-dm, 6.6 M ops, never reached F47). The 2019
- * design's walks keep their sizes, on which its findings ladder and kill seeds were measured.
+ * asi25-dm, 6.6 M ops, never reached F47). The 2019 design's walks keep their sizes, on which its
+ * findings ladder and kill seeds were measured.
  */
 function vmallocPages(sys: System, ch: Choice, plain: boolean): number {
   if (plain || !sys.asi25 || (ch.b >>> 4) % PRESSURE_ONE_IN !== 0) return 1 + (ch.b % 6);
